@@ -1,0 +1,1 @@
+//! Wire protocol v1 of progress-hub.

@@ -1,0 +1,2 @@
+//! progress-hub binary
+fn main() {}
