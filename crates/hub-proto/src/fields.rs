@@ -1,0 +1,130 @@
+//! Typed field extraction from a JSON object, with the contract's errors.
+//!
+//! Every getter names the field in its error so a producer learns exactly
+//! what was wrong.
+
+use crate::error::ProtoError;
+use serde_json::{Map, Value};
+
+/// A decoded JSON object being read field by field.
+pub struct Fields<'a> {
+    map: &'a Map<String, Value>,
+}
+
+/// Longest free-text field (`message`, `error`, `step`, `reason`), in characters.
+pub const MAX_TEXT_LEN: usize = 4096;
+
+impl<'a> Fields<'a> {
+    /// Wraps an object.
+    pub fn new(map: &'a Map<String, Value>) -> Self {
+        Fields { map }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v),
+        }
+    }
+
+    /// An optional non-negative integer.
+    pub fn opt_u64(&self, key: &str) -> Result<Option<u64>, ProtoError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                ProtoError::bad(format!("field `{key}` must be a non-negative integer"))
+            }),
+        }
+    }
+
+    /// An optional string.
+    pub fn opt_str(&self, key: &str) -> Result<Option<&'a str>, ProtoError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(ProtoError::bad(format!("field `{key}` must be a string"))),
+        }
+    }
+
+    /// An optional string of at most `max` characters, without control characters.
+    pub fn opt_text(&self, key: &str, max: usize) -> Result<Option<String>, ProtoError> {
+        match self.opt_str(key)? {
+            None => Ok(None),
+            Some(s) => {
+                if s.chars().count() > max {
+                    return Err(ProtoError::bad(format!(
+                        "field `{key}` is longer than {max} characters"
+                    )));
+                }
+                Ok(Some(s.to_owned()))
+            }
+        }
+    }
+
+    /// A required string of 1..=`max` characters.
+    pub fn req_text(&self, key: &str, max: usize) -> Result<String, ProtoError> {
+        match self.opt_text(key, max)? {
+            Some(s) if !s.is_empty() => Ok(s),
+            Some(_) => Err(ProtoError::bad(format!("field `{key}` must not be empty"))),
+            None => Err(ProtoError::bad(format!("field `{key}` is required"))),
+        }
+    }
+
+    /// An optional finite number.
+    pub fn opt_f64(&self, key: &str) -> Result<Option<f64>, ProtoError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(f) if f.is_finite() => Ok(Some(f)),
+                _ => Err(ProtoError::bad(format!(
+                    "field `{key}` must be a finite number"
+                ))),
+            },
+            Some(_) => Err(ProtoError::bad(format!("field `{key}` must be a number"))),
+        }
+    }
+
+    /// An optional JSON object.
+    pub fn opt_object(&self, key: &str) -> Result<Option<Map<String, Value>>, ProtoError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(m.clone())),
+            Some(_) => Err(ProtoError::bad(format!("field `{key}` must be an object"))),
+        }
+    }
+
+    /// An optional list of strings, at most `max_items` long.
+    pub fn opt_str_list(&self, key: &str, max_items: usize) -> Result<Vec<String>, ProtoError> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => {
+                if items.len() > max_items {
+                    return Err(ProtoError::bad(format!(
+                        "field `{key}` has more than {max_items} entries"
+                    )));
+                }
+                items
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) if !s.is_empty() && s.len() <= 256 => Ok(s.clone()),
+                        _ => Err(ProtoError::bad(format!(
+                            "field `{key}` must be a list of non-empty strings (at most 256 bytes each)"
+                        ))),
+                    })
+                    .collect()
+            }
+            Some(_) => Err(ProtoError::bad(format!(
+                "field `{key}` must be a list of strings"
+            ))),
+        }
+    }
+
+    /// An optional nested object, read with its own [`Fields`].
+    pub fn opt_fields(&self, key: &str) -> Result<Option<Fields<'a>>, ProtoError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(Fields::new(m))),
+            Some(_) => Err(ProtoError::bad(format!("field `{key}` must be an object"))),
+        }
+    }
+}
