@@ -4,6 +4,15 @@
 //! socket or spawns a task. Time is passed in as milliseconds since the Unix
 //! epoch (`now: u64`), so every rule here is deterministic and testable.
 
+pub mod config;
 pub mod eta;
 pub mod glob;
+pub mod namespace;
+pub mod operation;
 pub mod outqueue;
+pub mod resume;
+
+pub use config::CoreConfig;
+pub use namespace::{Applied, CancelNotice, CancelRequested, Namespace, Producer, TickOutput};
+pub use operation::Operation;
+pub use resume::{plan_resume, ResumePlan, SnapshotReason};

@@ -1,0 +1,620 @@
+//! A namespace: one ordered stream of events and the operations it holds.
+//!
+//! Architecture invariant: a call that returns `Err` has changed nothing —
+//! no offset consumed, no seq accepted, no state touched. Every accepted
+//! message appends exactly one event (plus an `operation_resumed` before it
+//! when the operation was stalled), with offsets `last_offset + 1, + 2, ...`.
+
+use crate::config::CoreConfig;
+use crate::eta::EtaEstimator;
+use crate::glob::Filter;
+use crate::operation::Operation;
+use hub_proto::{
+    Ack, ErrorCode, Event, EventType, OperationState, OperationStatus, ProducerBody,
+    ProducerMessage, ProtoError,
+};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// Who sends a producer message.
+#[derive(Clone, Debug)]
+pub struct Producer<'a> {
+    /// The connection (or HTTP request) id, for cancel delivery.
+    pub conn: u64,
+    /// The token subject.
+    pub sub: &'a str,
+    /// Admins may report on anyone's operations.
+    pub admin: bool,
+}
+
+/// A `cancel_requested` notice to deliver to a producer connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CancelNotice {
+    /// The connection to deliver to.
+    pub conn: u64,
+    /// The operation.
+    pub operation_id: String,
+    /// The canceller's subject.
+    pub requested_by: String,
+}
+
+/// What an accepted (or re-acked) producer message produced.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// New events, in offset order (empty for a duplicate).
+    pub events: Vec<Event>,
+    /// The ack to send once the events are durable.
+    pub ack: Ack,
+    /// A pending cancel to deliver to the sending connection.
+    pub cancel: Option<CancelNotice>,
+}
+
+/// What a `cancel` request produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CancelRequested {
+    /// The connection that owns the operation, if known.
+    pub owner_conn: Option<u64>,
+    /// The operation's updated state (cancel_requested: true).
+    pub state: OperationState,
+}
+
+/// What a periodic tick produced.
+#[derive(Clone, Debug, Default)]
+pub struct TickOutput {
+    /// Hub-made events (stalls, hub cancels), in offset order.
+    pub events: Vec<Event>,
+    /// Finished operations dropped after the retention window.
+    pub removed: Vec<String>,
+}
+
+/// One namespace stream.
+#[derive(Debug)]
+pub struct Namespace {
+    name: String,
+    epoch: String,
+    last_offset: u64,
+    ops: HashMap<String, Operation>,
+}
+
+impl Namespace {
+    /// An empty namespace.
+    pub fn new(name: impl Into<String>, epoch: impl Into<String>) -> Self {
+        Namespace {
+            name: name.into(),
+            epoch: epoch.into(),
+            last_offset: 0,
+            ops: HashMap::new(),
+        }
+    }
+
+    /// Restores a namespace from its persisted operations and last offset.
+    pub fn restore(
+        name: impl Into<String>,
+        epoch: impl Into<String>,
+        last_offset: u64,
+        ops: impl IntoIterator<Item = Operation>,
+    ) -> Self {
+        let mut ns = Namespace::new(name, epoch);
+        ns.last_offset = last_offset;
+        for op in ops {
+            ns.ops.insert(op.state.operation_id.clone(), op);
+        }
+        ns
+    }
+
+    /// The namespace name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The stream epoch.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// The offset of the newest event (0 when empty).
+    pub fn last_offset(&self) -> u64 {
+        self.last_offset
+    }
+
+    /// One operation.
+    pub fn operation(&self, id: &str) -> Option<&Operation> {
+        self.ops.get(id)
+    }
+
+    /// Number of operations held.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether no operation is held.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Every operation.
+    pub fn operations(&self) -> impl Iterator<Item = &Operation> {
+        self.ops.values()
+    }
+
+    /// States matching a filter, oldest start first.
+    pub fn snapshot(&self, filter: &Filter) -> Vec<OperationState> {
+        let mut v: Vec<OperationState> = self
+            .ops
+            .values()
+            .filter(|o| filter.matches(&o.state.operation_id, &o.state.kind))
+            .map(|o| o.state.clone())
+            .collect();
+        v.sort_by(|a, b| (a.started_at, &a.operation_id).cmp(&(b.started_at, &b.operation_id)));
+        v
+    }
+
+    /// Applies a producer message.
+    ///
+    /// `new_id` makes an operation id when a start omits it.
+    pub fn apply(
+        &mut self,
+        msg: ProducerMessage,
+        producer: &Producer<'_>,
+        now: u64,
+        cfg: &CoreConfig,
+        new_id: impl FnOnce() -> String,
+    ) -> Result<Applied, ProtoError> {
+        let req_id = msg.id;
+        let op_id = match &msg.operation_id {
+            Some(id) => id.clone(),
+            None => new_id(),
+        };
+        self.apply_inner(msg, op_id.clone(), producer, now, cfg)
+            .map_err(|e| e.with_operation(Some(&op_id)).with_id(req_id))
+    }
+
+    fn apply_inner(
+        &mut self,
+        msg: ProducerMessage,
+        op_id: String,
+        producer: &Producer<'_>,
+        now: u64,
+        cfg: &CoreConfig,
+    ) -> Result<Applied, ProtoError> {
+        let Some(op) = self.ops.get_mut(&op_id) else {
+            return self.start_new(msg, op_id, producer, now, cfg);
+        };
+        if !producer.admin && op.owner_sub != producer.sub {
+            return Err(ProtoError::new(
+                ErrorCode::Forbidden,
+                "only the subject that started this operation may report on it",
+            ));
+        }
+        let seq = msg.seq.unwrap_or(op.last_seq + 1);
+        if seq <= op.last_seq {
+            let offset = op.offset_of(seq).unwrap_or(op.state.last_offset);
+            op.owner_conn = Some(producer.conn);
+            let cancel = take_cancel_notice(op, producer.conn);
+            return Ok(Applied {
+                events: Vec::new(),
+                ack: Ack {
+                    id: msg.id,
+                    namespace: self.name.clone(),
+                    operation_id: op_id,
+                    seq,
+                    offset,
+                    duplicate: true,
+                    cancel_requested: op.cancel_pending(),
+                },
+                cancel,
+            });
+        }
+        if op.is_finished() {
+            return Err(ProtoError::new(
+                ErrorCode::OperationFinished,
+                format!("operation is already {}", op.state.state.as_str()),
+            ));
+        }
+        if seq != op.last_seq + 1 {
+            return Err(ProtoError::new(
+                ErrorCode::SeqGap,
+                format!("seq {seq} skips ahead; expected {}", op.last_seq + 1),
+            )
+            .with_data(json!({ "expected": op.last_seq + 1 })));
+        }
+        if matches!(msg.body, ProducerBody::Started { .. }) {
+            // Unreachable through the decoder (a start has seq 1); kept total.
+            return Err(ProtoError::bad("operation_started must have seq 1"));
+        }
+        // Accepted: from here on nothing fails.
+        let mut events = Vec::with_capacity(2);
+        op.last_producer_at = now;
+        op.owner_conn = Some(producer.conn);
+        if op.state.state == OperationStatus::Stalled {
+            op.set_status(OperationStatus::Running);
+            self.last_offset += 1;
+            let offset = self.last_offset;
+            op.state.updated_at = now;
+            op.state.last_offset = offset;
+            op.refresh_estimate(now);
+            events.push(make_event(
+                EventType::OperationResumed,
+                op,
+                offset,
+                now,
+                None,
+                Map::new(),
+            ));
+        }
+        let event_type = msg.body.event_type();
+        let fields = apply_body(op, msg.body, now);
+        self.last_offset += 1;
+        let offset = self.last_offset;
+        op.state.updated_at = now;
+        op.state.last_offset = offset;
+        op.remember(seq, offset, cfg.seq_memory);
+        op.refresh_estimate(now);
+        events.push(make_event(event_type, op, offset, now, Some(seq), fields));
+        let cancel = take_cancel_notice(op, producer.conn);
+        Ok(Applied {
+            ack: Ack {
+                id: msg.id,
+                namespace: self.name.clone(),
+                operation_id: op_id,
+                seq,
+                offset,
+                duplicate: false,
+                cancel_requested: op.cancel_pending(),
+            },
+            events,
+            cancel,
+        })
+    }
+
+    fn start_new(
+        &mut self,
+        msg: ProducerMessage,
+        op_id: String,
+        producer: &Producer<'_>,
+        now: u64,
+        cfg: &CoreConfig,
+    ) -> Result<Applied, ProtoError> {
+        let ProducerBody::Started {
+            name,
+            kind,
+            total,
+            parent_id,
+            weight,
+            metadata,
+        } = msg.body
+        else {
+            return Err(ProtoError::new(
+                ErrorCode::UnknownOperation,
+                "this namespace has no such operation",
+            ));
+        };
+        let seq = msg.seq.unwrap_or(1);
+        if seq != 1 {
+            return Err(ProtoError::bad("operation_started must have seq 1"));
+        }
+        if self.ops.len() >= cfg.max_operations_per_namespace {
+            return Err(ProtoError::new(
+                ErrorCode::RateLimited,
+                "this namespace holds the most operations it may",
+            )
+            .with_data(json!({
+                "reason": "operations_per_namespace",
+                "limit": cfg.max_operations_per_namespace,
+            })));
+        }
+        self.last_offset += 1;
+        let offset = self.last_offset;
+        let mut fields = Map::new();
+        fields.insert("name".into(), json!(name));
+        fields.insert("kind".into(), json!(kind));
+        insert_opt(&mut fields, "total", total.map(Value::from));
+        insert_opt(&mut fields, "parent_id", parent_id.clone().map(Value::from));
+        insert_opt(&mut fields, "weight", weight.map(Value::from));
+        insert_opt(&mut fields, "metadata", metadata.clone().map(Value::Object));
+        let mut eta = EtaEstimator::new();
+        eta.observe(0.0, now);
+        let mut op = Operation {
+            state: OperationState {
+                operation_id: op_id.clone(),
+                namespace: self.name.clone(),
+                name,
+                kind,
+                state: OperationStatus::Running,
+                progress: Some(0.0),
+                current: total.map(|_| 0.0),
+                total,
+                step: None,
+                message: None,
+                details: None,
+                error: None,
+                parent_id,
+                started_at: now,
+                updated_at: now,
+                finished_at: None,
+                rate: None,
+                eta_seconds: None,
+                cancel_requested: false,
+                last_offset: offset,
+                weight,
+                metadata,
+            },
+            last_seq: 0,
+            started_offset: offset,
+            recent: Default::default(),
+            last_producer_at: now,
+            owner_sub: producer.sub.to_owned(),
+            eta,
+            cancel_requested_at: None,
+            cancel_requested_by: None,
+            owner_conn: Some(producer.conn),
+            cancel_delivered_to: None,
+        };
+        op.remember(1, offset, cfg.seq_memory);
+        let event = make_event(
+            EventType::OperationStarted,
+            &op,
+            offset,
+            now,
+            Some(1),
+            fields,
+        );
+        self.ops.insert(op_id.clone(), op);
+        Ok(Applied {
+            events: vec![event],
+            ack: Ack {
+                id: msg.id,
+                namespace: self.name.clone(),
+                operation_id: op_id,
+                seq: 1,
+                offset,
+                duplicate: false,
+                cancel_requested: false,
+            },
+            cancel: None,
+        })
+    }
+
+    /// A viewer asks the producer to stop.
+    pub fn request_cancel(
+        &mut self,
+        op_id: &str,
+        requested_by: &str,
+        now: u64,
+    ) -> Result<CancelRequested, ProtoError> {
+        let Some(op) = self.ops.get_mut(op_id) else {
+            return Err(ProtoError::new(
+                ErrorCode::UnknownOperation,
+                "this namespace has no such operation",
+            )
+            .with_operation(Some(op_id)));
+        };
+        if op.is_finished() {
+            return Err(ProtoError::new(
+                ErrorCode::OperationFinished,
+                format!("operation is already {}", op.state.state.as_str()),
+            )
+            .with_operation(Some(op_id)));
+        }
+        if !op.state.cancel_requested {
+            op.state.cancel_requested = true;
+            op.cancel_requested_at = Some(now);
+            op.cancel_requested_by = Some(requested_by.to_owned());
+        }
+        Ok(CancelRequested {
+            owner_conn: op.owner_conn,
+            state: op.state.clone(),
+        })
+    }
+
+    /// Records that the pending cancel of `op_id` was delivered to `conn`.
+    pub fn mark_cancel_delivered(&mut self, op_id: &str, conn: u64) {
+        if let Some(op) = self.ops.get_mut(op_id) {
+            op.cancel_delivered_to = Some(conn);
+        }
+    }
+
+    /// Time passes: stalls, hub-made cancels, retention.
+    pub fn tick(&mut self, now: u64, cfg: &CoreConfig) -> TickOutput {
+        let mut out = TickOutput::default();
+        let mut ids: Vec<&String> = self.ops.keys().collect();
+        ids.sort();
+        let ids: Vec<String> = ids.into_iter().cloned().collect();
+        for id in ids {
+            let Some(op) = self.ops.get_mut(&id) else {
+                continue;
+            };
+            if op.is_finished() {
+                let until = op.state.finished_at.unwrap_or(0) + cfg.finished_retention_ms;
+                if now >= until {
+                    self.ops.remove(&id);
+                    out.removed.push(id);
+                }
+                continue;
+            }
+            let silent_since = op.last_producer_at;
+            if let Some(at) = op.cancel_requested_at {
+                if now >= silent_since.max(at) + cfg.stall_timeout_ms {
+                    self.last_offset += 1;
+                    let offset = self.last_offset;
+                    op.set_status(OperationStatus::Canceled);
+                    op.state.finished_at = Some(now);
+                    op.state.updated_at = now;
+                    op.state.last_offset = offset;
+                    op.refresh_estimate(now);
+                    let mut fields = Map::new();
+                    fields.insert(
+                        "reason".into(),
+                        json!(
+                            "canceled by the hub: the producer did not answer the cancel request"
+                        ),
+                    );
+                    out.events.push(make_event(
+                        EventType::OperationCanceled,
+                        op,
+                        offset,
+                        now,
+                        None,
+                        fields,
+                    ));
+                    continue;
+                }
+            }
+            if op.state.state == OperationStatus::Running
+                && now >= silent_since + cfg.stall_timeout_ms
+            {
+                self.last_offset += 1;
+                let offset = self.last_offset;
+                op.set_status(OperationStatus::Stalled);
+                op.state.updated_at = now;
+                op.state.last_offset = offset;
+                op.refresh_estimate(now);
+                out.events.push(make_event(
+                    EventType::OperationStalled,
+                    op,
+                    offset,
+                    now,
+                    None,
+                    Map::new(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// The earliest time at which [`Namespace::tick`] would change something.
+    pub fn next_deadline(&self, cfg: &CoreConfig) -> Option<u64> {
+        self.ops
+            .values()
+            .filter_map(|op| {
+                if op.is_finished() {
+                    return Some(op.state.finished_at.unwrap_or(0) + cfg.finished_retention_ms);
+                }
+                let mut t = None;
+                if op.state.state == OperationStatus::Running {
+                    t = Some(op.last_producer_at + cfg.stall_timeout_ms);
+                }
+                if let Some(at) = op.cancel_requested_at {
+                    let c = op.last_producer_at.max(at) + cfg.stall_timeout_ms;
+                    t = Some(t.map_or(c, |x: u64| x.min(c)));
+                }
+                t
+            })
+            .min()
+    }
+}
+
+fn take_cancel_notice(op: &mut Operation, conn: u64) -> Option<CancelNotice> {
+    if op.cancel_pending() && op.cancel_delivered_to != Some(conn) {
+        op.cancel_delivered_to = Some(conn);
+        Some(CancelNotice {
+            conn,
+            operation_id: op.state.operation_id.clone(),
+            requested_by: op.cancel_requested_by.clone().unwrap_or_default(),
+        })
+    } else {
+        None
+    }
+}
+
+fn insert_opt(map: &mut Map<String, Value>, key: &str, v: Option<Value>) {
+    if let Some(v) = v {
+        map.insert(key.into(), v);
+    }
+}
+
+/// Applies a non-start body to an operation; returns the event's own fields.
+fn apply_body(op: &mut Operation, body: ProducerBody, now: u64) -> Map<String, Value> {
+    let mut fields = Map::new();
+    let s = &mut op.state;
+    match body {
+        ProducerBody::Started { .. } => {}
+        ProducerBody::Progress {
+            progress,
+            current,
+            step,
+            message,
+            details,
+        } => {
+            insert_opt(&mut fields, "progress", progress.map(Value::from));
+            insert_opt(&mut fields, "current", current.map(Value::from));
+            insert_opt(&mut fields, "step", step.clone().map(Value::from));
+            insert_opt(&mut fields, "message", message.clone().map(Value::from));
+            insert_opt(&mut fields, "details", details.clone().map(Value::Object));
+            if let Some(c) = current {
+                s.current = Some(c);
+            }
+            match (progress, current, s.total) {
+                (Some(p), _, _) => s.progress = Some(p),
+                (None, Some(c), Some(t)) => s.progress = Some((c / t * 100.0).clamp(0.0, 100.0)),
+                _ => {}
+            }
+            if step.is_some() {
+                s.step = step;
+            }
+            if message.is_some() {
+                s.message = message;
+            }
+            if details.is_some() {
+                s.details = details;
+            }
+            if let Some(p) = s.progress {
+                op.eta.observe(p, now);
+            }
+        }
+        ProducerBody::Completed { details } => {
+            insert_opt(&mut fields, "details", details.clone().map(Value::Object));
+            s.state = OperationStatus::Completed;
+            s.progress = Some(100.0);
+            if let Some(t) = s.total {
+                s.current = Some(t);
+            }
+            if details.is_some() {
+                s.details = details;
+            }
+            s.finished_at = Some(now);
+        }
+        ProducerBody::Failed { error, details } => {
+            fields.insert("error".into(), json!(error));
+            insert_opt(&mut fields, "details", details.clone().map(Value::Object));
+            s.state = OperationStatus::Failed;
+            s.error = Some(error);
+            if details.is_some() {
+                s.details = details;
+            }
+            s.finished_at = Some(now);
+        }
+        ProducerBody::Canceled { reason } => {
+            insert_opt(&mut fields, "reason", reason.clone().map(Value::from));
+            s.state = OperationStatus::Canceled;
+            if let Some(r) = reason {
+                s.message = Some(r);
+            }
+            s.finished_at = Some(now);
+        }
+    }
+    fields
+}
+
+fn make_event(
+    event_type: EventType,
+    op: &Operation,
+    offset: u64,
+    now: u64,
+    seq: Option<u64>,
+    fields: Map<String, Value>,
+) -> Event {
+    Event {
+        event_type,
+        namespace: op.state.namespace.clone(),
+        offset,
+        timestamp: now,
+        operation_id: op.state.operation_id.clone(),
+        seq,
+        fields,
+        state: op.state.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,365 @@
+//! Namespace state-machine tests (time passed in; no sockets).
+
+use super::*;
+use hub_proto::{decode_client, ClientMessage};
+use proptest::prelude::*;
+
+const P: Producer<'static> = Producer {
+    conn: 1,
+    sub: "alice",
+    admin: false,
+};
+
+fn msg(text: &str) -> ProducerMessage {
+    match decode_client(text).unwrap() {
+        ClientMessage::Publish(p) => p,
+        other => panic!("not a producer message: {other:?}"),
+    }
+}
+
+fn start(id: &str) -> ProducerMessage {
+    msg(&format!(
+        r#"{{"type":"operation_started","operation_id":"{id}","seq":1,"name":"Job {id}","total":200}}"#
+    ))
+}
+
+fn progress(id: &str, seq: u64, pct: f64) -> ProducerMessage {
+    msg(&format!(
+        r#"{{"type":"progress_update","operation_id":"{id}","seq":{seq},"progress":{pct}}}"#
+    ))
+}
+
+fn ns() -> (Namespace, CoreConfig) {
+    (
+        Namespace::new("default", "ep"),
+        CoreConfig {
+            stall_timeout_ms: 1_000,
+            finished_retention_ms: 10_000,
+            ..Default::default()
+        },
+    )
+}
+
+fn apply(
+    n: &mut Namespace,
+    m: ProducerMessage,
+    now: u64,
+    cfg: &CoreConfig,
+) -> Result<Applied, ProtoError> {
+    n.apply(m, &P, now, cfg, || "gen-1".into())
+}
+
+#[test]
+fn offsets_and_acks() {
+    let (mut n, cfg) = ns();
+    let a = apply(&mut n, start("a"), 0, &cfg).unwrap();
+    assert_eq!((a.ack.offset, a.ack.seq, a.ack.duplicate), (1, 1, false));
+    let b = apply(&mut n, progress("a", 2, 10.0), 10, &cfg).unwrap();
+    assert_eq!(b.ack.offset, 2);
+    assert_eq!(b.events[0].state.progress, Some(10.0));
+    // Units derive the percentage.
+    let c = apply(
+        &mut n,
+        msg(r#"{"type":"progress_update","operation_id":"a","seq":3,"current":50}"#),
+        20,
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(c.events[0].state.progress, Some(25.0));
+    assert_eq!(n.last_offset(), 3);
+}
+
+#[test]
+fn duplicates_are_reacked_with_the_original_offset() {
+    let (mut n, cfg) = ns();
+    apply(&mut n, start("a"), 0, &cfg).unwrap();
+    apply(&mut n, start("b"), 0, &cfg).unwrap();
+    apply(&mut n, progress("a", 2, 5.0), 1, &cfg).unwrap();
+    let d = apply(&mut n, progress("a", 2, 99.0), 2, &cfg).unwrap();
+    assert!(d.events.is_empty());
+    assert!(d.ack.duplicate);
+    assert_eq!(d.ack.offset, 3);
+    let d = apply(&mut n, start("a"), 3, &cfg).unwrap();
+    assert!(d.ack.duplicate);
+    assert_eq!(d.ack.offset, 1);
+    assert_eq!(n.last_offset(), 3);
+    assert_eq!(n.operation("a").unwrap().state.progress, Some(5.0));
+}
+
+#[test]
+fn errors_change_nothing() {
+    let (mut n, cfg) = ns();
+    apply(&mut n, start("a"), 0, &cfg).unwrap();
+    let before = n.operation("a").unwrap().clone();
+    let e = apply(&mut n, progress("a", 5, 1.0), 1, &cfg).unwrap_err();
+    assert_eq!(e.code, ErrorCode::SeqGap);
+    assert_eq!(e.data.as_ref().unwrap()["expected"], 2);
+    assert_eq!(e.data.as_ref().unwrap()["operation_id"], "a");
+    let e = apply(&mut n, progress("zz", 2, 1.0), 1, &cfg).unwrap_err();
+    assert_eq!(e.code, ErrorCode::UnknownOperation);
+    let other = Producer {
+        conn: 2,
+        sub: "mallory",
+        admin: false,
+    };
+    let e = n
+        .apply(progress("a", 2, 1.0), &other, 1, &cfg, || unreachable!())
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Forbidden);
+    assert_eq!(n.last_offset(), 1);
+    assert_eq!(n.operation("a").unwrap(), &before);
+}
+
+#[test]
+fn terminal_states_are_final() {
+    let (mut n, cfg) = ns();
+    apply(&mut n, start("a"), 0, &cfg).unwrap();
+    let c = apply(
+        &mut n,
+        msg(r#"{"type":"operation_completed","operation_id":"a","seq":2}"#),
+        5,
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(c.events[0].state.state, OperationStatus::Completed);
+    assert_eq!(c.events[0].state.progress, Some(100.0));
+    assert_eq!(c.events[0].state.current, Some(200.0));
+    assert_eq!(c.events[0].state.finished_at, Some(5));
+    assert_eq!(c.events[0].state.eta_seconds, None);
+    let e = apply(&mut n, progress("a", 3, 1.0), 6, &cfg).unwrap_err();
+    assert_eq!(e.code, ErrorCode::OperationFinished);
+    // A resend of an accepted seq is still just re-acked.
+    assert!(
+        apply(
+            &mut n,
+            msg(r#"{"type":"operation_completed","operation_id":"a","seq":2}"#),
+            7,
+            &cfg
+        )
+        .unwrap()
+        .ack
+        .duplicate
+    );
+}
+
+#[test]
+fn generated_ids_and_http_seq() {
+    let (mut n, cfg) = ns();
+    let a = apply(
+        &mut n,
+        msg(r#"{"type":"operation_started","seq":1,"name":"x"}"#),
+        0,
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(a.ack.operation_id, "gen-1");
+    let mut m = progress("gen-1", 2, 1.0);
+    m.seq = None;
+    assert_eq!(apply(&mut n, m, 1, &cfg).unwrap().ack.seq, 2);
+}
+
+#[test]
+fn stall_resume_and_hub_cancel() {
+    let (mut n, cfg) = ns();
+    apply(&mut n, start("a"), 0, &cfg).unwrap();
+    assert!(n.tick(999, &cfg).events.is_empty());
+    assert_eq!(n.next_deadline(&cfg), Some(1_000));
+    let t = n.tick(1_000, &cfg);
+    assert_eq!(t.events.len(), 1);
+    assert_eq!(t.events[0].event_type, EventType::OperationStalled);
+    assert_eq!(t.events[0].offset, 2);
+    assert!(n.tick(5_000, &cfg).events.is_empty(), "stalled once only");
+    let r = apply(&mut n, progress("a", 2, 50.0), 6_000, &cfg).unwrap();
+    assert_eq!(r.events.len(), 2);
+    assert_eq!(r.events[0].event_type, EventType::OperationResumed);
+    assert_eq!(r.events[0].offset, 3);
+    assert_eq!(r.events[1].offset, 4);
+    assert_eq!(r.ack.offset, 4);
+    assert_eq!(r.events[1].state.state, OperationStatus::Running);
+    // Cancel: the producer is told; silent past the stall timeout -> canceled by the hub.
+    let c = n.request_cancel("a", "bob", 6_500).unwrap();
+    assert_eq!(c.owner_conn, Some(1));
+    assert!(c.state.cancel_requested);
+    let ack = apply(&mut n, progress("a", 3, 51.0), 6_600, &cfg).unwrap();
+    assert!(ack.ack.cancel_requested);
+    let notice = ack.cancel.unwrap();
+    assert_eq!(notice.requested_by, "bob");
+    let t = n.tick(7_600, &cfg);
+    assert_eq!(t.events.len(), 1);
+    assert_eq!(t.events[0].event_type, EventType::OperationCanceled);
+    assert_eq!(t.events[0].state.state, OperationStatus::Canceled);
+    assert_eq!(
+        n.request_cancel("a", "bob", 7_700).unwrap_err().code,
+        ErrorCode::OperationFinished
+    );
+    // Retention.
+    let t = n.tick(7_600 + 10_000, &cfg);
+    assert_eq!(t.removed, vec!["a".to_string()]);
+    assert!(n.operation("a").is_none());
+}
+
+#[test]
+fn pending_cancel_is_delivered_to_the_next_connection() {
+    let (mut n, cfg) = ns();
+    apply(&mut n, start("a"), 0, &cfg).unwrap();
+    // The owner (conn 1) is away: the server does not mark it delivered.
+    let c = n.request_cancel("a", "bob", 10).unwrap();
+    assert_eq!(c.owner_conn, Some(1));
+    let p2 = Producer {
+        conn: 2,
+        sub: "alice",
+        admin: false,
+    };
+    let r = n
+        .apply(progress("a", 2, 1.0), &p2, 20, &cfg, || unreachable!())
+        .unwrap();
+    assert_eq!(r.cancel.unwrap().conn, 2);
+    let r = n
+        .apply(progress("a", 3, 2.0), &p2, 30, &cfg, || unreachable!())
+        .unwrap();
+    assert!(r.cancel.is_none(), "delivered once per connection");
+    let r = apply(
+        &mut n,
+        msg(r#"{"type":"operation_canceled","operation_id":"a","seq":4,"reason":"asked"}"#),
+        40,
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(r.events[0].state.state, OperationStatus::Canceled);
+    assert!(!r.ack.cancel_requested);
+}
+
+#[test]
+fn operation_limit() {
+    let (mut n, mut cfg) = ns();
+    cfg.max_operations_per_namespace = 1;
+    apply(&mut n, start("a"), 0, &cfg).unwrap();
+    assert_eq!(
+        apply(&mut n, start("b"), 0, &cfg).unwrap_err().code,
+        ErrorCode::RateLimited
+    );
+    assert_eq!(n.last_offset(), 1);
+}
+
+#[test]
+fn persisted_record_round_trips() {
+    let (mut n, cfg) = ns();
+    apply(&mut n, start("a"), 0, &cfg).unwrap();
+    apply(&mut n, progress("a", 2, 30.0), 100, &cfg).unwrap();
+    let op = n.operation("a").unwrap();
+    let bytes = serde_json::to_vec(op).unwrap();
+    let back: Operation = serde_json::from_slice(&bytes).unwrap();
+    let mut r = Namespace::restore("default", "ep", n.last_offset(), [back]);
+    let d = apply(&mut r, progress("a", 2, 30.0), 200, &cfg).unwrap();
+    assert!(d.ack.duplicate);
+    assert_eq!(d.ack.offset, 2);
+    assert_eq!(
+        apply(&mut r, progress("a", 3, 40.0), 300, &cfg)
+            .unwrap()
+            .ack
+            .offset,
+        3
+    );
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Start(u8),
+    Progress(u8, u8, f64),
+    Resend(u8, u8),
+    Finish(u8, u8, u8),
+    Cancel(u8),
+    Tick(u16),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (0u8..4).prop_map(Step::Start),
+        (0u8..4, 0u8..3, 0.0f64..=100.0).prop_map(|(o, d, p)| Step::Progress(o, d, p)),
+        (0u8..4, 0u8..5).prop_map(|(o, s)| Step::Resend(o, s)),
+        (0u8..4, 0u8..3, 0u8..3).prop_map(|(o, d, k)| Step::Finish(o, d, k)),
+        (0u8..4).prop_map(Step::Cancel),
+        (0u16..3000).prop_map(Step::Tick),
+    ]
+}
+
+proptest! {
+    /// Offsets are contiguous, rejected messages change nothing, terminal
+    /// states are final and every accepted seq is re-acked with its offset.
+    #[test]
+    fn invariants_hold(steps in prop::collection::vec(step(), 1..120)) {
+        let (mut n, cfg) = ns();
+        let mut now = 0u64;
+        let mut next_seq = [1u64; 4];
+        let mut acked: Vec<(String, u64, u64)> = Vec::new();
+        let mut finished = [false; 4];
+        for s in steps {
+            now += 7;
+            let before = n.last_offset();
+            let result = match s {
+                Step::Start(o) => Some(apply(&mut n, start(&format!("o{o}")), now, &cfg)),
+                Step::Progress(o, d, p) => {
+                    let seq = next_seq[o as usize] + 1 + u64::from(d == 2);
+                    Some(apply(&mut n, progress(&format!("o{o}"), seq.saturating_sub(u64::from(d == 1)), p), now, &cfg))
+                }
+                Step::Resend(o, s) => {
+                    let seq = u64::from(s) + 1;
+                    Some(apply(&mut n, if seq == 1 { start(&format!("o{o}")) } else { progress(&format!("o{o}"), seq, 1.0) }, now, &cfg))
+                }
+                Step::Finish(o, d, k) => {
+                    let seq = next_seq[o as usize] + 1 + u64::from(d == 2);
+                    let ty = ["operation_completed", "operation_failed", "operation_canceled"][k as usize];
+                    Some(apply(&mut n, msg(&format!(r#"{{"type":"{ty}","operation_id":"o{o}","seq":{seq},"error":"e"}}"#)), now, &cfg))
+                }
+                Step::Cancel(o) => { let _ = n.request_cancel(&format!("o{o}"), "v", now); None }
+                Step::Tick(dt) => {
+                    now += u64::from(dt);
+                    let t = n.tick(now, &cfg);
+                    for (i, e) in t.events.iter().enumerate() {
+                        prop_assert_eq!(e.offset, before + 1 + i as u64);
+                    }
+                    prop_assert_eq!(n.last_offset(), before + t.events.len() as u64);
+                    for e in &t.events {
+                        if e.event_type == EventType::OperationCanceled {
+                            let i: usize = e.operation_id[1..].parse().unwrap();
+                            prop_assert!(!finished[i]);
+                            finished[i] = true;
+                        }
+                    }
+                    for id in &t.removed {
+                        let i: usize = id[1..].parse().unwrap();
+                        next_seq[i] = 1;
+                        finished[i] = false;
+                    }
+                    None
+                }
+            };
+            if let Some(r) = result {
+                match r {
+                    Ok(a) => {
+                        for (i, e) in a.events.iter().enumerate() {
+                            prop_assert_eq!(e.offset, before + 1 + i as u64);
+                        }
+                        prop_assert_eq!(n.last_offset(), before + a.events.len() as u64);
+                        if a.ack.duplicate {
+                            prop_assert!(a.events.is_empty());
+                            if let Some((_, _, off)) = acked.iter().find(|(o, s, _)| *o == a.ack.operation_id && *s == a.ack.seq) {
+                                prop_assert_eq!(*off, a.ack.offset);
+                            }
+                        } else {
+                            let i: usize = a.ack.operation_id[1..].parse().unwrap();
+                            prop_assert!(!finished[i], "accepted a message after a terminal state");
+                            next_seq[i] = a.ack.seq;
+                            acked.retain(|(o, s, _)| !(*o == a.ack.operation_id && *s >= a.ack.seq));
+                            acked.push((a.ack.operation_id.clone(), a.ack.seq, a.ack.offset));
+                            if a.events.last().unwrap().state.state.is_terminal() {
+                                finished[i] = true;
+                            }
+                        }
+                    }
+                    Err(_) => prop_assert_eq!(n.last_offset(), before),
+                }
+            }
+        }
+    }
+}
