@@ -1,1 +1,62 @@
-//! hub-store
+//! hub-store: the hub's durable event store.
+//!
+//! It stores opaque bytes: events keyed by `(namespace, offset)` and the
+//! latest snapshot of each operation keyed by `(namespace, operation_id)`,
+//! plus one epoch per store. It knows nothing of viewers, transports or the
+//! wire protocol.
+//!
+//! - [`EventStore`]: the trait the server writes against;
+//! - [`RedbStore`]: durable, one redb file, one fsync per commit;
+//! - [`MemoryStore`]: nothing on disk, a new epoch every start;
+//! - [`GroupCommitWriter`]: the one thread that writes, merging whatever is
+//!   queued into one commit;
+//! - [`mod@bench`]: the durable-throughput benchmark.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use hub_store::{Batch, EventRecord, EventStore, MemoryStore, StoreConfig};
+//!
+//! let store = MemoryStore::new(StoreConfig { history_size: 2 });
+//! for offset in 1..=3 {
+//!     let event = EventRecord { namespace: "ns".into(), offset, data: Arc::from(&b"{}"[..]) };
+//!     store.commit(&Batch { events: vec![event], ..Batch::default() }).unwrap();
+//! }
+//! let loaded = store.load().unwrap();
+//! assert_eq!(loaded.namespaces[0].last_offset, 3);
+//! assert_eq!(loaded.namespaces[0].events.len(), 2);
+//! ```
+
+pub mod bench;
+mod error;
+mod memory;
+mod record;
+mod redb_store;
+mod writer;
+
+pub use bench::{bench_durable_events, BenchReport};
+pub use error::StoreError;
+pub use memory::MemoryStore;
+pub use record::{Batch, EventRecord, Loaded, NamespaceData, OpRecord, StoreConfig};
+pub use redb_store::{RedbStore, FILE_NAME};
+pub use writer::{GroupCommitWriter, OnCommit, MAX_GROUP_BYTES, MAX_GROUP_EVENTS};
+
+/// A durable home for events and operation snapshots. Implementations are
+/// shared between the writer thread and readers, hence `Send + Sync`.
+pub trait EventStore: Send + Sync + 'static {
+    /// Reads everything back (epoch created and persisted on first open).
+    fn load(&self) -> Result<Loaded, StoreError>;
+
+    /// Writes the batch atomically; when it returns Ok the batch is durable (fsync'd).
+    /// Also trims each touched namespace to its newest `history_size` events
+    /// (never trims the newest event, so last_offset survives restarts).
+    ///
+    /// An event whose offset is not greater than its namespace's last offset
+    /// is a caller bug: [`StoreError::OffsetNotIncreasing`], nothing written.
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
+
+    /// Cheap check used by the /ready endpoint (e.g. a tiny write txn or a cached health flag).
+    fn check_writable(&self) -> Result<(), StoreError>;
+
+    /// The epoch of this store (random, opaque, e.g. 16 hex chars).
+    fn epoch(&self) -> String;
+}

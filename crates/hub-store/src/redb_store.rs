@@ -1,0 +1,271 @@
+//! [`RedbStore`]: the durable engine, one redb file (`<dir>/events.redb`)
+//! with three tables:
+//!
+//! - `events`: `(namespace, offset) -> bytes`, the retained events;
+//! - `ops`: `(namespace, operation_id) -> bytes`, the latest operation snapshots;
+//! - `meta`: `key -> string`, holding the store's `epoch` (created on first
+//!   open, kept across restarts) and the data `format`.
+//!
+//! A namespace's last offset is the largest key in `events` for it; trimming
+//! never removes the newest event, so it survives restarts without a table of
+//! its own. Every commit is one write transaction with
+//! `Durability::Immediate` (one fsync).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use redb::{Database, Durability, ReadableTable, Table, TableDefinition, WriteTransaction};
+
+use crate::record::{check_offsets, new_epoch, trim_floor};
+use crate::{
+    Batch, EventRecord, EventStore, Loaded, NamespaceData, OpRecord, StoreConfig, StoreError,
+};
+
+const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
+const OPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("ops");
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+/// The file name inside the store directory.
+pub const FILE_NAME: &str = "events.redb";
+const FORMAT: &str = "1";
+
+/// An [`EventStore`] backed by a redb file.
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+    epoch: String,
+    history: u64,
+    /// Why the last commit failed, if it did for a reason other than a bad
+    /// batch; cleared by the next successful commit. Read by `check_writable`.
+    failure: Mutex<Option<String>>,
+}
+
+impl RedbStore {
+    /// Opens (creating if needed) the store in `dir`: creates the directory,
+    /// the file `dir/events.redb`, its tables and its epoch. After an unclean
+    /// shutdown redb repairs the file here, which may take a while on big files.
+    pub fn open(dir: &Path, cfg: StoreConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            context: "creating the store directory",
+            source,
+        })?;
+        let path = dir.join(FILE_NAME);
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
+            other => StoreError::from_redb("opening the database", other),
+        })?;
+        let epoch = init_meta(&db)?;
+        tracing::info!(path = %path.display(), %epoch, "event store opened");
+        Ok(RedbStore {
+            db,
+            path,
+            epoch,
+            history: cfg.effective_history(),
+            failure: Mutex::new(None),
+        })
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write(&self, txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> {
+        let ctx = "writing a batch";
+        let mut events = txn.open_table(EVENTS).map_err(engine_err(ctx))?;
+        let touched = check_offsets(batch, |ns| last_offset(&events, ns))?;
+        for e in &batch.events {
+            events
+                .insert((e.namespace.as_str(), e.offset), &*e.data)
+                .map_err(engine_err(ctx))?;
+        }
+        for (ns, last) in &touched {
+            let floor = trim_floor(*last, self.history);
+            if floor > 1 {
+                events
+                    .retain_in((ns.as_str(), 0u64)..(ns.as_str(), floor), |_, _| false)
+                    .map_err(|e| StoreError::from_redb("trimming history", e))?;
+            }
+        }
+        let mut ops = txn.open_table(OPS).map_err(engine_err(ctx))?;
+        for op in &batch.upsert_ops {
+            ops.insert((op.namespace.as_str(), op.operation_id.as_str()), &*op.data)
+                .map_err(engine_err(ctx))?;
+        }
+        for (ns, id) in &batch.delete_ops {
+            ops.remove((ns.as_str(), id.as_str()))
+                .map_err(engine_err(ctx))?;
+        }
+        Ok(())
+    }
+
+    fn record_outcome(&self, result: &Result<(), StoreError>) {
+        let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(()) => *failure = None,
+            Err(e) if e.is_caller_error() => {}
+            Err(e) => *failure = Some(e.to_string()),
+        }
+    }
+}
+
+/// Creates the tables and the epoch if missing; returns the epoch.
+fn init_meta(db: &Database) -> Result<String, StoreError> {
+    let ctx = "initialising the database";
+    let mut txn = db.begin_write().map_err(engine_err(ctx))?;
+    txn.set_durability(Durability::Immediate);
+    let epoch = {
+        txn.open_table(EVENTS).map_err(engine_err(ctx))?;
+        txn.open_table(OPS).map_err(engine_err(ctx))?;
+        let mut meta = txn.open_table(META).map_err(engine_err(ctx))?;
+        let format = meta
+            .get("format")
+            .map_err(engine_err(ctx))?
+            .map(|v| v.value().to_owned());
+        match format.as_deref() {
+            None => {
+                meta.insert("format", FORMAT).map_err(engine_err(ctx))?;
+            }
+            Some(FORMAT) => {}
+            Some(other) => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown store format {other:?} (this build reads format {FORMAT})"
+                )))
+            }
+        }
+        let existing = meta
+            .get("epoch")
+            .map_err(engine_err(ctx))?
+            .map(|v| v.value().to_owned());
+        match existing {
+            Some(epoch) if !epoch.is_empty() => epoch,
+            Some(_) => return Err(StoreError::Corrupt("empty epoch in meta table".into())),
+            None => {
+                let epoch = new_epoch();
+                meta.insert("epoch", epoch.as_str())
+                    .map_err(engine_err(ctx))?;
+                epoch
+            }
+        }
+    };
+    txn.commit().map_err(engine_err(ctx))?;
+    Ok(epoch)
+}
+
+/// The namespace's largest stored offset, or 0.
+fn last_offset(
+    events: &Table<'_, (&'static str, u64), &'static [u8]>,
+    ns: &str,
+) -> Result<u64, StoreError> {
+    let ctx = "reading the last offset";
+    let mut range = events
+        .range((ns, 0u64)..=(ns, u64::MAX))
+        .map_err(engine_err(ctx))?;
+    match range.next_back() {
+        Some(entry) => Ok(entry.map_err(engine_err(ctx))?.0.value().1),
+        None => Ok(0),
+    }
+}
+
+impl EventStore for RedbStore {
+    fn load(&self) -> Result<Loaded, StoreError> {
+        let ctx = "loading";
+        let txn = self.db.begin_read().map_err(engine_err(ctx))?;
+        let mut namespaces: BTreeMap<String, NamespaceData> = BTreeMap::new();
+        let events = txn.open_table(EVENTS).map_err(engine_err(ctx))?;
+        for entry in events.iter().map_err(engine_err(ctx))? {
+            let (key, value) = entry.map_err(engine_err(ctx))?;
+            let (ns, offset) = key.value();
+            let data = namespace_entry(&mut namespaces, ns);
+            data.last_offset = offset;
+            data.events.push(EventRecord {
+                namespace: ns.to_owned(),
+                offset,
+                data: Arc::from(value.value()),
+            });
+        }
+        let ops = txn.open_table(OPS).map_err(engine_err(ctx))?;
+        for entry in ops.iter().map_err(engine_err(ctx))? {
+            let (key, value) = entry.map_err(engine_err(ctx))?;
+            let (ns, id) = key.value();
+            namespace_entry(&mut namespaces, ns).ops.push(OpRecord {
+                namespace: ns.to_owned(),
+                operation_id: id.to_owned(),
+                data: Arc::from(value.value()),
+            });
+        }
+        let namespaces = namespaces
+            .into_values()
+            .map(|mut ns| {
+                // The history size may have shrunk since these were written.
+                let floor = trim_floor(ns.last_offset, self.history);
+                let keep_from = ns.events.partition_point(|e| e.offset < floor);
+                ns.events.drain(..keep_from);
+                ns
+            })
+            .collect();
+        Ok(Loaded {
+            epoch: self.epoch.clone(),
+            namespaces,
+        })
+    }
+
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        let result = (|| {
+            let mut txn = self
+                .db
+                .begin_write()
+                .map_err(|e| StoreError::from_redb("starting a write", e))?;
+            txn.set_durability(Durability::Immediate);
+            if let Err(e) = self.write(&txn, batch) {
+                if let Err(abort) = txn.abort() {
+                    tracing::warn!(error = %abort, "aborting a failed write transaction failed");
+                }
+                return Err(e);
+            }
+            txn.commit()
+                .map_err(|e| StoreError::from_redb("committing (fsync)", e))
+        })();
+        self.record_outcome(&result);
+        result
+    }
+
+    /// Cheap and non-blocking: reports the last commit's failure, if any
+    /// (other than a rejected batch). A later successful commit clears it.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        match &*self.failure.lock().unwrap_or_else(|p| p.into_inner()) {
+            None => Ok(()),
+            Some(msg) => Err(StoreError::Unavailable(format!(
+                "last commit failed: {msg}"
+            ))),
+        }
+    }
+
+    fn epoch(&self) -> String {
+        self.epoch.clone()
+    }
+}
+
+fn namespace_entry<'m>(
+    namespaces: &'m mut BTreeMap<String, NamespaceData>,
+    ns: &str,
+) -> &'m mut NamespaceData {
+    if !namespaces.contains_key(ns) {
+        namespaces.insert(
+            ns.to_owned(),
+            NamespaceData {
+                name: ns.to_owned(),
+                last_offset: 0,
+                events: Vec::new(),
+                ops: Vec::new(),
+            },
+        );
+    }
+    namespaces.get_mut(ns).expect("inserted above")
+}
+
+/// Maps any redb error to a [`StoreError`] saying what the store was doing.
+fn engine_err<E: Into<redb::Error>>(context: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::from_redb(context, e)
+}
