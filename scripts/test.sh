@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs every check and test of progress-hub, installing what it needs first
+# (Debian packages when run as root, npm packages for the browser tests).
+# This is the README's test command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/progress-hub/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUSTFLAGS="${RUSTFLAGS:--D warnings}"
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- system packages: chromium (browser tests), redis/nats (backplane tests),
+# prometheus (promtool), tmux (terminal UI test).
+need=()
+for pair in chromium:chromium redis-server:redis-server nats-server:nats-server promtool:prometheus tmux:tmux; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    step "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "missing system packages: ${need[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+fi
+
+# --- npm packages for the browser tests (playwright-core only: no browser download).
+if [ -f tests/e2e/package.json ]; then
+  step "npm packages for tests/e2e"
+  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo build (debug binary for the tests, release for the README's first command)"
+cargo build --workspace --locked --bins
+
+step "cargo test"
+cargo test --workspace --locked
+
+if [ -f tests/e2e/package.json ]; then
+  step "browser tests (Chromium)"
+  export PROGRESS_HUB_BIN="$CARGO_TARGET_DIR/debug/progress-hub"
+  export E2E_SCREENSHOT_DIR="${E2E_SCREENSHOT_DIR:-$PWD/tests/e2e/screenshots}"
+  (cd tests/e2e && npm test)
+  echo "screenshots: $E2E_SCREENSHOT_DIR"
+fi
+step "all checks passed"
