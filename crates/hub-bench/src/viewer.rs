@@ -1,0 +1,153 @@
+//! A viewer: reads frames until told to stop, counting messages and frames
+//! into shared counters (one atomic add per frame) and, for the latency
+//! scenario, recording each message's end-to-end latency into its own
+//! HDR histogram (merged at the end, so viewers never contend).
+
+use crate::adapter::{engineio, Proto};
+use crate::clock;
+use crate::conn::Ws;
+use futures_util::{SinkExt as _, StreamExt as _};
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A viewer's running totals, read by the scenario at the start and end of
+/// the measurement window.
+#[derive(Debug, Default)]
+pub struct ViewerCounters {
+    /// Progress messages received.
+    pub messages: AtomicU64,
+    /// Text frames received.
+    pub frames: AtomicU64,
+    /// Error messages received (e.g. `SLOW_CLIENT`).
+    pub errors: AtomicU64,
+    /// Whether the connection ended before the viewer was told to stop.
+    pub closed: AtomicBool,
+}
+
+/// Sums of several viewers' counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ViewerTotals {
+    /// Progress messages.
+    pub messages: u64,
+    /// Frames.
+    pub frames: u64,
+    /// Errors.
+    pub errors: u64,
+    /// Connections that ended early.
+    pub closed: u64,
+}
+
+impl ViewerTotals {
+    /// Adds up `counters` now.
+    pub fn sum(counters: &[Arc<ViewerCounters>]) -> ViewerTotals {
+        let mut t = ViewerTotals::default();
+        for c in counters {
+            t.messages += c.messages.load(Ordering::Relaxed);
+            t.frames += c.frames.load(Ordering::Relaxed);
+            t.errors += c.errors.load(Ordering::Relaxed);
+            t.closed += u64::from(c.closed.load(Ordering::Relaxed));
+        }
+        t
+    }
+
+    /// What happened between `earlier` and `self` (closed is not a rate).
+    pub fn since(self, earlier: ViewerTotals) -> ViewerTotals {
+        ViewerTotals {
+            messages: self.messages - earlier.messages,
+            frames: self.frames - earlier.frames,
+            errors: self.errors - earlier.errors,
+            closed: self.closed,
+        }
+    }
+}
+
+/// A new latency histogram: nanoseconds, 1 µs to 60 s, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Which messages viewers record the latency of: those stamped within
+/// `[from, to)` on the generator clock. Shared, and set once setup is done.
+#[derive(Debug)]
+pub struct Window {
+    from: AtomicU64,
+    to: AtomicU64,
+}
+
+impl Window {
+    /// A window that records nothing yet.
+    pub fn closed() -> Window {
+        Window {
+            from: AtomicU64::new(u64::MAX),
+            to: AtomicU64::new(0),
+        }
+    }
+
+    /// Records stamps in `[from_ns, to_ns)` from now on.
+    pub fn set(&self, from_ns: u64, to_ns: u64) {
+        self.to.store(to_ns, Ordering::Relaxed);
+        self.from.store(from_ns, Ordering::Relaxed);
+    }
+
+    /// Whether a stamp is inside.
+    pub fn contains(&self, stamp: u64) -> bool {
+        stamp >= self.from.load(Ordering::Relaxed) && stamp < self.to.load(Ordering::Relaxed)
+    }
+}
+
+/// Reads `ws` until `stop` changes or the connection ends. Returns the
+/// latency histogram when `window` is given.
+pub async fn run(
+    mut ws: Ws,
+    proto: Proto,
+    counters: Arc<ViewerCounters>,
+    window: Option<Arc<Window>>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<Histogram<u64>> {
+    let mut hist = window.as_ref().map(|_| new_histogram());
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
+    loop {
+        let msg = tokio::select! {
+            biased;
+            m = ws.next() => m,
+            _ = &mut stopped => break,
+        };
+        let text = match msg {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                counters.closed.store(true, Ordering::Relaxed);
+                break;
+            }
+            Some(Ok(_)) => continue,
+        };
+        let now = window.as_ref().map_or(0, |_| clock::now_ns());
+        let scan = proto.scan_viewer(text.as_str(), window.is_some(), |stamp| {
+            if let (Some(h), Some(w)) = (hist.as_mut(), window.as_deref()) {
+                if w.contains(stamp) {
+                    h.saturating_record(now.saturating_sub(stamp));
+                }
+            }
+        });
+        counters.frames.fetch_add(1, Ordering::Relaxed);
+        if scan.messages > 0 {
+            counters
+                .messages
+                .fetch_add(u64::from(scan.messages), Ordering::Relaxed);
+        }
+        if scan.errors > 0 {
+            counters
+                .errors
+                .fetch_add(u64::from(scan.errors), Ordering::Relaxed);
+        }
+        if scan.ping && ws.send(Message::Text(engineio::PONG.into())).await.is_err() {
+            counters.closed.store(true, Ordering::Relaxed);
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(200), ws.close(None)).await;
+    hist
+}
