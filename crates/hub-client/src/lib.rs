@@ -1,1 +1,4 @@
-//! hub-client
+//! hub-client: the resilient progress-hub client.
+
+pub mod backoff;
+pub mod machine;
