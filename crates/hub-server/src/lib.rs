@@ -1,1 +1,264 @@
-//! hub-server
+//! progress-hub server: the HTTP, WebSocket and SSE front end, the engine
+//! task that wires the core to the store, and the background tasks.
+//!
+//! Architecture invariant: business rules live in `hub-core`; this crate
+//! moves bytes, enforces transport limits and authentication, and decides
+//! nothing about operations itself.
+
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod http_api;
+pub mod log;
+pub mod metrics;
+pub mod outbox;
+pub mod registry;
+pub mod sse;
+pub mod status;
+pub mod tasks;
+pub mod tls;
+pub mod ws;
+
+pub use config::{Config, ConfigError, FlagValues};
+
+use app::AppState;
+use auth::Authn;
+use engine::{Command, Engine, EngineConfig};
+use hub_core::CoreConfig;
+use hub_proto::{CloseCode, ErrorCode, ProtoError};
+use hub_store::{EventStore, MemoryStore, RedbStore, StoreConfig};
+use registry::Registry;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+
+/// Why the hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A configuration problem (exit code 2).
+    #[error("{0}")]
+    Config(String),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] hub_store::StoreError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A running hub.
+pub struct Running {
+    /// The bound address (port resolved).
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    done: oneshot::Receiver<()>,
+    state: Arc<AppState>,
+    certs: Option<Arc<tls::Certs>>,
+}
+
+impl Running {
+    /// Starts graceful shutdown (same as SIGTERM).
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Re-reads key files and the TLS certificate (same as SIGHUP).
+    pub fn reload(&self) {
+        self.state.authn.reload();
+        if let Some(c) = &self.certs {
+            c.reload();
+        }
+    }
+
+    /// Waits until the hub has stopped.
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+}
+
+fn build_authn(cfg: &Config) -> Result<Authn, StartError> {
+    use hub_auth::{KeySource, Verifier};
+    let source = if let Some(s) = &cfg.jwt_secret {
+        KeySource::HsSecret(s.clone())
+    } else if let Some(p) = &cfg.jwt_public_key {
+        KeySource::PublicKeyPem(p.clone())
+    } else if let Some(p) = &cfg.jwks_file {
+        KeySource::JwksFile(p.clone())
+    } else {
+        return Ok(Authn::Open);
+    };
+    let verifier = Verifier::new(source).map_err(|e| StartError::Config(e.to_string()))?;
+    Ok(Authn::Jwt {
+        verifier,
+        anonymous_read: cfg.allow_anonymous_read,
+    })
+}
+
+/// Starts the hub: opens the store, binds the address, serves until
+/// [`Running::shutdown`].
+pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    let authn = build_authn(&cfg)?;
+    let certs = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => Some(tls::Certs::new(c, k).map_err(StartError::Config)?),
+        _ => None,
+    };
+    let store_cfg = StoreConfig {
+        history_size: cfg.history_size,
+    };
+    let store: Arc<dyn EventStore> = if cfg.memory {
+        Arc::new(MemoryStore::new(store_cfg))
+    } else {
+        Arc::new(RedbStore::open(&cfg.data_dir, store_cfg)?)
+    };
+    let registry = Arc::new(Registry::default());
+    let metrics = Arc::new(metrics::Metrics::new());
+    let engine_cfg = EngineConfig {
+        core: CoreConfig {
+            stall_timeout_ms: cfg.stall_timeout.as_millis() as u64,
+            finished_retention_ms: cfg.finished_retention.as_millis() as u64,
+            max_operations_per_namespace: cfg.max_operations_per_namespace,
+            ..CoreConfig::default()
+        },
+        history_size: cfg.history_size,
+        replay_limit: cfg.replay_limit,
+        max_namespaces: cfg.max_namespaces,
+        max_subscriptions_per_connection: 128,
+    };
+    let (engine, epoch, engine_task) =
+        Engine::start(store.clone(), engine_cfg, registry.clone(), metrics.clone())?;
+    let addr = cfg.listen_addr().map_err(StartError::Config)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: cfg.listen.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: cfg.listen.clone(),
+        source,
+    })?;
+    let state = Arc::new(AppState {
+        origins: cfg.origins(),
+        cfg,
+        engine: engine.clone(),
+        registry: registry.clone(),
+        metrics,
+        authn,
+        store,
+        epoch,
+        shutting_down: Default::default(),
+        started_at: clock::now_ms(),
+    });
+    let background = [
+        tokio::spawn(tasks::heartbeats(state.clone())),
+        tokio::spawn(tasks::sweeps(state.clone())),
+        tokio::spawn(tasks::status(state.clone())),
+    ];
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let (done_tx, done_rx) = oneshot::channel();
+    let app = app::router(state.clone());
+    let st = state.clone();
+    let (tls_listener, plain_listener) = match &certs {
+        Some(c) => (
+            Some(
+                tls::TlsListener::new(listener, c.clone()).map_err(|source| StartError::Bind {
+                    addr: st.cfg.listen.clone(),
+                    source,
+                })?,
+            ),
+            None,
+        ),
+        None => (None, Some(listener)),
+    };
+    tokio::spawn(async move {
+        let stop_http = stop_rx.clone();
+        let http = match (tls_listener, plain_listener) {
+            (Some(l), _) => tokio::spawn(serve_on(l, app, stop_http)),
+            (None, Some(l)) => tokio::spawn(serve_on(l, app, stop_http)),
+            (None, None) => unreachable!("one listener exists"),
+        };
+        let _ = stop_rx.wait_for(|s| *s).await;
+        drain(&st).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
+        for t in background {
+            t.abort();
+        }
+        let (tx, rx) = oneshot::channel();
+        if st.engine.send(Command::Shutdown(tx)).await {
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
+        }
+        let _ = engine_task.await;
+        let _ = done_tx.send(());
+    });
+    Ok(Running {
+        addr: local,
+        stop: stop_tx,
+        done: done_rx,
+        state,
+        certs,
+    })
+}
+
+/// The peer address of a connection (plain or TLS).
+#[derive(Clone, Copy, Debug)]
+pub struct Remote(pub SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Remote
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Remote(*s.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
+    for Remote
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        Remote(*s.remote_addr())
+    }
+}
+
+/// Serves the router on a listener until the stop signal.
+async fn serve_on<L>(listener: L, app: axum::Router, mut stop: watch::Receiver<bool>)
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    Remote: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
+    let _ = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<Remote>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await;
+}
+
+/// Tells every connection the hub is going away (1012) and waits, bounded,
+/// for them to flush and close.
+async fn drain(state: &Arc<AppState>) {
+    state.shutting_down.store(true, Ordering::Relaxed);
+    let now = clock::now_ms();
+    for c in state.registry.all() {
+        let e = ProtoError::new(
+            ErrorCode::ServerShutdown,
+            "the hub is shutting down; reconnect shortly",
+        );
+        c.close(CloseCode::ServiceRestart, e, now);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !state.registry.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,100 @@
+//! Shared state of the HTTP/WebSocket front end and the router.
+
+use crate::auth::Authn;
+use crate::config::Config;
+use crate::engine::EngineHandle;
+use crate::outbox::Outbox;
+use crate::registry::Registry;
+use axum::routing::{get, post};
+use axum::Router;
+use hub_core::outqueue::OutQueueConfig;
+use hub_store::EventStore;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Everything a request handler needs.
+pub struct AppState {
+    /// The configuration.
+    pub cfg: Config,
+    /// The engine.
+    pub engine: EngineHandle,
+    /// Live connections.
+    pub registry: Arc<Registry>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Authentication.
+    pub authn: Authn,
+    /// The store (readiness checks).
+    pub store: Arc<dyn EventStore>,
+    /// The stream epoch (same for every namespace of this store).
+    pub epoch: String,
+    /// Set once shutdown starts (`/ready` answers 503).
+    pub shutting_down: AtomicBool,
+    /// Extra allowed browser origins.
+    pub origins: Vec<String>,
+    /// Start time, ms.
+    pub started_at: u64,
+}
+
+/// The state as handlers receive it.
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    /// A new outbox for a connection, registered.
+    pub fn new_outbox(&self, sse: bool) -> Arc<Outbox> {
+        let conn = Outbox::new(
+            self.registry.next_id(),
+            OutQueueConfig {
+                conflate_after_bytes: self.cfg.conflate_after_bytes,
+                slow_limit_bytes: self.cfg.slow_client_bytes,
+            },
+            crate::clock::now_ms(),
+            sse,
+            self.metrics.clone(),
+        );
+        self.registry.insert(conn.clone());
+        conn
+    }
+
+    /// Whether shutdown has started.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// Whether TLS is on.
+    pub fn tls(&self) -> bool {
+        self.cfg.tls_cert.is_some()
+    }
+}
+
+/// The routes.
+pub fn router(state: Shared) -> Router {
+    use crate::http_api as api;
+    Router::new()
+        .route("/ws", get(crate::ws::upgrade))
+        .route("/api/v1/stream", get(crate::sse::stream))
+        .route("/api/v1/status", get(api::status))
+        .route(
+            "/api/v1/namespaces/{ns}/operations",
+            get(api::list_operations),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/operations/{id}",
+            get(api::get_operation),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/operations/{id}/events",
+            post(api::post_event),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/operations/{id}/cancel",
+            post(api::cancel),
+        )
+        .route("/api/v1/namespaces/{ns}/events", get(api::events))
+        .route("/health", get(api::health))
+        .route("/ready", get(api::ready))
+        .route("/metrics", get(api::metrics))
+        .fallback(api::fallback)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}

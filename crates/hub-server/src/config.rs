@@ -1,0 +1,319 @@
+//! Server configuration: one struct holding every setting with its default,
+//! read from flags, `PROGRESS_HUB_*` environment variables and a TOML file
+//! (precedence: flag > environment > file > default).
+//!
+//! A bad value or an unknown key is refused with a message naming the key
+//! and where it came from.
+
+mod lenient;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map as FMap};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Every setting of `progress-hub serve`. Field names are the TOML keys;
+/// flags are the same names in kebab-case; variables `PROGRESS_HUB_<UPPER_SNAKE>`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free one).
+    pub listen: String,
+    /// Directory of the embedded store.
+    pub data_dir: PathBuf,
+    /// Keep nothing on disk (a new epoch every start).
+    pub memory: bool,
+    /// Interval of `heartbeat` messages and WebSocket pings.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// Silence from a client after which it is closed (1001).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Silence from a producer after which its operation is `stalled`.
+    #[serde(with = "humantime_serde")]
+    pub stall_timeout: Duration,
+    /// At least the newest N events per namespace are kept for replay.
+    #[serde(deserialize_with = "lenient::u64")]
+    pub history_size: u64,
+    /// Interval of `system_status` to subscribed connections.
+    #[serde(with = "humantime_serde")]
+    pub status_interval: Duration,
+    /// Resuming further back than this many events gets a snapshot.
+    #[serde(deserialize_with = "lenient::u64")]
+    pub replay_limit: u64,
+    /// How long finished operations stay in snapshots and history.
+    #[serde(with = "humantime_serde")]
+    pub finished_retention: Duration,
+    /// Largest message a client may send, in bytes.
+    #[serde(deserialize_with = "lenient::usize")]
+    pub max_message_size: usize,
+    /// HS256 secret for JWTs.
+    #[serde(deserialize_with = "lenient::opt_text")]
+    pub jwt_secret: Option<String>,
+    /// RS256/ES256 public key (PEM) for JWTs.
+    pub jwt_public_key: Option<PathBuf>,
+    /// JWKS file for JWTs (keys by `kid`).
+    pub jwks_file: Option<PathBuf>,
+    /// Tokenless WebSocket, SSE and HTTP GET act as a viewer of every namespace.
+    pub allow_anonymous_read: bool,
+    /// Browser origins allowed besides the hub's own (comma-separated).
+    #[serde(deserialize_with = "lenient::opt_text")]
+    pub allowed_origins: Option<String>,
+    /// TLS certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Allow an open hub (no auth) on a non-loopback address.
+    pub insecure_no_auth: bool,
+    /// Bytes queued for a viewer after which progress updates are conflated.
+    #[serde(deserialize_with = "lenient::usize")]
+    pub conflate_after_bytes: usize,
+    /// Bytes queued for a viewer after which it is dropped as `SLOW_CLIENT`.
+    #[serde(deserialize_with = "lenient::usize")]
+    pub slow_client_bytes: usize,
+    /// Most connections the hub holds.
+    #[serde(deserialize_with = "lenient::usize")]
+    pub max_connections: usize,
+    /// Most operations one namespace holds.
+    #[serde(deserialize_with = "lenient::usize")]
+    pub max_operations_per_namespace: usize,
+    /// Most namespaces the hub holds.
+    #[serde(deserialize_with = "lenient::usize")]
+    pub max_namespaces: usize,
+    /// Log format: `text` or `json`.
+    pub log_format: String,
+    /// Log level filter (overridden by `RUST_LOG`).
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8765".into(),
+            data_dir: PathBuf::from("./progress-hub-data"),
+            memory: false,
+            heartbeat_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(90),
+            stall_timeout: Duration::from_secs(60),
+            history_size: 100_000,
+            status_interval: Duration::from_secs(5),
+            replay_limit: 10_000,
+            finished_retention: Duration::from_secs(3600),
+            max_message_size: 65_536,
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwks_file: None,
+            allow_anonymous_read: false,
+            allowed_origins: None,
+            tls_cert: None,
+            tls_key: None,
+            insecure_no_auth: false,
+            conflate_after_bytes: 64 * 1024,
+            slow_client_bytes: 1024 * 1024,
+            max_connections: 100_000,
+            max_operations_per_namespace: 100_000,
+            max_namespaces: 10_000,
+            log_format: "text".into(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// Every key, in the order the docs list them.
+pub const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "memory",
+    "heartbeat_interval",
+    "idle_timeout",
+    "stall_timeout",
+    "history_size",
+    "status_interval",
+    "replay_limit",
+    "finished_retention",
+    "max_message_size",
+    "jwt_secret",
+    "jwt_public_key",
+    "jwks_file",
+    "allow_anonymous_read",
+    "allowed_origins",
+    "tls_cert",
+    "tls_key",
+    "insecure_no_auth",
+    "conflate_after_bytes",
+    "slow_client_bytes",
+    "max_connections",
+    "max_operations_per_namespace",
+    "max_namespaces",
+    "log_format",
+    "log_level",
+];
+
+/// A configuration the hub refuses to start with.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Values given as command-line flags (only those present), as a figment provider.
+#[derive(Debug, Default)]
+pub struct FlagValues(pub Dict);
+
+impl Provider for FlagValues {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("command-line flag")
+    }
+
+    fn data(&self) -> Result<FMap<Profile, Dict>, figment::Error> {
+        let mut m = FMap::new();
+        m.insert(Profile::Default, self.0.clone());
+        Ok(m)
+    }
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then `file`, then environment, then flags.
+    pub fn load(file: Option<&std::path::Path>, flags: FlagValues) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} (from --config) does not exist",
+                    path.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig
+            .merge(Env::prefixed("PROGRESS_HUB_").only(KEYS))
+            .merge(flags);
+        let cfg: Config = fig.extract().map_err(|e| ConfigError(describe(&fig, e)))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |k: &str, why: &str| Err(ConfigError(format!("invalid value for `{k}`: {why}")));
+        if self.listen_addr().is_err() {
+            return bad("listen", "expected host:port, e.g. 127.0.0.1:8765");
+        }
+        for (k, d) in [
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("idle_timeout", self.idle_timeout),
+            ("stall_timeout", self.stall_timeout),
+            ("status_interval", self.status_interval),
+        ] {
+            if d.is_zero() {
+                return bad(k, "must be greater than zero");
+            }
+        }
+        if self.history_size == 0 {
+            return bad("history_size", "must be at least 1");
+        }
+        if self.max_message_size < 256 {
+            return bad("max_message_size", "must be at least 256 bytes");
+        }
+        if self.slow_client_bytes <= self.conflate_after_bytes {
+            return bad(
+                "slow_client_bytes",
+                "must be larger than conflate_after_bytes",
+            );
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return bad("log_format", "expected `text` or `json`");
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("tls_cert", "tls_cert and tls_key go together");
+        }
+        let keys = [
+            self.jwt_secret.is_some(),
+            self.jwt_public_key.is_some(),
+            self.jwks_file.is_some(),
+        ];
+        if keys.iter().filter(|k| **k).count() > 1 {
+            return bad(
+                "jwt_secret",
+                "give only one of jwt_secret, jwt_public_key, jwks_file",
+            );
+        }
+        if self.jwt_secret.as_deref() == Some("") {
+            return bad("jwt_secret", "must not be empty");
+        }
+        if !self.auth_enabled() && !self.insecure_no_auth {
+            let addr = self.listen_addr().map_err(ConfigError)?;
+            if !addr.ip().is_loopback() {
+                return Err(ConfigError(format!(
+                    "refusing to run an open hub (no --jwt-secret, --jwt-public-key or --jwks-file) on the non-loopback address {addr}; configure auth or pass --insecure-no-auth"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a token key is configured.
+    pub fn auth_enabled(&self) -> bool {
+        self.jwt_secret.is_some() || self.jwt_public_key.is_some() || self.jwks_file.is_some()
+    }
+
+    /// The listen address, resolved.
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        use std::net::ToSocketAddrs;
+        self.listen
+            .to_socket_addrs()
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or_else(|| "no address".to_string())
+    }
+
+    /// The configured extra origins.
+    pub fn origins(&self) -> Vec<String> {
+        self.allowed_origins
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(|s| s.trim().trim_end_matches('/').to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
+/// Turns a figment error into one line naming the key and its source.
+fn describe(fig: &Figment, e: figment::Error) -> String {
+    let mut out = Vec::new();
+    for err in e {
+        let key = err.path.join(".");
+        let source = err
+            .metadata
+            .as_ref()
+            .map(|m| source_name(m, &key))
+            .or_else(|| fig.find_metadata(&key).map(|m| source_name(m, &key)))
+            .unwrap_or_else(|| "configuration".to_string());
+        let what = match &err.kind {
+            figment::error::Kind::UnknownField(f, _) => format!("unknown key `{f}`"),
+            other => other.to_string(),
+        };
+        if key.is_empty() {
+            out.push(format!("invalid configuration from {source}: {what}"));
+        } else {
+            out.push(format!("invalid value for `{key}` from {source}: {what}"));
+        }
+    }
+    out.join("; ")
+}
+
+fn source_name(m: &Metadata, key: &str) -> String {
+    match &m.source {
+        Some(figment::Source::File(p)) => format!("config file {}", p.display()),
+        _ if m.name.contains("environment") => {
+            format!("environment variable PROGRESS_HUB_{}", key.to_uppercase())
+        }
+        _ if m.name == "command-line flag" => format!("flag --{}", key.replace('_', "-")),
+        _ => m.name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,51 @@
+//! Lenient field readers: flags and environment variables arrive as text
+//! ("10", "12345"), TOML as typed values; numeric settings accept both, and
+//! text settings accept a number as its text (a secret may be all digits).
+
+use serde::de::{Deserializer, Error};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumOrText {
+    Num(u64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TextOrScalar {
+    Text(String),
+    Num(u64),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+/// A whole number, from a number or its text.
+pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match NumOrText::deserialize(d)? {
+        NumOrText::Num(n) => Ok(n),
+        NumOrText::Text(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| D::Error::custom(format!("expected a whole number, found `{s}`"))),
+    }
+}
+
+/// A whole number that fits a `usize`.
+pub fn usize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = u64(d)?;
+    usize::try_from(n).map_err(|_| D::Error::custom(format!("{n} is too large")))
+}
+
+/// Optional text; a number is taken as its text.
+pub fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<TextOrScalar>::deserialize(d)?.map(|v| match v {
+        TextOrScalar::Text(s) => s,
+        TextOrScalar::Num(n) => n.to_string(),
+        TextOrScalar::Int(n) => n.to_string(),
+        TextOrScalar::Float(f) => f.to_string(),
+        TextOrScalar::Bool(b) => b.to_string(),
+    }))
+}

@@ -1,0 +1,153 @@
+//! Messages into the engine task, and where its answers go.
+
+use crate::outbox::Outbox;
+use hub_core::glob::Filter;
+use hub_proto::{Ack, OperationState, OperationStatus, Position, ProducerMessage, ProtoError};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Who sends a producer message or a cancel.
+#[derive(Clone, Debug)]
+pub struct Who {
+    /// Connection id (0 for HTTP requests).
+    pub conn: u64,
+    /// Token subject (`anonymous` on an open hub).
+    pub sub: String,
+    /// Admins may report on anyone's operations.
+    pub admin: bool,
+}
+
+/// Where the answer to a request goes.
+pub enum Reply<T> {
+    /// Encoded into the connection's outbox.
+    Conn(Arc<Outbox>),
+    /// Back to an HTTP handler.
+    Http(oneshot::Sender<Result<T, ProtoError>>),
+}
+
+/// An HTTP operations listing.
+#[derive(Clone, Debug)]
+pub struct ListQuery {
+    /// Namespace.
+    pub namespace: String,
+    /// Only this state.
+    pub state: Option<OperationStatus>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// The answer to a listing: epoch, last offset and states.
+pub type ListResult = (String, u64, Vec<OperationState>);
+
+/// The answer to an event listing.
+#[derive(Clone, Debug)]
+pub struct EventsPage {
+    /// Stream epoch.
+    pub epoch: String,
+    /// Oldest retained offset (`last + 1` when none).
+    pub first_offset: u64,
+    /// Newest offset.
+    pub last_offset: u64,
+    /// Encoded events.
+    pub events: Vec<Arc<str>>,
+}
+
+/// Figures the engine reports for `system_status` and `/ready`.
+#[derive(Clone, Debug, Default)]
+pub struct EngineStats {
+    /// Namespaces held.
+    pub namespaces: usize,
+    /// Operations by state: running, stalled, completed, failed, canceled.
+    pub by_state: [u64; 5],
+    /// Events accepted since start.
+    pub events_total: u64,
+    /// Events delivered to viewers' queues since start.
+    pub deliveries_total: u64,
+    /// Batches waiting for the store.
+    pub in_flight_batches: usize,
+    /// Whether the last store commit failed.
+    pub store_failed: Option<String>,
+    /// Subscriptions held.
+    pub subscriptions: usize,
+}
+
+/// A request to the engine.
+pub enum Command {
+    /// A producer message.
+    Publish {
+        /// The message.
+        msg: ProducerMessage,
+        /// Sender.
+        who: Who,
+        /// Where the ack or error goes.
+        reply: Reply<Ack>,
+    },
+    /// Subscribe (or replace a subscription).
+    Subscribe {
+        /// The viewer.
+        conn: Arc<Outbox>,
+        /// Request id.
+        id: Option<u64>,
+        /// Namespace.
+        namespace: String,
+        /// Filter.
+        filter: Filter,
+        /// Resume position.
+        resume: Option<Position>,
+    },
+    /// Unsubscribe.
+    Unsubscribe {
+        /// The viewer.
+        conn: Arc<Outbox>,
+        /// Request id.
+        id: Option<u64>,
+        /// Namespace.
+        namespace: String,
+    },
+    /// A viewer asks a producer to stop.
+    Cancel {
+        /// Namespace.
+        namespace: String,
+        /// Operation.
+        operation_id: String,
+        /// Canceller.
+        who: Who,
+        /// Request id (WebSocket).
+        id: Option<u64>,
+        /// Where `ok`/error, or the HTTP state, goes.
+        reply: Reply<OperationState>,
+    },
+    /// A connection ended.
+    Closed {
+        /// Connection id.
+        conn: u64,
+    },
+    /// HTTP: list operations.
+    List(ListQuery, oneshot::Sender<ListResult>),
+    /// HTTP: one operation and its retained events.
+    Get {
+        /// Namespace.
+        namespace: String,
+        /// Operation.
+        operation_id: String,
+        /// Answer.
+        reply: oneshot::Sender<Option<(OperationState, Vec<Arc<str>>)>>,
+    },
+    /// HTTP: retained events after an offset.
+    Events {
+        /// Namespace.
+        namespace: String,
+        /// Exclusive lower bound.
+        after: u64,
+        /// At most.
+        limit: usize,
+        /// Answer.
+        reply: oneshot::Sender<EventsPage>,
+    },
+    /// Figures for status and readiness.
+    Stats(oneshot::Sender<EngineStats>),
+    /// Flush the store and stop.
+    Shutdown(oneshot::Sender<()>),
+}

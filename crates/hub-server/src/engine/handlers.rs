@@ -1,0 +1,556 @@
+//! The engine's request handlers: publish, cancel, subscribe, ticks, and
+//! the after-commit actions (acks and fan-out).
+
+use super::command::{Command, Reply, Who};
+use super::state::{AfterCommit, Ns, Sub};
+use super::Engine;
+use crate::clock::now_ms;
+use crate::log::LogEntry;
+use crate::outbox::Outbox;
+use hub_core::outqueue::{op_key, OutItem};
+use hub_core::{plan_resume, Producer, ResumePlan};
+use hub_proto::{
+    Ack, ErrorCode, Event, OperationState, ProducerMessage, ProtoError, ServerMessage,
+};
+use hub_store::{EventRecord, OpRecord, StoreError};
+use std::sync::Arc;
+
+fn send_reply<T>(reply: Reply<T>, result: Result<T, ProtoError>, ok: impl FnOnce(T) -> String) {
+    match reply {
+        Reply::Conn(conn) => match result {
+            Ok(v) => conn.push_control(ok(v).into()),
+            Err(e) => conn.reject(e),
+        },
+        Reply::Http(tx) => {
+            let _ = tx.send(result);
+        }
+    }
+}
+
+/// Events of one namespace from one commit: the items to queue and each
+/// item's (operation id, kind) for filtering.
+type FanGroup = (String, Vec<OutItem>, Vec<(Arc<str>, Arc<str>)>);
+
+fn new_operation_id(now: u64) -> String {
+    format!("op-{now:x}-{:08x}", rand::random::<u32>())
+}
+
+impl Engine {
+    /// Handles one command; returns the shutdown signal when asked to stop.
+    pub(super) fn handle(&mut self, cmd: Command) -> Option<tokio::sync::oneshot::Sender<()>> {
+        match cmd {
+            Command::Publish { msg, who, reply } => self.publish(msg, who, reply),
+            Command::Subscribe {
+                conn,
+                id,
+                namespace,
+                filter,
+                resume,
+            } => self.subscribe(conn, id, namespace, filter, resume),
+            Command::Unsubscribe {
+                conn,
+                id,
+                namespace,
+            } => {
+                self.remove_sub(conn.id, &namespace);
+                let ok = ServerMessage::Ok { id }.encode();
+                self.actions.push(AfterCommit::Notify {
+                    conn: conn.id,
+                    bytes: ok.into(),
+                });
+            }
+            Command::Cancel {
+                namespace,
+                operation_id,
+                who,
+                id,
+                reply,
+            } => self.cancel(namespace, operation_id, who, id, reply),
+            Command::Closed { conn } => {
+                for ns in self.conn_subs.remove(&conn).unwrap_or_default() {
+                    if let Some(list) = self.subs.get_mut(&ns) {
+                        list.retain(|s| s.conn.id != conn);
+                        if list.is_empty() {
+                            self.subs.remove(&ns);
+                        }
+                    }
+                }
+            }
+            Command::List(q, tx) => {
+                let _ = tx.send(self.list(&q));
+            }
+            Command::Get {
+                namespace,
+                operation_id,
+                reply,
+            } => {
+                let _ = reply.send(self.get(&namespace, &operation_id));
+            }
+            Command::Events {
+                namespace,
+                after,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(self.events(&namespace, after, limit));
+            }
+            Command::Stats(tx) => {
+                let _ = tx.send(self.stats());
+            }
+            Command::Shutdown(done) => return Some(done),
+        }
+        None
+    }
+
+    fn namespace_mut(&mut self, name: &str) -> Result<&mut Ns, ProtoError> {
+        if !self.namespaces.contains_key(name) {
+            if self.namespaces.len() >= self.cfg.max_namespaces {
+                return Err(ProtoError::new(
+                    ErrorCode::RateLimited,
+                    "the hub holds the most namespaces it may",
+                )
+                .with_data(
+                    serde_json::json!({"reason": "namespaces", "limit": self.cfg.max_namespaces}),
+                ));
+            }
+            let ns = Ns::new(name, &self.epoch, &self.cfg);
+            self.namespaces.insert(name.to_owned(), ns);
+        }
+        Ok(self.namespaces.get_mut(name).expect("inserted above"))
+    }
+
+    fn publish(&mut self, msg: ProducerMessage, who: Who, reply: Reply<Ack>) {
+        let now = now_ms();
+        if let Some(err) = &self.store_failed {
+            let e = ProtoError::new(
+                ErrorCode::StoreUnavailable,
+                "the store cannot write; the hub refuses new events",
+            )
+            .with_details(err.clone())
+            .with_operation(msg.operation_id.as_deref())
+            .with_id(msg.id);
+            return send_reply(reply, Err(e), |_| String::new());
+        }
+        let req_id = msg.id;
+        let op_hint = msg.operation_id.clone();
+        let cfg = self.cfg.core.clone();
+        let is_start = matches!(msg.body, hub_proto::ProducerBody::Started { .. });
+        if !is_start && !self.namespaces.contains_key(&msg.namespace) {
+            // Nothing to create a namespace for: a rejection changes nothing.
+            let e = ProtoError::new(
+                ErrorCode::UnknownOperation,
+                "this namespace has no such operation",
+            )
+            .with_operation(op_hint.as_deref())
+            .with_id(req_id);
+            return send_reply(reply, Err(e), |_| String::new());
+        }
+        let ns = match self.namespace_mut(&msg.namespace) {
+            Ok(ns) => ns,
+            Err(e) => {
+                return send_reply(
+                    reply,
+                    Err(e.with_operation(op_hint.as_deref()).with_id(req_id)),
+                    |_| String::new(),
+                )
+            }
+        };
+        let producer = Producer {
+            conn: who.conn,
+            sub: &who.sub,
+            admin: who.admin,
+        };
+        let applied = match ns
+            .core
+            .apply(msg, &producer, now, &cfg, || new_operation_id(now))
+        {
+            Ok(a) => a,
+            Err(e) => {
+                if ns.core.is_empty() && ns.core.last_offset() == 0 {
+                    let name = ns.core.name().to_owned();
+                    self.namespaces.remove(&name);
+                }
+                return send_reply(reply, Err(e), |_| String::new());
+            }
+        };
+        let ns_name = ns.core.name().to_owned();
+        let record = (!applied.events.is_empty())
+            .then(|| ns.core.operation(&applied.ack.operation_id))
+            .flatten()
+            .map(|op| OpRecord {
+                namespace: ns_name.clone(),
+                operation_id: applied.ack.operation_id.clone(),
+                data: serde_json::to_vec(op).unwrap_or_default().into(),
+            });
+        self.batch.upsert_ops.extend(record);
+        for event in applied.events {
+            self.push_event(&ns_name, event);
+        }
+        if let Some(notice) = applied.cancel {
+            let bytes = ServerMessage::CancelRequested {
+                namespace: ns_name.clone(),
+                operation_id: notice.operation_id,
+                requested_by: notice.requested_by,
+            }
+            .encode();
+            if matches!(reply, Reply::Conn(_)) {
+                self.actions.push(AfterCommit::Notify {
+                    conn: notice.conn,
+                    bytes: bytes.into(),
+                });
+            }
+        }
+        self.actions.push(AfterCommit::Ack(reply, applied.ack));
+    }
+
+    /// Encodes an event once and queues its write and its fan-out.
+    fn push_event(&mut self, ns: &str, event: Event) {
+        let bytes: Arc<str> = event.encode().into();
+        self.batch.events.push(EventRecord {
+            namespace: ns.to_owned(),
+            offset: event.offset,
+            data: Arc::from(bytes.as_bytes()),
+        });
+        self.events_total += 1;
+        let entry = LogEntry {
+            offset: event.offset,
+            operation_id: event.operation_id.as_str().into(),
+            kind: event.state.kind.as_str().into(),
+            event_type: event.event_type,
+            bytes,
+        };
+        self.actions.push(AfterCommit::Event {
+            ns: ns.to_owned(),
+            entry,
+            state: Box::new(event.state),
+        });
+    }
+
+    fn cancel(
+        &mut self,
+        namespace: String,
+        operation_id: String,
+        who: Who,
+        id: Option<u64>,
+        reply: Reply<OperationState>,
+    ) {
+        let now = now_ms();
+        let Some(ns) = self.namespaces.get_mut(&namespace) else {
+            let e = ProtoError::new(
+                ErrorCode::UnknownOperation,
+                "this namespace has no such operation",
+            )
+            .with_operation(Some(&operation_id))
+            .with_id(id);
+            return send_reply(reply, Err(e), |_| String::new());
+        };
+        let req = match ns.core.request_cancel(&operation_id, &who.sub, now) {
+            Ok(r) => r,
+            Err(e) => return send_reply(reply, Err(e.with_id(id)), |_| String::new()),
+        };
+        if let Some(op) = ns.core.operation(&operation_id) {
+            self.batch.upsert_ops.push(OpRecord {
+                namespace: namespace.clone(),
+                operation_id: operation_id.clone(),
+                data: serde_json::to_vec(op).unwrap_or_default().into(),
+            });
+        }
+        if let Some(owner) = req.owner_conn.filter(|c| self.registry.get(*c).is_some()) {
+            ns.core.mark_cancel_delivered(&operation_id, owner);
+            let bytes = ServerMessage::CancelRequested {
+                namespace: namespace.clone(),
+                operation_id: operation_id.clone(),
+                requested_by: who.sub.clone(),
+            }
+            .encode();
+            self.actions.push(AfterCommit::Notify {
+                conn: owner,
+                bytes: bytes.into(),
+            });
+        }
+        self.actions
+            .push(AfterCommit::State(Box::new(req.state.clone())));
+        self.actions.push(AfterCommit::CancelDone {
+            reply,
+            id,
+            state: Box::new(req.state),
+        });
+    }
+
+    fn subscribe(
+        &mut self,
+        conn: Arc<Outbox>,
+        id: Option<u64>,
+        namespace: String,
+        filter: hub_core::glob::Filter,
+        resume: Option<hub_proto::Position>,
+    ) {
+        let already = self
+            .conn_subs
+            .get(&conn.id)
+            .is_some_and(|l| l.contains(&namespace));
+        let count = self.conn_subs.get(&conn.id).map_or(0, Vec::len);
+        if !already && count >= self.cfg.max_subscriptions_per_connection {
+            let e = ProtoError::new(ErrorCode::RateLimited, "this connection holds the most subscriptions it may")
+                .with_data(serde_json::json!({"reason": "subscriptions", "limit": self.cfg.max_subscriptions_per_connection}))
+                .with_id(id);
+            conn.reject(e);
+            return;
+        }
+        self.remove_sub(conn.id, &namespace);
+        let (last, first) = match self.namespaces.get(&namespace) {
+            Some(ns) => (ns.log.last_offset(), ns.log.first_offset()),
+            None => (0, 1),
+        };
+        let plan = plan_resume(
+            resume.as_ref(),
+            &self.epoch,
+            last,
+            first,
+            self.cfg.replay_limit,
+        );
+        let recovered = matches!(plan, ResumePlan::Replay { .. });
+        let outcome = match plan {
+            ResumePlan::Replay { .. } => "recovered",
+            ResumePlan::Snapshot(r) => r.label(),
+        };
+        self.metrics
+            .resumes
+            .get_or_create(&crate::metrics::Outcome {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        conn.push_control(
+            ServerMessage::Subscribed {
+                id,
+                namespace: namespace.clone(),
+                epoch: self.epoch.clone(),
+                offset: last,
+                recovered,
+            }
+            .encode()
+            .into(),
+        );
+        match plan {
+            ResumePlan::Replay { after } => {
+                if let Some(ns) = self.namespaces.get(&namespace) {
+                    for e in ns.log.after(after) {
+                        if filter.matches(&e.operation_id, &e.kind) {
+                            conn.push(
+                                OutItem::message(e.bytes.clone())
+                                    .with_offset(e.offset)
+                                    .uncounted(),
+                            );
+                        }
+                    }
+                }
+            }
+            ResumePlan::Snapshot(_) => {
+                let mut operations: Vec<OperationState> = self
+                    .namespaces
+                    .get(&namespace)
+                    .map(|ns| {
+                        ns.states
+                            .values()
+                            .filter(|s| filter.matches(&s.operation_id, &s.kind))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                operations.sort_by(|a, b| {
+                    (a.started_at, &a.operation_id).cmp(&(b.started_at, &b.operation_id))
+                });
+                let bytes = ServerMessage::OperationList {
+                    namespace: namespace.clone(),
+                    epoch: self.epoch.clone(),
+                    offset: last,
+                    operations,
+                }
+                .encode();
+                conn.push(OutItem::message(bytes.into()).with_offset(last).uncounted());
+            }
+        }
+        conn.subscribed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.conn_subs
+            .entry(conn.id)
+            .or_default()
+            .push(namespace.clone());
+        self.subs
+            .entry(namespace)
+            .or_default()
+            .push(Sub { conn, filter });
+    }
+
+    fn remove_sub(&mut self, conn: u64, namespace: &str) {
+        if let Some(list) = self.subs.get_mut(namespace) {
+            list.retain(|s| s.conn.id != conn);
+            if list.is_empty() {
+                self.subs.remove(namespace);
+            }
+        }
+        if let Some(l) = self.conn_subs.get_mut(&conn) {
+            l.retain(|n| n != namespace);
+        }
+    }
+
+    /// Time passes: stalls, hub-made cancels, retention.
+    pub(super) fn tick(&mut self, now: u64) {
+        if self.store_failed.is_some() {
+            return;
+        }
+        let cfg = self.cfg.core.clone();
+        let names: Vec<String> = self.namespaces.keys().cloned().collect();
+        for name in names {
+            let Some(ns) = self.namespaces.get_mut(&name) else {
+                continue;
+            };
+            if ns.core.next_deadline(&cfg).is_none_or(|d| d > now) {
+                continue;
+            }
+            let out = ns.core.tick(now, &cfg);
+            for id in &out.removed {
+                ns.states.remove(id);
+                self.batch.delete_ops.push((name.clone(), id.clone()));
+            }
+            let mut touched: Vec<String> =
+                out.events.iter().map(|e| e.operation_id.clone()).collect();
+            touched.dedup();
+            for id in touched {
+                if let Some(op) = ns.core.operation(&id) {
+                    self.batch.upsert_ops.push(OpRecord {
+                        namespace: name.clone(),
+                        operation_id: id,
+                        data: serde_json::to_vec(op).unwrap_or_default().into(),
+                    });
+                }
+            }
+            for event in out.events {
+                self.push_event(&name, event);
+            }
+        }
+    }
+
+    /// Runs what a durable batch allows: log, states, fan-out, answers.
+    pub(super) fn run_actions(&mut self, actions: Vec<AfterCommit>) {
+        // Fan-out is grouped per viewer: one lock and one wake-up per viewer
+        // for all the events of this batch.
+        let mut fan: Vec<FanGroup> = Vec::new();
+        for action in actions {
+            match action {
+                AfterCommit::Event { ns, entry, state } => {
+                    self.metrics.events.inc();
+                    if let Some(n) = self.namespaces.get_mut(&ns) {
+                        n.log.push(entry.clone());
+                        n.states.insert(state.operation_id.clone(), *state);
+                    }
+                    let key = op_key(&ns, &entry.operation_id);
+                    let item = if entry.event_type.is_lifecycle() {
+                        OutItem::lifecycle(entry.bytes.clone(), key, entry.offset)
+                    } else {
+                        OutItem::progress(entry.bytes.clone(), key, entry.offset)
+                    };
+                    match fan.last_mut() {
+                        Some((n, items, keys)) if *n == ns => {
+                            items.push(item);
+                            keys.push((entry.operation_id.clone(), entry.kind.clone()));
+                        }
+                        _ => fan.push((
+                            ns,
+                            vec![item],
+                            vec![(entry.operation_id.clone(), entry.kind.clone())],
+                        )),
+                    }
+                }
+                other => {
+                    self.fan_out(std::mem::take(&mut fan));
+                    self.run_answer(other);
+                }
+            }
+        }
+        self.fan_out(fan);
+    }
+
+    fn fan_out(&mut self, groups: Vec<FanGroup>) {
+        let before = self.deliveries_total;
+        for (ns, items, keys) in groups {
+            let Some(subs) = self.subs.get(&ns) else {
+                continue;
+            };
+            for sub in subs {
+                if sub.filter.is_all() {
+                    sub.conn.push_many(items.iter());
+                    self.deliveries_total += items.len() as u64;
+                } else {
+                    let mut n = 0;
+                    sub.conn.push_many(
+                        items
+                            .iter()
+                            .zip(keys.iter())
+                            .filter(|(_, (op, kind))| sub.filter.matches(op, kind))
+                            .map(|(i, _)| {
+                                n += 1;
+                                i
+                            }),
+                    );
+                    self.deliveries_total += n;
+                }
+            }
+        }
+        self.metrics
+            .deliveries
+            .inc_by(self.deliveries_total - before);
+    }
+
+    fn run_answer(&mut self, action: AfterCommit) {
+        match action {
+            AfterCommit::Event { .. } => {}
+            AfterCommit::State(state) => {
+                if let Some(n) = self.namespaces.get_mut(&state.namespace) {
+                    if let Some(s) = n.states.get_mut(&state.operation_id) {
+                        s.cancel_requested = state.cancel_requested;
+                    }
+                }
+            }
+            AfterCommit::Ack(reply, ack) => {
+                send_reply(reply, Ok(ack), |a| ServerMessage::Ack(a).encode())
+            }
+            AfterCommit::Notify { conn, bytes } => {
+                if let Some(c) = self.registry.get(conn) {
+                    c.push_control(bytes);
+                }
+            }
+            AfterCommit::CancelDone { reply, id, state } => {
+                send_reply(reply, Ok(*state), |_| ServerMessage::Ok { id }.encode())
+            }
+        }
+    }
+
+    /// A commit failed: answer everyone who waited on it with `STORE_UNAVAILABLE`.
+    pub(super) fn fail_actions(&mut self, actions: Vec<AfterCommit>, e: &StoreError) {
+        let err = |id: Option<u64>, op: Option<&str>| {
+            ProtoError::new(
+                ErrorCode::StoreUnavailable,
+                "the store could not make this event durable",
+            )
+            .with_details(e.to_string())
+            .with_operation(op)
+            .with_id(id)
+        };
+        for action in actions {
+            match action {
+                AfterCommit::Ack(reply, ack) => {
+                    send_reply(reply, Err(err(ack.id, Some(&ack.operation_id))), |_| {
+                        String::new()
+                    })
+                }
+                AfterCommit::CancelDone { reply, id, state } => {
+                    send_reply(reply, Err(err(id, Some(&state.operation_id))), |_| {
+                        String::new()
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The engine: one task that owns every namespace, orders events, hands
+//! them to the store's group-commit writer and, once they are durable,
+//! acks producers and fans the shared bytes out to viewers.
+//!
+//! Architecture invariants:
+//! - Viewers and acks see only durable events: everything a request causes
+//!   runs as an [`AfterCommit`] action once the store has committed the
+//!   batch that holds it (or at once when nothing is in flight).
+//! - Subscriptions are registered on this task, between commits, so a
+//!   replay and the live events that follow it never overlap or leave a gap.
+//! - Each event is encoded once; every viewer's queue gets the same bytes.
+
+mod command;
+mod handlers;
+mod query;
+mod state;
+
+pub use command::*;
+pub use state::EngineConfig;
+
+use crate::clock::now_ms;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use hub_store::{Batch, EventStore, GroupCommitWriter, StoreError};
+use state::{AfterCommit, Ns, Sub};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How many batches may wait for the store before the engine stops taking requests.
+const MAX_IN_FLIGHT: usize = 8;
+/// How many requests one engine turn takes before it flushes a batch.
+const MAX_TURN: usize = 4096;
+
+/// A cheap handle to send commands to the engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl EngineHandle {
+    /// Sends a command (waits when the engine is saturated: backpressure).
+    pub async fn send(&self, cmd: Command) -> bool {
+        self.tx.send(cmd).await.is_ok()
+    }
+
+    /// Sends a command without waiting; false when the engine is saturated or gone.
+    pub fn try_send(&self, cmd: Command) -> bool {
+        self.tx.try_send(cmd).is_ok()
+    }
+}
+
+struct InFlight {
+    id: u64,
+    actions: Vec<AfterCommit>,
+    submitted: std::time::Instant,
+    events: usize,
+}
+
+/// The engine's state (lives on its own task).
+pub struct Engine {
+    cfg: EngineConfig,
+    epoch: String,
+    namespaces: HashMap<String, Ns>,
+    subs: HashMap<String, Vec<Sub>>,
+    conn_subs: HashMap<u64, Vec<String>>,
+    writer: Option<GroupCommitWriter>,
+    commits: mpsc::UnboundedReceiver<(Vec<u64>, Result<(), StoreError>)>,
+    batch: Batch,
+    actions: Vec<AfterCommit>,
+    in_flight: VecDeque<InFlight>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    store_failed: Option<String>,
+    events_total: u64,
+    deliveries_total: u64,
+}
+
+impl Engine {
+    /// Loads the store and starts the engine task.
+    pub fn start(
+        store: Arc<dyn EventStore>,
+        cfg: EngineConfig,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+    ) -> Result<(EngineHandle, String, tokio::task::JoinHandle<()>), StoreError> {
+        let loaded = store.load()?;
+        let mut namespaces = HashMap::new();
+        for data in loaded.namespaces {
+            let ns = Ns::restore(&loaded.epoch, data, &cfg);
+            namespaces.insert(ns.core.name().to_owned(), ns);
+        }
+        let (ctx, crx) = mpsc::unbounded_channel();
+        let writer = GroupCommitWriter::spawn(
+            store,
+            Box::new(move |ids, result| {
+                let _ = ctx.send((ids, result));
+            }),
+        );
+        let (tx, rx) = mpsc::channel(16 * 1024);
+        let epoch = loaded.epoch.clone();
+        let engine = Engine {
+            cfg,
+            epoch: loaded.epoch,
+            namespaces,
+            subs: HashMap::new(),
+            conn_subs: HashMap::new(),
+            writer: Some(writer),
+            commits: crx,
+            batch: Batch::default(),
+            actions: Vec::new(),
+            in_flight: VecDeque::new(),
+            registry,
+            metrics,
+            store_failed: None,
+            events_total: 0,
+            deliveries_total: 0,
+        };
+        let task = tokio::spawn(engine.run(rx));
+        Ok((EngineHandle { tx }, epoch, task))
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let tick_every = Duration::from_millis((self.cfg.core.stall_timeout_ms / 4).clamp(20, 250));
+        let mut tick = tokio::time::interval(tick_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown: Option<tokio::sync::oneshot::Sender<()>> = None;
+        loop {
+            tokio::select! {
+                biased;
+                Some((ids, result)) = self.commits.recv() => self.on_commit(ids, result),
+                cmd = rx.recv(), if self.in_flight.len() < MAX_IN_FLIGHT && shutdown.is_none() => {
+                    let Some(cmd) = cmd else { break };
+                    if let Some(done) = self.handle(cmd) { shutdown = Some(done); }
+                    let mut n = 1;
+                    while n < MAX_TURN && shutdown.is_none() {
+                        match rx.try_recv() {
+                            Ok(cmd) => {
+                                if let Some(done) = self.handle(cmd) { shutdown = Some(done); }
+                                n += 1;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.flush();
+                }
+                _ = tick.tick(), if shutdown.is_none() => {
+                    self.tick(now_ms());
+                    self.flush();
+                }
+            }
+            if shutdown.is_some() && self.in_flight.is_empty() {
+                break;
+            }
+        }
+        if let Some(w) = self.writer.take() {
+            tokio::task::spawn_blocking(move || w.shutdown()).await.ok();
+        }
+        if let Some(done) = shutdown {
+            let _ = done.send(());
+        }
+    }
+
+    /// Hands the turn's writes to the store, or runs the actions at once
+    /// when there is nothing to write.
+    fn flush(&mut self) {
+        let actions = std::mem::take(&mut self.actions);
+        let has_writes = !self.batch.events.is_empty()
+            || !self.batch.upsert_ops.is_empty()
+            || !self.batch.delete_ops.is_empty();
+        if has_writes {
+            let batch = std::mem::take(&mut self.batch);
+            let events = batch.events.len();
+            let id = self.writer.as_ref().map_or(0, |w| w.submit(batch));
+            self.in_flight.push_back(InFlight {
+                id,
+                actions,
+                submitted: std::time::Instant::now(),
+                events,
+            });
+        } else if let Some(last) = self.in_flight.back_mut() {
+            // Nothing new to write, but earlier writes these answers may
+            // depend on are not durable yet: answer after them.
+            last.actions.extend(actions);
+        } else {
+            self.run_actions(actions);
+        }
+    }
+
+    fn on_commit(&mut self, ids: Vec<u64>, result: Result<(), StoreError>) {
+        for id in ids {
+            let Some(pos) = self.in_flight.iter().position(|f| f.id == id) else {
+                continue;
+            };
+            // Commits arrive in submission order; anything before `pos` is already done.
+            let Some(done) = self.in_flight.remove(pos) else {
+                continue;
+            };
+            self.metrics
+                .commit_seconds
+                .observe(done.submitted.elapsed().as_secs_f64());
+            self.metrics.commit_events.observe(done.events as f64);
+            let done = done.actions;
+            match &result {
+                Ok(()) => self.run_actions(done),
+                Err(e) => {
+                    tracing::error!(error = %e, "store commit failed; refusing writes until restart");
+                    self.store_failed = Some(e.to_string());
+                    self.fail_actions(done, e);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! What the engine keeps per namespace, and the actions it runs after a commit.
+
+use super::command::Reply;
+use crate::log::{EventLog, LogEntry};
+use crate::outbox::Outbox;
+use hub_core::glob::Filter;
+use hub_core::{CoreConfig, Namespace, Operation};
+use hub_proto::{Ack, Event, OperationState};
+use hub_store::NamespaceData;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Engine settings (from the server config).
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Core rules.
+    pub core: CoreConfig,
+    /// Events kept per namespace for replay.
+    pub history_size: u64,
+    /// Resume further back than this → snapshot.
+    pub replay_limit: u64,
+    /// Most namespaces.
+    pub max_namespaces: usize,
+    /// Most subscriptions per connection.
+    pub max_subscriptions_per_connection: usize,
+}
+
+/// One namespace: the core (truth, including writes not yet durable) and
+/// the committed view viewers are served from.
+pub struct Ns {
+    /// The core state machine.
+    pub core: Namespace,
+    /// Durable events, encoded.
+    pub log: EventLog,
+    /// Durable states (what snapshots show).
+    pub states: HashMap<String, OperationState>,
+}
+
+impl Ns {
+    /// An empty namespace.
+    pub fn new(name: &str, epoch: &str, cfg: &EngineConfig) -> Self {
+        Ns {
+            core: Namespace::new(name, epoch),
+            log: EventLog::new(cfg.history_size as usize, 0),
+            states: HashMap::new(),
+        }
+    }
+
+    /// Rebuilds a namespace from the store.
+    pub fn restore(epoch: &str, data: NamespaceData, cfg: &EngineConfig) -> Self {
+        let ops: Vec<Operation> = data
+            .ops
+            .iter()
+            .filter_map(|r| match serde_json::from_slice::<Operation>(&r.data) {
+                Ok(op) => Some(op),
+                Err(e) => {
+                    tracing::error!(namespace = %data.name, operation_id = %r.operation_id, error = %e, "skipping unreadable operation record");
+                    None
+                }
+            })
+            .collect();
+        let states = ops
+            .iter()
+            .map(|o| (o.state.operation_id.clone(), o.state.clone()))
+            .collect();
+        let first = data
+            .events
+            .first()
+            .map_or(data.last_offset, |e| e.offset - 1);
+        let mut log = EventLog::new(cfg.history_size as usize, first);
+        for rec in &data.events {
+            match serde_json::from_slice::<Event>(&rec.data) {
+                Ok(ev) => log.push(LogEntry {
+                    offset: ev.offset,
+                    operation_id: ev.operation_id.as_str().into(),
+                    kind: ev.state.kind.as_str().into(),
+                    event_type: ev.event_type,
+                    bytes: String::from_utf8_lossy(&rec.data).into(),
+                }),
+                Err(e) => {
+                    tracing::error!(namespace = %data.name, offset = rec.offset, error = %e, "skipping unreadable event")
+                }
+            }
+        }
+        Ns {
+            core: Namespace::restore(&data.name, epoch, data.last_offset, ops),
+            log,
+            states,
+        }
+    }
+}
+
+/// A viewer's subscription to one namespace.
+pub struct Sub {
+    /// The viewer.
+    pub conn: Arc<Outbox>,
+    /// Its filter.
+    pub filter: Filter,
+}
+
+/// Something to do once the batch holding it is durable.
+pub enum AfterCommit {
+    /// Append to the log, update the committed state, fan out.
+    Event {
+        /// Namespace.
+        ns: String,
+        /// The encoded event.
+        entry: LogEntry,
+        /// The operation's state after it.
+        state: Box<OperationState>,
+    },
+    /// Update a committed state without an event (cancel flag).
+    State(Box<OperationState>),
+    /// Answer a producer.
+    Ack(Reply<Ack>, Ack),
+    /// Deliver `cancel_requested` to a connection.
+    Notify {
+        /// Connection id.
+        conn: u64,
+        /// Encoded message.
+        bytes: Arc<str>,
+    },
+    /// Answer a cancel.
+    CancelDone {
+        /// Where.
+        reply: Reply<OperationState>,
+        /// Request id.
+        id: Option<u64>,
+        /// State after the request.
+        state: Box<OperationState>,
+    },
+}

@@ -1,0 +1,412 @@
+//! The HTTP API: publish and cancel, operation and event listings, health,
+//! readiness, status, and JSON errors for everything else.
+
+use crate::app::Shared;
+use crate::auth::{auth_error, authorize, token_of};
+use crate::clock::now_ms;
+use crate::engine::{Command, ListQuery, Reply, Who};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use hub_auth::{Action, Principal};
+use hub_proto::{
+    decode_http_producer, validate_namespace, validate_operation_id, ErrorCode, OperationStatus,
+    ProtoError, ServerMessage,
+};
+use serde_json::json;
+use std::collections::HashMap;
+use tokio::sync::oneshot;
+
+/// A JSON error response `{"error": {code, message, details, data}}`.
+pub fn error_response(e: ProtoError, status: Option<u16>) -> Response {
+    let status = StatusCode::from_u16(status.unwrap_or_else(|| e.code.http_status()))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let retry = e.code == ErrorCode::RateLimited;
+    let body = json!({"error": {"code": e.code, "message": e.message, "details": e.details, "data": e.data}});
+    let mut resp = json_response(status, body.to_string());
+    if retry {
+        let secs = e
+            .data
+            .as_ref()
+            .and_then(|d| d.get("retry_after_ms"))
+            .and_then(|v| v.as_u64())
+            .map_or(1, |ms| ms.div_ceil(1000).max(1));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// A JSON body with a status.
+pub fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn shutting_down() -> Response {
+    error_response(
+        ProtoError::new(ErrorCode::ServerShutdown, "the hub is shutting down"),
+        None,
+    )
+}
+
+/// Authenticates an HTTP request: tokenless GETs may read anonymously when allowed.
+fn principal(
+    app: &Shared,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Result<Principal, ProtoError> {
+    app.authn
+        .authenticate(
+            token_of(headers, q.get("token").map(String::as_str)),
+            now_ms(),
+        )
+        .map_err(|e| auth_error(&e))
+}
+
+fn authorized(
+    app: &Shared,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    action: Action,
+    ns: &str,
+) -> Result<Principal, ProtoError> {
+    let p = principal(app, headers, q)?;
+    validate_namespace(ns)?;
+    authorize(&p, action, ns)?;
+    Ok(p)
+}
+
+async fn ask<T>(
+    app: &Shared,
+    make: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Result<T, Response> {
+    let (tx, rx) = oneshot::channel();
+    if !app.engine.send(make(tx)).await {
+        return Err(shutting_down());
+    }
+    rx.await.map_err(|_| shutting_down())
+}
+
+/// `POST /api/v1/namespaces/{ns}/operations/{id}/events`.
+pub async fn post_event(
+    State(app): State<Shared>,
+    Path((ns, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if app.is_shutting_down() {
+        return shutting_down();
+    }
+    let who = match authorized(&app, &headers, &q, Action::Publish, &ns) {
+        Ok(p) => p,
+        Err(e) => return error_response(e, None),
+    };
+    let max = app.cfg.max_message_size;
+    let bytes = match axum::body::to_bytes(body, max).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error_response(
+                ProtoError::new(
+                    ErrorCode::MessageTooLarge,
+                    format!("the body is larger than {max} bytes"),
+                )
+                .with_data(json!({"limit": max})),
+                None,
+            )
+        }
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return error_response(ProtoError::bad("the body is not valid UTF-8"), None);
+    };
+    let msg = match decode_http_producer(text, &ns, &id) {
+        Ok(m) => m,
+        Err(e) => return error_response(e, None),
+    };
+    let who = Who {
+        conn: 0,
+        sub: who.sub.clone(),
+        admin: who.is_admin(),
+    };
+    let (tx, rx) = oneshot::channel();
+    if !app
+        .engine
+        .send(Command::Publish {
+            msg,
+            who,
+            reply: Reply::Http(tx),
+        })
+        .await
+    {
+        return shutting_down();
+    }
+    match rx.await {
+        Ok(Ok(ack)) => json_response(StatusCode::OK, ServerMessage::Ack(ack).encode()),
+        Ok(Err(e)) => error_response(e, None),
+        Err(_) => shutting_down(),
+    }
+}
+
+/// `POST /api/v1/namespaces/{ns}/operations/{id}/cancel`.
+pub async fn cancel(
+    State(app): State<Shared>,
+    Path((ns, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if app.is_shutting_down() {
+        return shutting_down();
+    }
+    let p = match authorized(&app, &headers, &q, Action::Cancel, &ns) {
+        Ok(p) => p,
+        Err(e) => return error_response(e, None),
+    };
+    if let Err(e) = validate_operation_id(&id) {
+        return error_response(e, None);
+    }
+    let who = Who {
+        conn: 0,
+        sub: p.sub.clone(),
+        admin: p.is_admin(),
+    };
+    let (tx, rx) = oneshot::channel();
+    let cmd = Command::Cancel {
+        namespace: ns,
+        operation_id: id,
+        who,
+        id: None,
+        reply: Reply::Http(tx),
+    };
+    if !app.engine.send(cmd).await {
+        return shutting_down();
+    }
+    match rx.await {
+        Ok(Ok(state)) => json_response(
+            StatusCode::ACCEPTED,
+            json!({"operation": state}).to_string(),
+        ),
+        Ok(Err(e)) => error_response(e, None),
+        Err(_) => shutting_down(),
+    }
+}
+
+fn parse_limit(
+    q: &HashMap<String, String>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ProtoError> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .map(|n| n.min(max))
+            .map_err(|_| ProtoError::bad("`limit` must be a non-negative integer")),
+    }
+}
+
+/// `GET /api/v1/namespaces/{ns}/operations?state=&kind=&limit=`.
+pub async fn list_operations(
+    State(app): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = authorized(&app, &headers, &q, Action::View, &ns) {
+        return error_response(e, None);
+    }
+    let state = match q.get("state").map(|s| OperationStatus::parse(s)) {
+        None => None,
+        Some(Some(s)) => Some(s),
+        Some(None) => {
+            return error_response(
+                ProtoError::bad(
+                    "`state` must be one of running, stalled, completed, failed, canceled",
+                ),
+                None,
+            )
+        }
+    };
+    let limit = match parse_limit(&q, 1000, 10_000) {
+        Ok(l) => l,
+        Err(e) => return error_response(e, None),
+    };
+    let query = ListQuery {
+        namespace: ns.clone(),
+        state,
+        kind: q.get("kind").cloned(),
+        limit,
+    };
+    match ask(&app, |tx| Command::List(query, tx)).await {
+        Ok((epoch, offset, operations)) => json_response(
+            StatusCode::OK,
+            json!({"namespace": ns, "epoch": epoch, "offset": offset, "operations": operations})
+                .to_string(),
+        ),
+        Err(r) => r,
+    }
+}
+
+/// `GET /api/v1/namespaces/{ns}/operations/{id}`.
+pub async fn get_operation(
+    State(app): State<Shared>,
+    Path((ns, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = authorized(&app, &headers, &q, Action::View, &ns) {
+        return error_response(e, None);
+    }
+    if let Err(e) = validate_operation_id(&id) {
+        return error_response(e, None);
+    }
+    let op = id.clone();
+    match ask(&app, |reply| Command::Get {
+        namespace: ns,
+        operation_id: op,
+        reply,
+    })
+    .await
+    {
+        Ok(Some((state, events))) => {
+            let state = serde_json::to_string(&state).unwrap_or_default();
+            json_response(
+                StatusCode::OK,
+                format!("{{\"operation\":{state},\"events\":[{}]}}", join(&events)),
+            )
+        }
+        Ok(None) => error_response(
+            ProtoError::new(
+                ErrorCode::UnknownOperation,
+                "this namespace has no such operation",
+            )
+            .with_operation(Some(&id)),
+            None,
+        ),
+        Err(r) => r,
+    }
+}
+
+fn join(events: &[std::sync::Arc<str>]) -> String {
+    let mut s = String::with_capacity(events.iter().map(|e| e.len() + 1).sum());
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(e);
+    }
+    s
+}
+
+/// `GET /api/v1/namespaces/{ns}/events?after=&limit=`.
+pub async fn events(
+    State(app): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = authorized(&app, &headers, &q, Action::View, &ns) {
+        return error_response(e, None);
+    }
+    let after = match q.get("after").map(|v| v.parse::<u64>()) {
+        None => 0,
+        Some(Ok(a)) => a,
+        Some(Err(_)) => {
+            return error_response(
+                ProtoError::bad("`after` must be a non-negative integer"),
+                None,
+            )
+        }
+    };
+    let limit = match parse_limit(&q, 100, 1000) {
+        Ok(l) => l,
+        Err(e) => return error_response(e, None),
+    };
+    let namespace = ns.clone();
+    match ask(&app, |reply| Command::Events { namespace, after, limit, reply }).await {
+        Ok(page) => json_response(
+            StatusCode::OK,
+            format!(
+                "{{\"namespace\":{},\"epoch\":{},\"first_offset\":{},\"last_offset\":{},\"events\":[{}]}}",
+                json!(ns),
+                json!(page.epoch),
+                page.first_offset,
+                page.last_offset,
+                join(&page.events)
+            ),
+        ),
+        Err(r) => r,
+    }
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn metrics(State(app): State<Shared>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// `GET /health`: the process is alive.
+pub async fn health() -> Response {
+    json_response(StatusCode::OK, json!({"status": "ok"}).to_string())
+}
+
+/// `GET /ready`: the store is writable and the hub is not shutting down.
+pub async fn ready(State(app): State<Shared>) -> Response {
+    let mut failing = Vec::new();
+    if app.is_shutting_down() {
+        failing.push(json!({"check": "shutdown", "error": "the hub is shutting down"}));
+    }
+    if let Err(e) = app.store.check_writable() {
+        failing.push(json!({"check": "store", "error": e.to_string()}));
+    }
+    if let Ok(stats) = ask(&app, Command::Stats).await {
+        if let Some(e) = stats.store_failed {
+            failing.push(json!({"check": "store", "error": e}));
+        }
+    }
+    if failing.is_empty() {
+        json_response(
+            StatusCode::OK,
+            json!({"status": "ready", "checks": {"store": "ok"}}).to_string(),
+        )
+    } else {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "not_ready", "failing": failing}).to_string(),
+        )
+    }
+}
+
+/// `GET /api/v1/status`: the latest `system_status`.
+pub async fn status(
+    State(app): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = principal(&app, &headers, &q) {
+        return error_response(e, None);
+    }
+    let msg = crate::status::build(&app).await;
+    json_response(StatusCode::OK, msg.encode())
+}
+
+/// Unknown routes: the dashboard for GET, `NOT_FOUND` otherwise.
+pub async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    if (method == Method::GET || method == Method::HEAD) && !uri.path().starts_with("/api/") {
+        return hub_web::serve(uri, headers).await;
+    }
+    error_response(
+        ProtoError::new(
+            ErrorCode::NotFound,
+            format!("no route for {method} {}", uri.path()),
+        ),
+        None,
+    )
+}

@@ -1,0 +1,108 @@
+//! A namespace's retained events, encoded once, in offset order.
+//!
+//! Replays, the HTTP event listing and operation detail read from here; the
+//! store keeps the same events durably for restarts.
+
+use hub_proto::EventType;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// One retained event.
+#[derive(Clone, Debug)]
+pub struct LogEntry {
+    /// Namespace offset.
+    pub offset: u64,
+    /// Operation id.
+    pub operation_id: Arc<str>,
+    /// Operation kind.
+    pub kind: Arc<str>,
+    /// Event type.
+    pub event_type: EventType,
+    /// The encoded event (shared with every viewer).
+    pub bytes: Arc<str>,
+}
+
+/// The newest `capacity` events of a namespace.
+#[derive(Debug)]
+pub struct EventLog {
+    entries: VecDeque<LogEntry>,
+    capacity: usize,
+    last_offset: u64,
+}
+
+impl EventLog {
+    /// An empty log whose stream ends at `last_offset`.
+    pub fn new(capacity: usize, last_offset: u64) -> Self {
+        EventLog {
+            entries: VecDeque::new(),
+            capacity: capacity.max(1),
+            last_offset,
+        }
+    }
+
+    /// Appends the next event (offsets must be contiguous).
+    pub fn push(&mut self, entry: LogEntry) {
+        debug_assert!(entry.offset == self.last_offset + 1 || self.entries.is_empty());
+        self.last_offset = entry.offset;
+        self.entries.push_back(entry);
+        while self.entries.len() > self.capacity {
+            self.entries.pop_front();
+        }
+    }
+
+    /// The offset of the newest event (0 when none ever).
+    pub fn last_offset(&self) -> u64 {
+        self.last_offset
+    }
+
+    /// The oldest retained offset (`last_offset + 1` when none is retained).
+    pub fn first_offset(&self) -> u64 {
+        self.entries
+            .front()
+            .map_or(self.last_offset + 1, |e| e.offset)
+    }
+
+    /// Retained events with offset > `after`, oldest first.
+    pub fn after(&self, after: u64) -> impl Iterator<Item = &LogEntry> {
+        let first = self.first_offset();
+        let skip = after.saturating_add(1).saturating_sub(first) as usize;
+        self.entries.iter().skip(skip)
+    }
+
+    /// Retained events of one operation, oldest first.
+    pub fn of_operation<'a>(&'a self, op: &'a str) -> impl Iterator<Item = &'a LogEntry> + 'a {
+        self.entries.iter().filter(move |e| &*e.operation_id == op)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(offset: u64) -> LogEntry {
+        LogEntry {
+            offset,
+            operation_id: "a".into(),
+            kind: "k".into(),
+            event_type: EventType::ProgressUpdate,
+            bytes: format!("{offset}").into(),
+        }
+    }
+
+    #[test]
+    fn ring_and_after() {
+        let mut log = EventLog::new(3, 0);
+        assert_eq!(log.first_offset(), 1);
+        for o in 1..=5 {
+            log.push(entry(o));
+        }
+        assert_eq!(log.first_offset(), 3);
+        assert_eq!(log.last_offset(), 5);
+        let after: Vec<u64> = log.after(3).map(|e| e.offset).collect();
+        assert_eq!(after, vec![4, 5]);
+        let all: Vec<u64> = log.after(0).map(|e| e.offset).collect();
+        assert_eq!(all, vec![3, 4, 5]);
+        assert_eq!(log.after(5).count(), 0);
+        assert_eq!(log.after(u64::MAX).count(), 0);
+    }
+}

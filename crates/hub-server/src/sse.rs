@@ -1,0 +1,214 @@
+//! The Server-Sent Events transport: a subscription over plain HTTP for
+//! networks that block WebSocket. Same messages; events and snapshots carry
+//! the SSE id `epoch:offset`, so `Last-Event-ID` resumes exactly.
+
+use crate::app::Shared;
+use crate::auth::{auth_error, authorize, origin_allowed, token_of};
+use crate::clock::now_ms;
+use crate::engine::Command;
+use crate::http_api::error_response;
+use crate::outbox::Outbox;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use hub_auth::Action;
+use hub_core::glob::Filter;
+use hub_core::outqueue::OutItem;
+use hub_proto::{validate_namespace, ErrorCode, Position, ProtoError, DEFAULT_NAMESPACE};
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+/// Parses an SSE id `epoch:offset`.
+pub fn parse_event_id(id: &str) -> Option<Position> {
+    let (epoch, offset) = id.rsplit_once(':')?;
+    Some(Position {
+        epoch: epoch.to_owned(),
+        offset: offset.parse().ok()?,
+    })
+}
+
+fn list(q: &HashMap<String, String>, key: &str) -> Vec<String> {
+    q.get(key)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `GET /api/v1/stream?namespace=N[&operations=..][&kinds=..]`.
+pub async fn stream(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !origin_allowed(&headers, app.tls(), &app.origins) {
+        return error_response(
+            ProtoError::new(ErrorCode::Forbidden, "this origin may not connect"),
+            Some(403),
+        );
+    }
+    if app.is_shutting_down() {
+        return error_response(
+            ProtoError::new(ErrorCode::ServerShutdown, "the hub is shutting down"),
+            None,
+        );
+    }
+    let principal = match app.authn.authenticate(
+        token_of(&headers, q.get("token").map(String::as_str)),
+        now_ms(),
+    ) {
+        Ok(p) => p,
+        Err(e) => return error_response(auth_error(&e), Some(401)),
+    };
+    let namespace = q
+        .get("namespace")
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    if let Err(e) = validate_namespace(&namespace) {
+        return error_response(e, None);
+    }
+    if let Err(e) = authorize(&principal, Action::View, &namespace) {
+        let status = if e.code == ErrorCode::AuthRequired {
+            401
+        } else {
+            403
+        };
+        return error_response(e, Some(status));
+    }
+    let operations = list(&q, "operations");
+    let kinds = list(&q, "kinds");
+    if operations.len() > 64 || kinds.len() > 64 {
+        return error_response(
+            ProtoError::bad("a filter may list at most 64 entries"),
+            None,
+        );
+    }
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| q.get("last_event_id").cloned());
+    let resume = match last_id.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(id) => match parse_event_id(id) {
+            Some(p) => Some(p),
+            None => {
+                return error_response(
+                    ProtoError::bad("Last-Event-ID must be `epoch:offset`"),
+                    None,
+                )
+            }
+        },
+    };
+    if app.registry.len() >= app.cfg.max_connections {
+        return error_response(
+            ProtoError::new(
+                ErrorCode::RateLimited,
+                "the hub holds the most connections it may",
+            ),
+            Some(503),
+        );
+    }
+    let out = app.new_outbox(true);
+    let cmd = Command::Subscribe {
+        conn: out.clone(),
+        id: None,
+        namespace,
+        filter: Filter { operations, kinds },
+        resume,
+    };
+    app.engine.send(cmd).await;
+    app.metrics.clients("sse").inc();
+    let guard = Guard {
+        app: app.clone(),
+        out: out.clone(),
+    };
+    Sse::new(events(guard, app.epoch.clone())).into_response()
+}
+
+/// Unregisters the connection when the client goes away.
+struct Guard {
+    app: Shared,
+    out: Arc<Outbox>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.app.metrics.clients("sse").dec();
+        self.app.metrics.disconnected("client_close");
+        self.app.registry.remove(self.out.id);
+        let engine = self.app.engine.clone();
+        let conn = self.out.id;
+        if !engine.try_send(Command::Closed { conn }) {
+            tokio::spawn(async move { engine.send(Command::Closed { conn }).await });
+        }
+    }
+}
+
+struct StreamState {
+    guard: Guard,
+    epoch: String,
+    pending: VecDeque<OutItem>,
+    buf: Vec<OutItem>,
+    done: bool,
+}
+
+fn events(guard: Guard, epoch: String) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let st = StreamState {
+        guard,
+        epoch,
+        pending: VecDeque::new(),
+        buf: Vec::new(),
+        done: false,
+    };
+    stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(item) = st.pending.pop_front() {
+                let mut ev = SseEvent::default().data(&*item.bytes);
+                if let Some(off) = item.offset {
+                    ev = ev.id(format!("{}:{off}", st.epoch));
+                }
+                return Some((Ok(ev), st));
+            }
+            if st.done {
+                return None;
+            }
+            st.guard.out.drain_into(&mut st.buf);
+            if !st.buf.is_empty() {
+                st.pending.extend(st.buf.drain(..));
+                continue;
+            }
+            if let Some(c) = st.guard.out.closing() {
+                st.done = true;
+                return Some((Ok(SseEvent::default().data(&*c.error)), st));
+            }
+            st.guard.out.wait().await;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids() {
+        assert_eq!(
+            parse_event_id("ab:12"),
+            Some(Position {
+                epoch: "ab".into(),
+                offset: 12
+            })
+        );
+        assert_eq!(parse_event_id("a:b:3").unwrap().epoch, "a:b");
+        assert_eq!(parse_event_id("ab"), None);
+        assert_eq!(parse_event_id("ab:x"), None);
+    }
+}

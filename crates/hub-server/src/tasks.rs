@@ -1,0 +1,76 @@
+//! Background tasks: heartbeats and pings, idle and token-expiry checks,
+//! and the periodic `system_status`.
+
+use crate::app::Shared;
+use crate::clock::now_ms;
+use crate::ws::TOKEN_GRACE_MS;
+use hub_proto::{CloseCode, ErrorCode, ProtoError, ServerMessage};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Sends `heartbeat` (and a WebSocket ping) to every connection each interval.
+pub async fn heartbeats(app: Shared) {
+    let mut every = tokio::time::interval(app.cfg.heartbeat_interval);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let conns = app.registry.all();
+        let msg: std::sync::Arc<str> = ServerMessage::Heartbeat {
+            timestamp: now_ms(),
+            clients_connected: conns.len() as u64,
+        }
+        .encode()
+        .into();
+        for c in conns {
+            c.push_control(msg.clone());
+            if !c.sse {
+                c.request_ping();
+            }
+        }
+    }
+}
+
+/// Closes connections silent past the idle timeout, and those whose token
+/// expired more than the grace period ago.
+pub async fn sweeps(app: Shared) {
+    let idle = app.cfg.idle_timeout.as_millis() as u64;
+    let step = Duration::from_millis((idle / 4).clamp(50, 1000));
+    let mut every = tokio::time::interval(step);
+    loop {
+        every.tick().await;
+        let now = now_ms();
+        for c in app.registry.all() {
+            if !c.sse && now.saturating_sub(c.last_activity()) > idle {
+                let e = ProtoError::new(
+                    ErrorCode::IdleTimeout,
+                    "no message from the client within the idle timeout",
+                );
+                c.close(CloseCode::Idle, e, now);
+                continue;
+            }
+            let exp = c.expires_at.load(Ordering::Relaxed);
+            if exp != 0 && now > exp + TOKEN_GRACE_MS {
+                let e = ProtoError::new(
+                    ErrorCode::TokenExpired,
+                    "the token expired and was not refreshed",
+                );
+                c.close(CloseCode::AuthFailure, e, now);
+            }
+        }
+    }
+}
+
+/// Sends `system_status` to every connection holding a subscription.
+pub async fn status(app: Shared) {
+    let mut every = tokio::time::interval(app.cfg.status_interval);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let msg: std::sync::Arc<str> = crate::status::build(&app).await.encode().into();
+        for c in app.registry.all() {
+            if c.subscribed.load(Ordering::Relaxed) {
+                c.push_control(msg.clone());
+            }
+        }
+    }
+}

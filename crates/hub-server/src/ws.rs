@@ -1,0 +1,366 @@
+//! The WebSocket transport: upgrade (auth, origin), then one task per
+//! connection that reads client messages and flushes the outbox in batched
+//! frames (several messages separated by `\n`).
+
+use crate::app::Shared;
+use crate::auth::{auth_error, authorize, origin_allowed, token_of};
+use crate::clock::now_ms;
+use crate::engine::{Command, Reply, Who};
+use crate::http_api::error_response;
+use crate::outbox::Outbox;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use hub_auth::{Action, Principal};
+use hub_core::glob::Filter;
+use hub_core::outqueue::OutItem;
+use hub_proto::{decode_client, ClientMessage, CloseCode, ErrorCode, ProtoError, ServerMessage};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// How long a token may stay expired before the connection is closed (a
+/// `refresh` within it keeps the connection).
+pub const TOKEN_GRACE_MS: u64 = 25_000;
+
+/// `GET /ws`.
+pub async fn upgrade(
+    State(app): State<Shared>,
+    ConnectInfo(crate::Remote(remote)): ConnectInfo<crate::Remote>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&headers, app.tls(), &app.origins) {
+        return error_response(
+            ProtoError::new(ErrorCode::Forbidden, "this origin may not connect"),
+            Some(403),
+        );
+    }
+    if app.is_shutting_down() {
+        return error_response(
+            ProtoError::new(ErrorCode::ServerShutdown, "the hub is shutting down"),
+            None,
+        );
+    }
+    let principal = match app.authn.authenticate(
+        token_of(&headers, q.get("token").map(String::as_str)),
+        now_ms(),
+    ) {
+        Ok(p) => p,
+        Err(e) => return error_response(auth_error(&e), Some(401)),
+    };
+    if app.registry.len() >= app.cfg.max_connections {
+        return error_response(
+            ProtoError::new(
+                ErrorCode::RateLimited,
+                "the hub holds the most connections it may",
+            )
+            .with_data(serde_json::json!({"reason": "connections"})),
+            Some(503),
+        );
+    }
+    // Frames up to 4x the message limit are read and answered with
+    // MESSAGE_TOO_LARGE; larger ones break the connection at the codec.
+    let hard_limit = app.cfg.max_message_size.saturating_mul(4).max(1 << 20);
+    ws.max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| {
+            let span = tracing::info_span!("conn", remote = %remote, sub = %principal.sub, id = tracing::field::Empty);
+            run(socket, app, principal).instrument(span)
+        })
+}
+
+struct Conn {
+    app: Shared,
+    out: Arc<Outbox>,
+    principal: Principal,
+}
+
+async fn run(mut socket: WebSocket, app: Shared, principal: Principal) {
+    let out = app.new_outbox(false);
+    let clients = app.metrics.clients("websocket");
+    clients.inc();
+    tracing::Span::current().record("id", out.id);
+    tracing::debug!("websocket connected");
+    out.expires_at
+        .store(principal.expires_at.unwrap_or(0), Ordering::Relaxed);
+    let mut conn = Conn {
+        app: app.clone(),
+        out: out.clone(),
+        principal,
+    };
+    let mut items: Vec<OutItem> = Vec::new();
+    let mut frame = String::new();
+    let notified = out.wait();
+    tokio::pin!(notified);
+    let mut reason = "client_close";
+    let close: Option<(u16, String)> = loop {
+        tokio::select! {
+            msg = socket.recv() => {
+                let now = now_ms();
+                match msg {
+                    None | Some(Ok(Message::Close(_))) => break None,
+                    Some(Err(e)) => {
+                        let text = e.to_string();
+                        if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
+                            reason = "invalid_payload";
+                            break Some((CloseCode::InvalidPayload.code(), CloseCode::InvalidPayload.reason().into()));
+                        }
+                        if text.contains("too long") || text.contains("Space limit") {
+                            reason = "too_large";
+                            let max = app.cfg.max_message_size;
+                            let e = ProtoError::new(ErrorCode::MessageTooLarge, format!("the message is larger than {max} bytes"));
+                            out.close(CloseCode::TooLarge, e, now);
+                            let c = out.closing().expect("just set");
+                            let _ = socket.send(Message::Text(c.error.to_string().into())).await;
+                            break Some((CloseCode::TooLarge.code(), CloseCode::TooLarge.reason().into()));
+                        }
+                        tracing::debug!(conn = out.id, error = %text, "websocket read failed");
+                        reason = "error";
+                        break None;
+                    }
+                    Some(Ok(Message::Text(t))) => { out.touch(now); conn.on_text(t.as_str()).await; }
+                    Some(Ok(Message::Binary(_))) => {
+                        out.touch(now);
+                        out.reject(ProtoError::bad("binary frames are not part of the protocol; send JSON text frames"));
+                    }
+                    Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => out.touch(now),
+                }
+            }
+            _ = &mut notified => {
+                notified.set(out.wait());
+                if out.take_ping() && socket.send(Message::Ping(Default::default())).await.is_err() {
+                    reason = "error";
+                    break None;
+                }
+                if !flush(&mut socket, &out, &mut items, &mut frame, &app).await {
+                    reason = "error";
+                    break None;
+                }
+                if let Some(c) = out.closing() {
+                    let _ = socket.send(Message::Text(c.error.to_string().into())).await;
+                    reason = close_reason(c.code);
+                    break Some((c.code.code(), c.code.reason().into()));
+                }
+            }
+        }
+    };
+    if let Some((code, reason)) = close {
+        let _ = socket
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await;
+    }
+    clients.dec();
+    app.metrics.disconnected(reason);
+    tracing::debug!(reason, "websocket closed");
+    app.registry.remove(out.id);
+    app.engine.send(Command::Closed { conn: out.id }).await;
+}
+
+/// The disconnection reason label for a close the hub asked for.
+fn close_reason(code: CloseCode) -> &'static str {
+    match code {
+        CloseCode::Idle => "idle_timeout",
+        CloseCode::InvalidPayload => "invalid_payload",
+        CloseCode::Abuse => "abuse",
+        CloseCode::TooLarge => "too_large",
+        CloseCode::ServiceRestart => "shutdown",
+        CloseCode::TryAgainLater => "slow_client",
+        CloseCode::AuthFailure => "auth_expiry",
+    }
+}
+
+/// Writes everything queued as one frame. False when the socket is gone.
+async fn flush(
+    socket: &mut WebSocket,
+    out: &Outbox,
+    items: &mut Vec<OutItem>,
+    frame: &mut String,
+    app: &Shared,
+) -> bool {
+    loop {
+        out.drain_into(items);
+        if items.is_empty() {
+            return true;
+        }
+        frame.clear();
+        app.metrics.frames_sent.inc();
+        app.metrics.messages_sent.inc_by(items.len() as u64);
+        for (i, item) in items.drain(..).enumerate() {
+            if i > 0 {
+                frame.push('\n');
+            }
+            frame.push_str(&item.bytes);
+        }
+        app.metrics.bytes_sent.inc_by(frame.len() as u64);
+        if socket
+            .send(Message::Text(frame.as_str().into()))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+}
+
+impl Conn {
+    fn who(&self) -> Who {
+        Who {
+            conn: self.out.id,
+            sub: self.principal.sub.clone(),
+            admin: self.principal.is_admin(),
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        let max = self.app.cfg.max_message_size;
+        if text.len() > max {
+            let e = ProtoError::new(
+                ErrorCode::MessageTooLarge,
+                format!("the message is larger than {max} bytes"),
+            )
+            .with_data(serde_json::json!({"limit": max, "size": text.len()}));
+            self.out.close(CloseCode::TooLarge, e, now_ms());
+            return;
+        }
+        let msg = match decode_client(text) {
+            Ok(m) => m,
+            Err(e) => return self.out.reject(e),
+        };
+        self.app
+            .metrics
+            .received
+            .get_or_create(&crate::metrics::Type {
+                r#type: msg.type_name().to_owned(),
+            })
+            .inc();
+        if let Err(e) = self.check_token(&msg) {
+            return self.out.reject(e.with_id(msg.id()));
+        }
+        let engine = self.app.engine.clone();
+        match msg {
+            ClientMessage::Publish(p) => {
+                if let Err(e) = authorize(&self.principal, Action::Publish, &p.namespace) {
+                    return self
+                        .out
+                        .reject(e.with_operation(p.operation_id.as_deref()).with_id(p.id));
+                }
+                let who = self.who();
+                engine
+                    .send(Command::Publish {
+                        msg: p,
+                        who,
+                        reply: Reply::Conn(self.out.clone()),
+                    })
+                    .await;
+            }
+            ClientMessage::Subscribe {
+                id,
+                namespace,
+                filter,
+                resume,
+            } => {
+                if let Err(e) = authorize(&self.principal, Action::View, &namespace) {
+                    return self.out.reject(e.with_id(id));
+                }
+                let filter = Filter {
+                    operations: filter.operations,
+                    kinds: filter.kinds,
+                };
+                engine
+                    .send(Command::Subscribe {
+                        conn: self.out.clone(),
+                        id,
+                        namespace,
+                        filter,
+                        resume,
+                    })
+                    .await;
+            }
+            ClientMessage::Unsubscribe { id, namespace } => {
+                engine
+                    .send(Command::Unsubscribe {
+                        conn: self.out.clone(),
+                        id,
+                        namespace,
+                    })
+                    .await;
+            }
+            ClientMessage::Cancel {
+                id,
+                namespace,
+                operation_id,
+            } => {
+                if let Err(e) = authorize(&self.principal, Action::Cancel, &namespace) {
+                    return self
+                        .out
+                        .reject(e.with_operation(Some(&operation_id)).with_id(id));
+                }
+                let who = self.who();
+                engine
+                    .send(Command::Cancel {
+                        namespace,
+                        operation_id,
+                        who,
+                        id,
+                        reply: Reply::Conn(self.out.clone()),
+                    })
+                    .await;
+            }
+            ClientMessage::Ping { id } => {
+                self.out.push_control(
+                    ServerMessage::Pong {
+                        id,
+                        timestamp: now_ms(),
+                    }
+                    .encode()
+                    .into(),
+                );
+            }
+            ClientMessage::Refresh { id, token } => {
+                match self.app.authn.refresh(&token, now_ms()) {
+                    Ok(p) => {
+                        self.out
+                            .expires_at
+                            .store(p.expires_at.unwrap_or(0), Ordering::Relaxed);
+                        self.principal = p;
+                        self.out
+                            .push_control(ServerMessage::Ok { id }.encode().into());
+                    }
+                    Err(e) => {
+                        self.out.close(
+                            CloseCode::AuthFailure,
+                            auth_error(&e).with_id(id),
+                            now_ms(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A request made with an expired token is refused with `TOKEN_EXPIRED`.
+    fn check_token(&self, msg: &ClientMessage) -> Result<(), ProtoError> {
+        if matches!(
+            msg,
+            ClientMessage::Refresh { .. } | ClientMessage::Ping { .. }
+        ) {
+            return Ok(());
+        }
+        match self.principal.expires_at {
+            Some(exp) if now_ms() > exp + 5_000 => Err(ProtoError::new(
+                ErrorCode::TokenExpired,
+                "the token has expired; send `refresh` with a new one",
+            )),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! `progress-hub serve`: flags → configuration → a running hub until
+//! SIGTERM/SIGINT (graceful) ; SIGHUP reloads keys.
+
+use clap::Args;
+use figment::value::{Dict, Value};
+use hub_server::{Config, FlagValues};
+use std::path::PathBuf;
+
+/// Flags of `serve` (see PROTOCOL.md's command-line contract). Every flag
+/// also reads `PROGRESS_HUB_<NAME>` and the TOML file given by `--config`.
+#[derive(Args, Debug, Default)]
+#[allow(missing_docs)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8765; port 0 picks a free one).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Directory of the embedded store (default ./progress-hub-data).
+    #[arg(long)]
+    data_dir: Option<String>,
+    /// Keep nothing on disk (new epoch every start).
+    #[arg(long)]
+    memory: bool,
+    /// Heartbeat interval (default 30s).
+    #[arg(long)]
+    heartbeat_interval: Option<String>,
+    /// Close clients silent this long (default 90s).
+    #[arg(long)]
+    idle_timeout: Option<String>,
+    /// Mark operations stalled after this much producer silence (default 60s).
+    #[arg(long)]
+    stall_timeout: Option<String>,
+    /// Events kept per namespace for replay (default 100000).
+    #[arg(long)]
+    history_size: Option<String>,
+    /// system_status interval (default 5s).
+    #[arg(long)]
+    status_interval: Option<String>,
+    /// Resume further back than this many events gets a snapshot (default 10000).
+    #[arg(long)]
+    replay_limit: Option<String>,
+    /// How long finished operations are kept (default 1h).
+    #[arg(long)]
+    finished_retention: Option<String>,
+    /// Largest client message in bytes (default 65536).
+    #[arg(long)]
+    max_message_size: Option<String>,
+    /// HS256 secret for JWTs.
+    #[arg(long)]
+    jwt_secret: Option<String>,
+    /// RS256/ES256 public key file (PEM).
+    #[arg(long)]
+    jwt_public_key: Option<String>,
+    /// JWKS file.
+    #[arg(long)]
+    jwks_file: Option<String>,
+    /// Tokenless reads act as a viewer of every namespace.
+    #[arg(long)]
+    allow_anonymous_read: bool,
+    /// Extra browser origins allowed (comma-separated).
+    #[arg(long)]
+    allowed_origins: Option<String>,
+    /// TLS certificate (PEM).
+    #[arg(long)]
+    tls_cert: Option<String>,
+    /// TLS key (PEM).
+    #[arg(long)]
+    tls_key: Option<String>,
+    /// Allow an open hub on a non-loopback address.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Bytes queued for a viewer after which progress is conflated.
+    #[arg(long)]
+    conflate_after_bytes: Option<String>,
+    /// Bytes queued for a viewer after which it is dropped as slow.
+    #[arg(long)]
+    slow_client_bytes: Option<String>,
+    /// Most connections.
+    #[arg(long)]
+    max_connections: Option<String>,
+    /// Most operations per namespace.
+    #[arg(long)]
+    max_operations_per_namespace: Option<String>,
+    /// Most namespaces.
+    #[arg(long)]
+    max_namespaces: Option<String>,
+    /// Log format: text or json.
+    #[arg(long)]
+    log_format: Option<String>,
+    /// Log level (RUST_LOG overrides).
+    #[arg(long)]
+    log_level: Option<String>,
+    /// TOML configuration file with the same keys in snake_case.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The flags that were given, as configuration values.
+    fn flag_values(&self) -> FlagValues {
+        let mut d = Dict::new();
+        let mut s = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                // Numbers given as flags are numbers; figment parses strings
+                // like "10" into integers where the field wants one.
+                d.insert(k.into(), Value::from(v.clone()));
+            }
+        };
+        s("listen", &self.listen);
+        s("data_dir", &self.data_dir);
+        s("heartbeat_interval", &self.heartbeat_interval);
+        s("idle_timeout", &self.idle_timeout);
+        s("stall_timeout", &self.stall_timeout);
+        s("history_size", &self.history_size);
+        s("status_interval", &self.status_interval);
+        s("replay_limit", &self.replay_limit);
+        s("finished_retention", &self.finished_retention);
+        s("max_message_size", &self.max_message_size);
+        s("jwt_secret", &self.jwt_secret);
+        s("jwt_public_key", &self.jwt_public_key);
+        s("jwks_file", &self.jwks_file);
+        s("allowed_origins", &self.allowed_origins);
+        s("tls_cert", &self.tls_cert);
+        s("tls_key", &self.tls_key);
+        s("conflate_after_bytes", &self.conflate_after_bytes);
+        s("slow_client_bytes", &self.slow_client_bytes);
+        s("max_connections", &self.max_connections);
+        s(
+            "max_operations_per_namespace",
+            &self.max_operations_per_namespace,
+        );
+        s("max_namespaces", &self.max_namespaces);
+        s("log_format", &self.log_format);
+        s("log_level", &self.log_level);
+        for (k, on) in [
+            ("memory", self.memory),
+            ("allow_anonymous_read", self.allow_anonymous_read),
+            ("insecure_no_auth", self.insecure_no_auth),
+        ] {
+            if on {
+                d.insert(k.into(), Value::from(true));
+            }
+        }
+        FlagValues(d)
+    }
+}
+
+fn init_logs(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Runs `serve`; returns the exit code.
+pub fn main(args: ServeArgs) -> i32 {
+    let cfg = match Config::load(args.config.as_deref(), args.flag_values()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("progress-hub: {e}");
+            return 2;
+        }
+    };
+    init_logs(&cfg);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("progress-hub: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(serve(cfg))
+}
+
+/// Starts the hub, prints `listening on ADDR`, and runs until a signal.
+pub async fn serve(cfg: Config) -> i32 {
+    let running = match hub_server::start(cfg).await {
+        Ok(r) => r,
+        Err(hub_server::StartError::Config(e)) => {
+            eprintln!("progress-hub: {e}");
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("progress-hub: {e}");
+            return 1;
+        }
+    };
+    println!("listening on {}", running.addr);
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    tracing::info!(addr = %running.addr, "listening");
+    wait_for_signals(&running).await;
+    tracing::info!("shutting down");
+    running.wait().await;
+    0
+}
+
+async fn wait_for_signals(running: &hub_server::Running) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        running.shutdown();
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => running.reload(),
+        }
+    }
+    running.shutdown();
+}

@@ -1,0 +1,267 @@
+//! The authentication contract against the real binary: refused tokens at
+//! the door (401 with the right code), roles and namespace globs on every
+//! action (FORBIDDEN, connection kept), producer ownership, anonymous read,
+//! refresh, and browser origins.
+
+mod common;
+use common::*;
+use hub_auth::{mint_hs256, Claims};
+
+const SECRET: &str = "test-secret-1234567890";
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn token(sub: &str, roles: &[&str], namespaces: &[&str]) -> String {
+    let mut c = Claims::new(sub, now_s() + 3600);
+    c.roles = Some(roles.iter().map(|r| r.to_string()).collect());
+    c.namespaces = Some(namespaces.iter().map(|n| n.to_string()).collect());
+    mint_hs256(SECRET, &c).unwrap()
+}
+
+async fn authed_hub(extra: &[&str]) -> Hub {
+    hub()
+        .args(["--jwt-secret", SECRET])
+        .args(extra.iter().copied())
+        .start()
+        .await
+}
+
+async fn ws_as(h: &Hub, tok: &str) -> Ws {
+    Ws::connect(&format!("{}?token={tok}", h.ws_url())).await
+}
+
+#[tokio::test]
+async fn refused_tokens_get_401_with_the_code() {
+    let h = authed_hub(&[]).await;
+    let expired = {
+        let c = Claims::new("old", now_s() - 60);
+        mint_hs256(SECRET, &c).unwrap()
+    };
+    let wrong = {
+        let c = Claims::new("eve", now_s() + 60);
+        mint_hs256("another-secret-0987654321", &c).unwrap()
+    };
+    // alg "none": header {"alg":"none","typ":"JWT"}, no signature.
+    let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", {
+        use std::fmt::Write;
+        let payload = format!(
+            r#"{{"sub":"eve","exp":{},"roles":["admin"]}}"#,
+            now_s() + 60
+        );
+        let mut out = String::new();
+        // base64url without padding
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for chunk in payload.as_bytes().chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..=chunk.len() {
+                let _ = out.write_char(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    });
+    let cases = [
+        (None, "AUTH_REQUIRED"),
+        (Some(expired.as_str()), "TOKEN_EXPIRED"),
+        (Some(wrong.as_str()), "AUTH_FAILED"),
+        (Some(none.as_str()), "AUTH_FAILED"),
+        (Some("garbage"), "AUTH_FAILED"),
+    ];
+    for (tok, code) in cases {
+        let url = match tok {
+            Some(t) => format!("{}?token={t}", h.ws_url()),
+            None => h.ws_url(),
+        };
+        let (status, body) = Ws::connect_with(&url, &[]).await.err().expect("refused");
+        assert_eq!(status, 401, "{code}: {body}");
+        assert!(body.contains(code), "{code}: {body}");
+        let http = match tok {
+            Some(t) => reqwest::Client::new()
+                .get(format!("{}/api/v1/namespaces/default/operations", h.http()))
+                .bearer_auth(t),
+            None => reqwest::Client::new()
+                .get(format!("{}/api/v1/namespaces/default/operations", h.http())),
+        };
+        let r = http.send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], code);
+    }
+    // Health and readiness need no token.
+    assert_eq!(get_json(&format!("{}/health", h.http())).await.0, 200);
+    // A header token works like the query token.
+    let ok = Ws::connect_with(
+        &h.ws_url(),
+        &[(
+            "authorization",
+            &format!("Bearer {}", token("a", &["viewer"], &["default"])),
+        )],
+    )
+    .await;
+    assert!(ok.is_ok());
+}
+
+#[tokio::test]
+async fn roles_and_namespaces_are_enforced_per_message() {
+    let h = authed_hub(&[]).await;
+    let mut viewer = ws_as(&h, &token("vic", &["viewer"], &["default"])).await;
+    let e = publish(&mut viewer, started("v1", "default"), 1).await;
+    assert_eq!(e["code"], "FORBIDDEN");
+    assert_eq!(e["data"]["operation_id"], "v1");
+    let e = viewer
+        .request(json!({"type": "subscribe", "namespace": "secret"}), 2)
+        .await;
+    assert_eq!(e["code"], "FORBIDDEN");
+    let ok = viewer
+        .request(json!({"type": "subscribe", "namespace": "default"}), 3)
+        .await;
+    assert_eq!(ok["type"], "subscribed", "the connection stayed open");
+
+    let mut alice = ws_as(&h, &token("alice", &["reporter"], &["team-*", "default"])).await;
+    assert_eq!(
+        publish(&mut alice, started("a1", "team-x"), 1).await["type"],
+        "ack"
+    );
+    assert_eq!(
+        publish(&mut alice, started("a2", "default"), 2).await["type"],
+        "ack"
+    );
+    assert_eq!(
+        publish(&mut alice, started("a3", "other"), 3).await["code"],
+        "FORBIDDEN"
+    );
+    let e = alice
+        .request(
+            json!({"type": "cancel", "namespace": "default", "operation_id": "a2"}),
+            4,
+        )
+        .await;
+    assert_eq!(e["code"], "FORBIDDEN", "a reporter may not cancel");
+
+    // Another reporter may not report on alice's operation.
+    let mut bob = ws_as(&h, &token("bob", &["reporter"], &["default"])).await;
+    let e = publish(&mut bob, progress("a2", "default", 2, 50.0), 1).await;
+    assert_eq!(e["code"], "FORBIDDEN");
+    // An operator may cancel; the producer learns who asked.
+    let mut op = ws_as(&h, &token("olga", &["operator"], &["default"])).await;
+    let ok = op
+        .request(
+            json!({"type": "cancel", "namespace": "default", "operation_id": "a2"}),
+            1,
+        )
+        .await;
+    assert_eq!(ok["type"], "ok");
+    let note = alice.next_of("cancel_requested", DEADLINE).await;
+    assert_eq!(note["requested_by"], "olga");
+    // Nothing changed by the refusals: a2 is at offset 2 of default with seq 1.
+    let (_, detail) = get_json_auth(
+        &format!("{}/api/v1/namespaces/default/operations/a2", h.http()),
+        &token("adm", &["admin"], &["*"]),
+    )
+    .await;
+    assert_eq!(detail["events"].as_array().unwrap().len(), 1);
+}
+
+async fn get_json_auth(url: &str, tok: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(tok)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn anonymous_read_allows_viewing_only() {
+    let h = authed_hub(&["--allow-anonymous-read"]).await;
+    let mut anon = Ws::connect(&h.ws_url()).await;
+    let s = anon
+        .request(json!({"type": "subscribe", "namespace": "anything"}), 1)
+        .await;
+    assert_eq!(s["type"], "subscribed");
+    let e = publish(&mut anon, started("x", "anything"), 2).await;
+    assert_eq!(e["code"], "AUTH_REQUIRED");
+    assert_eq!(
+        get_json(&format!(
+            "{}/api/v1/namespaces/anything/operations",
+            h.http()
+        ))
+        .await
+        .0,
+        200
+    );
+    let (s, e) = post_json(
+        &format!(
+            "{}/api/v1/namespaces/anything/operations/x/events",
+            h.http()
+        ),
+        &json!({"type": "operation_started", "name": "n"}),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].clone()),
+        (401, json!("AUTH_REQUIRED"))
+    );
+}
+
+#[tokio::test]
+async fn refresh_replaces_the_token_and_a_bad_one_closes_4001() {
+    let h = authed_hub(&[]).await;
+    let mut c = ws_as(&h, &token("rita", &["viewer"], &["default"])).await;
+    let ok = c
+        .request(
+            json!({"type": "refresh", "token": token("rita", &["reporter"], &["default"])}),
+            1,
+        )
+        .await;
+    assert_eq!(ok["type"], "ok");
+    assert_eq!(
+        publish(&mut c, started("r1", "default"), 2).await["type"],
+        "ack",
+        "new roles apply"
+    );
+    c.send(json!({"type": "refresh", "id": 3, "token": "not-a-token"}))
+        .await;
+    let e = c.next_of("error", DEADLINE).await;
+    assert_eq!(e["code"], "AUTH_FAILED");
+    assert_eq!(c.closed(DEADLINE).await, Some(4001));
+}
+
+#[tokio::test]
+async fn foreign_browser_origins_get_403() {
+    let h = hub()
+        .args(["--allowed-origins", "https://app.example.com"])
+        .start()
+        .await;
+    let own = format!("http://{}", h.addr);
+    assert!(Ws::connect_with(&h.ws_url(), &[("origin", own.as_str())])
+        .await
+        .is_ok());
+    assert!(
+        Ws::connect_with(&h.ws_url(), &[("origin", "https://app.example.com")])
+            .await
+            .is_ok()
+    );
+    let (status, _) = Ws::connect_with(&h.ws_url(), &[("origin", "https://evil.example.com")])
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status, 403);
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/stream?namespace=default", h.http()))
+        .header("origin", "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

@@ -1,0 +1,158 @@
+//! The HTTP API: publish with and without seq, idempotency, listings,
+//! operation detail, events paging, cancel, health, readiness and errors.
+
+mod common;
+use common::*;
+
+#[tokio::test]
+async fn publish_list_detail_events() {
+    let h = hub().start().await;
+    let base = format!("{}/api/v1/namespaces/jobs", h.http());
+    let (s, ack) = post_json(
+        &format!("{base}/operations/b1/events"),
+        &json!({"type": "operation_started", "name": "Backup", "kind": "backup", "total": 10}),
+    )
+    .await;
+    assert_eq!(s, 200, "{ack}");
+    assert_eq!(
+        ack,
+        json!({"type": "ack", "namespace": "jobs", "operation_id": "b1", "seq": 1, "offset": 1})
+    );
+    let (s, ack) = post_json(
+        &format!("{base}/operations/b1/events"),
+        &json!({"type": "progress_update", "current": 5}),
+    )
+    .await;
+    assert_eq!(
+        (s, ack["seq"].clone(), ack["offset"].clone()),
+        (200, json!(2), json!(2))
+    );
+    let (s, dup) = post_json(
+        &format!("{base}/operations/b1/events"),
+        &json!({"type": "progress_update", "seq": 2, "current": 5}),
+    )
+    .await;
+    assert_eq!((s, dup["duplicate"].clone()), (200, json!(true)));
+    let (s, e) = post_json(
+        &format!("{base}/operations/b1/events"),
+        &json!({"type": "progress_update", "seq": 9, "current": 5}),
+    )
+    .await;
+    assert_eq!(s, 409);
+    assert_eq!(e["error"]["code"], "SEQ_GAP");
+    assert_eq!(e["error"]["data"]["expected"], 3);
+    let (s, e) = post_json(
+        &format!("{base}/operations/zz/events"),
+        &json!({"type": "progress_update", "progress": 1}),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].clone()),
+        (404, json!("UNKNOWN_OPERATION"))
+    );
+    let (s, e) = post_json(
+        &format!("{base}/operations/b1/events"),
+        &json!({"type": "progress_update", "progress": 1, "operation_id": "other"}),
+    )
+    .await;
+    assert_eq!((s, e["error"]["code"].clone()), (400, json!("BAD_MESSAGE")));
+    for key in ["code", "message", "details", "data"] {
+        assert!(e["error"].get(key).is_some());
+    }
+
+    let (s, list) = get_json(&format!("{base}/operations")).await;
+    assert_eq!(s, 200);
+    assert_eq!(list["namespace"], "jobs");
+    assert_eq!(list["offset"], 2);
+    assert!(list["epoch"].is_string());
+    assert_eq!(list["operations"][0]["progress"], 50.0);
+    let (_, list) = get_json(&format!("{base}/operations?state=completed")).await;
+    assert_eq!(list["operations"], json!([]));
+    let (_, list) = get_json(&format!("{base}/operations?kind=backup&limit=1")).await;
+    assert_eq!(list["operations"].as_array().unwrap().len(), 1);
+    let (s, _) = get_json(&format!("{base}/operations?state=bogus")).await;
+    assert_eq!(s, 400);
+
+    let (s, detail) = get_json(&format!("{base}/operations/b1")).await;
+    assert_eq!(s, 200);
+    assert_eq!(detail["operation"]["operation_id"], "b1");
+    let types: Vec<&str> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, vec!["operation_started", "progress_update"]);
+    let (s, _) = get_json(&format!("{base}/operations/nope")).await;
+    assert_eq!(s, 404);
+
+    let (_, page) = get_json(&format!("{base}/events?after=1&limit=5")).await;
+    assert_eq!(page["first_offset"], 1);
+    assert_eq!(page["last_offset"], 2);
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    assert_eq!(page["events"][0]["offset"], 2);
+    let (_, empty) = get_json(&format!("{}/api/v1/namespaces/none/events", h.http())).await;
+    assert_eq!(
+        (empty["first_offset"].clone(), empty["last_offset"].clone()),
+        (json!(1), json!(0))
+    );
+
+    let (s, c) = post_json(&format!("{base}/operations/b1/cancel"), &json!({})).await;
+    assert_eq!(s, 202);
+    assert_eq!(c["operation"]["cancel_requested"], true);
+    let (s, ack) = post_json(
+        &format!("{base}/operations/b1/events"),
+        &json!({"type": "operation_canceled"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, e) = post_json(
+        &format!("{base}/operations/b1/events"),
+        &json!({"type": "progress_update", "progress": 1}),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].clone()),
+        (409, json!("OPERATION_FINISHED"))
+    );
+    let _ = ack;
+}
+
+#[tokio::test]
+async fn health_ready_not_found_and_too_large() {
+    let h = hub().args(["--max-message-size", "512"]).start().await;
+    assert_eq!(
+        get_json(&format!("{}/health", h.http())).await,
+        (200, json!({"status": "ok"}))
+    );
+    let (s, r) = get_json(&format!("{}/ready", h.http())).await;
+    assert_eq!(s, 200, "{r}");
+    let (s, e) = get_json(&format!("{}/api/v1/nothing", h.http())).await;
+    assert_eq!((s, e["error"]["code"].clone()), (404, json!("NOT_FOUND")));
+    let big = json!({"type": "operation_started", "name": "x".repeat(100), "metadata": {"p": "y".repeat(1000)}});
+    let (s, e) = post_json(
+        &format!("{}/api/v1/namespaces/default/operations/a/events", h.http()),
+        &big,
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].clone()),
+        (413, json!("MESSAGE_TOO_LARGE"))
+    );
+    let (s, st) = get_json(&format!("{}/api/v1/status", h.http())).await;
+    assert_eq!(s, 200);
+    assert_eq!(st["type"], "system_status");
+    assert_eq!(st["is_stale"], false);
+    assert!(st["data"]["connections"].is_u64());
+    let text = reqwest::get(format!("{}/metrics", h.http()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("# TYPE ws_updates_clients gauge"), "{text}");
+    assert!(
+        text.contains("ws_updates_clients{transport=\"websocket\"} 0"),
+        "{text}"
+    );
+}

@@ -1,0 +1,149 @@
+//! Heartbeats, WebSocket pings, idle timeout, stall and resume, and
+//! cancellation (delivered, queued while away, and hub-made).
+
+mod common;
+use common::*;
+
+#[tokio::test]
+async fn heartbeats_arrive_and_pongs_keep_a_client_alive() {
+    let h = hub()
+        .args(["--heartbeat-interval", "200ms", "--idle-timeout", "1s"])
+        .start()
+        .await;
+    let mut v = Ws::connect(&h.ws_url()).await;
+    let first = v.next_of("heartbeat", Duration::from_secs(2)).await;
+    assert!(first["timestamp"].is_u64());
+    assert!(first["clients_connected"].as_u64().unwrap() >= 1);
+    // The client library answers the hub's pings with pongs: that is
+    // activity, so well past the idle timeout it is still connected.
+    let t0 = first["timestamp"].as_u64().unwrap();
+    v.until(
+        |m| m["type"] == "heartbeat" && m["timestamp"].as_u64().unwrap() > t0 + 2_500,
+        Duration::from_secs(6),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_client_gets_idle_timeout_then_1001() {
+    let h = hub()
+        .args(["--heartbeat-interval", "200ms", "--idle-timeout", "800ms"])
+        .start()
+        .await;
+    // A raw client that never sends a frame, not even a pong.
+    let mut raw = RawWs::connect(&h.addr, "/ws").await;
+    let (texts, code) = raw.read_until_close(Duration::from_secs(5)).await;
+    assert_eq!(code, Some(1001));
+    let last: Value = serde_json::from_str(texts.last().unwrap()).unwrap();
+    assert_eq!(last["code"], "IDLE_TIMEOUT");
+    assert!(texts.iter().any(|t| t.contains("\"heartbeat\"")));
+}
+
+#[tokio::test]
+async fn invalid_utf8_closes_1007() {
+    let h = hub().start().await;
+    let mut raw = RawWs::connect(&h.addr, "/ws").await;
+    raw.send_frame(1, &[b'{', 0xff, 0xfe, b'}']).await;
+    let (_, code) = raw.read_until_close(Duration::from_secs(5)).await;
+    assert_eq!(code, Some(1007));
+}
+
+#[tokio::test]
+async fn stall_and_resume_events() {
+    let h = hub().args(["--stall-timeout", "300ms"]).start().await;
+    let (mut v, _) = subscriber(&h, "default").await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("s", "default"), 1).await;
+    let st = v.next_of("operation_stalled", Duration::from_secs(5)).await;
+    assert_eq!(st["state"]["state"], "stalled");
+    assert_eq!(st["offset"], 2);
+    let ack = publish(&mut p, progress("s", "default", 2, 10.0), 2).await;
+    assert_eq!(ack["offset"], 4);
+    let r = v.next_of("operation_resumed", DEADLINE).await;
+    assert_eq!(r["offset"], 3);
+    assert_eq!(r["state"]["state"], "running");
+    let u = v.next_of("progress_update", DEADLINE).await;
+    assert_eq!(u["offset"], 4);
+}
+
+#[tokio::test]
+async fn cancel_reaches_the_producer_and_ends_with_canceled() {
+    let h = hub().start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("c", "default"), 1).await;
+    let (mut v, _) = subscriber(&h, "default").await;
+    let ok = v
+        .request(
+            json!({"type": "cancel", "namespace": "default", "operation_id": "c"}),
+            5,
+        )
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let note = p.next_of("cancel_requested", DEADLINE).await;
+    assert_eq!(note["operation_id"], "c");
+    assert_eq!(note["requested_by"], "anonymous");
+    let ack = publish(&mut p, progress("c", "default", 2, 5.0), 2).await;
+    assert_eq!(ack["cancel_requested"], true);
+    let ev = v.next_of("progress_update", DEADLINE).await;
+    assert_eq!(ev["state"]["cancel_requested"], true);
+    publish(&mut p, json!({"type": "operation_canceled", "operation_id": "c", "seq": 3, "reason": "user asked"}), 3).await;
+    let ev = v.next_of("operation_canceled", DEADLINE).await;
+    assert_eq!(ev["state"]["state"], "canceled");
+    let e = v
+        .request(
+            json!({"type": "cancel", "namespace": "default", "operation_id": "c"}),
+            6,
+        )
+        .await;
+    assert_eq!(e["code"], "OPERATION_FINISHED");
+    let e = v
+        .request(
+            json!({"type": "cancel", "namespace": "default", "operation_id": "nope"}),
+            7,
+        )
+        .await;
+    assert_eq!(e["code"], "UNKNOWN_OPERATION");
+}
+
+#[tokio::test]
+async fn cancel_is_queued_while_the_producer_is_away() {
+    let h = hub().args(["--stall-timeout", "5s"]).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("q", "default"), 1).await;
+    p.close().await;
+    let (status, body) = post_json(
+        &format!("{}/api/v1/namespaces/default/operations/q/cancel", h.http()),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["operation"]["cancel_requested"], true);
+    let mut p = Ws::connect(&h.ws_url()).await;
+    p.send(
+        json!({"type": "progress_update", "id": 2, "operation_id": "q", "seq": 2, "progress": 3}),
+    )
+    .await;
+    let note = p.next_of("cancel_requested", DEADLINE).await;
+    assert_eq!(note["operation_id"], "q");
+}
+
+#[tokio::test]
+async fn silent_producer_is_canceled_by_the_hub() {
+    let h = hub().args(["--stall-timeout", "300ms"]).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("g", "default"), 1).await;
+    p.close().await;
+    let (mut v, _) = subscriber(&h, "default").await;
+    let ok = v
+        .request(
+            json!({"type": "cancel", "namespace": "default", "operation_id": "g"}),
+            2,
+        )
+        .await;
+    assert_eq!(ok["type"], "ok");
+    let ev = v
+        .next_of("operation_canceled", Duration::from_secs(5))
+        .await;
+    assert_eq!(ev["state"]["state"], "canceled");
+    assert!(ev.get("seq").is_none());
+}

@@ -1,0 +1,205 @@
+//! The WebSocket protocol end to end against the real binary: every
+//! producer and viewer message, every error code reachable from outside.
+
+mod common;
+use common::*;
+
+#[tokio::test]
+async fn producer_lifecycle_acks_and_events() {
+    let h = hub().start().await;
+    let (mut viewer, sub) = subscriber(&h, "default").await;
+    assert_eq!(sub["offset"], 0);
+    assert_eq!(sub["recovered"], false);
+    let snap = viewer.next_of("operation_list", DEADLINE).await;
+    assert_eq!(snap["offset"], 0);
+    assert_eq!(snap["operations"], json!([]));
+
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let ack = publish(&mut p, started("r.1", "default"), 10).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_eq!(ack["offset"], 1);
+    assert_eq!(ack["seq"], 1);
+    assert_eq!(ack["operation_id"], "r.1");
+    assert_eq!(ack["namespace"], "default");
+    assert!(ack.get("duplicate").is_none());
+
+    let ev = viewer.next_of("operation_started", DEADLINE).await;
+    assert_eq!(ev["offset"], 1);
+    assert_eq!(ev["state"]["state"], "running");
+    assert_eq!(ev["state"]["name"], "Job r.1");
+    for key in [
+        "operation_id",
+        "namespace",
+        "name",
+        "kind",
+        "state",
+        "progress",
+        "current",
+        "total",
+        "step",
+        "message",
+        "details",
+        "error",
+        "parent_id",
+        "started_at",
+        "updated_at",
+        "finished_at",
+        "rate",
+        "eta_seconds",
+        "cancel_requested",
+        "last_offset",
+    ] {
+        assert!(ev["state"].get(key).is_some(), "state lacks {key}: {ev}");
+    }
+    assert!(ev["timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+
+    let ack = publish(
+        &mut p,
+        json!({"type": "progress_update", "operation_id": "r.1", "seq": 2, "current": 25}),
+        11,
+    )
+    .await;
+    assert_eq!(ack["offset"], 2);
+    let ev = viewer.next_of("progress_update", DEADLINE).await;
+    assert_eq!(ev["state"]["progress"], 25.0);
+    assert_eq!(ev["state"]["last_offset"], 2);
+
+    let ack = publish(
+        &mut p,
+        json!({"type": "operation_completed", "operation_id": "r.1", "seq": 3}),
+        12,
+    )
+    .await;
+    assert_eq!(ack["offset"], 3);
+    let ev = viewer.next_of("operation_completed", DEADLINE).await;
+    assert_eq!(ev["state"]["state"], "completed");
+    assert_eq!(ev["state"]["progress"], 100.0);
+    assert!(ev["state"]["finished_at"].is_u64());
+
+    let err = publish(&mut p, progress("r.1", "default", 4, 1.0), 13).await;
+    assert_eq!(err["code"], "OPERATION_FINISHED");
+    assert_eq!(err["data"]["operation_id"], "r.1");
+    let dup = publish(
+        &mut p,
+        json!({"type": "operation_completed", "operation_id": "r.1", "seq": 3}),
+        14,
+    )
+    .await;
+    assert_eq!(dup["duplicate"], true);
+    assert_eq!(dup["offset"], 3);
+}
+
+#[tokio::test]
+async fn errors_change_nothing_and_keep_the_connection() {
+    let h = hub().start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("a", "default"), 1).await;
+    let gap = publish(&mut p, progress("a", "default", 5, 10.0), 2).await;
+    assert_eq!(gap["type"], "error");
+    assert_eq!(gap["code"], "SEQ_GAP");
+    assert_eq!(gap["data"]["expected"], 2);
+    assert_eq!(gap["data"]["operation_id"], "a");
+    for key in [
+        "message",
+        "details",
+        "timestamp",
+        "component",
+        "severity",
+        "data",
+    ] {
+        assert!(gap.get(key).is_some(), "error lacks {key}");
+    }
+    let unknown = publish(&mut p, progress("zzz", "default", 2, 10.0), 3).await;
+    assert_eq!(unknown["code"], "UNKNOWN_OPERATION");
+    let bad = publish(
+        &mut p,
+        json!({"type": "progress_update", "operation_id": "a", "seq": 2, "progress": 150}),
+        4,
+    )
+    .await;
+    assert_eq!(bad["code"], "BAD_MESSAGE");
+    let bad = publish(&mut p, json!({"type": "nonsense"}), 5).await;
+    assert_eq!(bad["code"], "BAD_MESSAGE");
+    let bad = publish(
+        &mut p,
+        json!({"type": "operation_started", "operation_id": "b", "seq": 2, "name": "x"}),
+        6,
+    )
+    .await;
+    assert_eq!(bad["code"], "BAD_MESSAGE");
+    let bad = publish(
+        &mut p,
+        json!({"type": "progress_update", "seq": 2, "progress": 1}),
+        7,
+    )
+    .await;
+    assert_eq!(bad["code"], "BAD_MESSAGE");
+    p.send_text("{not json").await;
+    let bad = p.next_of("error", DEADLINE).await;
+    assert_eq!(bad["code"], "BAD_MESSAGE");
+    // Still open, and no offset was consumed by any of the rejections.
+    let ok = publish(&mut p, progress("a", "default", 2, 10.0), 8).await;
+    assert_eq!(ok["offset"], 2);
+    let (_, list) = get_json(&format!(
+        "{}/api/v1/namespaces/default/events?after=0",
+        h.http()
+    ))
+    .await;
+    assert_eq!(list["last_offset"], 2);
+}
+
+#[tokio::test]
+async fn generated_ids_and_pings() {
+    let h = hub().start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let ack = publish(
+        &mut p,
+        json!({"type": "operation_started", "seq": 1, "name": "no id"}),
+        1,
+    )
+    .await;
+    let id = ack["operation_id"].as_str().unwrap().to_owned();
+    assert!(!id.is_empty());
+    let ack2 = publish(
+        &mut p,
+        json!({"type": "operation_started", "seq": 1, "name": "no id"}),
+        2,
+    )
+    .await;
+    assert_ne!(
+        ack2["operation_id"], ack["operation_id"],
+        "a start without id is a new operation"
+    );
+    let ack = publish(&mut p, progress(&id, "default", 2, 50.0), 3).await;
+    assert_eq!(ack["seq"], 2);
+    let pong = p.request(json!({"type": "ping"}), 9).await;
+    assert_eq!(pong["type"], "pong");
+    assert!(pong["timestamp"].is_u64());
+}
+
+#[tokio::test]
+async fn abuse_closes_with_1008_after_rate_limited() {
+    let h = hub().start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    for _ in 0..21 {
+        p.send_text("garbage").await;
+    }
+    let err = p.until(|m| m["code"] == "RATE_LIMITED", DEADLINE).await;
+    assert_eq!(err["data"]["reason"], "abuse");
+    assert_eq!(p.closed(DEADLINE).await, Some(1008));
+}
+
+#[tokio::test]
+async fn too_large_and_binary_frames() {
+    let h = hub().args(["--max-message-size", "1024"]).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    p.send_raw(hub_testkit::Message::binary(vec![1, 2, 3]))
+        .await;
+    let e = p.next_of("error", DEADLINE).await;
+    assert_eq!(e["code"], "BAD_MESSAGE");
+    let big = json!({"type": "operation_started", "seq": 1, "name": "x", "metadata": {"pad": "y".repeat(2000)}});
+    p.send(big).await;
+    let e = p.next_of("error", DEADLINE).await;
+    assert_eq!(e["code"], "MESSAGE_TOO_LARGE");
+    assert_eq!(p.closed(DEADLINE).await, Some(1009));
+}

@@ -1,0 +1,159 @@
+//! Subscribe and resume: exact replay with no gap or duplicate (also for
+//! events published while the replay is sent), snapshots otherwise, and
+//! filters.
+
+mod common;
+use common::*;
+
+async fn publish_n(p: &mut Ws, op: &str, from_seq: u64, n: u64) {
+    for i in 0..n {
+        let seq = from_seq + i;
+        let ack = publish(
+            p,
+            progress(op, "default", seq, (seq % 100) as f64),
+            1000 + seq,
+        )
+        .await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+    }
+}
+
+#[tokio::test]
+async fn resume_replays_exactly_the_missed_events_then_live() {
+    let h = hub().start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("a", "default"), 1).await;
+    publish_n(&mut p, "a", 2, 9).await; // offsets 1..=10
+    let (mut v, sub) = subscriber(&h, "default").await;
+    let epoch = sub["epoch"].as_str().unwrap().to_owned();
+    assert_eq!(sub["offset"], 10);
+    let snap = v.next_of("operation_list", DEADLINE).await;
+    assert_eq!(snap["offset"], 10);
+    assert_eq!(snap["operations"][0]["last_offset"], 10);
+    v.close().await;
+
+    publish_n(&mut p, "a", 11, 5).await; // offsets 11..=15 while away
+
+    let mut v = Ws::connect(&h.ws_url()).await;
+    v.send(json!({"type": "subscribe", "id": 2, "namespace": "default", "resume": {"epoch": epoch, "offset": 7}})).await;
+    // Publish concurrently with the replay: still no gap and no duplicate.
+    let producer = tokio::spawn(async move {
+        publish_n(&mut p, "a", 16, 20).await; // offsets 16..=35
+        p
+    });
+    let sub = v.next_of("subscribed", DEADLINE).await;
+    assert_eq!(sub["recovered"], true);
+    let at = sub["offset"].as_u64().unwrap();
+    assert!(at >= 15);
+    let mut offsets = Vec::new();
+    while offsets.last() != Some(&35) {
+        let m = v.next(DEADLINE).await.expect("event");
+        assert_ne!(
+            m["type"], "operation_list",
+            "no snapshot on an exact resume"
+        );
+        if let Some(o) = m["offset"]
+            .as_u64()
+            .filter(|_| m["type"] == "progress_update")
+        {
+            offsets.push(o);
+        }
+    }
+    assert_eq!(offsets, (8..=35).collect::<Vec<_>>());
+    producer.await.unwrap();
+}
+
+#[tokio::test]
+async fn snapshot_when_epoch_changed_or_too_far_behind() {
+    let h = hub().args(["--replay-limit", "5"]).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("a", "default"), 1).await;
+    publish_n(&mut p, "a", 2, 9).await; // offsets 1..=10
+    let (_, sub) = subscriber(&h, "default").await;
+    let epoch = sub["epoch"].as_str().unwrap().to_owned();
+
+    let mut v = Ws::connect(&h.ws_url()).await;
+    let s = v.request(json!({"type": "subscribe", "namespace": "default", "resume": {"epoch": "other", "offset": 9}}), 1).await;
+    assert_eq!(s["recovered"], false);
+    let snap = v.next_of("operation_list", DEADLINE).await;
+    assert_eq!(snap["offset"], s["offset"]);
+    assert_eq!(snap["epoch"], epoch.as_str());
+    assert_eq!(snap["operations"][0]["progress"], 10.0);
+
+    let s = v.request(json!({"type": "subscribe", "namespace": "default", "resume": {"epoch": epoch, "offset": 4}}), 2).await;
+    assert_eq!(
+        s["recovered"], false,
+        "6 events behind with --replay-limit 5"
+    );
+    v.next_of("operation_list", DEADLINE).await;
+    let s = v.request(json!({"type": "subscribe", "namespace": "default", "resume": {"epoch": epoch, "offset": 5}}), 3).await;
+    assert_eq!(s["recovered"], true);
+}
+
+#[tokio::test]
+async fn history_size_bounds_replay() {
+    let h = hub().args(["--history-size", "3"]).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("a", "default"), 1).await;
+    publish_n(&mut p, "a", 2, 5).await; // offsets 1..=6; retained 4..=6
+    let (_, sub) = subscriber(&h, "default").await;
+    let epoch = sub["epoch"].as_str().unwrap().to_owned();
+    let mut v = Ws::connect(&h.ws_url()).await;
+    let s = v.request(json!({"type": "subscribe", "namespace": "default", "resume": {"epoch": epoch, "offset": 2}}), 1).await;
+    assert_eq!(s["recovered"], false);
+    let s = v.request(json!({"type": "subscribe", "namespace": "default", "resume": {"epoch": epoch, "offset": 3}}), 2).await;
+    assert_eq!(s["recovered"], true);
+    let (_, page) = get_json(&format!(
+        "{}/api/v1/namespaces/default/events?after=0",
+        h.http()
+    ))
+    .await;
+    assert_eq!(page["first_offset"], 4);
+    assert_eq!(page["last_offset"], 6);
+    assert_eq!(page["events"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn filters_by_glob_and_kind() {
+    let h = hub().start().await;
+    let mut v = Ws::connect(&h.ws_url()).await;
+    v.request(json!({"type": "subscribe", "namespace": "default", "filter": {"operations": ["render.*"], "kinds": ["render"]}}), 1).await;
+    v.next_of("operation_list", DEADLINE).await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("backup.1", "default"), 1).await;
+    let mut other_kind = started("render.2", "default");
+    other_kind["kind"] = "upload".into();
+    publish(&mut p, other_kind, 2).await;
+    publish(&mut p, started("render.1", "default"), 3).await;
+    let ev = v.next_of("operation_started", DEADLINE).await;
+    assert_eq!(ev["operation_id"], "render.1");
+    // A snapshot is filtered the same way.
+    let s = v.request(json!({"type": "subscribe", "namespace": "default", "filter": {"operations": ["backup.?"]}}), 2).await;
+    assert_eq!(s["recovered"], false);
+    let snap = v.next_of("operation_list", DEADLINE).await;
+    let ids: Vec<&str> = snap["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["operation_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["backup.1"]);
+    let ok = v
+        .request(json!({"type": "unsubscribe", "namespace": "default"}), 3)
+        .await;
+    assert_eq!(ok["type"], "ok");
+}
+
+#[tokio::test]
+async fn namespaces_are_separate_streams() {
+    let h = hub().start().await;
+    let (mut v, _) = subscriber(&h, "team-b").await;
+    v.next_of("operation_list", DEADLINE).await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let a = publish(&mut p, started("x", "team-a"), 1).await;
+    let b = publish(&mut p, started("x", "team-b"), 2).await;
+    assert_eq!(a["offset"], 1);
+    assert_eq!(b["offset"], 1);
+    let ev = v.next_of("operation_started", DEADLINE).await;
+    assert_eq!(ev["namespace"], "team-b");
+}

@@ -1,0 +1,102 @@
+//! One viewer that never reads must not slow the others or the producer; it
+//! is dropped with SLOW_CLIENT / 1013 once its queue passes the limit.
+
+mod common;
+use common::*;
+
+#[tokio::test]
+async fn a_stuck_viewer_is_dropped_and_others_get_everything() {
+    let h = hub()
+        .args([
+            "--conflate-after-bytes",
+            "1048576",
+            "--slow-client-bytes",
+            "2097152",
+        ])
+        .start()
+        .await;
+    // The stuck viewer subscribes, then never reads again; a small kernel
+    // receive buffer makes its backlog reach the hub quickly.
+    let mut stuck = RawWs::connect_with_buffer(&h.addr, "/ws", Some(4096)).await;
+    stuck
+        .send_frame(1, br#"{"type":"subscribe","id":1,"namespace":"default"}"#)
+        .await;
+    let (mut good, _) = subscriber(&h, "default").await;
+    good.next_of("operation_list", DEADLINE).await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let n_ops = 50u64;
+    let per_op = 40u64;
+    let pad = "x".repeat(4000);
+    for op in 0..n_ops {
+        publish(&mut p, started(&format!("op{op}"), "default"), op).await;
+    }
+    // Each round the producer waits until the good viewer has everything,
+    // so the good viewer is never far behind (no conflation for it), while
+    // the stuck viewer's queue only grows.
+    let mut last = 0u64;
+    let mut id = 1000;
+    for seq in 2..=per_op {
+        for op in 0..n_ops {
+            id += 1;
+            let mut m = progress(&format!("op{op}"), "default", seq, seq as f64);
+            m["message"] = pad.clone().into();
+            m["id"] = id.into();
+            p.send(m).await;
+        }
+        let ack = p.until(|m| m["id"] == id, DEADLINE).await;
+        let round_end = ack["offset"].as_u64().unwrap();
+        while last < round_end {
+            let m = good
+                .next(DEADLINE)
+                .await
+                .expect("good viewer keeps receiving");
+            if let (Some(o), true) = (m["offset"].as_u64(), m["type"] != "operation_list") {
+                assert_eq!(o, last + 1, "no gap for a viewer that keeps up");
+                last = o;
+            }
+        }
+    }
+    assert_eq!(last, n_ops * per_op);
+    // Progress alone is conflated for the stuck viewer (its queue stays
+    // bounded); lifecycle events are never dropped, so a flood of starts
+    // pushes it past the limit.
+    let mut id = 100_000;
+    for round in 0..30 {
+        for i in 0..50 {
+            id += 1;
+            let mut m = started(&format!("life{round}-{i}"), "default");
+            m["metadata"] = json!({"pad": pad});
+            m["id"] = id.into();
+            p.send(m).await;
+        }
+        let ack = p.until(|m| m["id"] == id, DEADLINE).await;
+        let round_end = ack["offset"].as_u64().unwrap();
+        while last < round_end {
+            let m = good
+                .next(DEADLINE)
+                .await
+                .expect("good viewer keeps receiving");
+            if let (Some(o), true) = (m["offset"].as_u64(), m["type"] != "operation_list") {
+                assert_eq!(o, last + 1, "no gap for a viewer that keeps up");
+                last = o;
+            }
+        }
+    }
+    // The stuck viewer: the hub gave up on it with SLOW_CLIENT then 1013.
+    let (texts, code) = stuck.read_until_close(Duration::from_secs(30)).await;
+    assert_eq!(code, Some(1013));
+    let final_msg: Value = serde_json::from_str(texts.last().unwrap()).unwrap();
+    assert_eq!(final_msg["code"], "SLOW_CLIENT");
+    // What it did get is in offset order (conflation keeps order).
+    let offsets: Vec<u64> = texts
+        .iter()
+        .filter_map(|t| serde_json::from_str::<Value>(t).ok())
+        .filter(|m| m["type"] != "operation_list")
+        .filter_map(|m| m["offset"].as_u64())
+        .collect();
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "offsets increase");
+    assert!(
+        (offsets.len() as u64) < last,
+        "the stuck viewer did not get everything"
+    );
+}

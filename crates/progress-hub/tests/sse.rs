@@ -1,0 +1,83 @@
+//! The SSE fallback: same messages, `id: epoch:offset`, resume with
+//! Last-Event-ID.
+
+mod common;
+use common::*;
+use futures_util::StreamExt;
+
+/// Reads SSE events (id, data) until `n` data events arrived.
+async fn read_events(url: &str, last_id: Option<&str>, n: usize) -> Vec<(Option<String>, Value)> {
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(id) = last_id {
+        req = req.header("Last-Event-ID", id);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut body = resp.bytes_stream();
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while out.len() < n {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .expect("sse timed out")
+            .expect("stream ended")
+            .unwrap();
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let mut id = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            if !data.is_empty() {
+                out.push((id, serde_json::from_str(&data).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn sse_stream_and_resume() {
+    let h = hub().start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("a", "default"), 1).await;
+    for seq in 2..=4 {
+        publish(&mut p, progress("a", "default", seq, seq as f64), seq).await;
+    }
+    let url = format!("{}/api/v1/stream?namespace=default", h.http());
+    let ev = read_events(&url, None, 2).await;
+    assert_eq!(ev[0].1["type"], "subscribed");
+    assert_eq!(ev[0].0, None, "subscribed carries no SSE id");
+    let epoch = ev[0].1["epoch"].as_str().unwrap().to_owned();
+    assert_eq!(ev[1].1["type"], "operation_list");
+    assert_eq!(ev[1].0.as_deref(), Some(format!("{epoch}:4").as_str()));
+
+    let ev = read_events(&url, Some(&format!("{epoch}:2")), 3).await;
+    assert_eq!(ev[0].1["recovered"], true);
+    assert_eq!(ev[1].1["offset"], 3);
+    assert_eq!(ev[1].0.as_deref(), Some(format!("{epoch}:3").as_str()));
+    assert_eq!(ev[2].1["offset"], 4);
+
+    let url_q = format!("{url}&operations=b*&last_event_id={epoch}:4");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let reader = tokio::spawn(async move {
+        let _ = tx.send(());
+        read_events(&url_q, None, 2).await
+    });
+    rx.await.unwrap();
+    publish(&mut p, started("a2", "default"), 10).await;
+    publish(&mut p, started("b1", "default"), 11).await;
+    let ev = reader.await.unwrap();
+    assert_eq!(ev[1].1["operation_id"], "b1", "filtered: only b*");
+}

@@ -1,0 +1,128 @@
+//! TLS: https and wss on the same port with a certificate generated at test
+//! time, and certificate reload on SIGHUP without a restart.
+
+mod common;
+use common::*;
+use nix::sys::signal::Signal;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
+
+fn self_signed() -> (String, String, CertificateDer<'static>) {
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    (
+        c.cert.pem(),
+        c.signing_key.serialize_pem(),
+        c.cert.der().clone(),
+    )
+}
+
+fn connector(trust: CertificateDer<'static>) -> TlsConnector {
+    let mut roots = RootCertStore::empty();
+    roots.add(trust).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let cfg = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(cfg))
+}
+
+async fn tls_connect(
+    addr: &str,
+    trust: CertificateDer<'static>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    connector(trust)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+}
+
+#[tokio::test]
+async fn https_and_wss_on_one_port_and_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, der) = self_signed();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let h = hub()
+        .args([
+            "--tls-cert",
+            cert_path.to_str().unwrap(),
+            "--tls-key",
+            key_path.to_str().unwrap(),
+        ])
+        .start()
+        .await;
+    assert!(!h.addr.contains("://"), "listening line has no scheme");
+
+    let mut s = tls_connect(&h.addr, der.clone()).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+
+    let s = tls_connect(&h.addr, der.clone()).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(
+        format!("wss://localhost:{}/ws", h.addr.rsplit(':').next().unwrap()),
+        s,
+    )
+    .await
+    .unwrap();
+    use futures_util::{SinkExt, StreamExt};
+    ws.send(hub_testkit::Message::text(r#"{"type":"ping","id":1}"#))
+        .await
+        .unwrap();
+    let m = ws.next().await.unwrap().unwrap();
+    assert!(m.to_text().unwrap().contains("pong"));
+
+    // Rotate: new files, SIGHUP; the old connection lives on, new ones get the new certificate.
+    let (cert2, key2, der2) = self_signed();
+    std::fs::write(&cert_path, cert2).unwrap();
+    std::fs::write(&key_path, key2).unwrap();
+    h.signal(Signal::SIGHUP);
+    eventually("the new certificate", DEADLINE, || {
+        let addr = h.addr.clone();
+        let der2 = der2.clone();
+        async move { tls_connect(&addr, der2).await.ok() }
+    })
+    .await;
+    assert!(
+        tls_connect(&h.addr, der).await.is_err(),
+        "old certificate no longer served"
+    );
+    ws.send(hub_testkit::Message::text(r#"{"type":"ping","id":2}"#))
+        .await
+        .unwrap();
+    let m = ws.next().await.unwrap().unwrap();
+    assert!(
+        m.to_text().unwrap().contains("pong"),
+        "open connection survives the reload"
+    );
+}
+
+#[tokio::test]
+async fn bad_certificate_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("junk.pem");
+    std::fs::write(&p, "not a certificate").unwrap();
+    let (code, err) = hub()
+        .args([
+            "--tls-cert",
+            p.to_str().unwrap(),
+            "--tls-key",
+            p.to_str().unwrap(),
+        ])
+        .try_start()
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("tls_cert"), "{err}");
+}
