@@ -103,7 +103,11 @@ impl HubBuilder {
         match found {
             Some(addr) => {
                 tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-                Ok(Hub { child, addr, stderr: err_rx })
+                Ok(Hub {
+                    child,
+                    addr,
+                    stderr: err_rx,
+                })
             }
             None => {
                 let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;

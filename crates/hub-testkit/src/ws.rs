@@ -34,7 +34,9 @@ pub struct Ws {
 impl Ws {
     /// Connects.
     pub async fn connect(url: &str) -> Ws {
-        Self::connect_with(url, &[]).await.expect("websocket connect")
+        Self::connect_with(url, &[])
+            .await
+            .expect("websocket connect")
     }
 
     /// Connects with extra headers; `Err` carries the HTTP status of a refused upgrade.
@@ -42,14 +44,24 @@ impl Ws {
         let mut req = url.into_client_request().expect("request");
         for (k, v) in headers {
             req.headers_mut().insert(
-                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header"),
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
+                    .expect("header"),
                 HeaderValue::from_str(v).expect("value"),
             );
         }
         match tokio_tungstenite::connect_async(req).await {
-            Ok((stream, _)) => Ok(Ws { stream, pending: VecDeque::new(), seen: Vec::new(), frames: 0 }),
+            Ok((stream, _)) => Ok(Ws {
+                stream,
+                pending: VecDeque::new(),
+                seen: Vec::new(),
+                frames: 0,
+            }),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-                let body = resp.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                let body = resp
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
                 Err((resp.status().as_u16(), body))
             }
             Err(e) => Err((0, e.to_string())),
@@ -88,7 +100,8 @@ impl Ws {
                 Message::Text(t) => {
                     self.frames += 1;
                     for line in t.as_str().split('\n').filter(|l| !l.is_empty()) {
-                        let v: Value = serde_json::from_str(line).expect("server sent invalid JSON");
+                        let v: Value =
+                            serde_json::from_str(line).expect("server sent invalid JSON");
                         self.seen.push(v.clone());
                         self.pending.push_back(v);
                     }
@@ -157,10 +170,12 @@ impl Ws {
     pub async fn close_with(&mut self, code: u16) {
         let _ = self
             .stream
-            .send(Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
-                code: CloseCode::from(code),
-                reason: "".into(),
-            })))
+            .send(Message::Close(Some(
+                tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: "".into(),
+                },
+            )))
             .await;
     }
 }
