@@ -1,0 +1,404 @@
+// Unit tests of web/client.js: the socket-free connection machine (time is an
+// argument, randomness injected) and the driver against fake transports.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConnectionMachine, HubClient, backoffDelay, splitFrame, wsUrl, sseUrl } from '../../../web/client.js';
+
+const NS = 'default';
+const frame = (...msgs) => msgs.map((m) => JSON.stringify(m)).join('\n');
+const subscribed = (offset, recovered, epoch = 'E1', id) => ({ type: 'subscribed', id, namespace: NS, epoch, offset, recovered });
+const ev = (offset, id = 'op-1', type = 'progress_update', progress = offset) => ({
+  type, namespace: NS, offset, timestamp: 1000 + offset, operation_id: id,
+  state: { operation_id: id, namespace: NS, state: 'running', progress },
+});
+const ofType = (acts, type) => acts.filter((a) => a.type === type);
+const sent = (acts) => ofType(acts, 'send').map((a) => a.message);
+
+/** A machine connected and subscribed at t=`at` (snapshot at offset `offset`). */
+function connected({ at = 0, offset = 0, epoch = 'E1', ...opts } = {}) {
+  const m = new ConnectionMachine({ namespace: NS, random: () => 0.5, ...opts });
+  m.start(at);
+  const acts = m.onOpen(at);
+  const id = sent(acts)[0].id;
+  m.onFrame(frame(subscribed(offset, false, epoch, id), { type: 'operation_list', namespace: NS, epoch, offset, operations: [] }), at);
+  assert.equal(m.state, 'connected');
+  return m;
+}
+
+test('backoff: full jitter applied after the cap', () => {
+  assert.equal(backoffDelay(0, 500, 30000, () => 0.999999), 499);
+  assert.equal(backoffDelay(3, 500, 30000, () => 0.5), 2000);
+  assert.equal(backoffDelay(6, 500, 30000, () => 0.999999), 29999); // 500·64 = 32000 > cap
+  assert.equal(backoffDelay(40, 500, 30000, () => 0.5), 15000); // capped, then jittered: never lock-step
+  assert.equal(backoffDelay(10000, 500, 30000, () => 0), 0);
+  const seen = new Set(Array.from({ length: 50 }, () => backoffDelay(20, 500, 30000, Math.random)));
+  assert.ok(seen.size > 40, 'delays after the cap stay spread out');
+});
+
+test('splitFrame: several messages per frame, blank and broken lines skipped', () => {
+  assert.deepEqual(splitFrame('{"a":1}\n{"b":2}\n\n{"c":3}\nnot json\n'), [{ a: 1 }, { b: 2 }, { c: 3 }]);
+  assert.deepEqual(splitFrame('{"a":1}'), [{ a: 1 }]);
+  assert.deepEqual(splitFrame(''), []);
+});
+
+test('urls: token in the WS query (browsers cannot set headers); SSE resumes with last_event_id', () => {
+  assert.equal(wsUrl('http://h:1', null), 'ws://h:1/ws');
+  assert.equal(wsUrl('https://h', 'a.b.c'), 'wss://h/ws?token=a.b.c');
+  const u = new URL(sseUrl('http://h:1', 'n s', { operations: ['a.*', 'b'], kinds: ['k'] }, 't', 'E:5'));
+  assert.equal(u.pathname, '/api/v1/stream');
+  assert.equal(u.searchParams.get('namespace'), 'n s');
+  assert.equal(u.searchParams.get('operations'), 'a.*,b');
+  assert.equal(u.searchParams.get('kinds'), 'k');
+  assert.equal(u.searchParams.get('last_event_id'), 'E:5');
+  assert.equal(u.searchParams.get('token'), 't');
+});
+
+test('first connect: subscribe without resume, snapshot replaces state', () => {
+  const m = new ConnectionMachine({ namespace: NS, random: () => 0 });
+  const a1 = m.start(0);
+  assert.deepEqual(ofType(a1, 'open')[0], { type: 'open', transport: 'ws', namespace: NS, filter: null, token: null, lastEventId: null });
+  assert.equal(m.state, 'connecting');
+  const sub = sent(m.onOpen(10))[0];
+  assert.equal(sub.type, 'subscribe');
+  assert.equal(sub.namespace, NS);
+  assert.equal(sub.resume, undefined);
+  const a2 = m.onFrame(frame(subscribed(7, false, 'E1', sub.id), ev(7)), 20); // event before the snapshot: ignored
+  assert.equal(ofType(a2, 'event').length, 0);
+  assert.equal(m.state, 'connected');
+  const a3 = m.onFrame(frame({ type: 'operation_list', namespace: NS, epoch: 'E1', offset: 7, operations: [{ operation_id: 'x' }] }, ev(8)), 30);
+  assert.equal(ofType(a3, 'snapshot')[0].operations.length, 1);
+  assert.deepEqual(ofType(a3, 'synced')[0], { type: 'synced', mode: 'snapshot', recovered: 0, reconnect: false });
+  assert.deepEqual(ofType(a3, 'event').map((a) => a.event.offset), [8]);
+  assert.equal(m.offset, 8);
+  assert.equal(m.status().disconnectedSince, null);
+});
+
+test('dedupe by offset, across frames and replays', () => {
+  const m = connected({ offset: 5 });
+  const acts = m.onFrame(frame(ev(6), ev(6), ev(5), ev(7)), 100);
+  assert.deepEqual(ofType(acts, 'event').map((a) => a.event.offset), [6, 7]);
+  assert.equal(m.duplicates, 2);
+  assert.equal(m.gaps, 0);
+  m.onFrame(frame(ev(9)), 110);
+  assert.equal(m.gaps, 1, 'a hole in an unfiltered stream is counted');
+});
+
+test('reconnect resumes from (epoch, offset); recovered:true counts replayed updates', () => {
+  const m = connected({ offset: 5 });
+  m.onFrame(frame(ev(6)), 100);
+  const lost = m.onClose(1006, '', 200);
+  assert.equal(m.state, 'waiting');
+  assert.equal(ofType(lost, 'probe').length, 0, 'it had opened: no probe');
+  assert.equal(m.status().disconnectedSince, 200);
+  assert.ok(m.retryAt >= 200 && m.retryAt < 200 + 500);
+  assert.equal(ofType(m.tick(m.retryAt), 'open').length, 1);
+  const sub = sent(m.onOpen(m.retryAt + 5))[0];
+  assert.deepEqual(sub.resume, { epoch: 'E1', offset: 6 });
+  const t = m.retryAt + 10;
+  let acts = m.onFrame(frame(subscribed(9, true, 'E1', sub.id), ev(6), ev(7), ev(8)), t);
+  assert.equal(ofType(acts, 'synced').length, 0, 'not done before the target offset');
+  assert.deepEqual(ofType(acts, 'event').map((a) => a.event.offset), [7, 8]);
+  acts = m.onFrame(frame(ev(9), ev(10)), t + 1);
+  assert.deepEqual(ofType(acts, 'synced')[0], { type: 'synced', mode: 'recovered', recovered: 3, reconnect: true });
+  assert.equal(m.offset, 10);
+});
+
+test('recovered with nothing missed: toast at once with 0', () => {
+  const m = connected({ offset: 4 });
+  m.onClose(1012, 'restart', 10);
+  m.tick(m.retryAt);
+  const sub = sent(m.onOpen(m.retryAt))[0];
+  const acts = m.onFrame(frame(subscribed(4, true, 'E1', sub.id)), m.retryAt + 1);
+  assert.deepEqual(ofType(acts, 'synced')[0], { type: 'synced', mode: 'recovered', recovered: 0, reconnect: true });
+});
+
+test('recovered:false (new epoch) → state replaced from the snapshot, offsets restart', () => {
+  const m = connected({ offset: 50 });
+  m.onClose(1006, '', 10);
+  m.tick(m.retryAt);
+  const sub = sent(m.onOpen(m.retryAt))[0];
+  const t = m.retryAt + 1;
+  let acts = m.onFrame(frame(subscribed(3, false, 'E2', sub.id)), t);
+  assert.equal(ofType(acts, 'synced').length, 0);
+  acts = m.onFrame(frame({ type: 'operation_list', namespace: NS, epoch: 'E2', offset: 3, operations: [{ operation_id: 'a' }] }, ev(4)), t + 1);
+  assert.equal(ofType(acts, 'snapshot')[0].epoch, 'E2');
+  assert.deepEqual(ofType(acts, 'synced')[0], { type: 'synced', mode: 'snapshot', recovered: 0, reconnect: true });
+  assert.deepEqual(ofType(acts, 'event').map((a) => a.event.offset), [4], 'offset 4 < old 50 but a new epoch');
+  assert.equal(m.epoch, 'E2');
+});
+
+test('attempt counter resets only after 5 s of uptime', () => {
+  const m = new ConnectionMachine({ namespace: NS, random: () => 0.999 });
+  m.start(0);
+  let now = 0;
+  for (let i = 0; i < 5; i++) { m.onClose(1006, '', now); now = m.retryAt; m.tick(now); }
+  assert.equal(m.attempt, 5);
+  // Opens, but dies after 4.9 s: still backing off.
+  m.onOpen(now); m.onClose(1006, '', now + 4900);
+  assert.equal(m.attempt, 6);
+  assert.ok(m.retryAt - (now + 4900) > 500 * 2 ** 5 * 0.99, 'delay keeps growing');
+  now = m.retryAt; m.tick(now);
+  m.onOpen(now); m.onClose(1006, '', now + 5000);
+  assert.equal(m.attempt, 1, 'reset, then this failure counted');
+  assert.ok(m.retryAt - (now + 5000) < 500);
+});
+
+test('a silent OPEN socket is dead after two heartbeat intervals (learned from heartbeats)', () => {
+  const m = connected({ at: 0 });
+  assert.equal(m.hbInterval, 30000, 'default until heartbeats are seen');
+  m.onFrame(frame({ type: 'heartbeat', timestamp: 5_000, clients_connected: 1 }), 400);
+  m.onFrame(frame({ type: 'heartbeat', timestamp: 6_000, clients_connected: 1 }), 1400);
+  assert.equal(m.hbInterval, 1000);
+  assert.equal(m.clockSkewMs, 6000 - 1400);
+  const deadline = m.nextDeadline();
+  assert.equal(deadline, 1400 + 2000 + 500);
+  assert.deepEqual(m.tick(deadline - 1), []);
+  const acts = m.tick(deadline);
+  assert.equal(ofType(acts, 'close').length, 1, 'the dead socket is closed before another opens');
+  assert.equal(m.state, 'waiting');
+  assert.equal(m.status().disconnectedSince, deadline);
+});
+
+test('any frame counts as life; a busy stream without heartbeats is not dead', () => {
+  const m = connected({ at: 0, heartbeatIntervalMs: 1000 });
+  for (let t = 100; t < 10000; t += 500) m.onFrame(frame(ev(t)), t);
+  assert.deepEqual(m.tick(9800), []);
+  assert.equal(m.state, 'connected');
+});
+
+test('wake-ups: reconnect at once when waiting; ping-probe when connected', () => {
+  const m = connected({ at: 0, heartbeatIntervalMs: 1000 });
+  m.onClose(1006, '', 100);
+  m.onFrame('x', 100);
+  for (let i = 0; i < 6; i++) { m.tick(m.retryAt); m.onClose(1006, '', m.retryAt + 1); }
+  assert.ok(m.retryAt > 1000);
+  const acts = m.wake('online', 2000);
+  assert.equal(ofType(acts, 'open').length, 1, 'online: no waiting for the backoff timer');
+  assert.equal(m.state, 'connecting');
+  assert.deepEqual(m.wake('visibilitychange', 2001), [], 'already connecting: nothing');
+
+  const c = connected({ at: 0 });
+  const probe = c.wake('visibilitychange', 1000);
+  assert.equal(sent(probe)[0].type, 'ping');
+  assert.equal(c.nextDeadline(), 1000 + 5000);
+  const dead = c.tick(6000);
+  assert.equal(ofType(dead, 'close').length, 1, 'unanswered ping after a wake → reconnect');
+  const c2 = connected({ at: 0 });
+  c2.wake('pageshow', 1000);
+  c2.onFrame(frame({ type: 'pong', id: 99, timestamp: 1 }), 1200);
+  assert.deepEqual(c2.tick(6000), [], 'answered: still connected');
+  const c3 = connected({ at: 0, heartbeatIntervalMs: 1000 });
+  assert.equal(ofType(c3.wake('visibilitychange', 60000), 'close').length, 1, 'silent for a minute (sleep): reconnect at once');
+});
+
+test('retry now skips the countdown', () => {
+  const m = connected({ at: 0 });
+  m.onClose(1006, '', 0);
+  for (let i = 0; i < 8; i++) { m.tick(m.retryAt); m.onClose(1006, '', m.retryAt); }
+  const acts = m.retryNow(m.retryAt - 10000);
+  assert.equal(ofType(acts, 'open').length, 1);
+});
+
+test('auth: a 401 probe after a failed open → failed with the code; new token → reconnect', () => {
+  const m = new ConnectionMachine({ namespace: NS, random: () => 0.5 });
+  m.start(0);
+  const acts = m.onClose(1006, '', 5);
+  assert.equal(ofType(acts, 'probe').length, 1, 'never opened: ask HTTP why');
+  m.onProbe(401, 'AUTH_REQUIRED', 'a token is required', 20);
+  assert.equal(m.state, 'failed');
+  assert.equal(m.status().errorCode, 'AUTH_REQUIRED');
+  assert.equal(m.nextDeadline(), null, 'no retries with a missing token');
+  const again = m.setToken('tok', 30);
+  assert.equal(ofType(again, 'open')[0].token, 'tok');
+  m.onClose(1006, '', 40);
+  m.onProbe(401, 'AUTH_FAILED', 'bad signature', 50);
+  assert.equal(m.status().errorCode, 'AUTH_FAILED');
+});
+
+test('auth: close 4001 after an error → failed, not retried', () => {
+  const m = connected({ at: 0 });
+  m.onFrame(frame({ type: 'error', code: 'TOKEN_EXPIRED', message: 'token expired' }), 10);
+  m.onClose(4001, '', 11);
+  assert.equal(m.state, 'failed');
+  assert.equal(m.status().errorCode, 'TOKEN_EXPIRED');
+});
+
+test('a refused subscription fails instead of looping', () => {
+  const m = new ConnectionMachine({ namespace: 'secret', random: () => 0.5 });
+  m.start(0);
+  const sub = sent(m.onOpen(1))[0];
+  const acts = m.onFrame(frame({ type: 'error', id: sub.id, code: 'FORBIDDEN', message: 'not allowed' }), 2);
+  assert.equal(ofType(acts, 'close').length, 1);
+  assert.equal(m.state, 'failed');
+  assert.equal(m.status().errorCode, 'FORBIDDEN');
+});
+
+test('SSE fallback after repeated WebSocket failures while HTTP works; resumes with Last-Event-ID', () => {
+  const m = connected({ offset: 12 });
+  m.onClose(1006, '', 0);
+  let now = 0;
+  for (let i = 0; i < 3; i++) {
+    now = m.retryAt; m.tick(now);
+    assert.equal(m.transport, 'ws');
+    const acts = m.onClose(1006, '', now + 1);
+    assert.equal(ofType(acts, 'probe').length, 1);
+    m.onProbe(200, null, null, now + 2);
+  }
+  assert.equal(m.transport, 'sse');
+  now = m.retryAt;
+  const open = ofType(m.tick(now), 'open')[0];
+  assert.equal(open.transport, 'sse');
+  assert.equal(open.lastEventId, 'E1:12');
+  assert.deepEqual(sent(m.onOpen(now + 1)), [], 'SSE: nothing to send');
+  const acts = m.onFrame(frame(subscribed(13, true), ev(13)), now + 2);
+  assert.equal(m.state, 'connected');
+  assert.equal(ofType(acts, 'synced')[0].recovered, 1);
+  assert.equal(m.request({ type: 'cancel' }).id, null, 'no socket to send on: use HTTP');
+});
+
+test('hub down (probe fails) never counts towards SSE', () => {
+  const m = connected({});
+  m.onClose(1006, '', 0);
+  for (let i = 0; i < 10; i++) { m.tick(m.retryAt); m.onClose(1006, '', m.retryAt); m.onProbe(0, null, null, m.retryAt); }
+  assert.equal(m.transport, 'ws');
+});
+
+test('switching namespace unsubscribes the old one and takes a fresh snapshot', () => {
+  const m = connected({ offset: 9 });
+  const acts = sent(m.setSubscription('other', null, 100));
+  assert.deepEqual(acts.map((x) => x.type), ['unsubscribe', 'subscribe']);
+  assert.equal(acts[0].namespace, NS);
+  assert.equal(acts[1].namespace, 'other');
+  assert.equal(acts[1].resume, undefined);
+});
+
+// ---- driver ------------------------------------------------------------
+
+class FakeSocket {
+  static all = [];
+  constructor(url) { this.url = url; this.readyState = 0; this.sent = []; FakeSocket.all.push(this); }
+  send(s) { this.sent.push(JSON.parse(s)); }
+  close() { if (this.readyState < 2) { this.readyState = 3; } }
+  serverOpen() { this.readyState = 1; this.onopen?.({}); }
+  serverSend(...msgs) { this.onmessage?.({ data: frame(...msgs) }); }
+  serverClose(code = 1006) { this.readyState = 3; this.onclose?.({ code, reason: '' }); }
+}
+
+function fakeEnv({ probeStatus = 401 } = {}) {
+  let now = 1_000_000;
+  const timers = new Map();
+  let nextTimer = 1;
+  const listeners = {};
+  const env = {
+    Date: { now: () => now },
+    WebSocket: FakeSocket,
+    EventSource: class { constructor(url) { this.url = url; FakeSocket.all.push(this); this.readyState = 0; } close() { this.readyState = 2; } },
+    fetch: async () => {
+      if (probeStatus === 0) throw new TypeError('fetch failed');
+      return { ok: probeStatus < 300, status: probeStatus, json: async () => ({ error: { code: 'AUTH_REQUIRED', message: 'token needed' } }) };
+    },
+    setTimeout: (fn, ms) => { const id = nextTimer++; timers.set(id, { fn, at: now + ms }); return id; },
+    clearTimeout: (id) => timers.delete(id),
+    addEventListener: (n, fn) => { (listeners[n] ??= []).push(fn); },
+    removeEventListener: () => {},
+    location: { origin: 'http://hub.test:8765' },
+    console,
+    fire: (n) => (listeners[n] ?? []).forEach((fn) => fn({ type: n })),
+    advance: (ms) => {
+      const end = now + ms;
+      for (;;) {
+        const due = [...timers.entries()].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
+        if (!due) break;
+        timers.delete(due[0]);
+        now = Math.max(now, due[1].at);
+        due[1].fn();
+      }
+      now = end;
+    },
+  };
+  return env;
+}
+
+const openSockets = () => FakeSocket.all.filter((s) => s.readyState < 2).length;
+
+test('driver: never two sockets open, through churn, wake-ups and retries', async () => {
+  FakeSocket.all = [];
+  const env = fakeEnv({ probeStatus: 0 });
+  const c = new HubClient({ env, namespace: NS });
+  const events = [];
+  c.on('event', (e) => events.push(e.offset));
+  c.start();
+  assert.equal(openSockets(), 1);
+  const s1 = FakeSocket.all[0];
+  assert.equal(s1.url, 'ws://hub.test:8765/ws');
+  s1.serverOpen();
+  assert.equal(s1.sent[0].type, 'subscribe');
+  s1.serverSend(subscribed(0, false, 'E', s1.sent[0].id), { type: 'operation_list', namespace: NS, epoch: 'E', offset: 0, operations: [] }, ev(1));
+  assert.deepEqual(events, [1]);
+  for (let i = 0; i < 30; i++) {
+    env.fire(['online', 'pageshow', 'focus'][i % 3]);
+    if (i % 4 === 0) c.retryNow();
+    const live = FakeSocket.all.filter((s) => s.readyState < 2);
+    assert.ok(live.length <= 1, `at most one socket (round ${i})`);
+    if (i % 2) live[0]?.serverOpen?.();
+    live[0]?.serverClose?.();
+    await new Promise((r) => setImmediate(r));
+    env.advance(700);
+  }
+  assert.ok(FakeSocket.all.length > 20, `churned through ${FakeSocket.all.length} sockets`);
+  assert.ok(c.maxConcurrent <= 1);
+  assert.ok(openSockets() <= 1);
+  c.stop();
+  assert.equal(openSockets(), 0);
+});
+
+test('driver: silent socket replaced after the heartbeat window; old socket closed first', () => {
+  FakeSocket.all = [];
+  const env = fakeEnv();
+  const c = new HubClient({ env, namespace: NS, machine: { heartbeatIntervalMs: 1000 } });
+  const states = [];
+  c.on('status', (s) => states.push(s.state));
+  c.start();
+  const s1 = FakeSocket.all[0];
+  s1.serverOpen();
+  s1.serverSend(subscribed(0, false, 'E', s1.sent[0].id), { type: 'operation_list', namespace: NS, epoch: 'E', offset: 0, operations: [] });
+  env.advance(2400);
+  assert.equal(s1.readyState, 1, 'still within 2 intervals + grace');
+  env.advance(200);
+  assert.equal(s1.readyState, 3, 'closed by the client');
+  assert.ok(states.includes('waiting'));
+  env.advance(600);
+  assert.equal(FakeSocket.all.length, 2);
+  assert.equal(openSockets(), 1);
+});
+
+test('driver: cancel over the socket resolves with the reply', async () => {
+  FakeSocket.all = [];
+  const env = fakeEnv();
+  const c = new HubClient({ env, namespace: NS });
+  c.start();
+  const s = FakeSocket.all[0];
+  s.serverOpen();
+  const p = c.cancel('op-7');
+  const msg = s.sent.at(-1);
+  assert.deepEqual({ ...msg, id: 0 }, { type: 'cancel', namespace: NS, operation_id: 'op-7', id: 0 });
+  s.serverSend({ type: 'ok', id: msg.id });
+  assert.deepEqual(await p, { type: 'ok', id: msg.id });
+});
+
+test('driver: failed open + 401 probe → failed status, token then reconnects with ?token=', async () => {
+  FakeSocket.all = [];
+  const env = fakeEnv();
+  const c = new HubClient({ env, namespace: NS });
+  const statuses = [];
+  c.on('status', (s) => statuses.push(s));
+  c.start();
+  FakeSocket.all[0].serverClose(1006);
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(statuses.at(-1).state, 'failed');
+  assert.equal(statuses.at(-1).errorCode, 'AUTH_REQUIRED');
+  c.setToken('x.y.z');
+  assert.equal(FakeSocket.all.at(-1).url, 'ws://hub.test:8765/ws?token=x.y.z');
+  assert.equal(openSockets(), 1);
+});
