@@ -95,6 +95,7 @@ pub fn router(state: Shared) -> Router {
         .route("/ready", get(api::ready))
         .route("/metrics", get(api::metrics))
         .fallback(api::fallback)
+        .method_not_allowed_fallback(api::wrong_method)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }

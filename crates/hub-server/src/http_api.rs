@@ -410,3 +410,15 @@ pub async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Response 
         None,
     )
 }
+
+/// A known path with the wrong method: `NOT_FOUND` (no such route), as JSON.
+pub async fn wrong_method(method: Method, uri: Uri) -> Response {
+    error_response(
+        ProtoError::new(
+            ErrorCode::NotFound,
+            format!("no route for {method} {}", uri.path()),
+        )
+        .with_details("This path exists with another HTTP method."),
+        None,
+    )
+}

@@ -129,6 +129,16 @@ async fn health_ready_not_found_and_too_large() {
     assert_eq!(s, 200, "{r}");
     let (s, e) = get_json(&format!("{}/api/v1/nothing", h.http())).await;
     assert_eq!((s, e["error"]["code"].clone()), (404, json!("NOT_FOUND")));
+    let (s, e) = get_json(&format!(
+        "{}/api/v1/namespaces/default/operations/a/events",
+        h.http()
+    ))
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].clone()),
+        (404, json!("NOT_FOUND")),
+        "wrong method"
+    );
     let big = json!({"type": "operation_started", "name": "x".repeat(100), "metadata": {"p": "y".repeat(1000)}});
     let (s, e) = post_json(
         &format!("{}/api/v1/namespaces/default/operations/a/events", h.http()),
