@@ -1,0 +1,714 @@
+//! The producer's outgoing queue: per-operation sequence numbers, conflation,
+//! throttling, at-least-once delivery and resurrection. Socket-free and
+//! clock-free (time is an argument), like the connection [`Machine`].
+//!
+//! **Invariants**
+//! - Every message keeps its `seq` until the hub acks it (acks are
+//!   cumulative per operation); after a reconnect everything unacked is sent
+//!   again, in order.
+//! - Lifecycle messages (start, complete, fail, cancel) are never dropped by
+//!   the client; when `max_lifecycle` of them are waiting, new ones are
+//!   refused with [`ReportError::QueueFull`] (counted in `queue_full`).
+//! - Progress updates are conflated: an operation has at most one pending,
+//!   unnumbered update, merged field by field, numbered only when it is
+//!   actually transmitted (at most once per `progress_interval_ms`). A
+//!   lifecycle message flushes the pending update first, so the final state
+//!   is always sent.
+//! - When the hub lost an operation (a resend gets `UNKNOWN_OPERATION`, a
+//!   re-sent start is acked as new, or `SEQ_GAP` says it is behind), the
+//!   operation is re-registered: start, a snapshot of all progress so far,
+//!   then the unacked lifecycle messages, renumbered from where the hub is.
+//!
+//! [`Machine`]: crate::machine::Machine
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::error::ReportError;
+use crate::wire::{encode_producer, Ack, ErrorMessage, ProducerBody, ProgressFields, StartFields};
+
+/// Local handle of an operation in the outbox.
+pub type OpKey = u64;
+
+/// The first `seq` used by an operation attached by id without knowing its
+/// history: far ahead, so the hub answers `SEQ_GAP` with the seq it expects
+/// instead of taking it for a duplicate.
+pub const ATTACH_SEQ: u64 = 1 << 40;
+
+/// Limits of the queue. Defaults: 10,000 waiting lifecycle messages, 100 ms
+/// between progress sends per operation (≤ 10/s), 64 unacked messages in
+/// flight per operation, retry after 1 s on a transient refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxConfig {
+    /// Lifecycle messages that may wait for an ack before new ones are refused.
+    pub max_lifecycle: usize,
+    /// Minimum time between two progress sends of one operation.
+    pub progress_interval_ms: u64,
+    /// Unacked messages on the wire per operation.
+    pub max_in_flight: u64,
+    /// Delay before resending after a transient refusal (`RATE_LIMITED`, ...).
+    pub retry_after_ms: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_lifecycle: 10_000,
+            progress_interval_ms: 100,
+            max_in_flight: 64,
+            retry_after_ms: 1_000,
+        }
+    }
+}
+
+/// Counters kept by the outbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Messages written to the socket (first sends and resends).
+    pub sent: u64,
+    /// Messages acknowledged by the hub.
+    pub acked: u64,
+    /// Messages sent again (after a reconnect or a refusal).
+    pub resent: u64,
+    /// Lifecycle calls refused because the queue was full.
+    pub queue_full: u64,
+    /// Operations re-registered because the hub had lost them.
+    pub resurrected: u64,
+    /// Messages the hub refused for good (dropped after telling the caller).
+    pub rejected: u64,
+    /// Messages waiting: unacked plus pending progress.
+    pub queued: u64,
+    /// Lifecycle messages waiting for an ack.
+    pub lifecycle_queued: u64,
+    /// Operations in the outbox.
+    pub operations: u64,
+}
+
+/// Something the reporter must tell the operation's owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The hub asked the producer to stop.
+    CancelRequested(OpKey),
+    /// Every message of a finished operation was acked; it left the outbox.
+    Done(OpKey),
+    /// The hub refused the operation for good (`code`); its queue was dropped.
+    Dropped(OpKey, String),
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    seq: u64,
+    body: ProducerBody,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    None,
+    /// Send the start again before anything else (after a reconnect).
+    Needed,
+    /// Sent as request `id`; hold everything else until its ack.
+    Awaiting(u64),
+}
+
+#[derive(Debug)]
+struct Op {
+    namespace: String,
+    id: String,
+    start: Option<StartFields>,
+    snapshot: ProgressFields,
+    queue: VecDeque<Pending>,
+    next_seq: u64,
+    acked: u64,
+    sent_upto: u64,
+    resend_upto: u64,
+    pending_progress: Option<ProgressFields>,
+    last_progress_at: Option<u64>,
+    not_before: u64,
+    terminal: bool,
+    gen: u64,
+    probe: Probe,
+    in_ready: bool,
+}
+
+impl Op {
+    fn in_flight(&self) -> u64 {
+        self.sent_upto.saturating_sub(self.acked)
+    }
+}
+
+/// The outgoing queue of one client.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    config: OutboxConfig,
+    ops: HashMap<OpKey, Op>,
+    by_name: HashMap<(String, String), OpKey>,
+    ready: VecDeque<OpKey>,
+    /// Request id -> (operation, generation, seq) of messages on the wire.
+    in_flight: HashMap<u64, (OpKey, u64, u64)>,
+    next_key: OpKey,
+    connected: bool,
+    lifecycle_queued: u64,
+    stats: OutboxStats,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new(config: OutboxConfig) -> Self {
+        Outbox {
+            config,
+            next_key: 1,
+            ..Default::default()
+        }
+    }
+
+    /// Register an operation and queue its `operation_started` (seq 1).
+    pub fn start(
+        &mut self,
+        namespace: &str,
+        operation_id: &str,
+        fields: StartFields,
+    ) -> Result<OpKey, ReportError> {
+        if self
+            .by_name
+            .contains_key(&(namespace.to_owned(), operation_id.to_owned()))
+        {
+            return Err(ReportError::Invalid(format!(
+                "operation {operation_id:?} is already reported by this client"
+            )));
+        }
+        self.check_room()?;
+        let key = self.insert(namespace, operation_id, Some(fields.clone()), 1);
+        self.push(key, ProducerBody::OperationStarted(fields));
+        Ok(key)
+    }
+
+    /// Take over an operation started elsewhere (e.g. by another process):
+    /// its next seq is learnt from the hub's `SEQ_GAP` answer.
+    pub fn attach(&mut self, namespace: &str, operation_id: &str) -> OpKey {
+        if let Some(&k) = self
+            .by_name
+            .get(&(namespace.to_owned(), operation_id.to_owned()))
+        {
+            return k;
+        }
+        self.insert(namespace, operation_id, None, ATTACH_SEQ)
+    }
+
+    fn insert(
+        &mut self,
+        namespace: &str,
+        operation_id: &str,
+        start: Option<StartFields>,
+        next_seq: u64,
+    ) -> OpKey {
+        let key = self.next_key;
+        self.next_key += 1;
+        self.ops.insert(
+            key,
+            Op {
+                namespace: namespace.to_owned(),
+                id: operation_id.to_owned(),
+                start,
+                snapshot: ProgressFields::default(),
+                queue: VecDeque::new(),
+                next_seq,
+                acked: next_seq - 1,
+                sent_upto: next_seq - 1,
+                resend_upto: 0,
+                pending_progress: None,
+                last_progress_at: None,
+                not_before: 0,
+                terminal: false,
+                gen: 0,
+                probe: Probe::None,
+                in_ready: false,
+            },
+        );
+        self.by_name
+            .insert((namespace.to_owned(), operation_id.to_owned()), key);
+        key
+    }
+
+    fn check_room(&mut self) -> Result<(), ReportError> {
+        if self.lifecycle_queued >= self.config.max_lifecycle as u64 {
+            self.stats.queue_full += 1;
+            return Err(ReportError::QueueFull);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, key: OpKey, body: ProducerBody) {
+        let Some(op) = self.ops.get_mut(&key) else {
+            return;
+        };
+        if body.is_lifecycle() {
+            self.lifecycle_queued += 1;
+        }
+        if body.is_terminal() {
+            op.terminal = true;
+        }
+        op.queue.push_back(Pending {
+            seq: op.next_seq,
+            body,
+        });
+        op.next_seq += 1;
+        self.mark_ready(key);
+    }
+
+    fn mark_ready(&mut self, key: OpKey) {
+        if let Some(op) = self.ops.get_mut(&key) {
+            if !op.in_ready {
+                op.in_ready = true;
+                self.ready.push_back(key);
+            }
+        }
+    }
+
+    /// Merge a progress update into the operation's pending one.
+    pub fn progress(&mut self, key: OpKey, fields: ProgressFields) -> Result<(), ReportError> {
+        let op = self.ops.get_mut(&key).ok_or(ReportError::Finished)?;
+        if op.terminal {
+            return Err(ReportError::Finished);
+        }
+        op.snapshot.merge(fields.clone());
+        match &mut op.pending_progress {
+            Some(p) => p.merge(fields),
+            None => op.pending_progress = Some(fields),
+        }
+        self.mark_ready(key);
+        Ok(())
+    }
+
+    /// Queue a terminal message (completed, failed, canceled), after the
+    /// pending progress update if any.
+    pub fn finish(&mut self, key: OpKey, body: ProducerBody) -> Result<(), ReportError> {
+        let op = self.ops.get(&key).ok_or(ReportError::Finished)?;
+        if op.terminal {
+            return Err(ReportError::Finished);
+        }
+        self.check_room()?;
+        let op = self.ops.get_mut(&key).ok_or(ReportError::Finished)?;
+        if let Some(p) = op.pending_progress.take() {
+            self.push(key, ProducerBody::ProgressUpdate(p));
+        }
+        self.push(key, body);
+        Ok(())
+    }
+
+    /// Whether the operation is still in the outbox and not finished.
+    pub fn is_running(&self, key: OpKey) -> bool {
+        self.ops.get(&key).is_some_and(|op| !op.terminal)
+    }
+
+    /// `(namespace, operation_id)` of a key.
+    pub fn name_of(&self, key: OpKey) -> Option<(&str, &str)> {
+        self.ops
+            .get(&key)
+            .map(|op| (op.namespace.as_str(), op.id.as_str()))
+    }
+
+    /// A connection is up: everything unacked will be sent again, and every
+    /// operation the hub already acknowledged is first re-registered by
+    /// sending its start again (a duplicate for a hub that kept it).
+    pub fn on_connected(&mut self) {
+        self.connected = true;
+        self.in_flight.clear();
+        let keys: Vec<OpKey> = self.ops.keys().copied().collect();
+        for key in keys {
+            let op = self.ops.get_mut(&key).expect("key listed");
+            op.gen += 1;
+            op.resend_upto = op.resend_upto.max(op.sent_upto);
+            op.sent_upto = op.acked;
+            op.probe = if op.start.is_some() && op.acked >= 1 {
+                Probe::Needed
+            } else {
+                Probe::None
+            };
+            self.mark_ready(key);
+        }
+    }
+
+    /// The connection is gone.
+    pub fn on_disconnected(&mut self) {
+        self.connected = false;
+        self.in_flight.clear();
+    }
+
+    /// When a throttled or delayed operation (not queued as ready) may send.
+    fn wake_time(&self, op: &Op) -> Option<u64> {
+        if op.in_ready || op.probe != Probe::None || op.in_flight() >= self.config.max_in_flight {
+            return None;
+        }
+        if op.queue.back().is_some_and(|p| p.seq > op.sent_upto) {
+            return Some(op.not_before);
+        }
+        op.pending_progress.as_ref()?;
+        let throttle = op
+            .last_progress_at
+            .map_or(0, |t| t + self.config.progress_interval_ms);
+        Some(throttle.max(op.not_before))
+    }
+
+    /// The earliest time at which a throttled or delayed operation can send
+    /// (call [`Outbox::promote_due`] then).
+    pub fn next_wakeup(&self) -> Option<u64> {
+        if !self.connected {
+            return None;
+        }
+        self.ops.values().filter_map(|op| self.wake_time(op)).min()
+    }
+
+    /// Make every operation whose delay has passed ready to send.
+    pub fn promote_due(&mut self, now: u64) {
+        let due: Vec<OpKey> = self
+            .ops
+            .iter()
+            .filter(|(_, op)| self.wake_time(op).is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in due {
+            self.mark_ready(k);
+        }
+    }
+
+    /// The next message to write, if any may be sent at `now`. Request ids
+    /// are taken from `next_id`. Call [`Outbox::promote_due`] first.
+    pub fn poll_transmit(&mut self, now: u64, next_id: &mut u64) -> Option<String> {
+        if !self.connected {
+            return None;
+        }
+        while let Some(key) = self.ready.pop_front() {
+            let Some(op) = self.ops.get_mut(&key) else {
+                continue;
+            };
+            op.in_ready = false;
+            if let Some(text) = self.transmit_one(key, now, next_id) {
+                self.mark_ready(key);
+                return Some(text);
+            }
+        }
+        None
+    }
+
+    fn transmit_one(&mut self, key: OpKey, now: u64, next_id: &mut u64) -> Option<String> {
+        let config = self.config;
+        let op = self.ops.get_mut(&key)?;
+        if now < op.not_before {
+            return None;
+        }
+        let id = *next_id;
+        match op.probe {
+            Probe::Awaiting(_) => return None,
+            Probe::Needed => {
+                let start = ProducerBody::OperationStarted(op.start.clone()?);
+                op.probe = Probe::Awaiting(id);
+                *next_id += 1;
+                self.in_flight.insert(id, (key, op.gen, 1));
+                self.stats.sent += 1;
+                self.stats.resent += 1;
+                return Some(encode_producer(&start, id, &op.namespace, &op.id, 1));
+            }
+            Probe::None => {}
+        }
+        if op.in_flight() >= config.max_in_flight {
+            return None;
+        }
+        if op.queue.back().is_none_or(|p| p.seq <= op.sent_upto) {
+            // Nothing numbered left to send: maybe the pending progress.
+            let due = op
+                .last_progress_at
+                .is_none_or(|t| now >= t + config.progress_interval_ms);
+            if op.pending_progress.is_none() || !due {
+                return None;
+            }
+            let fields = op.pending_progress.take()?;
+            op.last_progress_at = Some(now);
+            op.queue.push_back(Pending {
+                seq: op.next_seq,
+                body: ProducerBody::ProgressUpdate(fields),
+            });
+            op.next_seq += 1;
+        }
+        let p = op.queue.iter().find(|p| p.seq > op.sent_upto)?;
+        let seq = p.seq;
+        let text = encode_producer(&p.body, id, &op.namespace, &op.id, seq);
+        op.sent_upto = seq;
+        *next_id += 1;
+        self.in_flight.insert(id, (key, op.gen, seq));
+        self.stats.sent += 1;
+        if seq <= op.resend_upto {
+            self.stats.resent += 1;
+        }
+        Some(text)
+    }
+
+    fn lookup(
+        &self,
+        id: Option<u64>,
+        namespace: Option<&str>,
+        op_id: Option<&str>,
+    ) -> Option<(OpKey, Option<(u64, u64)>)> {
+        if let Some(id) = id {
+            if let Some(&(key, gen, seq)) = self.in_flight.get(&id) {
+                return Some((key, Some((gen, seq))));
+            }
+            return None;
+        }
+        let ns = namespace.unwrap_or("default").to_owned();
+        let key = *self.by_name.get(&(ns, op_id?.to_owned()))?;
+        Some((key, None))
+    }
+
+    /// Whether `id` is a request id of a producer message on the wire.
+    pub fn owns_request(&self, id: u64) -> bool {
+        self.in_flight.contains_key(&id)
+    }
+
+    /// Apply an `ack`.
+    pub fn on_ack(&mut self, ack: &Ack) -> Vec<Notice> {
+        let mut notices = Vec::new();
+        let Some((key, sent)) =
+            self.lookup(ack.id, ack.namespace.as_deref(), Some(&ack.operation_id))
+        else {
+            return notices;
+        };
+        if let Some(id) = ack.id {
+            self.in_flight.remove(&id);
+        }
+        let Some(op) = self.ops.get_mut(&key) else {
+            return notices;
+        };
+        if ack.cancel_requested {
+            notices.push(Notice::CancelRequested(key));
+        }
+        if sent.is_some_and(|(gen, _)| gen != op.gen) {
+            return notices;
+        }
+        if let Probe::Awaiting(pid) = op.probe {
+            if ack.id == Some(pid) || (ack.id.is_none() && ack.seq == 1) {
+                op.probe = Probe::None;
+                self.mark_ready(key);
+                if !ack.duplicate {
+                    // The hub had lost the operation: our start re-created it.
+                    self.stats.resurrected += 1;
+                    self.rebase(key, 2);
+                }
+                return notices;
+            }
+        }
+        let mut popped = 0u64;
+        let mut lifecycle = 0u64;
+        while op.queue.front().is_some_and(|p| p.seq <= ack.seq) {
+            let p = op.queue.pop_front().expect("front checked");
+            popped += 1;
+            if p.body.is_lifecycle() {
+                lifecycle += 1;
+            }
+        }
+        op.acked = op.acked.max(ack.seq);
+        op.sent_upto = op.sent_upto.max(op.acked);
+        self.stats.acked += popped;
+        self.lifecycle_queued -= lifecycle;
+        let done = op.terminal && op.queue.is_empty();
+        if done {
+            self.remove(key);
+            notices.push(Notice::Done(key));
+        } else {
+            self.mark_ready(key);
+        }
+        notices
+    }
+
+    fn remove(&mut self, key: OpKey) {
+        if let Some(op) = self.ops.remove(&key) {
+            self.by_name.remove(&(op.namespace, op.id));
+            let lifecycle = op.queue.iter().filter(|p| p.body.is_lifecycle()).count() as u64;
+            self.lifecycle_queued -= lifecycle;
+        }
+    }
+
+    /// Apply an `error`; `None` when it is not about a producer message.
+    pub fn on_error(&mut self, err: &ErrorMessage, now: u64) -> Option<Notice> {
+        let (key, sent) = self.lookup(
+            err.id,
+            err.data_str("namespace"),
+            err.data_str("operation_id"),
+        )?;
+        if let Some(id) = err.id {
+            self.in_flight.remove(&id);
+        }
+        let op = self.ops.get_mut(&key)?;
+        if sent.is_some_and(|(gen, _)| gen != op.gen) {
+            // About a message sent before the last rewind: already handled.
+            return None;
+        }
+        let seq = sent.map(|(_, s)| s);
+        if matches!(op.probe, Probe::Awaiting(_)) {
+            op.probe = Probe::None;
+        }
+        match err.code.as_str() {
+            "SEQ_GAP" => {
+                let expected = err.data_u64("expected")?;
+                self.rebase(key, expected.max(1));
+                None
+            }
+            "UNKNOWN_OPERATION" => {
+                if op.start.is_none() {
+                    self.stats.rejected += 1;
+                    self.remove(key);
+                    return Some(Notice::Dropped(key, err.code.clone()));
+                }
+                self.stats.resurrected += 1;
+                self.rebase(key, 1);
+                None
+            }
+            "OPERATION_FINISHED" | "FORBIDDEN" | "AUTH_REQUIRED" | "AUTH_FAILED" => {
+                self.stats.rejected += 1;
+                self.remove(key);
+                Some(Notice::Dropped(key, err.code.clone()))
+            }
+            "BAD_MESSAGE" | "MESSAGE_TOO_LARGE" => {
+                self.stats.rejected += 1;
+                match seq {
+                    Some(1) | None => {
+                        self.remove(key);
+                        Some(Notice::Dropped(key, err.code.clone()))
+                    }
+                    Some(s) => {
+                        self.drop_message(key, s);
+                        None
+                    }
+                }
+            }
+            _ => {
+                // Transient (RATE_LIMITED, STORE_UNAVAILABLE, ...): send again later.
+                op.gen += 1;
+                op.resend_upto = op.resend_upto.max(op.sent_upto);
+                op.sent_upto = op.acked;
+                op.not_before = now + self.config.retry_after_ms;
+                self.mark_ready(key);
+                None
+            }
+        }
+    }
+
+    /// Remove message `seq` and renumber the ones after it.
+    fn drop_message(&mut self, key: OpKey, seq: u64) {
+        let Some(op) = self.ops.get_mut(&key) else {
+            return;
+        };
+        if let Some(pos) = op.queue.iter().position(|p| p.seq == seq) {
+            let p = op.queue.remove(pos).expect("position found");
+            if p.body.is_lifecycle() {
+                self.lifecycle_queued -= 1;
+                if p.body.is_terminal() {
+                    op.terminal = false;
+                }
+            }
+            for later in op.queue.iter_mut().skip(pos) {
+                later.seq -= 1;
+            }
+            op.next_seq -= 1;
+        }
+        op.gen += 1;
+        op.sent_upto = op.acked.min(seq - 1);
+        self.mark_ready(key);
+    }
+
+    /// The hub holds everything below `expected` and nothing from it on:
+    /// resend from there, rebuilding the history it is missing if needed.
+    fn rebase(&mut self, key: OpKey, expected: u64) {
+        let Some(op) = self.ops.get_mut(&key) else {
+            return;
+        };
+        op.gen += 1;
+        let hub_last = expected - 1;
+        let mut lifecycle_popped = 0;
+        while op.queue.front().is_some_and(|p| p.seq <= hub_last) {
+            if op.queue.pop_front().is_some_and(|p| p.body.is_lifecycle()) {
+                lifecycle_popped += 1;
+            }
+        }
+        self.lifecycle_queued -= lifecycle_popped;
+        let contiguous = match op.queue.front() {
+            Some(p) => p.seq == expected,
+            None => op.next_seq == expected,
+        };
+        if !contiguous {
+            let old: Vec<ProducerBody> = op.queue.drain(..).map(|p| p.body).collect();
+            let mut rebuilt = Vec::new();
+            if expected == 1 {
+                if let Some(start) = &op.start {
+                    rebuilt.push(ProducerBody::OperationStarted(start.clone()));
+                }
+            }
+            // Attached operations have no history to restore, only their own
+            // messages (renumbered).
+            if op.start.is_some() && !op.snapshot.is_empty() {
+                rebuilt.push(ProducerBody::ProgressUpdate(op.snapshot.clone()));
+            }
+            for body in old {
+                let keep = match &body {
+                    ProducerBody::OperationStarted(_) => false,
+                    ProducerBody::ProgressUpdate(_) => op.start.is_none(),
+                    _ => true,
+                };
+                if keep {
+                    rebuilt.push(body);
+                } else if body.is_lifecycle() {
+                    self.lifecycle_queued -= 1;
+                }
+            }
+            let mut seq = expected;
+            for body in rebuilt {
+                if matches!(body, ProducerBody::OperationStarted(_)) {
+                    self.lifecycle_queued += 1;
+                }
+                op.queue.push_back(Pending { seq, body });
+                seq += 1;
+            }
+            op.next_seq = seq;
+        }
+        op.acked = hub_last;
+        op.sent_upto = hub_last;
+        op.resend_upto = op.resend_upto.max(op.next_seq - 1);
+        self.mark_ready(key);
+    }
+
+    /// The operation behind a `cancel_requested` message.
+    pub fn on_cancel_requested(
+        &self,
+        namespace: Option<&str>,
+        operation_id: &str,
+    ) -> Option<OpKey> {
+        self.by_name
+            .get(&(
+                namespace.unwrap_or("default").to_owned(),
+                operation_id.to_owned(),
+            ))
+            .copied()
+    }
+
+    /// Nothing waits to be sent or acked.
+    pub fn is_idle(&self) -> bool {
+        self.ops
+            .values()
+            .all(|op| op.queue.is_empty() && op.pending_progress.is_none())
+    }
+
+    /// Counters and sizes.
+    pub fn stats(&self) -> OutboxStats {
+        let mut s = self.stats;
+        s.queued = self
+            .ops
+            .values()
+            .map(|op| op.queue.len() as u64 + u64::from(op.pending_progress.is_some()))
+            .sum();
+        s.lifecycle_queued = self.lifecycle_queued;
+        s.operations = self.ops.len() as u64;
+        s
+    }
+}
+
+#[cfg(test)]
+#[path = "outbox_tests.rs"]
+mod tests;

@@ -1,0 +1,723 @@
+//! Tests of the outgoing queue against a small model of the hub's rules.
+
+use super::*;
+use crate::wire::ServerMessage;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+fn start_fields(name: &str) -> StartFields {
+    StartFields {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+fn pct(p: f64) -> ProgressFields {
+    ProgressFields {
+        progress: Some(p),
+        ..Default::default()
+    }
+}
+
+fn drain(o: &mut Outbox, now: u64, id: &mut u64) -> Vec<Value> {
+    o.promote_due(now);
+    let mut out = Vec::new();
+    while let Some(t) = o.poll_transmit(now, id) {
+        out.push(serde_json::from_str(&t).unwrap());
+    }
+    out
+}
+
+fn ack_of(msg: &Value, duplicate: bool) -> Ack {
+    Ack {
+        id: msg["id"].as_u64(),
+        namespace: msg["namespace"].as_str().map(str::to_owned),
+        operation_id: msg["operation_id"].as_str().unwrap().to_owned(),
+        seq: msg["seq"].as_u64().unwrap(),
+        offset: Some(1),
+        duplicate,
+        cancel_requested: false,
+    }
+}
+
+fn error_for(msg: &Value, code: &str, data: Value) -> ErrorMessage {
+    match ServerMessage::from_value(json!({
+        "type": "error", "code": code, "message": "x", "id": msg["id"], "data": data
+    })) {
+        ServerMessage::Error(e) => e,
+        m => panic!("{m:?}"),
+    }
+}
+
+fn seqs(msgs: &[Value]) -> Vec<(String, u64)> {
+    msgs.iter()
+        .map(|m| {
+            (
+                m["type"].as_str().unwrap().to_owned(),
+                m["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn s(t: &str, seq: u64) -> (String, u64) {
+    (t.to_owned(), seq)
+}
+
+#[test]
+fn progress_is_conflated_while_disconnected() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    for i in 0..1_000_000 {
+        o.progress(k, pct(i as f64 / 10_000.0)).unwrap();
+    }
+    o.progress(
+        k,
+        ProgressFields {
+            step: Some("last".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(o.stats().queued, 2, "start + one pending update");
+    o.on_connected();
+    let mut id = 1;
+    let msgs = drain(&mut o, 0, &mut id);
+    assert_eq!(
+        seqs(&msgs),
+        vec![s("operation_started", 1), s("progress_update", 2)]
+    );
+    assert_eq!(msgs[1]["progress"], 99.9999);
+    assert_eq!(msgs[1]["step"], "last");
+}
+
+#[test]
+fn progress_is_throttled_but_the_final_state_is_not() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    o.progress(k, pct(1.0)).unwrap();
+    assert_eq!(drain(&mut o, 0, &mut id).len(), 2);
+    o.progress(k, pct(2.0)).unwrap();
+    assert!(drain(&mut o, 50, &mut id).is_empty(), "throttled");
+    assert_eq!(o.next_wakeup(), Some(100));
+    o.progress(k, pct(3.0)).unwrap();
+    let msgs = drain(&mut o, 100, &mut id);
+    assert_eq!(seqs(&msgs), vec![s("progress_update", 3)]);
+    assert_eq!(msgs[0]["progress"], 3.0);
+    o.progress(k, pct(4.0)).unwrap();
+    o.finish(k, ProducerBody::OperationCompleted { details: None })
+        .unwrap();
+    let msgs = drain(&mut o, 101, &mut id);
+    assert_eq!(
+        seqs(&msgs),
+        vec![s("progress_update", 4), s("operation_completed", 5)]
+    );
+    assert_eq!(o.progress(k, pct(5.0)), Err(ReportError::Finished));
+    assert_eq!(
+        o.finish(k, ProducerBody::OperationCanceled { reason: None }),
+        Err(ReportError::Finished)
+    );
+}
+
+#[test]
+fn cumulative_acks_and_done() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.progress(k, pct(10.0)).unwrap();
+    o.finish(
+        k,
+        ProducerBody::OperationFailed {
+            error: "x".into(),
+            details: None,
+        },
+    )
+    .unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let msgs = drain(&mut o, 0, &mut id);
+    assert_eq!(msgs.len(), 3);
+    assert!(o.on_ack(&ack_of(&msgs[0], false)).is_empty());
+    assert_eq!(o.stats().queued, 2);
+    assert_eq!(o.on_ack(&ack_of(&msgs[2], false)), vec![Notice::Done(k)]);
+    assert!(o.is_idle());
+    let st = o.stats();
+    assert_eq!(
+        (st.sent, st.acked, st.operations, st.lifecycle_queued),
+        (3, 3, 0, 0)
+    );
+    // The id is free again.
+    assert!(o.start("default", "a", start_fields("A")).is_ok());
+}
+
+#[test]
+fn reconnect_resends_unacked_in_order() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.progress(k, pct(10.0)).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let first = drain(&mut o, 0, &mut id);
+    o.finish(k, ProducerBody::OperationCompleted { details: None })
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    o.on_disconnected();
+    assert!(drain(&mut o, 1, &mut id).is_empty());
+    o.on_connected();
+    let again = drain(&mut o, 2, &mut id);
+    assert_eq!(
+        seqs(&again),
+        vec![
+            s("operation_started", 1),
+            s("progress_update", 2),
+            s("operation_completed", 3)
+        ]
+    );
+    assert_eq!(o.stats().resent, 2);
+}
+
+#[test]
+fn known_operations_are_probed_with_their_start_after_reconnect() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    o.on_ack(&ack_of(&m[0], false));
+    o.progress(k, pct(50.0)).unwrap();
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(seqs(&m), vec![s("progress_update", 2)]);
+    o.on_disconnected();
+    o.finish(k, ProducerBody::OperationCompleted { details: None })
+        .unwrap();
+
+    // Hub kept the operation: the probe is a duplicate, then resend 2, 3.
+    let mut kept = Outbox::new(OutboxConfig::default());
+    std::mem::swap(&mut kept, &mut o);
+    kept.on_connected();
+    let m = drain(&mut kept, 1, &mut id);
+    assert_eq!(
+        seqs(&m),
+        vec![s("operation_started", 1)],
+        "everything else waits"
+    );
+    kept.on_ack(&ack_of(&m[0], true));
+    let m = drain(&mut kept, 1, &mut id);
+    assert_eq!(
+        seqs(&m),
+        vec![s("progress_update", 2), s("operation_completed", 3)]
+    );
+    assert_eq!(kept.stats().resurrected, 0);
+}
+
+#[test]
+fn lost_operation_is_resurrected_from_the_probe() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    o.progress(
+        k,
+        ProgressFields {
+            progress: Some(30.0),
+            step: Some("s1".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let m = drain(&mut o, 0, &mut id);
+    for x in &m {
+        o.on_ack(&ack_of(x, false));
+    }
+    o.progress(k, pct(60.0)).unwrap();
+    let m = drain(&mut o, 200, &mut id);
+    o.on_ack(&ack_of(&m[0], false)); // seq 3 acked
+    o.finish(k, ProducerBody::OperationCompleted { details: None })
+        .unwrap();
+    o.on_disconnected();
+    // The hub restarted empty: the probe creates the operation anew.
+    o.on_connected();
+    let m = drain(&mut o, 300, &mut id);
+    assert_eq!(seqs(&m), vec![s("operation_started", 1)]);
+    o.on_ack(&ack_of(&m[0], false));
+    let m = drain(&mut o, 300, &mut id);
+    assert_eq!(
+        seqs(&m),
+        vec![s("progress_update", 2), s("operation_completed", 3)]
+    );
+    assert_eq!(m[0]["progress"], 60.0);
+    assert_eq!(m[0]["step"], "s1", "snapshot merges all progress");
+    assert_eq!(o.stats().resurrected, 1);
+}
+
+#[test]
+fn unknown_operation_rebuilds_from_one() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.progress(k, pct(5.0)).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    o.on_ack(&ack_of(&m[1], false));
+    o.on_disconnected();
+    o.finish(k, ProducerBody::OperationCompleted { details: None })
+        .unwrap();
+    o.on_connected();
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(seqs(&m), vec![s("operation_started", 1)]);
+    // A hub that answers the probe with an error (e.g. it rejects it):
+    let e = error_for(&m[0], "UNKNOWN_OPERATION", json!({"operation_id": "a"}));
+    assert_eq!(o.on_error(&e, 0), None);
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(
+        seqs(&m),
+        vec![
+            s("operation_started", 1),
+            s("progress_update", 2),
+            s("operation_completed", 3)
+        ]
+    );
+}
+
+#[test]
+fn seq_gap_resends_from_expected() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let mut all = drain(&mut o, 0, &mut id);
+    for t in [100, 200, 300] {
+        o.progress(k, pct(t as f64 / 10.0)).unwrap();
+        all.extend(drain(&mut o, t, &mut id));
+    }
+    assert_eq!(all.len(), 4);
+    // Message 3 got lost somewhere; 4 is refused with SEQ_GAP expected 3.
+    let e = error_for(
+        &all[3],
+        "SEQ_GAP",
+        json!({"operation_id": "a", "expected": 3}),
+    );
+    assert_eq!(o.on_error(&e, 300), None);
+    let m = drain(&mut o, 300, &mut id);
+    assert_eq!(
+        seqs(&m),
+        vec![s("progress_update", 3), s("progress_update", 4)]
+    );
+    // seqs 1 and 2 are implicitly acked.
+    assert_eq!(o.stats().queued, 2);
+    // A second SEQ_GAP about a message from before the rewind is ignored.
+    let stale = error_for(
+        &all[2],
+        "SEQ_GAP",
+        json!({"operation_id": "a", "expected": 2}),
+    );
+    assert_eq!(o.on_error(&stale, 300), None);
+    assert!(drain(&mut o, 300, &mut id).is_empty());
+}
+
+#[test]
+fn attached_operation_learns_its_seq() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.attach("default", "elsewhere");
+    o.progress(k, pct(70.0)).unwrap();
+    o.finish(k, ProducerBody::OperationCompleted { details: None })
+        .unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(
+        seqs(&m),
+        vec![
+            s("progress_update", ATTACH_SEQ),
+            s("operation_completed", ATTACH_SEQ + 1)
+        ]
+    );
+    let e = error_for(
+        &m[0],
+        "SEQ_GAP",
+        json!({"operation_id": "elsewhere", "expected": 6}),
+    );
+    o.on_error(&e, 0);
+    let stale = error_for(
+        &m[1],
+        "SEQ_GAP",
+        json!({"operation_id": "elsewhere", "expected": 6}),
+    );
+    o.on_error(&stale, 0);
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(
+        seqs(&m),
+        vec![s("progress_update", 6), s("operation_completed", 7)]
+    );
+    assert_eq!(m[0]["progress"], 70.0);
+    assert_eq!(o.on_ack(&ack_of(&m[1], false)), vec![Notice::Done(k)]);
+}
+
+#[test]
+fn attached_unknown_operation_is_dropped() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.attach("default", "nope");
+    o.finish(k, ProducerBody::OperationCompleted { details: None })
+        .unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    let e = error_for(&m[0], "UNKNOWN_OPERATION", json!({"operation_id": "nope"}));
+    assert_eq!(
+        o.on_error(&e, 0),
+        Some(Notice::Dropped(k, "UNKNOWN_OPERATION".into()))
+    );
+    assert!(o.is_idle());
+    assert_eq!(o.stats().lifecycle_queued, 0);
+}
+
+#[test]
+fn lifecycle_queue_is_bounded_and_says_so() {
+    let mut o = Outbox::new(OutboxConfig {
+        max_lifecycle: 2,
+        ..Default::default()
+    });
+    let a = o.start("default", "a", start_fields("A")).unwrap();
+    o.start("default", "b", start_fields("B")).unwrap();
+    assert_eq!(
+        o.start("default", "c", start_fields("C")),
+        Err(ReportError::QueueFull)
+    );
+    assert_eq!(
+        o.finish(a, ProducerBody::OperationCompleted { details: None }),
+        Err(ReportError::QueueFull)
+    );
+    // Progress is never refused: it is conflated.
+    for i in 0..100 {
+        o.progress(a, pct(i as f64)).unwrap();
+    }
+    assert_eq!(o.stats().queue_full, 2);
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    o.on_ack(&ack_of(&m[0], false));
+    assert!(o
+        .finish(a, ProducerBody::OperationCompleted { details: None })
+        .is_ok());
+}
+
+#[test]
+fn refused_messages_are_dropped_and_renumbered() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.progress(
+        k,
+        ProgressFields {
+            details: Some(json!({"huge": true})),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    o.finish(k, ProducerBody::OperationCompleted { details: None })
+        .unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    o.on_ack(&ack_of(&m[0], false));
+    let e = error_for(&m[1], "MESSAGE_TOO_LARGE", json!({"operation_id": "a"}));
+    assert_eq!(o.on_error(&e, 0), None);
+    let stale = error_for(
+        &m[2],
+        "SEQ_GAP",
+        json!({"operation_id": "a", "expected": 2}),
+    );
+    assert_eq!(o.on_error(&stale, 0), None);
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(seqs(&m), vec![s("operation_completed", 2)]);
+    assert_eq!(o.stats().rejected, 1);
+}
+
+#[test]
+fn finished_on_the_hub_drops_the_operation() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    o.on_ack(&ack_of(&m[0], false));
+    o.progress(k, pct(1.0)).unwrap();
+    let m = drain(&mut o, 0, &mut id);
+    let e = error_for(&m[0], "OPERATION_FINISHED", json!({"operation_id": "a"}));
+    assert_eq!(
+        o.on_error(&e, 0),
+        Some(Notice::Dropped(k, "OPERATION_FINISHED".into()))
+    );
+    assert_eq!(o.progress(k, pct(2.0)), Err(ReportError::Finished));
+}
+
+#[test]
+fn transient_refusal_retries_later() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    o.start("default", "a", start_fields("A")).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    let e = error_for(&m[0], "STORE_UNAVAILABLE", json!({"operation_id": "a"}));
+    o.on_error(&e, 10);
+    assert!(drain(&mut o, 500, &mut id).is_empty());
+    assert_eq!(o.next_wakeup(), Some(1_010));
+    assert_eq!(
+        seqs(&drain(&mut o, 1_010, &mut id)),
+        vec![s("operation_started", 1)]
+    );
+}
+
+#[test]
+fn cancel_flag_in_acks_is_reported() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    let mut ack = ack_of(&m[0], false);
+    ack.cancel_requested = true;
+    assert_eq!(o.on_ack(&ack), vec![Notice::CancelRequested(k)]);
+    assert_eq!(o.on_cancel_requested(None, "a"), Some(k));
+}
+
+#[test]
+fn in_flight_window_limits_the_wire() {
+    let mut o = Outbox::new(OutboxConfig {
+        max_in_flight: 2,
+        progress_interval_ms: 0,
+        ..Default::default()
+    });
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let mut sent = drain(&mut o, 0, &mut id);
+    o.progress(k, pct(1.0)).unwrap();
+    sent.extend(drain(&mut o, 1, &mut id));
+    o.progress(k, pct(2.0)).unwrap();
+    assert!(drain(&mut o, 2, &mut id).is_empty());
+    assert_eq!(o.next_wakeup(), None, "waits for an ack, not a timer");
+    o.on_ack(&ack_of(&sent[0], false));
+    assert_eq!(drain(&mut o, 3, &mut id).len(), 1);
+}
+
+// ---- model-based property test -------------------------------------------
+
+/// The hub's producer rules, reduced to what the outbox relies on.
+#[derive(Default, Clone)]
+struct HubModel {
+    ops: std::collections::HashMap<String, HubOp>,
+}
+
+#[derive(Default, Clone, Debug, PartialEq)]
+struct HubOp {
+    last_seq: u64,
+    progress: Option<f64>,
+    step: Option<String>,
+    terminal: Option<String>,
+}
+
+impl HubModel {
+    fn receive(&mut self, text: &str) -> Value {
+        let m: Value = serde_json::from_str(text).unwrap();
+        let id = m["id"].clone();
+        let op_id = m["operation_id"].as_str().unwrap().to_owned();
+        let seq = m["seq"].as_u64().unwrap();
+        let ty = m["type"].as_str().unwrap();
+        let err = |code: &str, data: Value| json!({"type": "error", "code": code, "message": "", "id": id, "data": data});
+        let ack = |dup: bool| json!({"type": "ack", "id": id, "namespace": "default", "operation_id": op_id, "seq": seq, "offset": 1, "duplicate": dup});
+        match self.ops.get_mut(&op_id) {
+            None => {
+                if ty != "operation_started" {
+                    return err("UNKNOWN_OPERATION", json!({"operation_id": op_id}));
+                }
+                if seq != 1 {
+                    return err("BAD_MESSAGE", json!({"operation_id": op_id}));
+                }
+                self.ops.insert(
+                    op_id.clone(),
+                    HubOp {
+                        last_seq: 1,
+                        ..Default::default()
+                    },
+                );
+                ack(false)
+            }
+            Some(op) => {
+                if seq <= op.last_seq {
+                    return ack(true);
+                }
+                if seq > op.last_seq + 1 {
+                    return err(
+                        "SEQ_GAP",
+                        json!({"operation_id": op_id, "expected": op.last_seq + 1}),
+                    );
+                }
+                if op.terminal.is_some() {
+                    return err("OPERATION_FINISHED", json!({"operation_id": op_id}));
+                }
+                if ty == "operation_started" {
+                    return err("BAD_MESSAGE", json!({"operation_id": op_id}));
+                }
+                op.last_seq = seq;
+                match ty {
+                    "progress_update" => {
+                        if let Some(p) = m["progress"].as_f64() {
+                            op.progress = Some(p);
+                        }
+                        if let Some(s) = m["step"].as_str() {
+                            op.step = Some(s.to_owned());
+                        }
+                    }
+                    t => op.terminal = Some(t.to_owned()),
+                }
+                ack(false)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Act {
+    Start,
+    Progress(usize, u8, Option<u8>),
+    Finish(usize, u8),
+    /// Deliver up to n messages and their answers.
+    Deliver(u8),
+    /// The connection drops: messages and answers in flight are lost.
+    Drop,
+    /// The hub restarts empty (memory store), the connection drops.
+    HubWipe,
+    Tick(u16),
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        2 => Just(Act::Start),
+        6 => (0usize..8, 0u8..=100, prop::option::of(0u8..4)).prop_map(|(o, p, s)| Act::Progress(o, p, s)),
+        2 => (0usize..8, 0u8..3).prop_map(|(o, k)| Act::Finish(o, k)),
+        6 => (1u8..10).prop_map(Act::Deliver),
+        1 => Just(Act::Drop),
+        1 => Just(Act::HubWipe),
+        3 => (0u16..300).prop_map(Act::Tick),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever the drops and wipes, once the network is calm the hub ends
+    /// with every operation the reporter started, in its final state, with
+    /// its last progress.
+    #[test]
+    fn hub_converges_to_the_reporters_truth(acts in prop::collection::vec(act(), 1..150)) {
+        let mut o = Outbox::new(OutboxConfig { max_in_flight: 4, ..Default::default() });
+        let mut hub = HubModel::default();
+        let mut truth: Vec<(OpKey, String, HubOp)> = Vec::new();
+        let mut wire: VecDeque<String> = VecDeque::new();
+        let mut now = 0u64;
+        let mut id = 1u64;
+        let mut connected = false;
+        let mut done = std::collections::HashSet::new();
+        let mut started = 0u32;
+        let connect = |o: &mut Outbox, connected: &mut bool| {
+            if !*connected { o.on_connected(); *connected = true; }
+        };
+        for a in acts {
+            match a {
+                Act::Start => {
+                    started += 1;
+                    let name = format!("op{started}");
+                    let k = o.start("default", &name, start_fields(&name)).unwrap();
+                    truth.push((k, name, HubOp::default()));
+                }
+                Act::Progress(i, p, st) => {
+                    if let Some((k, _, t)) = truth.get_mut(i) {
+                        let f = ProgressFields { progress: Some(p as f64), step: st.map(|s| format!("s{s}")), ..Default::default() };
+                        if o.progress(*k, f).is_ok() {
+                            t.progress = Some(p as f64);
+                            if let Some(s) = st { t.step = Some(format!("s{s}")); }
+                        } else {
+                            prop_assert!(t.terminal.is_some());
+                        }
+                    }
+                }
+                Act::Finish(i, kind) => {
+                    if let Some((k, _, t)) = truth.get_mut(i) {
+                        let (body, ty) = match kind {
+                            0 => (ProducerBody::OperationCompleted { details: None }, "operation_completed"),
+                            1 => (ProducerBody::OperationFailed { error: "e".into(), details: None }, "operation_failed"),
+                            _ => (ProducerBody::OperationCanceled { reason: None }, "operation_canceled"),
+                        };
+                        if o.finish(*k, body).is_ok() {
+                            prop_assert!(t.terminal.is_none());
+                            t.terminal = Some(ty.into());
+                        } else {
+                            prop_assert!(t.terminal.is_some());
+                        }
+                    }
+                }
+                Act::Deliver(n) => {
+                    connect(&mut o, &mut connected);
+                    o.promote_due(now);
+                    while let Some(t) = o.poll_transmit(now, &mut id) { wire.push_back(t); }
+                    for _ in 0..n {
+                        let Some(msg) = wire.pop_front() else { break };
+                        match ServerMessage::from_value(hub.receive(&msg)) {
+                            ServerMessage::Ack(a) => {
+                                for n in o.on_ack(&a) {
+                                    if let Notice::Done(k) = n { done.insert(k); }
+                                }
+                            }
+                            ServerMessage::Error(e) => {
+                                let n = o.on_error(&e, now);
+                                prop_assert!(n.is_none(), "unexpected refusal {:?} for {}", e, msg);
+                            }
+                            m => prop_assert!(false, "{:?}", m),
+                        }
+                    }
+                }
+                Act::Drop => {
+                    wire.clear();
+                    if connected { o.on_disconnected(); connected = false; }
+                }
+                Act::HubWipe => {
+                    wire.clear();
+                    hub = HubModel::default();
+                    // Finished and fully acked operations are gone with the
+                    // hub's memory; nobody can restore them.
+                    truth.retain(|(k, _, _)| !done.contains(k));
+                    if connected { o.on_disconnected(); connected = false; }
+                }
+                Act::Tick(dt) => now += dt as u64,
+            }
+        }
+        // Calm network: run to quiescence.
+        connect(&mut o, &mut connected);
+        for _ in 0..10_000 {
+            now += 100;
+            o.promote_due(now);
+            while let Some(t) = o.poll_transmit(now, &mut id) { wire.push_back(t); }
+            if wire.is_empty() && o.is_idle() { break; }
+            while let Some(msg) = wire.pop_front() {
+                match ServerMessage::from_value(hub.receive(&msg)) {
+                    ServerMessage::Ack(a) => { o.on_ack(&a); }
+                    ServerMessage::Error(e) => { prop_assert!(o.on_error(&e, now).is_none(), "{:?}", e); }
+                    m => prop_assert!(false, "{:?}", m),
+                }
+            }
+        }
+        // Progress of running operations may still be pending (throttle):
+        // flush everything by finishing nothing; just require idleness.
+        prop_assert!(o.is_idle(), "outbox not drained: {:?}", o.stats());
+        prop_assert_eq!(o.stats().lifecycle_queued, 0);
+        for (_, name, t) in &truth {
+            let h = hub.ops.get(name);
+            prop_assert!(h.is_some(), "{} missing on the hub", name);
+            let h = h.unwrap();
+            prop_assert_eq!(&h.terminal, &t.terminal, "{}", name);
+            prop_assert_eq!(h.progress, t.progress, "{}", name);
+            prop_assert_eq!(&h.step, &t.step, "{}", name);
+        }
+    }
+}
