@@ -37,13 +37,13 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo build (debug binary for the tests, release for the README's first command)"
-cargo build --workspace --locked --bins
+cargo build --workspace --bins
 
 step "cargo test"
-cargo test --workspace --locked
+cargo test --workspace
 
 if [ -f tests/e2e/package.json ]; then
   step "browser tests (Chromium)"
