@@ -21,6 +21,8 @@ pub struct ViewerCounters {
     pub messages: AtomicU64,
     /// Text frames received.
     pub frames: AtomicU64,
+    /// Payload bytes of those frames.
+    pub bytes: AtomicU64,
     /// Error messages received (e.g. `SLOW_CLIENT`).
     pub errors: AtomicU64,
     /// Whether the connection ended before the viewer was told to stop.
@@ -34,6 +36,8 @@ pub struct ViewerTotals {
     pub messages: u64,
     /// Frames.
     pub frames: u64,
+    /// Payload bytes.
+    pub bytes: u64,
     /// Errors.
     pub errors: u64,
     /// Connections that ended early.
@@ -47,6 +51,7 @@ impl ViewerTotals {
         for c in counters {
             t.messages += c.messages.load(Ordering::Relaxed);
             t.frames += c.frames.load(Ordering::Relaxed);
+            t.bytes += c.bytes.load(Ordering::Relaxed);
             t.errors += c.errors.load(Ordering::Relaxed);
             t.closed += u64::from(c.closed.load(Ordering::Relaxed));
         }
@@ -58,6 +63,7 @@ impl ViewerTotals {
         ViewerTotals {
             messages: self.messages - earlier.messages,
             frames: self.frames - earlier.frames,
+            bytes: self.bytes - earlier.bytes,
             errors: self.errors - earlier.errors,
             closed: self.closed,
         }
@@ -133,6 +139,9 @@ pub async fn run(
             }
         });
         counters.frames.fetch_add(1, Ordering::Relaxed);
+        counters
+            .bytes
+            .fetch_add(text.len() as u64, Ordering::Relaxed);
         if scan.messages > 0 {
             counters
                 .messages

@@ -7,10 +7,17 @@
 /// carries `t=<nanoseconds since the generator started>`.
 pub const STAMP_KEY: &[u8] = b"\"message\":\"t=";
 
-/// Iterates over the messages of a batched frame (split on `\n`, empty
-/// pieces skipped).
+/// Iterates over the messages of a batched frame (split on `\n` with a
+/// SIMD search, empty pieces skipped).
 pub fn lines(frame: &str) -> impl Iterator<Item = &str> {
-    frame.split('\n').filter(|l| !l.is_empty())
+    let ends = memchr::memchr_iter(b'\n', frame.as_bytes()).chain(std::iter::once(frame.len()));
+    let mut start = 0;
+    ends.filter_map(move |end| {
+        // `\n` is ASCII, so both bounds are char boundaries.
+        let line = frame.get(start..end);
+        start = end + 1;
+        line.filter(|l| !l.is_empty())
+    })
 }
 
 /// How many messages a frame holds (its non-empty `\n`-separated pieces).

@@ -66,6 +66,12 @@ impl fmt::Display for FanoutResult {
         )?;
         writeln!(
             f,
+            "  payload   {:>12.1} MB/s, {:.0} bytes/msg",
+            self.delivered.bytes as f64 / u.secs / 1e6,
+            self.delivered.bytes as f64 / self.delivered.messages.max(1) as f64
+        )?;
+        writeln!(
+            f,
             "  published {:>12.0} msgs/s (acked); delivered / (published x viewers) = {:.3}",
             self.published_per_sec(),
             self.delivered.messages as f64 / expected.max(1.0)
