@@ -1,0 +1,55 @@
+//! The door of the long-lived transports (WebSocket upgrade and SSE): the
+//! checks every such request passes before a connection exists — browser
+//! origin, shutdown, token, and the connection limit.
+
+use crate::app::Shared;
+use crate::auth::{auth_error, origin_allowed, token_of};
+use crate::clock::now_ms;
+use crate::http_api::error_response;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use hub_auth::Principal;
+use hub_proto::{ErrorCode, ProtoError};
+use std::collections::HashMap;
+
+/// Admits a WebSocket or SSE request, or answers it with the HTTP error
+/// that says why not (403 origin, 503 shutdown or full, 401 token).
+// The error is the response to send back: boxing it would only move the
+// allocation to every refusal.
+#[allow(clippy::result_large_err)]
+pub fn admit(
+    app: &Shared,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<Principal, Response> {
+    if !origin_allowed(headers, app.tls(), &app.origins) {
+        return Err(error_response(
+            ProtoError::new(ErrorCode::Forbidden, "this origin may not connect"),
+            Some(403),
+        ));
+    }
+    if app.is_shutting_down() {
+        return Err(error_response(
+            ProtoError::new(ErrorCode::ServerShutdown, "the hub is shutting down"),
+            None,
+        ));
+    }
+    let principal = app
+        .authn
+        .authenticate(
+            token_of(headers, query.get("token").map(String::as_str)),
+            now_ms(),
+        )
+        .map_err(|e| error_response(auth_error(&e), Some(401)))?;
+    if app.registry.len() >= app.cfg.max_connections {
+        return Err(error_response(
+            ProtoError::new(
+                ErrorCode::RateLimited,
+                "the hub holds the most connections it may",
+            )
+            .with_data(serde_json::json!({"reason": "connections"})),
+            Some(503),
+        ));
+    }
+    Ok(principal)
+}
