@@ -28,6 +28,9 @@ pub enum ClientError {
     /// A custom CA certificate could not be read.
     #[error("invalid TLS root certificate: {0}")]
     Tls(String),
+    /// The background runtime could not be started.
+    #[error("cannot start the client runtime: {0}")]
+    Runtime(String),
     /// A pattern did not compile.
     #[error("invalid pattern: {0}")]
     Pattern(#[from] regex::Error),

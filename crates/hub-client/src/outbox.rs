@@ -263,19 +263,28 @@ impl Outbox {
         }
     }
 
-    /// Merge a progress update into the operation's pending one.
-    pub fn progress(&mut self, key: OpKey, fields: ProgressFields) -> Result<(), ReportError> {
+    /// Merge a progress update into the operation's pending one. Returns
+    /// whether there was no pending update before (the driver may need a wake-up).
+    pub fn progress(&mut self, key: OpKey, fields: ProgressFields) -> Result<bool, ReportError> {
         let op = self.ops.get_mut(&key).ok_or(ReportError::Finished)?;
         if op.terminal {
             return Err(ReportError::Finished);
         }
         op.snapshot.merge(fields.clone());
-        match &mut op.pending_progress {
-            Some(p) => p.merge(fields),
-            None => op.pending_progress = Some(fields),
+        let fresh = match &mut op.pending_progress {
+            Some(p) => {
+                p.merge(fields);
+                false
+            }
+            None => {
+                op.pending_progress = Some(fields);
+                true
+            }
+        };
+        if fresh {
+            self.mark_ready(key);
         }
-        self.mark_ready(key);
-        Ok(())
+        Ok(fresh)
     }
 
     /// Queue a terminal message (completed, failed, canceled), after the

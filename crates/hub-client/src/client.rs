@@ -1,0 +1,299 @@
+//! The [`Client`]: one connection to the hub shared by its
+//! [`Reporter`](crate::Reporter) and [`Subscriber`](crate::Subscriber)
+//! views, and the state they share with the driver task.
+//!
+//! **API boundary**: nothing here awaits the network. Callers only take a
+//! short lock on [`Inner`] and wake the driver.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::config::ClientConfig;
+use crate::connect::Endpoint;
+use crate::error::ClientError;
+use crate::machine::{ConnState, Machine, Reason, StateChange};
+use crate::outbox::{OpKey, Outbox};
+use crate::stats::ConnectionStats;
+use crate::view::{Update, View};
+use crate::wire::ControlMessage;
+
+/// What the hub told a producer about one of its operations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct OpSignal {
+    pub cancel_requested: bool,
+    pub requested_by: Option<String>,
+    pub rejected: Option<String>,
+}
+
+/// A subscription as the driver holds it.
+pub(crate) struct ViewEntry {
+    pub view: View,
+    pub tx: mpsc::Sender<Update>,
+    pub lagged: u64,
+    /// Which [`Subscription`](crate::Subscription) owns it.
+    pub owner: u64,
+}
+
+impl ViewEntry {
+    /// Deliver `u` without ever waiting; count what does not fit.
+    pub fn deliver(&mut self, u: Update) -> bool {
+        if self.lagged > 0 {
+            match self.tx.try_send(Update::Lagged(self.lagged)) {
+                Ok(()) => self.lagged = 0,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.lagged += 1;
+                    return true;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            }
+        }
+        match self.tx.try_send(u) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.lagged += 1;
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// A control request waiting for a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Control {
+    Subscribe(String),
+    Unsubscribe(String),
+    Cancel {
+        namespace: String,
+        operation_id: String,
+    },
+}
+
+/// Everything the driver and the API share, behind one short-held lock.
+pub(crate) struct Inner {
+    pub machine: Machine,
+    pub outbox: Outbox,
+    pub signals: HashMap<OpKey, watch::Sender<OpSignal>>,
+    pub views: HashMap<String, ViewEntry>,
+    pub control: VecDeque<Control>,
+    pub next_id: u64,
+    pub last_heartbeat: Option<SystemTime>,
+    pub clients_connected: Option<u64>,
+    pub frames_received: u64,
+    pub last_error: Option<String>,
+}
+
+impl Inner {
+    pub fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Encode the next control request, if any.
+    pub fn next_control(&mut self) -> Option<String> {
+        let c = self.control.pop_front()?;
+        let id = self.take_id();
+        let msg = match c {
+            Control::Subscribe(ns) => self.views.get_mut(&ns)?.view.subscribe(id),
+            Control::Unsubscribe(namespace) => ControlMessage::Unsubscribe { id, namespace },
+            Control::Cancel {
+                namespace,
+                operation_id,
+            } => ControlMessage::Cancel {
+                id,
+                namespace,
+                operation_id,
+            },
+        };
+        Some(crate::wire::encode_control(&msg))
+    }
+}
+
+/// State shared by every handle and the driver.
+pub(crate) struct Shared {
+    pub config: ClientConfig,
+    pub endpoint: Endpoint,
+    pub inner: Mutex<Inner>,
+    pub wake: Notify,
+    pub state: watch::Sender<StateChange>,
+    pub idle: watch::Sender<bool>,
+    pub clock: tokio::time::Instant,
+}
+
+impl Shared {
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Requests from handles to the driver.
+#[derive(Debug)]
+pub(crate) enum Command {
+    ReconnectNow,
+    NetworkOnline,
+    Close,
+}
+
+/// A connection to the hub, kept alive and reconnected in the background.
+/// Cheap to clone; every clone drives the same connection. Get a
+/// [`Reporter`](crate::Reporter) or [`Subscriber`](crate::Subscriber) from it.
+///
+/// Works inside a tokio runtime (the driver is a task) and outside one (the
+/// driver runs on its own thread), so synchronous jobs can report too.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.shared.config.url)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Start connecting in the background and return at once.
+    pub fn connect(config: ClientConfig) -> Result<Client, ClientError> {
+        let endpoint = Endpoint::new(&config)?;
+        let machine = match config.backoff_seed {
+            Some(seed) => Machine::with_seed(config.machine, seed),
+            None => Machine::new(config.machine),
+        };
+        let initial = StateChange {
+            state: ConnState::Disconnected,
+            reason: Reason::Requested,
+            attempt: 0,
+            next_delay_ms: None,
+        };
+        let shared = Arc::new(Shared {
+            endpoint,
+            inner: Mutex::new(Inner {
+                machine,
+                outbox: Outbox::new(config.outbox),
+                signals: HashMap::new(),
+                views: HashMap::new(),
+                control: VecDeque::new(),
+                next_id: 1,
+                last_heartbeat: None,
+                clients_connected: None,
+                frames_received: 0,
+                last_error: None,
+            }),
+            config,
+            wake: Notify::new(),
+            state: watch::channel(initial).0,
+            idle: watch::channel(true).0,
+            clock: tokio::time::Instant::now(),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let driver = crate::driver::run(shared.clone(), rx);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(driver);
+            }
+            Err(_) => {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| ClientError::Runtime(e.to_string()))?;
+                std::thread::Builder::new()
+                    .name("hub-client".into())
+                    .spawn(move || rt.block_on(driver))
+                    .map_err(|e| ClientError::Runtime(e.to_string()))?;
+            }
+        }
+        Ok(Client {
+            shared,
+            commands: tx,
+        })
+    }
+
+    /// The producer API on this connection.
+    pub fn reporter(&self) -> crate::Reporter {
+        crate::Reporter::from_client(self.clone())
+    }
+
+    /// The viewer API on this connection.
+    pub fn subscriber(&self) -> crate::Subscriber {
+        crate::Subscriber::from_client(self.clone())
+    }
+
+    /// The latest state change.
+    pub fn state(&self) -> StateChange {
+        *self.shared.state.borrow()
+    }
+
+    /// A watch channel of state changes (reason, attempt, next delay).
+    pub fn state_changes(&self) -> watch::Receiver<StateChange> {
+        self.shared.state.subscribe()
+    }
+
+    /// Counters and health of the connection.
+    pub fn connection_stats(&self) -> ConnectionStats {
+        ConnectionStats::collect(&self.shared)
+    }
+
+    /// Reconnect at once (skips the backoff wait; also leaves `Failed`).
+    pub fn reconnect_now(&self) {
+        let _ = self.commands.send(Command::ReconnectNow);
+    }
+
+    /// Tell the client the network is back (retries at once if waiting).
+    pub fn network_online(&self) {
+        let _ = self.commands.send(Command::NetworkOnline);
+    }
+
+    /// Close the connection and stop reconnecting. Queued messages that
+    /// were not acked are lost; call [`Client::flush`] first to avoid that.
+    pub fn close(&self) {
+        let _ = self.commands.send(Command::Close);
+    }
+
+    /// Wait until every queued message was acked, at most `timeout`.
+    /// Returns whether the queue is empty.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let mut rx = self.shared.idle.subscribe();
+        let wait = async {
+            loop {
+                rx.borrow_and_update();
+                if self.shared.inner.lock().outbox.is_idle() {
+                    return;
+                }
+                self.shared.wake.notify_one();
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, wait).await;
+        self.shared.inner.lock().outbox.is_idle()
+    }
+
+    /// [`Client::flush`] for synchronous code (must not be called from
+    /// within an async task).
+    pub fn flush_blocking(&self, timeout: Duration) -> bool {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return self.shared.inner.lock().outbox.is_idle();
+        }
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(rt) => rt.block_on(self.flush(timeout)),
+            Err(_) => self.shared.inner.lock().outbox.is_idle(),
+        }
+    }
+
+    pub(crate) fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+}

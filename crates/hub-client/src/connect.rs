@@ -1,0 +1,228 @@
+//! Opening a socket to the hub: URL checks, TLS (rustls with the webpki
+//! roots plus optional extra PEM roots), the bearer header, and the
+//! optional `GET /ready` probe.
+
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{header, HeaderValue, Uri};
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::config::ClientConfig;
+use crate::error::ClientError;
+
+/// An open WebSocket to the hub.
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Why an attempt failed.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectError {
+    /// HTTP status of a refused upgrade (or of `/ready`).
+    pub http_status: Option<u16>,
+    /// What happened.
+    pub message: String,
+}
+
+impl ConnectError {
+    fn io(message: impl ToString) -> Self {
+        ConnectError {
+            http_status: None,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A validated hub address.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    url: String,
+    host: String,
+    port: u16,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Endpoint {
+    pub fn new(config: &ClientConfig) -> Result<Self, ClientError> {
+        let bad = |why: &str| ClientError::InvalidUrl(config.url.clone(), why.to_owned());
+        let uri: Uri = config.url.parse().map_err(|_| bad("not a URL"))?;
+        let secure = match uri.scheme_str() {
+            Some("ws") => false,
+            Some("wss") => true,
+            _ => return Err(bad("the scheme must be ws:// or wss://")),
+        };
+        let host = uri.host().ok_or_else(|| bad("no host"))?.to_owned();
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let tls = if secure {
+            Some(Arc::new(tls_config(config.tls_root_pem.as_deref())?))
+        } else {
+            None
+        };
+        Ok(Endpoint {
+            url: config.url.clone(),
+            host,
+            port,
+            tls,
+        })
+    }
+
+    /// Open the WebSocket, presenting `token` as a bearer token.
+    pub async fn connect(&self, token: Option<&str>) -> Result<Ws, ConnectError> {
+        let mut request = self
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(ConnectError::io)?;
+        if let Some(t) = token {
+            let v = HeaderValue::from_str(&format!("Bearer {t}"))
+                .map_err(|_| ConnectError::io("the token is not a valid header value"))?;
+            request.headers_mut().insert(header::AUTHORIZATION, v);
+        }
+        let connector = match &self.tls {
+            Some(cfg) => Connector::Rustls(cfg.clone()),
+            None => Connector::Plain,
+        };
+        match tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
+            .await
+        {
+            Ok((ws, _response)) => Ok(ws),
+            Err(WsError::Http(resp)) => Err(ConnectError {
+                http_status: Some(resp.status().as_u16()),
+                message: format!("upgrade refused: HTTP {}", resp.status()),
+            }),
+            Err(e) => Err(ConnectError::io(e)),
+        }
+    }
+
+    /// `GET /ready` on the same host: Ok on 200.
+    pub async fn ready(&self, token: Option<&str>) -> Result<(), ConnectError> {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(ConnectError::io)?;
+        let status = match &self.tls {
+            None => http_get_status(tcp, &self.host, "/ready", token).await?,
+            Some(cfg) => {
+                let name = ServerName::try_from(self.host.clone()).map_err(ConnectError::io)?;
+                let tls = tokio_rustls::TlsConnector::from(cfg.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(ConnectError::io)?;
+                http_get_status(tls, &self.host, "/ready", token).await?
+            }
+        };
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(ConnectError {
+                http_status: Some(status),
+                message: format!("/ready answered {status}"),
+            })
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET returning the status code.
+async fn http_get_status<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    host: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<u16, ConnectError> {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(ConnectError::io)?;
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 256];
+    while !buf.windows(2).any(|w| w == b"\r\n") && buf.len() < 4096 {
+        let n = s.read(&mut chunk).await.map_err(ConnectError::io)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let line = String::from_utf8_lossy(&buf);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| ConnectError::io("not an HTTP answer"))
+}
+
+fn tls_config(extra_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, ClientError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(pem) = extra_pem {
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| ClientError::Tls(e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| ClientError::Tls(e.to_string()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(ClientError::Tls("no certificate in the PEM data".into()));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(Endpoint::new(&ClientConfig::new("ws://127.0.0.1:8765/ws")).is_ok());
+        let e = Endpoint::new(&ClientConfig::new("wss://hub.example:9443/ws")).unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, e.tls.is_some()),
+            ("hub.example", 9443, true)
+        );
+        assert_eq!(
+            Endpoint::new(&ClientConfig::new("wss://hub.example/ws"))
+                .unwrap()
+                .port,
+            443
+        );
+        assert!(Endpoint::new(&ClientConfig::new("http://127.0.0.1/ws")).is_err());
+        assert!(Endpoint::new(&ClientConfig::new("not a url")).is_err());
+        let bad_pem = ClientConfig::new("wss://h/ws").tls_root_pem(b"nothing".to_vec());
+        assert!(Endpoint::new(&bad_pem).is_err());
+    }
+
+    #[tokio::test]
+    async fn ready_probe_reads_the_status() {
+        use tokio::net::TcpListener;
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            for status in ["503 Service Unavailable", "200 OK"] {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /ready HTTP/1.1\r\n"));
+                s.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").as_bytes())
+                    .await
+                    .unwrap();
+            }
+        });
+        let e = Endpoint::new(&ClientConfig::new(format!("ws://127.0.0.1:{port}/ws"))).unwrap();
+        assert_eq!(e.ready(None).await.unwrap_err().http_status, Some(503));
+        assert!(e.ready(Some("t")).await.is_ok());
+        server.await.unwrap();
+    }
+}

@@ -1,0 +1,448 @@
+//! The thin tokio task that carries out the [`Machine`]'s actions on a real
+//! socket: it opens and closes WebSockets, splits the hub's batched frames on
+//! `\n`, routes messages to the outbox and the subscriptions, and writes
+//! what they have to send.
+//!
+//! **Architecture invariant**: every decision (when to reconnect, what to
+//! resend, what is a duplicate) is taken by the socket-free parts
+//! ([`Machine`], [`Outbox`](crate::outbox::Outbox), [`View`](crate::view::View));
+//! this file only moves bytes and time.
+//!
+//! [`Machine`]: crate::machine::Machine
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::{Command, Control, Inner, OpSignal, Shared};
+use crate::connect::{ConnectError, Ws};
+use crate::machine::{Action, ConnState, Event, FrameKind, Reason};
+use crate::outbox::Notice;
+use crate::view::Update;
+use crate::wire::ServerMessage;
+
+type ConnectFuture =
+    Pin<Box<dyn Future<Output = (Result<Ws, ConnectError>, Option<String>)> + Send>>;
+type TokenFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// Messages written per turn of the loop before reading again.
+const BATCH: usize = 256;
+
+struct Driver {
+    shared: Arc<Shared>,
+    socket: Option<Ws>,
+    connecting: Option<ConnectFuture>,
+    refreshing: Option<TokenFuture>,
+    last_token: Option<String>,
+    ever_connected: bool,
+}
+
+/// Run the connection until it is closed, or until every handle is gone and
+/// the queue is delivered (or the linger time passed).
+pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut d = Driver {
+        shared,
+        socket: None,
+        connecting: None,
+        refreshing: None,
+        last_token: None,
+        ever_connected: false,
+    };
+    d.apply(Event::ConnectRequested);
+    let mut linger_until: Option<u64> = None;
+    loop {
+        let deadline = d.deadline(linger_until);
+        tokio::select! {
+            cmd = commands.recv(), if linger_until.is_none() => match cmd {
+                Some(Command::ReconnectNow) => d.apply(Event::ReconnectNow),
+                Some(Command::NetworkOnline) => d.apply(Event::NetworkOnline),
+                Some(Command::Close) => break,
+                None => {
+                    let linger = u64::try_from(d.shared.config.linger.as_millis()).unwrap_or(u64::MAX);
+                    linger_until = Some(d.shared.now_ms().saturating_add(linger));
+                }
+            },
+            () = d.shared.wake.notified() => {}
+            (res, token) = poll_opt(&mut d.connecting) => {
+                d.connecting = None;
+                d.on_connect_result(res, token);
+            }
+            msg = next_opt(&mut d.socket) => d.on_socket(msg),
+            token = poll_opt(&mut d.refreshing) => {
+                d.refreshing = None;
+                d.on_refreshed(token);
+            }
+            () = sleep_until_ms(&d.shared, deadline) => {
+                let now = d.shared.now_ms();
+                let due = d.shared.inner.lock().machine.poll_timeout().is_some_and(|t| t <= now);
+                if due {
+                    d.apply(Event::Timeout);
+                }
+            }
+        }
+        d.flush().await;
+        let idle = d.shared.inner.lock().outbox.is_idle();
+        d.shared.idle.send_replace(idle);
+        if let Some(until) = linger_until {
+            if idle || d.shared.now_ms() >= until {
+                break;
+            }
+        }
+    }
+    d.apply(Event::DisconnectRequested);
+    if let Some(mut ws) = d.socket.take() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+    }
+}
+
+async fn poll_opt<F: Future + Unpin>(f: &mut Option<F>) -> F::Output {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+type WsItem = Option<Result<Message, tokio_tungstenite::tungstenite::Error>>;
+
+async fn next_opt(ws: &mut Option<Ws>) -> WsItem {
+    match ws {
+        Some(ws) => ws.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_ms(shared: &Shared, at: Option<u64>) {
+    match at {
+        Some(ms) => tokio::time::sleep_until(shared.clock + Duration::from_millis(ms)).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Driver {
+    fn deadline(&self, linger_until: Option<u64>) -> Option<u64> {
+        let inner = self.shared.inner.lock();
+        let now = self.shared.now_ms();
+        [
+            inner.machine.poll_timeout(),
+            inner.outbox.next_wakeup().map(|t| t.max(now + 1)),
+            linger_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Feed the machine and carry out its actions.
+    fn apply(&mut self, event: Event) {
+        let now = self.shared.now_ms();
+        let actions = self.shared.inner.lock().machine.handle(event, now);
+        for action in actions {
+            match action {
+                Action::OpenSocket => self.open(),
+                Action::CloseSocket => {
+                    self.connecting = None;
+                    if let Some(mut ws) = self.socket.take() {
+                        tokio::spawn(async move {
+                            let _ =
+                                tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+                        });
+                    }
+                }
+                Action::ScheduleTimer(_) => {}
+                Action::Notify(change) => {
+                    tracing::debug!(state = %change.state, reason = ?change.reason,
+                        attempt = change.attempt, next_delay_ms = ?change.next_delay_ms,
+                        url = %self.shared.config.url, "hub connection");
+                    let mut inner = self.shared.inner.lock();
+                    if change.state == ConnState::Connected {
+                        on_connected(&mut inner);
+                    } else {
+                        inner.outbox.on_disconnected();
+                        for v in inner.views.values_mut() {
+                            v.view.on_disconnected();
+                        }
+                        inner
+                            .control
+                            .retain(|c| matches!(c, Control::Cancel { .. }));
+                    }
+                    inner
+                        .views
+                        .retain(|_, v| v.deliver(Update::Connection(change)));
+                    drop(inner);
+                    self.shared.state.send_replace(change);
+                    if change.state == ConnState::Failed && change.reason == Reason::AuthRejected {
+                        if let Some(p) = self.shared.config.token.clone() {
+                            self.refreshing = Some(Box::pin(async move { p.token().await }));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn open(&mut self) {
+        self.socket = None;
+        let shared = self.shared.clone();
+        let probe_ready = shared.config.wait_for_ready && !self.ever_connected;
+        self.connecting = Some(Box::pin(async move {
+            let token = match &shared.config.token {
+                Some(p) => p.token().await,
+                None => None,
+            };
+            if probe_ready {
+                if let Err(e) = shared.endpoint.ready(token.as_deref()).await {
+                    return (Err(e), token);
+                }
+            }
+            let res = shared.endpoint.connect(token.as_deref()).await;
+            (res, token)
+        }));
+    }
+
+    fn on_connect_result(&mut self, res: Result<Ws, ConnectError>, token: Option<String>) {
+        self.last_token = token;
+        match res {
+            Ok(ws) => {
+                self.socket = Some(ws);
+                self.ever_connected = true;
+                self.apply(Event::Connected);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e.message, "hub connect failed");
+                self.shared.inner.lock().last_error = Some(e.message);
+                self.apply(Event::ConnectFailed {
+                    http_status: e.http_status,
+                });
+            }
+        }
+    }
+
+    fn on_refreshed(&mut self, token: Option<String>) {
+        if token.is_some() && token != self.last_token {
+            self.apply(Event::TokenRefreshed);
+        }
+    }
+
+    fn on_socket(&mut self, msg: WsItem) {
+        match msg {
+            Some(Ok(Message::Text(text))) => {
+                let heartbeat = self.on_text(text.as_str());
+                let kind = if heartbeat {
+                    FrameKind::Heartbeat
+                } else {
+                    FrameKind::Message
+                };
+                self.apply(Event::FrameReceived(kind));
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let code = frame.map(|f| u16::from(f.code));
+                self.socket = None;
+                self.apply(Event::Closed { code });
+            }
+            Some(Ok(Message::Binary(_))) => self.apply(Event::FrameReceived(FrameKind::Message)),
+            Some(Ok(_)) => self.apply(Event::FrameReceived(FrameKind::Control)),
+            Some(Err(e)) => {
+                self.shared.inner.lock().last_error = Some(e.to_string());
+                self.socket = None;
+                self.apply(Event::Closed { code: None });
+            }
+            None => {
+                self.socket = None;
+                self.apply(Event::Closed {
+                    code: Some(u16::from(CloseCode::Abnormal)),
+                });
+            }
+        }
+    }
+
+    /// Route every message of a frame; returns whether one was a heartbeat.
+    fn on_text(&mut self, text: &str) -> bool {
+        let now = self.shared.now_ms();
+        let mut inner = self.shared.inner.lock();
+        inner.frames_received += 1;
+        let mut heartbeat = false;
+        for msg in ServerMessage::parse_frame(text) {
+            match msg {
+                ServerMessage::Heartbeat(h) => {
+                    heartbeat = true;
+                    inner.last_heartbeat = Some(SystemTime::now());
+                    inner.clients_connected = h.clients_connected;
+                }
+                ServerMessage::Ack(ack) => {
+                    let notices = inner.outbox.on_ack(&ack);
+                    apply_notices(&mut inner, notices, None);
+                }
+                ServerMessage::Error(err) => on_error(&mut inner, &err, now),
+                ServerMessage::CancelRequested(c) => {
+                    if let Some(key) = inner
+                        .outbox
+                        .on_cancel_requested(c.namespace.as_deref(), &c.operation_id)
+                    {
+                        apply_notices(
+                            &mut inner,
+                            vec![Notice::CancelRequested(key)],
+                            c.requested_by,
+                        );
+                    }
+                }
+                ServerMessage::Subscribed(s) => {
+                    if let Some(v) = inner.views.get_mut(&s.namespace) {
+                        for u in v.view.on_subscribed(&s) {
+                            v.deliver(u);
+                        }
+                    }
+                }
+                ServerMessage::OperationList(l) => {
+                    if let Some(v) = inner.views.get_mut(&l.namespace) {
+                        for u in v.view.on_operation_list(&l) {
+                            v.deliver(u);
+                        }
+                    }
+                }
+                ServerMessage::Event(e) => {
+                    let ns = e.namespace.clone();
+                    if let Some(v) = inner.views.get_mut(&ns) {
+                        if let Some(u) = v.view.on_event(*e) {
+                            v.deliver(u);
+                        }
+                    }
+                }
+                ServerMessage::Ok { .. }
+                | ServerMessage::Pong { .. }
+                | ServerMessage::SystemStatus(_)
+                | ServerMessage::Unknown(_) => {}
+            }
+        }
+        heartbeat
+    }
+
+    /// Write what the control queue and the outbox have for us.
+    async fn flush(&mut self) {
+        if self.socket.is_none() {
+            return;
+        }
+        let now = self.shared.now_ms();
+        let batch = {
+            let mut inner = self.shared.inner.lock();
+            if inner.machine.state() != ConnState::Connected {
+                return;
+            }
+            let inner = &mut *inner;
+            let mut batch = Vec::new();
+            while batch.len() < BATCH {
+                match inner.next_control() {
+                    Some(t) => batch.push(t),
+                    None if inner.control.is_empty() => break,
+                    None => {}
+                }
+            }
+            inner.outbox.promote_due(now);
+            while batch.len() < BATCH {
+                match inner.outbox.poll_transmit(now, &mut inner.next_id) {
+                    Some(t) => batch.push(t),
+                    None => break,
+                }
+            }
+            batch
+        };
+        if batch.is_empty() {
+            return;
+        }
+        if batch.len() == BATCH {
+            self.shared.wake.notify_one();
+        }
+        let Some(ws) = self.socket.as_mut() else {
+            return;
+        };
+        let send = async {
+            for text in batch {
+                ws.feed(Message::text(text)).await?;
+            }
+            ws.flush().await
+        };
+        // A peer that stops reading must not wedge the driver: the liveness
+        // window bounds the write.
+        let limit = Duration::from_millis(self.shared.config.machine.heartbeat_interval_ms.max(1));
+        match tokio::time::timeout(limit, send).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.shared.inner.lock().last_error = Some(e.to_string());
+                self.socket = None;
+                self.apply(Event::Closed { code: None });
+            }
+            Err(_) => {
+                self.socket = None;
+                self.apply(Event::Closed { code: None });
+            }
+        }
+    }
+}
+
+fn on_connected(inner: &mut Inner) {
+    inner.outbox.on_connected();
+    inner
+        .control
+        .retain(|c| matches!(c, Control::Cancel { .. }));
+    let namespaces: Vec<String> = inner.views.keys().cloned().collect();
+    for (i, ns) in namespaces.into_iter().enumerate() {
+        inner.control.insert(i, Control::Subscribe(ns));
+    }
+}
+
+fn on_error(inner: &mut Inner, err: &crate::wire::ErrorMessage, now: u64) {
+    tracing::debug!(code = %err.code, message = %err.message, "hub error");
+    if let Some(notice) = inner.outbox.on_error(err, now) {
+        apply_notices(inner, vec![notice], None);
+        return;
+    }
+    // A refused subscription?
+    if let Some(id) = err.id {
+        if let Some(v) = inner
+            .views
+            .values_mut()
+            .find(|v| v.view.request_id() == Some(id))
+        {
+            v.deliver(Update::Refused {
+                code: err.code.clone(),
+                message: err.message.clone(),
+            });
+            return;
+        }
+    }
+    inner.last_error = Some(format!("{}: {}", err.code, err.message));
+}
+
+fn apply_notices(inner: &mut Inner, notices: Vec<Notice>, requested_by: Option<String>) {
+    for n in notices {
+        match n {
+            Notice::CancelRequested(key) => {
+                if let Some(s) = inner.signals.get(&key) {
+                    let by = requested_by.clone();
+                    s.send_if_modified(|sig| {
+                        let changed = !sig.cancel_requested;
+                        sig.cancel_requested = true;
+                        if by.is_some() {
+                            sig.requested_by = by;
+                        }
+                        changed
+                    });
+                }
+            }
+            Notice::Done(key) => {
+                inner.signals.remove(&key);
+            }
+            Notice::Dropped(key, code) => {
+                tracing::warn!(%code, "the hub refused an operation; its queued messages were dropped");
+                if let Some(s) = inner.signals.remove(&key) {
+                    s.send_modify(|sig: &mut OpSignal| sig.rejected = Some(code));
+                }
+            }
+        }
+    }
+}

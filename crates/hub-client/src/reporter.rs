@@ -1,0 +1,475 @@
+//! The producer API: what jobs call. Every call returns immediately; the
+//! driver delivers in the background, through disconnects.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::client::{Client, OpSignal};
+use crate::config::ClientConfig;
+use crate::error::{ClientError, ReportError};
+use crate::outbox::OpKey;
+use crate::stats::ConnectionStats;
+use crate::wire::{ProducerBody, ProgressFields, StartFields};
+
+/// Reports operations to the hub. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Reporter {
+    client: Client,
+}
+
+impl Reporter {
+    /// Connect a new client (in the background) and return its reporter.
+    pub fn connect(config: ClientConfig) -> Result<Reporter, ClientError> {
+        Ok(Client::connect(config)?.reporter())
+    }
+
+    pub(crate) fn from_client(client: Client) -> Self {
+        Reporter { client }
+    }
+
+    /// The underlying client (state, stats, subscriber on the same socket).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Describe a new operation; [`StartBuilder::begin`] queues it.
+    pub fn start(&self, name: impl Into<String>) -> StartBuilder {
+        StartBuilder {
+            reporter: self.clone(),
+            namespace: self.client.shared.config.namespace.clone(),
+            id: None,
+            fields: StartFields {
+                name: name.into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Report on an operation started by someone else (another process, a
+    /// previous run): its next sequence number is learnt from the hub.
+    /// Returns [`ReportError::Invalid`] for an id the protocol does not allow.
+    pub fn attach(
+        &self,
+        namespace: &str,
+        operation_id: &str,
+    ) -> Result<OperationHandle, ReportError> {
+        validate_id(operation_id)?;
+        let key = self
+            .client
+            .shared
+            .inner
+            .lock()
+            .outbox
+            .attach(namespace, operation_id);
+        Ok(self.handle(key, namespace, operation_id))
+    }
+
+    fn handle(&self, key: OpKey, namespace: &str, id: &str) -> OperationHandle {
+        let mut inner = self.client.shared.inner.lock();
+        let rx = inner
+            .signals
+            .entry(key)
+            .or_insert_with(|| watch::channel(OpSignal::default()).0)
+            .subscribe();
+        drop(inner);
+        OperationHandle {
+            reporter: self.clone(),
+            key,
+            id: id.to_owned(),
+            namespace: namespace.to_owned(),
+            signal: rx,
+            finished: AtomicBool::new(false),
+            detached: AtomicBool::new(false),
+        }
+    }
+
+    /// Wait until everything queued was acked by the hub (at most `timeout`).
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        self.client.flush(timeout).await
+    }
+
+    /// [`Reporter::flush`] for synchronous code.
+    pub fn flush_blocking(&self, timeout: Duration) -> bool {
+        self.client.flush_blocking(timeout)
+    }
+
+    /// Connection health and counters.
+    pub fn connection_stats(&self) -> ConnectionStats {
+        self.client.connection_stats()
+    }
+}
+
+/// Builder returned by [`Reporter::start`].
+#[derive(Debug)]
+#[must_use = "call .begin() to queue the operation"]
+pub struct StartBuilder {
+    reporter: Reporter,
+    namespace: String,
+    id: Option<String>,
+    fields: StartFields,
+}
+
+impl StartBuilder {
+    /// Grouping kind (used by the hub for ETA history).
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.fields.kind = Some(kind.into());
+        self
+    }
+
+    /// Total units of work (`current` updates are then converted to percent).
+    pub fn total(mut self, total: f64) -> Self {
+        self.fields.total = Some(total);
+        self
+    }
+
+    /// Parent operation.
+    pub fn parent(mut self, parent_id: impl Into<String>) -> Self {
+        self.fields.parent_id = Some(parent_id.into());
+        self
+    }
+
+    /// Weight within the parent.
+    pub fn weight(mut self, weight: f64) -> Self {
+        self.fields.weight = Some(weight);
+        self
+    }
+
+    /// Free metadata (must be a JSON object).
+    pub fn metadata(mut self, metadata: Value) -> Self {
+        self.fields.metadata = Some(metadata);
+        self
+    }
+
+    /// Namespace (default: the client's).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Choose the operation id (default: a fresh time-ordered random id).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Queue `operation_started` and return the handle. Fails only on
+    /// invalid arguments or a full lifecycle queue, never on the network.
+    pub fn begin(self) -> Result<OperationHandle, ReportError> {
+        let id = self.id.unwrap_or_else(crate::id::new_operation_id);
+        validate_id(&id)?;
+        validate_start(&self.fields)?;
+        let size = crate::wire::encode_producer(
+            &ProducerBody::OperationStarted(self.fields.clone()),
+            u64::MAX,
+            &self.namespace,
+            &id,
+            1,
+        )
+        .len();
+        check_size(&self.reporter.client, size)?;
+        let key = self.reporter.client.shared.inner.lock().outbox.start(
+            &self.namespace,
+            &id,
+            self.fields,
+        )?;
+        let handle = self.reporter.handle(key, &self.namespace, &id);
+        self.reporter.client.wake();
+        Ok(handle)
+    }
+}
+
+/// One reported operation. Progress calls merge into a single pending
+/// update (sent at most every `progress_interval`); terminal calls are
+/// queued and never dropped. Dropping an unfinished handle reports it
+/// failed, unless [`OperationHandle::detach`] was called.
+#[derive(Debug)]
+pub struct OperationHandle {
+    reporter: Reporter,
+    key: OpKey,
+    id: String,
+    namespace: String,
+    signal: watch::Receiver<OpSignal>,
+    finished: AtomicBool,
+    detached: AtomicBool,
+}
+
+impl OperationHandle {
+    /// The operation id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Merge a progress update (all fields optional). Errors only when the
+    /// operation already finished.
+    pub fn update(&self, fields: ProgressFields) -> Result<(), ReportError> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let fields = sanitize(fields);
+        let newly = self
+            .reporter
+            .client
+            .shared
+            .inner
+            .lock()
+            .outbox
+            .progress(self.key, fields)?;
+        if newly {
+            self.reporter.client.wake();
+        }
+        Ok(())
+    }
+
+    /// Percentage done (0..=100; clamped, NaN ignored).
+    pub fn progress(&self, percent: f64) -> &Self {
+        let _ = self.update(ProgressFields {
+            progress: Some(percent),
+            ..Default::default()
+        });
+        self
+    }
+
+    /// Units done (the hub derives the percentage from `total`).
+    pub fn current(&self, units: f64) -> &Self {
+        let _ = self.update(ProgressFields {
+            current: Some(units),
+            ..Default::default()
+        });
+        self
+    }
+
+    /// Name of the current step.
+    pub fn step(&self, step: impl Into<String>) -> &Self {
+        let _ = self.update(ProgressFields {
+            step: Some(step.into()),
+            ..Default::default()
+        });
+        self
+    }
+
+    /// A human message.
+    pub fn message(&self, message: impl Into<String>) -> &Self {
+        let _ = self.update(ProgressFields {
+            message: Some(message.into()),
+            ..Default::default()
+        });
+        self
+    }
+
+    /// Free details (a JSON object).
+    pub fn details(&self, details: Value) -> &Self {
+        let _ = self.update(ProgressFields {
+            details: Some(details),
+            ..Default::default()
+        });
+        self
+    }
+
+    fn finish(&self, body: ProducerBody) -> Result<(), ReportError> {
+        let size =
+            crate::wire::encode_producer(&body, u64::MAX, &self.namespace, &self.id, u64::MAX)
+                .len();
+        check_size(&self.reporter.client, size)?;
+        self.reporter
+            .client
+            .shared
+            .inner
+            .lock()
+            .outbox
+            .finish(self.key, body)?;
+        self.finished.store(true, Ordering::Relaxed);
+        self.reporter.client.wake();
+        Ok(())
+    }
+
+    /// Report success.
+    pub fn complete(&self) -> Result<(), ReportError> {
+        self.finish(ProducerBody::OperationCompleted { details: None })
+    }
+
+    /// Report success with details.
+    pub fn complete_with(&self, details: Value) -> Result<(), ReportError> {
+        self.finish(ProducerBody::OperationCompleted {
+            details: Some(details),
+        })
+    }
+
+    /// Report failure.
+    pub fn fail(&self, error: impl std::fmt::Display) -> Result<(), ReportError> {
+        self.finish(ProducerBody::OperationFailed {
+            error: error.to_string(),
+            details: None,
+        })
+    }
+
+    /// Report failure with details.
+    pub fn fail_with(
+        &self,
+        error: impl std::fmt::Display,
+        details: Value,
+    ) -> Result<(), ReportError> {
+        self.finish(ProducerBody::OperationFailed {
+            error: error.to_string(),
+            details: Some(details),
+        })
+    }
+
+    /// Report that the operation stopped because it was canceled.
+    pub fn canceled(&self, reason: Option<&str>) -> Result<(), ReportError> {
+        self.finish(ProducerBody::OperationCanceled {
+            reason: reason.map(str::to_owned),
+        })
+    }
+
+    /// Whether someone asked (through the hub) to cancel this operation.
+    pub fn should_cancel(&self) -> bool {
+        self.signal.borrow().cancel_requested
+    }
+
+    /// Who asked to cancel (the canceller's token subject), if known.
+    pub fn cancel_requested_by(&self) -> Option<String> {
+        self.signal.borrow().requested_by.clone()
+    }
+
+    /// Resolves when a cancel is requested (never, if none is).
+    pub async fn cancelled(&self) {
+        let mut rx = self.signal.clone();
+        if rx.wait_for(|s| s.cancel_requested).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// The error code if the hub refused this operation for good (e.g.
+    /// `OPERATION_FINISHED`, `FORBIDDEN`); its queued messages were dropped.
+    pub fn rejection(&self) -> Option<String> {
+        self.signal.borrow().rejected.clone()
+    }
+
+    /// Keep the operation running on the hub after this handle is dropped
+    /// (e.g. a command-line `report start`); returns its id.
+    pub fn detach(self) -> String {
+        self.detached.store(true, Ordering::Relaxed);
+        self.id.clone()
+    }
+}
+
+impl Drop for OperationHandle {
+    fn drop(&mut self) {
+        if self.finished.load(Ordering::Relaxed) || self.detached.load(Ordering::Relaxed) {
+            return;
+        }
+        if !self
+            .reporter
+            .client
+            .shared
+            .inner
+            .lock()
+            .outbox
+            .is_running(self.key)
+        {
+            return;
+        }
+        let _ = self.finish(ProducerBody::OperationFailed {
+            error: "the operation handle was dropped before the operation finished".into(),
+            details: None,
+        });
+    }
+}
+
+fn sanitize(mut f: ProgressFields) -> ProgressFields {
+    f.progress = f
+        .progress
+        .filter(|p| p.is_finite())
+        .map(|p| p.clamp(0.0, 100.0));
+    f.current = f.current.filter(|c| c.is_finite()).map(|c| c.max(0.0));
+    if f.details.as_ref().is_some_and(|d| !d.is_object()) {
+        f.details = f.details.map(|d| serde_json::json!({ "value": d }));
+    }
+    f
+}
+
+fn check_size(client: &Client, size: usize) -> Result<(), ReportError> {
+    let max = client.shared.config.max_message_bytes;
+    if size > max {
+        return Err(ReportError::Invalid(format!(
+            "the message would be {size} bytes, more than the hub accepts ({max})"
+        )));
+    }
+    Ok(())
+}
+
+/// Operation ids: 1..=128 characters of `[A-Za-z0-9._:-]`.
+pub fn validate_id(id: &str) -> Result<(), ReportError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ReportError::Invalid(format!(
+            "operation id {id:?} must be 1..=128 characters of [A-Za-z0-9._:-]"
+        )))
+    }
+}
+
+fn validate_start(f: &StartFields) -> Result<(), ReportError> {
+    let n = f.name.chars().count();
+    if n == 0 || n > 256 {
+        return Err(ReportError::Invalid(format!(
+            "the name must have 1..=256 characters, not {n}"
+        )));
+    }
+    if f.total.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+        return Err(ReportError::Invalid(
+            "total must be a positive number".into(),
+        ));
+    }
+    if f.weight.is_some_and(|w| !w.is_finite()) {
+        return Err(ReportError::Invalid(
+            "weight must be a finite number".into(),
+        ));
+    }
+    if f.metadata.as_ref().is_some_and(|m| !m.is_object()) {
+        return Err(ReportError::Invalid(
+            "metadata must be a JSON object".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_validated() {
+        assert!(validate_id("render.frame-12:a_b").is_ok());
+        assert!(validate_id("").is_err());
+        assert!(validate_id("has space").is_err());
+        assert!(validate_id(&"x".repeat(129)).is_err());
+        assert!(validate_id(&"x".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn progress_values_are_sanitized() {
+        let f = sanitize(ProgressFields {
+            progress: Some(140.0),
+            current: Some(f64::NAN),
+            details: Some(serde_json::json!(3)),
+            ..Default::default()
+        });
+        assert_eq!(f.progress, Some(100.0));
+        assert_eq!(f.current, None);
+        assert_eq!(f.details, Some(serde_json::json!({"value": 3})));
+    }
+}
