@@ -1,0 +1,288 @@
+// @ts-check
+/**
+ * The dashboard page: wires the hub client to the store and the views.
+ * Data arrives as events; rendering happens on animation frames only, and
+ * only for the operations that changed since the previous frame.
+ */
+
+import { HubClient } from './client.js';
+import { OperationStore } from './store.js';
+import { OperationsView } from './render.js';
+import { Timeline } from './timeline.js';
+import { ConnectionUI, SystemPanel, staleText, toastText } from './status.js';
+import { compileFilter } from './format.js';
+import { loadToken, saveToken, decodeClaims, checkToken, mayCancel, explainAuth } from './auth.js';
+
+/** @param {string} id */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const NS_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+const RECENT_KEY = 'progress-hub.namespaces';
+const AUTH_CODES = new Set(['AUTH_REQUIRED', 'AUTH_FAILED', 'TOKEN_EXPIRED', 'FORBIDDEN']);
+
+const params = new URLSearchParams(location.search);
+/** @type {string[]} */
+let recent = [];
+try { recent = JSON.parse(localStorage.getItem(RECENT_KEY) ?? '[]').filter((/** @type {any} */ n) => typeof n === 'string' && NS_RE.test(n)); } catch { recent = []; }
+let namespace = params.get('ns') && NS_RE.test(params.get('ns') ?? '') ? /** @type {string} */ (params.get('ns')) : 'default';
+let token = loadToken(sessionStorage);
+
+const store = new OperationStore();
+const connUI = new ConnectionUI({
+  root: $('conn'), dot: $('conn-dot'), text: $('conn-text'), banner: $('banner'), bannerText: $('banner-text'), toast: $('toast'),
+});
+const system = new SystemPanel($('system'));
+const timeline = new Timeline({ root: $('timeline-plot'), tooltip: $('timeline-tip'), note: $('timeline-note') });
+const view = new OperationsView({
+  active: $('op-list'), finished: $('op-finished'), empty: $('ops-empty'), count: $('op-count'),
+  finishedHeading: $('finished-title'), onCancel: askCancel,
+});
+const client = new HubClient({ namespace, token });
+
+// ---- perf figures (read by the browser tests) -------------------------------
+const perf = {
+  frames: 0, rowsUpdated: 0, renderMs: /** @type {number[]} */ ([]), frameGapMs: /** @type {number[]} */ ([]),
+  lagMs: /** @type {number[]} */ ([]), longTasks: 0, longTaskMs: 0,
+  reset() { this.frames = 0; this.rowsUpdated = 0; this.renderMs = []; this.frameGapMs = []; this.lagMs = []; this.longTasks = 0; this.longTaskMs = 0; },
+};
+try {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) { perf.longTasks += 1; perf.longTaskMs += e.duration; }
+  }).observe({ type: 'longtask', buffered: false });
+} catch { /* not supported */ }
+/** @param {number[]} a @param {number} v */
+const push = (a, v) => { a.push(v); if (a.length > 5000) a.shift(); };
+Object.assign(window, { __hubPerf: perf, __hub: { client, store, view } });
+
+// ---- rendering on animation frames ----------------------------------------
+let frameRequested = false;
+let lastFrameAt = 0;
+let timelineDirty = true;
+function scheduleFrame() {
+  if (frameRequested) return;
+  frameRequested = true;
+  requestAnimationFrame(frame);
+}
+/** @param {number} ts */
+function frame(ts) {
+  frameRequested = false;
+  if (!store.hasChanges()) return;
+  const t0 = performance.now();
+  const changes = store.take();
+  view.update(changes, store, Date.now());
+  if (changes.finishedChanged) timelineDirty = true;
+  const t1 = performance.now();
+  perf.frames += 1;
+  perf.rowsUpdated += changes.dirty.size;
+  push(perf.renderMs, t1 - t0);
+  if (lastFrameAt) push(perf.frameGapMs, ts - lastFrameAt);
+  lastFrameAt = ts;
+  if (changes.newestTimestamp) push(perf.lagMs, Date.now() + client.status().clockSkewMs - changes.newestTimestamp);
+  if (store.hasChanges()) scheduleFrame();
+}
+
+client.on('snapshot', (s) => {
+  $('ops-empty').textContent = `No operations in namespace “${s.namespace}” yet.`;
+  store.replace(s.operations);
+  scheduleFrame();
+});
+client.on('event', (ev) => { store.apply(ev.state, ev.timestamp); scheduleFrame(); });
+client.on('system_status', (m) => system.update(m));
+client.on('heartbeat', () => { view.skewMs = client.status().clockSkewMs; });
+client.on('synced', (s) => { if (s.reconnect) connUI.toast(toastText(s)); });
+client.on('status', (s) => { connUI.update(s, Date.now()); refreshStale(); refreshAuth(); });
+client.on('server_error', (e) => {
+  if (e.code === 'SLOW_CLIENT' || e.code === 'SERVER_SHUTDOWN' || e.code === 'IDLE_TIMEOUT') return; // the reconnect says it
+  if (AUTH_CODES.has(e.code)) return; // the auth panel says it
+  if (e.severity === 'error' || e.severity === 'critical') connUI.toast(`${e.code}: ${e.message}`, 'error');
+});
+
+// ---- stale data --------------------------------------------------------------
+function refreshStale() {
+  const s = client.status();
+  const stale = s.state !== 'connected' && s.lastLiveAt !== null;
+  document.body.classList.toggle('stale', stale);
+  view.setStale(stale ? staleText(s.lastLiveAt, Date.now()) : '');
+}
+
+// ---- clocks: countdown, ages, elapsed times, timeline -------------------------
+let ticks = 0;
+let knownKinds = '';
+setInterval(() => {
+  const now = Date.now();
+  connUI.update(client.status(), now);
+  ticks += 1;
+  if (timelineDirty || ticks % 20 === 0) {
+    timelineDirty = false;
+    timeline.render(store.recentlyFinished(150), now + client.status().clockSkewMs);
+  }
+  if (ticks % 4 !== 0) return;
+  refreshStale();
+  view.tick(now);
+  const kinds = store.kinds();
+  if (kinds.join('\n') !== knownKinds) {
+    knownKinds = kinds.join('\n');
+    const sel = /** @type {HTMLSelectElement} */ ($('filter-kind'));
+    const current = sel.value;
+    sel.replaceChildren(new Option('all kinds', ''), ...kinds.map((k) => new Option(k, k)));
+    sel.value = kinds.includes(current) ? current : '';
+  }
+}, 250);
+
+// ---- filter ------------------------------------------------------------------
+const globInput = /** @type {HTMLInputElement} */ ($('filter-glob'));
+const kindSel = /** @type {HTMLSelectElement} */ ($('filter-kind'));
+const stateSel = /** @type {HTMLSelectElement} */ ($('filter-state'));
+globInput.value = params.get('op') ?? '';
+stateSel.value = params.get('state') ?? '';
+let filterTimer = 0;
+function applyFilter() {
+  view.setFilter(compileFilter({ glob: globInput.value, kind: kindSel.value, state: stateSel.value }), store);
+  syncUrl();
+}
+globInput.addEventListener('input', () => { clearTimeout(filterTimer); filterTimer = window.setTimeout(applyFilter, 120); });
+kindSel.addEventListener('change', applyFilter);
+stateSel.addEventListener('change', applyFilter);
+$('filter-form').addEventListener('submit', (e) => { e.preventDefault(); applyFilter(); });
+
+/** Namespace and filter in the address bar (never the token). */
+function syncUrl() {
+  const u = new URL(location.href);
+  u.search = '';
+  if (namespace !== 'default') u.searchParams.set('ns', namespace);
+  if (globInput.value) u.searchParams.set('op', globInput.value);
+  if (stateSel.value) u.searchParams.set('state', stateSel.value);
+  history.replaceState(null, '', u);
+}
+
+// ---- namespace picker ---------------------------------------------------------
+const nsInput = /** @type {HTMLInputElement} */ ($('ns-input'));
+nsInput.value = namespace;
+function fillRecent() {
+  $('ns-list').replaceChildren(...recent.map((n) => new Option(n)));
+}
+fillRecent();
+$('ns-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const ns = nsInput.value.trim();
+  if (!NS_RE.test(ns)) { nsInput.setCustomValidity('1–128 characters of A–Z a–z 0–9 . _ : -'); nsInput.reportValidity(); return; }
+  nsInput.setCustomValidity('');
+  if (ns === namespace) return;
+  namespace = ns;
+  recent = [ns, ...recent.filter((n) => n !== ns)].slice(0, 10);
+  try { localStorage.setItem(RECENT_KEY, JSON.stringify(recent)); } catch { /* ignore */ }
+  fillRecent();
+  store.clear();
+  $('ops-empty').textContent = 'Waiting for the hub…';
+  scheduleFrame();
+  timelineDirty = true;
+  refreshPermission();
+  client.subscribe(ns);
+  syncUrl();
+});
+
+// ---- auth ----------------------------------------------------------------------
+const authPanel = $('auth-panel');
+const authMsg = $('auth-message');
+const tokenInput = /** @type {HTMLInputElement} */ ($('token-input'));
+let authOpenedByUser = false;
+function refreshPermission() {
+  const ok = mayCancel(token, namespace);
+  view.setPermission(() => ok);
+}
+function refreshAuth() {
+  const s = client.status();
+  if (s.state === 'failed' && s.errorCode && AUTH_CODES.has(s.errorCode)) {
+    authPanel.hidden = false;
+    authMsg.textContent = explainAuth(s.errorCode, s.errorMessage);
+    if (document.activeElement !== tokenInput) tokenInput.focus();
+  } else if (s.state === 'connected' && !authOpenedByUser) {
+    authPanel.hidden = true;
+  }
+}
+$('token-button').addEventListener('click', () => {
+  authOpenedByUser = authPanel.hidden;
+  authPanel.hidden = !authPanel.hidden;
+  if (!authPanel.hidden) {
+    const claims = token ? decodeClaims(token) : null;
+    authMsg.textContent = '';
+    $('token-button').setAttribute('aria-expanded', 'true');
+    tokenInput.placeholder = claims ? `current: ${claims.sub ?? 'token'} (${(claims.roles ?? ['viewer']).join(', ')})` : 'no token';
+    tokenInput.focus();
+  } else {
+    $('token-button').setAttribute('aria-expanded', 'false');
+  }
+});
+$('token-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const t = tokenInput.value.trim();
+  const problem = checkToken(t, Date.now());
+  if (problem) { authMsg.textContent = problem; return; }
+  token = t;
+  saveToken(sessionStorage, t);
+  tokenInput.value = '';
+  authMsg.textContent = 'Connecting with this token…';
+  authOpenedByUser = false;
+  refreshPermission();
+  client.setToken(t);
+});
+$('token-forget').addEventListener('click', () => {
+  token = null;
+  saveToken(sessionStorage, null);
+  authMsg.textContent = 'Token forgotten.';
+  refreshPermission();
+  client.setToken(null);
+});
+
+// ---- cancel with confirmation ----------------------------------------------------
+const dialog = /** @type {HTMLDialogElement} */ ($('confirm'));
+/** @type {string|null} */
+let pendingCancel = null;
+/** @type {HTMLElement|null} */
+let returnFocus = null;
+/** @param {string} id */
+function askCancel(id) {
+  const op = store.ops.get(id);
+  if (!op) return;
+  pendingCancel = id;
+  returnFocus = /** @type {HTMLElement|null} */ (document.activeElement);
+  $('confirm-text').textContent = `“${op.name || id}” (${id}) will be asked to stop. Its producer decides when it actually ends.`;
+  dialog.showModal();
+  $('confirm-no').focus();
+}
+function closeDialog() {
+  if (dialog.open) dialog.close();
+  pendingCancel = null;
+  returnFocus?.focus?.();
+}
+$('confirm-no').addEventListener('click', closeDialog);
+dialog.addEventListener('cancel', (e) => { e.preventDefault(); closeDialog(); });
+$('confirm-yes').addEventListener('click', async () => {
+  const id = pendingCancel;
+  closeDialog();
+  if (!id) return;
+  view.markCancelSent(id);
+  const reply = await client.cancel(id, namespace);
+  if (reply.type === 'error') {
+    view.unmarkCancelSent(id);
+    if (reply.code === 'AUTH_REQUIRED' || reply.code === 'FORBIDDEN') {
+      view.setPermission(() => false);
+      connUI.toast(`Cancel refused: ${explainCancel(reply.code)}`, 'error');
+    } else {
+      connUI.toast(`Cancel failed: ${reply.message ?? reply.code}`, 'error');
+    }
+  } else {
+    connUI.toast('Cancel requested — waiting for the producer to stop.');
+  }
+});
+/** @param {string} code */
+function explainCancel(code) {
+  return code === 'AUTH_REQUIRED' ? 'cancelling needs a token with the operator role.'
+    : 'this token may not cancel in this namespace (needs the operator role).';
+}
+
+// ---- start ---------------------------------------------------------------------------
+$('retry-now').addEventListener('click', () => client.retryNow());
+refreshPermission();
+applyFilter();
+connUI.update(client.status(), Date.now());
+client.start();

@@ -1,0 +1,86 @@
+// Scenario 4: the page works with auth on — it asks for a token, explains a
+// bad one clearly, connects with a good one (kept in sessionStorage, never in
+// the URL), and offers cancel only to a token whose role allows it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Hub } from '../lib/hub.mjs';
+import { launch, shot } from '../lib/browser.mjs';
+import { Producer } from '../lib/producer.mjs';
+import { mintToken } from '../lib/jwt.mjs';
+import { sel, waitConnected, assertSameState, until } from '../lib/dashboard.mjs';
+
+const SECRET = 'e2e-secret-0123456789abcdef';
+
+test('auth: token entry, clear message for a bad token, role-aware cancel, token never in the URL', async (t) => {
+  const hub = await Hub.start(['--memory', '--heartbeat-interval', '1s', '--jwt-secret', SECRET]);
+  const browser = await launch();
+  let producer;
+  t.after(async () => { producer?.close(); await browser.close(); await hub.stop(); });
+  const admin = mintToken(SECRET, { sub: 'producer', roles: ['admin'], namespaces: ['*'] });
+  producer = await Producer.connect(hub.addr, { token: admin });
+  await producer.start('secret.1', 'Secret job', { kind: 'etl', total: 10 });
+  await producer.progress('secret.1', { current: 4 });
+
+  const page = await browser.page();
+  await page.goto(`${hub.url}/`);
+  // No token: the hub answers 401 AUTH_REQUIRED; the page asks for one.
+  const panel = page.locator('[data-testid=auth-panel]');
+  await panel.waitFor({ state: 'visible', timeout: 15000 });
+  assert.match(await page.locator('[data-testid=auth-message]').textContent(), /requires an access token/);
+  assert.equal(await page.locator(sel.conn).getAttribute('data-state'), 'failed');
+  assert.match(await page.locator(sel.connText).textContent(), /^Failed: AUTH_REQUIRED$/);
+  assert.equal(await page.locator('[data-testid=op-row]').count(), 0);
+
+  // A token signed with another secret: a clear message, not a silent retry loop.
+  const forged = mintToken('not-the-secret', { sub: 'mallory', roles: ['admin'] });
+  await page.fill('[data-testid=token-input]', forged);
+  await page.click('[data-testid=token-submit]');
+  await until(async () => /rejected this token/.test(await page.locator('[data-testid=auth-message]').textContent()), { what: 'bad-token message' });
+  const badMsg = await page.locator('[data-testid=auth-message]').textContent();
+  t.diagnostic(`bad token message: ${badMsg}`);
+  assert.match(await page.locator(sel.connText).textContent(), /AUTH_FAILED/);
+  t.diagnostic(`screenshot: ${await shot(page, '4-bad-token')}`);
+
+  // Garbage that is not a JWT is caught before asking the hub.
+  await page.fill('[data-testid=token-input]', 'hello');
+  await page.click('[data-testid=token-submit]');
+  assert.match(await page.locator('[data-testid=auth-message]').textContent(), /not a JWT/);
+
+  // A viewer token: connected, sees the operations, no cancel button.
+  const viewer = mintToken(SECRET, { sub: 'viewer-vic', roles: ['viewer'], namespaces: ['default'] });
+  await page.fill('[data-testid=token-input]', viewer);
+  await page.press('[data-testid=token-input]', 'Enter');
+  await waitConnected(page);
+  await panel.waitFor({ state: 'hidden' });
+  const row = page.locator(sel.row('secret.1'));
+  await row.waitFor();
+  assert.equal(await row.getAttribute('data-progress'), '40');
+  assert.equal(await row.locator('[data-testid=op-cancel]').isVisible(), false, 'viewer: no cancel');
+  await assertSameState(page, hub, 'default', admin);
+  assert.ok(!page.url().includes('token') && !page.url().includes(viewer.slice(0, 20)), `token not in the URL: ${page.url()}`);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('progress-hub.token')), viewer);
+  const history = await page.evaluate(() => history.length);
+  t.diagnostic(`history entries: ${history}; url: ${page.url()}`);
+
+  // Reload: the session's token is reused without asking.
+  await page.reload();
+  await waitConnected(page);
+  assert.equal(await panel.isVisible(), false);
+
+  // An operator token (via the Token button) may cancel, and it reaches the producer.
+  const operator = mintToken(SECRET, { sub: 'olga', roles: ['operator'], namespaces: ['default'] });
+  await page.click('[data-testid=token-button]');
+  await panel.waitFor({ state: 'visible' });
+  await page.fill('[data-testid=token-input]', operator);
+  await page.click('[data-testid=token-submit]');
+  await until(async () => (await row.locator('[data-testid=op-cancel]').isVisible()), { what: 'cancel offered to an operator' });
+  await waitConnected(page);
+  await row.locator('[data-testid=op-cancel]').click();
+  await page.locator('[data-testid=confirm-yes]').click();
+  const notice = await producer.nextCancel(10000);
+  assert.equal(notice.operation_id, 'secret.1');
+  assert.equal(notice.requested_by, 'olga');
+  await producer.canceled('secret.1');
+  await until(async () => (await row.getAttribute('data-state')) === 'canceled', { what: 'canceled' });
+  t.diagnostic(`screenshot: ${await shot(page, '4-authorized')}`);
+});

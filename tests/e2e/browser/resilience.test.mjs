@@ -1,0 +1,146 @@
+// Scenarios 2 and 3: the page tells the truth when the hub goes away.
+//  2. SIGKILL: banner and stale badges within the heartbeat window + 2 s, a
+//     countdown that counts; restart: the page reconnects by itself, says so,
+//     and ends with exactly the hub's state (events sent while it was away
+//     included, nothing twice).
+//  3. SIGSTOP (a dead link without a close): detected by the heartbeat rule.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Hub, tempDir, cleanup } from '../lib/hub.mjs';
+import { launch, shot, watchConsole } from '../lib/browser.mjs';
+import { Producer } from '../lib/producer.mjs';
+import { sel, waitConnected, assertSameState, until } from '../lib/dashboard.mjs';
+
+const HEARTBEAT_MS = 1000;
+const HB = ['--heartbeat-interval', '1s', '--status-interval', '1s'];
+
+/** The page's own view of its connection (state, learned heartbeat interval, reason). */
+const clientStatus = (page) => page.evaluate(() => window.__hub.client.status());
+
+/** Starts ops and moves them a bit; returns the producer. */
+async function seed(hub, n) {
+  const p = await Producer.connect(hub.addr);
+  for (let i = 0; i < n; i++) {
+    await p.start(`job.${i}`, `Job ${i}`, { kind: i % 2 ? 'render' : 'backup', total: 100 });
+    await p.progress(`job.${i}`, { current: 10 + i, step: 'warm-up' });
+  }
+  await p.complete('job.0');
+  return p;
+}
+
+/** Waits until the page has learned the hub's heartbeat interval (two heartbeats seen). */
+async function waitHeartbeatLearned(page) {
+  await until(async () => (await clientStatus(page)).heartbeatIntervalMs < 2 * HEARTBEAT_MS, { what: 'heartbeat interval learned', timeout: 10000 });
+}
+
+test('SIGKILL: banner + stale within heartbeat + 2 s, countdown counts; restart → toast and the exact state', async (t) => {
+  const dir = tempDir('hub-e2e-data-');
+  const hub = await Hub.start(['--data-dir', dir, ...HB]);
+  const browser = await launch();
+  let producer;
+  t.after(async () => { producer?.close(); await browser.close(); await hub.stop(); cleanup(dir); });
+  const page = await browser.page();
+  const problems = watchConsole(page);
+  await page.goto(`${hub.url}/`);
+  await waitConnected(page);
+  producer = await seed(hub, 6);
+  await until(async () => { try { await assertSameState(page, hub); return true; } catch { return false; } }, { what: 'initial state' });
+  await waitHeartbeatLearned(page);
+  const rows = await page.locator('[data-testid=op-row]').count();
+
+  // Kill the hub. The page must show the banner and stale badges within the
+  // heartbeat window + 2 s.
+  const killedAt = Date.now();
+  await hub.kill();
+  producer.close();
+  await page.locator(sel.banner).waitFor({ state: 'visible', timeout: HEARTBEAT_MS + 2000 + 1500 });
+  const bannerAfter = Date.now() - killedAt;
+  t.diagnostic(`banner after ${bannerAfter} ms (limit: heartbeat ${HEARTBEAT_MS} ms + 2 s)`);
+  assert.ok(bannerAfter <= HEARTBEAT_MS + 2000 + 500, `banner took ${bannerAfter} ms`);
+  assert.match(await page.locator(sel.bannerText).textContent(), /^Live updates paused — reconnecting (in \d+ s|now…)$/);
+  assert.equal(await page.locator('[data-testid=retry-now]').isVisible(), true);
+  // Every card greys out with a stale badge and its age.
+  const stale = await page.evaluate(() => [...document.querySelectorAll('[data-testid=op-stale]')]
+    .map((b) => ({ text: b.textContent, shown: getComputedStyle(b).display !== 'none' })));
+  assert.equal(stale.length, rows);
+  for (const s of stale) { assert.ok(s.shown, 'stale badge visible'); assert.match(s.text, /^stale · \d+ s$/); }
+  assert.notEqual(await page.locator(sel.conn).getAttribute('data-state'), 'connected');
+  t.diagnostic(`screenshot: ${await shot(page, '2-disconnected')}`);
+
+  // The countdown counts down (sampled, no fixed sleep).
+  const seen = [];
+  await until(async () => {
+    const m = /reconnecting in (\d+) s/.exec(await page.locator(sel.bannerText).textContent());
+    if (m) seen.push(Number(m[1]));
+    for (let i = 1; i < seen.length; i++) if (seen[i] < seen[i - 1]) return true;
+    return false;
+  }, { what: 'the countdown to count down', timeout: 40000, interval: 200 });
+  t.diagnostic(`countdown values seen: ${[...new Set(seen)].join(' ')}`);
+  assert.match(await page.locator('[data-testid=op-stale]').first().textContent(), /^stale · \d+ s$/);
+
+  // Restart on the same address and data; publish while the page is still away.
+  await hub.restart();
+  producer = await Producer.connect(hub.addr);
+  for (const id of ['job.1', 'job.2', 'job.3']) {
+    producer.seq.set(id, 2);
+    await producer.progress(id, { current: 60, step: 'while the page was away' });
+  }
+  producer.seq.set('job.4', 2);
+  await producer.fail('job.4', 'failed while the page was away');
+  await producer.start('job.new', 'Started while the page was away', { kind: 'render' });
+  const awayState = (await clientStatus(page)).state;
+  t.diagnostic(`page state when the producer finished: ${awayState}`);
+
+  // The page comes back by itself (no clicks), says so, and matches the hub.
+  const toast = page.locator(sel.toast);
+  await toast.waitFor({ state: 'visible', timeout: 45000 });
+  const toastText = await toast.textContent();
+  t.diagnostic(`toast: ${toastText}`);
+  assert.match(toastText, /^Live again — (\d+ updates? recovered|reloaded from snapshot)$/);
+  if (awayState !== 'connected') assert.match(toastText, /^Live again — (5|6) updates recovered$/, 'the 5 events sent meanwhile (+ maybe a hub-made one)');
+  await waitConnected(page);
+  assert.equal(await page.locator(sel.banner).isVisible(), false);
+  assert.equal(await page.evaluate(() => document.body.classList.contains('stale')), false);
+  const n = await until(async () => { try { return await assertSameState(page, hub); } catch { return false; } }, { what: 'same state as the hub', timeout: 5000 });
+  await assertSameState(page, hub);
+  assert.equal(await page.locator(`${sel.row('job.4')} [data-testid=op-error]`).textContent(), 'failed while the page was away');
+  t.diagnostic(`page equals the hub: ${n} operations, no duplicates`);
+  t.diagnostic(`screenshot: ${await shot(page, '2-recovered')}`);
+  assert.equal(await page.evaluate(() => window.__hub.client.machine.gaps), 0, 'no offset gaps');
+  assert.deepEqual(problems.filter((p) => !/ERR_CONNECTION_REFUSED|WebSocket connection/.test(p)), [], 'no unexpected console errors');
+});
+
+test('SIGSTOP: a link that stays OPEN but goes silent is dropped by the heartbeat rule', async (t) => {
+  const hub = await Hub.start(['--memory', ...HB]);
+  const browser = await launch();
+  let producer;
+  t.after(async () => { producer?.close(); await browser.close(); hub.signal('SIGCONT'); await hub.stop(); });
+  const page = await browser.page();
+  await page.goto(`${hub.url}/`);
+  await waitConnected(page);
+  producer = await seed(hub, 3);
+  await waitHeartbeatLearned(page);
+  const learned = (await clientStatus(page)).heartbeatIntervalMs;
+
+  const stoppedAt = Date.now();
+  hub.signal('SIGSTOP');
+  // No close frame, no FIN: only silence. Two intervals (+ grace) later the page gives up on it.
+  await until(async () => (await clientStatus(page)).state !== 'connected', { what: 'silence detected', timeout: 10000, interval: 50 });
+  const detectedAfter = Date.now() - stoppedAt;
+  const status = await clientStatus(page);
+  t.diagnostic(`silence detected after ${detectedAfter} ms (learned heartbeat ${learned} ms); reason: ${status.reason}`);
+  assert.match(status.reason ?? '', /heartbeat/, 'dropped by the heartbeat rule, not by a close');
+  assert.ok(detectedAfter <= 2 * learned + 1000 + 500, `detection took ${detectedAfter} ms`);
+  await page.locator(sel.banner).waitFor({ state: 'visible', timeout: 4000 });
+  assert.ok(await page.evaluate(() => document.body.classList.contains('stale')), 'cards marked stale');
+  t.diagnostic(`screenshot: ${await shot(page, '3-silent-link')}`);
+
+  hub.signal('SIGCONT');
+  await page.locator(sel.toast).waitFor({ state: 'visible', timeout: 45000 });
+  assert.match(await page.locator(sel.toast).textContent(), /^Live again — /);
+  await waitConnected(page);
+  await until(async () => { try { await assertSameState(page, hub); return true; } catch { return false; } }, { what: 'same state', timeout: 5000 });
+  await assertSameState(page, hub);
+  const sockets = await page.evaluate(() => window.__hub.client.maxConcurrent);
+  assert.equal(sockets, 1, 'never two sockets open');
+});

@@ -1,0 +1,648 @@
+// @ts-check
+/**
+ * The connection state machine of the progress-hub client: socket-free,
+ * clock-free, DOM-free. It takes events (`open`, a received frame, `close`,
+ * a timer tick, a wake-up, …) with the current time and returns actions
+ * (`open` a transport, `send`, `close`, `probe`, and notifications for the
+ * app). It owns backoff, heartbeat liveness, resume from `(epoch, offset)`,
+ * snapshot handling, dedupe by offset and the WebSocket → SSE fallback.
+ * `client.js` is the browser driver that performs the actions.
+ *
+ * Wire format: protocol v1 (docs/PROTOCOL.md). A server frame may hold
+ * several JSON messages separated by `\n`.
+ */
+
+/** @typedef {'idle'|'connecting'|'connected'|'waiting'|'failed'|'stopped'} ConnState */
+/** @typedef {'ws'|'sse'} Transport */
+
+/**
+ * @typedef {Object} OperationState  The hub's operation state object.
+ * @property {string} operation_id
+ * @property {string} namespace
+ * @property {string} name
+ * @property {string} kind
+ * @property {'running'|'stalled'|'completed'|'failed'|'canceled'} state
+ * @property {number|null} progress
+ * @property {number|null} current
+ * @property {number|null} total
+ * @property {string|null} step
+ * @property {string|null} message
+ * @property {Object|null} details
+ * @property {string|null} error
+ * @property {string|null} parent_id
+ * @property {number|null} started_at
+ * @property {number|null} updated_at
+ * @property {number|null} finished_at
+ * @property {number|null} rate
+ * @property {number|null} eta_seconds
+ * @property {boolean} cancel_requested
+ * @property {number|null} last_offset
+ */
+
+/**
+ * @typedef {Object} HubEvent  An operation event as the hub sends it.
+ * @property {string} type
+ * @property {string} namespace
+ * @property {number} offset
+ * @property {number} timestamp
+ * @property {string} operation_id
+ * @property {OperationState} state
+ */
+
+/**
+ * @typedef {Object} Filter
+ * @property {string[]} [operations]  globs on operation_id
+ * @property {string[]} [kinds]       exact kinds
+ */
+
+/**
+ * @typedef {Object} MachineOptions
+ * @property {string} namespace
+ * @property {Filter|null} [filter]
+ * @property {string|null} [token]
+ * @property {number} [baseDelayMs=500]        backoff base
+ * @property {number} [maxDelayMs=30000]       backoff cap (jitter is applied after the cap)
+ * @property {number} [minUptimeMs=5000]       a connection must live this long to reset the attempt counter
+ * @property {number} [heartbeatIntervalMs=30000]  assumed until two heartbeats have been seen
+ * @property {number} [connectTimeoutMs=10000] an attempt that has not opened by then failed
+ * @property {number} [probeTimeoutMs=5000]    after a wake-up, a ping must be answered this fast
+ * @property {number} [sseAfterFailures=3]     WebSocket failures (hub reachable over HTTP) before trying SSE
+ * @property {() => number} [random]           uniform in [0, 1); injectable for tests
+ */
+
+/**
+ * @typedef {{type:'open', transport: Transport, namespace: string, filter: Filter|null, token: string|null, lastEventId: string|null}
+ *  | {type:'close', code: number, reason: string}
+ *  | {type:'send', message: Object}
+ *  | {type:'probe'}
+ *  | {type:'status', status: Status}
+ *  | {type:'snapshot', namespace: string, epoch: string, offset: number, operations: OperationState[]}
+ *  | {type:'event', event: HubEvent}
+ *  | {type:'synced', mode: 'snapshot'|'recovered', recovered: number, reconnect: boolean}
+ *  | {type:'system_status', message: Object}
+ *  | {type:'heartbeat', message: Object}
+ *  | {type:'reply', id: number, message: Object}
+ *  | {type:'server_error', error: Object}
+ *  | {type:'message', message: Object}} Action
+ */
+
+/**
+ * @typedef {Object} Status
+ * @property {ConnState} state
+ * @property {Transport} transport
+ * @property {number} attempt            consecutive failed attempts
+ * @property {number|null} retryAt       when `waiting`: time of the next attempt
+ * @property {number|null} disconnectedSince  first moment without a live subscription (null while connected)
+ * @property {number|null} lastLiveAt    last time a frame proved the connection alive
+ * @property {string|null} errorCode     e.g. AUTH_REQUIRED, AUTH_FAILED, TOKEN_EXPIRED (when `failed`)
+ * @property {string|null} errorMessage
+ * @property {number} heartbeatIntervalMs  current estimate
+ * @property {number} clockSkewMs        server clock minus local clock (from heartbeats)
+ * @property {boolean} everConnected
+ * @property {string|null} reason       why the last connection was lost (e.g. "no heartbeat within two intervals")
+ */
+
+const AUTH_CODES = new Set(['AUTH_REQUIRED', 'AUTH_FAILED', 'TOKEN_EXPIRED']);
+const EVENT_TYPES = new Set([
+  'operation_started', 'progress_update', 'operation_completed', 'operation_failed',
+  'operation_canceled', 'operation_stalled', 'operation_resumed',
+]);
+
+/**
+ * Full-jitter backoff, jitter applied after the cap:
+ * `random(0, min(cap, base · 2^attempt))`.
+ * @param {number} attempt  0 for the first retry
+ * @param {number} baseMs
+ * @param {number} capMs
+ * @param {() => number} random  uniform in [0, 1)
+ * @returns {number} milliseconds
+ */
+export function backoffDelay(attempt, baseMs, capMs, random) {
+  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 52));
+  return Math.floor(random() * ceiling);
+}
+
+/**
+ * Splits one server frame into its messages (`\n`-separated JSON), skipping
+ * blank lines and lines that do not parse.
+ * @param {string} frame
+ * @returns {Object[]}
+ */
+export function splitFrame(frame) {
+  /** @type {Object[]} */
+  const out = [];
+  let start = 0;
+  while (start <= frame.length) {
+    let end = frame.indexOf('\n', start);
+    if (end < 0) end = frame.length;
+    if (end > start) {
+      try {
+        const msg = JSON.parse(frame.slice(start, end));
+        if (msg && typeof msg === 'object') out.push(msg);
+      } catch { /* not JSON: ignore this line */ }
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+/**
+ * The connection state machine. Every method takes `now` (ms) and returns
+ * the actions to perform, in order. It never touches a socket or a clock.
+ */
+export class ConnectionMachine {
+  /** @param {MachineOptions} opts */
+  constructor(opts) {
+    this.opts = {
+      baseDelayMs: 500, maxDelayMs: 30000, minUptimeMs: 5000, heartbeatIntervalMs: 30000,
+      connectTimeoutMs: 10000, probeTimeoutMs: 5000, sseAfterFailures: 3, random: Math.random,
+      filter: null, token: null, ...opts,
+    };
+    /** @type {ConnState} */ this.state = 'idle';
+    /** @type {Transport} */ this.transport = 'ws';
+    this.namespace = this.opts.namespace;
+    /** @type {Filter|null} */ this.filter = this.opts.filter ?? null;
+    /** @type {string|null} */ this.token = this.opts.token ?? null;
+    this.attempt = 0;
+    /** WebSocket attempts that never opened while the hub answered HTTP. */
+    this.wsBlocked = 0;
+    /** Whether the current attempt's transport opened. */
+    this.opened = false;
+    /** @type {number|null} */ this.openedAt = null;
+    /** @type {number|null} */ this.attemptStartedAt = null;
+    /** @type {number|null} */ this.retryAt = null;
+    /** @type {number|null} */ this.disconnectedSince = null;
+    /** @type {number|null} */ this.lastLiveAt = null;
+    /** @type {number|null} */ this.lastRxAt = null;
+    /** @type {number|null} */ this.lastHeartbeatAt = null;
+    /** @type {number|null} */ this.probeDeadline = null;
+    this.hbInterval = this.opts.heartbeatIntervalMs;
+    this.hbLearned = false;
+    this.clockSkewMs = 0;
+    /** @type {string|null} */ this.errorCode = null;
+    /** @type {string|null} */ this.errorMessage = null;
+    this.everConnected = false;
+    /** @type {string|null} */ this.reason = null;
+    // Subscription position and progress.
+    /** @type {string|null} */ this.epoch = null;
+    this.offset = 0;
+    /** @type {number|null} */ this.subscribeId = null;
+    this.subscribed = false;
+    /** @type {null|{target: number, count: number, reconnect: boolean, quietAt: number}} */
+    this.replay = null;
+    this.awaitingSnapshot = false;
+    this.reconnecting = false;
+    /** Whether the snapshot awaited now ends a reconnection (for the toast). */
+    this.pendingReconnect = false;
+    /** @type {Transport|null} transport of the last attempt that failed before opening */
+    this.lastFailedTransport = null;
+    this.nextId = 1;
+    /** Events dropped as duplicates (offset already applied). */
+    this.duplicates = 0;
+    /** Gaps seen in an unfiltered stream (should stay 0). */
+    this.gaps = 0;
+  }
+
+  /** @returns {Status} */
+  status() {
+    return {
+      state: this.state, transport: this.transport, attempt: this.attempt, retryAt: this.retryAt,
+      disconnectedSince: this.disconnectedSince, lastLiveAt: this.lastLiveAt,
+      errorCode: this.errorCode, errorMessage: this.errorMessage,
+      heartbeatIntervalMs: this.hbInterval, clockSkewMs: this.clockSkewMs,
+      everConnected: this.everConnected, reason: this.reason,
+    };
+  }
+
+  /** The time of the next `tick` the driver must deliver, or null. @returns {number|null} */
+  nextDeadline() {
+    /** @type {number[]} */
+    const ds = [];
+    if (this.state === 'waiting' && this.retryAt !== null) ds.push(this.retryAt);
+    if (this.state === 'connecting' && !this.opened && this.attemptStartedAt !== null) {
+      ds.push(this.attemptStartedAt + this.opts.connectTimeoutMs);
+    }
+    if (this.opened && (this.state === 'connecting' || this.state === 'connected')) {
+      ds.push(this.livenessDeadline());
+      if (this.probeDeadline !== null) ds.push(this.probeDeadline);
+      if (this.replay) ds.push(this.replay.quietAt);
+    }
+    return ds.length ? Math.min(...ds) : null;
+  }
+
+  /** Silence longer than two heartbeat intervals (plus a little grace) means the link is dead. */
+  livenessDeadline() {
+    const since = this.lastRxAt ?? this.openedAt ?? 0;
+    return since + 2 * this.hbInterval + Math.min(1000, this.hbInterval / 2);
+  }
+
+  // ---- commands --------------------------------------------------------
+
+  /** Start connecting (no-op unless idle or stopped). @param {number} now @returns {Action[]} */
+  start(now) {
+    if (this.state !== 'idle' && this.state !== 'stopped') return [];
+    if (this.disconnectedSince === null) this.disconnectedSince = now;
+    return this.connect(now);
+  }
+
+  /** Close and stay closed. @param {number} now @returns {Action[]} */
+  stop(now) {
+    /** @type {Action[]} */
+    const acts = [];
+    if (this.state === 'connecting' || this.state === 'connected') {
+      acts.push({ type: 'close', code: 1000, reason: 'client stopped' });
+    }
+    this.resetLink();
+    this.state = 'stopped';
+    this.retryAt = null;
+    if (this.disconnectedSince === null) this.disconnectedSince = now;
+    acts.push(this.statusAction());
+    return acts;
+  }
+
+  /** The user asked to retry now (also leaves `failed`). @param {number} now @returns {Action[]} */
+  retryNow(now) {
+    if (this.state === 'connecting' || this.state === 'connected') return [];
+    this.errorCode = null;
+    this.errorMessage = null;
+    return this.connect(now);
+  }
+
+  /**
+   * The page woke up (`online`, `visibilitychange` to visible, `pageshow`,
+   * timers resuming after sleep): reconnect at once when waiting; when
+   * connected, prove the link with a ping or reconnect if it has been silent.
+   * @param {string} _reason @param {number} now @returns {Action[]}
+   */
+  wake(_reason, now) {
+    if (this.state === 'waiting') return this.connect(now);
+    if (this.state !== 'connected') return [];
+    if (now >= this.livenessDeadline()) return this.linkLost(now, 'silent past the heartbeat window');
+    if (this.transport === 'ws' && this.probeDeadline === null) {
+      this.probeDeadline = now + this.opts.probeTimeoutMs;
+      return [{ type: 'send', message: { type: 'ping', id: this.nextId++ } }];
+    }
+    return [];
+  }
+
+  /** Replace the token (then reconnect with it). @param {string|null} token @param {number} now @returns {Action[]} */
+  setToken(token, now) {
+    this.token = token;
+    this.errorCode = null;
+    this.errorMessage = null;
+    /** @type {Action[]} */
+    const acts = [];
+    if (this.state === 'connecting' || this.state === 'connected') {
+      acts.push({ type: 'close', code: 1000, reason: 'token changed' });
+      this.resetLink();
+      this.state = 'waiting';
+    }
+    if (this.state === 'idle') return acts;
+    return acts.concat(this.connect(now));
+  }
+
+  /**
+   * Follow another namespace and/or filter. The position is dropped (the
+   * next `subscribed` brings a snapshot).
+   * @param {string} namespace @param {Filter|null} filter @param {number} now @returns {Action[]}
+   */
+  setSubscription(namespace, filter, now) {
+    const old = this.namespace;
+    this.namespace = namespace;
+    this.filter = filter;
+    this.epoch = null;
+    this.offset = 0;
+    this.replay = null;
+    this.reconnecting = false;
+    if (this.state !== 'connected' && this.state !== 'connecting') return [];
+    if (this.transport === 'sse') {
+      // SSE carries the subscription in its URL: reopen.
+      this.resetLink();
+      return [{ type: 'close', code: 1000, reason: 'resubscribe' }, ...this.connect(now)];
+    }
+    if (!this.opened) return []; // `onOpen` subscribes to the new one
+    /** @type {Action[]} */
+    const acts = [];
+    if (old !== namespace) acts.push({ type: 'send', message: { type: 'unsubscribe', id: this.nextId++, namespace: old } });
+    this.subscribed = false;
+    acts.push(...this.subscribeActions());
+    return acts;
+  }
+
+  /**
+   * Send a request (e.g. `cancel`) over the WebSocket; returns its id, or
+   * null when no WebSocket is open (then use the HTTP API).
+   * @param {Object} message @returns {{id: number|null, actions: Action[]}}
+   */
+  request(message) {
+    if (this.transport !== 'ws' || !this.opened || (this.state !== 'connected' && this.state !== 'connecting')) {
+      return { id: null, actions: [] };
+    }
+    const id = this.nextId++;
+    return { id, actions: [{ type: 'send', message: { ...message, id } }] };
+  }
+
+  // ---- transport events ------------------------------------------------
+
+  /** The transport opened. @param {number} now @returns {Action[]} */
+  onOpen(now) {
+    if (this.state !== 'connecting') return [];
+    this.opened = true;
+    this.openedAt = now;
+    this.lastRxAt = now;
+    if (this.transport === 'ws') {
+      this.wsBlocked = 0;
+      return this.subscribeActions();
+    }
+    return []; // SSE: the subscription is in the URL; `subscribed` comes first.
+  }
+
+  /** One text frame arrived. @param {string} frame @param {number} now @returns {Action[]} */
+  onFrame(frame, now) {
+    if (this.state !== 'connecting' && this.state !== 'connected') return [];
+    this.lastRxAt = now;
+    this.probeDeadline = null;
+    if (this.state === 'connected') this.lastLiveAt = now;
+    /** @type {Action[]} */
+    const acts = [];
+    for (const msg of splitFrame(frame)) this.onMessage(/** @type {any} */ (msg), now, acts);
+    if (this.replay && this.replay.count > 0 && this.isFiltered()) this.replay.quietAt = now + 300;
+    return acts;
+  }
+
+  /**
+   * The transport closed (or failed to open, or errored).
+   * @param {number} code WebSocket close code (1006 when unknown)
+   * @param {string} reason @param {number} now @returns {Action[]}
+   */
+  onClose(code, reason, now) {
+    if (this.state !== 'connecting' && this.state !== 'connected') return [];
+    if (code === 4001) {
+      const codeName = this.errorCode && AUTH_CODES.has(this.errorCode) ? this.errorCode : 'AUTH_FAILED';
+      return this.fail(now, codeName, this.errorMessage ?? (reason || 'The hub refused the token.'));
+    }
+    return this.linkLost(now, reason || `closed (${code})`, false);
+  }
+
+  /**
+   * Result of the HTTP probe the machine asked for after a transport failed
+   * to open: `status` is the HTTP status (0 when the hub is unreachable) and
+   * `code` the error code of a JSON error body.
+   * @param {number} status @param {string|null} code @param {string|null} message @param {number} now
+   * @returns {Action[]}
+   */
+  onProbe(status, code, message, now) {
+    if (status === 401 || (code !== null && AUTH_CODES.has(code))) {
+      if (this.opened || this.state === 'failed' || this.state === 'stopped' || this.state === 'idle') return [];
+      // Waiting, or a newer attempt that has not opened (and will not, with this token).
+      /** @type {Action[]} */
+      const acts = this.state === 'connecting' ? [{ type: 'close', code: 1000, reason: 'auth' }] : [];
+      return acts.concat(this.fail(now, code ?? 'AUTH_REQUIRED', message ?? 'The hub requires a token.'));
+    }
+    if (status === 403 && this.state === 'waiting') {
+      this.errorCode = code ?? 'FORBIDDEN';
+      this.errorMessage = message ?? 'The hub refused this page (origin or namespace not allowed).';
+      return [this.statusAction()];
+    }
+    if (status >= 200 && status < 500 && this.lastFailedTransport === 'ws' && this.transport === 'ws'
+        && this.state === 'waiting') {
+      // HTTP works but the WebSocket would not open: count towards SSE.
+      this.wsBlocked += 1;
+      if (this.wsBlocked >= this.opts.sseAfterFailures) {
+        this.transport = 'sse';
+        return [this.statusAction()];
+      }
+    }
+    return [];
+  }
+
+  /** A timer fired. @param {number} now @returns {Action[]} */
+  tick(now) {
+    if (this.state === 'waiting' && this.retryAt !== null && now >= this.retryAt) return this.connect(now);
+    if (this.state === 'connecting' && !this.opened && this.attemptStartedAt !== null
+        && now >= this.attemptStartedAt + this.opts.connectTimeoutMs) {
+      return this.linkLost(now, 'connect timeout', true);
+    }
+    if (this.opened && (this.state === 'connecting' || this.state === 'connected')) {
+      if (now >= this.livenessDeadline()) return this.linkLost(now, 'no heartbeat within two intervals', true);
+      if (this.probeDeadline !== null && now >= this.probeDeadline) return this.linkLost(now, 'ping unanswered', true);
+      if (this.replay && now >= this.replay.quietAt) return this.finishReplay();
+    }
+    return [];
+  }
+
+  /**
+   * Generic entry point in the style of the Rust client: `handle(event, now)`.
+   * @param {{type:'start'}|{type:'stop'}|{type:'retry_now'}|{type:'wake', reason?: string}|{type:'open'}
+   *   |{type:'frame', data: string}|{type:'close', code?: number, reason?: string}|{type:'tick'}
+   *   |{type:'probe', status: number, code?: string|null, message?: string|null}
+   *   |{type:'token', token: string|null}} ev
+   * @param {number} now
+   * @returns {Action[]}
+   */
+  handle(ev, now) {
+    switch (ev.type) {
+      case 'start': return this.start(now);
+      case 'stop': return this.stop(now);
+      case 'retry_now': return this.retryNow(now);
+      case 'wake': return this.wake(ev.reason ?? 'wake', now);
+      case 'open': return this.onOpen(now);
+      case 'frame': return this.onFrame(ev.data, now);
+      case 'close': return this.onClose(ev.code ?? 1006, ev.reason ?? '', now);
+      case 'tick': return this.tick(now);
+      case 'probe': return this.onProbe(ev.status, ev.code ?? null, ev.message ?? null, now);
+      case 'token': return this.setToken(ev.token, now);
+      default: return [];
+    }
+  }
+
+  // ---- internals -------------------------------------------------------
+
+  /** @returns {Action} */
+  statusAction() {
+    return { type: 'status', status: this.status() };
+  }
+
+  /** @param {number} now @returns {Action[]} */
+  connect(now) {
+    this.resetLink();
+    this.state = 'connecting';
+    this.retryAt = null;
+    this.attemptStartedAt = now;
+    let lastEventId = null;
+    if (this.transport === 'sse' && this.epoch !== null) lastEventId = `${this.epoch}:${this.offset}`;
+    return [
+      { type: 'open', transport: this.transport, namespace: this.namespace, filter: this.filter, token: this.token, lastEventId },
+      this.statusAction(),
+    ];
+  }
+
+  resetLink() {
+    this.opened = false;
+    this.openedAt = null;
+    this.subscribed = false;
+    this.subscribeId = null;
+    this.probeDeadline = null;
+    this.awaitingSnapshot = false;
+    this.lastHeartbeatAt = null; // heartbeat gaps are measured within one connection
+  }
+
+  /** @returns {Action[]} */
+  subscribeActions() {
+    this.subscribeId = this.nextId++;
+    /** @type {Record<string, any>} */
+    const msg = { type: 'subscribe', id: this.subscribeId, namespace: this.namespace };
+    if (this.filter && (this.filter.operations?.length || this.filter.kinds?.length)) msg.filter = this.filter;
+    if (this.epoch !== null) msg.resume = { epoch: this.epoch, offset: this.offset };
+    return [{ type: 'send', message: msg }];
+  }
+
+  /**
+   * The link is gone: schedule the next attempt with backoff.
+   * @param {number} now @param {string} why @param {boolean} [mustClose] whether the transport may still be open
+   * @returns {Action[]}
+   */
+  linkLost(now, why, mustClose = true) {
+    /** @type {Action[]} */
+    const acts = [];
+    if (mustClose) acts.push({ type: 'close', code: 4000, reason: why });
+    const wasOpened = this.opened;
+    this.reason = why;
+    this.lastFailedTransport = wasOpened ? null : this.transport;
+    if (this.openedAt !== null && now - this.openedAt >= this.opts.minUptimeMs) this.attempt = 0;
+    if (this.state === 'connected' || this.subscribed) this.reconnecting = true;
+    this.resetLink();
+    if (this.disconnectedSince === null) this.disconnectedSince = now;
+    this.replay = null;
+    const delay = backoffDelay(this.attempt, this.opts.baseDelayMs, this.opts.maxDelayMs, this.opts.random);
+    this.attempt += 1;
+    this.state = 'waiting';
+    this.retryAt = now + delay;
+    if (this.transport === 'sse' && !wasOpened) {
+      // Alternate back to WebSocket now and then: the block may be gone.
+      this.transport = 'ws';
+      this.wsBlocked = Math.max(0, this.opts.sseAfterFailures - 1);
+    }
+    acts.push(this.statusAction());
+    if (!wasOpened) acts.push({ type: 'probe' }); // why did it not open? (auth, blocked WS, hub down)
+    return acts;
+  }
+
+  /** @param {number} now @param {string} code @param {string} message @returns {Action[]} */
+  fail(now, code, message) {
+    this.resetLink();
+    this.state = 'failed';
+    this.retryAt = null;
+    this.errorCode = code;
+    this.errorMessage = message;
+    if (this.disconnectedSince === null) this.disconnectedSince = now;
+    return [this.statusAction()];
+  }
+
+  /**
+   * @param {Record<string, any>} msg @param {number} now @param {Action[]} acts
+   */
+  onMessage(msg, now, acts) {
+    const type = msg.type;
+    if (EVENT_TYPES.has(type)) {
+      if (msg.namespace !== this.namespace || !this.subscribed || this.awaitingSnapshot) return;
+      const off = Number(msg.offset);
+      if (!(off > this.offset)) { this.duplicates += 1; return; }
+      if (!this.isFiltered() && off !== this.offset + 1) this.gaps += 1;
+      this.offset = off;
+      acts.push({ type: 'event', event: /** @type {HubEvent} */ (msg) });
+      if (this.replay) {
+        this.replay.count += 1;
+        if (off >= this.replay.target) acts.push(...this.finishReplay());
+      }
+      return;
+    }
+    switch (type) {
+      case 'heartbeat': {
+        if (this.lastHeartbeatAt !== null) {
+          const gap = now - this.lastHeartbeatAt;
+          if (gap > 50 && gap < 10 * 60 * 1000) {
+            // First real gap replaces the default; later ones are smoothed.
+            this.hbInterval = this.hbLearned ? Math.round(0.7 * this.hbInterval + 0.3 * gap) : gap;
+            this.hbLearned = true;
+          }
+        }
+        this.lastHeartbeatAt = now;
+        if (typeof msg.timestamp === 'number') this.clockSkewMs = msg.timestamp - now;
+        acts.push({ type: 'heartbeat', message: msg });
+        return;
+      }
+      case 'subscribed': {
+        if (msg.namespace !== this.namespace) return;
+        if (this.subscribeId !== null && msg.id !== undefined && msg.id !== this.subscribeId) return;
+        const target = Number(msg.offset) || 0;
+        const reconnect = this.reconnecting;
+        this.reconnecting = false;
+        this.subscribed = true;
+        this.state = 'connected';
+        this.everConnected = true;
+        this.disconnectedSince = null;
+        this.lastLiveAt = now;
+        this.errorCode = null;
+        this.errorMessage = null;
+        if (msg.recovered === true && this.epoch === msg.epoch) {
+          // A filtered replay may end below `target` (events of other
+          // operations): then a short quiet period ends it.
+          this.replay = { target, count: 0, reconnect, quietAt: now + (this.isFiltered() ? 300 : 5000) };
+          acts.push(this.statusAction());
+          if (this.offset >= target) acts.push(...this.finishReplay());
+        } else {
+          this.epoch = msg.epoch;
+          this.awaitingSnapshot = true;
+          this.replay = null;
+          this.pendingReconnect = reconnect;
+          acts.push(this.statusAction());
+        }
+        return;
+      }
+      case 'operation_list': {
+        if (msg.namespace !== this.namespace || !this.subscribed || !this.awaitingSnapshot) return;
+        this.awaitingSnapshot = false;
+        this.epoch = msg.epoch ?? this.epoch;
+        this.offset = Number(msg.offset) || 0;
+        acts.push({ type: 'snapshot', namespace: msg.namespace, epoch: this.epoch ?? '', offset: this.offset, operations: msg.operations ?? [] });
+        acts.push({ type: 'synced', mode: 'snapshot', recovered: 0, reconnect: !!this.pendingReconnect });
+        this.pendingReconnect = false;
+        return;
+      }
+      case 'system_status': acts.push({ type: 'system_status', message: msg }); return;
+      case 'error': {
+        if (AUTH_CODES.has(msg.code)) {
+          this.errorCode = msg.code;
+          this.errorMessage = msg.message ?? null;
+        }
+        if (msg.id !== undefined && msg.id === this.subscribeId && !this.subscribed) {
+          // The subscription itself was refused (FORBIDDEN namespace, bad filter…):
+          // retrying the same request cannot help.
+          acts.push({ type: 'server_error', error: msg }, { type: 'close', code: 1000, reason: 'subscribe refused' });
+          acts.push(...this.fail(now, msg.code ?? 'BAD_MESSAGE', msg.message ?? 'The hub refused the subscription.'));
+          return;
+        }
+        if (msg.id !== undefined && msg.id !== null) acts.push({ type: 'reply', id: msg.id, message: msg });
+        acts.push({ type: 'server_error', error: msg });
+        return;
+      }
+      case 'ok': case 'pong': case 'ack':
+        if (msg.id !== undefined && msg.id !== null) acts.push({ type: 'reply', id: msg.id, message: msg });
+        return;
+      default: acts.push({ type: 'message', message: msg });
+    }
+  }
+
+  isFiltered() {
+    return !!(this.filter && (this.filter.operations?.length || this.filter.kinds?.length));
+  }
+
+  /** @returns {Action[]} */
+  finishReplay() {
+    const r = this.replay;
+    if (!r) return [];
+    this.replay = null;
+    return [{ type: 'synced', mode: 'recovered', recovered: r.count, reconnect: r.reconnect }];
+  }
+}

@@ -1,0 +1,362 @@
+// @ts-check
+/**
+ * The operations view: one keyed row per operation, children nested under
+ * their parent, active operations (newest first) above finished ones (most
+ * recently finished first). `update` is called once per animation frame
+ * with what changed; it touches only those rows, and within a row only the
+ * fields whose text or value changed. No inline styles: the bar width is
+ * the CSS custom property `--p` (0..1) set through the CSSOM.
+ */
+
+import { percent, duration, rate, isFinished } from './format.js';
+
+/** @typedef {import('./connection.js').OperationState} OperationState */
+/** @typedef {import('./store.js').OperationStore} OperationStore */
+
+/**
+ * @typedef {Object} Row
+ * @property {string} id
+ * @property {HTMLLIElement} el
+ * @property {Record<string, HTMLElement>} f   field elements
+ * @property {HTMLUListElement|null} kids     child list (created on demand)
+ * @property {Element|null} container
+ * @property {boolean} matches
+ * @property {boolean} visible
+ * @property {OperationState|null} op
+ * @property {Record<string, any>} last       last written values
+ */
+
+const FIELDS = ['name', 'opid', 'state', 'cancelreq', 'stale', 'cancel', 'bar', 'fill', 'pct', 'step', 'rate', 'eta', 'elapsed', 'message', 'error'];
+
+export class OperationsView {
+  /**
+   * @param {{active: HTMLElement, finished: HTMLElement, empty: HTMLElement, count: HTMLElement,
+   *   finishedHeading: HTMLElement, onCancel: (id: string) => void}} els
+   */
+  constructor(els) {
+    this.els = els;
+    this.doc = els.active.ownerDocument;
+    /** @type {Map<string, Row>} */
+    this.rows = new Map();
+    /** children by parent id (including parents not shown yet) @type {Map<string, Set<string>>} */
+    this.kids = new Map();
+    /** @type {(op: OperationState) => boolean} */
+    this.filter = () => true;
+    /** @type {(op: OperationState) => boolean} */
+    this.canCancel = () => true;
+    /** ids with a cancel sent from this page (until the hub's state says so) @type {Set<string>} */
+    this.cancelSent = new Set();
+    this.skewMs = 0;
+    this.proto = this.buildPrototype();
+    const click = (/** @type {Event} */ e) => {
+      const btn = /** @type {HTMLElement|null} */ (e.target instanceof Element ? e.target.closest('.op-cancel') : null);
+      const li = btn?.closest('li.op');
+      if (btn && li instanceof HTMLElement && li.dataset.opId) els.onCancel(li.dataset.opId);
+    };
+    els.active.addEventListener('click', click);
+    els.finished.addEventListener('click', click);
+  }
+
+  buildPrototype() {
+    const d = this.doc;
+    /** @param {string} tag @param {string} cls @param {string} [testid] */
+    const mk = (tag, cls, testid) => {
+      const e = d.createElement(tag);
+      e.className = cls;
+      if (testid) e.dataset.testid = testid;
+      return e;
+    };
+    const li = mk('li', 'op', 'op-row');
+    const card = mk('div', 'op-card');
+    const head = mk('div', 'op-head');
+    head.append(mk('span', 'op-name', 'op-name'), mk('code', 'op-id', 'op-id'), mk('span', 'badge state', 'op-state'),
+      mk('span', 'badge cancel-req', 'op-cancel-requested'), mk('span', 'badge stale-badge', 'op-stale'));
+    const cancel = mk('button', 'op-cancel', 'op-cancel');
+    cancel.setAttribute('type', 'button');
+    cancel.textContent = 'Cancel';
+    head.append(cancel);
+    const bar = mk('div', 'bar', 'op-bar');
+    bar.setAttribute('role', 'progressbar');
+    bar.setAttribute('aria-valuemin', '0');
+    bar.setAttribute('aria-valuemax', '100');
+    bar.append(mk('div', 'bar-fill'));
+    const meta = mk('div', 'op-meta');
+    meta.append(mk('span', 'pct', 'op-percent'), mk('span', 'step', 'op-step'), mk('span', 'rate', 'op-rate'),
+      mk('span', 'eta', 'op-eta'), mk('span', 'elapsed', 'op-elapsed'));
+    card.append(head, bar, meta, mk('p', 'op-message', 'op-message'), mk('p', 'op-error', 'op-error'));
+    li.append(card);
+    return li;
+  }
+
+  /** @param {string} id @returns {Row} */
+  createRow(id) {
+    const el = /** @type {HTMLLIElement} */ (this.proto.cloneNode(true));
+    el.dataset.opId = id;
+    const q = (/** @type {string} */ s) => /** @type {HTMLElement} */ (el.querySelector(s));
+    const f = {
+      name: q('.op-name'), opid: q('.op-id'), state: q('.state'), cancelreq: q('.cancel-req'), stale: q('.stale-badge'),
+      cancel: q('.op-cancel'), bar: q('.bar'), fill: q('.bar-fill'), pct: q('.pct'), step: q('.step'),
+      rate: q('.rate'), eta: q('.eta'), elapsed: q('.elapsed'), message: q('.op-message'), error: q('.op-error'),
+    };
+    f.opid.textContent = id;
+    /** @type {Row} */
+    const row = { id, el, f, kids: null, container: null, matches: true, visible: true, op: null, last: {} };
+    for (const k of FIELDS) row.last[k] = undefined;
+    this.rows.set(id, row);
+    return row;
+  }
+
+  /** @param {(op: OperationState) => boolean} pred @param {OperationStore} store */
+  setFilter(pred, store) {
+    this.filter = pred;
+    for (const row of this.rows.values()) if (row.op) row.matches = pred(row.op);
+    // Bottom-up: a row is shown when it matches or one of its descendants is shown.
+    /** @type {(row: Row) => boolean} */
+    const visit = (row) => {
+      let any = row.matches;
+      for (const kid of this.kids.get(row.id) ?? []) {
+        const k = this.rows.get(kid);
+        if (k && visit(k)) any = true;
+      }
+      this.setVisible(row, any);
+      return any;
+    };
+    for (const row of this.rows.values()) {
+      const parent = row.op?.parent_id;
+      if (!parent || !this.rows.has(parent)) visit(row);
+    }
+    this.updateSummary(store);
+  }
+
+  /** @param {(op: OperationState) => boolean} pred */
+  setPermission(pred) {
+    this.canCancel = pred;
+    for (const row of this.rows.values()) if (row.op) this.writeCancel(row, row.op);
+  }
+
+  /** @param {Row} row @param {boolean} v */
+  setVisible(row, v) {
+    if (row.visible === v) return;
+    row.visible = v;
+    row.el.hidden = !v;
+  }
+
+  /**
+   * Apply one frame's changes.
+   * @param {{reset: boolean, dirty: Set<string>}} changes @param {OperationStore} store @param {number} now
+   */
+  update(changes, store, now) {
+    for (const id of changes.dirty) {
+      const op = store.ops.get(id);
+      if (!op) this.remove(id);
+      else this.upsert(op, now);
+    }
+    if (changes.dirty.size) this.updateSummary(store);
+  }
+
+  /** @param {OperationStore} store */
+  updateSummary(store) {
+    const n = store.ops.size;
+    let shown = 0;
+    for (const r of this.rows.values()) if (r.visible) shown += 1;
+    const c = store.counts();
+    const text = shown === n ? `${n} operations · ${c.running} running · ${c.stalled} stalled · ${c.failed} failed`
+      : `${shown} of ${n} operations shown`;
+    if (this.els.count.textContent !== text) this.els.count.textContent = text;
+    this.els.empty.hidden = n > 0;
+    const fin = `Finished (${store.finishedCount})`;
+    if (this.els.finishedHeading.textContent !== fin) this.els.finishedHeading.textContent = fin;
+  }
+
+  /** @param {OperationState} op @param {number} now */
+  upsert(op, now) {
+    let row = this.rows.get(op.operation_id);
+    const prev = row?.op ?? null;
+    if (!row) row = this.createRow(op.operation_id);
+    row.op = op;
+    if (op.cancel_requested || isFinished(op.state)) this.cancelSent.delete(op.operation_id);
+    if (!prev || prev.parent_id !== op.parent_id) {
+      if (prev?.parent_id) this.kids.get(prev.parent_id)?.delete(op.operation_id);
+      if (op.parent_id) {
+        if (!this.kids.has(op.parent_id)) this.kids.set(op.parent_id, new Set());
+        this.kids.get(op.parent_id)?.add(op.operation_id);
+      }
+    }
+    const movedGroup = !prev || isFinished(prev.state) !== isFinished(op.state) || prev.parent_id !== op.parent_id;
+    if (movedGroup) this.place(row);
+    if (!prev) {
+      // Children that arrived before their parent move under it now.
+      for (const kid of this.kids.get(op.operation_id) ?? []) {
+        const k = this.rows.get(kid);
+        if (k) this.place(k);
+      }
+    }
+    this.write(row, op, now);
+    const m = this.filter(op);
+    if (m !== row.matches || !prev) {
+      row.matches = m;
+      this.refreshVisibility(row);
+    }
+  }
+
+  /** A row's visibility changed its inputs: recompute it and its ancestors'. @param {Row} row */
+  refreshVisibility(row) {
+    /** @type {Row|undefined} */
+    let r = row;
+    for (let depth = 0; r && depth < 256; depth++) {
+      let any = r.matches;
+      if (!any) for (const kid of this.kids.get(r.id) ?? []) if (this.rows.get(kid)?.visible) { any = true; break; }
+      if (any === r.visible && r !== row) break;
+      this.setVisible(r, any);
+      const parent = r.op?.parent_id;
+      r = parent ? this.rows.get(parent) : undefined;
+    }
+  }
+
+  /** @param {string} id */
+  remove(id) {
+    const row = this.rows.get(id);
+    if (!row) return;
+    this.rows.delete(id);
+    row.el.remove();
+    const parent = row.op?.parent_id;
+    if (parent) this.kids.get(parent)?.delete(id);
+    // Its children (if any remain) go back to the top level.
+    for (const kid of this.kids.get(id) ?? []) {
+      const k = this.rows.get(kid);
+      if (k) this.place(k);
+    }
+  }
+
+  /** Put a row in its container at its sorted position. @param {Row} row */
+  place(row) {
+    const op = /** @type {OperationState} */ (row.op);
+    const parentRow = op.parent_id ? this.rows.get(op.parent_id) : undefined;
+    let container;
+    /** @type {(a: OperationState, b: OperationState) => number} negative: a before b */
+    let cmp;
+    let fromEnd = false;
+    if (parentRow && parentRow !== row) {
+      if (!parentRow.kids) {
+        parentRow.kids = this.doc.createElement('ul');
+        parentRow.kids.className = 'op-children';
+        parentRow.el.append(parentRow.kids);
+      }
+      container = parentRow.kids;
+      cmp = (a, b) => (a.started_at ?? 0) - (b.started_at ?? 0) || (a.operation_id < b.operation_id ? -1 : 1);
+      fromEnd = true;
+    } else if (isFinished(op.state)) {
+      container = this.els.finished;
+      cmp = (a, b) => (b.finished_at ?? 0) - (a.finished_at ?? 0) || (a.operation_id < b.operation_id ? -1 : 1);
+    } else {
+      container = this.els.active;
+      cmp = (a, b) => (b.started_at ?? 0) - (a.started_at ?? 0) || (a.operation_id < b.operation_id ? -1 : 1);
+    }
+    row.el.classList.toggle('child', container !== this.els.active && container !== this.els.finished);
+    row.container = container;
+    const opOf = (/** @type {Element} */ el) => this.rows.get(/** @type {HTMLElement} */ (el).dataset.opId ?? '')?.op;
+    if (fromEnd) {
+      let before = null;
+      for (let el = container.lastElementChild; el; el = el.previousElementSibling) {
+        if (el === row.el) continue;
+        const other = opOf(el);
+        if (other && cmp(other, op) <= 0) break;
+        before = el;
+      }
+      if (row.el.parentNode !== container || row.el.nextElementSibling !== before) container.insertBefore(row.el, before);
+    } else {
+      let before = null;
+      for (let el = container.firstElementChild; el; el = el.nextElementSibling) {
+        if (el === row.el) continue;
+        const other = opOf(el);
+        if (other && cmp(op, other) < 0) { before = el; break; }
+      }
+      if (row.el.parentNode !== container || row.el.nextElementSibling !== before) container.insertBefore(row.el, before);
+    }
+  }
+
+  /** Write the fields of a row that changed. @param {Row} row @param {OperationState} op @param {number} now */
+  write(row, op, now) {
+    const { f, last } = row;
+    /** @param {string} k @param {HTMLElement} el @param {string} text */
+    const text = (k, el, text) => { if (last[k] !== text) { last[k] = text; el.textContent = text; } };
+    if (last.stateClass !== op.state) {
+      if (last.stateClass) row.el.classList.remove(`s-${last.stateClass}`);
+      row.el.classList.add(`s-${op.state}`);
+      last.stateClass = op.state;
+      row.el.dataset.state = op.state;
+    }
+    text('name', f.name, op.name || op.operation_id);
+    text('state', f.state, op.state);
+    const p = Math.max(0, Math.min(100, op.progress ?? 0));
+    if (last.p !== p) {
+      last.p = p;
+      f.fill.style.setProperty('--p', String(p / 100));
+      f.bar.setAttribute('aria-valuenow', p.toFixed(1));
+      row.el.dataset.progress = String(op.progress ?? '');
+    }
+    if (last.name2 !== op.name) { last.name2 = op.name; f.bar.setAttribute('aria-label', `Progress of ${op.name || op.operation_id}`); }
+    row.el.dataset.offset = String(op.last_offset ?? '');
+    text('pct', f.pct, percent(op.progress));
+    text('step', f.step, op.step ? `step: ${op.step}` : '');
+    const running = !isFinished(op.state);
+    text('rate', f.rate, running && op.rate !== null ? rate(op.rate) : '');
+    text('eta', f.eta, running && op.eta_seconds !== null ? `ETA ${duration(op.eta_seconds)}` : '');
+    text('message', f.message, op.message ?? '');
+    text('error', f.error, op.state === 'failed' ? (op.error ?? 'failed') : '');
+    this.writeElapsed(row, op, now);
+    const cr = running && (!!op.cancel_requested || this.cancelSent.has(op.operation_id));
+    if (last.cancelreq !== cr) { last.cancelreq = cr; f.cancelreq.textContent = cr ? 'cancel requested' : ''; row.el.classList.toggle('cancel-pending', cr); }
+    this.writeCancel(row, op);
+  }
+
+  /** @param {Row} row @param {OperationState} op */
+  writeCancel(row, op) {
+    const show = (op.state === 'running' || op.state === 'stalled') && !op.cancel_requested
+      && !this.cancelSent.has(op.operation_id) && this.canCancel(op);
+    if (row.last.cancel !== show) {
+      row.last.cancel = show;
+      row.f.cancel.hidden = !show;
+      row.f.cancel.setAttribute('aria-label', `Cancel ${op.name || op.operation_id}`);
+    }
+  }
+
+  /** @param {Row} row @param {OperationState} op @param {number} now local ms */
+  writeElapsed(row, op, now) {
+    let s = null;
+    if (op.started_at !== null) {
+      const end = op.finished_at ?? (now + this.skewMs);
+      s = Math.max(0, (end - op.started_at) / 1000);
+    }
+    const t = s === null ? '' : `${isFinished(op.state) ? 'took' : 'elapsed'} ${duration(s)}`;
+    if (row.last.elapsed !== t) { row.last.elapsed = t; row.f.elapsed.textContent = t; }
+  }
+
+  /** Once a second: elapsed times of running operations. @param {number} now */
+  tick(now) {
+    for (const row of this.rows.values()) {
+      if (row.op && !isFinished(row.op.state)) this.writeElapsed(row, row.op, now);
+    }
+  }
+
+  /** The stale badges' text (empty when live). @param {string} text */
+  setStale(text) {
+    for (const row of this.rows.values()) {
+      if (row.last.staleText !== text) { row.last.staleText = text; row.f.stale.textContent = text; }
+    }
+  }
+
+  /** @param {string} id */
+  markCancelSent(id) {
+    this.cancelSent.add(id);
+    const row = this.rows.get(id);
+    if (row?.op) { row.last.cancelreq = undefined; this.write(row, row.op, Date.now()); }
+  }
+
+  /** @param {string} id */
+  unmarkCancelSent(id) {
+    this.cancelSent.delete(id);
+    const row = this.rows.get(id);
+    if (row?.op) { row.last.cancelreq = undefined; this.write(row, row.op, Date.now()); }
+  }
+}
