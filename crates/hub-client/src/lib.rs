@@ -1,4 +1,95 @@
 //! hub-client: the resilient progress-hub client.
+//!
+//! Jobs report their operations with a [`Reporter`]; dashboards and
+//! terminals follow them with a [`Subscriber`]. Both sit on a [`Client`]:
+//! one WebSocket that is kept alive and reconnected in the background
+//! (jittered exponential backoff, heartbeat liveness, close codes honoured),
+//! through which every message is delivered at least once and applied
+//! exactly once (per-operation `seq`, hub-side idempotency).
+//!
+//! # Reporting
+//!
+//! Reporting never waits on the network and never fails because the hub is
+//! away: calls only queue. Progress updates of one operation are conflated
+//! and throttled (at most 10 sends a second by default), lifecycle events are
+//! kept until the hub acks them and resent after a reconnect.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use hub_client::{ClientConfig, Reporter};
+//!
+//! // Nobody listens on this port: the hub is "down".
+//! let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+//! let reporter = Reporter::connect(ClientConfig::new(format!("ws://127.0.0.1:{port}/ws"))).unwrap();
+//!
+//! let started = Instant::now();
+//! let op = reporter.start("Render video").kind("render").total(300.0).begin()?;
+//! for frame in 1..=300 {
+//!     op.current(frame as f64).step("encode");
+//!     if op.should_cancel() {
+//!         op.canceled(Some("asked to stop"))?;
+//!         break;
+//!     }
+//! }
+//! op.complete()?;
+//! assert!(started.elapsed() < Duration::from_secs(1), "no call waited for the network");
+//!
+//! // Everything is queued (start, one conflated update, completion) and
+//! // will be delivered when the hub comes up.
+//! let stats = reporter.connection_stats();
+//! assert_eq!(stats.queue_len, 3);
+//! assert!(!reporter.flush_blocking(Duration::from_millis(50)));
+//! # Ok::<(), hub_client::ReportError>(())
+//! ```
+//!
+//! # Watching
+//!
+//! A [`Subscription`] yields [`Update`]s in offset order, without duplicates,
+//! across reconnects (it resumes from its last `(epoch, offset)`; when the
+//! hub cannot replay, a [`Update::Snapshot`] replaces the state), and keeps
+//! an exact map of operation states.
+//!
+//! ```no_run
+//! use hub_client::{ClientConfig, Filter, Subscriber, Update};
+//!
+//! # async fn watch() -> Result<(), hub_client::ClientError> {
+//! let subscriber = Subscriber::connect(ClientConfig::new("ws://127.0.0.1:8765/ws"))?;
+//! let mut sub = subscriber.subscribe("default", Filter::operations("render.*"));
+//! while let Some(update) = sub.recv().await {
+//!     match update {
+//!         Update::Event(e) => println!("{} {} {:?}%", e.offset, e.operation_id(), e.state.progress),
+//!         Update::Snapshot { operations, .. } => println!("{} operations", operations.len()),
+//!         Update::Connection(c) => println!("connection {} (attempt {})", c.state, c.attempt),
+//!         _ => {}
+//!     }
+//!     if sub.is_stale() {
+//!         println!("(data may be out of date)");
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A subscription needs no hub to be created either; it just stays stale:
+//!
+//! ```
+//! use hub_client::{Client, ClientConfig, ConnState, Filter};
+//!
+//! let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+//! let client = Client::connect(ClientConfig::new(format!("ws://127.0.0.1:{port}/ws"))).unwrap();
+//! let sub = client.subscriber().subscribe("default", Filter::all());
+//! assert!(sub.is_stale());
+//! assert!(sub.operations().is_empty());
+//! assert_ne!(client.state().state, ConnState::Connected);
+//! ```
+//!
+//! # Layers
+//!
+//! - [`backoff`], [`machine`], [`outbox`], [`view`], [`progress_parse`]:
+//!   pure, socket-free and clock-free logic, tested deterministically.
+//! - the driver (private): a thin tokio task executing the machine's
+//!   actions on a real socket.
+//! - [`Client`], [`Reporter`], [`Subscriber`]: the API.
 
 mod client;
 mod config;
