@@ -90,13 +90,21 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::channel::<Value>(1024);
     let canceled: Arc<Mutex<HashSet<String>>> = Arc::default();
-    tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
+    // Every message carries an id; the demo ends only once each has its
+    // answer, so nothing it reported is lost when it exits.
+    let answered = Arc::new(tokio::sync::watch::channel(0u64).0);
+    let writer = tokio::spawn(async move {
+        let mut sent = 0u64;
+        while let Some(mut m) = rx.recv().await {
+            sent += 1;
+            m["id"] = sent.into();
             if sink.send(Message::text(m.to_string())).await.is_err() {
                 break;
             }
         }
+        sent
     });
+    let answers = answered.clone();
     let seen = canceled.clone();
     tokio::spawn(async move {
         while let Some(Ok(Message::Text(t))) = stream.next().await {
@@ -104,6 +112,9 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 let Ok(v) = serde_json::from_str::<Value>(line) else {
                     continue;
                 };
+                if v["id"].is_u64() && (v["type"] == "ack" || v["type"] == "error") {
+                    answers.send_modify(|n| *n += 1);
+                }
                 if v["type"] == "cancel_requested" {
                     if let Some(id) = v["operation_id"].as_str() {
                         seen.lock().expect("lock").insert(id.to_owned());
@@ -138,12 +149,25 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ));
         jobs.push(tokio::spawn(demo.clone().backup(format!("backup.{tag}"))));
         tokio::select! {
-            _ = futures_util::future::join_all(jobs) => {}
-            _ = tokio::signal::ctrl_c() => break,
+            _ = futures_util::future::join_all(jobs.iter_mut()) => {}
+            _ = tokio::signal::ctrl_c() => {
+                jobs.iter().for_each(|j| j.abort());
+                break;
+            }
         }
         if args.rounds.is_some_and(|r| round >= r) {
             break;
         }
+    }
+    drop(demo);
+    let sent = writer.await.unwrap_or(0);
+    let mut seen = answered.subscribe();
+    let all_answered = seen.wait_for(|n| *n >= sent);
+    if tokio::time::timeout(Duration::from_secs(10), all_answered)
+        .await
+        .is_err()
+    {
+        eprintln!("progress-hub demo: the hub did not acknowledge every message in time");
     }
     if let Some(h) = _local.take() {
         h.shutdown();
