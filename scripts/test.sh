@@ -39,11 +39,11 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo build (debug binary for the tests, release for the README's first command)"
+step "cargo build (the binary the browser tests run)"
 cargo build --workspace --bins
 
 step "cargo test"
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 
 if [ -f tests/e2e/package.json ]; then
   step "browser tests (Chromium)"
