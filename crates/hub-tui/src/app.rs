@@ -1,0 +1,594 @@
+//! The view model: everything the screen shows, updated by [`Update`]s from
+//! the driver and by keys, with time passed in (no clock reads here).
+//!
+//! Per event the model does a map lookup and a ring push; the sorted, filtered
+//! row order is rebuilt lazily (only when membership, a state, a parent or a
+//! filter changed) when the screen or a key needs it.
+
+use crate::filter::{StateFilter, TextFilter};
+use crate::op::{OpEntry, OpState, OpStatus, RecentEvent};
+use crate::toast::{ToastLevel, Toasts};
+use crate::update::{ConnStatus, OpEvent, SystemStatus, Update};
+use std::collections::{HashMap, HashSet};
+
+/// Settings fixed for the session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppConfig {
+    /// Hub URL, shown in the status bar.
+    pub url: String,
+    /// The subscribed namespace.
+    pub namespace: String,
+    /// Whether the token allows `cancel` (the `c` key is offered only then).
+    pub can_cancel: bool,
+    /// How many recent events to keep per operation (detail pane).
+    pub recent_events: usize,
+    /// Finished operations are forgotten this long after they finished
+    /// (the hub's `--finished-retention` default).
+    pub finished_retention_ms: u64,
+}
+
+impl AppConfig {
+    /// Defaults for `url` and `namespace`: cancel allowed, 20 recent
+    /// events, finished operations kept one hour.
+    pub fn new(url: impl Into<String>, namespace: impl Into<String>) -> Self {
+        AppConfig {
+            url: url.into(),
+            namespace: namespace.into(),
+            can_cancel: true,
+            recent_events: 20,
+            finished_retention_ms: 3_600_000,
+        }
+    }
+}
+
+/// What the keyboard is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Browsing the list.
+    Normal,
+    /// Typing a filter after `/`.
+    Filter,
+    /// Asking "cancel this operation? y/n".
+    ConfirmCancel {
+        /// The operation to cancel.
+        operation_id: String,
+    },
+}
+
+/// What the caller must do after a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Send `cancel` for this operation.
+    Cancel(String),
+    /// Drop the connection (or the wait) and connect again now.
+    Reconnect,
+    /// Leave, restoring the terminal.
+    Quit,
+}
+
+/// One row of the list: an operation and its nesting depth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowRef {
+    /// Operation id.
+    pub id: String,
+    /// 0 for top-level rows, 1 for children, ...
+    pub depth: u16,
+}
+
+/// Deepest nesting drawn (deeper children are drawn at this depth).
+const MAX_DEPTH: u16 = 8;
+
+/// Counts of operations by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Running.
+    pub running: usize,
+    /// Stalled.
+    pub stalled: usize,
+    /// Completed.
+    pub completed: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Canceled.
+    pub canceled: usize,
+}
+
+impl Counts {
+    /// The count for one state.
+    pub fn get(&self, s: OpStatus) -> usize {
+        match s {
+            OpStatus::Running => self.running,
+            OpStatus::Stalled => self.stalled,
+            OpStatus::Completed => self.completed,
+            OpStatus::Failed => self.failed,
+            OpStatus::Canceled => self.canceled,
+            OpStatus::Unknown => 0,
+        }
+    }
+}
+
+/// The dashboard's state.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub(crate) config: AppConfig,
+    pub(crate) ops: HashMap<String, OpEntry>,
+    pub(crate) conn: ConnStatus,
+    /// When data last arrived (local clock, ms).
+    pub(crate) last_data_at: Option<u64>,
+    /// The stream position the data reflects.
+    pub(crate) position: Option<(String, u64)>,
+    pub(crate) subscribed_once: bool,
+    pub(crate) system: Option<SystemStatus>,
+    pub(crate) mode: Mode,
+    pub(crate) show_detail: bool,
+    pub(crate) filter_text: String,
+    pub(crate) text_filter: TextFilter,
+    pub(crate) state_filter: StateFilter,
+    pub(crate) toasts: Toasts,
+    /// The selected operation (follows it when the order changes).
+    pub(crate) selected: Option<String>,
+    /// Index of the selection at the last order rebuild (fallback when the
+    /// selected operation disappears).
+    pub(crate) selected_hint: usize,
+    pub(crate) scroll: usize,
+    /// Rows the list showed at the last render (page size for PgUp/PgDn).
+    pub(crate) page: usize,
+    order: Vec<RowRef>,
+    order_dirty: bool,
+    quit: bool,
+}
+
+impl App {
+    /// An empty dashboard, not connected yet.
+    pub fn new(config: AppConfig) -> Self {
+        App {
+            config,
+            ops: HashMap::new(),
+            conn: ConnStatus::Disconnected,
+            last_data_at: None,
+            position: None,
+            subscribed_once: false,
+            system: None,
+            mode: Mode::Normal,
+            show_detail: false,
+            filter_text: String::new(),
+            text_filter: TextFilter::default(),
+            state_filter: StateFilter::All,
+            toasts: Toasts::default(),
+            selected: None,
+            selected_hint: 0,
+            scroll: 0,
+            page: 10,
+            order: Vec::new(),
+            order_dirty: true,
+            quit: false,
+        }
+    }
+
+    /// The session settings.
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    /// The connection status.
+    pub fn conn(&self) -> &ConnStatus {
+        &self.conn
+    }
+
+    /// The keyboard mode.
+    pub fn mode(&self) -> &Mode {
+        &self.mode
+    }
+
+    /// Whether the detail pane is open.
+    pub fn detail_open(&self) -> bool {
+        self.show_detail
+    }
+
+    /// The selected operation's id.
+    pub fn selected(&self) -> Option<&str> {
+        self.selected.as_deref()
+    }
+
+    /// An operation by id.
+    pub fn op(&self, id: &str) -> Option<&OpEntry> {
+        self.ops.get(id)
+    }
+
+    /// Number of operations held (unfiltered).
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether no operation is held.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Whether a `Quit` command was produced.
+    pub fn should_quit(&self) -> bool {
+        self.quit
+    }
+
+    pub(crate) fn set_quit(&mut self) {
+        self.quit = true;
+    }
+
+    /// The last stream position the data reflects (`(epoch, offset)`).
+    pub fn position(&self) -> Option<(&str, u64)> {
+        self.position.as_ref().map(|(e, o)| (e.as_str(), *o))
+    }
+
+    /// Whether the rows may be out of date (not connected).
+    pub fn is_stale(&self) -> bool {
+        !self.conn.is_connected()
+    }
+
+    /// How old the data is at `now` (since data last arrived).
+    pub fn data_age_ms(&self, now: u64) -> Option<u64> {
+        self.last_data_at.map(|t| now.saturating_sub(t))
+    }
+
+    /// Counts of all held operations by state (filters ignored).
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for e in self.ops.values() {
+            match e.state.state {
+                OpStatus::Running => c.running += 1,
+                OpStatus::Stalled => c.stalled += 1,
+                OpStatus::Completed => c.completed += 1,
+                OpStatus::Failed => c.failed += 1,
+                OpStatus::Canceled => c.canceled += 1,
+                OpStatus::Unknown => {}
+            }
+        }
+        c
+    }
+
+    /// Applies one update from the driver at `now`.
+    pub fn apply(&mut self, update: Update, now: u64) {
+        match update {
+            Update::Connection(status) => self.set_conn(status, now),
+            Update::Subscribed {
+                epoch,
+                offset,
+                recovered,
+                resumed_from,
+            } => {
+                self.last_data_at = Some(now);
+                let reconnect = self.subscribed_once;
+                self.subscribed_once = true;
+                if recovered {
+                    if reconnect {
+                        let n = offset.saturating_sub(resumed_from.unwrap_or(offset));
+                        let word = if n == 1 { "update" } else { "updates" };
+                        self.toast(
+                            format!("Reconnected — {n} {word} recovered"),
+                            ToastLevel::Info,
+                            now,
+                        );
+                    }
+                } else if reconnect {
+                    self.toast("Reloaded from snapshot", ToastLevel::Warning, now);
+                }
+                if recovered {
+                    self.position = Some((epoch, resumed_from.unwrap_or(offset)));
+                } else {
+                    self.position = Some((epoch, self.position.as_ref().map_or(0, |p| p.1)));
+                }
+            }
+            Update::Snapshot {
+                epoch,
+                offset,
+                operations,
+            } => {
+                self.last_data_at = Some(now);
+                self.position = Some((epoch, offset));
+                let mut old = std::mem::take(&mut self.ops);
+                for state in operations {
+                    let mut entry = old
+                        .remove(&state.operation_id)
+                        .unwrap_or_else(|| OpEntry::new(state.clone()));
+                    entry.state = state;
+                    self.ops.insert(entry.state.operation_id.clone(), entry);
+                }
+                self.order_dirty = true;
+            }
+            Update::Event(ev) => {
+                self.last_data_at = Some(now);
+                self.apply_event(*ev, now);
+            }
+            Update::Heartbeat => self.last_data_at = Some(now),
+            Update::SystemStatus(s) => {
+                self.last_data_at = Some(now);
+                self.system = Some(s);
+            }
+            Update::CancelAccepted { operation_id } => {
+                let name = self.name_of(&operation_id);
+                self.toast(format!("Cancel requested: {name}"), ToastLevel::Info, now);
+            }
+            Update::CancelRefused {
+                operation_id,
+                code,
+                message,
+            } => {
+                if matches!(code.as_str(), "FORBIDDEN" | "AUTH_REQUIRED") {
+                    self.config.can_cancel = false;
+                }
+                let name = self.name_of(&operation_id);
+                self.toast(
+                    format!("Cancel of {name} refused ({code}): {message}"),
+                    ToastLevel::Error,
+                    now,
+                );
+            }
+            Update::HubError { code, message } => {
+                self.toast(format!("Hub: {code}: {message}"), ToastLevel::Warning, now);
+            }
+        }
+    }
+
+    fn name_of(&self, id: &str) -> String {
+        self.ops
+            .get(id)
+            .map_or_else(|| id.to_owned(), |e| e.state.display_name().to_owned())
+    }
+
+    fn set_conn(&mut self, status: ConnStatus, now: u64) {
+        if status == self.conn {
+            return;
+        }
+        if let ConnStatus::Failed { reason } = &status {
+            self.toast(
+                format!("Connection failed: {reason}"),
+                ToastLevel::Error,
+                now,
+            );
+        }
+        self.conn = status;
+    }
+
+    fn apply_event(&mut self, ev: OpEvent, now: u64) {
+        let OpEvent {
+            kind,
+            offset,
+            timestamp,
+            state,
+            reason,
+        } = ev;
+        if let Some((_, pos)) = &mut self.position {
+            *pos = (*pos).max(offset);
+        }
+        let id = state.operation_id.clone();
+        let summary = summarize(&kind, &state, reason.as_deref());
+        let failed_now = kind == "operation_failed";
+        let recent = RecentEvent {
+            offset,
+            timestamp,
+            kind,
+            summary,
+        };
+        let cap = self.config.recent_events;
+        match self.ops.get_mut(&id) {
+            Some(entry) => {
+                if offset != 0
+                    && state.last_offset != 0
+                    && state.last_offset < entry.state.last_offset
+                {
+                    return; // older than what we hold (duplicate delivery)
+                }
+                if entry.state.state != state.state
+                    || entry.state.parent_id != state.parent_id
+                    || entry.state.started_at != state.started_at
+                    || entry.state.name != state.name
+                {
+                    self.order_dirty = true;
+                }
+                entry.state = state;
+                entry.remember(recent, cap);
+            }
+            None => {
+                let mut entry = OpEntry::new(state);
+                entry.remember(recent, cap);
+                self.ops.insert(id.clone(), entry);
+                self.order_dirty = true;
+            }
+        }
+        if failed_now {
+            let e = &self.ops[&id].state;
+            let text = format!(
+                "✗ {} failed: {}",
+                e.display_name(),
+                e.error.as_deref().unwrap_or("no error text")
+            );
+            self.toast(text, ToastLevel::Error, now);
+        }
+    }
+
+    /// Adds a toast.
+    pub fn toast(&mut self, text: impl Into<String>, level: ToastLevel, now: u64) {
+        let ttl = match level {
+            ToastLevel::Info => 5_000,
+            ToastLevel::Warning => 6_000,
+            ToastLevel::Error => 8_000,
+        };
+        self.toasts
+            .push(crate::format::one_line(&text.into()), level, now, ttl);
+    }
+
+    /// The toasts shown at `now`.
+    pub fn toasts(&self) -> &Toasts {
+        &self.toasts
+    }
+
+    /// Housekeeping at `now`: expires toasts and forgets operations that
+    /// finished longer ago than the retention.
+    pub fn tick(&mut self, now: u64) {
+        self.toasts.prune(now);
+        let keep = self.config.finished_retention_ms;
+        let before = self.ops.len();
+        self.ops.retain(|_, e| match e.state.finished_at {
+            Some(f) if e.state.state.is_terminal() => now.saturating_sub(f) <= keep,
+            _ => true,
+        });
+        if self.ops.len() != before {
+            self.order_dirty = true;
+        }
+    }
+
+    /// Sets the text filter (live while typing).
+    pub(crate) fn set_filter(&mut self, text: String) {
+        self.text_filter = TextFilter::new(&text);
+        self.filter_text = text;
+        self.order_dirty = true;
+    }
+
+    /// Sets the state filter.
+    pub(crate) fn set_state_filter(&mut self, f: StateFilter) {
+        self.state_filter = f;
+        self.order_dirty = true;
+    }
+
+    /// The rows, in display order, after the filters (rebuilt if needed).
+    pub fn rows(&mut self) -> &[RowRef] {
+        self.ensure_order();
+        &self.order
+    }
+
+    /// The index of the selected row in [`App::rows`].
+    pub fn selected_index(&mut self) -> Option<usize> {
+        self.ensure_order();
+        let sel = self.selected.as_deref()?;
+        self.order.iter().position(|r| r.id == sel)
+    }
+
+    /// Selects the row at `index` (clamped).
+    pub(crate) fn select_index(&mut self, index: usize) {
+        self.ensure_order();
+        if self.order.is_empty() {
+            self.selected = None;
+            return;
+        }
+        let i = index.min(self.order.len() - 1);
+        self.selected = Some(self.order[i].id.clone());
+        self.selected_hint = i;
+    }
+
+    fn ensure_order(&mut self) {
+        if !self.order_dirty {
+            return;
+        }
+        self.order_dirty = false;
+        let visible: HashSet<&str> = self
+            .ops
+            .values()
+            .filter(|e| {
+                self.state_filter.accepts(e.state.state) && self.text_filter.accepts(&e.state)
+            })
+            .map(|e| e.state.operation_id.as_str())
+            .collect();
+        let mut roots: Vec<&OpState> = Vec::new();
+        let mut children: HashMap<&str, Vec<&OpState>> = HashMap::new();
+        for id in &visible {
+            let s = &self.ops[*id].state;
+            match s.parent_id.as_deref() {
+                Some(p) if p != s.operation_id && visible.contains(p) => {
+                    children.entry(p).or_default().push(s)
+                }
+                _ => roots.push(s),
+            }
+        }
+        sort_siblings(&mut roots);
+        for list in children.values_mut() {
+            sort_siblings(list);
+        }
+        let mut order = Vec::with_capacity(visible.len());
+        let mut placed: HashSet<&str> = HashSet::with_capacity(visible.len());
+        let mut stack: Vec<(&OpState, u16)> = roots.iter().rev().map(|s| (*s, 0)).collect();
+        loop {
+            while let Some((s, depth)) = stack.pop() {
+                if !placed.insert(s.operation_id.as_str()) {
+                    continue;
+                }
+                order.push(RowRef {
+                    id: s.operation_id.clone(),
+                    depth,
+                });
+                if let Some(kids) = children.get(s.operation_id.as_str()) {
+                    let d = (depth + 1).min(MAX_DEPTH);
+                    stack.extend(kids.iter().rev().map(|k| (*k, d)));
+                }
+            }
+            // Parent cycles have no root: place their members as roots.
+            let mut rest: Vec<&OpState> = visible
+                .iter()
+                .filter(|id| !placed.contains(**id))
+                .map(|id| &self.ops[*id].state)
+                .collect();
+            if rest.is_empty() {
+                break;
+            }
+            sort_siblings(&mut rest);
+            stack.push((rest[0], 0));
+        }
+        self.order = order;
+        // Keep the selection on its operation, or near where it was.
+        let found = self
+            .selected
+            .as_deref()
+            .and_then(|sel| self.order.iter().position(|r| r.id == sel));
+        match found {
+            Some(i) => self.selected_hint = i,
+            None if self.order.is_empty() => self.selected = None,
+            None => {
+                let i = self.selected_hint.min(self.order.len() - 1);
+                self.selected = Some(self.order[i].id.clone());
+                self.selected_hint = i;
+            }
+        }
+    }
+}
+
+/// Live operations oldest first (rows stay put as new ones arrive);
+/// finished ones newest first.
+fn sort_siblings(list: &mut [&OpState]) {
+    list.sort_by(|a, b| {
+        a.state.rank().cmp(&b.state.rank()).then_with(|| {
+            let t = if a.state.is_terminal() {
+                b.started_at.cmp(&a.started_at)
+            } else {
+                a.started_at.cmp(&b.started_at)
+            };
+            t.then_with(|| a.operation_id.cmp(&b.operation_id))
+        })
+    });
+}
+
+/// One line describing an event for the detail pane.
+fn summarize(kind: &str, s: &OpState, reason: Option<&str>) -> String {
+    let pct = s.progress.map(|p| format!("{p:.1}%")).unwrap_or_default();
+    let mut parts: Vec<String> = Vec::new();
+    match kind {
+        "operation_started" => parts.push(format!("started “{}”", s.display_name())),
+        "operation_failed" => parts.push(s.error.clone().unwrap_or_default()),
+        "operation_canceled" => parts.push(
+            reason
+                .or(s.message.as_deref())
+                .unwrap_or("canceled")
+                .to_owned(),
+        ),
+        "operation_completed" => parts.push("done".to_owned()),
+        "operation_stalled" => parts.push(format!("stalled at {pct}")),
+        "operation_resumed" => parts.push("resumed".to_owned()),
+        _ => {
+            parts.push(pct);
+            if let Some(step) = &s.step {
+                parts.push(step.clone());
+            }
+            if let Some(m) = &s.message {
+                parts.push(m.clone());
+            }
+        }
+    }
+    crate::format::one_line(&parts.join(" · "))
+}

@@ -1,0 +1,218 @@
+//! State → screen: the dashboard drawn into ratatui's TestBackend and
+//! compared with insta snapshots (connected, reconnecting with countdown,
+//! stale, failed, filter active, detail pane, cancel prompt, 80×24, wide).
+
+mod support;
+
+use hub_tui::{ConnStatus, OpStatus, Update};
+use ratatui::style::{Color, Modifier};
+use support::*;
+
+#[test]
+fn connected_wide() {
+    let mut a = connected_app();
+    insta::assert_snapshot!(screen(&mut a, 140, 16, NOW));
+}
+
+#[test]
+fn connected_narrow_80x24() {
+    let mut a = connected_app();
+    insta::assert_snapshot!(screen(&mut a, 80, 24, NOW));
+}
+
+#[test]
+fn reconnecting_with_countdown_and_stale_rows() {
+    let mut a = connected_app();
+    a.apply(
+        Update::Connection(ConnStatus::Reconnecting {
+            attempt: 3,
+            next_retry_at: NOW + 41_000 + 4_200,
+            cause: Some("connection refused".into()),
+        }),
+        NOW + 40_000,
+    );
+    // Data last arrived 42 s before `now`.
+    let t = draw(&mut a, 120, 14, NOW + 41_000);
+    let text = t.backend().to_string();
+    assert!(text.contains("in 5s"), "{text}");
+    insta::assert_snapshot!(text);
+    // The indicator is yellow, and every row is dimmed.
+    let buf = t.backend().buffer();
+    let ind = buf
+        .content()
+        .iter()
+        .rev()
+        .find(|c| c.symbol() == "◐")
+        .expect("indicator");
+    assert_eq!(ind.fg, Color::Yellow);
+    let row = buf.cell((5, 2)).expect("row cell");
+    assert!(row.modifier.contains(Modifier::DIM));
+}
+
+#[test]
+fn stale_while_disconnected() {
+    let mut a = connected_app();
+    a.apply(Update::Connection(ConnStatus::Disconnected), NOW - 10_000);
+    insta::assert_snapshot!(screen(&mut a, 100, 12, NOW + 60_000));
+}
+
+#[test]
+fn failed_token_rejected() {
+    let mut a = app();
+    a.apply(
+        Update::Connection(ConnStatus::Connecting { attempt: 0 }),
+        NOW - 100,
+    );
+    a.apply(
+        Update::Connection(ConnStatus::Failed {
+            reason: "token rejected".into(),
+        }),
+        NOW - 100,
+    );
+    let t = draw(&mut a, 80, 10, NOW);
+    let text = t.backend().to_string();
+    assert!(text.contains("Connection failed: token rejected"), "{text}");
+    insta::assert_snapshot!(text);
+    let ind = t
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .rev()
+        .find(|c| c.symbol() == "●")
+        .expect("indicator");
+    assert_eq!(ind.fg, Color::Red);
+}
+
+#[test]
+fn connected_indicator_is_green_and_states_have_colours() {
+    let mut a = connected_app();
+    let t = draw(&mut a, 120, 14, NOW);
+    let buf = t.backend().buffer();
+    let ind = buf
+        .content()
+        .iter()
+        .rev()
+        .find(|c| c.symbol() == "●")
+        .expect("indicator");
+    assert_eq!(ind.fg, Color::Green);
+    let failed = buf
+        .content()
+        .iter()
+        .find(|c| c.symbol() == "✗")
+        .expect("failed symbol");
+    assert_eq!(failed.fg, Color::Red);
+}
+
+#[test]
+fn filter_active() {
+    let mut a = connected_app();
+    for c in "/render".chars() {
+        a.handle_key(key(c), NOW);
+    }
+    let typing = screen(&mut a, 100, 10, NOW);
+    assert!(typing.contains("Filter: render"), "{typing}");
+    a.handle_key(code(ratatui::crossterm::event::KeyCode::Enter), NOW);
+    a.handle_key(key('s'), NOW); // active only
+    insta::assert_snapshot!(screen(&mut a, 100, 10, NOW));
+}
+
+#[test]
+fn detail_pane() {
+    let mut a = connected_app();
+    let mut s = a.op("render.7").expect("op").state.clone();
+    for (i, p) in [64.0, 66.0, 68.0].into_iter().enumerate() {
+        s.progress = Some(p);
+        s.last_offset = 121 + i as u64;
+        a.apply(event("progress_update", 121 + i as u64, s.clone()), NOW);
+    }
+    // Select render.7 (rows: backup.1, backup.1.files, backup.1.db, render.7, ...).
+    a.handle_key(key('j'), NOW);
+    a.handle_key(key('j'), NOW);
+    a.handle_key(key('j'), NOW);
+    a.handle_key(code(ratatui::crossterm::event::KeyCode::Enter), NOW);
+    assert_eq!(a.selected(), Some("render.7"));
+    insta::assert_snapshot!(screen(&mut a, 100, 30, NOW));
+}
+
+#[test]
+fn cancel_prompt_and_toasts() {
+    let mut a = connected_app();
+    let mut failing = a.op("render.7").expect("op").state.clone();
+    failing.state = OpStatus::Failed;
+    failing.error = Some("GPU out of memory".into());
+    failing.finished_at = Some(NOW);
+    a.apply(event("operation_failed", 121, failing), NOW);
+    a.apply(
+        Update::Connection(ConnStatus::Reconnecting {
+            attempt: 1,
+            next_retry_at: NOW + 1000,
+            cause: None,
+        }),
+        NOW,
+    );
+    a.apply(Update::Connection(ConnStatus::Connected), NOW);
+    a.apply(
+        Update::Subscribed {
+            epoch: "e1".into(),
+            offset: 133,
+            recovered: true,
+            resumed_from: Some(121),
+        },
+        NOW,
+    );
+    a.handle_key(key('c'), NOW); // backup.1 is selected first
+    let text = screen(&mut a, 100, 14, NOW + 100);
+    assert!(
+        text.contains("Reconnected — 12 updates recovered"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Render frame 7 failed: GPU out of memory"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn snapshot_after_reconnect_is_announced() {
+    let mut a = connected_app();
+    a.apply(
+        Update::Connection(ConnStatus::Reconnecting {
+            attempt: 1,
+            next_retry_at: NOW,
+            cause: None,
+        }),
+        NOW,
+    );
+    a.apply(Update::Connection(ConnStatus::Connected), NOW);
+    a.apply(
+        Update::Subscribed {
+            epoch: "e2".into(),
+            offset: 5,
+            recovered: false,
+            resumed_from: None,
+        },
+        NOW,
+    );
+    let text = screen(&mut a, 100, 10, NOW);
+    assert!(text.contains("Reloaded from snapshot"), "{text}");
+    // Toasts expire.
+    a.tick(NOW + 60_000);
+    let later = screen(&mut a, 100, 10, NOW + 60_000);
+    assert!(!later.contains("Reloaded from snapshot"), "{later}");
+}
+
+#[test]
+fn waiting_for_the_hub() {
+    let mut a = app();
+    a.apply(
+        Update::Connection(ConnStatus::Reconnecting {
+            attempt: 1,
+            next_retry_at: NOW + 900,
+            cause: Some("connection refused".into()),
+        }),
+        NOW,
+    );
+    insta::assert_snapshot!(screen(&mut a, 80, 8, NOW));
+}
