@@ -1,0 +1,421 @@
+//! The client against the real hub binary (`progress-hub serve`, started by
+//! `hub-testkit`): reporting while the hub is down, SIGKILL and restart on
+//! the same data dir with nothing lost or seen twice, a memory hub that
+//! forgets everything, cancellation end to end, and token refresh.
+//!
+//! The binary is `$PROGRESS_HUB_BIN`, or `progress-hub` next to the test's
+//! `deps/` directory (build it with `cargo build -p progress-hub`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hub_client::{
+    Client, ClientConfig, ConnState, Filter, OpStatus, OperationState, Reporter, Subscriber,
+    Subscription, TokenProvider, Update,
+};
+use hub_testkit::{Hub, HubBuilder, Ws};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn hub_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PROGRESS_HUB_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("test path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("progress-hub"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p progress-hub`",
+        bin.display()
+    );
+    bin
+}
+
+async fn free_addr() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+fn fast(url: &str) -> ClientConfig {
+    ClientConfig::new(url)
+        .backoff(Duration::from_millis(50), Duration::from_millis(300))
+        .progress_interval(Duration::from_millis(20))
+}
+
+/// The hub's own view, read over a separate raw connection.
+async fn hub_states(hub: &Hub) -> HashMap<String, serde_json::Value> {
+    let mut ws = Ws::connect(&hub.ws_url()).await;
+    let reply = ws
+        .request(json!({"type": "subscribe", "namespace": "default"}), 1)
+        .await;
+    assert_eq!(reply["type"], "subscribed", "{reply}");
+    let list = ws.next_of("operation_list", WAIT).await;
+    list["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["operation_id"].as_str().unwrap().to_owned(), s.clone()))
+        .collect()
+}
+
+/// Collects a subscription's updates in the background, checking order.
+struct Watcher {
+    task: tokio::task::JoinHandle<(Subscription, Vec<u64>, u32)>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Watcher {
+    fn start(mut sub: Subscription) -> Watcher {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut offsets = Vec::new();
+            let mut snapshots = 0;
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    u = sub.recv() => match u {
+                        Some(Update::Event(e)) => {
+                            if let Some(&last) = offsets.last() {
+                                assert!(e.offset > last, "offset {} after {}", e.offset, last);
+                            }
+                            offsets.push(e.offset);
+                        }
+                        Some(Update::Snapshot { .. }) => snapshots += 1,
+                        Some(Update::Lagged(n)) => panic!("lagged by {n}"),
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+            }
+            (sub, offsets, snapshots)
+        });
+        Watcher { task, stop }
+    }
+
+    async fn finish(self) -> (Subscription, Vec<u64>, u32) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap()
+    }
+}
+
+/// Waits until the subscription's map satisfies `f`.
+async fn until_view(
+    sub_client: &Client,
+    sub: &Subscription,
+    f: impl Fn(&HashMap<String, OperationState>) -> bool,
+) {
+    let mut rx = sub_client.state_changes();
+    let end = Instant::now() + WAIT;
+    while !f(&sub.operations()) {
+        assert!(
+            Instant::now() < end,
+            "view never converged: {:#?}",
+            sub.operations()
+        );
+        // Woken by connection changes, or re-checked every 50 ms.
+        let _ = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await;
+    }
+}
+
+/// Waits until `client` is connected after at least `reconnects` reconnects.
+async fn wait_connected(client: &Client, reconnects: u64) {
+    let mut rx = client.state_changes();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let s = client.connection_stats();
+            if s.state == ConnState::Connected && s.reconnects >= reconnects {
+                return;
+            }
+            rx.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("connected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_while_the_hub_is_down_then_it_starts() {
+    let addr = free_addr().await;
+    let dir = tempfile::tempdir().unwrap();
+    let reporter =
+        Reporter::connect(fast(&format!("ws://{addr}/ws")).wait_for_ready(true)).unwrap();
+    let t0 = Instant::now();
+    let ok = reporter
+        .start("Backup")
+        .kind("backup")
+        .total(10.0)
+        .begin()
+        .unwrap();
+    let bad = reporter.start("Upload").begin().unwrap();
+    let running = reporter.start("Index").begin().unwrap();
+    for i in 1..=10 {
+        ok.current(f64::from(i)).message(format!("file {i}"));
+    }
+    ok.complete().unwrap();
+    bad.progress(30.0);
+    bad.fail("disk full").unwrap();
+    running.progress(55.5).step("scan");
+    assert!(t0.elapsed() < Duration::from_millis(200));
+
+    let hub = HubBuilder::new(hub_bin())
+        .listen(&addr)
+        .data_dir(dir.path())
+        .start()
+        .await;
+    running.progress(56.0);
+    assert!(reporter.flush(WAIT).await);
+    let states = hub_states(&hub).await;
+    assert_eq!(states[ok.id()]["state"], "completed");
+    assert_eq!(states[ok.id()]["current"], 10.0);
+    assert_eq!(states[ok.id()]["message"], "file 10");
+    assert_eq!(states[bad.id()]["state"], "failed");
+    assert_eq!(states[bad.id()]["error"], "disk full");
+    assert_eq!(states[running.id()]["state"], "running");
+    assert_eq!(states[running.id()]["progress"], 56.0);
+    assert_eq!(states[running.id()]["step"], "scan");
+    running.complete().unwrap();
+    assert!(reporter.flush(WAIT).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_and_restart_on_the_same_data_dir_loses_nothing() {
+    let addr = free_addr().await;
+    let dir = tempfile::tempdir().unwrap();
+    let builder = HubBuilder::new(hub_bin())
+        .listen(&addr)
+        .data_dir(dir.path());
+    let mut hub = Some(builder.start().await);
+    let url = format!("ws://{addr}/ws");
+
+    let viewer = Client::connect(fast(&url)).unwrap();
+    let sub = viewer.subscriber().subscribe("default", Filter::all());
+    let watcher = Watcher::start(sub);
+
+    let reporter = Reporter::connect(fast(&url)).unwrap();
+    wait_connected(reporter.client(), 0).await;
+    wait_connected(&viewer, 0).await;
+    let mut truth: HashMap<String, (OpStatus, f64)> = HashMap::new();
+    let mut handles = Vec::new();
+    for i in 0..12 {
+        let op = reporter
+            .start(format!("job {i}"))
+            .kind("chaos")
+            .begin()
+            .unwrap();
+        handles.push(op);
+    }
+    let mut kills = 0;
+    for round in 1..=10u32 {
+        for (i, op) in handles.iter().enumerate() {
+            if truth
+                .get(op.id())
+                .is_some_and(|(s, _)| *s != OpStatus::Running)
+            {
+                continue;
+            }
+            let p = f64::from(round * 9).min(99.0);
+            op.progress(p).step(format!("round {round}"));
+            truth.insert(op.id().to_owned(), (OpStatus::Running, p));
+            if round == 5 + (i as u32 % 5) {
+                let (status, result) = match i % 3 {
+                    0 => (OpStatus::Completed, op.complete()),
+                    1 => (OpStatus::Failed, op.fail("boom")),
+                    _ => (OpStatus::Canceled, op.canceled(Some("chaos"))),
+                };
+                result.unwrap();
+                truth.insert(
+                    op.id().to_owned(),
+                    (
+                        status,
+                        if status == OpStatus::Completed {
+                            100.0
+                        } else {
+                            p
+                        },
+                    ),
+                );
+            }
+        }
+        // The job's own pace: some of this round is on the wire, some not.
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        if round % 3 == 0 {
+            // SIGKILL in the middle of the traffic, then restart on the same store.
+            hub.take().unwrap().kill9().await;
+            kills += 1;
+            hub = Some(builder.start().await);
+            wait_connected(reporter.client(), kills).await;
+        }
+    }
+    for op in &handles {
+        if op.complete().is_ok() {
+            truth.insert(op.id().to_owned(), (OpStatus::Completed, 100.0));
+        }
+    }
+    assert!(
+        reporter.flush(WAIT).await,
+        "{:?}",
+        reporter.connection_stats()
+    );
+    let stats = reporter.connection_stats();
+    assert!(stats.reconnects >= kills, "{stats:?}");
+
+    // The hub's own state equals the producer's ground truth.
+    let hub = hub.unwrap();
+    let states = hub_states(&hub).await;
+    for (id, (status, progress)) in &truth {
+        let s = &states[id];
+        assert_eq!(s["state"], status.as_str(), "{id}: {s}");
+        if *status != OpStatus::Canceled {
+            assert_eq!(s["progress"], *progress, "{id}: {s}");
+        }
+    }
+    // The viewer's materialised map converges to the same, without a
+    // duplicate or an out-of-order event along the way.
+    let (sub, offsets, _snapshots) = watcher.finish().await;
+    until_view(&viewer, &sub, |ops| {
+        truth
+            .iter()
+            .all(|(id, (status, _))| ops.get(id).is_some_and(|s| s.state == *status))
+    })
+    .await;
+    let mut dedup = offsets.clone();
+    dedup.dedup();
+    assert_eq!(dedup, offsets, "no event seen twice");
+    assert!(sub.stats().recovered >= 1, "{:?}", sub.stats());
+    println!(
+        "kills {kills}, producer {stats:?}, viewer events {} {:?}",
+        offsets.len(),
+        sub.stats()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_hub_that_forgets_gets_running_operations_back() {
+    let addr = free_addr().await;
+    let builder = HubBuilder::new(hub_bin()).listen(&addr);
+    let hub = builder.start().await;
+    let url = format!("ws://{addr}/ws");
+    let client = Client::connect(fast(&url)).unwrap();
+    let reporter = client.reporter();
+    let op = reporter
+        .start("Survivor")
+        .kind("k")
+        .total(200.0)
+        .begin()
+        .unwrap();
+    op.current(80.0).step("copy");
+    assert!(reporter.flush(WAIT).await);
+
+    let viewer = Subscriber::connect(fast(&url)).unwrap();
+    let sub = viewer.subscribe("default", Filter::all());
+    until_view(viewer.client(), &sub, |ops| ops.contains_key(op.id())).await;
+    let epoch_before = sub.position().unwrap().epoch;
+
+    hub.kill9().await;
+    let hub = builder.start().await;
+    op.current(90.0);
+    assert!(reporter.flush(WAIT).await);
+    let states = hub_states(&hub).await;
+    let s = &states[op.id()];
+    assert_eq!(s["state"], "running");
+    assert_eq!(s["current"], 90.0);
+    assert_eq!(s["step"], "copy");
+    assert_eq!(s["name"], "Survivor");
+    assert_eq!(s["total"], 200.0);
+    assert!(client.connection_stats().resurrected >= 1);
+
+    // The viewer notices the new epoch and takes a snapshot.
+    until_view(viewer.client(), &sub, |ops| {
+        ops.get(op.id()).is_some_and(|s| s.current == Some(90.0))
+    })
+    .await;
+    assert_ne!(sub.position().unwrap().epoch, epoch_before);
+    assert!(sub.stats().snapshots >= 2);
+    op.complete().unwrap();
+    assert!(reporter.flush(WAIT).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_cancel_reaches_the_job() {
+    let hub = HubBuilder::new(hub_bin()).start().await;
+    let client = Client::connect(fast(&hub.ws_url())).unwrap();
+    let op = client.reporter().start("Stoppable").begin().unwrap();
+    assert!(client.flush(WAIT).await);
+    let viewer = Subscriber::connect(fast(&hub.ws_url())).unwrap();
+    viewer.cancel("default", op.id());
+    tokio::time::timeout(WAIT, op.cancelled())
+        .await
+        .expect("cancel delivered");
+    op.canceled(Some("asked")).unwrap();
+    assert!(client.flush(WAIT).await);
+    assert_eq!(hub_states(&hub).await[op.id()]["state"], "canceled");
+}
+
+/// An HS256 JWT (admin of every namespace, valid for an hour).
+fn mint(secret: &str, sub: &str) -> String {
+    fn b64url(data: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in data.chunks(3) {
+            let n = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b))
+                << (8 * (3 - chunk.len()));
+            for i in 0..=chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let header = b64url(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = b64url(
+        json!({"sub": sub, "exp": exp, "roles": ["admin"], "namespaces": ["*"]})
+            .to_string()
+            .as_bytes(),
+    );
+    let signing_input = format!("{header}.{claims}");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let sig = ring::hmac::sign(&key, signing_input.as_bytes());
+    format!("{signing_input}.{}", b64url(sig.as_ref()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_replaced_by_the_provider() {
+    let secret = "s3cret-for-tests-only-0123456789abcdef";
+    let hub = HubBuilder::new(hub_bin())
+        .args(["--jwt-secret", secret])
+        .start()
+        .await;
+    let good = mint(secret, "job");
+    let wrong = mint("another-secret-0123456789abcdef0123", "job");
+    let current = std::sync::Arc::new(parking_lot::Mutex::new(wrong));
+    let c2 = current.clone();
+    let client = Client::connect(
+        fast(&hub.ws_url()).token_provider(TokenProvider::from_fn(move || Some(c2.lock().clone()))),
+    )
+    .unwrap();
+    let op = client.reporter().start("Authenticated").begin().unwrap();
+    let mut rx = client.state_changes();
+    tokio::time::timeout(WAIT, rx.wait_for(|c| c.state == ConnState::Failed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        client.state().reason,
+        hub_client::machine::Reason::AuthRejected
+    );
+    *current.lock() = good;
+    client.reconnect_now();
+    op.complete().unwrap();
+    assert!(client.flush(WAIT).await);
+    assert_eq!(client.state().state, ConnState::Connected);
+}
