@@ -34,6 +34,8 @@ pub struct AppState {
     pub origins: Vec<String>,
     /// Start time, ms.
     pub started_at: u64,
+    /// Rate and resource limits at the edge.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 /// The state as handlers receive it.

@@ -83,6 +83,49 @@ pub struct Config {
     /// Most namespaces the hub holds.
     #[serde(deserialize_with = "lenient::usize")]
     pub max_namespaces: usize,
+    /// Most WebSocket/SSE handshakes one IP address may start per second
+    /// (burst: the same number); more get HTTP 429 `RATE_LIMITED` with
+    /// `Retry-After` before the upgrade. 0: unlimited.
+    #[serde(deserialize_with = "lenient::u32")]
+    pub handshakes_per_ip_per_second: u32,
+    /// Messages one connection may send per second (token bucket, burst: the
+    /// same number); more get `RATE_LIMITED` with `data.retry_after_ms`, and
+    /// the connection stays (sustained excess is abuse: close 1008). 0: unlimited.
+    #[serde(deserialize_with = "lenient::u32")]
+    pub max_messages_per_second: u32,
+    /// Producer messages the whole hub takes in per second (WebSocket and
+    /// HTTP together); more get `RATE_LIMITED` (HTTP 429). 0: unlimited.
+    #[serde(deserialize_with = "lenient::u32")]
+    pub max_ingest_per_second: u32,
+    /// Progress updates of one operation broadcast to live viewers per
+    /// second; beyond it updates are still acked, stored and replayed, but
+    /// live viewers get only the latest one per window (they skip offsets).
+    /// Lifecycle events are never skipped. 0: unlimited (the default).
+    #[serde(deserialize_with = "lenient::u32")]
+    pub max_updates_per_operation_per_second: u32,
+    /// Most connections (WebSocket and SSE) one token subject may hold;
+    /// more get HTTP 429 `RATE_LIMITED`. 0: unlimited.
+    #[serde(deserialize_with = "lenient::usize")]
+    pub max_connections_per_user: usize,
+    /// Most unauthenticated connections (anonymous readers, or everyone on
+    /// an open hub) one IP address may hold; more get HTTP 429. 0: unlimited.
+    #[serde(deserialize_with = "lenient::usize")]
+    pub max_anonymous_connections_per_ip: usize,
+    /// A WebSocket that sends no frame at all (not even the pong to the
+    /// ping the hub sends at the upgrade) within this long is closed with
+    /// `IDLE_TIMEOUT` (1001). 0s: off (only `idle_timeout` applies).
+    #[serde(with = "humantime_serde")]
+    pub first_message_timeout: Duration,
+    /// Longest a TLS handshake, and the first request's HTTP headers, may
+    /// take before the hub drops the TCP connection (slowloris).
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// Peers exempt from the per-IP and per-connection rate limits
+    /// (handshakes, messages, anonymous connections per IP): comma-separated
+    /// addresses or CIDR blocks. Default: loopback (a same-host proxy or
+    /// local tooling, whose clients all share that address). Empty: none.
+    #[serde(deserialize_with = "lenient::text")]
+    pub rate_limit_exempt: String,
     /// Log format: `text` or `json`.
     pub log_format: String,
     /// Log level filter (overridden by `RUST_LOG`).
@@ -116,6 +159,15 @@ impl Default for Config {
             max_connections: 100_000,
             max_operations_per_namespace: 100_000,
             max_namespaces: 10_000,
+            handshakes_per_ip_per_second: 20,
+            max_messages_per_second: 500,
+            max_ingest_per_second: 0,
+            max_updates_per_operation_per_second: 0,
+            max_connections_per_user: 1000,
+            max_anonymous_connections_per_ip: 100,
+            first_message_timeout: Duration::ZERO,
+            handshake_timeout: Duration::from_secs(10),
+            rate_limit_exempt: "127.0.0.0/8,::1".into(),
             log_format: "text".into(),
             log_level: "info".into(),
         }
@@ -148,6 +200,15 @@ pub const KEYS: &[&str] = &[
     "max_connections",
     "max_operations_per_namespace",
     "max_namespaces",
+    "handshakes_per_ip_per_second",
+    "max_messages_per_second",
+    "max_ingest_per_second",
+    "max_updates_per_operation_per_second",
+    "max_connections_per_user",
+    "max_anonymous_connections_per_ip",
+    "first_message_timeout",
+    "handshake_timeout",
+    "rate_limit_exempt",
     "log_format",
     "log_level",
 ];
@@ -209,6 +270,12 @@ impl Config {
             if d.is_zero() {
                 return bad(k, "must be greater than zero");
             }
+        }
+        if self.handshake_timeout.is_zero() {
+            return bad("handshake_timeout", "must be greater than zero");
+        }
+        if let Err(e) = crate::limits::parse_networks(&self.rate_limit_exempt) {
+            return bad("rate_limit_exempt", &e);
         }
         if self.history_size == 0 {
             return bad("history_size", "must be at least 1");

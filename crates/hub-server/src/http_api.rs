@@ -124,6 +124,10 @@ pub async fn post_event(
         Ok(m) => m,
         Err(e) => return error_response(e, None),
     };
+    if let Err(e) = app.limits.ingest() {
+        app.limits.count("ingest");
+        return error_response(e.with_operation(Some(&id)), None);
+    }
     let who = Who {
         conn: 0,
         sub: who.sub.clone(),

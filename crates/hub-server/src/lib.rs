@@ -11,6 +11,8 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod http_api;
+pub mod keywatch;
+pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod outbox;
@@ -132,6 +134,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         replay_limit: cfg.replay_limit,
         max_namespaces: cfg.max_namespaces,
         max_subscriptions_per_connection: 128,
+        max_updates_per_operation_per_second: cfg.max_updates_per_operation_per_second,
     };
     let (engine, epoch, engine_task) =
         Engine::start(store.clone(), engine_cfg, registry.clone(), metrics.clone())?;
@@ -146,7 +149,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         addr: cfg.listen.clone(),
         source,
     })?;
+    let limits = limits::Limits::new(&cfg, metrics.clone());
     let state = Arc::new(AppState {
+        limits: limits.clone(),
         origins: cfg.origins(),
         cfg,
         engine: engine.clone(),
@@ -162,6 +167,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         tokio::spawn(tasks::heartbeats(state.clone())),
         tokio::spawn(tasks::sweeps(state.clone())),
         tokio::spawn(tasks::status(state.clone())),
+        tokio::spawn(limits::housekeeping(limits)),
+        tokio::spawn(keywatch::watch(state.clone())),
     ];
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = oneshot::channel();
@@ -170,10 +177,12 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let (tls_listener, plain_listener) = match &certs {
         Some(c) => (
             Some(
-                tls::TlsListener::new(listener, c.clone()).map_err(|source| StartError::Bind {
-                    addr: st.cfg.listen.clone(),
-                    source,
-                })?,
+                tls::TlsListener::new(listener, c.clone(), st.cfg.handshake_timeout).map_err(
+                    |source| StartError::Bind {
+                        addr: st.cfg.listen.clone(),
+                        source,
+                    },
+                )?,
             ),
             None,
         ),

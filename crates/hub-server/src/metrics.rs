@@ -26,6 +26,7 @@ label_set!(Reason, reason);
 label_set!(Type, r#type);
 label_set!(Code, code);
 label_set!(Outcome, outcome);
+label_set!(Limit, limit);
 
 /// Every metric the hub exports.
 pub struct Metrics {
@@ -50,6 +51,8 @@ pub struct Metrics {
     pub errors: Family<Code, Counter>,
     /// Subscriptions by resume outcome (`recovered`, `snapshot`, `epoch_changed`, ...).
     pub resumes: Family<Outcome, Counter>,
+    /// Actions refused with `RATE_LIMITED`, by limit.
+    pub rate_limited: Family<Limit, Counter>,
     /// Store commit latency (submit to durable), seconds.
     pub commit_seconds: Histogram,
     /// Events per store commit.
@@ -77,6 +80,7 @@ impl Metrics {
             bytes_sent: Counter::default(),
             errors: Family::default(),
             resumes: Family::default(),
+            rate_limited: Family::default(),
             commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             commit_events: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             registry: Registry::default(),
@@ -132,6 +136,11 @@ impl Metrics {
             m.resumes.clone(),
         );
         registry.register(
+            "progress_hub_rate_limited",
+            "Actions refused with RATE_LIMITED by limit",
+            m.rate_limited.clone(),
+        );
+        registry.register(
             "progress_hub_store_commit_seconds",
             "Time from handing a batch to the store to its durable commit",
             m.commit_seconds.clone(),
@@ -152,6 +161,15 @@ impl Metrics {
         self.errors
             .get_or_create(&Code {
                 code: code.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one action refused by a rate limit.
+    pub fn limited(&self, limit: &str) {
+        self.rate_limited
+            .get_or_create(&Limit {
+                limit: limit.to_owned(),
             })
             .inc();
     }

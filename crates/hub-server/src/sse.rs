@@ -8,7 +8,7 @@ use crate::clock::now_ms;
 use crate::engine::Command;
 use crate::http_api::error_response;
 use crate::outbox::Outbox;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
@@ -45,9 +45,13 @@ fn list(q: &HashMap<String, String>, key: &str) -> Vec<String> {
 /// `GET /api/v1/stream?namespace=N[&operations=..][&kinds=..]`.
 pub async fn stream(
     State(app): State<Shared>,
+    ConnectInfo(crate::Remote(remote)): ConnectInfo<crate::Remote>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    if let Err(e) = app.limits.handshake(remote.ip()) {
+        return error_response(e, Some(429));
+    }
     if !origin_allowed(&headers, app.tls(), &app.origins) {
         return error_response(
             ProtoError::new(ErrorCode::Forbidden, "this origin may not connect"),
@@ -116,6 +120,10 @@ pub async fn stream(
             Some(503),
         );
     }
+    let edge = match crate::ws::Edge::admit(&app, remote.ip(), &principal) {
+        Ok(edge) => edge,
+        Err(refusal) => return refusal,
+    };
     let out = app.new_outbox(true);
     let cmd = Command::Subscribe {
         conn: out.clone(),
@@ -129,6 +137,7 @@ pub async fn stream(
     let guard = Guard {
         app: app.clone(),
         out: out.clone(),
+        _edge: edge,
     };
     Sse::new(events(guard, app.epoch.clone())).into_response()
 }
@@ -137,6 +146,8 @@ pub async fn stream(
 struct Guard {
     app: Shared,
     out: Arc<Outbox>,
+    /// The connection's place under the connection caps.
+    _edge: crate::ws::Edge,
 }
 
 impl Drop for Guard {

@@ -15,9 +15,6 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-/// Longest a TLS handshake may take.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The certificate and key files, and the acceptor built from them.
 pub struct Certs {
     cert: PathBuf,
@@ -76,8 +73,13 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Wraps a bound TCP listener; handshakes run on their own tasks.
-    pub fn new(tcp: TcpListener, certs: Arc<Certs>) -> std::io::Result<Self> {
+    /// Wraps a bound TCP listener; handshakes run on their own tasks and
+    /// are dropped when they take longer than `handshake_timeout`.
+    pub fn new(
+        tcp: TcpListener,
+        certs: Arc<Certs>,
+        handshake_timeout: Duration,
+    ) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(async move {
@@ -93,7 +95,7 @@ impl TlsListener {
                 let acceptor = certs.acceptor.read().clone();
                 let handed = tx.clone();
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = handed.send((tls, addr)).await;
                         }

@@ -33,6 +33,9 @@ pub async fn upgrade(
     Query(q): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if let Err(e) = app.limits.handshake(remote.ip()) {
+        return error_response(e, Some(429));
+    }
     if !origin_allowed(&headers, app.tls(), &app.origins) {
         return error_response(
             ProtoError::new(ErrorCode::Forbidden, "this origin may not connect"),
@@ -62,6 +65,10 @@ pub async fn upgrade(
             Some(503),
         );
     }
+    let edge = match Edge::admit(&app, remote.ip(), &principal) {
+        Ok(edge) => edge,
+        Err(refusal) => return refusal,
+    };
     // Frames up to 4x the message limit are read and answered with
     // MESSAGE_TOO_LARGE; larger ones break the connection at the codec.
     let hard_limit = app.cfg.max_message_size.saturating_mul(4).max(1 << 20);
@@ -71,17 +78,65 @@ pub async fn upgrade(
         .write_buffer_size(0)
         .on_upgrade(move |socket| {
             let span = tracing::info_span!("conn", remote = %remote, sub = %principal.sub, id = tracing::field::Empty);
-            run(socket, app, principal).instrument(span)
+            run(socket, app, principal, edge).instrument(span)
         })
+}
+
+/// What the edge limits give a connection: its place under the connection
+/// caps (freed when dropped) and its message bucket.
+pub(crate) struct Edge {
+    _slot: crate::limits::Slot,
+    bucket: Option<crate::limits::MessageBucket>,
+}
+
+impl Edge {
+    /// Checks the per-subject / per-IP connection caps (HTTP 429 when full).
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn admit(
+        app: &Shared,
+        ip: std::net::IpAddr,
+        principal: &Principal,
+    ) -> Result<Edge, Response> {
+        let authenticated = app.cfg.auth_enabled() && !principal.anonymous;
+        let slot = app
+            .limits
+            .admit(ip, &principal.sub, authenticated)
+            .map_err(|e| error_response(e, Some(429)))?;
+        Ok(Edge {
+            _slot: slot,
+            bucket: app.limits.message_bucket(ip),
+        })
+    }
 }
 
 struct Conn {
     app: Shared,
     out: Arc<Outbox>,
     principal: Principal,
+    edge: Edge,
 }
 
-async fn run(mut socket: WebSocket, app: Shared, principal: Principal) {
+impl Conn {
+    /// Takes a token from the message bucket; false (and `RATE_LIMITED`,
+    /// which counts as a rejection for the abuse rule) when it is empty.
+    fn within_rate(&self, text: Option<&str>) -> bool {
+        let Some(bucket) = &self.edge.bucket else {
+            return true;
+        };
+        match bucket.check() {
+            Ok(()) => true,
+            Err(e) => {
+                let id = text
+                    .and_then(|t| decode_client(t).ok())
+                    .and_then(|m| m.id());
+                self.out.reject(e.with_id(id));
+                false
+            }
+        }
+    }
+}
+
+async fn run(mut socket: WebSocket, app: Shared, principal: Principal, edge: Edge) {
     let out = app.new_outbox(false);
     let clients = app.metrics.clients("websocket");
     clients.inc();
@@ -93,14 +148,36 @@ async fn run(mut socket: WebSocket, app: Shared, principal: Principal) {
         app: app.clone(),
         out: out.clone(),
         principal,
+        edge,
     };
     let mut items: Vec<OutItem> = Vec::new();
     let notified = out.wait();
     tokio::pin!(notified);
     let mut reason = "client_close";
+    // Slowloris: a socket that sends nothing, not even the pong to this
+    // opening ping, within `first_message_timeout` is closed.
+    let first = app.cfg.first_message_timeout;
+    let mut heard = first.is_zero();
+    if !heard
+        && socket
+            .send(Message::Ping(Default::default()))
+            .await
+            .is_err()
+    {
+        heard = true;
+    }
+    let silent = tokio::time::sleep(first);
+    tokio::pin!(silent);
     let close: Option<(u16, String)> = loop {
         tokio::select! {
+            _ = &mut silent, if !heard => {
+                heard = true;
+                let e = ProtoError::new(ErrorCode::IdleTimeout, "nothing was received from the client after the upgrade")
+                    .with_data(serde_json::json!({"reason": "first_message", "timeout_ms": first.as_millis() as u64}));
+                out.close(CloseCode::Idle, e, now_ms());
+            }
             msg = socket.recv() => {
+                heard = true;
                 let now = now_ms();
                 match msg {
                     None | Some(Ok(Message::Close(_))) => break None,
@@ -123,9 +200,17 @@ async fn run(mut socket: WebSocket, app: Shared, principal: Principal) {
                         reason = "error";
                         break None;
                     }
-                    Some(Ok(Message::Text(t))) => { out.touch(now); conn.on_text(t.as_str()).await; }
+                    Some(Ok(Message::Text(t))) => {
+                        out.touch(now);
+                        if conn.within_rate(Some(t.as_str())) {
+                            conn.on_text(t.as_str()).await;
+                        }
+                    }
                     Some(Ok(Message::Binary(_))) => {
                         out.touch(now);
+                        if !conn.within_rate(None) {
+                            continue;
+                        }
                         out.reject(ProtoError::bad("binary frames are not part of the protocol; send JSON text frames"));
                     }
                     Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => out.touch(now),
@@ -246,6 +331,11 @@ impl Conn {
         match msg {
             ClientMessage::Publish(p) => {
                 if let Err(e) = authorize(&self.principal, Action::Publish, &p.namespace) {
+                    return self
+                        .out
+                        .reject(e.with_operation(p.operation_id.as_deref()).with_id(p.id));
+                }
+                if let Err(e) = self.app.limits.ingest() {
                     return self
                         .out
                         .reject(e.with_operation(p.operation_id.as_deref()).with_id(p.id));

@@ -83,6 +83,35 @@ pub struct ServeArgs {
     /// Most namespaces.
     #[arg(long)]
     max_namespaces: Option<String>,
+    /// WebSocket/SSE handshakes per IP per second (default 20; 0: unlimited).
+    #[arg(long)]
+    handshakes_per_ip_per_second: Option<String>,
+    /// Messages per connection per second (default 500; 0: unlimited).
+    #[arg(long)]
+    max_messages_per_second: Option<String>,
+    /// Producer messages per second into the whole hub (default 0: unlimited).
+    #[arg(long)]
+    max_ingest_per_second: Option<String>,
+    /// Progress updates per operation per second broadcast live; the rest are
+    /// coalesced to the latest (default 0: all).
+    #[arg(long)]
+    max_updates_per_operation_per_second: Option<String>,
+    /// Connections per token subject (default 1000; 0: unlimited).
+    #[arg(long)]
+    max_connections_per_user: Option<String>,
+    /// Connections without a token per IP (default 100; 0: unlimited).
+    #[arg(long)]
+    max_anonymous_connections_per_ip: Option<String>,
+    /// Close a WebSocket that sends nothing this long after the upgrade (default 0s: off).
+    #[arg(long)]
+    first_message_timeout: Option<String>,
+    /// Longest TLS handshake / first request headers (default 10s).
+    #[arg(long)]
+    handshake_timeout: Option<String>,
+    /// Peers exempt from per-IP and per-connection rate limits (CIDR list;
+    /// default 127.0.0.0/8,::1; empty: none).
+    #[arg(long)]
+    rate_limit_exempt: Option<String>,
     /// Log format: text or json.
     #[arg(long)]
     log_format: Option<String>,
@@ -129,6 +158,24 @@ impl ServeArgs {
             &self.max_operations_per_namespace,
         );
         s("max_namespaces", &self.max_namespaces);
+        s(
+            "handshakes_per_ip_per_second",
+            &self.handshakes_per_ip_per_second,
+        );
+        s("max_messages_per_second", &self.max_messages_per_second);
+        s("max_ingest_per_second", &self.max_ingest_per_second);
+        s(
+            "max_updates_per_operation_per_second",
+            &self.max_updates_per_operation_per_second,
+        );
+        s("max_connections_per_user", &self.max_connections_per_user);
+        s(
+            "max_anonymous_connections_per_ip",
+            &self.max_anonymous_connections_per_ip,
+        );
+        s("first_message_timeout", &self.first_message_timeout);
+        s("handshake_timeout", &self.handshake_timeout);
+        s("rate_limit_exempt", &self.rate_limit_exempt);
         s("log_format", &self.log_format);
         s("log_level", &self.log_level);
         for (k, on) in [
@@ -144,7 +191,12 @@ impl ServeArgs {
     }
 }
 
+/// Logs go to stderr: human-readable text (coloured only on a terminal) or
+/// one JSON object per line with `--log-format json`, where each line also
+/// carries its spans' fields (`request_id`, connection `id`, `remote`,
+/// `sub`, ...). Level from `RUST_LOG`, else `--log-level`.
 fn init_logs(cfg: &Config) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log_level));
@@ -152,9 +204,13 @@ fn init_logs(cfg: &Config) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if cfg.log_format == "json" {
-        builder.json().init();
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
     } else {
-        builder.init();
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
     }
 }
 

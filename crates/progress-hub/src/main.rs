@@ -3,6 +3,7 @@
 
 mod cmd_demo;
 mod cmd_serve;
+mod cmd_token;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +22,8 @@ enum Cmd {
     Serve(Box<cmd_serve::ServeArgs>),
     /// Simulated operations against a hub (started in-process when none answers).
     Demo(cmd_demo::DemoArgs),
+    /// Mint a token for the hub (signed with its secret or a private key).
+    Token(cmd_token::TokenArgs),
 }
 
 fn main() {
@@ -28,6 +31,7 @@ fn main() {
     let code = match cli.command {
         Cmd::Serve(args) => cmd_serve::main(*args),
         Cmd::Demo(args) => cmd_demo::main(args),
+        Cmd::Token(args) => cmd_token::main(args),
     };
     std::process::exit(code);
 }

@@ -1,6 +1,7 @@
 //! The engine's request handlers: publish, cancel, subscribe, ticks, and
 //! the after-commit actions (acks and fan-out).
 
+use super::coalesce::{Held, Verdict};
 use super::command::{Command, Reply, Who};
 use super::state::{AfterCommit, Ns, Sub};
 use super::Engine;
@@ -30,6 +31,17 @@ fn send_reply<T>(reply: Reply<T>, result: Result<T, ProtoError>, ok: impl FnOnce
 /// Events of one namespace from one commit: the items to queue and each
 /// item's (operation id, kind) for filtering.
 type FanGroup = (String, Vec<OutItem>, Vec<(Arc<str>, Arc<str>)>);
+
+/// Appends one item to the fan-out, grouped by namespace.
+fn push_fan(fan: &mut Vec<FanGroup>, ns: &str, item: OutItem, key: (Arc<str>, Arc<str>)) {
+    match fan.last_mut() {
+        Some((n, items, keys)) if n == ns => {
+            items.push(item);
+            keys.push(key);
+        }
+        _ => fan.push((ns.to_owned(), vec![item], vec![key])),
+    }
+}
 
 fn new_operation_id(now: u64) -> String {
     format!("op-{now:x}-{:08x}", rand::random::<u32>())
@@ -298,6 +310,10 @@ impl Engine {
             return;
         }
         self.remove_sub(conn.id, &namespace);
+        // Held broadcasts belong to the viewers subscribed before this one,
+        // whose replay or snapshot below already covers them.
+        let (held, _) = self.coalesce.release(&namespace, None);
+        self.deliver_held(&namespace, held);
         let (last, first) = match self.namespaces.get(&namespace) {
             Some(ns) => (ns.log.last_offset(), ns.log.first_offset()),
             None => (0, 1),
@@ -396,6 +412,11 @@ impl Engine {
 
     /// Time passes: stalls, hub-made cancels, retention.
     pub(super) fn tick(&mut self, now: u64) {
+        if self.coalesce.enabled() {
+            for (ns, held) in self.coalesce.due(now) {
+                self.deliver_held(&ns, held);
+            }
+        }
         if self.store_failed.is_some() {
             return;
         }
@@ -436,6 +457,7 @@ impl Engine {
         // Fan-out is grouped per viewer: one lock and one wake-up per viewer
         // for all the events of this batch.
         let mut fan: Vec<FanGroup> = Vec::new();
+        let now = now_ms();
         for action in actions {
             match action {
                 AfterCommit::Event { ns, entry, state } => {
@@ -445,28 +467,71 @@ impl Engine {
                         n.states.insert(state.operation_id.clone(), *state);
                     }
                     let key = op_key(&ns, &entry.operation_id);
-                    let item = if entry.event_type.is_lifecycle() {
+                    let lifecycle = entry.event_type.is_lifecycle();
+                    let item = if lifecycle {
                         OutItem::lifecycle(entry.bytes.clone(), key, entry.offset)
                     } else {
                         OutItem::progress(entry.bytes.clone(), key, entry.offset)
                     };
-                    match fan.last_mut() {
-                        Some((n, items, keys)) if *n == ns => {
-                            items.push(item);
-                            keys.push((entry.operation_id.clone(), entry.kind.clone()));
-                        }
-                        _ => fan.push((
-                            ns,
-                            vec![item],
-                            vec![(entry.operation_id.clone(), entry.kind.clone())],
-                        )),
+                    let keys = (entry.operation_id.clone(), entry.kind.clone());
+                    if self.coalesce.enabled()
+                        && !self.coalesce_event(&mut fan, &ns, lifecycle, now, &item, &keys)
+                    {
+                        continue;
                     }
+                    push_fan(&mut fan, &ns, item, keys);
                 }
                 other => {
                     self.fan_out(std::mem::take(&mut fan));
                     self.run_answer(other);
                 }
             }
+        }
+        self.fan_out(fan);
+    }
+
+    /// The broadcast cap: false when the event is held (not delivered now);
+    /// otherwise the namespace's held updates that must precede it are
+    /// added to `fan` first.
+    fn coalesce_event(
+        &mut self,
+        fan: &mut Vec<FanGroup>,
+        ns: &str,
+        lifecycle: bool,
+        now: u64,
+        item: &OutItem,
+        keys: &(Arc<str>, Arc<str>),
+    ) -> bool {
+        let op = &keys.0;
+        if self.coalesce.judge(ns, op, lifecycle, now) == Verdict::Hold {
+            let held = Held {
+                op: op.clone(),
+                item: item.clone(),
+                key: keys.clone(),
+            };
+            if self.coalesce.hold(ns, held) {
+                self.metrics.limited("broadcast");
+            }
+            return false;
+        }
+        let (held, dropped) = self.coalesce.release(ns, Some(op));
+        for _ in 0..dropped {
+            self.metrics.limited("broadcast");
+        }
+        for h in held {
+            push_fan(fan, ns, h.item, h.key);
+        }
+        true
+    }
+
+    /// Delivers held broadcasts of `ns` now.
+    fn deliver_held(&mut self, ns: &str, held: Vec<Held>) {
+        if held.is_empty() {
+            return;
+        }
+        let mut fan: Vec<FanGroup> = Vec::new();
+        for h in held {
+            push_fan(&mut fan, ns, h.item, h.key);
         }
         self.fan_out(fan);
     }

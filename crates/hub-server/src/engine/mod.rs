@@ -10,6 +10,7 @@
 //!   replay and the live events that follow it never overlap or leave a gap.
 //! - Each event is encoded once; every viewer's queue gets the same bytes.
 
+mod coalesce;
 mod command;
 mod handlers;
 mod query;
@@ -75,6 +76,7 @@ pub struct Engine {
     store_failed: Option<String>,
     events_total: u64,
     deliveries_total: u64,
+    coalesce: coalesce::Coalescer,
 }
 
 impl Engine {
@@ -100,7 +102,9 @@ impl Engine {
         );
         let (tx, rx) = mpsc::channel(16 * 1024);
         let epoch = loaded.epoch.clone();
+        let coalesce = coalesce::Coalescer::new(cfg.max_updates_per_operation_per_second);
         let engine = Engine {
+            coalesce,
             cfg,
             epoch: loaded.epoch,
             namespaces,

@@ -23,6 +23,8 @@ pub struct EngineConfig {
     pub max_namespaces: usize,
     /// Most subscriptions per connection.
     pub max_subscriptions_per_connection: usize,
+    /// Progress updates per operation per second broadcast live (0: all).
+    pub max_updates_per_operation_per_second: u32,
 }
 
 /// One namespace: the core (truth, including writes not yet durable) and

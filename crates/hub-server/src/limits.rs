@@ -1,0 +1,448 @@
+//! Rate and resource limits at the hub's edge (issue 6): handshakes per IP
+//! per second, messages per connection per second (token bucket), the
+//! global ingest ceiling, connections per token subject and unauthenticated
+//! connections per IP. Each refusal is a `RATE_LIMITED` error whose
+//! `data.reason` names the limit, is counted in
+//! `progress_hub_rate_limited_total{limit}` (by `data.reason`), and carries `retry_after_ms`
+//! when waiting helps.
+//!
+//! Peers in `rate_limit_exempt` (default: loopback) skip the limits keyed by
+//! the peer (handshakes, messages, anonymous connections per IP): behind a
+//! same-host proxy every client shares its address, and local tooling
+//! (benchmarks, tests) should not be throttled. Subject, global and size
+//! limits apply to everyone.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
+use hub_proto::{ErrorCode, ProtoError};
+use parking_lot::Mutex;
+use serde_json::json;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An address block (`10.0.0.0/8`, `::1`, `192.168.1.7`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Network {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Whether `ip` lies in this block (IPv4-mapped IPv6 counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The key per-IP limits count under: the address itself for IPv4, its
+/// /64 network for IPv6 (one host usually holds a whole /64).
+pub fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    }
+}
+
+/// Parses a comma-separated list of addresses or CIDR blocks.
+pub fn parse_networks(list: &str) -> Result<Vec<Network>, String> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (addr, prefix) = match item.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (item, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{item}` is not an IP address or CIDR block"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => return Err(format!("`{item}`: the prefix length must be 0..={max}")),
+            },
+        };
+        out.push(Network {
+            addr: addr.to_canonical(),
+            prefix,
+        });
+    }
+    Ok(out)
+}
+
+/// A `RATE_LIMITED` error for `limit`, with `retry_after_ms` when known.
+pub fn rate_limited(
+    limit: &str,
+    message: &str,
+    max: u64,
+    retry_after: Option<Duration>,
+) -> ProtoError {
+    let mut data = json!({"reason": limit, "limit": max});
+    if let Some(wait) = retry_after {
+        // Rounded up: retrying after this long succeeds.
+        let ms = wait.as_micros().div_ceil(1000).max(1) as u64;
+        data["retry_after_ms"] = json!(ms);
+    }
+    ProtoError::new(ErrorCode::RateLimited, message).with_data(data)
+}
+
+fn quota(per_second: u32) -> Option<Quota> {
+    NonZeroU32::new(per_second).map(Quota::per_second)
+}
+
+/// A token bucket for one connection's messages.
+pub struct MessageBucket {
+    limiter: DefaultDirectRateLimiter,
+    per_second: u32,
+}
+
+impl MessageBucket {
+    /// Takes one token, or says how long until one is available.
+    pub fn check(&self) -> Result<(), ProtoError> {
+        self.limiter.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            rate_limited(
+                "messages",
+                "this connection sends messages faster than the hub allows; slow down",
+                u64::from(self.per_second),
+                Some(wait),
+            )
+        })
+    }
+}
+
+/// Every edge limit of one hub.
+pub struct Limits {
+    exempt: Vec<Network>,
+    handshakes: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    handshakes_per_second: u32,
+    ingest: Option<DefaultDirectRateLimiter>,
+    ingest_per_second: u32,
+    messages_per_second: u32,
+    per_user: usize,
+    anonymous_per_ip: usize,
+    users: Mutex<HashMap<String, usize>>,
+    anonymous: Mutex<HashMap<IpAddr, usize>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Limits {
+    /// The limits a configuration asks for (validated: `rate_limit_exempt` parses).
+    pub fn new(cfg: &Config, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Limits {
+            exempt: parse_networks(&cfg.rate_limit_exempt).unwrap_or_default(),
+            handshakes: quota(cfg.handshakes_per_ip_per_second).map(DefaultKeyedRateLimiter::keyed),
+            handshakes_per_second: cfg.handshakes_per_ip_per_second,
+            ingest: quota(cfg.max_ingest_per_second).map(DefaultDirectRateLimiter::direct),
+            ingest_per_second: cfg.max_ingest_per_second,
+            messages_per_second: cfg.max_messages_per_second,
+            per_user: cfg.max_connections_per_user,
+            anonymous_per_ip: cfg.max_anonymous_connections_per_ip,
+            users: Mutex::default(),
+            anonymous: Mutex::default(),
+            metrics,
+        })
+    }
+
+    /// Whether `ip` skips the per-peer limits.
+    pub fn is_exempt(&self, ip: IpAddr) -> bool {
+        self.exempt.iter().any(|n| n.contains(ip))
+    }
+
+    /// Counts a refusal answered over HTTP (errors sent on a connection are
+    /// counted by the outbox, by their `data.reason`).
+    pub fn count(&self, limit: &str) {
+        self.metrics.limited(limit);
+    }
+
+    /// A WebSocket or SSE handshake from `ip` (checked before the token, so
+    /// a flood costs no signature checks). The error goes out as HTTP 429
+    /// with `Retry-After`.
+    pub fn handshake(&self, ip: IpAddr) -> Result<(), ProtoError> {
+        let Some(limiter) = &self.handshakes else {
+            return Ok(());
+        };
+        if self.is_exempt(ip) {
+            return Ok(());
+        }
+        limiter.check_key(&peer_key(ip)).map_err(|not_until| {
+            self.count("handshakes");
+            rate_limited(
+                "handshakes",
+                "too many connection attempts from this address; retry later",
+                u64::from(self.handshakes_per_second),
+                Some(not_until.wait_time_from(DefaultClock::default().now())),
+            )
+        })
+    }
+
+    /// The message bucket for a new connection from `ip` (none: unlimited).
+    pub fn message_bucket(&self, ip: IpAddr) -> Option<MessageBucket> {
+        let q = quota(self.messages_per_second)?;
+        (!self.is_exempt(ip)).then(|| MessageBucket {
+            limiter: DefaultDirectRateLimiter::direct(q),
+            per_second: self.messages_per_second,
+        })
+    }
+
+    /// One producer message into the engine (the global ingest ceiling).
+    /// Not counted here: the caller's answer is.
+    pub fn ingest(&self) -> Result<(), ProtoError> {
+        let Some(limiter) = &self.ingest else {
+            return Ok(());
+        };
+        limiter.check().map_err(|not_until| {
+            rate_limited(
+                "ingest",
+                "the hub takes in no more events per second than it is configured for; retry shortly",
+                u64::from(self.ingest_per_second),
+                Some(not_until.wait_time_from(DefaultClock::default().now())),
+            )
+        })
+    }
+
+    /// Admits a connection against the per-subject and per-IP connection
+    /// caps. `authenticated`: the principal comes from a verified token
+    /// (counted by subject); otherwise it is anonymous (counted by IP).
+    /// The returned slot frees its place when dropped.
+    pub fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        sub: &str,
+        authenticated: bool,
+    ) -> Result<Slot, ProtoError> {
+        if authenticated {
+            if self.per_user > 0 {
+                let mut users = self.users.lock();
+                let n = users.entry(sub.to_owned()).or_insert(0);
+                if *n >= self.per_user {
+                    drop(users);
+                    self.count("connections_per_user");
+                    return Err(rate_limited(
+                        "connections_per_user",
+                        "this token's subject holds the most connections it may",
+                        self.per_user as u64,
+                        None,
+                    ));
+                }
+                *n += 1;
+                return Ok(Slot {
+                    limits: self.clone(),
+                    held: Held::User(sub.to_owned()),
+                });
+            }
+        } else if self.anonymous_per_ip > 0 && !self.is_exempt(ip) {
+            let ip = peer_key(ip);
+            let mut anon = self.anonymous.lock();
+            let n = anon.entry(ip).or_insert(0);
+            if *n >= self.anonymous_per_ip {
+                drop(anon);
+                self.count("anonymous_per_ip");
+                return Err(rate_limited(
+                    "anonymous_per_ip",
+                    "this address holds the most connections without a token it may",
+                    self.anonymous_per_ip as u64,
+                    None,
+                ));
+            }
+            *n += 1;
+            return Ok(Slot {
+                limits: self.clone(),
+                held: Held::Ip(ip),
+            });
+        }
+        Ok(Slot {
+            limits: self.clone(),
+            held: Held::Nothing,
+        })
+    }
+
+    /// Forgets idle per-IP state (call now and then).
+    pub fn housekeeping(&self) {
+        if let Some(l) = &self.handshakes {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Held {
+    Nothing,
+    User(String),
+    Ip(IpAddr),
+}
+
+/// A connection's place under the per-subject or per-IP cap; dropping it
+/// gives the place back.
+pub struct Slot {
+    limits: Arc<Limits>,
+    held: Held,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").field("held", &self.held).finish()
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        match &self.held {
+            Held::Nothing => {}
+            Held::User(sub) => {
+                let mut users = self.limits.users.lock();
+                if let Some(n) = users.get_mut(sub) {
+                    *n -= 1;
+                    if *n == 0 {
+                        users.remove(sub);
+                    }
+                }
+            }
+            Held::Ip(ip) => {
+                let mut anon = self.limits.anonymous.lock();
+                if let Some(n) = anon.get_mut(ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        anon.remove(ip);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Drops per-IP limiter state that no longer limits anything, every minute.
+pub async fn housekeeping(limits: Arc<Limits>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        limits.housekeeping();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(f: impl FnOnce(&mut Config)) -> Arc<Limits> {
+        let mut cfg = Config::default();
+        f(&mut cfg);
+        Limits::new(&cfg, Arc::new(Metrics::new()))
+    }
+
+    #[test]
+    fn networks() {
+        let n = parse_networks("127.0.0.0/8, ::1,10.1.2.3, fd00::/8").unwrap();
+        assert_eq!(n.len(), 4);
+        let has = |ip: &str| n.iter().any(|n| n.contains(ip.parse().unwrap()));
+        assert!(has("127.9.9.9"));
+        assert!(has("::1"));
+        assert!(has("::ffff:127.0.0.1"));
+        assert!(has("10.1.2.3"));
+        assert!(!has("10.1.2.4"));
+        assert!(has("fd12::1"));
+        assert!(!has("8.8.8.8"));
+        assert!(parse_networks("").unwrap().is_empty());
+        assert_eq!(
+            peer_key("2001:db8::1:2:3:4".parse().unwrap()),
+            peer_key("2001:db8::9".parse().unwrap())
+        );
+        assert!(parse_networks("0.0.0.0/0").unwrap()[0].contains("1.2.3.4".parse().unwrap()));
+        assert!(parse_networks("10.0.0.0/33").is_err());
+        assert!(parse_networks("example.com").is_err());
+    }
+
+    #[test]
+    fn handshakes_per_ip_then_retry_after() {
+        let l = limits(|c| {
+            c.handshakes_per_ip_per_second = 2;
+            c.rate_limit_exempt = "127.0.0.1".into();
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(l.handshake(a).is_ok());
+        assert!(l.handshake(a).is_ok());
+        let e = l.handshake(a).unwrap_err();
+        assert_eq!(e.code, ErrorCode::RateLimited);
+        let data = e.data.unwrap();
+        assert_eq!(data["reason"], "handshakes");
+        assert!(data["retry_after_ms"].as_u64().unwrap() >= 1);
+        assert!(l.handshake(b).is_ok(), "another address has its own budget");
+        for _ in 0..10 {
+            assert!(l.handshake("127.0.0.1".parse().unwrap()).is_ok());
+        }
+    }
+
+    #[test]
+    fn message_bucket_and_exemption() {
+        let l = limits(|c| {
+            c.max_messages_per_second = 3;
+            c.rate_limit_exempt = "".into();
+        });
+        let bucket = l.message_bucket("127.0.0.1".parse().unwrap()).unwrap();
+        for _ in 0..3 {
+            assert!(bucket.check().is_ok());
+        }
+        let e = bucket.check().unwrap_err();
+        assert_eq!(e.data.unwrap()["reason"], "messages");
+        let l = limits(|c| c.max_messages_per_second = 3);
+        assert!(l.message_bucket("127.0.0.1".parse().unwrap()).is_none());
+        assert!(l.message_bucket("192.0.2.1".parse().unwrap()).is_some());
+        let l = limits(|c| c.max_messages_per_second = 0);
+        assert!(l.message_bucket("192.0.2.1".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn connection_caps_free_their_place() {
+        let l = limits(|c| {
+            c.max_connections_per_user = 2;
+            c.max_anonymous_connections_per_ip = 1;
+        });
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let s1 = l.admit(ip, "alice", true).unwrap();
+        let _s2 = l.admit(ip, "alice", true).unwrap();
+        let e = l.admit(ip, "alice", true).unwrap_err();
+        assert_eq!(e.data.unwrap()["reason"], "connections_per_user");
+        assert!(l.admit(ip, "bob", true).is_ok());
+        drop(s1);
+        let _s3 = l.admit(ip, "alice", true).unwrap();
+        let a1 = l.admit(ip, "anonymous", false).unwrap();
+        let e = l.admit(ip, "anonymous", false).unwrap_err();
+        assert_eq!(e.data.unwrap()["reason"], "anonymous_per_ip");
+        // Loopback is exempt by default.
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let _l1 = l.admit(lo, "anonymous", false).unwrap();
+        let _l2 = l.admit(lo, "anonymous", false).unwrap();
+        drop(a1);
+        assert!(l.admit(ip, "anonymous", false).is_ok());
+    }
+
+    #[test]
+    fn ingest_ceiling() {
+        let l = limits(|c| c.max_ingest_per_second = 2);
+        assert!(l.ingest().is_ok());
+        assert!(l.ingest().is_ok());
+        assert_eq!(l.ingest().unwrap_err().data.unwrap()["reason"], "ingest");
+        assert!(limits(|_| {}).ingest().is_ok());
+    }
+}

@@ -1,0 +1,1032 @@
+//! The security suite (issue 6), against the real binary: the auth matrix
+//! and bad input, each refusal asserting the exact error code AND that no
+//! state changed (the namespace's event listing and the operation are as
+//! before); the rate and resource limits with their errors; the broadcast
+//! cap; `progress-hub token`; key rotation by file change.
+
+mod common;
+use common::*;
+use hub_auth::{mint_hs256, mint_with_private_key, Claims};
+use std::path::PathBuf;
+
+const SECRET: &str = "security-suite-secret-0123456789";
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn token(sub: &str, roles: &[&str], namespaces: &[&str]) -> String {
+    let mut c = Claims::new(sub, now_s() + 3600);
+    c.roles = Some(roles.iter().map(|r| r.to_string()).collect());
+    c.namespaces = Some(namespaces.iter().map(|n| n.to_string()).collect());
+    mint_hs256(SECRET, &c).unwrap()
+}
+
+fn admin() -> String {
+    token("root", &["admin"], &["*"])
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A token with `alg: none` and no signature, claiming to be an admin.
+fn alg_none() -> String {
+    let header = b64url(br#"{"alg":"none","typ":"JWT"}"#);
+    let payload = format!(
+        r#"{{"sub":"eve","exp":{},"roles":["admin"],"namespaces":["*"]}}"#,
+        now_s() + 600
+    );
+    format!("{header}.{}.", b64url(payload.as_bytes()))
+}
+
+fn key_file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../hub-auth/tests/keys")
+        .join(name)
+}
+
+async fn ws_as(h: &Hub, tok: &str) -> Ws {
+    Ws::connect(&format!("{}?token={tok}", h.ws_url())).await
+}
+
+async fn http_get(url: &str, tok: Option<&str>) -> (u16, Value) {
+    let mut r = reqwest::Client::new().get(url);
+    if let Some(t) = tok {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn http_post(url: &str, tok: Option<&str>, body: &str) -> (u16, Value, Option<String>) {
+    let mut r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(t) = tok {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.unwrap();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (
+        r.status().as_u16(),
+        r.json().await.unwrap_or(Value::Null),
+        retry,
+    )
+}
+
+/// What "no state changed" compares: the namespace's event listing and the
+/// operation's detail (state and events).
+async fn state_of(h: &Hub, tok: Option<&str>, ns: &str, op: &str) -> (Value, Value) {
+    let (s, events) = http_get(
+        &format!(
+            "{}/api/v1/namespaces/{ns}/events?after=0&limit=1000",
+            h.http()
+        ),
+        tok,
+    )
+    .await;
+    assert_eq!(s, 200, "{events}");
+    let (_, detail) = http_get(
+        &format!("{}/api/v1/namespaces/{ns}/operations/{op}", h.http()),
+        tok,
+    )
+    .await;
+    (events, detail)
+}
+
+// ---------------------------------------------------------------- auth matrix
+
+#[tokio::test]
+async fn auth_matrix_refusals_have_their_code_and_change_nothing() {
+    let h = hub().args(["--jwt-secret", SECRET]).start().await;
+    let alice_tok = token("alice", &["reporter"], &["default", "team-*"]);
+    let mut alice = ws_as(&h, &alice_tok).await;
+    assert_eq!(
+        publish(&mut alice, started("a1", "default"), 1).await["type"],
+        "ack"
+    );
+    assert_eq!(
+        publish(&mut alice, started("t1", "team-x"), 2).await["type"],
+        "ack"
+    );
+    let adm = admin();
+    let before = state_of(&h, Some(&adm), "default", "a1").await;
+    let before_team = state_of(&h, Some(&adm), "team-x", "t1").await;
+    assert_eq!(before.0["last_offset"], 1);
+
+    let viewer = token("vic", &["viewer"], &["default", "team-*"]);
+    let bob = token("bob", &["reporter"], &["default"]);
+    let operator_default = token("olga", &["operator"], &["default"]);
+    let no_roles = token("nobody", &[], &["*"]);
+    let wrong_ns = token("alice", &["admin"], &["other-*"]);
+    // (what, token, message, expected code)
+    let cases: Vec<(&str, &str, Value, &str)> = vec![
+        (
+            "viewer publishes a start",
+            &viewer,
+            started("v1", "default"),
+            "FORBIDDEN",
+        ),
+        (
+            "viewer reports on an operation",
+            &viewer,
+            progress("a1", "default", 2, 50.0),
+            "FORBIDDEN",
+        ),
+        (
+            "viewer cancels",
+            &viewer,
+            json!({"type": "cancel", "namespace": "default", "operation_id": "a1"}),
+            "FORBIDDEN",
+        ),
+        (
+            "reporter cancels its own operation",
+            &alice_tok,
+            json!({"type": "cancel", "namespace": "default", "operation_id": "a1"}),
+            "FORBIDDEN",
+        ),
+        (
+            "reporter cancels someone else's",
+            &bob,
+            json!({"type": "cancel", "namespace": "default", "operation_id": "a1"}),
+            "FORBIDDEN",
+        ),
+        (
+            "reporter reports on someone else's operation",
+            &bob,
+            progress("a1", "default", 2, 50.0),
+            "FORBIDDEN",
+        ),
+        (
+            "reporter completes someone else's operation",
+            &bob,
+            json!({"type": "operation_completed", "namespace": "default", "operation_id": "a1", "seq": 2}),
+            "FORBIDDEN",
+        ),
+        (
+            "reporter restarts someone else's operation",
+            &bob,
+            started("a1", "default"),
+            "FORBIDDEN",
+        ),
+        (
+            "publish outside the token's namespaces",
+            &alice_tok,
+            started("s1", "secret"),
+            "FORBIDDEN",
+        ),
+        (
+            "report outside the token's namespaces",
+            &bob,
+            progress("t1", "team-x", 2, 5.0),
+            "FORBIDDEN",
+        ),
+        (
+            "subscribe outside the token's namespaces",
+            &bob,
+            json!({"type": "subscribe", "namespace": "team-x"}),
+            "FORBIDDEN",
+        ),
+        (
+            "cancel outside the token's namespaces",
+            &operator_default,
+            json!({"type": "cancel", "namespace": "team-x", "operation_id": "t1"}),
+            "FORBIDDEN",
+        ),
+        (
+            "admin of other namespaces",
+            &wrong_ns,
+            progress("a1", "default", 2, 5.0),
+            "FORBIDDEN",
+        ),
+        (
+            "a token without roles publishes",
+            &no_roles,
+            started("n1", "default"),
+            "FORBIDDEN",
+        ),
+        (
+            "a token without roles subscribes",
+            &no_roles,
+            json!({"type": "subscribe", "namespace": "default"}),
+            "FORBIDDEN",
+        ),
+        (
+            "operator cancels an unknown operation",
+            &operator_default,
+            json!({"type": "cancel", "namespace": "default", "operation_id": "ghost"}),
+            "UNKNOWN_OPERATION",
+        ),
+    ];
+    for (i, (what, tok, msg, code)) in cases.into_iter().enumerate() {
+        let mut ws = ws_as(&h, tok).await;
+        let reply = ws.request(msg, 100 + i as u64).await;
+        assert_eq!(reply["type"], "error", "{what}: {reply}");
+        assert_eq!(reply["code"], code, "{what}: {reply}");
+        // The connection stays open after a refusal.
+        let pong = ws.request(json!({"type": "ping"}), 1).await;
+        assert_eq!(pong["type"], "pong", "{what}: the connection stayed");
+    }
+    // The same refusals over HTTP.
+    let url = |ns: &str, op: &str, what: &str| {
+        format!("{}/api/v1/namespaces/{ns}/operations/{op}/{what}", h.http())
+    };
+    let http_cases = [
+        (
+            "viewer POSTs an event",
+            viewer.clone(),
+            url("default", "a1", "events"),
+            r#"{"type":"progress_update","seq":2,"progress":9}"#,
+            403,
+            "FORBIDDEN",
+        ),
+        (
+            "other reporter POSTs an event",
+            bob.clone(),
+            url("default", "a1", "events"),
+            r#"{"type":"progress_update","seq":2,"progress":9}"#,
+            403,
+            "FORBIDDEN",
+        ),
+        (
+            "reporter POSTs a cancel",
+            alice_tok.clone(),
+            url("default", "a1", "cancel"),
+            "",
+            403,
+            "FORBIDDEN",
+        ),
+        (
+            "outside the globs",
+            bob.clone(),
+            url("team-x", "t1", "events"),
+            r#"{"type":"progress_update","seq":2,"progress":9}"#,
+            403,
+            "FORBIDDEN",
+        ),
+    ];
+    for (what, tok, url, body, status, code) in http_cases {
+        let (s, v, _) = http_post(&url, Some(&tok), body).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {v}"
+        );
+    }
+    // Refused at the door: no token, expired, wrong signature, alg none, garbage.
+    let expired = mint_hs256(SECRET, &Claims::new("old", now_s() - 60)).unwrap();
+    let mut wrong_sig = Claims::new("eve", now_s() + 600);
+    wrong_sig.roles = Some(vec!["admin".into()]);
+    let wrong_sig = mint_hs256("not-the-hub-secret-0000000000", &wrong_sig).unwrap();
+    let mut tampered = admin();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let door: Vec<(&str, Option<String>, &str)> = vec![
+        ("no token", None, "AUTH_REQUIRED"),
+        ("expired", Some(expired), "TOKEN_EXPIRED"),
+        ("wrong signature", Some(wrong_sig), "AUTH_FAILED"),
+        ("alg none", Some(alg_none()), "AUTH_FAILED"),
+        ("tampered signature", Some(tampered), "AUTH_FAILED"),
+        ("garbage", Some("a.b.c".into()), "AUTH_FAILED"),
+    ];
+    for (what, tok, code) in door {
+        let url = match &tok {
+            Some(t) => format!("{}?token={t}", h.ws_url()),
+            None => h.ws_url(),
+        };
+        let (status, body) = Ws::connect_with(&url, &[]).await.err().expect(what);
+        assert_eq!(status, 401, "{what}: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"]["code"], code, "{what}");
+        let (s, v, _) = http_post(
+            &url_events(&h, "default", "a1"),
+            tok.as_deref(),
+            r#"{"type":"progress_update","seq":2,"progress":99}"#,
+        )
+        .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (401, Some(code)),
+            "{what} over HTTP"
+        );
+        let r = reqwest::Client::new().get(format!("{}/api/v1/stream?namespace=default", h.http()));
+        let r = match &tok {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        };
+        assert_eq!(r.send().await.unwrap().status(), 401, "{what} over SSE");
+    }
+    assert_eq!(
+        state_of(&h, Some(&adm), "default", "a1").await,
+        before,
+        "nothing changed"
+    );
+    assert_eq!(
+        state_of(&h, Some(&adm), "team-x", "t1").await,
+        before_team,
+        "nothing changed"
+    );
+}
+
+fn url_events(h: &Hub, ns: &str, op: &str) -> String {
+    format!("{}/api/v1/namespaces/{ns}/operations/{op}/events", h.http())
+}
+
+#[tokio::test]
+async fn forged_requested_by_is_ignored() {
+    let h = hub().args(["--jwt-secret", SECRET]).start().await;
+    let mut alice = ws_as(&h, &token("alice", &["reporter"], &["default"])).await;
+    assert_eq!(
+        publish(&mut alice, started("job", "default"), 1).await["type"],
+        "ack"
+    );
+    let mut olga = ws_as(&h, &token("olga", &["operator"], &["default"])).await;
+    let ok = olga
+        .request(
+            json!({"type": "cancel", "namespace": "default", "operation_id": "job", "requested_by": "mallory", "sub": "mallory"}),
+            1,
+        )
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let note = alice.next_of("cancel_requested", DEADLINE).await;
+    assert_eq!(
+        note["requested_by"], "olga",
+        "the token's subject, not the message's field"
+    );
+    // Over HTTP too.
+    let (s, v, _) = http_post(
+        &format!(
+            "{}/api/v1/namespaces/default/operations/job/cancel?requested_by=mallory",
+            h.http()
+        ),
+        Some(&token("otto", &["operator"], &["default"])),
+        r#"{"requested_by":"mallory"}"#,
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["operation"]["cancel_requested"], true);
+}
+
+#[tokio::test]
+async fn hs_rs_confusion_is_refused() {
+    let public = key_file("rsa1.pub");
+    let h = hub()
+        .args(["--jwt-public-key", public.to_str().unwrap()])
+        .start()
+        .await;
+    let mut claims = Claims::new("eve", now_s() + 600);
+    claims.roles = Some(vec!["admin".into()]);
+    claims.namespaces = Some(vec!["*".into()]);
+    // HS256 "signed" with the hub's public key as the HMAC secret.
+    let pem = std::fs::read_to_string(&public).unwrap();
+    let confused = mint_hs256(&pem, &claims).unwrap();
+    let other_key = mint_with_private_key(&key_file("rsa2.key"), None, &claims).unwrap();
+    let ec_key = mint_with_private_key(&key_file("ec1.key"), None, &claims).unwrap();
+    for (what, tok) in [
+        ("HS256 with the public key", confused),
+        ("RS256 by another key", other_key),
+        ("ES256 (not the key's algorithm)", ec_key),
+        ("alg none", alg_none()),
+    ] {
+        let (status, body) = Ws::connect_with(&format!("{}?token={tok}", h.ws_url()), &[])
+            .await
+            .err()
+            .expect(what);
+        assert_eq!(status, 401, "{what}");
+        assert!(body.contains("AUTH_FAILED"), "{what}: {body}");
+    }
+    let good = mint_with_private_key(&key_file("rsa1.key"), None, &claims).unwrap();
+    let mut ws = ws_as(&h, &good).await;
+    assert_eq!(
+        publish(&mut ws, started("ok", "default"), 1).await["type"],
+        "ack"
+    );
+}
+
+// ------------------------------------------------------------------ bad input
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let h = hub().start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    assert_eq!(
+        publish(&mut p, started("b1", "default"), 1).await["type"],
+        "ack"
+    );
+    let before = state_of(&h, None, "default", "b1").await;
+    let deep = format!(
+        r#"{{"type":"progress_update","operation_id":"b1","seq":2,"progress":5,"details":{}1{}}}"#,
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let deep_obj = format!(
+        r#"{{"type":"progress_update","operation_id":"b1","seq":2,"progress":5,"details":{}{}}}"#,
+        r#"{"a":"#.repeat(200),
+        "}".repeat(200)
+    );
+    let long = |n: usize| "x".repeat(n);
+    let p2 = |extra: &str| {
+        format!(r#"{{"type":"progress_update","operation_id":"b1","seq":2,"progress":5{extra}}}"#)
+    };
+    let cases: Vec<(&str, String)> = vec![
+        ("malformed JSON", r#"{"type":"progress_update","#.into()),
+        ("not an object", "[1,2,3]".into()),
+        ("a bare string", r#""operation_started""#.into()),
+        ("empty", "".into()),
+        ("no type", r#"{"operation_id":"b1","seq":2}"#.into()),
+        ("unknown type", r#"{"type":"operation_exploded","operation_id":"b1","seq":2}"#.into()),
+        ("type of the wrong type", r#"{"type":7}"#.into()),
+        ("seq as a string", r#"{"type":"progress_update","operation_id":"b1","seq":"2","progress":5}"#.into()),
+        ("negative seq", r#"{"type":"progress_update","operation_id":"b1","seq":-2,"progress":5}"#.into()),
+        ("seq past u64", r#"{"type":"progress_update","operation_id":"b1","seq":18446744073709551616,"progress":5}"#.into()),
+        ("fractional seq", r#"{"type":"progress_update","operation_id":"b1","seq":2.5,"progress":5}"#.into()),
+        ("huge exponent", p2(r#","current":1e400"#).replace(r#""progress":5,"#, "")),
+        ("progress out of range", r#"{"type":"progress_update","operation_id":"b1","seq":2,"progress":100.0001}"#.into()),
+        ("negative progress", r#"{"type":"progress_update","operation_id":"b1","seq":2,"progress":-1}"#.into()),
+        ("progress 1e308", r#"{"type":"progress_update","operation_id":"b1","seq":2,"progress":1e308}"#.into()),
+        ("progress \"NaN\"", r#"{"type":"progress_update","operation_id":"b1","seq":2,"progress":"NaN"}"#.into()),
+        ("progress \"Infinity\"", r#"{"type":"progress_update","operation_id":"b1","seq":2,"progress":"Infinity"}"#.into()),
+        ("progress NaN literal", r#"{"type":"progress_update","operation_id":"b1","seq":2,"progress":NaN}"#.into()),
+        ("progress \"50\"", r#"{"type":"progress_update","operation_id":"b1","seq":2,"progress":"50"}"#.into()),
+        ("no progress nor current", r#"{"type":"progress_update","operation_id":"b1","seq":2}"#.into()),
+        ("deeply nested arrays", deep),
+        ("deeply nested objects", deep_obj),
+        ("NUL in the operation id", r#"{"type":"operation_started","operation_id":"a\u0000b","seq":1,"name":"n"}"#.into()),
+        ("newline in the operation id", r#"{"type":"operation_started","operation_id":"a\nb","seq":1,"name":"n"}"#.into()),
+        ("escape in the operation id", r#"{"type":"operation_started","operation_id":"a\u001b[31m","seq":1,"name":"n"}"#.into()),
+        ("space in the operation id", r#"{"type":"operation_started","operation_id":"a b","seq":1,"name":"n"}"#.into()),
+        ("accent in the operation id", r#"{"type":"operation_started","operation_id":"café","seq":1,"name":"n"}"#.into()),
+        ("right-to-left override in the id", "{\"type\":\"operation_started\",\"operation_id\":\"a\u{202e}b\",\"seq\":1,\"name\":\"n\"}".into()),
+        ("emoji in the operation id", "{\"type\":\"operation_started\",\"operation_id\":\"job-\u{1f680}\",\"seq\":1,\"name\":\"n\"}".into()),
+        ("fullwidth letters in the id", "{\"type\":\"operation_started\",\"operation_id\":\"\u{ff41}\u{ff42}\",\"seq\":1,\"name\":\"n\"}".into()),
+        ("lone surrogate in a name", r#"{"type":"operation_started","operation_id":"u1","seq":1,"name":"\ud800"}"#.into()),
+        ("empty operation id", r#"{"type":"operation_started","operation_id":"","seq":1,"name":"n"}"#.into()),
+        ("operation id of 129 chars", format!(r#"{{"type":"operation_started","operation_id":"{}","seq":1,"name":"n"}}"#, long(129))),
+        ("namespace of 129 chars", format!(r#"{{"type":"operation_started","namespace":"{}","operation_id":"z","seq":1,"name":"n"}}"#, long(129))),
+        ("namespace with a slash", r#"{"type":"operation_started","namespace":"a/b","operation_id":"z","seq":1,"name":"n"}"#.into()),
+        ("name of 257 chars", format!(r#"{{"type":"operation_started","operation_id":"z","seq":1,"name":"{}"}}"#, long(257))),
+        ("empty name", r#"{"type":"operation_started","operation_id":"z","seq":1,"name":""}"#.into()),
+        ("step of 257 chars", p2(&format!(r#","step":"{}""#, long(257)))),
+        ("message of 4097 chars", p2(&format!(r#","message":"{}""#, long(4097)))),
+        ("details not an object", p2(r#","details":[1]"#)),
+        ("total zero", r#"{"type":"operation_started","operation_id":"z","seq":1,"name":"n","total":0}"#.into()),
+        ("start with seq 2", r#"{"type":"operation_started","operation_id":"z","seq":2,"name":"n"}"#.into()),
+        ("filter with 65 globs", format!(r#"{{"type":"subscribe","namespace":"default","filter":{{"operations":[{}]}}}}"#, vec!["\"a*\""; 65].join(","))),
+        ("resume without an epoch", r#"{"type":"subscribe","namespace":"default","resume":{"offset":1}}"#.into()),
+    ];
+    let mut ws = Ws::connect(&h.ws_url()).await;
+    for (i, (what, text)) in cases.iter().enumerate() {
+        if i % 15 == 14 {
+            // Stay under the abuse rule (20 rejections in 10 s).
+            ws = Ws::connect(&h.ws_url()).await;
+        }
+        ws.send_text(text).await;
+        let reply = ws.next_of("error", DEADLINE).await;
+        assert_eq!(reply["code"], "BAD_MESSAGE", "{what}: {reply}");
+        assert!(
+            reply["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}"
+        );
+    }
+    let pong = ws.request(json!({"type": "ping"}), 7).await;
+    assert_eq!(pong["type"], "pong", "the connection stayed");
+    // Unknown fields are ignored, not refused.
+    let pong = ws
+        .request(
+            json!({"type": "ping", "evil": {"__proto__": 1}, "extra": [1, 2]}),
+            8,
+        )
+        .await;
+    assert_eq!(pong["type"], "pong");
+    // Binary frames.
+    ws.send_raw(hub_testkit::Message::Binary(
+        b"\x00\x01{\"type\":\"ping\"}".to_vec().into(),
+    ))
+    .await;
+    assert_eq!(ws.next_of("error", DEADLINE).await["code"], "BAD_MESSAGE");
+    // The same bodies over HTTP: 400 BAD_MESSAGE.
+    for (what, text) in cases
+        .iter()
+        .filter(|(w, _)| !w.contains("filter") && !w.contains("resume"))
+    {
+        let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        let op = v["operation_id"].as_str().unwrap_or("b1");
+        let op = if hub_proto::validate_operation_id(op).is_ok() {
+            op
+        } else {
+            "b1"
+        };
+        let (s, body, _) = http_post(&url_events(&h, "default", op), None, text).await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (400, Some("BAD_MESSAGE")),
+            "{what} over HTTP: {body}"
+        );
+    }
+    // Invalid UTF-8 in a text frame: close 1007.
+    let mut raw = RawWs::connect(&h.addr, "/ws").await;
+    raw.send_frame(1, b"{\"type\":\"ping\",\"x\":\"\xff\xfe\"}")
+        .await;
+    let (_, code) = raw.read_until_close(DEADLINE).await;
+    assert_eq!(code, Some(1007));
+    // Too large: MESSAGE_TOO_LARGE, close 1009.
+    let mut big = Ws::connect(&h.ws_url()).await;
+    big.send_text(&p2(&format!(r#","message":"{}""#, long(70_000))))
+        .await;
+    assert_eq!(
+        big.next_of("error", DEADLINE).await["code"],
+        "MESSAGE_TOO_LARGE"
+    );
+    assert_eq!(big.closed(DEADLINE).await, Some(1009));
+    assert_eq!(
+        state_of(&h, None, "default", "b1").await,
+        before,
+        "nothing changed"
+    );
+    let (_, list) = http_get(
+        &format!("{}/api/v1/namespaces/default/operations", h.http()),
+        None,
+    )
+    .await;
+    assert_eq!(
+        list["operations"].as_array().unwrap().len(),
+        1,
+        "no operation was created"
+    );
+}
+
+// ------------------------------------------------------------------- limits
+
+#[tokio::test]
+async fn handshakes_per_ip_get_429_with_retry_after() {
+    let h = hub()
+        .args([
+            "--handshakes-per-ip-per-second",
+            "3",
+            "--rate-limit-exempt",
+            "",
+        ])
+        .start()
+        .await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(Ws::connect(&h.ws_url()).await);
+    }
+    let (status, body) = Ws::connect_with(&h.ws_url(), &[])
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status, 429, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    assert_eq!(body["error"]["data"]["reason"], "handshakes");
+    assert!(body["error"]["data"]["retry_after_ms"].as_u64().unwrap() >= 1);
+    // SSE counts as a handshake too, and the answer carries Retry-After.
+    let r = reqwest::get(format!("{}/api/v1/stream?namespace=default", h.http()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    // Existing connections are unaffected; plain HTTP is not a handshake.
+    assert_eq!(
+        open[0].request(json!({"type": "ping"}), 1).await["type"],
+        "pong"
+    );
+    assert_eq!(get_json(&format!("{}/health", h.http())).await.0, 200);
+    // The bucket refills.
+    eventually("a handshake to be let in again", DEADLINE, || async {
+        Ws::connect_with(&h.ws_url(), &[]).await.ok()
+    })
+    .await;
+    let metrics = reqwest::get(format!("{}/metrics", h.http()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"progress_hub_rate_limited_total{limit="handshakes"}"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn loopback_is_exempt_from_per_ip_limits_by_default() {
+    let h = hub()
+        .args(["--handshakes-per-ip-per-second", "1"])
+        .start()
+        .await;
+    for _ in 0..5 {
+        Ws::connect(&h.ws_url()).await;
+    }
+}
+
+#[tokio::test]
+async fn messages_per_connection_are_rate_limited_and_the_connection_stays() {
+    let h = hub()
+        .args(["--max-messages-per-second", "5", "--rate-limit-exempt", ""])
+        .start()
+        .await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    assert_eq!(
+        publish(&mut p, started("r1", "default"), 1).await["type"],
+        "ack"
+    );
+    for i in 0..4 {
+        p.send(json!({"type": "ping", "id": 10 + i})).await;
+    }
+    // The bucket (5) is empty: a publish now is refused and changes nothing.
+    let before = state_of(&h, None, "default", "r1").await;
+    let e = publish(&mut p, progress("r1", "default", 2, 10.0), 20).await;
+    assert_eq!(e["code"], "RATE_LIMITED", "{e}");
+    assert_eq!(e["data"]["reason"], "messages");
+    let wait = e["data"]["retry_after_ms"]
+        .as_u64()
+        .expect("retry_after_ms");
+    assert!((1..=1000).contains(&wait), "{e}");
+    assert_eq!(
+        state_of(&h, None, "default", "r1").await,
+        before,
+        "nothing changed"
+    );
+    // After the advised wait the same message goes through: the connection stayed.
+    tokio::time::sleep(Duration::from_millis(wait + 50)).await;
+    let ack = publish(&mut p, progress("r1", "default", 2, 10.0), 21).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    // Sustained excess is abuse: RATE_LIMITED (abuse) then close 1008.
+    for i in 0..40 {
+        p.send(json!({"type": "ping", "id": 100 + i})).await;
+    }
+    let abuse = p.until(|m| m["data"]["reason"] == "abuse", DEADLINE).await;
+    assert_eq!(abuse["code"], "RATE_LIMITED");
+    assert_eq!(p.closed(DEADLINE).await, Some(1008));
+}
+
+#[tokio::test]
+async fn connections_per_user_and_anonymous_per_ip_are_capped() {
+    let h = hub()
+        .args([
+            "--jwt-secret",
+            SECRET,
+            "--allow-anonymous-read",
+            "--max-connections-per-user",
+            "2",
+            "--max-anonymous-connections-per-ip",
+            "2",
+            "--rate-limit-exempt",
+            "",
+        ])
+        .start()
+        .await;
+    let alice = token("alice", &["viewer"], &["default"]);
+    let a1 = ws_as(&h, &alice).await;
+    let _a2 = ws_as(&h, &alice).await;
+    let (status, body) = Ws::connect_with(&format!("{}?token={alice}", h.ws_url()), &[])
+        .await
+        .err()
+        .expect("third connection of alice");
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("connections_per_user"), "{body}");
+    // Another subject is not affected.
+    let _b = ws_as(&h, &token("bob", &["viewer"], &["default"])).await;
+    // A freed place can be taken again.
+    a1.close().await;
+    eventually("alice's place to be freed", DEADLINE, || async {
+        Ws::connect_with(&format!("{}?token={alice}", h.ws_url()), &[])
+            .await
+            .ok()
+    })
+    .await;
+    // Anonymous readers: two per address.
+    let _n1 = Ws::connect(&h.ws_url()).await;
+    let _n2 = Ws::connect(&h.ws_url()).await;
+    let (status, body) = Ws::connect_with(&h.ws_url(), &[])
+        .await
+        .err()
+        .expect("third anonymous");
+    assert_eq!(status, 429);
+    assert!(body.contains("anonymous_per_ip"), "{body}");
+    let r = reqwest::get(format!("{}/api/v1/stream?namespace=default", h.http()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "SSE counts too");
+}
+
+#[tokio::test]
+async fn the_global_ingest_ceiling_refuses_with_retry_after() {
+    let h = hub().args(["--max-ingest-per-second", "3"]).start().await;
+    let url = url_events(&h, "default", "i1");
+    let mut codes = Vec::new();
+    let mut refused = None;
+    for seq in 1..=6 {
+        let body = if seq == 1 {
+            r#"{"type":"operation_started","seq":1,"name":"ingest"}"#.to_string()
+        } else {
+            format!(r#"{{"type":"progress_update","seq":{seq},"progress":{seq}}}"#)
+        };
+        let (s, v, retry) = http_post(&url, None, &body).await;
+        codes.push(s);
+        if s == 429 {
+            assert_eq!(v["error"]["code"], "RATE_LIMITED");
+            assert_eq!(v["error"]["data"]["reason"], "ingest");
+            assert!(retry.is_some(), "Retry-After");
+            refused.get_or_insert(seq);
+            break;
+        }
+    }
+    let refused = refused.unwrap_or_else(|| panic!("never refused: {codes:?}"));
+    assert!(refused >= 3, "{codes:?}");
+    let (_, events) = http_get(
+        &format!("{}/api/v1/namespaces/default/events", h.http()),
+        None,
+    )
+    .await;
+    assert_eq!(
+        events["last_offset"],
+        refused - 1,
+        "the refused message changed nothing"
+    );
+    // Over WebSocket the refusal is an error; the connection stays.
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let e = loop {
+        let r = publish(&mut p, started(&format!("w{}", rand_id()), "default"), 1).await;
+        if r["type"] == "error" {
+            break r;
+        }
+    };
+    assert_eq!(e["code"], "RATE_LIMITED");
+    assert_eq!(e["data"]["reason"], "ingest");
+    assert!(e["data"]["retry_after_ms"].as_u64().is_some());
+}
+
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn a_silent_websocket_is_closed_after_the_first_message_timeout() {
+    let h = hub().args(["--first-message-timeout", "1s"]).start().await;
+    // A raw socket never answers the opening ping.
+    let mut raw = RawWs::connect(&h.addr, "/ws").await;
+    let (texts, code) = raw.read_until_close(DEADLINE).await;
+    assert_eq!(code, Some(1001));
+    let err: Value = serde_json::from_str(texts.last().unwrap()).unwrap();
+    assert_eq!(err["code"], "IDLE_TIMEOUT");
+    assert_eq!(err["data"]["reason"], "first_message");
+    // A real client answers the ping (or speaks) and stays.
+    let mut ws = Ws::connect(&h.ws_url()).await;
+    assert!(matches!(
+        ws.next(Duration::from_millis(1500)).await,
+        Err(WsError::Timeout)
+    ));
+    assert_eq!(ws.request(json!({"type": "ping"}), 1).await["type"], "pong");
+}
+
+#[tokio::test]
+async fn the_broadcast_cap_coalesces_live_updates_to_the_latest() {
+    let h = hub()
+        .args(["--max-updates-per-operation-per-second", "2"])
+        .start()
+        .await;
+    let (mut viewer, _) = subscriber(&h, "default").await;
+    viewer.next_of("operation_list", DEADLINE).await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    assert_eq!(
+        publish(&mut p, started("c1", "default"), 1).await["type"],
+        "ack"
+    );
+    let n = 40u64;
+    for seq in 2..=n {
+        p.send(json!({"type": "progress_update", "id": seq, "operation_id": "c1", "seq": seq, "progress": seq as f64}))
+            .await;
+    }
+    let last = p.until(|m| m["id"] == n, DEADLINE).await;
+    assert_eq!(last["type"], "ack", "every update is acked");
+    assert_eq!(last["offset"], n);
+    // The viewer gets fewer updates, in increasing offsets, ending with the latest.
+    let mut offsets = vec![
+        viewer.next_of("operation_started", DEADLINE).await["offset"]
+            .as_u64()
+            .unwrap(),
+    ];
+    loop {
+        let ev = viewer
+            .next_of("progress_update", Duration::from_secs(5))
+            .await;
+        offsets.push(ev["offset"].as_u64().unwrap());
+        if ev["offset"] == n {
+            assert_eq!(ev["state"]["progress"], n as f64);
+            break;
+        }
+    }
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+    assert!(offsets.len() < n as usize, "coalesced: {offsets:?}");
+    // Lifecycle events are never skipped.
+    let done = publish(
+        &mut p,
+        json!({"type": "operation_completed", "operation_id": "c1", "seq": n + 1}),
+        999,
+    )
+    .await;
+    assert_eq!(done["type"], "ack");
+    assert_eq!(
+        viewer.next_of("operation_completed", DEADLINE).await["offset"],
+        n + 1
+    );
+    // Everything is stored and replayed.
+    let (_, events) = http_get(
+        &format!("{}/api/v1/namespaces/default/events?limit=1000", h.http()),
+        None,
+    )
+    .await;
+    assert_eq!(events["events"].as_array().unwrap().len() as u64, n + 1);
+    let mut late = Ws::connect(&h.ws_url()).await;
+    let sub = late
+        .request(json!({"type": "subscribe", "namespace": "default", "resume": {"epoch": events["epoch"], "offset": 0}}), 1)
+        .await;
+    assert_eq!(sub["recovered"], true);
+    for off in 1..=n + 1 {
+        let ev = late.until(|m| m["offset"].is_u64(), DEADLINE).await;
+        assert_eq!(ev["offset"], off);
+    }
+}
+
+// ------------------------------------------------------------- token command
+
+fn token_cmd(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+        .arg("token")
+        .args(args)
+        .env_remove("PROGRESS_HUB_JWT_SECRET")
+        .output()
+        .expect("run progress-hub token")
+}
+
+#[tokio::test]
+async fn progress_hub_token_mints_tokens_the_hub_accepts() {
+    let out = token_cmd(&[
+        "--sub",
+        "alice",
+        "--role",
+        "reporter",
+        "--role",
+        "viewer",
+        "--namespace",
+        "team-*",
+        "--ttl",
+        "1h",
+        "--jwt-secret",
+        SECRET,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tok = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let h = hub().args(["--jwt-secret", SECRET]).start().await;
+    let mut ws = ws_as(&h, &tok).await;
+    assert_eq!(
+        publish(&mut ws, started("t1", "team-a"), 1).await["type"],
+        "ack"
+    );
+    assert_eq!(
+        publish(&mut ws, started("t2", "default"), 2).await["code"],
+        "FORBIDDEN"
+    );
+    let e = ws
+        .request(
+            json!({"type": "cancel", "namespace": "team-a", "operation_id": "t1"}),
+            3,
+        )
+        .await;
+    assert_eq!(e["code"], "FORBIDDEN", "no operator role");
+    // The secret may come from the environment.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+        .args(["token", "--sub", "vic"])
+        .env("PROGRESS_HUB_JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let vic = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut v = ws_as(&h, &vic).await;
+    assert_eq!(
+        v.request(json!({"type": "subscribe", "namespace": "default"}), 1)
+            .await["type"],
+        "subscribed",
+        "default role viewer, default namespace"
+    );
+    // Refusals: unknown role, no key, a zero ttl.
+    for args in [
+        vec!["--sub", "a", "--role", "root", "--jwt-secret", SECRET],
+        vec!["--sub", "a"],
+        vec!["--sub", "a", "--ttl", "0s", "--jwt-secret", SECRET],
+    ] {
+        let out = token_cmd(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty());
+    }
+    // A private key, for a hub given the public half.
+    let key = key_file("ec1.key");
+    let out = token_cmd(&[
+        "--sub",
+        "k",
+        "--role",
+        "admin",
+        "--namespace",
+        "*",
+        "--private-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tok = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let pubkey = key_file("ec1.pub");
+    let h2 = hub()
+        .args(["--jwt-public-key", pubkey.to_str().unwrap()])
+        .start()
+        .await;
+    let mut k = ws_as(&h2, &tok).await;
+    assert_eq!(
+        publish(&mut k, started("k1", "anywhere"), 1).await["type"],
+        "ack"
+    );
+}
+
+// ----------------------------------------------------------- key rotation
+
+fn oct_jwks(kid: &str, secret: &str) -> String {
+    json!({"keys": [{"kty": "oct", "kid": kid, "alg": "HS256", "k": b64url(secret.as_bytes())}]})
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_changed_jwks_file_is_reloaded_without_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("keys.json");
+    let old_secret = "old-rotation-secret-0123456789";
+    let new_secret = "new-rotation-secret-9876543210";
+    std::fs::write(&jwks, oct_jwks("k1", old_secret)).unwrap();
+    let h = hub()
+        .args(["--jwks-file", jwks.to_str().unwrap()])
+        .start()
+        .await;
+    let claims = Claims::new("rot", now_s() + 600);
+    let old = mint_hs256(old_secret, &claims).unwrap();
+    let new = mint_hs256(new_secret, &claims).unwrap();
+    assert!(
+        Ws::connect_with(&format!("{}?token={old}", h.ws_url()), &[])
+            .await
+            .is_ok()
+    );
+    std::fs::write(&jwks, oct_jwks("k2", new_secret)).unwrap();
+    eventually(
+        "the new key to be trusted",
+        Duration::from_secs(15),
+        || async {
+            Ws::connect_with(&format!("{}?token={new}", h.ws_url()), &[])
+                .await
+                .ok()
+        },
+    )
+    .await;
+    let (status, _) = Ws::connect_with(&format!("{}?token={old}", h.ws_url()), &[])
+        .await
+        .err()
+        .expect("the old key is gone");
+    assert_eq!(status, 401);
+    // A broken file keeps the keys in use.
+    std::fs::write(&jwks, "{ not json").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        Ws::connect_with(&format!("{}?token={new}", h.ws_url()), &[])
+            .await
+            .is_ok()
+    );
+}
