@@ -216,3 +216,39 @@ fn waiting_for_the_hub() {
     );
     insta::assert_snapshot!(screen(&mut a, 80, 8, NOW));
 }
+
+#[test]
+fn the_list_scrolls_to_keep_the_selection_visible() {
+    let mut a = app();
+    let ops = (0..30u64)
+        .map(|i| {
+            op(
+                &format!("job.{i:02}"),
+                &format!("Job {i:02}"),
+                OpStatus::Running,
+                i as f64,
+                100 - i,
+            )
+        })
+        .collect();
+    a.apply(
+        Update::Snapshot {
+            epoch: "e".into(),
+            offset: 30,
+            operations: ops,
+        },
+        NOW,
+    );
+    let top = screen(&mut a, 80, 12, NOW);
+    assert!(top.contains("Job 00") && !top.contains("Job 29"), "{top}");
+    a.handle_key(code(ratatui::crossterm::event::KeyCode::End), NOW);
+    let bottom = screen(&mut a, 80, 12, NOW);
+    assert!(
+        bottom.contains("›▶ Job 29") && !bottom.contains("Job 00"),
+        "{bottom}"
+    );
+    assert!(bottom.contains("rows 22-30"), "{bottom}");
+    a.handle_key(code(ratatui::crossterm::event::KeyCode::PageUp), NOW);
+    let up = screen(&mut a, 80, 12, NOW);
+    assert!(up.contains("›▶ Job 20"), "{up}");
+}

@@ -22,23 +22,21 @@ fn value_text(v: &Value) -> String {
     }
 }
 
-fn object_lines<'a>(title: &'a str, v: Option<&Value>, out: &mut Vec<Line<'a>>) {
-    let key = Style::new().fg(Color::Gray).add_modifier(Modifier::BOLD);
-    match v {
-        Some(Value::Object(map)) if !map.is_empty() => {
-            out.push(Line::from(Span::styled(title, key)));
-            for (k, v) in map {
-                out.push(Line::from(format!("  {k} = {}", one_line(&value_text(v)))));
-            }
-        }
-        Some(v) if !v.is_null() => {
-            out.push(Line::from(vec![
-                Span::styled(title, key),
-                Span::raw(format!(" {}", one_line(&value_text(v)))),
-            ]));
-        }
-        _ => {}
-    }
+fn object_line<'a>(title: &'a str, v: Option<&Value>, out: &mut Vec<Line<'a>>) {
+    let key = Style::new().fg(Color::Gray);
+    let text = match v {
+        Some(Value::Object(map)) if !map.is_empty() => map
+            .iter()
+            .map(|(k, v)| format!("{k}={}", one_line(&value_text(v))))
+            .collect::<Vec<_>>()
+            .join(" · "),
+        Some(v) if !v.is_null() && v.as_object().is_none() => one_line(&value_text(v)),
+        _ => return,
+    };
+    out.push(Line::from(vec![
+        Span::styled(format!("{title} "), key),
+        Span::raw(text),
+    ]));
 }
 
 pub(super) fn render(app: &App, frame: &mut Frame<'_>, area: Rect, now: u64) {
@@ -89,32 +87,30 @@ pub(super) fn render(app: &App, frame: &mut Frame<'_>, area: Rect, now: u64) {
         Span::styled("  last offset ", label),
         Span::raw(s.last_offset.to_string()),
     ]));
+    let mut what = Vec::new();
     if let Some(p) = &s.parent_id {
-        lines.push(Line::from(vec![
-            Span::styled("parent ", label),
-            Span::raw(p.clone()),
-        ]));
+        what.push(Span::styled("parent ", label));
+        what.push(Span::raw(format!("{p}  ")));
     }
     if let Some(step) = &s.step {
-        lines.push(Line::from(vec![
-            Span::styled("step ", label),
-            Span::raw(one_line(step)),
-        ]));
+        what.push(Span::styled("step ", label));
+        what.push(Span::raw(format!("{}  ", one_line(step))));
     }
     if let Some(m) = &s.message {
-        lines.push(Line::from(vec![
-            Span::styled("message ", label),
-            Span::raw(one_line(m)),
-        ]));
+        what.push(Span::styled("message ", label));
+        what.push(Span::raw(one_line(m)));
+    }
+    if !what.is_empty() {
+        lines.push(Line::from(what));
     }
     if let Some(e) = &s.error {
         lines.push(Line::from(vec![
             Span::styled("error ", label),
-            Span::styled(e.clone(), Style::new().fg(Color::Red)),
+            Span::styled(one_line(e), Style::new().fg(Color::Red)),
         ]));
     }
-    object_lines("metadata", s.metadata.as_ref(), &mut lines);
-    object_lines("details", s.details.as_ref(), &mut lines);
+    object_line("metadata", s.metadata.as_ref(), &mut lines);
+    object_line("details", s.details.as_ref(), &mut lines);
     lines.push(Line::from(Span::styled(
         format!("recent events ({})", entry.recent.len()),
         Style::new().fg(Color::Gray).add_modifier(Modifier::BOLD),

@@ -175,20 +175,6 @@ pub(super) fn render(app: &mut App, frame: &mut Frame<'_>, area: Rect, now: u64)
             Rect::new(rows_area.x, y, rows_area.width, 1),
         );
     }
-    if total > height {
-        // A scroll hint in the header: which rows are shown.
-        let text = format!("{}-{}/{}", app.scroll + 1, end, total);
-        let w = text.chars().count() as u16;
-        if area.width > w {
-            frame.buffer_mut().set_stringn(
-                area.right() - w,
-                area.y,
-                &text,
-                w as usize,
-                Style::new().fg(Color::DarkGray),
-            );
-        }
-    }
 }
 
 struct RowCtx {

@@ -47,9 +47,9 @@ impl App {
             Constraint::Length(1),
         ])
         .areas(area);
-        self.render_title(frame, title);
         let (list_area, detail_area) = self.split_body(body);
         list::render(self, frame, list_area, now);
+        self.render_title(frame, title);
         if let Some(d) = detail_area {
             detail::render(self, frame, d, now);
         }
@@ -99,6 +99,12 @@ impl App {
             left.push_str(&format!(" · {total} ops"));
         } else {
             left.push_str(&format!(" · {shown}/{total} ops"));
+        }
+        if shown > self.page {
+            // Which rows the list shows, when they do not all fit.
+            let first = self.scroll + 1;
+            let last = (self.scroll + self.page).min(shown);
+            left.push_str(&format!(" · rows {first}-{last}"));
         }
         if self.state_filter != crate::filter::StateFilter::All {
             left.push_str(&format!(" · state:{}", self.state_filter.label()));

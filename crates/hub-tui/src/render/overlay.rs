@@ -1,4 +1,5 @@
-//! Things drawn over the list: toasts (top right) and the cancel prompt.
+//! Things drawn over the list: toasts (bottom right, newest lowest, where
+//! they hide the least) and the cancel prompt.
 
 use crate::app::App;
 use crate::format::fit;
@@ -13,10 +14,10 @@ pub(super) fn toasts(app: &App, frame: &mut Frame<'_>, body: Rect, now: u64) {
     let max_w = (body.width as usize * 2 / 3)
         .max(20)
         .min(body.width as usize);
-    for (y, t) in (body.y + 1..).zip(app.toasts().live(now)) {
-        if y >= body.bottom() {
-            break;
-        }
+    let live: Vec<_> = app.toasts().live(now).collect();
+    let n = (live.len() as u16).min(body.height.saturating_sub(1));
+    let top = body.bottom() - n;
+    for (y, t) in (top..body.bottom()).zip(live.iter().skip(live.len() - n as usize)) {
         let text = format!(" {} ", fit(&t.text, max_w.saturating_sub(2)));
         let w = text.chars().count() as u16;
         let style = match t.level {
