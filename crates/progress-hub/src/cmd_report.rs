@@ -1,0 +1,270 @@
+//! `progress-hub report start|progress|complete|fail`: report an operation
+//! from shell scripts, one command per event.
+//!
+//! Each invocation is a short-lived [`hub_client::Reporter`]: it queues the
+//! event, waits (at most `--timeout`) until the hub acknowledged it, and
+//! exits. `start` prints the operation id for the later commands; those
+//! learn the operation's next sequence number from the hub itself, so any
+//! number of processes can report on one operation. Also home of
+//! [`HubArgs`], the connection flags every client subcommand shares.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use hub_client::{ClientConfig, OperationHandle, ProgressFields, Reporter};
+use serde_json::Value;
+
+/// Where the hub is and how to authenticate (shared by `report`, `run`, `watch`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct HubArgs {
+    /// WebSocket URL of the hub.
+    #[arg(long, env = "PROGRESS_HUB_URL", default_value = hub_client::DEFAULT_URL)]
+    pub url: String,
+    /// Bearer token (a JWT), if the hub requires one.
+    #[arg(long, env = "PROGRESS_HUB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Namespace of the operations.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+}
+
+impl HubArgs {
+    /// The client configuration these flags describe.
+    pub fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new(&self.url).namespace(&self.namespace);
+        if let Some(t) = self.token.as_deref().filter(|t| !t.is_empty()) {
+            c = c.token(t);
+        }
+        c
+    }
+}
+
+/// Report one event of an operation.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    hub: HubArgs,
+    /// How long to wait for the hub to acknowledge (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+    #[command(subcommand)]
+    event: ReportEvent,
+}
+
+/// The event to report.
+#[derive(clap::Subcommand, Debug)]
+enum ReportEvent {
+    /// Start an operation; prints its id.
+    Start {
+        /// Display name.
+        name: String,
+        /// Kind, for grouping and ETA history.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Total units of work (then `progress --current` gives the percentage).
+        #[arg(long)]
+        total: Option<f64>,
+        /// Parent operation id.
+        #[arg(long)]
+        parent: Option<String>,
+        /// Choose the operation id (default: a new time-ordered id).
+        #[arg(long)]
+        id: Option<String>,
+        /// Metadata, a JSON object.
+        #[arg(long, value_parser = parse_json)]
+        metadata: Option<Value>,
+    },
+    /// Report progress.
+    Progress {
+        /// Operation id (printed by `start`).
+        id: String,
+        /// Percentage done (0-100).
+        percent: Option<f64>,
+        /// Units done (of `--total`).
+        #[arg(long)]
+        current: Option<f64>,
+        /// Current step.
+        #[arg(long)]
+        step: Option<String>,
+        /// A human message.
+        #[arg(long)]
+        message: Option<String>,
+        /// Details, a JSON object.
+        #[arg(long, value_parser = parse_json)]
+        details: Option<Value>,
+    },
+    /// Report success.
+    Complete {
+        /// Operation id.
+        id: String,
+        /// Details, a JSON object.
+        #[arg(long, value_parser = parse_json)]
+        details: Option<Value>,
+    },
+    /// Report failure.
+    Fail {
+        /// Operation id.
+        id: String,
+        /// What went wrong.
+        error: String,
+        /// Details, a JSON object.
+        #[arg(long, value_parser = parse_json)]
+        details: Option<Value>,
+    },
+}
+
+/// Parse `500ms`, `10s`, `2m`, `1h` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 10s"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        u => return Err(format!("unknown unit {u:?} in {s:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+fn parse_json(s: &str) -> Result<Value, String> {
+    let v: Value = serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))?;
+    if v.is_object() {
+        Ok(v)
+    } else {
+        Err("expected a JSON object".into())
+    }
+}
+
+/// Run the subcommand; returns the exit code (0 delivered, 1 not delivered
+/// or refused by the hub).
+pub async fn run(args: ReportArgs) -> anyhow::Result<i32> {
+    let reporter = Reporter::connect(args.hub.config()).context("invalid hub settings")?;
+    let ns = args.hub.namespace.clone();
+    let (handle, print_id) = match args.event {
+        ReportEvent::Start {
+            name,
+            kind,
+            total,
+            parent,
+            id,
+            metadata,
+        } => {
+            let mut b = reporter.start(name);
+            if let Some(k) = kind {
+                b = b.kind(k);
+            }
+            if let Some(t) = total {
+                b = b.total(t);
+            }
+            if let Some(p) = parent {
+                b = b.parent(p);
+            }
+            if let Some(i) = id {
+                b = b.id(i);
+            }
+            if let Some(m) = metadata {
+                b = b.metadata(m);
+            }
+            (b.begin()?, true)
+        }
+        ReportEvent::Progress {
+            id,
+            percent,
+            current,
+            step,
+            message,
+            details,
+        } => {
+            let op = reporter.attach(&ns, &id)?;
+            let fields = ProgressFields {
+                progress: percent,
+                current,
+                step,
+                message,
+                details,
+            };
+            anyhow::ensure!(
+                !fields.is_empty(),
+                "nothing to report: give a percentage, --current, --step, --message or --details"
+            );
+            op.update(fields)?;
+            (op, false)
+        }
+        ReportEvent::Complete { id, details } => {
+            let op = reporter.attach(&ns, &id)?;
+            match details {
+                Some(d) => op.complete_with(d)?,
+                None => op.complete()?,
+            }
+            (op, false)
+        }
+        ReportEvent::Fail { id, error, details } => {
+            let op = reporter.attach(&ns, &id)?;
+            match details {
+                Some(d) => op.fail_with(error, d)?,
+                None => op.fail(error)?,
+            }
+            (op, false)
+        }
+    };
+    let delivered = reporter.flush(args.timeout).await;
+    Ok(finish(handle, delivered, print_id, &reporter))
+}
+
+fn finish(handle: OperationHandle, delivered: bool, print_id: bool, reporter: &Reporter) -> i32 {
+    if let Some(code) = handle.rejection() {
+        eprintln!(
+            "progress-hub: the hub refused the report for {}: {code}",
+            handle.id()
+        );
+        handle.detach();
+        return 1;
+    }
+    let id = handle.detach();
+    if !delivered {
+        let stats = reporter.connection_stats();
+        eprintln!(
+            "progress-hub: not acknowledged by {} in time ({}{})",
+            stats.url,
+            stats.state,
+            stats
+                .last_error
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+        return 1;
+    }
+    if print_id {
+        println!("{id}");
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn json_must_be_an_object() {
+        assert!(parse_json(r#"{"a":1}"#).is_ok());
+        assert!(parse_json("[1]").is_err());
+        assert!(parse_json("nope").is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! `progress-hub watch [--namespace N] [--filter GLOB] [--until-done ID]`:
+//! a line-mode live view for terminals and logs.
+//!
+//! One line per change (`HH:MM:SS.mmm ID STATE PROGRESS% [step] message`),
+//! the snapshot as `=` lines, connection changes as `--` lines, all on
+//! stdout in order. It resumes exactly after reconnects (no line twice).
+//! With `--until-done ID` it exits when that operation finishes: 0 if it
+//! completed, 1 if it failed, 3 if it was canceled. It also exits 1 when the
+//! hub refuses the subscription or the credentials.
+
+use anyhow::Context;
+use hub_client::machine::Reason;
+use hub_client::{ConnState, Filter, OpStatus, OperationState, StateChange, Subscriber, Update};
+
+use crate::cmd_report::HubArgs;
+
+/// Follow operations live, one line per change.
+#[derive(clap::Args, Debug)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    hub: HubArgs,
+    /// Only operations whose id matches this glob (`*`, `?`; repeatable).
+    #[arg(long = "filter", value_name = "GLOB")]
+    filters: Vec<String>,
+    /// Only operations of this kind (repeatable).
+    #[arg(long = "kind")]
+    kinds: Vec<String>,
+    /// Exit when this operation finishes (0 completed, 1 failed, 3 canceled).
+    #[arg(long, value_name = "ID")]
+    until_done: Option<String>,
+    /// Print each event as its JSON message instead of a line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Exit code for an awaited operation that was canceled.
+const EXIT_CANCELED: i32 = 3;
+
+fn clock(ms: u64) -> String {
+    let s = ms / 1000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        (s / 3600) % 24,
+        (s / 60) % 60,
+        s % 60,
+        ms % 1000
+    )
+}
+
+/// One human line for an operation state.
+pub fn describe(s: &OperationState) -> String {
+    let mut line = format!("{} {}", s.operation_id, s.state.as_str());
+    if let Some(p) = s.progress {
+        line.push_str(&format!(" {p:.1}%"));
+    }
+    if let (Some(c), Some(t)) = (s.current, s.total) {
+        line.push_str(&format!(" ({c}/{t})"));
+    }
+    if let Some(eta) = s.eta_seconds.filter(|_| !s.state.is_terminal()) {
+        line.push_str(&format!(" eta {eta:.0}s"));
+    }
+    if let Some(step) = &s.step {
+        line.push_str(&format!(" [{step}]"));
+    }
+    if let Some(name) = &s.name {
+        line.push_str(&format!(" {name:?}"));
+    }
+    if let Some(m) = &s.message {
+        line.push_str(&format!(" - {m}"));
+    }
+    if let Some(e) = &s.error {
+        line.push_str(&format!(" error: {e}"));
+    }
+    if s.cancel_requested == Some(true) && !s.state.is_terminal() {
+        line.push_str(" (cancel requested)");
+    }
+    line
+}
+
+fn describe_connection(c: &StateChange) -> String {
+    let why = match c.reason {
+        Reason::Closed(Some(code)) => format!("closed {code}"),
+        Reason::Closed(None) => "connection lost".into(),
+        Reason::ConnectFailed(Some(status)) => format!("refused: HTTP {status}"),
+        Reason::ConnectFailed(None) => "hub unreachable".into(),
+        Reason::ConnectTimeout => "connect timeout".into(),
+        Reason::HeartbeatTimeout => "no heartbeat".into(),
+        Reason::AuthRejected => "credentials refused".into(),
+        Reason::PolicyViolation => "closed for policy violation".into(),
+        Reason::RetriesExhausted => "gave up".into(),
+        r => format!("{r:?}").to_lowercase(),
+    };
+    match (c.state, c.next_delay_ms) {
+        (ConnState::Reconnecting, Some(d)) => format!(
+            "-- reconnecting in {:.1}s (attempt {}, {why})",
+            d as f64 / 1000.0,
+            c.attempt
+        ),
+        (ConnState::Connected, _) => "-- connected".into(),
+        (ConnState::Connecting, _) if c.attempt == 0 => "-- connecting".into(),
+        (ConnState::Connecting, _) => format!("-- connecting (retry {})", c.attempt),
+        (state, _) => format!("-- {state} ({why})"),
+    }
+}
+
+fn exit_code(status: OpStatus) -> Option<i32> {
+    match status {
+        OpStatus::Completed => Some(0),
+        OpStatus::Failed => Some(1),
+        OpStatus::Canceled => Some(EXIT_CANCELED),
+        _ => None,
+    }
+}
+
+/// Watch until interrupted (or until the awaited operation finishes).
+pub async fn run(args: WatchArgs) -> anyhow::Result<i32> {
+    let subscriber = Subscriber::connect(args.hub.config()).context("invalid hub settings")?;
+    let filter = Filter {
+        operations: args.filters.clone(),
+        kinds: args.kinds.clone(),
+    };
+    let mut sub = subscriber.subscribe(&args.hub.namespace, filter);
+    while let Some(update) = sub.recv().await {
+        let mut finished: Option<&OperationState> = None;
+        match &update {
+            Update::Connection(c) => {
+                println!("{}", describe_connection(c));
+                if c.state == ConnState::Failed {
+                    eprintln!("progress-hub: giving up on {}", args.hub.url);
+                    return Ok(1);
+                }
+            }
+            Update::Subscribed {
+                epoch,
+                offset,
+                recovered,
+            } => {
+                if *recovered {
+                    println!("-- resumed (epoch {epoch}, hub at offset {offset})");
+                }
+            }
+            Update::Snapshot {
+                operations, offset, ..
+            } => {
+                println!(
+                    "-- snapshot at offset {offset}: {} operations",
+                    operations.len()
+                );
+                let mut ops: Vec<&OperationState> = operations.iter().collect();
+                ops.sort_by_key(|s| (s.started_at, s.operation_id.clone()));
+                for s in ops {
+                    println!("= {}", describe(s));
+                    if args.until_done.as_deref() == Some(s.operation_id.as_str()) {
+                        finished = Some(s);
+                    }
+                }
+            }
+            Update::Event(e) => {
+                if args.json {
+                    println!("{}", e.raw);
+                } else {
+                    println!("{} {} {}", clock(e.timestamp), e.kind, describe(&e.state));
+                }
+                if args.until_done.as_deref() == Some(e.operation_id()) {
+                    finished = Some(&e.state);
+                }
+            }
+            Update::Lagged(n) => println!("-- {n} updates skipped (output too slow)"),
+            Update::Refused { code, message } => {
+                eprintln!("progress-hub: subscription refused: {code}: {message}");
+                return Ok(1);
+            }
+        }
+        if let Some(code) = finished.and_then(|s| exit_code(s.state)) {
+            return Ok(code);
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines() {
+        let s: OperationState = serde_json::from_value(serde_json::json!({
+            "operation_id": "render.1", "name": "Render", "state": "running",
+            "progress": 42.0, "current": 42.0, "total": 100.0, "step": "encode",
+            "message": "frame 42", "eta_seconds": 12.4, "cancel_requested": true
+        }))
+        .unwrap();
+        assert_eq!(
+            describe(&s),
+            "render.1 running 42.0% (42/100) eta 12s [encode] \"Render\" - frame 42 (cancel requested)"
+        );
+        assert_eq!(clock(3_723_004), "01:02:03.004");
+        assert_eq!(exit_code(OpStatus::Failed), Some(1));
+        assert_eq!(exit_code(OpStatus::Running), None);
+        let c = StateChange {
+            state: ConnState::Reconnecting,
+            reason: Reason::Closed(Some(1012)),
+            attempt: 2,
+            next_delay_ms: Some(1500),
+        };
+        assert_eq!(
+            describe_connection(&c),
+            "-- reconnecting in 1.5s (attempt 2, closed 1012)"
+        );
+    }
+}
