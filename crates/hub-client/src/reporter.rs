@@ -214,6 +214,11 @@ impl OperationHandle {
             return Ok(());
         }
         let fields = sanitize(fields);
+        if fields.step.is_some() || fields.message.is_some() || fields.details.is_some() {
+            // Text and details can be large: refuse what the hub would refuse.
+            let size = serde_json::to_string(&fields).map_or(0, |t| t.len());
+            check_size(&self.reporter.client, size + self.id.len() + 128)?;
+        }
         let newly = self
             .reporter
             .client
