@@ -1,7 +1,7 @@
 //! The client against the real hub binary (`progress-hub serve`, started by
 //! `hub-testkit`): reporting while the hub is down, SIGKILL and restart on
 //! the same data dir with nothing lost or seen twice, a memory hub that
-//! forgets everything, cancellation end to end, and token refresh.
+//! forgets everything, cancellation end to end, token refresh, and `wss://`.
 //!
 //! The binary is `$PROGRESS_HUB_BIN`, or `progress-hub` next to the test's
 //! `deps/` directory (build it with `cargo build -p progress-hub`).
@@ -418,4 +418,44 @@ async fn a_refused_token_is_replaced_by_the_provider() {
     op.complete().unwrap();
     assert!(client.flush(WAIT).await);
     assert_eq!(client.state().state, ConnState::Connected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_with_a_private_root_and_the_ready_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert_pem = ck.cert.pem();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let hub = HubBuilder::new(hub_bin())
+        .args([
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .start()
+        .await;
+    let port = hub.addr.rsplit(':').next().unwrap();
+    let url = format!("wss://localhost:{port}/ws");
+
+    let trusted = Client::connect(fast(&url).tls_root_pem(cert_pem).wait_for_ready(true)).unwrap();
+    let op = trusted.reporter().start("Over TLS").begin().unwrap();
+    op.complete().unwrap();
+    assert!(
+        trusted.flush(WAIT).await,
+        "{:?}",
+        trusted.connection_stats()
+    );
+
+    // Without the private root the certificate is not trusted: no connection.
+    let untrusted = Client::connect(fast(&url)).unwrap();
+    let mut rx = untrusted.state_changes();
+    tokio::time::timeout(WAIT, rx.wait_for(|c| c.state == ConnState::Reconnecting))
+        .await
+        .unwrap()
+        .unwrap();
+    let err = untrusted.connection_stats().last_error.unwrap_or_default();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
 }
