@@ -204,7 +204,8 @@ async fn a_silent_peer_is_declared_dead_and_replaced() {
     assert!(change.next_delay_ms.is_some());
     hub.state.lock().silent = false;
     wait_state(&client, ConnState::Connected).await;
-    assert!(hub.state.lock().connections >= 2);
+    // Upgrades are recorded before the hub answers them.
+    assert!(hub.state.lock().tokens_seen.len() >= 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
