@@ -85,6 +85,8 @@ pub(crate) struct Inner {
     pub clients_connected: Option<u64>,
     pub frames_received: u64,
     pub last_error: Option<String>,
+    /// The driver stopped: nothing will be sent any more.
+    pub closed: bool,
 }
 
 impl Inner {
@@ -187,6 +189,7 @@ impl Client {
                 clients_connected: None,
                 frames_received: 0,
                 last_error: None,
+                closed: false,
             }),
             config,
             wake: Notify::new(),

@@ -95,8 +95,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiv
             }
         }
     }
+    let socket = d.socket.take();
     d.apply(Event::DisconnectRequested);
-    if let Some(mut ws) = d.socket.take() {
+    {
+        let mut inner = d.shared.inner.lock();
+        inner.closed = true;
+        // End every subscription's stream (their maps stay readable).
+        for v in inner.views.values_mut() {
+            v.tx = mpsc::channel(1).0;
+        }
+    }
+    d.shared.idle.send_replace(true);
+    if let Some(mut ws) = socket {
         let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
     }
 }

@@ -170,11 +170,13 @@ impl StartBuilder {
         )
         .len();
         check_size(&self.reporter.client, size)?;
-        let key = self.reporter.client.shared.inner.lock().outbox.start(
-            &self.namespace,
-            &id,
-            self.fields,
-        )?;
+        let key = {
+            let mut inner = self.reporter.client.shared.inner.lock();
+            if inner.closed {
+                return Err(ReportError::Closed);
+            }
+            inner.outbox.start(&self.namespace, &id, self.fields)?
+        };
         let handle = self.reporter.handle(key, &self.namespace, &id);
         self.reporter.client.wake();
         Ok(handle)
@@ -283,13 +285,13 @@ impl OperationHandle {
             crate::wire::encode_producer(&body, u64::MAX, &self.namespace, &self.id, u64::MAX)
                 .len();
         check_size(&self.reporter.client, size)?;
-        self.reporter
-            .client
-            .shared
-            .inner
-            .lock()
-            .outbox
-            .finish(self.key, body)?;
+        {
+            let mut inner = self.reporter.client.shared.inner.lock();
+            if inner.closed {
+                return Err(ReportError::Closed);
+            }
+            inner.outbox.finish(self.key, body)?;
+        }
         self.finished.store(true, Ordering::Relaxed);
         self.reporter.client.wake();
         Ok(())

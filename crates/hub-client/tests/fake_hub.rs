@@ -294,3 +294,24 @@ fn works_without_a_runtime() {
     assert!(reporter.flush_blocking(WAIT));
     assert_eq!(hub.op(op.id()).unwrap().state["state"], "completed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_ends_streams_and_refuses_new_reports() {
+    let hub = FakeHub::start(Duration::from_secs(5)).await;
+    let client = Client::connect(fast(&hub.url())).unwrap();
+    let mut sub = client.subscriber().subscribe("default", Filter::all());
+    let op = client.reporter().start("Before close").begin().unwrap();
+    assert!(client.flush(WAIT).await);
+    client.close();
+    // The stream ends (after whatever was already delivered).
+    tokio::time::timeout(WAIT, async { while sub.recv().await.is_some() {} })
+        .await
+        .expect("stream ended");
+    assert_eq!(op.complete(), Err(hub_client::ReportError::Closed));
+    assert_eq!(
+        client.reporter().start("After").begin().unwrap_err(),
+        hub_client::ReportError::Closed
+    );
+    assert_eq!(client.state().state, ConnState::Disconnected);
+    op.detach();
+}
