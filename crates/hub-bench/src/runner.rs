@@ -70,11 +70,11 @@ async fn run_fanout(a: &FanoutArgs, nofile: u64) -> anyhow::Result<()> {
         (t, r)
     })
     .await?;
-    println!("| server | viewers | delivered msgs/s | frames/s | msgs/frame | published msgs/s | generator CPU | server CPU |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| server | viewers | delivered msgs/s | frames/s | msgs/frame | published msgs/s | generator CPU | server CPU | msgs per server CPU-s |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (_, r) in &results {
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.1} | {:.0} | {:.2} | {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.1} | {:.0} | {:.2} | {} | {} |",
             r.server,
             r.viewers,
             r.msgs_per_sec(),
@@ -84,20 +84,19 @@ async fn run_fanout(a: &FanoutArgs, nofile: u64) -> anyhow::Result<()> {
             r.usage.own_cores,
             r.usage
                 .peer_cores
-                .map_or("n/a".into(), |c| format!("{c:.2}"))
+                .map_or("n/a".into(), |c| format!("{c:.2}")),
+            r.msgs_per_server_cpu_sec()
+                .map_or("n/a".into(), |m| format!("{m:.0}"))
         );
     }
-    let get = |p: Proto| {
-        results
-            .iter()
-            .find(|(q, _)| *q == p)
-            .map(|(_, r)| r.msgs_per_sec())
-    };
+    let get = |p: Proto| results.iter().find(|(q, _)| *q == p).map(|(_, r)| r);
     if let (Some(h), Some(s)) = (get(Proto::Hub), get(Proto::SocketIo)) {
-        println!(
-            "\ndelivered msgs/s, progress-hub / socket.io: {}",
-            ratio(h, s)
-        );
+        let r = ratio(h.msgs_per_sec(), s.msgs_per_sec());
+        println!("\ndelivered msgs/s, progress-hub / socket.io: {r}");
+        if let (Some(a), Some(b)) = (h.msgs_per_server_cpu_sec(), s.msgs_per_server_cpu_sec()) {
+            let r = ratio(a, b);
+            println!("delivered msgs per server CPU-second, progress-hub / socket.io: {r}");
+        }
     }
     Ok(())
 }

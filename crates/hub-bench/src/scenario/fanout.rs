@@ -42,6 +42,13 @@ impl FanoutResult {
         self.delivered.frames as f64 / self.usage.secs
     }
 
+    /// Delivered messages per CPU-second the server used (when its PID is
+    /// known): a figure less sensitive to other load on the machine.
+    pub fn msgs_per_server_cpu_sec(&self) -> Option<f64> {
+        let cores = self.usage.peer_cores.filter(|c| *c > 0.0)?;
+        Some(self.msgs_per_sec() / cores)
+    }
+
     /// Published (acknowledged) messages per second.
     pub fn published_per_sec(&self) -> f64 {
         self.acked as f64 / self.usage.secs
