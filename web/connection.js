@@ -179,6 +179,8 @@ export class ConnectionMachine {
     this.hbInterval = this.opts.heartbeatIntervalMs;
     this.hbLearned = false;
     this.clockSkewMs = 0;
+    /** @type {number[]} recent (server − local) samples from heartbeats */
+    this.skewSamples = [];
     /** @type {string|null} */ this.errorCode = null;
     /** @type {string|null} */ this.errorMessage = null;
     this.everConnected = false;
@@ -568,7 +570,13 @@ export class ConnectionMachine {
           }
         }
         this.lastHeartbeatAt = now;
-        if (typeof msg.timestamp === 'number') this.clockSkewMs = msg.timestamp - now;
+        if (typeof msg.timestamp === 'number') {
+          // Server clock minus ours. Each sample is late by its delivery time,
+          // so the largest of the recent ones is the best estimate.
+          this.skewSamples.push(msg.timestamp - now);
+          if (this.skewSamples.length > 10) this.skewSamples.shift();
+          this.clockSkewMs = Math.max(...this.skewSamples);
+        }
         acts.push({ type: 'heartbeat', message: msg });
         return;
       }

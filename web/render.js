@@ -4,8 +4,10 @@
  * their parent, active operations (newest first) above finished ones (most
  * recently finished first). `update` is called once per animation frame
  * with what changed; it touches only those rows, and within a row only the
- * fields whose text or value changed. No inline styles: the bar width is
- * the CSS custom property `--p` (0..1) set through the CSSOM.
+ * fields whose text or value changed. Rows outside the viewport (an
+ * IntersectionObserver says which) get only their data attributes and state
+ * class; their text is written when they scroll into view. No inline styles:
+ * the bar width is the CSS custom property `--p` (0..1) set through the CSSOM.
  */
 
 import { percent, duration, rate, isFinished } from './format.js';
@@ -24,6 +26,8 @@ import { percent, duration, rate, isFinished } from './format.js';
  * @property {boolean} visible
  * @property {OperationState|null} op
  * @property {Record<string, any>} last       last written values
+ * @property {boolean} onscreen               near the viewport (or not known yet)
+ * @property {boolean} pending                text not written since the last change (off screen)
  */
 
 const FIELDS = ['name', 'opid', 'state', 'cancelreq', 'stale', 'cancel', 'bar', 'fill', 'pct', 'step', 'rate', 'eta', 'elapsed', 'message', 'error'];
@@ -48,6 +52,10 @@ export class OperationsView {
     this.cancelSent = new Set();
     this.skewMs = 0;
     this.proto = this.buildPrototype();
+    /** @type {IntersectionObserver|null} */
+    this.io = typeof IntersectionObserver === 'function'
+      ? new IntersectionObserver((entries) => this.onIntersect(entries), { rootMargin: '300px 0px' })
+      : null;
     const click = (/** @type {Event} */ e) => {
       const btn = /** @type {HTMLElement|null} */ (e.target instanceof Element ? e.target.closest('.op-cancel') : null);
       const li = btn?.closest('li.op');
@@ -100,10 +108,21 @@ export class OperationsView {
     };
     f.opid.textContent = id;
     /** @type {Row} */
-    const row = { id, el, f, kids: null, container: null, matches: true, visible: true, op: null, last: {} };
+    const row = { id, el, f, kids: null, container: null, matches: true, visible: true, op: null, last: {}, onscreen: true, pending: false };
     for (const k of FIELDS) row.last[k] = undefined;
     this.rows.set(id, row);
+    this.io?.observe(el);
     return row;
+  }
+
+  /** @param {IntersectionObserverEntry[]} entries */
+  onIntersect(entries) {
+    for (const e of entries) {
+      const row = this.rows.get(/** @type {HTMLElement} */ (e.target).dataset.opId ?? '');
+      if (!row || row.el !== e.target) continue;
+      row.onscreen = e.isIntersecting;
+      if (row.onscreen && row.pending && row.op) this.write(row, row.op, Date.now());
+    }
   }
 
   /** @param {(op: OperationState) => boolean} pred @param {OperationStore} store */
@@ -191,7 +210,8 @@ export class OperationsView {
         if (k) this.place(k);
       }
     }
-    this.write(row, op, now);
+    if (row.onscreen || !prev || movedGroup || prev.state !== op.state) this.write(row, op, now);
+    else this.writeData(row, op);
     const m = this.filter(op);
     if (m !== row.matches || !prev) {
       row.matches = m;
@@ -218,6 +238,7 @@ export class OperationsView {
     const row = this.rows.get(id);
     if (!row) return;
     this.rows.delete(id);
+    this.io?.unobserve(row.el);
     row.el.remove();
     const parent = row.op?.parent_id;
     if (parent) this.kids.get(parent)?.delete(id);
@@ -275,8 +296,20 @@ export class OperationsView {
     }
   }
 
+  /**
+   * An off-screen row: only what tests and selectors read (state class and
+   * data attributes); the text waits until it scrolls into view.
+   * @param {Row} row @param {OperationState} op
+   */
+  writeData(row, op) {
+    row.pending = true;
+    row.el.dataset.progress = String(op.progress ?? '');
+    row.el.dataset.offset = String(op.last_offset ?? '');
+  }
+
   /** Write the fields of a row that changed. @param {Row} row @param {OperationState} op @param {number} now */
   write(row, op, now) {
+    row.pending = false;
     const { f, last } = row;
     /** @param {string} k @param {HTMLElement} el @param {string} text */
     const text = (k, el, text) => { if (last[k] !== text) { last[k] = text; el.textContent = text; } };
@@ -335,7 +368,9 @@ export class OperationsView {
   /** Once a second: elapsed times of running operations. @param {number} now */
   tick(now) {
     for (const row of this.rows.values()) {
-      if (row.op && !isFinished(row.op.state)) this.writeElapsed(row, row.op, now);
+      if (!row.op || isFinished(row.op.state)) continue;
+      if (row.onscreen) this.writeElapsed(row, row.op, now);
+      else row.pending = true;
     }
   }
 

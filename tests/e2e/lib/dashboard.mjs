@@ -52,12 +52,12 @@ export async function assertSameState(page, hub, namespace = 'default', token) {
   return Object.keys(ops).length;
 }
 
-/** Polls `fn` until it returns truthy (no fixed sleeps). */
+/** Polls `fn` until it returns truthy (no fixed sleeps); an error with `fatal: true` ends the wait at once. */
 export async function until(fn, { timeout = 15000, interval = 100, what = 'condition' } = {}) {
   const end = Date.now() + timeout;
   let last;
   for (;;) {
-    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
+    try { last = await fn(); if (last) return last; } catch (e) { if (e?.fatal) throw e; last = e; }
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
     await new Promise((r) => setTimeout(r, interval));
   }

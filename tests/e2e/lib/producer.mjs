@@ -20,6 +20,9 @@ export class Producer {
     this.cancels = [];
     this.cancelWaiters = [];
     this.errors = [];
+    this.sent = 0;
+    this.acked = 0;
+    this.ackedSeq = new Map();
   }
 
   open() {
@@ -33,6 +36,11 @@ export class Producer {
           this.cancels.push(msg);
           this.cancelWaiters.splice(0).forEach((w) => w(msg));
         }
+        if (msg.type === 'ack') {
+          // Acks are cumulative per operation: acking seq N acks all below it.
+          const prev = this.ackedSeq.get(msg.operation_id) ?? 0;
+          if (msg.seq > prev) { this.acked += msg.seq - prev; this.ackedSeq.set(msg.operation_id, msg.seq); }
+        }
         if (msg.type === 'error') this.errors.push(msg);
         if (msg.id !== undefined && this.waiting.has(msg.id)) {
           const w = this.waiting.get(msg.id);
@@ -41,6 +49,8 @@ export class Producer {
         }
       }
     });
+    this.closed = null;
+    this.ws.on('close', (code, reason) => { this.closed = { code, reason: String(reason) }; });
     return new Promise((res, rej) => { this.ws.once('open', res); this.ws.once('error', rej); });
   }
 
@@ -48,14 +58,19 @@ export class Producer {
   sendNoWait(type, operationId, fields = {}) {
     const seq = (this.seq.get(operationId) ?? 0) + 1;
     this.seq.set(operationId, seq);
+    this.sent += 1;
     this.ws.send(JSON.stringify({ type, operation_id: operationId, namespace: this.namespace, seq, ...fields }));
   }
+
+  /** Messages sent but not acked yet. */
+  outstanding() { return this.sent - this.acked - this.errors.length; }
 
   /** Send and wait for the reply (ack or error). */
   send(type, operationId, fields = {}) {
     const seq = (this.seq.get(operationId) ?? 0) + 1;
     this.seq.set(operationId, seq);
     const id = this.nextId++;
+    this.sent += 1;
     const reply = new Promise((res) => this.waiting.set(id, res));
     this.ws.send(JSON.stringify({ type, id, operation_id: operationId, namespace: this.namespace, seq, ...fields }));
     return reply.then((r) => {
