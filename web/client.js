@@ -98,7 +98,7 @@ export class HubClient {
     /** @type {any} */ this.conn = null;
     this.generation = 0;
     /** @type {any} */ this.timer = null;
-    this.timerAt = null;
+    /** @type {number|null} */ this.timerAt = null;
     /** Transports ever opened at the same time (the invariant says ≤ 1). */
     this.maxConcurrent = 0;
     this.live = 0;

@@ -228,7 +228,7 @@ export class OperationsView {
       if (!any) for (const kid of this.kids.get(r.id) ?? []) if (this.rows.get(kid)?.visible) { any = true; break; }
       if (any === r.visible && r !== row) break;
       this.setVisible(r, any);
-      const parent = r.op?.parent_id;
+      /** @type {string|null|undefined} */ const parent = r.op?.parent_id;
       r = parent ? this.rows.get(parent) : undefined;
     }
   }
