@@ -68,7 +68,7 @@ export class Timeline {
     const width = Math.max(200, Math.round(this.els.root.clientWidth || 600));
     const ops = finished.filter((o) => o.started_at !== null && o.finished_at !== null);
     const t1 = Math.max(now, ...ops.map((o) => o.finished_at ?? 0));
-    const t0 = Math.min(t1 - 60_000, ...ops.map((o) => o.started_at ?? t1));
+    const t0 = Math.min(t1 - 20_000, ...ops.map((o) => o.started_at ?? t1));
     const span = Math.max(1, t1 - t0);
     // Bars closer than 4 px go to different lanes.
     const placed = packLanes(ops, MAX_LANES, (span * 4) / width);

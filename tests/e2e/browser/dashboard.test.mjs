@@ -104,6 +104,27 @@ test('operations move, finish, fail, nest, and cancel from the page reaches the 
   const path = await shot(page, '1-normal');
   t.diagnostic(`screenshot: ${path}`);
 
+  // Dark scheme (prefers-color-scheme).
+  await page.emulateMedia({ colorScheme: 'dark' });
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.equal(bg, 'rgb(15, 18, 22)', 'dark background under prefers-color-scheme: dark');
+  t.diagnostic(`screenshot: ${await shot(page, '1-normal-dark')}`);
+  await page.emulateMedia({ colorScheme: 'light' });
+
+  // Namespace picker: another namespace replaces the view; the URL says which.
+  const other = await Producer.connect(hub.addr, { namespace: 'team-b' });
+  t.after(() => other.close());
+  await other.start('b.1', 'Team B job', { kind: 'etl' });
+  await page.fill('[data-testid=namespace-input]', 'team-b');
+  await page.press('[data-testid=namespace-input]', 'Enter');
+  await until(async () => (await page.locator('[data-testid=op-row]').count()) === 1 && (await row('b.1').isVisible()), { what: 'namespace team-b' });
+  assert.match(page.url(), /[?&]ns=team-b/);
+  await assertSameState(page, hub, 'team-b');
+  await page.fill('[data-testid=namespace-input]', 'default');
+  await page.press('[data-testid=namespace-input]', 'Enter');
+  await until(async () => (await page.locator('[data-testid=op-row]').count()) === 5, { what: 'back to default' });
+  await assertSameState(page, hub);
+
   // Phone width: nothing wider than the viewport.
   await page.setViewportSize({ width: 375, height: 800 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

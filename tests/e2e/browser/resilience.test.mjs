@@ -76,6 +76,10 @@ test('SIGKILL: banner + stale within heartbeat + 2 s, countdown counts; restart 
     return false;
   }, { what: 'the countdown to count down', timeout: 40000, interval: 200 });
   t.diagnostic(`countdown values seen: ${[...new Set(seen)].join(' ')}`);
+  // "Retry now" tries at once instead of waiting out the countdown.
+  const before = (await clientStatus(page)).attempt;
+  await page.click('[data-testid=retry-now]');
+  await until(async () => (await clientStatus(page)).attempt > before, { what: 'an immediate retry', timeout: 3000, interval: 20 });
   assert.match(await page.locator('[data-testid=op-stale]').first().textContent(), /^stale · \d+ s$/);
 
   // Restart on the same address and data; publish while the page is still away.
