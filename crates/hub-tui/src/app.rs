@@ -118,6 +118,11 @@ pub struct App {
     /// The stream position the data reflects.
     pub(crate) position: Option<(String, u64)>,
     pub(crate) subscribed_once: bool,
+    /// Connected and resynchronised (subscribed, snapshot applied if any).
+    pub(crate) synced: bool,
+    /// Operations this session asked to cancel (shown as "canceling" until
+    /// the hub's state says so or they finish).
+    pub(crate) cancel_sent: HashSet<String>,
     pub(crate) system: Option<SystemStatus>,
     pub(crate) mode: Mode,
     pub(crate) show_detail: bool,
@@ -148,6 +153,8 @@ impl App {
             last_data_at: None,
             position: None,
             subscribed_once: false,
+            synced: false,
+            cancel_sent: HashSet::new(),
             system: None,
             mode: Mode::Normal,
             show_detail: false,
@@ -219,9 +226,27 @@ impl App {
         self.position.as_ref().map(|(e, o)| (e.as_str(), *o))
     }
 
-    /// Whether the rows may be out of date (not connected).
+    /// Whether the rows may be out of date: not connected, or connected but
+    /// not yet resynchronised (no `subscribed`/snapshot since).
     pub fn is_stale(&self) -> bool {
-        !self.conn.is_connected()
+        !self.conn.is_connected() || !self.synced
+    }
+
+    /// Whether a cancel is pending for the operation (the hub says so, or
+    /// this session asked), and it has not finished.
+    pub fn is_canceling(&self, id: &str) -> bool {
+        self.ops.get(id).is_some_and(|e| {
+            !e.state.state.is_terminal()
+                && (e.state.cancel_requested || self.cancel_sent.contains(id))
+        })
+    }
+
+    /// Records that this session asked to cancel `id` (the key handler does
+    /// this when it returns [`Command::Cancel`]).
+    pub(crate) fn mark_cancel_sent(&mut self, id: &str, now: u64) {
+        self.cancel_sent.insert(id.to_owned());
+        let name = self.name_of(id);
+        self.toast(format!("Cancel requested: {name}"), ToastLevel::Info, now);
     }
 
     /// How old the data is at `now` (since data last arrived).
@@ -256,6 +281,7 @@ impl App {
                 resumed_from,
             } => {
                 self.last_data_at = Some(now);
+                self.synced = recovered;
                 let reconnect = self.subscribed_once;
                 self.subscribed_once = true;
                 if recovered {
@@ -283,7 +309,10 @@ impl App {
                 operations,
             } => {
                 self.last_data_at = Some(now);
+                self.synced = true;
                 self.position = Some((epoch, offset));
+                self.cancel_sent
+                    .retain(|id| operations.iter().any(|o| o.operation_id == *id));
                 let mut old = std::mem::take(&mut self.ops);
                 for state in operations {
                     let mut entry = old
@@ -304,14 +333,14 @@ impl App {
                 self.system = Some(s);
             }
             Update::CancelAccepted { operation_id } => {
-                let name = self.name_of(&operation_id);
-                self.toast(format!("Cancel requested: {name}"), ToastLevel::Info, now);
+                self.cancel_sent.insert(operation_id);
             }
             Update::CancelRefused {
                 operation_id,
                 code,
                 message,
             } => {
+                self.cancel_sent.remove(&operation_id);
                 if matches!(code.as_str(), "FORBIDDEN" | "AUTH_REQUIRED") {
                     self.config.can_cancel = false;
                 }
@@ -337,6 +366,9 @@ impl App {
     fn set_conn(&mut self, status: ConnStatus, now: u64) {
         if status == self.conn {
             return;
+        }
+        if !status.is_connected() {
+            self.synced = false;
         }
         if let ConnStatus::Failed { reason } = &status {
             self.toast(
@@ -383,6 +415,9 @@ impl App {
                     || entry.state.name != state.name
                 {
                     self.order_dirty = true;
+                }
+                if state.state.is_terminal() {
+                    self.cancel_sent.remove(&id);
                 }
                 entry.state = state;
                 entry.remember(recent, cap);

@@ -111,10 +111,11 @@ impl App {
         self.mode = Mode::ConfirmCancel { operation_id: id };
     }
 
-    fn confirm_key(&mut self, key: KeyEvent, id: String, _now: u64) -> Vec<Command> {
+    fn confirm_key(&mut self, key: KeyEvent, id: String, now: u64) -> Vec<Command> {
         match key.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => {
                 self.mode = Mode::Normal;
+                self.mark_cancel_sent(&id, now);
                 vec![Command::Cancel(id)]
             }
             KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {

@@ -7,9 +7,10 @@
 //!   in — no clock reads, no IO;
 //! - the **renderer** ([`App::render`]), drawing the model with ratatui into
 //!   any backend (tests use `TestBackend`), visible rows only;
-//! - the **driver** ([`driver`]), a thin tokio task that keeps one WebSocket
-//!   to the hub with hub-client's connection state machine and feeds the
-//!   model, and [`run`], which owns the terminal and the redraw cadence.
+//! - the **driver** ([`driver`]), a thin adapter from hub-client's
+//!   `Subscriber` (reconnects, resume from `(epoch, offset)`, the exact
+//!   state map) to the model's updates, and [`run`], which owns the
+//!   terminal and the redraw cadence.
 //!
 //! API boundary: the model and renderer never touch the network or a clock;
 //! the driver holds no display logic.
@@ -36,7 +37,6 @@ pub mod run;
 pub mod toast;
 pub mod token;
 pub mod update;
-pub mod wire;
 
 pub use app::{App, AppConfig, Command, Counts, Mode, RowRef};
 pub use filter::StateFilter;

@@ -6,7 +6,6 @@
 use crate::app::{App, AppConfig, Command};
 use crate::driver::{self, DriverConfig, Request};
 use crate::update::Update;
-use hub_client::machine::MachineConfig;
 use ratatui::crossterm::event::{self, Event};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -58,6 +57,17 @@ async fn run_async(config: TopConfig) -> std::io::Result<()> {
     app_config.can_cancel = crate::token::allows_cancel(config.token.as_deref(), &config.namespace);
     let mut app = App::new(app_config);
 
+    let (up_tx, mut updates) = mpsc::channel::<Update>(4096);
+    let driver = driver::spawn(
+        DriverConfig {
+            url: config.url,
+            token: config.token,
+            namespace: config.namespace,
+        },
+        up_tx,
+    )
+    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+
     let mut terminal = ratatui::try_init()?;
     let _restore = Restore;
 
@@ -82,17 +92,6 @@ async fn run_async(config: TopConfig) -> std::io::Result<()> {
             }
         })
     };
-
-    let (up_tx, mut updates) = mpsc::channel::<Update>(4096);
-    let driver = driver::spawn(
-        DriverConfig {
-            url: config.url,
-            token: config.token,
-            namespace: config.namespace,
-            machine: MachineConfig::default(),
-        },
-        up_tx,
-    );
 
     let mut tick = tokio::time::interval(FRAME_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

@@ -72,6 +72,21 @@ fn c_asks_then_y_cancels() {
         vec![Command::Cancel("backup.1".into())]
     );
     assert_eq!(a.mode(), &Mode::Normal);
+    // The row says "canceling" at once, and a toast confirms the request.
+    assert!(a.is_canceling("backup.1"));
+    let text = screen(&mut a, 120, 12, NOW);
+    assert!(text.contains("canceling"), "{text}");
+    assert!(text.contains("Cancel requested: Nightly backup"), "{text}");
+    // A refusal from the hub takes the mark away again.
+    a.apply(
+        Update::CancelRefused {
+            operation_id: "backup.1".into(),
+            code: "OPERATION_FINISHED".into(),
+            message: "already finished".into(),
+        },
+        NOW,
+    );
+    assert!(!a.is_canceling("backup.1"));
 }
 
 #[test]

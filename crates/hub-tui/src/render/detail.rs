@@ -83,7 +83,13 @@ pub(super) fn render(app: &App, frame: &mut Frame<'_>, area: Rect, now: u64) {
         Span::styled("  ETA ", label),
         Span::raw(eta(s.eta_seconds)),
         Span::styled("  cancel requested ", label),
-        Span::raw(if s.cancel_requested { "yes" } else { "no" }),
+        Span::raw(if s.cancel_requested {
+            "yes"
+        } else if app.cancel_sent.contains(&s.operation_id) {
+            "sent"
+        } else {
+            "no"
+        }),
         Span::styled("  last offset ", label),
         Span::raw(s.last_offset.to_string()),
     ]));

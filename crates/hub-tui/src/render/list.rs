@@ -157,6 +157,7 @@ pub(super) fn render(app: &mut App, frame: &mut Frame<'_>, area: Rect, now: u64)
     for (i, idx) in (app.scroll..end).enumerate() {
         let row = &app.rows()[idx];
         let (id, depth) = (row.id.clone(), row.depth);
+        let canceling = app.is_canceling(&id);
         let Some(entry) = app.ops.get(&id) else {
             continue;
         };
@@ -168,6 +169,7 @@ pub(super) fn render(app: &mut App, frame: &mut Frame<'_>, area: Rect, now: u64)
             depth,
             now,
             stale_age,
+            canceling,
         };
         r.draw(
             entry,
@@ -184,6 +186,7 @@ struct RowCtx {
     depth: u16,
     now: u64,
     stale_age: Option<Option<u64>>,
+    canceling: bool,
 }
 
 impl RowCtx {
@@ -225,7 +228,7 @@ impl RowCtx {
             put(buf, c.info, y, &one_line(err), Style::new().fg(Color::Red));
         } else {
             let mut parts: Vec<&str> = Vec::new();
-            if s.cancel_requested && !terminal {
+            if self.canceling {
                 parts.push("cancel requested");
             }
             if let Some(step) = s.step.as_deref() {
@@ -267,7 +270,7 @@ impl RowCtx {
                 put(buf, c.state, y, &t, Style::new().fg(Color::DarkGray));
             }
             None => {
-                let t = if s.cancel_requested && !terminal {
+                let t = if self.canceling {
                     "canceling"
                 } else {
                     s.state.as_str()
