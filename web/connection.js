@@ -299,7 +299,7 @@ export class ConnectionMachine {
       this.resetLink();
       this.state = 'waiting';
     }
-    if (this.state === 'idle') return acts;
+    if (this.state === 'idle' || this.state === 'stopped') return acts; // takes effect on start()
     return acts.concat(this.connect(now));
   }
 
