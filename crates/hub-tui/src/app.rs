@@ -135,6 +135,9 @@ pub struct App {
     /// Index of the selection at the last order rebuild (fallback when the
     /// selected operation disappears).
     pub(crate) selected_hint: usize,
+    /// Whether the user moved the selection: until then it stays on the
+    /// first row instead of following an operation around.
+    pub(crate) user_selected: bool,
     pub(crate) scroll: usize,
     /// Rows the list showed at the last render (page size for PgUp/PgDn).
     pub(crate) page: usize,
@@ -164,6 +167,7 @@ impl App {
             toasts: Toasts::default(),
             selected: None,
             selected_hint: 0,
+            user_selected: false,
             scroll: 0,
             page: 10,
             order: Vec::new(),
@@ -571,12 +575,18 @@ impl App {
         let found = self
             .selected
             .as_deref()
-            .and_then(|sel| self.order.iter().position(|r| r.id == sel));
+            .and_then(|sel| self.order.iter().position(|r| r.id == sel))
+            .filter(|_| self.user_selected);
         match found {
             Some(i) => self.selected_hint = i,
             None if self.order.is_empty() => self.selected = None,
             None => {
-                let i = self.selected_hint.min(self.order.len() - 1);
+                let hint = if self.user_selected {
+                    self.selected_hint
+                } else {
+                    0
+                };
+                let i = hint.min(self.order.len() - 1);
                 self.selected = Some(self.order[i].id.clone());
                 self.selected_hint = i;
             }

@@ -37,6 +37,19 @@ impl App {
 
     fn normal_key(&mut self, key: KeyEvent, now: u64) -> Vec<Command> {
         let page = self.page.max(1);
+        if matches!(
+            key.code,
+            KeyCode::Up
+                | KeyCode::Down
+                | KeyCode::PageUp
+                | KeyCode::PageDown
+                | KeyCode::Home
+                | KeyCode::End
+                | KeyCode::Enter
+                | KeyCode::Char('j' | 'k' | 'g' | 'G' | 'c')
+        ) {
+            self.user_selected = true;
+        }
         match key.code {
             KeyCode::Char('q') | KeyCode::Char('Q') => {
                 self.set_quit();

@@ -244,3 +244,19 @@ fn connection_failure_toasts_once() {
     assert_eq!(a.toasts().live(NOW).count(), 1);
     assert!(a.is_stale());
 }
+
+#[test]
+fn until_the_user_moves_the_selection_stays_on_the_first_row() {
+    let mut a = connected_app();
+    assert_eq!(a.rows().first().map(|r| r.id.as_str()), Some("backup.1"));
+    assert_eq!(a.selected(), Some("backup.1"));
+    // backup.1 finishes and sinks; the selection stays on top.
+    let mut s = a.op("backup.1").expect("op").state.clone();
+    s.state = OpStatus::Completed;
+    s.finished_at = Some(NOW);
+    s.last_offset = 500;
+    a.apply(event("operation_completed", 500, s), NOW);
+    let first = a.rows().first().map(|r| r.id.clone());
+    assert_eq!(a.selected().map(str::to_owned), first);
+    assert_ne!(a.selected(), Some("backup.1"));
+}

@@ -35,7 +35,7 @@ fn columns(area: Rect) -> Cols {
     let w = area.width;
     let wide = w >= 110;
     let mark_w = 3;
-    let mut name_w = (w * 22 / 100).clamp(12, 40);
+    let mut name_w = (w * 24 / 100).clamp(12, 40);
     let bar_w = if wide {
         22
     } else if w >= 90 {
