@@ -72,6 +72,10 @@ pub struct OutItem {
     pub offset: Option<u64>,
     /// False for replay items pushed at subscribe time (not counted against the limits).
     pub counted: bool,
+    /// An opaque stamp of when the hub received what caused this item (the
+    /// server's monotonic clock; 0 when none). The queue never reads it; the
+    /// writer uses it for the end-to-end latency metric.
+    pub stamp: u64,
 }
 
 impl OutItem {
@@ -83,6 +87,7 @@ impl OutItem {
             conflatable: true,
             offset: Some(offset),
             counted: true,
+            stamp: 0,
         }
     }
 
@@ -96,6 +101,7 @@ impl OutItem {
             conflatable: false,
             offset: Some(offset),
             counted: true,
+            stamp: 0,
         }
     }
 
@@ -107,12 +113,19 @@ impl OutItem {
             conflatable: false,
             offset: None,
             counted: true,
+            stamp: 0,
         }
     }
 
     /// The same item marked as replay (not counted against the limits).
     pub fn uncounted(mut self) -> Self {
         self.counted = false;
+        self
+    }
+
+    /// The same item with a receive stamp (see [`OutItem::stamp`]).
+    pub fn with_stamp(mut self, stamp: u64) -> Self {
+        self.stamp = stamp;
         self
     }
 

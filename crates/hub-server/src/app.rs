@@ -34,6 +34,8 @@ pub struct AppState {
     pub origins: Vec<String>,
     /// Start time, ms.
     pub started_at: u64,
+    /// Status rates, cached figures and readiness history.
+    pub status: crate::status::StatusState,
     /// Rate and resource limits at the edge.
     pub limits: Arc<crate::limits::Limits>,
 }

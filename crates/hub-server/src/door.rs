@@ -24,7 +24,8 @@ pub fn admit(
 ) -> Result<Principal, Response> {
     if !origin_allowed(headers, app.tls(), &app.origins) {
         return Err(error_response(
-            ProtoError::new(ErrorCode::Forbidden, "this origin may not connect"),
+            ProtoError::new(ErrorCode::Forbidden, "this origin may not connect")
+                .with_data(serde_json::json!({"reason": "origin"})),
             Some(403),
         ));
     }
@@ -40,8 +41,12 @@ pub fn admit(
             token_of(headers, query.get("token").map(String::as_str)),
             now_ms(),
         )
-        .map_err(|e| error_response(auth_error(&e), Some(401)))?;
+        .map_err(|e| {
+            app.metrics.auth_failure(&e);
+            error_response(auth_error(&e), Some(401))
+        })?;
     if app.registry.len() >= app.cfg.max_connections {
+        app.metrics.limited("connections");
         return Err(error_response(
             ProtoError::new(
                 ErrorCode::RateLimited,

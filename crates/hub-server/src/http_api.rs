@@ -18,6 +18,16 @@ use serde_json::json;
 use std::collections::HashMap;
 use tokio::sync::oneshot;
 
+/// What an error response carries for metrics and logs (a response
+/// extension set by [`error_response`]): the code and its `data.reason`.
+#[derive(Clone, Debug)]
+pub struct SentError {
+    /// The error code.
+    pub code: ErrorCode,
+    /// `data.reason`, when the error has one (e.g. the limit of `RATE_LIMITED`).
+    pub reason: Option<String>,
+}
+
 /// A JSON error response `{"error": {code, message, details, data}}`.
 pub fn error_response(e: ProtoError, status: Option<u16>) -> Response {
     let status = StatusCode::from_u16(status.unwrap_or_else(|| e.code.http_status()))
@@ -25,6 +35,16 @@ pub fn error_response(e: ProtoError, status: Option<u16>) -> Response {
     let retry = e.code == ErrorCode::RateLimited;
     let body = json!({"error": {"code": e.code, "message": e.message, "details": e.details, "data": e.data}});
     let mut resp = json_response(status, body.to_string());
+    let reason = e
+        .data
+        .as_ref()
+        .and_then(|d| d.get("reason"))
+        .and_then(|r| r.as_str())
+        .map(str::to_owned);
+    resp.extensions_mut().insert(SentError {
+        code: e.code,
+        reason,
+    });
     if retry {
         let secs = e
             .data
@@ -36,6 +56,20 @@ pub fn error_response(e: ProtoError, status: Option<u16>) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
+}
+
+/// An error the engine answered with, as a response; a `RATE_LIMITED`
+/// (namespace or operation caps) is counted under its limit.
+fn engine_error(app: &Shared, e: ProtoError) -> Response {
+    if e.code == ErrorCode::RateLimited {
+        let limit = e
+            .data
+            .as_ref()
+            .and_then(|d| d.get("reason"))
+            .and_then(|r| r.as_str());
+        app.metrics.limited(limit.unwrap_or("other"));
+    }
+    error_response(e, None)
 }
 
 /// A JSON body with a status.
@@ -61,7 +95,10 @@ fn principal(
             token_of(headers, q.get("token").map(String::as_str)),
             now_ms(),
         )
-        .map_err(|e| auth_error(&e))
+        .map_err(|e| {
+            app.metrics.auth_failure(&e);
+            auth_error(&e)
+        })
 }
 
 fn authorized(
@@ -147,7 +184,7 @@ pub async fn post_event(
     }
     match rx.await {
         Ok(Ok(ack)) => json_response(StatusCode::OK, ServerMessage::Ack(ack).encode()),
-        Ok(Err(e)) => error_response(e, None),
+        Ok(Err(e)) => engine_error(&app, e),
         Err(_) => shutting_down(),
     }
 }
@@ -190,7 +227,7 @@ pub async fn cancel(
             StatusCode::ACCEPTED,
             json!({"operation": state}).to_string(),
         ),
-        Ok(Err(e)) => error_response(e, None),
+        Ok(Err(e)) => engine_error(&app, e),
         Err(_) => shutting_down(),
     }
 }
@@ -343,17 +380,33 @@ pub async fn events(
     }
 }
 
-/// `GET /metrics`: Prometheus text exposition.
-pub async fn metrics(State(app): State<Shared>) -> Response {
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
+/// `GET /metrics`: Prometheus text exposition. Gauges that summarise the
+/// engine's state (operations by state, namespaces, readiness) are set here,
+/// at scrape time; process and runtime figures come from a collector.
+///
+/// Prometheus asks for OpenMetrics in its `Accept` header and gets it; any
+/// other client gets the classic text format 0.0.4.
+pub async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(stats) = crate::status::engine_stats(&app).await {
+        app.metrics.set_engine(&stats);
+    }
+    crate::status::readiness(&app).await;
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let (content_type, body) = if openmetrics {
+        (
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            app.metrics.encode(),
+        )
+    } else {
+        (
             "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        app.metrics.encode(),
-    )
-        .into_response()
+            app.metrics.encode_text_004(),
+        )
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 /// `GET /health`: the process is alive.
@@ -361,31 +414,17 @@ pub async fn health() -> Response {
     json_response(StatusCode::OK, json!({"status": "ok"}).to_string())
 }
 
-/// `GET /ready`: the store is writable and the hub is not shutting down.
+/// `GET /ready`: 200 when the store is writable, the engine answers and the
+/// hub is not shutting down; else 503 with each failing check, its error
+/// and since when (ms).
 pub async fn ready(State(app): State<Shared>) -> Response {
-    let mut failing = Vec::new();
-    if app.is_shutting_down() {
-        failing.push(json!({"check": "shutdown", "error": "the hub is shutting down"}));
-    }
-    if let Err(e) = app.store.check_writable() {
-        failing.push(json!({"check": "store", "error": e.to_string()}));
-    }
-    if let Ok(stats) = ask(&app, Command::Stats).await {
-        if let Some(e) = stats.store_failed {
-            failing.push(json!({"check": "store", "error": e}));
-        }
-    }
-    if failing.is_empty() {
-        json_response(
-            StatusCode::OK,
-            json!({"status": "ready", "checks": {"store": "ok"}}).to_string(),
-        )
+    let (ready, body) = crate::status::readiness(&app).await;
+    let status = if ready {
+        StatusCode::OK
     } else {
-        json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "not_ready", "failing": failing}).to_string(),
-        )
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, body.to_string())
 }
 
 /// `GET /api/v1/status`: the latest `system_status`.
@@ -397,8 +436,8 @@ pub async fn status(
     if let Err(e) = principal(&app, &headers, &q) {
         return error_response(e, None);
     }
-    let msg = crate::status::build(&app).await;
-    json_response(StatusCode::OK, msg.encode())
+    let msg = crate::status::latest(&app).await;
+    json_response(StatusCode::OK, msg.to_string())
 }
 
 /// Unknown routes: the dashboard for GET, `NOT_FOUND` otherwise.

@@ -16,7 +16,9 @@ pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod outbox;
+pub mod process;
 pub mod registry;
+pub mod request_log;
 pub mod sse;
 pub mod status;
 pub mod tasks;
@@ -162,6 +164,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         epoch,
         shutting_down: Default::default(),
         started_at: clock::now_ms(),
+        status: Default::default(),
     });
     let background = [
         tokio::spawn(tasks::heartbeats(state.clone())),
@@ -172,7 +175,10 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     ];
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = oneshot::channel();
-    let app = app::router(state.clone());
+    let app = app::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        request_log::layer,
+    ));
     let st = state.clone();
     let (tls_listener, plain_listener) = match &certs {
         Some(c) => (
@@ -257,6 +263,7 @@ where
 /// Tells every connection the hub is going away (1012) and waits, bounded,
 /// for them to flush and close.
 async fn drain(state: &Arc<AppState>) {
+    state.status.note_shutdown();
     state.shutting_down.store(true, Ordering::Relaxed);
     let now = clock::now_ms();
     for c in state.registry.all() {

@@ -8,7 +8,7 @@ use hub_core::outqueue::{OutItem, OutQueue, OutQueueConfig, PushOutcome};
 use hub_proto::{CloseCode, ErrorMessage, ProtoError, ServerMessage};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -38,7 +38,18 @@ pub struct Outbox {
     /// When the connection's token expires, ms (0: never).
     pub expires_at: AtomicU64,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Role bits for `ws_updates_clients` ([`ROLE_VIEWER`], [`ROLE_PRODUCER`],
+    /// plus `GONE` once counted out).
+    role: AtomicU8,
+    /// The queue's conflation count already exported (updated under the queue lock).
+    conflated_seen: AtomicU64,
 }
+
+/// Role bit: the connection has subscribed.
+pub const ROLE_VIEWER: u8 = 1;
+/// Role bit: the connection has published.
+pub const ROLE_PRODUCER: u8 = 2;
+const GONE: u8 = 4;
 
 /// More than this many rejected messages ...
 pub const ABUSE_REJECTIONS: usize = 20;
@@ -66,7 +77,40 @@ impl Outbox {
             rejections: Mutex::new(VecDeque::new()),
             expires_at: AtomicU64::new(0),
             metrics,
+            role: AtomicU8::new(0),
+            conflated_seen: AtomicU64::new(0),
         })
+    }
+
+    /// Counts the connection in: accepted, and connected with no role yet.
+    /// `handshake` is the [`crate::clock::stamp`] of the request.
+    pub fn opened(&self, handshake: u64) {
+        let transport = if self.sse { "sse" } else { "websocket" };
+        self.metrics.accepted(transport, handshake);
+        self.metrics.client_gauge(self.sse, 0).inc();
+    }
+
+    /// Records that the connection took a role ([`ROLE_VIEWER`] or
+    /// [`ROLE_PRODUCER`]), moving it between the connected-clients gauges.
+    pub fn mark_role(&self, bit: u8) {
+        let prev = self
+            .role
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| {
+                (r & (GONE | bit) == 0).then_some(r | bit)
+            });
+        if let Ok(prev) = prev {
+            self.metrics.client_gauge(self.sse, prev).dec();
+            self.metrics.client_gauge(self.sse, prev | bit).inc();
+        }
+    }
+
+    /// Counts the connection out (once): connected gauge and disconnection reason.
+    pub fn finished(&self, reason: &str) {
+        let prev = self.role.fetch_or(GONE, Ordering::AcqRel);
+        if prev & GONE == 0 {
+            self.metrics.client_gauge(self.sse, prev).dec();
+            self.metrics.disconnected(reason);
+        }
     }
 
     /// Queues one message. Returns false when the viewer is too slow (the
@@ -118,7 +162,7 @@ impl Outbox {
     pub fn close(&self, code: CloseCode, error: ProtoError, now: u64) {
         let mut c = self.closing.lock();
         if c.is_none() {
-            self.metrics.error(error.code);
+            self.metrics.error_sent(&error);
             let msg = ServerMessage::Error(ErrorMessage::from_proto(error, now)).encode();
             *c = Some(Closing {
                 code,
@@ -134,9 +178,22 @@ impl Outbox {
         self.closing.lock().clone()
     }
 
-    /// Takes everything queued.
+    /// Takes everything queued; samples the queue depth and exports what
+    /// conflation dropped since the last drain.
     pub fn drain_into(&self, out: &mut Vec<OutItem>) {
-        self.queue.lock().drain_into(out);
+        let mut q = self.queue.lock();
+        if q.is_empty() {
+            return;
+        }
+        let conflated = q.conflated_total();
+        let seen = self.conflated_seen.swap(conflated, Ordering::Relaxed);
+        let depth = q.bytes();
+        q.drain_into(out);
+        drop(q);
+        if conflated > seen {
+            self.metrics.conflated.inc_by(conflated - seen);
+        }
+        self.metrics.queue_depth_bytes.observe(depth as f64);
     }
 
     /// Waits until something is queued or a close is requested.
@@ -149,7 +206,7 @@ impl Outbox {
     /// messages within [`ABUSE_WINDOW_MS`].
     pub fn reject(&self, error: ProtoError) {
         let now = crate::clock::now_ms();
-        self.metrics.error(error.code);
+        self.metrics.error_sent(&error);
         let msg = ServerMessage::Error(ErrorMessage::from_proto(error, now)).encode();
         self.push_control(msg.into());
         let abusive = {

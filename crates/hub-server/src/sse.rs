@@ -49,34 +49,40 @@ pub async fn stream(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    let handshake = crate::clock::stamp();
+    let refuse = |r: Response| app.metrics.refusal("sse", r);
     if let Err(e) = app.limits.handshake(remote.ip()) {
-        return error_response(e, Some(429));
+        return refuse(error_response(e, Some(429)));
     }
     if !origin_allowed(&headers, app.tls(), &app.origins) {
-        return error_response(
-            ProtoError::new(ErrorCode::Forbidden, "this origin may not connect"),
+        return refuse(error_response(
+            ProtoError::new(ErrorCode::Forbidden, "this origin may not connect")
+                .with_data(serde_json::json!({"reason": "origin"})),
             Some(403),
-        );
+        ));
     }
     if app.is_shutting_down() {
-        return error_response(
+        return refuse(error_response(
             ProtoError::new(ErrorCode::ServerShutdown, "the hub is shutting down"),
             None,
-        );
+        ));
     }
     let principal = match app.authn.authenticate(
         token_of(&headers, q.get("token").map(String::as_str)),
         now_ms(),
     ) {
         Ok(p) => p,
-        Err(e) => return error_response(auth_error(&e), Some(401)),
+        Err(e) => {
+            app.metrics.auth_failure(&e);
+            return refuse(error_response(auth_error(&e), Some(401)));
+        }
     };
     let namespace = q
         .get("namespace")
         .cloned()
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
     if let Err(e) = validate_namespace(&namespace) {
-        return error_response(e, None);
+        return refuse(error_response(e, None));
     }
     if let Err(e) = authorize(&principal, Action::View, &namespace) {
         let status = if e.code == ErrorCode::AuthRequired {
@@ -84,15 +90,15 @@ pub async fn stream(
         } else {
             403
         };
-        return error_response(e, Some(status));
+        return refuse(error_response(e, Some(status)));
     }
     let operations = list(&q, "operations");
     let kinds = list(&q, "kinds");
     if operations.len() > 64 || kinds.len() > 64 {
-        return error_response(
+        return refuse(error_response(
             ProtoError::bad("a filter may list at most 64 entries"),
             None,
-        );
+        ));
     }
     let last_id = headers
         .get("last-event-id")
@@ -104,25 +110,26 @@ pub async fn stream(
         Some(id) => match parse_event_id(id) {
             Some(p) => Some(p),
             None => {
-                return error_response(
+                return refuse(error_response(
                     ProtoError::bad("Last-Event-ID must be `epoch:offset`"),
                     None,
-                )
+                ))
             }
         },
     };
     if app.registry.len() >= app.cfg.max_connections {
-        return error_response(
+        app.metrics.limited("connections");
+        return refuse(error_response(
             ProtoError::new(
                 ErrorCode::RateLimited,
                 "the hub holds the most connections it may",
             ),
             Some(503),
-        );
+        ));
     }
     let edge = match crate::ws::Edge::admit(&app, remote.ip(), &principal) {
         Ok(edge) => edge,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refuse(refusal),
     };
     let out = app.new_outbox(true);
     let cmd = Command::Subscribe {
@@ -133,11 +140,14 @@ pub async fn stream(
         resume,
     };
     app.engine.send(cmd).await;
-    app.metrics.clients("sse").inc();
+    out.opened(handshake);
+    let span = tracing::info_span!("conn", remote = %remote, sub = %principal.sub, id = out.id, transport = "sse");
+    span.in_scope(|| tracing::debug!("sse connected"));
     let guard = Guard {
         app: app.clone(),
         out: out.clone(),
         _edge: edge,
+        span,
     };
     Sse::new(events(guard, app.epoch.clone())).into_response()
 }
@@ -148,12 +158,18 @@ struct Guard {
     out: Arc<Outbox>,
     /// The connection's place under the connection caps.
     _edge: crate::ws::Edge,
+    /// The connection's log span (id, remote, subject).
+    span: tracing::Span,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.app.metrics.clients("sse").dec();
-        self.app.metrics.disconnected("client_close");
+        let reason = self
+            .out
+            .closing()
+            .map_or("client_close", |c| crate::ws::close_reason(c.code));
+        self.out.finished(reason);
+        self.span.in_scope(|| tracing::debug!(reason, "sse closed"));
         self.app.registry.remove(self.out.id);
         let engine = self.app.engine.clone();
         let conn = self.out.id;
@@ -182,6 +198,16 @@ fn events(guard: Guard, epoch: String) -> impl Stream<Item = Result<SseEvent, In
     stream::unfold(st, |mut st| async move {
         loop {
             if let Some(item) = st.pending.pop_front() {
+                let m = &st.guard.app.metrics;
+                m.messages_sent.inc();
+                m.bytes_sent.inc_by(item.bytes.len() as u64);
+                let mut by_type = [0u64; crate::metrics::SERVER_TYPES.len()];
+                by_type[crate::metrics::Metrics::sent_type_index(&item.bytes)] = 1;
+                m.add_sent(&by_type);
+                if item.stamp != 0 && item.counted {
+                    m.e2e_seconds
+                        .observe(crate::clock::seconds_since(item.stamp));
+                }
                 let mut ev = SseEvent::default().data(&*item.bytes);
                 if let Some(off) = item.offset {
                     ev = ev.id(format!("{}:{off}", st.epoch));

@@ -66,7 +66,7 @@ pub async fn status(app: Shared) {
     every.tick().await;
     loop {
         every.tick().await;
-        let msg: std::sync::Arc<str> = crate::status::build(&app).await.encode().into();
+        let msg = crate::status::build(&app).await;
         for c in app.registry.all() {
             if c.subscribed.load(Ordering::Relaxed) {
                 c.push_control(msg.clone());

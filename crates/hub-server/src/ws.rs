@@ -33,41 +33,48 @@ pub async fn upgrade(
     Query(q): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let handshake = crate::clock::stamp();
+    let refuse = |r: Response| app.metrics.refusal("websocket", r);
     if let Err(e) = app.limits.handshake(remote.ip()) {
-        return error_response(e, Some(429));
+        return refuse(error_response(e, Some(429)));
     }
     if !origin_allowed(&headers, app.tls(), &app.origins) {
-        return error_response(
-            ProtoError::new(ErrorCode::Forbidden, "this origin may not connect"),
+        return refuse(error_response(
+            ProtoError::new(ErrorCode::Forbidden, "this origin may not connect")
+                .with_data(serde_json::json!({"reason": "origin"})),
             Some(403),
-        );
+        ));
     }
     if app.is_shutting_down() {
-        return error_response(
+        return refuse(error_response(
             ProtoError::new(ErrorCode::ServerShutdown, "the hub is shutting down"),
             None,
-        );
+        ));
     }
     let principal = match app.authn.authenticate(
         token_of(&headers, q.get("token").map(String::as_str)),
         now_ms(),
     ) {
         Ok(p) => p,
-        Err(e) => return error_response(auth_error(&e), Some(401)),
+        Err(e) => {
+            app.metrics.auth_failure(&e);
+            return refuse(error_response(auth_error(&e), Some(401)));
+        }
     };
     if app.registry.len() >= app.cfg.max_connections {
-        return error_response(
+        app.metrics.limited("connections");
+        return refuse(error_response(
             ProtoError::new(
                 ErrorCode::RateLimited,
                 "the hub holds the most connections it may",
             )
             .with_data(serde_json::json!({"reason": "connections"})),
             Some(503),
-        );
+        ));
     }
     let edge = match Edge::admit(&app, remote.ip(), &principal) {
         Ok(edge) => edge,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refuse(refusal),
     };
     // Frames up to 4x the message limit are read and answered with
     // MESSAGE_TOO_LARGE; larger ones break the connection at the codec.
@@ -77,8 +84,8 @@ pub async fn upgrade(
         .read_buffer_size(4096)
         .write_buffer_size(0)
         .on_upgrade(move |socket| {
-            let span = tracing::info_span!("conn", remote = %remote, sub = %principal.sub, id = tracing::field::Empty);
-            run(socket, app, principal, edge).instrument(span)
+            let span = tracing::info_span!("conn", remote = %remote, sub = %principal.sub, id = tracing::field::Empty, transport = "websocket");
+            run(socket, app, principal, edge, handshake).instrument(span)
         })
 }
 
@@ -136,10 +143,9 @@ impl Conn {
     }
 }
 
-async fn run(mut socket: WebSocket, app: Shared, principal: Principal, edge: Edge) {
+async fn run(mut socket: WebSocket, app: Shared, principal: Principal, edge: Edge, handshake: u64) {
     let out = app.new_outbox(false);
-    let clients = app.metrics.clients("websocket");
-    clients.inc();
+    out.opened(handshake);
     tracing::Span::current().record("id", out.id);
     tracing::debug!("websocket connected");
     out.expires_at
@@ -242,15 +248,14 @@ async fn run(mut socket: WebSocket, app: Shared, principal: Principal, edge: Edg
             })))
             .await;
     }
-    clients.dec();
-    app.metrics.disconnected(reason);
+    out.finished(reason);
     tracing::debug!(reason, "websocket closed");
     app.registry.remove(out.id);
     app.engine.send(Command::Closed { conn: out.id }).await;
 }
 
 /// The disconnection reason label for a close the hub asked for.
-fn close_reason(code: CloseCode) -> &'static str {
+pub(crate) fn close_reason(code: CloseCode) -> &'static str {
     match code {
         CloseCode::Idle => "idle_timeout",
         CloseCode::InvalidPayload => "invalid_payload",
@@ -276,19 +281,32 @@ async fn flush(
         if items.is_empty() {
             return true;
         }
-        app.metrics.messages_sent.inc_by(items.len() as u64);
+        let m = &app.metrics;
+        m.messages_sent.inc_by(items.len() as u64);
+        m.messages_per_frame.observe(items.len() as f64);
         let size = items.iter().map(|i| i.bytes.len() + 1).sum::<usize>();
         let mut frame = String::with_capacity(size);
+        let mut by_type = [0u64; crate::metrics::SERVER_TYPES.len()];
+        // The oldest live event of the frame (stamps grow with time).
+        let mut oldest = u64::MAX;
         for (i, item) in items.drain(..).enumerate() {
             if i > 0 {
                 frame.push('\n');
             }
             frame.push_str(&item.bytes);
+            by_type[crate::metrics::Metrics::sent_type_index(&item.bytes)] += 1;
+            if item.stamp != 0 && item.counted {
+                oldest = oldest.min(item.stamp);
+            }
         }
-        app.metrics.frames_sent.inc();
-        app.metrics.bytes_sent.inc_by(frame.len() as u64);
+        m.frames_sent.inc();
+        m.bytes_sent.inc_by(frame.len() as u64);
+        m.add_sent(&by_type);
         if socket.send(Message::Text(frame.into())).await.is_err() {
             return false;
+        }
+        if oldest != u64::MAX {
+            m.e2e_seconds.observe(crate::clock::seconds_since(oldest));
         }
     }
 }
@@ -317,13 +335,9 @@ impl Conn {
             Ok(m) => m,
             Err(e) => return self.out.reject(e),
         };
-        self.app
-            .metrics
-            .received
-            .get_or_create(&crate::metrics::Type {
-                r#type: msg.type_name().to_owned(),
-            })
-            .inc();
+        if let Some(c) = self.app.metrics.received_counter(msg.type_name()) {
+            c.inc();
+        }
         if let Err(e) = self.check_token(&msg) {
             return self.out.reject(e.with_id(msg.id()));
         }
@@ -340,6 +354,7 @@ impl Conn {
                         .out
                         .reject(e.with_operation(p.operation_id.as_deref()).with_id(p.id));
                 }
+                self.out.mark_role(crate::outbox::ROLE_PRODUCER);
                 let who = self.who();
                 engine
                     .send(Command::Publish {
@@ -423,6 +438,7 @@ impl Conn {
                             .push_control(ServerMessage::Ok { id }.encode().into());
                     }
                     Err(e) => {
+                        self.app.metrics.auth_failure(&e);
                         self.out.close(
                             CloseCode::AuthFailure,
                             auth_error(&e).with_id(id),

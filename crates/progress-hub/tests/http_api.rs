@@ -162,7 +162,7 @@ async fn health_ready_not_found_and_too_large() {
         .unwrap();
     assert!(text.contains("# TYPE ws_updates_clients gauge"), "{text}");
     assert!(
-        text.contains("ws_updates_clients{transport=\"websocket\"} 0"),
+        text.contains("ws_updates_clients{transport=\"websocket\",role=\"none\"} 0"),
         "{text}"
     );
 }

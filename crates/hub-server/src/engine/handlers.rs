@@ -51,7 +51,9 @@ impl Engine {
     /// Handles one command; returns the shutdown signal when asked to stop.
     pub(super) fn handle(&mut self, cmd: Command) -> Option<tokio::sync::oneshot::Sender<()>> {
         match cmd {
-            Command::Publish { msg, who, reply } => self.publish(msg, who, reply),
+            Command::Publish { msg, who, reply } => {
+                self.publish(msg, who, reply, crate::clock::stamp())
+            }
             Command::Subscribe {
                 conn,
                 id,
@@ -131,7 +133,7 @@ impl Engine {
         Ok(self.namespaces.get_mut(name).expect("inserted above"))
     }
 
-    fn publish(&mut self, msg: ProducerMessage, who: Who, reply: Reply<Ack>) {
+    fn publish(&mut self, msg: ProducerMessage, who: Who, reply: Reply<Ack>, received: u64) {
         let now = now_ms();
         if let Some(err) = &self.store_failed {
             let e = ProtoError::new(
@@ -178,6 +180,7 @@ impl Engine {
         {
             Ok(a) => a,
             Err(e) => {
+                tracing::debug!(namespace = %ns.core.name(), operation_id = op_hint.as_deref().unwrap_or(""), code = e.code.as_str(), "producer message rejected");
                 if ns.core.is_empty() && ns.core.last_offset() == 0 {
                     let name = ns.core.name().to_owned();
                     self.namespaces.remove(&name);
@@ -196,7 +199,7 @@ impl Engine {
             });
         self.batch.upsert_ops.extend(record);
         for event in applied.events {
-            self.push_event(&ns_name, event);
+            self.push_event(&ns_name, event, received);
         }
         if let Some(notice) = applied.cancel {
             let bytes = ServerMessage::CancelRequested {
@@ -212,11 +215,13 @@ impl Engine {
                 });
             }
         }
-        self.actions.push(AfterCommit::Ack(reply, applied.ack));
+        self.actions
+            .push(AfterCommit::Ack(reply, applied.ack, received));
     }
 
-    /// Encodes an event once and queues its write and its fan-out.
-    fn push_event(&mut self, ns: &str, event: Event) {
+    /// Encodes an event once and queues its write and its fan-out; `stamp`
+    /// is when the hub received what caused it.
+    fn push_event(&mut self, ns: &str, event: Event, stamp: u64) {
         let bytes: Arc<str> = event.encode().into();
         self.batch.events.push(EventRecord {
             namespace: ns.to_owned(),
@@ -235,6 +240,7 @@ impl Engine {
             ns: ns.to_owned(),
             entry,
             state: Box::new(event.state),
+            stamp,
         });
     }
 
@@ -350,6 +356,7 @@ impl Engine {
         match plan {
             ResumePlan::Replay { after } => {
                 if let Some(ns) = self.namespaces.get(&namespace) {
+                    let mut replayed = 0;
                     for e in ns.log.after(after) {
                         if filter.matches(&e.operation_id, &e.kind) {
                             conn.push(
@@ -357,8 +364,10 @@ impl Engine {
                                     .with_offset(e.offset)
                                     .uncounted(),
                             );
+                            replayed += 1;
                         }
                     }
+                    self.metrics.replayed.inc_by(replayed);
                 }
             }
             ResumePlan::Snapshot(_) => {
@@ -388,6 +397,7 @@ impl Engine {
         }
         conn.subscribed
             .store(true, std::sync::atomic::Ordering::Relaxed);
+        conn.mark_role(crate::outbox::ROLE_VIEWER);
         self.conn_subs
             .entry(conn.id)
             .or_default()
@@ -430,6 +440,7 @@ impl Engine {
                 continue;
             }
             let out = ns.core.tick(now, &cfg);
+            let stamp = crate::clock::stamp();
             for id in &out.removed {
                 ns.states.remove(id);
                 self.batch.delete_ops.push((name.clone(), id.clone()));
@@ -447,7 +458,7 @@ impl Engine {
                 }
             }
             for event in out.events {
-                self.push_event(&name, event);
+                self.push_event(&name, event, stamp);
             }
         }
     }
@@ -460,8 +471,14 @@ impl Engine {
         let now = now_ms();
         for action in actions {
             match action {
-                AfterCommit::Event { ns, entry, state } => {
+                AfterCommit::Event {
+                    ns,
+                    entry,
+                    state,
+                    stamp,
+                } => {
                     self.metrics.events.inc();
+                    self.count_event(&ns, &entry);
                     if let Some(n) = self.namespaces.get_mut(&ns) {
                         n.log.push(entry.clone());
                         n.states.insert(state.operation_id.clone(), *state);
@@ -472,7 +489,8 @@ impl Engine {
                         OutItem::lifecycle(entry.bytes.clone(), key, entry.offset)
                     } else {
                         OutItem::progress(entry.bytes.clone(), key, entry.offset)
-                    };
+                    }
+                    .with_stamp(stamp);
                     let keys = (entry.operation_id.clone(), entry.kind.clone());
                     if self.coalesce.enabled()
                         && !self.coalesce_event(&mut fan, &ns, lifecycle, now, &item, &keys)
@@ -488,6 +506,51 @@ impl Engine {
             }
         }
         self.fan_out(fan);
+    }
+
+    /// Lifecycle metrics and log lines of a durable event.
+    fn count_event(&mut self, ns: &str, entry: &LogEntry) {
+        use hub_proto::EventType as T;
+        let outcome = match entry.event_type {
+            T::ProgressUpdate => return,
+            T::OperationStarted => {
+                self.kinds.get(&self.metrics, &entry.kind).started.inc();
+                None
+            }
+            T::OperationCompleted => Some(0),
+            T::OperationFailed => Some(1),
+            T::OperationCanceled => Some(2),
+            T::OperationStalled => {
+                self.metrics.stalls.inc();
+                None
+            }
+            T::OperationResumed => None,
+        };
+        if let Some(i) = outcome {
+            self.kinds.get(&self.metrics, &entry.kind).finished[i].inc();
+        }
+        let event = entry.event_type.as_str();
+        let op = &*entry.operation_id;
+        match entry.event_type {
+            T::OperationStalled | T::OperationFailed => {
+                tracing::info!(
+                    namespace = ns,
+                    operation_id = op,
+                    offset = entry.offset,
+                    event,
+                    "operation event"
+                )
+            }
+            _ => {
+                tracing::debug!(
+                    namespace = ns,
+                    operation_id = op,
+                    offset = entry.offset,
+                    event,
+                    "operation event"
+                )
+            }
+        }
     }
 
     /// The broadcast cap: false when the event is held (not delivered now);
@@ -577,7 +640,10 @@ impl Engine {
                     }
                 }
             }
-            AfterCommit::Ack(reply, ack) => {
+            AfterCommit::Ack(reply, ack, received) => {
+                self.metrics
+                    .ack_seconds
+                    .observe(crate::clock::seconds_since(received));
                 send_reply(reply, Ok(ack), |a| ServerMessage::Ack(a).encode())
             }
             AfterCommit::Notify { conn, bytes } => {
@@ -604,7 +670,7 @@ impl Engine {
         };
         for action in actions {
             match action {
-                AfterCommit::Ack(reply, ack) => {
+                AfterCommit::Ack(reply, ack, _) => {
                     send_reply(reply, Err(err(ack.id, Some(&ack.operation_id))), |_| {
                         String::new()
                     })

@@ -77,6 +77,7 @@ pub struct Engine {
     events_total: u64,
     deliveries_total: u64,
     coalesce: coalesce::Coalescer,
+    kinds: crate::metrics::KindCounters,
 }
 
 impl Engine {
@@ -120,6 +121,7 @@ impl Engine {
             store_failed: None,
             events_total: 0,
             deliveries_total: 0,
+            kinds: Default::default(),
         };
         let task = tokio::spawn(engine.run(rx));
         Ok((EngineHandle { tx }, epoch, task))

@@ -110,11 +110,13 @@ pub enum AfterCommit {
         entry: LogEntry,
         /// The operation's state after it.
         state: Box<OperationState>,
+        /// When the hub received what caused it ([`crate::clock::stamp`]).
+        stamp: u64,
     },
     /// Update a committed state without an event (cancel flag).
     State(Box<OperationState>),
-    /// Answer a producer.
-    Ack(Reply<Ack>, Ack),
+    /// Answer a producer (with the [`crate::clock::stamp`] of its message).
+    Ack(Reply<Ack>, Ack, u64),
     /// Deliver `cancel_requested` to a connection.
     Notify {
         /// Connection id.

@@ -1,0 +1,139 @@
+//! Every HTTP request (API calls, WebSocket upgrades, SSE streams, health
+//! and metrics) runs inside a span carrying its request id — the client's
+//! `X-Request-Id` when it is a sane token, else a generated one — which is
+//! echoed back in the response's `X-Request-Id` header. One line is logged
+//! per request when its response head is ready (status, latency, the URI
+//! with credentials redacted), and error responses are counted by code.
+//!
+//! Tokens never reach the logs: the `token` (and `access_token`) query
+//! parameters are replaced by `REDACTED` in every logged URI, and headers
+//! are not logged at all.
+
+use crate::app::Shared;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Uri};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+/// The request-id header, read and echoed.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the request being served (a request extension).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// Query parameters whose values are credentials.
+const SECRET_PARAMS: [&str; 2] = ["token", "access_token"];
+
+/// The request id a client sent, if it is 1..=128 characters of
+/// `[A-Za-z0-9._:/+=-]` (anything else is replaced, so ids cannot inject
+/// log lines or carry secrets of unbounded size).
+fn client_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:/+=-".contains(&b));
+    ok.then(|| s.to_owned())
+}
+
+fn generated_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// The path and query of `uri`, with credential parameters' values replaced.
+pub fn redacted(uri: &Uri) -> String {
+    let path = uri.path();
+    let Some(query) = uri.query() else {
+        return path.to_owned();
+    };
+    let mut out = String::with_capacity(path.len() + 1 + query.len());
+    out.push_str(path);
+    out.push('?');
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        let name = pair.split_once('=').map_or(pair, |(k, _)| k);
+        if SECRET_PARAMS.iter().any(|p| name.eq_ignore_ascii_case(p)) {
+            out.push_str(name);
+            out.push_str("=REDACTED");
+        } else {
+            out.push_str(pair);
+        }
+    }
+    out
+}
+
+/// Paths polled by machines: logged at debug level, not info.
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/health" | "/ready" | "/metrics")
+}
+
+/// The middleware (`axum::middleware::from_fn_with_state`).
+pub async fn layer(State(app): State<Shared>, mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(client_id)
+        .unwrap_or_else(generated_id);
+    let method = req.method().clone();
+    let uri = redacted(req.uri());
+    let probe = is_probe(req.uri().path());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("http", request_id = %id, method = %method, uri = %uri);
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let error = resp
+        .extensions()
+        .get::<crate::http_api::SentError>()
+        .map(|e| e.code);
+    if let Some(code) = error {
+        app.metrics.error(code);
+    }
+    let code = error.map(|c| c.as_str());
+    span.in_scope(|| {
+        if probe && status < 400 {
+            tracing::debug!(status, latency_ms, "request");
+        } else if status >= 500 {
+            tracing::warn!(status, latency_ms, code, "request");
+        } else {
+            tracing::info!(status, latency_ms, code, "request");
+        }
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID.clone(), v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_redacted() {
+        let u: Uri = "/ws?namespace=a&token=abc.def.ghi&x=1".parse().unwrap();
+        assert_eq!(redacted(&u), "/ws?namespace=a&token=REDACTED&x=1");
+        let u: Uri = "/api/v1/stream?ACCESS_TOKEN=s3cret".parse().unwrap();
+        assert_eq!(redacted(&u), "/api/v1/stream?ACCESS_TOKEN=REDACTED");
+        let u: Uri = "/health".parse().unwrap();
+        assert_eq!(redacted(&u), "/health");
+        let u: Uri = "/x?token".parse().unwrap();
+        assert_eq!(redacted(&u), "/x?token=REDACTED");
+    }
+
+    #[test]
+    fn client_ids_are_checked() {
+        let ok = HeaderValue::from_static("req-123_abc:9");
+        assert_eq!(client_id(&ok).as_deref(), Some("req-123_abc:9"));
+        assert_eq!(client_id(&HeaderValue::from_static("a b")), None);
+        assert_eq!(client_id(&HeaderValue::from_static("")), None);
+        let long = HeaderValue::from_str(&"x".repeat(129)).unwrap();
+        assert_eq!(client_id(&long), None);
+        assert_eq!(generated_id().len(), 16);
+    }
+}
