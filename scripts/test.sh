@@ -52,4 +52,26 @@ if [ -f tests/e2e/package.json ]; then
   (cd tests/e2e && npm test)
   echo "screenshots: $E2E_SCREENSHOT_DIR"
 fi
+# --- supply chain: banned crates (a second crypto stack), licenses, sources.
+# The advisory database needs a download CI cannot make, so `advisories` stays out.
+step "cargo deny check bans licenses sources"
+command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny
+cargo deny check bans licenses sources
+
+# --- fuzzing, bounded: 60 s per target, no sanitizer (-s none), so the stable
+# toolchain builds it; its own target dir under the shared cache.
+step "cargo fuzz (60 s per target)"
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+for target in decode_client core_sequence; do
+  log="$CARGO_TARGET_DIR/fuzz-$target.log"
+  if (cd fuzz && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/fuzz" cargo fuzz run "$target" -s none -- \
+        -max_total_time=60 -print_final_stats=1) >"$log" 2>&1; then
+    grep -E '^(Done|stat::number_of_executed_units)' "$log" | sed "s/^/$target: /"
+  else
+    tail -n 60 "$log"
+    echo "fuzz target $target failed (crash input under fuzz/artifacts/$target)" >&2
+    exit 1
+  fi
+done
+
 step "all checks passed"

@@ -9,6 +9,7 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod deadline;
 pub mod engine;
 pub mod http_api;
 pub mod keywatch;
@@ -197,8 +198,17 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     tokio::spawn(async move {
         let stop_http = stop_rx.clone();
         let http = match (tls_listener, plain_listener) {
-            (Some(l), _) => tokio::spawn(serve_on(l, app, stop_http)),
-            (None, Some(l)) => tokio::spawn(serve_on(l, app, stop_http)),
+            // Slowloris: the first request's headers must arrive in time.
+            (Some(l), _) => tokio::spawn(serve_on(
+                deadline::DeadlineListener::new(l, st.cfg.handshake_timeout),
+                app,
+                stop_http,
+            )),
+            (None, Some(l)) => tokio::spawn(serve_on(
+                deadline::DeadlineListener::new(l, st.cfg.handshake_timeout),
+                app,
+                stop_http,
+            )),
             (None, None) => unreachable!("one listener exists"),
         };
         let _ = stop_rx.wait_for(|s| *s).await;
@@ -227,19 +237,15 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
 #[derive(Clone, Copy, Debug)]
 pub struct Remote(pub SocketAddr);
 
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for Remote
+impl<L>
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, deadline::DeadlineListener<L>>,
+    > for Remote
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    L::Io: Unpin,
 {
-    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Remote(*s.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
-    for Remote
-{
-    fn connect_info(s: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+    fn connect_info(s: axum::serve::IncomingStream<'_, deadline::DeadlineListener<L>>) -> Self {
         Remote(*s.remote_addr())
     }
 }

@@ -1030,3 +1030,38 @@ async fn a_changed_jwks_file_is_reloaded_without_a_signal() {
             .is_ok()
     );
 }
+
+// ---------------------------------------------------------------- slowloris
+
+#[tokio::test]
+async fn request_headers_must_arrive_within_the_handshake_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = hub().args(["--handshake-timeout", "1s"]).start().await;
+    let started = std::time::Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(&h.addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut buf))
+        .await
+        .expect("the hub drops a connection whose headers never end");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // A complete request is served, and the deadline ends with its headers.
+    let mut ok = tokio::net::TcpStream::connect(&h.addr).await.unwrap();
+    ok.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let n = ok.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    ok.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let n = ok.read(&mut buf).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "keep-alive still served"
+    );
+}

@@ -201,3 +201,117 @@ proptest! {
         }
     }
 }
+
+/// Any JSON value: nesting, extreme numbers, NaN-like and control strings.
+fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
+            .map(Value::Number)),
+        ".{0,24}".prop_map(Value::from),
+        prop::sample::select(vec![
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "1e400",
+            "-0",
+            "\u{0}",
+            "\u{1b}[31m",
+            "\u{202e}",
+            "\u{feff}",
+            "a\u{0}b",
+            "op\nid",
+            "é",
+            "\u{1f680}",
+        ])
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 5, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::hash_map(".{0,8}", inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// What a decoded message must satisfy, whatever the input was.
+fn assert_valid(msg: &ClientMessage) -> Result<(), TestCaseError> {
+    if let ClientMessage::Publish(p) = msg {
+        prop_assert!(p.seq.is_none_or(|s| s >= 1));
+        if let Some(id) = &p.operation_id {
+            prop_assert!(crate::validate_operation_id(id).is_ok(), "{id:?}");
+        }
+        prop_assert!(crate::validate_namespace(&p.namespace).is_ok());
+        if let ProducerBody::Progress {
+            progress: Some(pct),
+            current,
+            ..
+        } = &p.body
+        {
+            prop_assert!(pct.is_finite() && (0.0..=100.0).contains(pct));
+            prop_assert!(current.is_none_or(|c| c.is_finite()));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    /// Any JSON value in any field of any message type: a valid message or
+    /// `BAD_MESSAGE`, never a panic.
+    #[test]
+    fn arbitrary_values_in_any_field(
+        ty in prop::sample::select(vec!["operation_started","progress_update","operation_completed","operation_failed","operation_canceled","subscribe","unsubscribe","cancel","ping","refresh","nope"]),
+        field in prop::sample::select(vec!["operation_id","namespace","seq","id","name","kind","total","progress","current","step","message","details","error","reason","metadata","filter","resume","token","parent_id","weight","unknown_field"]),
+        value in arb_json(),
+    ) {
+        let mut m = serde_json::Map::new();
+        m.insert("type".into(), ty.into());
+        m.insert("operation_id".into(), "op-1".into());
+        m.insert("seq".into(), 1.into());
+        m.insert("name".into(), "n".into());
+        m.insert("progress".into(), 5.into());
+        m.insert(field.into(), value);
+        let text = serde_json::Value::Object(m).to_string();
+        match decode_client(&text) {
+            Ok(msg) => assert_valid(&msg)?,
+            Err(e) => prop_assert_eq!(e.code, crate::ErrorCode::BadMessage),
+        }
+        match decode_http_producer(&text, "default", "op-1") {
+            Ok(p) => assert_valid(&ClientMessage::Publish(p))?,
+            Err(e) => prop_assert_eq!(e.code, crate::ErrorCode::BadMessage),
+        }
+    }
+
+    /// Numbers as text the JSON layer may or may not accept, in numeric fields.
+    #[test]
+    fn extreme_number_literals(
+        num in prop::sample::select(vec!["1e400","-1e400","1e-400","18446744073709551616","18446744073709551615","-1","-0","0","0.5","1E+2","100.0000000000001","99.99999999999999","NaN","Infinity","0x10","01","1.","+1"]),
+        field in prop::sample::select(vec!["seq","id","progress","current","total","weight"]),
+    ) {
+        let text = format!(r#"{{"type":"progress_update","operation_id":"op","seq":2,"progress":1,"{field}":{num}}}"#);
+        match decode_client(&text) {
+            Ok(msg) => assert_valid(&msg)?,
+            Err(e) => prop_assert_eq!(e.code, crate::ErrorCode::BadMessage),
+        }
+    }
+
+    /// Nesting of any depth, arrays or objects: decoded or `BAD_MESSAGE`.
+    #[test]
+    fn any_nesting_depth(depth in 0usize..4000, objects in any::<bool>()) {
+        let (open, close) = if objects { (r#"{"a":"#, "}") } else { ("[", "]") };
+        let text = format!(
+            r#"{{"type":"progress_update","operation_id":"op","seq":2,"progress":1,"details":{{"x":{}1{}}}}}"#,
+            open.repeat(depth),
+            close.repeat(depth)
+        );
+        match decode_client(&text) {
+            Ok(msg) => { prop_assert!(depth < 128); assert_valid(&msg)?; }
+            Err(e) => prop_assert_eq!(e.code, crate::ErrorCode::BadMessage),
+        }
+    }
+}
