@@ -124,6 +124,8 @@ pub struct App {
     /// the hub's state says so or they finish).
     pub(crate) cancel_sent: HashSet<String>,
     pub(crate) system: Option<SystemStatus>,
+    /// Events received per second (shown when the hub's figure is absent).
+    pub(crate) received: crate::meter::RateMeter,
     pub(crate) mode: Mode,
     pub(crate) show_detail: bool,
     pub(crate) filter_text: String,
@@ -159,6 +161,7 @@ impl App {
             synced: false,
             cancel_sent: HashSet::new(),
             system: None,
+            received: crate::meter::RateMeter::default(),
             mode: Mode::Normal,
             show_detail: false,
             filter_text: String::new(),
@@ -329,6 +332,7 @@ impl App {
             }
             Update::Event(ev) => {
                 self.last_data_at = Some(now);
+                self.received.record(now);
                 self.apply_event(*ev, now);
             }
             Update::Heartbeat => self.last_data_at = Some(now),
@@ -372,6 +376,10 @@ impl App {
             return;
         }
         if !status.is_connected() {
+            if self.conn.is_connected() && self.synced {
+                // The data was current until this moment.
+                self.last_data_at = Some(now);
+            }
             self.synced = false;
         }
         if let ConnStatus::Failed { reason } = &status {

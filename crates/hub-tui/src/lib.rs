@@ -31,6 +31,7 @@ pub mod driver;
 pub mod filter;
 pub mod format;
 mod keys;
+pub mod meter;
 pub mod op;
 mod render;
 pub mod run;

@@ -252,3 +252,30 @@ fn the_list_scrolls_to_keep_the_selection_visible() {
     let up = screen(&mut a, 80, 12, NOW);
     assert!(up.contains("›▶ Job 20"), "{up}");
 }
+
+#[test]
+fn without_hub_figures_the_status_bar_shows_the_received_rate() {
+    let mut a = app();
+    a.apply(Update::Connection(ConnStatus::Connected), NOW - 10_000);
+    a.apply(
+        Update::Subscribed {
+            epoch: "e".into(),
+            offset: 0,
+            recovered: false,
+            resumed_from: None,
+        },
+        NOW - 10_000,
+    );
+    let mut s = op("job.1", "Job", OpStatus::Running, 0.0, 10);
+    for i in 0..40u64 {
+        s.last_offset = i + 1;
+        s.progress = Some(i as f64);
+        // 8 a second over the 5 whole seconds before NOW.
+        a.apply(
+            event("progress_update", i + 1, s.clone()),
+            NOW - 5_000 + i * 125,
+        );
+    }
+    let text = screen(&mut a, 100, 6, NOW);
+    assert!(text.contains("recv 8.0/s"), "{text}");
+}

@@ -74,15 +74,26 @@ pub(super) fn render(app: &App, frame: &mut Frame<'_>, area: Rect, now: u64) {
             ));
         }
     }
-    if let Some(sys) = &app.system {
-        if let Some(r) = sys.events_per_second {
-            let mut t = format!("│ {} msgs", per_second(r));
-            if sys.is_stale {
+    match app
+        .system
+        .as_ref()
+        .and_then(|s| s.events_per_second.map(|r| (r, s.is_stale)))
+    {
+        Some((r, cached)) => {
+            let mut t = format!("│ hub {}", per_second(r));
+            if cached {
                 t.push_str(" (cached)");
             }
             right.push(Span::raw(t));
             right.push(Span::raw(" "));
         }
+        None if app.conn.is_connected() => {
+            right.push(Span::raw(format!(
+                "│ recv {} ",
+                per_second(app.received.per_second(now))
+            )));
+        }
+        None => {}
     }
     let right_w: usize = right.iter().map(|s| s.content.chars().count()).sum();
     let w = area.width as usize;
