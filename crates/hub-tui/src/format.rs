@@ -22,6 +22,7 @@ pub fn eta(seconds: Option<f64>) -> String {
 /// A rate in percent per second: `2.5%/s`, `0.03%/s`; `—` when unknown.
 pub fn rate(pct_per_s: Option<f64>) -> String {
     match pct_per_s {
+        Some(r) if r.is_finite() && r >= 1000.0 => "999+%/s".to_owned(),
         Some(r) if r.is_finite() && r >= 10.0 => format!("{r:.0}%/s"),
         Some(r) if r.is_finite() && r >= 0.1 => format!("{r:.1}%/s"),
         Some(r) if r.is_finite() && r > 0.0 => format!("{r:.2}%/s"),
@@ -83,6 +84,7 @@ mod tests {
         assert_eq!(rate(Some(0.031)), "0.03%/s");
         assert_eq!(rate(Some(12.4)), "12%/s");
         assert_eq!(rate(None), "—");
+        assert_eq!(rate(Some(10_000.0)), "999+%/s");
         assert_eq!(eta(Some(65.4)), "1m05s");
         assert_eq!(eta(Some(f64::INFINITY)), "—");
         assert_eq!(per_second(1530.0), "1.5k/s");
