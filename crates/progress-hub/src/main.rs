@@ -2,8 +2,12 @@
 //! module and delegates to a library crate.
 
 mod cmd_demo;
+mod cmd_report;
+mod cmd_run;
 mod cmd_serve;
 mod cmd_token;
+mod cmd_top;
+mod cmd_watch;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +28,31 @@ enum Cmd {
     Demo(cmd_demo::DemoArgs),
     /// Mint a token for the hub (signed with its secret or a private key).
     Token(cmd_token::TokenArgs),
+    /// Report an operation from a shell script: start, progress, complete, fail.
+    Report(cmd_report::ReportArgs),
+    /// Run a command and report its progress (parsed from its output) and outcome.
+    Run(cmd_run::RunArgs),
+    /// Line-mode live view of a namespace.
+    Watch(cmd_watch::WatchArgs),
+    /// Full-screen terminal dashboard.
+    Top(cmd_top::TopArgs),
+}
+
+/// Runs an async client subcommand to its exit code.
+fn block_on(fut: impl std::future::Future<Output = anyhow::Result<i32>>) -> i32 {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => match rt.block_on(fut) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("progress-hub: {e:#}");
+                1
+            }
+        },
+        Err(e) => {
+            eprintln!("progress-hub: cannot start the runtime: {e}");
+            1
+        }
+    }
 }
 
 fn main() {
@@ -32,6 +61,10 @@ fn main() {
         Cmd::Serve(args) => cmd_serve::main(*args),
         Cmd::Demo(args) => cmd_demo::main(args),
         Cmd::Token(args) => cmd_token::main(args),
+        Cmd::Report(args) => block_on(cmd_report::run(args)),
+        Cmd::Run(args) => block_on(cmd_run::run(args)),
+        Cmd::Watch(args) => block_on(cmd_watch::run(args)),
+        Cmd::Top(args) => cmd_top::main(args),
     };
     std::process::exit(code);
 }
