@@ -92,6 +92,8 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // Inherited from the listener on Linux; set it anyway.
+                let _ = stream.set_nodelay(true);
                 let acceptor = certs.acceptor.read().clone();
                 let handed = tx.clone();
                 tokio::spawn(async move {
