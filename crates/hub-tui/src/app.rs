@@ -6,9 +6,10 @@
 //! filter changed) when the screen or a key needs it.
 
 use crate::filter::{StateFilter, TextFilter};
-use crate::op::{OpEntry, OpState, OpStatus, RecentEvent};
+use crate::op::{OpEntry, OpStatus};
+pub use crate::order::RowRef;
 use crate::toast::{ToastLevel, Toasts};
-use crate::update::{ConnStatus, OpEvent, SystemStatus, Update};
+use crate::update::{ConnStatus, SystemStatus};
 use std::collections::{HashMap, HashSet};
 
 /// Settings fixed for the session.
@@ -65,18 +66,6 @@ pub enum Command {
     /// Leave, restoring the terminal.
     Quit,
 }
-
-/// One row of the list: an operation and its nesting depth.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowRef {
-    /// Operation id.
-    pub id: String,
-    /// 0 for top-level rows, 1 for children, ...
-    pub depth: u16,
-}
-
-/// Deepest nesting drawn (deeper children are drawn at this depth).
-const MAX_DEPTH: u16 = 8;
 
 /// Counts of operations by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -144,7 +133,7 @@ pub struct App {
     /// Rows the list showed at the last render (page size for PgUp/PgDn).
     pub(crate) page: usize,
     order: Vec<RowRef>,
-    order_dirty: bool,
+    pub(crate) order_dirty: bool,
     quit: bool,
 }
 
@@ -277,181 +266,6 @@ impl App {
         c
     }
 
-    /// Applies one update from the driver at `now`.
-    pub fn apply(&mut self, update: Update, now: u64) {
-        match update {
-            Update::Connection(status) => self.set_conn(status, now),
-            Update::Subscribed {
-                epoch,
-                offset,
-                recovered,
-                resumed_from,
-            } => {
-                self.last_data_at = Some(now);
-                self.synced = recovered;
-                let reconnect = self.subscribed_once;
-                self.subscribed_once = true;
-                if recovered {
-                    if reconnect {
-                        let n = offset.saturating_sub(resumed_from.unwrap_or(offset));
-                        let word = if n == 1 { "update" } else { "updates" };
-                        self.toast(
-                            format!("Reconnected — {n} {word} recovered"),
-                            ToastLevel::Info,
-                            now,
-                        );
-                    }
-                } else if reconnect {
-                    self.toast("Reloaded from snapshot", ToastLevel::Warning, now);
-                }
-                if recovered {
-                    self.position = Some((epoch, resumed_from.unwrap_or(offset)));
-                } else {
-                    self.position = Some((epoch, self.position.as_ref().map_or(0, |p| p.1)));
-                }
-            }
-            Update::Snapshot {
-                epoch,
-                offset,
-                operations,
-            } => {
-                self.last_data_at = Some(now);
-                self.synced = true;
-                self.position = Some((epoch, offset));
-                self.cancel_sent
-                    .retain(|id| operations.iter().any(|o| o.operation_id == *id));
-                let mut old = std::mem::take(&mut self.ops);
-                for state in operations {
-                    let mut entry = old
-                        .remove(&state.operation_id)
-                        .unwrap_or_else(|| OpEntry::new(state.clone()));
-                    entry.state = state;
-                    self.ops.insert(entry.state.operation_id.clone(), entry);
-                }
-                self.order_dirty = true;
-            }
-            Update::Event(ev) => {
-                self.last_data_at = Some(now);
-                self.received.record(now);
-                self.apply_event(*ev, now);
-            }
-            Update::Heartbeat => self.last_data_at = Some(now),
-            Update::SystemStatus(s) => {
-                self.last_data_at = Some(now);
-                self.system = Some(s);
-            }
-            Update::CancelAccepted { operation_id } => {
-                self.cancel_sent.insert(operation_id);
-            }
-            Update::CancelRefused {
-                operation_id,
-                code,
-                message,
-            } => {
-                self.cancel_sent.remove(&operation_id);
-                if matches!(code.as_str(), "FORBIDDEN" | "AUTH_REQUIRED") {
-                    self.config.can_cancel = false;
-                }
-                let name = self.name_of(&operation_id);
-                self.toast(
-                    format!("Cancel of {name} refused ({code}): {message}"),
-                    ToastLevel::Error,
-                    now,
-                );
-            }
-            Update::HubError { code, message } => {
-                self.toast(format!("Hub: {code}: {message}"), ToastLevel::Warning, now);
-            }
-        }
-    }
-
-    fn name_of(&self, id: &str) -> String {
-        self.ops
-            .get(id)
-            .map_or_else(|| id.to_owned(), |e| e.state.display_name().to_owned())
-    }
-
-    fn set_conn(&mut self, status: ConnStatus, now: u64) {
-        if status == self.conn {
-            return;
-        }
-        if !status.is_connected() {
-            if self.conn.is_connected() && self.synced {
-                // The data was current until this moment.
-                self.last_data_at = Some(now);
-            }
-            self.synced = false;
-        }
-        if let ConnStatus::Failed { reason } = &status {
-            self.toast(
-                format!("Connection failed: {reason}"),
-                ToastLevel::Error,
-                now,
-            );
-        }
-        self.conn = status;
-    }
-
-    fn apply_event(&mut self, ev: OpEvent, now: u64) {
-        let OpEvent {
-            kind,
-            offset,
-            timestamp,
-            state,
-            reason,
-        } = ev;
-        if let Some((_, pos)) = &mut self.position {
-            *pos = (*pos).max(offset);
-        }
-        let id = state.operation_id.clone();
-        let summary = summarize(&kind, &state, reason.as_deref());
-        let failed_now = kind == "operation_failed";
-        let recent = RecentEvent {
-            offset,
-            timestamp,
-            kind,
-            summary,
-        };
-        let cap = self.config.recent_events;
-        match self.ops.get_mut(&id) {
-            Some(entry) => {
-                if offset != 0
-                    && state.last_offset != 0
-                    && state.last_offset < entry.state.last_offset
-                {
-                    return; // older than what we hold (duplicate delivery)
-                }
-                if entry.state.state != state.state
-                    || entry.state.parent_id != state.parent_id
-                    || entry.state.started_at != state.started_at
-                    || entry.state.name != state.name
-                {
-                    self.order_dirty = true;
-                }
-                if state.state.is_terminal() {
-                    self.cancel_sent.remove(&id);
-                }
-                entry.state = state;
-                entry.remember(recent, cap);
-            }
-            None => {
-                let mut entry = OpEntry::new(state);
-                entry.remember(recent, cap);
-                self.ops.insert(id.clone(), entry);
-                self.order_dirty = true;
-            }
-        }
-        if failed_now {
-            let e = &self.ops[&id].state;
-            let text = format!(
-                "✗ {} failed: {}",
-                e.display_name(),
-                e.error.as_deref().unwrap_or("no error text")
-            );
-            self.toast(text, ToastLevel::Error, now);
-        }
-    }
-
     /// Adds a toast.
     pub fn toast(&mut self, text: impl Into<String>, level: ToastLevel, now: u64) {
         let ttl = match level {
@@ -526,59 +340,7 @@ impl App {
             return;
         }
         self.order_dirty = false;
-        let visible: HashSet<&str> = self
-            .ops
-            .values()
-            .filter(|e| {
-                self.state_filter.accepts(e.state.state) && self.text_filter.accepts(&e.state)
-            })
-            .map(|e| e.state.operation_id.as_str())
-            .collect();
-        let mut roots: Vec<&OpState> = Vec::new();
-        let mut children: HashMap<&str, Vec<&OpState>> = HashMap::new();
-        for id in &visible {
-            let s = &self.ops[*id].state;
-            match s.parent_id.as_deref() {
-                Some(p) if p != s.operation_id && visible.contains(p) => {
-                    children.entry(p).or_default().push(s)
-                }
-                _ => roots.push(s),
-            }
-        }
-        sort_siblings(&mut roots);
-        for list in children.values_mut() {
-            sort_siblings(list);
-        }
-        let mut order = Vec::with_capacity(visible.len());
-        let mut placed: HashSet<&str> = HashSet::with_capacity(visible.len());
-        let mut stack: Vec<(&OpState, u16)> = roots.iter().rev().map(|s| (*s, 0)).collect();
-        loop {
-            while let Some((s, depth)) = stack.pop() {
-                if !placed.insert(s.operation_id.as_str()) {
-                    continue;
-                }
-                order.push(RowRef {
-                    id: s.operation_id.clone(),
-                    depth,
-                });
-                if let Some(kids) = children.get(s.operation_id.as_str()) {
-                    let d = (depth + 1).min(MAX_DEPTH);
-                    stack.extend(kids.iter().rev().map(|k| (*k, d)));
-                }
-            }
-            // Parent cycles have no root: place their members as roots.
-            let mut rest: Vec<&OpState> = visible
-                .iter()
-                .filter(|id| !placed.contains(**id))
-                .map(|id| &self.ops[*id].state)
-                .collect();
-            if rest.is_empty() {
-                break;
-            }
-            sort_siblings(&mut rest);
-            stack.push((rest[0], 0));
-        }
-        self.order = order;
+        self.order = crate::order::build(&self.ops, self.state_filter, &self.text_filter);
         // Keep the selection on its operation, or near where it was.
         let found = self
             .selected
@@ -600,48 +362,4 @@ impl App {
             }
         }
     }
-}
-
-/// Live operations oldest first (rows stay put as new ones arrive);
-/// finished ones newest first.
-fn sort_siblings(list: &mut [&OpState]) {
-    list.sort_by(|a, b| {
-        a.state.rank().cmp(&b.state.rank()).then_with(|| {
-            let t = if a.state.is_terminal() {
-                b.started_at.cmp(&a.started_at)
-            } else {
-                a.started_at.cmp(&b.started_at)
-            };
-            t.then_with(|| a.operation_id.cmp(&b.operation_id))
-        })
-    });
-}
-
-/// One line describing an event for the detail pane.
-fn summarize(kind: &str, s: &OpState, reason: Option<&str>) -> String {
-    let pct = s.progress.map(|p| format!("{p:.1}%")).unwrap_or_default();
-    let mut parts: Vec<String> = Vec::new();
-    match kind {
-        "operation_started" => parts.push(format!("started “{}”", s.display_name())),
-        "operation_failed" => parts.push(s.error.clone().unwrap_or_default()),
-        "operation_canceled" => parts.push(
-            reason
-                .or(s.message.as_deref())
-                .unwrap_or("canceled")
-                .to_owned(),
-        ),
-        "operation_completed" => parts.push("done".to_owned()),
-        "operation_stalled" => parts.push(format!("stalled at {pct}")),
-        "operation_resumed" => parts.push("resumed".to_owned()),
-        _ => {
-            parts.push(pct);
-            if let Some(step) = &s.step {
-                parts.push(step.clone());
-            }
-            if let Some(m) = &s.message {
-                parts.push(m.clone());
-            }
-        }
-    }
-    crate::format::one_line(&parts.join(" · "))
 }

@@ -27,12 +27,14 @@
 //! ```
 
 pub mod app;
+mod apply;
 pub mod driver;
 pub mod filter;
 pub mod format;
 mod keys;
 pub mod meter;
 pub mod op;
+pub mod order;
 mod render;
 pub mod run;
 pub mod toast;
