@@ -1,4 +1,4 @@
-//! The view model: everything the screen shows, updated by [`Update`]s from
+//! The view model: everything the screen shows, updated by [`Update`](crate::Update)s from
 //! the driver and by keys, with time passed in (no clock reads here).
 //!
 //! Per event the model does a map lookup and a ring push; the sorted, filtered

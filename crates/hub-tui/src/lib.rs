@@ -9,7 +9,7 @@
 //!   any backend (tests use `TestBackend`), visible rows only;
 //! - the **driver** ([`driver`]), a thin adapter from hub-client's
 //!   `Subscriber` (reconnects, resume from `(epoch, offset)`, the exact
-//!   state map) to the model's updates, and [`run`], which owns the
+//!   state map) to the model's updates, and [`run()`], which owns the
 //!   terminal and the redraw cadence.
 //!
 //! API boundary: the model and renderer never touch the network or a clock;
