@@ -110,7 +110,6 @@ fn row<'a>(screen: &'a str, needle: &str) -> Option<&'a str> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "runs once main.rs wires the `top` subcommand; then remove this line"]
 async fn top_shows_cancels_and_survives_a_hub_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let h = hub().data_dir(dir.path()).start().await;
