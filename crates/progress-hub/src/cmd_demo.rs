@@ -1,17 +1,14 @@
 //! `progress-hub demo`: simulated long-running operations (fractal renders
 //! with steps, an import that fails, a training run that gets canceled, a
 //! backup with child operations) reported to a hub — the one at `--url`, or
-//! one started in-process when none answers there.
+//! one started in-process when none answers there — through the client
+//! library's `Reporter`, like any job would.
 
 use anyhow::Context;
 use clap::Args;
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use hub_client::{ClientConfig, Reporter};
+use serde_json::json;
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Flags of `demo`.
 #[derive(Args, Debug)]
@@ -63,11 +60,11 @@ fn authority(url: &str) -> anyhow::Result<String> {
 
 async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let addr = authority(&args.url)?;
-    let mut _local = None;
-    let ws = match tokio_tungstenite::connect_async(&args.url).await {
-        Ok((ws, _)) => {
+    let mut local = None;
+    let url = match tokio_tungstenite::connect_async(&args.url).await {
+        Ok(_) => {
             println!("reporting to the hub at {}", args.url);
-            ws
+            args.url.clone()
         }
         Err(_) => {
             let cfg = hub_server::Config {
@@ -79,57 +76,18 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .context("starting an in-process hub")?;
             println!("listening on {}", running.addr);
             let url = format!("ws://{}/ws", running.addr);
-            let (ws, _) = tokio_tungstenite::connect_async(&url)
-                .await
-                .context("connecting to the in-process hub")?;
-            _local = Some(running);
-            ws
+            local = Some(running);
+            url
         }
     };
     println!("watch it live: http://{addr}/  (Ctrl-C to stop)");
-    let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::channel::<Value>(1024);
-    let canceled: Arc<Mutex<HashSet<String>>> = Arc::default();
-    // Every message carries an id; the demo ends only once each has its
-    // answer, so nothing it reported is lost when it exits.
-    let answered = Arc::new(tokio::sync::watch::channel(0u64).0);
-    let writer = tokio::spawn(async move {
-        let mut sent = 0u64;
-        while let Some(mut m) = rx.recv().await {
-            sent += 1;
-            m["id"] = sent.into();
-            if sink.send(Message::text(m.to_string())).await.is_err() {
-                break;
-            }
-        }
-        sent
-    });
-    let answers = answered.clone();
-    let seen = canceled.clone();
-    tokio::spawn(async move {
-        while let Some(Ok(Message::Text(t))) = stream.next().await {
-            for line in t.as_str().lines() {
-                let Ok(v) = serde_json::from_str::<Value>(line) else {
-                    continue;
-                };
-                if v["id"].is_u64() && (v["type"] == "ack" || v["type"] == "error") {
-                    answers.send_modify(|n| *n += 1);
-                }
-                if v["type"] == "cancel_requested" {
-                    if let Some(id) = v["operation_id"].as_str() {
-                        seen.lock().expect("lock").insert(id.to_owned());
-                    }
-                } else if v["type"] == "error" {
-                    eprintln!("hub: {}", v["message"]);
-                }
-            }
-        }
-    });
+    let reporter = Reporter::connect(ClientConfig::new(url).namespace(args.namespace.clone()))
+        .context("connecting the reporter")?;
     let demo = Demo {
-        tx,
-        ns: args.namespace.clone(),
-        canceled,
+        reporter: reporter.clone(),
         speed: args.speed.max(0.05),
+        addr: addr.clone(),
+        namespace: args.namespace.clone(),
     };
     let mut round = 0u32;
     loop {
@@ -144,9 +102,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
         jobs.push(tokio::spawn(
             demo.clone().failing_import(format!("import.{tag}")),
         ));
-        jobs.push(tokio::spawn(
-            demo.clone().training(format!("train.{tag}"), addr.clone()),
-        ));
+        jobs.push(tokio::spawn(demo.clone().training(format!("train.{tag}"))));
         jobs.push(tokio::spawn(demo.clone().backup(format!("backup.{tag}"))));
         tokio::select! {
             _ = futures_util::future::join_all(jobs.iter_mut()) => {}
@@ -159,17 +115,11 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
             break;
         }
     }
-    drop(demo);
-    let sent = writer.await.unwrap_or(0);
-    let mut seen = answered.subscribe();
-    let all_answered = seen.wait_for(|n| *n >= sent);
-    if tokio::time::timeout(Duration::from_secs(10), all_answered)
-        .await
-        .is_err()
-    {
+    // The reporter keeps everything until the hub acked it: wait for that.
+    if !reporter.flush(Duration::from_secs(10)).await {
         eprintln!("progress-hub demo: the hub did not acknowledge every message in time");
     }
-    if let Some(h) = _local.take() {
+    if let Some(h) = local.take() {
         h.shutdown();
         h.wait().await;
     }
@@ -178,57 +128,33 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 #[derive(Clone)]
 struct Demo {
-    tx: mpsc::Sender<Value>,
-    ns: String,
-    canceled: Arc<Mutex<HashSet<String>>>,
+    reporter: Reporter,
     speed: f64,
+    addr: String,
+    namespace: String,
 }
 
-/// One operation's reporting state (its seq).
-struct Op<'a> {
-    demo: &'a Demo,
-    id: String,
-    seq: u64,
-}
-
-impl Op<'_> {
-    async fn send(&mut self, mut msg: Value) {
-        self.seq += 1;
-        msg["namespace"] = self.demo.ns.clone().into();
-        msg["operation_id"] = self.id.clone().into();
-        msg["seq"] = self.seq.into();
-        let _ = self.demo.tx.send(msg).await;
-    }
-
-    fn cancel_requested(&self) -> bool {
-        self.demo.canceled.lock().expect("lock").contains(&self.id)
-    }
-}
+/// Reports are queued, never awaited: a demo job cannot fail on them.
+fn ignore<T>(_: Result<T, hub_client::ReportError>) {}
 
 impl Demo {
     async fn pause(&self, ms: u64) {
         tokio::time::sleep(Duration::from_millis((ms as f64 / self.speed) as u64)).await;
     }
 
-    async fn start(&self, id: &str, name: &str, kind: &str, extra: Value) -> Op<'_> {
-        let mut op = Op {
-            demo: self,
-            id: id.to_owned(),
-            seq: 0,
-        };
-        let mut m = json!({"type": "operation_started", "name": name, "kind": kind});
-        if let (Value::Object(m), Value::Object(e)) = (&mut m, extra) {
-            m.extend(e);
-        }
-        op.send(m).await;
-        op
-    }
-
     async fn render(self, id: String, n: u64) {
         let tiles = 48 * n;
-        let mut op = self
-            .start(&id, &format!("Render Mandelbrot frame #{n}"), "render", json!({"total": tiles, "metadata": {"resolution": "3840x2160", "iterations": 500 * n}}))
-            .await;
+        let Ok(op) = self
+            .reporter
+            .start(format!("Render Mandelbrot frame #{n}"))
+            .id(id)
+            .kind("render")
+            .total(tiles as f64)
+            .metadata(json!({"resolution": "3840x2160", "iterations": 500 * n}))
+            .begin()
+        else {
+            return;
+        };
         for t in 1..=tiles {
             let step = if t * 3 < tiles {
                 "tracing tiles"
@@ -237,87 +163,97 @@ impl Demo {
             } else {
                 "encoding PNG"
             };
-            op.send(json!({"type": "progress_update", "current": t, "step": step, "message": format!("tile {t}/{tiles}")})).await;
+            op.current(t as f64)
+                .step(step)
+                .message(format!("tile {t}/{tiles}"));
             self.pause(250 + 40 * n).await;
         }
-        op.send(
-            json!({"type": "operation_completed", "details": {"output": format!("frame-{n}.png")}}),
-        )
-        .await;
+        ignore(op.complete_with(json!({"output": format!("frame-{n}.png")})));
     }
 
     async fn failing_import(self, id: String) {
-        let mut op = self
-            .start(
-                &id,
-                "Import customer dataset",
-                "pipeline",
-                json!({"total": 1000}),
-            )
-            .await;
+        let Ok(op) = self
+            .reporter
+            .start("Import customer dataset")
+            .id(id)
+            .kind("pipeline")
+            .total(1000.0)
+            .begin()
+        else {
+            return;
+        };
         for rows in (50..=600).step_by(50) {
-            op.send(json!({"type": "progress_update", "current": rows, "step": "parsing CSV"}))
-                .await;
+            op.current(rows as f64).step("parsing CSV");
             self.pause(700).await;
         }
-        op.send(json!({"type": "operation_failed", "error": "row 612: invalid date '2024-13-01'", "details": {"row": 612}})).await;
+        ignore(op.fail_with("row 612: invalid date '2024-13-01'", json!({"row": 612})));
     }
 
-    async fn training(self, id: String, addr: String) {
-        let mut op = self
-            .start(
-                &id,
-                "Train sentiment model",
-                "training",
-                json!({"metadata": {"epochs": 100}}),
-            )
-            .await;
+    async fn training(self, id: String) {
+        let Ok(op) = self
+            .reporter
+            .start("Train sentiment model")
+            .id(id.clone())
+            .kind("training")
+            .metadata(json!({"epochs": 100}))
+            .begin()
+        else {
+            return;
+        };
         for epoch in 1..=100u64 {
             if epoch == 12 {
                 // Someone watching decides to stop it: cancel over the HTTP API.
                 let url = format!(
-                    "http://{addr}/api/v1/namespaces/{}/operations/{}/cancel",
-                    self.ns, op.id
+                    "http://{}/api/v1/namespaces/{}/operations/{id}/cancel",
+                    self.addr, self.namespace
                 );
                 let _ = http_post(&url).await;
             }
-            if op.cancel_requested() {
-                op.send(json!({"type": "operation_canceled", "reason": format!("stopped at epoch {epoch} on request")})).await;
+            if op.should_cancel() {
+                ignore(op.canceled(Some(&format!("stopped at epoch {epoch} on request"))));
                 return;
             }
-            op.send(json!({"type": "progress_update", "progress": epoch as f64, "step": format!("epoch {epoch}/100"), "details": {"loss": 1.0 / epoch as f64}})).await;
+            op.progress(epoch as f64)
+                .step(format!("epoch {epoch}/100"))
+                .details(json!({"loss": 1.0 / epoch as f64}));
             self.pause(600).await;
         }
-        op.send(json!({"type": "operation_completed"})).await;
+        ignore(op.complete());
     }
 
     async fn backup(self, id: String) {
-        let mut parent = self.start(&id, "Nightly backup", "backup", json!({})).await;
+        let Ok(parent) = self
+            .reporter
+            .start("Nightly backup")
+            .id(id.clone())
+            .kind("backup")
+            .begin()
+        else {
+            return;
+        };
         let children = [("database", 40u64), ("uploads", 60), ("config", 10)];
-        let mut done = 0;
         for (i, (what, size)) in children.iter().enumerate() {
-            let cid = format!("{id}.{what}");
-            let mut child = self
-                .start(
-                    &cid,
-                    &format!("Back up {what}"),
-                    "backup",
-                    json!({"parent_id": id, "total": size}),
-                )
-                .await;
+            let Ok(child) = self
+                .reporter
+                .start(format!("Back up {what}"))
+                .id(format!("{id}.{what}"))
+                .kind("backup")
+                .parent(id.clone())
+                .total(*size as f64)
+                .begin()
+            else {
+                return;
+            };
             for c in 1..=*size {
-                child
-                    .send(json!({"type": "progress_update", "current": c}))
-                    .await;
+                child.current(c as f64);
                 self.pause(120).await;
             }
-            child.send(json!({"type": "operation_completed"})).await;
-            done += 1;
+            ignore(child.complete());
             parent
-                .send(json!({"type": "progress_update", "progress": 100.0 * done as f64 / children.len() as f64, "step": format!("{}/{} parts", i + 1, children.len())}))
-                .await;
+                .progress(100.0 * (i + 1) as f64 / children.len() as f64)
+                .step(format!("{}/{} parts", i + 1, children.len()));
         }
-        parent.send(json!({"type": "operation_completed"})).await;
+        ignore(parent.complete());
     }
 }
 
