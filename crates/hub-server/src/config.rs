@@ -126,6 +126,11 @@ pub struct Config {
     /// local tooling, whose clients all share that address). Empty: none.
     #[serde(deserialize_with = "lenient::text")]
     pub rate_limit_exempt: String,
+    /// On SIGTERM, how long `/ready` answers 503 while the hub keeps
+    /// serving, so load balancers stop sending new clients before the
+    /// connections are closed with `SERVER_SHUTDOWN` (1012).
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
     /// Log format: `text` or `json`.
     pub log_format: String,
     /// Log level filter (overridden by `RUST_LOG`).
@@ -168,6 +173,7 @@ impl Default for Config {
             first_message_timeout: Duration::ZERO,
             handshake_timeout: Duration::from_secs(10),
             rate_limit_exempt: "127.0.0.0/8,::1".into(),
+            shutdown_grace: Duration::ZERO,
             log_format: "text".into(),
             log_level: "info".into(),
         }
@@ -209,6 +215,7 @@ pub const KEYS: &[&str] = &[
     "first_message_timeout",
     "handshake_timeout",
     "rate_limit_exempt",
+    "shutdown_grace",
     "log_format",
     "log_level",
 ];

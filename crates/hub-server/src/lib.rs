@@ -196,7 +196,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         None => (None, Some(listener)),
     };
     tokio::spawn(async move {
-        let stop_http = stop_rx.clone();
+        // HTTP keeps answering while the hub drains (`/ready` says 503, new
+        // clients get SERVER_SHUTDOWN) and stops once connections are closed.
+        let (http_stop, stop_http) = watch::channel(false);
         let http = match (tls_listener, plain_listener) {
             // Slowloris: the first request's headers must arrive in time.
             (Some(l), _) => tokio::spawn(serve_on(
@@ -213,6 +215,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         };
         let _ = stop_rx.wait_for(|s| *s).await;
         drain(&st).await;
+        let _ = http_stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
         for t in background {
             t.abort();
@@ -271,6 +274,13 @@ where
 async fn drain(state: &Arc<AppState>) {
     state.status.note_shutdown();
     state.shutting_down.store(true, Ordering::Relaxed);
+    let grace = state.cfg.shutdown_grace;
+    if !grace.is_zero() {
+        // Load balancers see `/ready` turn 503 and stop sending new
+        // clients while the hub still serves the ones it has.
+        tracing::info!(grace = ?grace, "not ready; closing connections after the grace period");
+        tokio::time::sleep(grace).await;
+    }
     let now = clock::now_ms();
     for c in state.registry.all() {
         let e = ProtoError::new(

@@ -247,3 +247,34 @@ pub async fn readiness(app: &Shared) -> (bool, Value) {
     });
     (ready, body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failing_checks_keep_their_first_since_until_they_recover() {
+        let st = StatusState::default();
+        let store = ("store", "disk full".to_string());
+        assert_eq!(st.track(std::slice::from_ref(&store), 100), vec![100]);
+        assert_eq!(st.track(std::slice::from_ref(&store), 200), vec![100]);
+        let engine = ("engine", "slow".to_string());
+        assert_eq!(
+            st.track(&[engine.clone(), store.clone()], 300),
+            vec![300, 100]
+        );
+        assert!(st.track(&[], 400).is_empty());
+        assert_eq!(
+            st.track(&[store], 500),
+            vec![500],
+            "a new failure, a new since"
+        );
+        st.note_shutdown();
+        let shutdown = ("shutdown", "bye".to_string());
+        let at = st.track(&[shutdown], 600)[0];
+        assert!(
+            at > 1_000_000_000_000,
+            "since is when shutdown started: {at}"
+        );
+    }
+}

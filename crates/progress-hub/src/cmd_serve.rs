@@ -112,6 +112,9 @@ pub struct ServeArgs {
     /// default 127.0.0.0/8,::1; empty: none).
     #[arg(long)]
     rate_limit_exempt: Option<String>,
+    /// On SIGTERM, answer /ready with 503 this long before closing connections (default 0s).
+    #[arg(long)]
+    shutdown_grace: Option<String>,
     /// Log format: text or json.
     #[arg(long)]
     log_format: Option<String>,
@@ -176,6 +179,7 @@ impl ServeArgs {
         s("first_message_timeout", &self.first_message_timeout);
         s("handshake_timeout", &self.handshake_timeout);
         s("rate_limit_exempt", &self.rate_limit_exempt);
+        s("shutdown_grace", &self.shutdown_grace);
         s("log_format", &self.log_format);
         s("log_level", &self.log_level);
         for (k, on) in [

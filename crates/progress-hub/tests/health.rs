@@ -1,0 +1,126 @@
+//! Health, readiness and `system_status` against the real binary: `/ready`
+//! names its checks; on SIGTERM it turns 503 at once, says which check
+//! fails and since when, and stays answerable through the shutdown grace
+//! period while connected clients are still served; `system_status` has
+//! every field the dashboard reads.
+
+mod common;
+use common::*;
+use nix::sys::signal::Signal;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test]
+async fn ready_is_503_with_the_failing_check_and_since_during_shutdown() {
+    let mut h = hub().args(["--shutdown-grace", "1500ms"]).start().await;
+    let client = reqwest::Client::new();
+    let ready = |c: &reqwest::Client| {
+        let url = format!("{}/ready", h.http());
+        let c = c.clone();
+        async move {
+            let r = c.get(url).send().await.ok()?;
+            let status = r.status().as_u16();
+            Some((status, r.json::<Value>().await.ok()?))
+        }
+    };
+    let (s, body) = ready(&client).await.unwrap();
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(
+        body["checks"],
+        json!({"engine": "ok", "shutdown": "ok", "store": "ok"})
+    );
+    assert_eq!(body["failing"], json!([]));
+
+    let (mut v, _) = subscriber(&h, "default").await;
+    let before = now_ms();
+    h.signal(Signal::SIGTERM);
+    let body = eventually("/ready to turn 503", DEADLINE, || {
+        let f = ready(&client);
+        async move { f.await.filter(|(s, _)| *s == 503).map(|(_, b)| b) }
+    })
+    .await;
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["checks"]["shutdown"], "failing");
+    assert_eq!(body["checks"]["store"], "ok");
+    let failing = body["failing"].as_array().unwrap();
+    assert_eq!(failing.len(), 1, "{body}");
+    assert_eq!(failing[0]["check"], "shutdown");
+    assert!(failing[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("shutting down"));
+    let since = failing[0]["since"].as_u64().unwrap();
+    assert!(since >= before && since <= now_ms(), "{since} vs {before}");
+
+    // Within the grace period: still alive, the same `since`, new clients
+    // are turned away with SERVER_SHUTDOWN, and the connected viewer is
+    // still served (a ping is answered).
+    let (s, h200) = get_json(&format!("{}/health", h.http())).await;
+    assert_eq!((s, h200["status"].clone()), (200, json!("ok")));
+    let (s, again) = ready(&client).await.unwrap();
+    assert_eq!(s, 503);
+    assert_eq!(again["failing"][0]["since"].as_u64(), Some(since));
+    let refused = Ws::connect_with(&h.ws_url(), &[]).await.err().unwrap();
+    assert_eq!(refused.0, 503);
+    assert!(refused.1.contains("SERVER_SHUTDOWN"), "{}", refused.1);
+    let pong = v.request(json!({"type": "ping"}), 7).await;
+    assert_eq!(pong["type"], "pong");
+
+    // Then the connection is told and closed, and the process exits 0.
+    let e = v.until(|m| m["code"] == "SERVER_SHUTDOWN", DEADLINE).await;
+    assert_eq!(e["type"], "error");
+    assert!(
+        now_ms() >= before + 1500,
+        "closed only after the grace period"
+    );
+    assert_eq!(v.closed(DEADLINE).await, Some(1012));
+    let status = h.wait_exit(Duration::from_secs(15)).await.expect("exited");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn system_status_has_every_field_the_dashboard_reads() {
+    let h = hub().args(["--status-interval", "200ms"]).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("s1", "default"), 1).await;
+    let (mut v, _) = subscriber(&h, "default").await;
+    let pushed = v.next_of("system_status", DEADLINE).await;
+    let (s, polled) = get_json(&format!("{}/api/v1/status", h.http())).await;
+    assert_eq!(s, 200);
+    for msg in [&pushed, &polled] {
+        assert_eq!(msg["type"], "system_status");
+        assert_eq!(msg["is_stale"], false, "{msg}");
+        assert!(msg.get("error").is_none(), "{msg}");
+        let d = &msg["data"];
+        for key in [
+            "connections",
+            "subscriptions",
+            "namespaces",
+            "events_total",
+            "events_per_second",
+            "deliveries_per_second",
+            "messages_sent_per_second",
+            "cpu_percent",
+            "memory_bytes",
+            "uptime_seconds",
+        ] {
+            assert!(d[key].is_number(), "{key} in {d}");
+        }
+        assert!(d["epoch"].is_string());
+        assert!(d["backplane"].is_null() && d["upstream"].is_null());
+        assert_eq!(d["store"]["ok"], true);
+        assert!(d["store"]["in_flight_batches"].is_u64());
+        for state in ["running", "stalled", "completed", "failed", "canceled"] {
+            assert!(d["operations"][state].is_u64(), "{state} in {d}");
+        }
+        assert_eq!(d["operations"]["running"], 1);
+        assert_eq!(d["events_total"], 1);
+        assert!(d["memory_bytes"].as_u64().unwrap() > 1_000_000);
+    }
+}

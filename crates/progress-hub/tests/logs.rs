@@ -1,0 +1,223 @@
+//! Structured logs against the real binary: with `--log-format json` every
+//! stderr line is a JSON object; HTTP lines carry the request id (the
+//! client's `X-Request-Id`, echoed back, or a generated one); connection
+//! lines carry the connection id, remote address and subject, over
+//! WebSocket and SSE alike; operation lines carry namespace and operation
+//! id; and no line ever contains a token, even one sent in `?token=`.
+
+mod common;
+use common::*;
+use futures_util::StreamExt;
+use hub_auth::{mint_hs256, Claims};
+
+const SECRET: &str = "logs-secret-0123456789abcdef";
+
+/// Every stderr line so far, each parsed as JSON (panics on a line that is not).
+fn json_lines(all: &mut Vec<Value>, h: &mut Hub) {
+    for l in h.stderr_lines() {
+        let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        all.push(v);
+    }
+}
+
+/// The value of `field` in the line's fields or any of its spans.
+fn field<'a>(line: &'a Value, field: &str) -> Option<&'a Value> {
+    line["fields"].get(field).or_else(|| {
+        line["spans"]
+            .as_array()?
+            .iter()
+            .rev()
+            .find_map(|s| s.get(field))
+    })
+}
+
+fn message(line: &Value) -> &str {
+    line["fields"]["message"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn json_lines_carry_ids_and_never_the_token() {
+    let mut h = hub()
+        .args([
+            "--jwt-secret",
+            SECRET,
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+        ])
+        .start()
+        .await;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let mut claims = Claims::new("alice", exp);
+    claims.roles = Some(vec!["reporter".into()]);
+    let token = mint_hs256(SECRET, &claims).unwrap();
+    let signature = token.rsplit('.').next().unwrap().to_owned();
+
+    // An HTTP call with the token in the query and a request id.
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!(
+            "{}/api/v1/namespaces/default/operations?token={token}",
+            h.http()
+        ))
+        .header("X-Request-Id", "req-7-abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], "req-7-abc");
+    // Without one, the hub makes one up and says which.
+    let r = client
+        .get(format!("{}/api/v1/nothing?token={token}", h.http()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(generated.len(), 16, "{generated}");
+    // A refused token is logged as a refusal, without the token.
+    let r = client
+        .get(format!("{}/api/v1/status?token={token}x", h.http()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // A WebSocket connection with the token in the query; it reports an
+    // operation that fails (an info line about the operation).
+    let mut ws = Ws::connect(&format!("{}?token={token}", h.ws_url())).await;
+    publish(&mut ws, started("job-1", "default"), 1).await;
+    let failed = json!({"type": "operation_failed", "operation_id": "job-1", "seq": 2, "error": "disk full"});
+    assert_eq!(publish(&mut ws, failed, 2).await["type"], "ack");
+    ws.close().await;
+
+    // An SSE connection, also with the token in the query.
+    let resp = client
+        .get(format!(
+            "{}/api/v1/stream?namespace=default&token={token}",
+            h.http()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    assert!(tokio::time::timeout(DEADLINE, body.next())
+        .await
+        .unwrap()
+        .is_some());
+    drop(body);
+
+    let mut lines = Vec::new();
+    let want = |lines: &Vec<Value>| {
+        let has = |m: &str| lines.iter().any(|l| message(l) == m);
+        has("websocket connected")
+            && has("websocket closed")
+            && has("sse connected")
+            && has("operation event")
+            && lines
+                .iter()
+                .any(|l| field(l, "request_id").and_then(Value::as_str) == Some("req-7-abc"))
+    };
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        json_lines(&mut lines, &mut h);
+        if want(&lines) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "missing log lines; got:\n{lines:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    json_lines(&mut lines, &mut h);
+
+    // No line carries the token or any part of its signature.
+    for l in &lines {
+        let text = l.to_string();
+        assert!(!text.contains(&token), "token in a log line: {text}");
+        assert!(
+            !text.contains(&signature),
+            "signature in a log line: {text}"
+        );
+    }
+    // The HTTP line: request id, method, the URI with the token redacted, status.
+    let req = lines
+        .iter()
+        .find(|l| {
+            message(l) == "request"
+                && field(l, "request_id").and_then(Value::as_str) == Some("req-7-abc")
+        })
+        .expect("a request line with the client's id");
+    assert_eq!(field(req, "method").unwrap(), "GET");
+    assert_eq!(
+        field(req, "uri").unwrap(),
+        "/api/v1/namespaces/default/operations?token=REDACTED"
+    );
+    assert_eq!(field(req, "status").unwrap(), 200);
+    assert!(lines.iter().any(|l| message(l) == "request"
+        && field(l, "request_id").and_then(Value::as_str) == Some(generated.as_str())
+        && field(l, "code").and_then(Value::as_str) == Some("NOT_FOUND")));
+    assert!(lines.iter().any(|l| message(l) == "request"
+        && field(l, "status") == Some(&json!(401))
+        && field(l, "code").and_then(Value::as_str) == Some("AUTH_FAILED")));
+    // Connection lines: id, remote, subject, transport.
+    for (m, transport) in [
+        ("websocket connected", "websocket"),
+        ("websocket closed", "websocket"),
+        ("sse connected", "sse"),
+    ] {
+        let l = lines.iter().find(|l| message(l) == m).unwrap();
+        assert!(field(l, "id").unwrap().as_u64().unwrap() >= 1, "{l}");
+        assert!(
+            field(l, "remote")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .starts_with("127.0.0.1:"),
+            "{l}"
+        );
+        assert_eq!(field(l, "sub").unwrap(), "alice", "{l}");
+        assert_eq!(field(l, "transport").unwrap(), transport, "{l}");
+    }
+    // The operation line: namespace and operation id.
+    let op = lines
+        .iter()
+        .find(|l| {
+            message(l) == "operation event"
+                && field(l, "event").and_then(Value::as_str) == Some("operation_failed")
+        })
+        .expect("an info line for the failed operation");
+    assert_eq!(op["level"], "INFO");
+    assert_eq!(field(op, "namespace").unwrap(), "default");
+    assert_eq!(field(op, "operation_id").unwrap(), "job-1");
+}
+
+#[tokio::test]
+async fn text_logs_by_default_are_plain_lines() {
+    let mut h = hub().start().await;
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/namespaces/default/operations", h.http()))
+        .header("X-Request-Id", "plain-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "plain-1");
+    let line = eventually("the request line", DEADLINE, || {
+        let lines = h.stderr_lines();
+        async move { lines.into_iter().find(|l| l.contains("plain-1")) }
+    })
+    .await;
+    assert!(serde_json::from_str::<Value>(&line).is_err(), "{line}");
+    assert!(line.contains("request_id=plain-1"), "{line}");
+    assert!(
+        !line.contains('\u{1b}'),
+        "no colours when not a terminal: {line}"
+    );
+}
