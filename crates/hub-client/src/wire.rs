@@ -321,6 +321,12 @@ pub struct OperationState {
     /// Parent id.
     #[serde(default)]
     pub parent_id: Option<String>,
+    /// Weight within the parent.
+    #[serde(default)]
+    pub weight: Option<f64>,
+    /// Free metadata (a JSON object) given at start.
+    #[serde(default)]
+    pub metadata: Option<Value>,
     /// Start time (ms).
     #[serde(default)]
     pub started_at: Option<u64>,
@@ -720,6 +726,26 @@ mod tests {
             ServerMessage::Event(e) => assert_eq!(e.state.state, OpStatus::Unknown),
             m => panic!("{m:?}"),
         }
+    }
+
+    #[test]
+    fn state_weight_and_metadata_parse_and_are_optional() {
+        let with: OperationState = serde_json::from_value(json!({
+            "operation_id": "a", "state": "running", "weight": 2.5,
+            "metadata": {"owner": "ci", "n": 1}
+        }))
+        .unwrap();
+        assert_eq!(with.weight, Some(2.5));
+        assert_eq!(with.metadata, Some(json!({"owner": "ci", "n": 1})));
+        let nulls: OperationState = serde_json::from_value(json!({
+            "operation_id": "a", "state": "running", "weight": null, "metadata": null
+        }))
+        .unwrap();
+        assert_eq!((nulls.weight, nulls.metadata), (None, None));
+        let without: OperationState =
+            serde_json::from_value(json!({"operation_id": "a", "state": "running"})).unwrap();
+        assert_eq!(without.weight, None);
+        assert_eq!(without.metadata, None);
     }
 
     #[test]
