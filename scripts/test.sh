@@ -45,6 +45,14 @@ cargo build --workspace --bins
 step "cargo test"
 cargo test --workspace --no-fail-fast
 
+# --- the alert rules operators load (docs/OPERATIONS.md): syntax, and unit
+# tests that the main alerts fire on synthetic series. The Grafana dashboard
+# and the rules are checked against the exported metric names by
+# crates/progress-hub/tests/metrics.rs.
+step "promtool check rules / test rules (deploy/prometheus)"
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts_test.yml
+
 if [ -f tests/e2e/package.json ]; then
   step "browser tests (Chromium)"
   export PROGRESS_HUB_BIN="$CARGO_TARGET_DIR/debug/progress-hub"

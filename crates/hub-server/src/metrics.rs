@@ -95,6 +95,67 @@ pub const SERVER_TYPES: [&str; 17] = [
     "pong",
     "other",
 ];
+/// Disconnection reasons (`ws_updates_disconnections_total{reason}`).
+pub const DISCONNECT_REASONS: [&str; 9] = [
+    "client_close",
+    "idle_timeout",
+    "slow_client",
+    "auth_expiry",
+    "shutdown",
+    "error",
+    "invalid_payload",
+    "abuse",
+    "too_large",
+];
+/// Resume outcomes (`progress_hub_resumes_total{outcome}`).
+pub const RESUME_OUTCOMES: [&str; 6] = [
+    "recovered",
+    "no_resume",
+    "epoch_changed",
+    "history_gone",
+    "too_far_behind",
+    "ahead_of_stream",
+];
+/// `hub_auth::AuthError::reason_label` values.
+pub const AUTH_REASONS: [&str; 14] = [
+    "required",
+    "expired",
+    "malformed",
+    "too_large",
+    "algorithm",
+    "unknown_kid",
+    "missing_kid",
+    "crit",
+    "signature",
+    "missing_exp",
+    "missing_sub",
+    "claims",
+    "not_yet_valid",
+    "invalid",
+];
+/// The protocol's error codes (`progress_hub_errors_sent_total{code}`).
+pub const ERROR_CODES: [&str; 20] = [
+    "BAD_MESSAGE",
+    "MESSAGE_TOO_LARGE",
+    "AUTH_REQUIRED",
+    "AUTH_FAILED",
+    "TOKEN_EXPIRED",
+    "FORBIDDEN",
+    "RATE_LIMITED",
+    "SEQ_GAP",
+    "UNKNOWN_OPERATION",
+    "OPERATION_FINISHED",
+    "SLOW_CLIENT",
+    "IDLE_TIMEOUT",
+    "SERVER_SHUTDOWN",
+    "STORE_UNAVAILABLE",
+    "NOT_FOUND",
+    "BACKPLANE_UNAVAILABLE",
+    "BACKPLANE_RECOVERED",
+    "UPSTREAM_FAILURE",
+    "UPSTREAM_RECOVERED",
+    "CIRCUIT_OPEN",
+];
 /// Distinct operation kinds labelled before the rest count as `other`.
 pub const MAX_KINDS: usize = 100;
 
@@ -434,6 +495,27 @@ impl Metrics {
         r.register_collector(Box::new(crate::process::ProcessCollector));
         for s in STATES {
             let _ = m.operations.get_or_create(&State { state: s.into() });
+        }
+        // Series of small, known label sets exist from the start at 0, so
+        // `rate()` and `increase()` see their first event.
+        for t in TRANSPORTS {
+            let t = Transport {
+                transport: t.into(),
+            };
+            let _ = m.connections_accepted.get_or_create(&t);
+            let _ = m.handshake_seconds.get_or_create(&t);
+        }
+        for r in DISCONNECT_REASONS {
+            let _ = m.disconnections.get_or_create(&Reason { reason: r.into() });
+        }
+        for o in RESUME_OUTCOMES {
+            let _ = m.resumes.get_or_create(&Outcome { outcome: o.into() });
+        }
+        for r in AUTH_REASONS {
+            let _ = m.auth_failures.get_or_create(&Reason { reason: r.into() });
+        }
+        for c in ERROR_CODES {
+            let _ = m.errors.get_or_create(&Code { code: c.into() });
         }
     }
 

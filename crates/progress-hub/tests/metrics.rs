@@ -393,3 +393,68 @@ fn check_with_promtool(text: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every metric name the Grafana dashboard and the alert rules use is one
+/// the hub exports (so a renamed metric cannot silently blank a panel).
+#[tokio::test]
+async fn dashboards_and_alerts_use_only_exported_metrics() {
+    let h = hub().args(["--max-namespaces", "1"]).start().await;
+    // Families whose series appear with their first event: an operation
+    // that starts and completes, a refused origin, a rate limit.
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("a", "one"), 1).await;
+    let done =
+        json!({"type": "operation_completed", "namespace": "one", "operation_id": "a", "seq": 2});
+    publish(&mut p, done, 2).await;
+    let e = publish(&mut p, started("b", "two"), 3).await;
+    assert_eq!(e["code"], "RATE_LIMITED", "{e}");
+    let refused = Ws::connect_with(&h.ws_url(), &[("Origin", "http://evil.example")]).await;
+    assert!(refused.is_err());
+    let m = Metrics::scrape(&h).await;
+    let mut known = std::collections::BTreeSet::new();
+    for line in m.text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut it = rest.split(' ');
+            let (name, kind) = (it.next().unwrap(), it.next().unwrap());
+            known.insert(name.to_owned());
+            if kind == "histogram" {
+                for s in ["_bucket", "_sum", "_count"] {
+                    known.insert(format!("{name}{s}"));
+                }
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let files = [
+        root.join("grafana/progress-hub.json"),
+        root.join("prometheus/alerts.yml"),
+    ];
+    let mut used = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let words = text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+        for w in words {
+            let ours = ["progress_hub_", "ws_updates_", "process_"]
+                .iter()
+                .any(|p| w.starts_with(p));
+            // Prose mentions like `progress_hub_queue_depth_bytes` count too.
+            if ours {
+                used += 1;
+                assert!(
+                    known.contains(w),
+                    "{} uses `{w}`, which /metrics does not export",
+                    f.display()
+                );
+            }
+        }
+    }
+    assert!(used > 40, "only {used} metric references found");
+    let dash: Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).expect("valid JSON");
+    assert_eq!(dash["templating"]["list"][0]["type"], "datasource");
+    for p in dash["panels"].as_array().unwrap() {
+        if p["type"] != "row" {
+            assert_eq!(p["datasource"]["uid"], "${datasource}", "{}", p["title"]);
+        }
+    }
+}
