@@ -3,8 +3,7 @@
 //! the SSE id `epoch:offset`, so `Last-Event-ID` resumes exactly.
 
 use crate::app::Shared;
-use crate::auth::{auth_error, authorize, origin_allowed, token_of};
-use crate::clock::now_ms;
+use crate::auth::authorize;
 use crate::engine::Command;
 use crate::http_api::error_response;
 use crate::outbox::Outbox;
@@ -54,28 +53,13 @@ pub async fn stream(
     if let Err(e) = app.limits.handshake(remote.ip()) {
         return refuse(error_response(e, Some(429)));
     }
-    if !origin_allowed(&headers, app.tls(), &app.origins) {
-        return refuse(error_response(
-            ProtoError::new(ErrorCode::Forbidden, "this origin may not connect")
-                .with_data(serde_json::json!({"reason": "origin"})),
-            Some(403),
-        ));
-    }
-    if app.is_shutting_down() {
-        return refuse(error_response(
-            ProtoError::new(ErrorCode::ServerShutdown, "the hub is shutting down"),
-            None,
-        ));
-    }
-    let principal = match app.authn.authenticate(
-        token_of(&headers, q.get("token").map(String::as_str)),
-        now_ms(),
-    ) {
+    let principal = match crate::door::admit(&app, &headers, &q) {
         Ok(p) => p,
-        Err(e) => {
-            app.metrics.auth_failure(&e);
-            return refuse(error_response(auth_error(&e), Some(401)));
-        }
+        Err(refusal) => return refuse(refusal),
+    };
+    let edge = match crate::ws::Edge::admit(&app, remote.ip(), &principal) {
+        Ok(edge) => edge,
+        Err(refusal) => return refuse(refusal),
     };
     let namespace = q
         .get("namespace")
@@ -116,20 +100,6 @@ pub async fn stream(
                 ))
             }
         },
-    };
-    if app.registry.len() >= app.cfg.max_connections {
-        app.metrics.limited("connections");
-        return refuse(error_response(
-            ProtoError::new(
-                ErrorCode::RateLimited,
-                "the hub holds the most connections it may",
-            ),
-            Some(503),
-        ));
-    }
-    let edge = match crate::ws::Edge::admit(&app, remote.ip(), &principal) {
-        Ok(edge) => edge,
-        Err(refusal) => return refuse(refusal),
     };
     let out = app.new_outbox(true);
     let cmd = Command::Subscribe {

@@ -3,10 +3,9 @@
 //! frames (several messages separated by `\n`).
 
 use crate::app::Shared;
-use crate::auth::{auth_error, authorize, origin_allowed, token_of};
+use crate::auth::{auth_error, authorize};
 use crate::clock::now_ms;
 use crate::engine::{Command, Reply, Who};
-use crate::http_api::error_response;
 use crate::outbox::Outbox;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
@@ -34,54 +33,25 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let handshake = crate::clock::stamp();
-    let refuse = |r: Response| app.metrics.refusal("websocket", r);
     if let Err(e) = app.limits.handshake(remote.ip()) {
-        return refuse(error_response(e, Some(429)));
+        let refusal = crate::http_api::error_response(e, Some(429));
+        return app.metrics.refusal("websocket", refusal);
     }
-    if !origin_allowed(&headers, app.tls(), &app.origins) {
-        return refuse(error_response(
-            ProtoError::new(ErrorCode::Forbidden, "this origin may not connect")
-                .with_data(serde_json::json!({"reason": "origin"})),
-            Some(403),
-        ));
-    }
-    if app.is_shutting_down() {
-        return refuse(error_response(
-            ProtoError::new(ErrorCode::ServerShutdown, "the hub is shutting down"),
-            None,
-        ));
-    }
-    let principal = match app.authn.authenticate(
-        token_of(&headers, q.get("token").map(String::as_str)),
-        now_ms(),
-    ) {
+    let principal = match crate::door::admit(&app, &headers, &q) {
         Ok(p) => p,
-        Err(e) => {
-            app.metrics.auth_failure(&e);
-            return refuse(error_response(auth_error(&e), Some(401)));
-        }
+        Err(refusal) => return app.metrics.refusal("websocket", refusal),
     };
-    if app.registry.len() >= app.cfg.max_connections {
-        app.metrics.limited("connections");
-        return refuse(error_response(
-            ProtoError::new(
-                ErrorCode::RateLimited,
-                "the hub holds the most connections it may",
-            )
-            .with_data(serde_json::json!({"reason": "connections"})),
-            Some(503),
-        ));
-    }
     let edge = match Edge::admit(&app, remote.ip(), &principal) {
         Ok(edge) => edge,
-        Err(refusal) => return refuse(refusal),
+        Err(refusal) => return app.metrics.refusal("websocket", refusal),
     };
     // Frames up to 4x the message limit are read and answered with
     // MESSAGE_TOO_LARGE; larger ones break the connection at the codec.
     let hard_limit = app.cfg.max_message_size.saturating_mul(4).max(1 << 20);
     ws.max_message_size(hard_limit)
         .max_frame_size(hard_limit)
-        .read_buffer_size(4096)
+        // Client messages are small; the buffer grows for larger frames.
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| {
             let span = tracing::info_span!("conn", remote = %remote, sub = %principal.sub, id = tracing::field::Empty, transport = "websocket");
@@ -108,7 +78,7 @@ impl Edge {
         let slot = app
             .limits
             .admit(ip, &principal.sub, authenticated)
-            .map_err(|e| error_response(e, Some(429)))?;
+            .map_err(|e| crate::http_api::error_response(e, Some(429)))?;
         Ok(Edge {
             _slot: slot,
             bucket: app.limits.message_bucket(ip),
