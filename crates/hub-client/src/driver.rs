@@ -323,9 +323,14 @@ impl Driver {
                         }
                     }
                 }
+                ServerMessage::SystemStatus(raw) => {
+                    let u = Update::system_status(&raw);
+                    for v in inner.views.values_mut() {
+                        v.deliver(u.clone());
+                    }
+                }
                 ServerMessage::Ok { .. }
                 | ServerMessage::Pong { .. }
-                | ServerMessage::SystemStatus(_)
                 | ServerMessage::Unknown(_) => {}
             }
         }

@@ -41,6 +41,17 @@ pub enum Update {
     /// The consumer fell behind: this many updates were not delivered (the
     /// map stays exact).
     Lagged(u64),
+    /// The hub's `system_status` (hub-wide health, sent every status
+    /// interval to connections that hold a subscription; delivered to every
+    /// subscription of the client).
+    SystemStatus {
+        /// The figures (`connections`, `events_per_second`, ...), as sent.
+        data: serde_json::Value,
+        /// Part of `data` comes from a cache because a dependency is down.
+        is_stale: bool,
+        /// Why it is stale, when it is.
+        error: Option<String>,
+    },
     /// The hub refused the subscription (e.g. `FORBIDDEN`).
     Refused {
         /// Error code.
@@ -48,6 +59,23 @@ pub enum Update {
         /// Human message.
         message: String,
     },
+}
+
+impl Update {
+    /// The [`Update::SystemStatus`] for a raw `system_status` message.
+    pub fn system_status(msg: &serde_json::Value) -> Update {
+        Update::SystemStatus {
+            data: msg.get("data").cloned().unwrap_or(serde_json::Value::Null),
+            is_stale: msg
+                .get("is_stale")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+            error: msg
+                .get("error")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
+        }
+    }
 }
 
 /// Counters of one subscription.
@@ -268,6 +296,28 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn system_status_keeps_data_and_staleness() {
+        let msg = json!({"type": "system_status", "data": {"events_per_second": 12.5},
+            "is_stale": true, "cached_at": 5, "error": "backplane down"});
+        assert_eq!(
+            Update::system_status(&msg),
+            Update::SystemStatus {
+                data: json!({"events_per_second": 12.5}),
+                is_stale: true,
+                error: Some("backplane down".into()),
+            }
+        );
+        assert_eq!(
+            Update::system_status(&json!({"type": "system_status", "data": {}})),
+            Update::SystemStatus {
+                data: json!({}),
+                is_stale: false,
+                error: None,
+            }
+        );
     }
 
     #[test]

@@ -315,3 +315,37 @@ async fn close_ends_streams_and_refuses_new_reports() {
     assert_eq!(client.state().state, ConnState::Disconnected);
     op.detach();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_status_reaches_the_subscription() {
+    let hub = FakeHub::start(Duration::from_secs(5)).await;
+    let sub = Subscriber::connect(fast(&hub.url())).unwrap();
+    let mut s = sub.subscribe("default", Filter::all());
+    loop {
+        match tokio::time::timeout(WAIT, s.recv()).await.unwrap().unwrap() {
+            Update::Snapshot { .. } => break,
+            Update::Connection(_) | Update::Subscribed { .. } => {}
+            u => panic!("{u:?}"),
+        }
+    }
+    hub.to_subscribers(
+        json!({"type": "system_status", "data": {"events_per_second": 7.5},
+        "is_stale": true, "cached_at": 1, "error": "backplane down"}),
+    );
+    loop {
+        match tokio::time::timeout(WAIT, s.recv()).await.unwrap().unwrap() {
+            Update::SystemStatus {
+                data,
+                is_stale,
+                error,
+            } => {
+                assert_eq!(data["events_per_second"], 7.5);
+                assert!(is_stale);
+                assert_eq!(error.as_deref(), Some("backplane down"));
+                break;
+            }
+            Update::Connection(_) => {}
+            u => panic!("{u:?}"),
+        }
+    }
+}

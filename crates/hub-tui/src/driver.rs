@@ -192,6 +192,7 @@ impl Adapter {
                 ]
             }
             U::Refused { code, message } => vec![Update::HubError { code, message }],
+            U::SystemStatus { .. } => Vec::new(),
         }
     }
 

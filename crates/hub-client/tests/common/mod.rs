@@ -48,6 +48,8 @@ enum Signal {
     Event(Value),
     Kill(Option<u16>),
     Cancel(String),
+    /// A message for every connection that holds a subscription.
+    ToSubscribers(Value),
 }
 
 pub struct FakeHub {
@@ -114,6 +116,11 @@ impl FakeHub {
 
     pub fn request_cancel(&self, op: &str) {
         let _ = self.signals.send(Signal::Cancel(op.to_owned()));
+    }
+
+    /// Send `msg` (e.g. a `system_status`) to every subscribed connection.
+    pub fn to_subscribers(&self, msg: Value) {
+        let _ = self.signals.send(Signal::ToSubscribers(msg));
     }
 
     pub fn op(&self, id: &str) -> Option<HubOp> {
@@ -337,6 +344,9 @@ async fn connection(
                         let _ = ws.send(Message::Close(Some(CloseFrame { code: CloseCode::from(c), reason: "".into() }))).await;
                     }
                     return;
+                }
+                Ok(Signal::ToSubscribers(m)) => {
+                    if subscribed_from.is_some() && ws.send(Message::text(m.to_string())).await.is_err() { return; }
                 }
                 Ok(Signal::Cancel(op)) => {
                     if owned.contains(&op) {
