@@ -80,9 +80,25 @@ impl RedbStore {
                 .insert((e.namespace.as_str(), e.offset), &*e.data)
                 .map_err(engine_err(ctx))?;
         }
+        // Trim in bulk: only once a quarter of the history (at least one
+        // event) has fallen below the floor. Deleting a few keys on every
+        // commit copied the B-tree's oldest pages on every commit and was
+        // the hub's durable bottleneck; the file holds at most 1.25x the
+        // history and `load` returns only the newest `history` events.
+        let slack = (self.history / 4).max(1);
         for (ns, last) in &touched {
             let floor = trim_floor(*last, self.history);
-            if floor > 1 {
+            if floor <= 1 {
+                continue;
+            }
+            let oldest = events
+                .range((ns.as_str(), 0u64)..(ns.as_str(), floor))
+                .map_err(engine_err(ctx))?
+                .next()
+                .transpose()
+                .map_err(engine_err(ctx))?
+                .map(|(k, _)| k.value().1);
+            if oldest.is_some_and(|o| o + slack <= floor) {
                 events
                     .retain_in((ns.as_str(), 0u64)..(ns.as_str(), floor), |_, _| false)
                     .map_err(|e| StoreError::from_redb("trimming history", e))?;
