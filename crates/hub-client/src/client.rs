@@ -80,6 +80,9 @@ pub(crate) struct Inner {
     pub signals: HashMap<OpKey, watch::Sender<OpSignal>>,
     pub views: HashMap<String, ViewEntry>,
     pub control: VecDeque<Control>,
+    /// `cancel` requests sent and not answered yet: request id →
+    /// (namespace, operation id).
+    pub cancels: HashMap<u64, (String, String)>,
     pub next_id: u64,
     pub last_heartbeat: Option<SystemTime>,
     pub clients_connected: Option<u64>,
@@ -106,11 +109,15 @@ impl Inner {
             Control::Cancel {
                 namespace,
                 operation_id,
-            } => ControlMessage::Cancel {
-                id,
-                namespace,
-                operation_id,
-            },
+            } => {
+                self.cancels
+                    .insert(id, (namespace.clone(), operation_id.clone()));
+                ControlMessage::Cancel {
+                    id,
+                    namespace,
+                    operation_id,
+                }
+            }
         };
         Some(crate::wire::encode_control(&msg))
     }
@@ -184,6 +191,7 @@ impl Client {
                 signals: HashMap::new(),
                 views: HashMap::new(),
                 control: VecDeque::new(),
+                cancels: HashMap::new(),
                 next_id: 1,
                 last_heartbeat: None,
                 clients_connected: None,

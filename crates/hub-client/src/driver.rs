@@ -180,6 +180,7 @@ impl Driver {
                         inner
                             .control
                             .retain(|c| matches!(c, Control::Cancel { .. }));
+                        requeue_cancels(&mut inner);
                     }
                     inner
                         .views
@@ -329,7 +330,8 @@ impl Driver {
                         v.deliver(u.clone());
                     }
                 }
-                ServerMessage::Ok { .. }
+                ServerMessage::Ok { id: Some(id) } => cancel_answered(&mut inner, id, Ok(())),
+                ServerMessage::Ok { id: None }
                 | ServerMessage::Pong { .. }
                 | ServerMessage::Unknown(_) => {}
             }
@@ -412,6 +414,14 @@ fn on_connected(inner: &mut Inner) {
 
 fn on_error(inner: &mut Inner, err: &crate::wire::ErrorMessage, now: u64) {
     tracing::debug!(code = %err.code, message = %err.message, "hub error");
+    // The answer to a `cancel` (checked first: its `data.operation_id` must
+    // not be taken for one of our own operations).
+    if let Some(id) = err.id {
+        if inner.cancels.contains_key(&id) {
+            cancel_answered(inner, id, Err(err.clone()));
+            return;
+        }
+    }
     if let Some(notice) = inner.outbox.on_error(err, now) {
         apply_notices(inner, vec![notice], None);
         return;
@@ -431,6 +441,33 @@ fn on_error(inner: &mut Inner, err: &crate::wire::ErrorMessage, now: u64) {
         }
     }
     inner.last_error = Some(format!("{}: {}", err.code, err.message));
+}
+
+/// Report the hub's answer to a `cancel` to the subscription of its
+/// namespace (lost when there is none).
+fn cancel_answered(inner: &mut Inner, id: u64, result: Result<(), crate::wire::ErrorMessage>) {
+    let Some((namespace, operation_id)) = inner.cancels.remove(&id) else {
+        return;
+    };
+    if let Some(v) = inner.views.get_mut(&namespace) {
+        v.deliver(Update::CancelResult {
+            operation_id,
+            result,
+        });
+    }
+}
+
+/// The connection dropped before the hub answered these `cancel`s: send
+/// them again on the next connection (in the order they were sent).
+fn requeue_cancels(inner: &mut Inner) {
+    let mut pending: Vec<(u64, (String, String))> = inner.cancels.drain().collect();
+    pending.sort_by_key(|(id, _)| *id);
+    for (_, (namespace, operation_id)) in pending {
+        inner.control.push_back(Control::Cancel {
+            namespace,
+            operation_id,
+        });
+    }
 }
 
 fn apply_notices(inner: &mut Inner, notices: Vec<Notice>, requested_by: Option<String>) {

@@ -68,7 +68,10 @@ impl Subscriber {
         }
     }
 
-    /// Ask the producer of an operation to stop (sent when connected).
+    /// Ask the producer of an operation to stop (sent when connected, and
+    /// again after a reconnect until the hub answered). The hub's answer
+    /// arrives as an [`Update::CancelResult`] on this client's subscription
+    /// to `namespace`, if it has one.
     pub fn cancel(&self, namespace: impl Into<String>, operation_id: impl Into<String>) {
         self.client
             .shared

@@ -52,6 +52,15 @@ pub enum Update {
         /// Why it is stale, when it is.
         error: Option<String>,
     },
+    /// The hub answered a [`Subscriber::cancel`](crate::Subscriber::cancel)
+    /// for an operation of this namespace: `ok`, or the `error` (e.g.
+    /// `UNKNOWN_OPERATION`, `OPERATION_FINISHED`, `FORBIDDEN`).
+    CancelResult {
+        /// The operation.
+        operation_id: String,
+        /// `Ok` when the cancel was accepted, else the hub's error.
+        result: Result<(), crate::wire::ErrorMessage>,
+    },
     /// The hub refused the subscription (e.g. `FORBIDDEN`).
     Refused {
         /// Error code.

@@ -349,3 +349,33 @@ async fn system_status_reaches_the_subscription() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_answers_reach_the_subscription() {
+    let hub = FakeHub::start(Duration::from_secs(5)).await;
+    hub.publish(json!({"type": "operation_started", "operation_id": "a", "seq": 1, "name": "A"}));
+    let sub = Subscriber::connect(fast(&hub.url())).unwrap();
+    let mut s = sub.subscribe("default", Filter::all());
+    // Asked before the connection is up: sent once it is.
+    sub.cancel("default", "a");
+    sub.cancel("default", "nope");
+    let mut results = Vec::new();
+    while results.len() < 2 {
+        match tokio::time::timeout(WAIT, s.recv()).await.unwrap().unwrap() {
+            Update::CancelResult {
+                operation_id,
+                result,
+            } => results.push((operation_id, result.map_err(|e| e.code))),
+            Update::Connection(_) | Update::Subscribed { .. } | Update::Snapshot { .. } => {}
+            u => panic!("{u:?}"),
+        }
+    }
+    assert_eq!(
+        results,
+        vec![
+            ("a".to_owned(), Ok(())),
+            ("nope".to_owned(), Err("UNKNOWN_OPERATION".to_owned())),
+        ]
+    );
+    assert_eq!(sub.client().connection_stats().last_error, None);
+}

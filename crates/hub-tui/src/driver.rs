@@ -192,7 +192,7 @@ impl Adapter {
                 ]
             }
             U::Refused { code, message } => vec![Update::HubError { code, message }],
-            U::SystemStatus { .. } => Vec::new(),
+            U::SystemStatus { .. } | U::CancelResult { .. } => Vec::new(),
         }
     }
 

@@ -167,7 +167,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<i32> {
             }
             Update::Lagged(n) => println!("-- {n} updates skipped (output too slow)"),
             // Hub health is not part of an operation stream.
-            Update::SystemStatus { .. } => {}
+            Update::SystemStatus { .. } | Update::CancelResult { .. } => {}
             Update::Refused { code, message } => {
                 eprintln!("progress-hub: subscription refused: {code}: {message}");
                 return Ok(1);

@@ -318,6 +318,12 @@ async fn connection(
                         }
                         subscribed_from = Some(last);
                     }
+                    "cancel" if !st.lock().ops.contains_key(m["operation_id"].as_str().unwrap_or("")) => {
+                        out.push(json!({"type": "error", "id": m["id"], "code": "UNKNOWN_OPERATION",
+                            "message": "no such operation", "details": null, "timestamp": now_ms(),
+                            "component": "hub", "severity": "warning",
+                            "data": {"namespace": "default", "operation_id": m["operation_id"]}}));
+                    }
                     "cancel" | "unsubscribe" | "refresh" => out.push(json!({"type": "ok", "id": m["id"]})),
                     "ping" => out.push(json!({"type": "pong", "id": m["id"], "timestamp": now_ms()})),
                     _ => {
