@@ -189,8 +189,13 @@ pub struct OutQueue {
     cfg: OutQueueConfig,
     /// Queued items in push order; None marks a superseded item.
     slots: VecDeque<Option<OutItem>>,
-    /// Key -> slot of its latest queued item. Only keys of queued items.
+    /// Key -> slot of its latest queued item. Only keys of queued items,
+    /// and only kept while `tracking`: a viewer that keeps up (the common
+    /// case) never hashes a key.
     latest: HashMap<Arc<str>, Latest>,
+    /// Whether `latest` is maintained: from the first push that finds the
+    /// queue over `conflate_after_bytes` until the next drain.
+    tracking: bool,
     live: usize,
     bytes: usize,
     conflated_total: u64,
@@ -210,6 +215,7 @@ impl OutQueue {
             cfg,
             slots: VecDeque::new(),
             latest: HashMap::new(),
+            tracking: false,
             live: 0,
             bytes: 0,
             conflated_total: 0,
@@ -238,6 +244,12 @@ impl OutQueue {
         if self.slow {
             return PushOutcome::Slow;
         }
+        if !self.tracking && self.bytes > self.cfg.conflate_after_bytes {
+            // Behind for the first time since the last drain: index the
+            // queue once, then keep the index up to date.
+            self.tracking = true;
+            self.rebuild_latest();
+        }
         let superseded = match &item.key {
             Some(key)
                 if item.counted
@@ -265,7 +277,7 @@ impl OutQueue {
             self.conflated_total += 1;
         }
         self.bytes += item.counted_len();
-        if let Some(key) = &item.key {
+        if let Some(key) = item.key.as_ref().filter(|_| self.tracking) {
             let latest = Latest {
                 slot: self.slots.len(),
                 conflatable: item.conflatable,
@@ -294,6 +306,7 @@ impl OutQueue {
         out.reserve(self.live);
         out.extend(self.slots.drain(..).flatten());
         self.latest.clear();
+        self.tracking = false;
         self.live = 0;
         self.bytes = 0;
     }
@@ -331,6 +344,11 @@ impl OutQueue {
             return;
         }
         self.slots.retain(Option::is_some);
+        self.rebuild_latest();
+    }
+
+    /// Indexes every queued item's key (the latest slot wins).
+    fn rebuild_latest(&mut self) {
         self.latest.clear();
         for (slot, item) in self.slots.iter().enumerate() {
             if let Some(OutItem {
@@ -387,6 +405,9 @@ mod tests {
                 live.iter().map(|i| i.counted_len()).sum::<usize>()
             );
             assert!(self.latest.len() <= self.live);
+            if !self.tracking {
+                assert!(self.latest.is_empty());
+            }
             assert!(self.slots.len() - self.live <= self.live.max(32) + 1);
             for (k, l) in &self.latest {
                 let item = self.slots[l.slot]
