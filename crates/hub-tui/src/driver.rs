@@ -4,7 +4,7 @@
 //! requests (cancel, reconnect now, shutdown). No protocol logic lives here.
 
 use crate::op::{OpState, OpStatus};
-use crate::update::{ConnStatus, OpEvent, Update};
+use crate::update::{ConnStatus, OpEvent, SystemStatus, Update};
 use hub_client::machine::{ConnState, Reason, StateChange};
 use hub_client::{ClientConfig, ClientError, Filter, Subscriber, Subscription};
 use serde_json::Value;
@@ -151,9 +151,7 @@ impl Adapter {
                     .get("reason")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                let metadata = e.raw.get("state").and_then(|s| s.get("metadata")).cloned();
-                let mut state = convert(e.state);
-                state.metadata = metadata.filter(|m| !m.is_null());
+                let state = convert(e.state);
                 vec![Update::Event(Box::new(OpEvent {
                     kind: e.kind,
                     offset: e.offset,
@@ -192,7 +190,13 @@ impl Adapter {
                 ]
             }
             U::Refused { code, message } => vec![Update::HubError { code, message }],
-            U::SystemStatus { .. } | U::CancelResult { .. } => Vec::new(),
+            U::SystemStatus { data, is_stale, .. } => {
+                vec![Update::SystemStatus(system_status(&data, is_stale))]
+            }
+            U::CancelResult {
+                operation_id,
+                result,
+            } => vec![cancel_result(operation_id, result)],
         }
     }
 
@@ -240,6 +244,32 @@ impl Adapter {
     }
 }
 
+/// The status bar's figures from `system_status.data` (absent or
+/// mistyped figures are unknown).
+pub fn system_status(data: &Value, is_stale: bool) -> SystemStatus {
+    SystemStatus {
+        events_per_second: data.get("events_per_second").and_then(Value::as_f64),
+        deliveries_per_second: data.get("deliveries_per_second").and_then(Value::as_f64),
+        connections: data.get("connections").and_then(Value::as_u64),
+        is_stale,
+    }
+}
+
+/// The hub's answer to a `cancel` → the model's accept or refuse.
+pub fn cancel_result(
+    operation_id: String,
+    result: Result<(), hub_client::wire::ErrorMessage>,
+) -> Update {
+    match result {
+        Ok(()) => Update::CancelAccepted { operation_id },
+        Err(e) => Update::CancelRefused {
+            operation_id,
+            code: e.code,
+            message: e.message,
+        },
+    }
+}
+
 /// hub-client's lenient state → the model's.
 pub fn convert(s: hub_client::OperationState) -> OpState {
     use hub_client::OpStatus as S;
@@ -270,6 +300,63 @@ pub fn convert(s: hub_client::OperationState) -> OpState {
         eta_seconds: s.eta_seconds,
         cancel_requested: s.cancel_requested.unwrap_or_default(),
         last_offset: s.last_offset.unwrap_or_default(),
-        metadata: None,
+        metadata: s.metadata.filter(|m| !m.is_null()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn system_status_gives_the_status_bar_its_figures() {
+        let data = json!({"events_per_second": 12.5, "deliveries_per_second": 40.0,
+            "connections": 3, "cpu_percent": 1.0});
+        assert_eq!(
+            system_status(&data, true),
+            SystemStatus {
+                events_per_second: Some(12.5),
+                deliveries_per_second: Some(40.0),
+                connections: Some(3),
+                is_stale: true,
+            }
+        );
+        let unknown = json!({"events_per_second": null});
+        assert_eq!(system_status(&unknown, false), SystemStatus::default());
+    }
+
+    #[test]
+    fn cancel_answers_become_accept_or_refuse() {
+        assert_eq!(
+            cancel_result("a".into(), Ok(())),
+            Update::CancelAccepted {
+                operation_id: "a".into()
+            }
+        );
+        let err: hub_client::wire::ErrorMessage = serde_json::from_value(json!({
+            "code": "OPERATION_FINISHED", "message": "already finished"
+        }))
+        .unwrap();
+        assert_eq!(
+            cancel_result("a".into(), Err(err)),
+            Update::CancelRefused {
+                operation_id: "a".into(),
+                code: "OPERATION_FINISHED".into(),
+                message: "already finished".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn snapshot_states_keep_their_metadata() {
+        let s: hub_client::OperationState = serde_json::from_value(json!({
+            "operation_id": "a", "state": "running", "metadata": {"owner": "ci"}
+        }))
+        .unwrap();
+        assert_eq!(convert(s).metadata, Some(json!({"owner": "ci"})));
+        let bare: hub_client::OperationState =
+            serde_json::from_value(json!({"operation_id": "a", "state": "running"})).unwrap();
+        assert_eq!(convert(bare).metadata, None);
     }
 }
