@@ -101,6 +101,11 @@ async fn the_driver_feeds_the_model_cancels_and_reconnects() {
         !a.is_stale() && a.op("t.1").is_some_and(|e| e.state.progress == Some(40.0))
     })
     .await;
+    // The first view is a snapshot: its states carry the metadata too.
+    assert_eq!(
+        app.op("t.1").expect("op").state.metadata,
+        Some(json!({"host": "h1"}))
+    );
 
     // A live event carries the metadata through to the model.
     send(&mut producer, json!({"type": "progress_update", "id": 3, "operation_id": "t.1", "seq": 3, "progress": 50.0})).await;
@@ -131,6 +136,16 @@ async fn the_driver_feeds_the_model_cancels_and_reconnects() {
             .map(|r| r.summary.as_str()),
         Some("asked")
     );
+
+    // Canceling a finished operation: the hub refuses, the model says so.
+    d.request(Request::Cancel("t.1".into()));
+    pump(&mut app, &mut rx, "the refused cancel", |a| {
+        a.toasts().live(now()).any(|t| {
+            t.text
+                .starts_with("Cancel of Test job refused (OPERATION_FINISHED)")
+        })
+    })
+    .await;
 
     // The hub goes away: reconnecting, stale.
     running.shutdown();
