@@ -133,6 +133,7 @@ pub async fn post_event(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let received = crate::clock::stamp();
     if app.is_shutting_down() {
         return shutting_down();
     }
@@ -177,6 +178,7 @@ pub async fn post_event(
             msg,
             who,
             reply: Reply::Http(tx),
+            received,
         })
         .await
     {

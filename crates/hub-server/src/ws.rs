@@ -291,6 +291,7 @@ impl Conn {
     }
 
     async fn on_text(&mut self, text: &str) {
+        let received = crate::clock::stamp();
         let max = self.app.cfg.max_message_size;
         if text.len() > max {
             let e = ProtoError::new(
@@ -331,6 +332,7 @@ impl Conn {
                         msg: p,
                         who,
                         reply: Reply::Conn(self.out.clone()),
+                        received,
                     })
                     .await;
             }

@@ -83,6 +83,9 @@ pub enum Command {
         who: Who,
         /// Where the ack or error goes.
         reply: Reply<Ack>,
+        /// When the hub read the message ([`crate::clock::stamp`]): the
+        /// start of its end-to-end and ack latencies, inbox wait included.
+        received: u64,
     },
     /// Subscribe (or replace a subscription).
     Subscribe {

@@ -51,9 +51,12 @@ impl Engine {
     /// Handles one command; returns the shutdown signal when asked to stop.
     pub(super) fn handle(&mut self, cmd: Command) -> Option<tokio::sync::oneshot::Sender<()>> {
         match cmd {
-            Command::Publish { msg, who, reply } => {
-                self.publish(msg, who, reply, crate::clock::stamp())
-            }
+            Command::Publish {
+                msg,
+                who,
+                reply,
+                received,
+            } => self.publish(msg, who, reply, received),
             Command::Subscribe {
                 conn,
                 id,
