@@ -593,13 +593,6 @@ impl Metrics {
         resp
     }
 
-    /// The connected-clients gauge of a transport for connections with no
-    /// role yet (kept for callers that predate roles; prefer
-    /// [`crate::outbox::Outbox::opened`] and `finished`).
-    pub fn clients(&self, transport: &str) -> Gauge {
-        self.client_gauge(transport == "sse", 0).clone()
-    }
-
     /// Counts one refused token.
     pub fn auth_failure(&self, e: &hub_auth::AuthError) {
         self.auth_failures
