@@ -36,6 +36,8 @@ enum Cmd {
     Watch(cmd_watch::WatchArgs),
     /// Full-screen terminal dashboard.
     Top(cmd_top::TopArgs),
+    /// Benchmarks on loopback: fan-out, latency, idle memory, durable events (against Socket.IO too).
+    Bench(hub_bench::BenchArgs),
 }
 
 /// Runs an async client subcommand to its exit code.
@@ -65,6 +67,7 @@ fn main() {
         Cmd::Run(args) => block_on(cmd_run::run(args)),
         Cmd::Watch(args) => block_on(cmd_watch::run(args)),
         Cmd::Top(args) => cmd_top::main(args),
+        Cmd::Bench(args) => hub_bench::main(args),
     };
     std::process::exit(code);
 }
