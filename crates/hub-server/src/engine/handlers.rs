@@ -192,15 +192,10 @@ impl Engine {
             }
         };
         let ns_name = ns.core.name().to_owned();
-        let record = (!applied.events.is_empty())
-            .then(|| ns.core.operation(&applied.ack.operation_id))
-            .flatten()
-            .map(|op| OpRecord {
-                namespace: ns_name.clone(),
-                operation_id: applied.ack.operation_id.clone(),
-                data: serde_json::to_vec(op).unwrap_or_default().into(),
-            });
-        self.batch.upsert_ops.extend(record);
+        if !applied.events.is_empty() {
+            self.dirty
+                .insert((ns_name.clone(), applied.ack.operation_id.clone()));
+        }
         for event in applied.events {
             self.push_event(&ns_name, event, received);
         }
@@ -269,13 +264,7 @@ impl Engine {
             Ok(r) => r,
             Err(e) => return send_reply(reply, Err(e.with_id(id)), |_| String::new()),
         };
-        if let Some(op) = ns.core.operation(&operation_id) {
-            self.batch.upsert_ops.push(OpRecord {
-                namespace: namespace.clone(),
-                operation_id: operation_id.clone(),
-                data: serde_json::to_vec(op).unwrap_or_default().into(),
-            });
-        }
+        self.dirty.insert((namespace.clone(), operation_id.clone()));
         if let Some(owner) = req.owner_conn.filter(|c| self.registry.get(*c).is_some()) {
             ns.core.mark_cancel_delivered(&operation_id, owner);
             let bytes = ServerMessage::CancelRequested {
@@ -452,17 +441,26 @@ impl Engine {
                 out.events.iter().map(|e| e.operation_id.clone()).collect();
             touched.dedup();
             for id in touched {
-                if let Some(op) = ns.core.operation(&id) {
-                    self.batch.upsert_ops.push(OpRecord {
-                        namespace: name.clone(),
-                        operation_id: id,
-                        data: serde_json::to_vec(op).unwrap_or_default().into(),
-                    });
-                }
+                self.dirty.insert((name.clone(), id));
             }
             for event in out.events {
                 self.push_event(&name, event, stamp);
             }
+        }
+    }
+
+    /// Serialises each operation changed since the last flush once (not
+    /// once per event: a record carries the state and the seq memory).
+    pub(super) fn take_dirty_records(&mut self) {
+        for (ns, id) in std::mem::take(&mut self.dirty) {
+            let Some(op) = self.namespaces.get(&ns).and_then(|n| n.core.operation(&id)) else {
+                continue; // removed by retention in the same turn: its delete is queued
+            };
+            self.batch.upsert_ops.push(OpRecord {
+                namespace: ns,
+                operation_id: id,
+                data: serde_json::to_vec(op).unwrap_or_default().into(),
+            });
         }
     }
 

@@ -69,6 +69,8 @@ pub struct Engine {
     writer: Option<GroupCommitWriter>,
     commits: mpsc::UnboundedReceiver<(Vec<u64>, Result<(), StoreError>)>,
     batch: Batch,
+    /// Operations changed this turn, written once each at flush.
+    dirty: std::collections::HashSet<(String, String)>,
     actions: Vec<AfterCommit>,
     in_flight: VecDeque<InFlight>,
     registry: Arc<Registry>,
@@ -114,6 +116,7 @@ impl Engine {
             writer: Some(writer),
             commits: crx,
             batch: Batch::default(),
+            dirty: Default::default(),
             actions: Vec::new(),
             in_flight: VecDeque::new(),
             registry,
@@ -171,6 +174,7 @@ impl Engine {
     /// Hands the turn's writes to the store, or runs the actions at once
     /// when there is nothing to write.
     fn flush(&mut self) {
+        self.take_dirty_records();
         let actions = std::mem::take(&mut self.actions);
         let has_writes = !self.batch.events.is_empty()
             || !self.batch.upsert_ops.is_empty()
