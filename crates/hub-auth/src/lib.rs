@@ -34,7 +34,6 @@
 
 mod claims;
 mod error;
-mod glob;
 mod keys;
 mod mint;
 mod principal;
@@ -42,7 +41,9 @@ mod verifier;
 
 pub use claims::Claims;
 pub use error::{reason, AuthError, ConfigError};
-pub use glob::glob_match;
+/// Namespace globs (`*` any run, `?` one character): the same matcher the
+/// hub uses for subscription filters.
+pub use hub_core::glob::glob_match;
 pub use keys::KeySource;
 pub use mint::{mint_hs256, mint_with_private_key};
 pub use principal::{Action, Principal, Role, EXP_LEEWAY_MS};

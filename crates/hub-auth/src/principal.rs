@@ -5,7 +5,7 @@
 //! action and some glob matches the namespace. Roles are not scoped per
 //! namespace.
 
-use crate::glob::glob_match;
+use hub_core::glob::glob_match;
 
 /// Clock skew tolerated on `exp` (and `nbf`), in milliseconds: the protocol's 5 s.
 pub const EXP_LEEWAY_MS: u64 = 5_000;
