@@ -36,51 +36,24 @@ async fn a_stuck_viewer_is_dropped_and_others_get_everything() {
     let mut last = 0u64;
     let mut id = 1000;
     for seq in 2..=per_op {
-        for op in 0..n_ops {
-            id += 1;
+        let round = (0..n_ops).map(|op| {
             let mut m = progress(&format!("op{op}"), "default", seq, seq as f64);
             m["message"] = pad.clone().into();
-            m["id"] = id.into();
-            p.send(m).await;
-        }
-        let ack = p.until(|m| m["id"] == id, DEADLINE).await;
-        let round_end = ack["offset"].as_u64().unwrap();
-        while last < round_end {
-            let m = good
-                .next(DEADLINE)
-                .await
-                .expect("good viewer keeps receiving");
-            if let (Some(o), true) = (m["offset"].as_u64(), m["type"] != "operation_list") {
-                assert_eq!(o, last + 1, "no gap for a viewer that keeps up");
-                last = o;
-            }
-        }
+            m
+        });
+        round_then_follow(&mut p, &mut good, round, &mut id, &mut last).await;
     }
     assert_eq!(last, n_ops * per_op);
     // Progress alone is conflated for the stuck viewer (its queue stays
     // bounded); lifecycle events are never dropped, so a flood of starts
     // pushes it past the limit.
-    let mut id = 100_000;
-    for round in 0..30 {
-        for i in 0..50 {
-            id += 1;
-            let mut m = started(&format!("life{round}-{i}"), "default");
+    for r in 0..30 {
+        let round = (0..50).map(|i| {
+            let mut m = started(&format!("life{r}-{i}"), "default");
             m["metadata"] = json!({"pad": pad});
-            m["id"] = id.into();
-            p.send(m).await;
-        }
-        let ack = p.until(|m| m["id"] == id, DEADLINE).await;
-        let round_end = ack["offset"].as_u64().unwrap();
-        while last < round_end {
-            let m = good
-                .next(DEADLINE)
-                .await
-                .expect("good viewer keeps receiving");
-            if let (Some(o), true) = (m["offset"].as_u64(), m["type"] != "operation_list") {
-                assert_eq!(o, last + 1, "no gap for a viewer that keeps up");
-                last = o;
-            }
-        }
+            m
+        });
+        round_then_follow(&mut p, &mut good, round, &mut id, &mut last).await;
     }
     // The stuck viewer: the hub gave up on it with SLOW_CLIENT then 1013.
     let (texts, code) = stuck.read_until_close(Duration::from_secs(30)).await;
@@ -99,4 +72,34 @@ async fn a_stuck_viewer_is_dropped_and_others_get_everything() {
         (offsets.len() as u64) < last,
         "the stuck viewer did not get everything"
     );
+}
+
+/// Sends one round of messages (numbered from `id`), waits for the last
+/// ack, then reads the good viewer up to that offset, asserting that it
+/// missed nothing.
+async fn round_then_follow(
+    p: &mut Ws,
+    good: &mut Ws,
+    round: impl Iterator<Item = Value>,
+    id: &mut u64,
+    last: &mut u64,
+) {
+    for mut m in round {
+        *id += 1;
+        m["id"] = (*id).into();
+        p.send(m).await;
+    }
+    let want = *id;
+    let ack = p.until(|m| m["id"] == want, DEADLINE).await;
+    let round_end = ack["offset"].as_u64().unwrap();
+    while *last < round_end {
+        let m = good
+            .next(DEADLINE)
+            .await
+            .expect("good viewer keeps receiving");
+        if let (Some(o), true) = (m["offset"].as_u64(), m["type"] != "operation_list") {
+            assert_eq!(o, *last + 1, "no gap for a viewer that keeps up");
+            *last = o;
+        }
+    }
 }
