@@ -4,24 +4,9 @@
 //! refresh, and browser origins.
 
 mod common;
+use common::tokens::*;
 use common::*;
 use hub_auth::{mint_hs256, Claims};
-
-const SECRET: &str = "test-secret-1234567890";
-
-fn now_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn token(sub: &str, roles: &[&str], namespaces: &[&str]) -> String {
-    let mut c = Claims::new(sub, now_s() + 3600);
-    c.roles = Some(roles.iter().map(|r| r.to_string()).collect());
-    c.namespaces = Some(namespaces.iter().map(|n| n.to_string()).collect());
-    mint_hs256(SECRET, &c).unwrap()
-}
 
 async fn authed_hub(extra: &[&str]) -> Hub {
     hub()
@@ -29,10 +14,6 @@ async fn authed_hub(extra: &[&str]) -> Hub {
         .args(extra.iter().copied())
         .start()
         .await
-}
-
-async fn ws_as(h: &Hub, tok: &str) -> Ws {
-    Ws::connect(&format!("{}?token={tok}", h.ws_url())).await
 }
 
 #[tokio::test]

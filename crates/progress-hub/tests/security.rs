@@ -5,25 +5,10 @@
 //! cap; `progress-hub token`; key rotation by file change.
 
 mod common;
+use common::tokens::*;
 use common::*;
 use hub_auth::{mint_hs256, mint_with_private_key, Claims};
 use std::path::PathBuf;
-
-const SECRET: &str = "security-suite-secret-0123456789";
-
-fn now_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn token(sub: &str, roles: &[&str], namespaces: &[&str]) -> String {
-    let mut c = Claims::new(sub, now_s() + 3600);
-    c.roles = Some(roles.iter().map(|r| r.to_string()).collect());
-    c.namespaces = Some(namespaces.iter().map(|n| n.to_string()).collect());
-    mint_hs256(SECRET, &c).unwrap()
-}
 
 fn admin() -> String {
     token("root", &["admin"], &["*"])
@@ -60,10 +45,6 @@ fn key_file(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../hub-auth/tests/keys")
         .join(name)
-}
-
-async fn ws_as(h: &Hub, tok: &str) -> Ws {
-    Ws::connect(&format!("{}?token={tok}", h.ws_url())).await
 }
 
 async fn http_get(url: &str, tok: Option<&str>) -> (u16, Value) {

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod tokens;
+
 pub use hub_testkit::{eventually, Hub, HubBuilder, RawWs, Ws, WsError, DEADLINE};
 pub use serde_json::{json, Value};
 pub use std::time::Duration;
