@@ -1,9 +1,11 @@
 //! The dashboard's static files (`web/` at the workspace root), embedded in
 //! the binary with `rust-embed` and served by [`serve`].
 //!
-//! Release builds carry the files and their SHA-256 hashes (computed once, at
-//! compile time); debug builds read `web/` from disk on every request, so an
-//! edit shows up on reload without rebuilding.
+//! Every build, debug included (`debug-embed`), carries the files and their
+//! SHA-256 hashes, so a binary never depends on where its source tree was:
+//! a debug binary reading `web/` from the path it was compiled at served 404s
+//! once that checkout moved (the shared build cache made it likely). Cargo
+//! tracks the embedded files, so an edit to `web/` rebuilds.
 //!
 //! Every response carries a strict Content-Security-Policy ([`CSP`]) and the
 //! usual hardening headers. Files are answered with a strong `ETag` (the
