@@ -6,11 +6,9 @@
 //! id; and no line ever contains a token, even one sent in `?token=`.
 
 mod common;
+use common::tokens::*;
 use common::*;
 use futures_util::StreamExt;
-use hub_auth::{mint_hs256, Claims};
-
-const SECRET: &str = "logs-secret-0123456789abcdef";
 
 /// Every stderr line so far, each parsed as JSON (panics on a line that is not).
 fn json_lines(all: &mut Vec<Value>, h: &mut Hub) {
@@ -48,14 +46,7 @@ async fn json_lines_carry_ids_and_never_the_token() {
         ])
         .start()
         .await;
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    let mut claims = Claims::new("alice", exp);
-    claims.roles = Some(vec!["reporter".into()]);
-    let token = mint_hs256(SECRET, &claims).unwrap();
+    let token = token("alice", &["reporter"], &["default"]);
     let signature = token.rsplit('.').next().unwrap().to_owned();
 
     // An HTTP call with the token in the query and a request id.

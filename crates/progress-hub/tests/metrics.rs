@@ -4,6 +4,7 @@
 //! installed, the exposition must also pass `promtool check metrics`.
 
 mod common;
+use common::tokens::*;
 use common::*;
 use futures_util::StreamExt;
 use hub_auth::{mint_hs256, Claims};
@@ -274,8 +275,6 @@ async fn counters_move_by_exactly_the_traffic() {
     check_with_promtool(&m.text);
 }
 
-const SECRET: &str = "metrics-secret-0123456789";
-
 #[tokio::test]
 async fn auth_failures_refusals_and_idle_disconnections() {
     let h = hub()
@@ -289,12 +288,8 @@ async fn auth_failures_refusals_and_idle_disconnections() {
         ])
         .start()
         .await;
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    let token = mint_hs256(SECRET, &Claims::new("alice", exp)).unwrap();
+    let exp = now_s() + 3600;
+    let token = token("alice", &["viewer"], &["default"]);
     // Refused: no token, a malformed one, a wrongly signed one.
     for (query, code) in [
         ("", "AUTH_REQUIRED"),
