@@ -315,7 +315,10 @@ pub async fn get_operation(
             let state = serde_json::to_string(&state).unwrap_or_default();
             json_response(
                 StatusCode::OK,
-                format!("{{\"operation\":{state},\"events\":[{}]}}", join(&events)),
+                format!(
+                    "{{\"operation\":{state},\"events\":[{}]}}",
+                    events.join(",")
+                ),
             )
         }
         Ok(None) => error_response(
@@ -328,17 +331,6 @@ pub async fn get_operation(
         ),
         Err(r) => r,
     }
-}
-
-fn join(events: &[std::sync::Arc<str>]) -> String {
-    let mut s = String::with_capacity(events.iter().map(|e| e.len() + 1).sum());
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(e);
-    }
-    s
 }
 
 /// `GET /api/v1/namespaces/{ns}/events?after=&limit=`.
@@ -375,7 +367,7 @@ pub async fn events(
                 json!(page.epoch),
                 page.first_offset,
                 page.last_offset,
-                join(&page.events)
+                page.events.join(",")
             ),
         ),
         Err(r) => r,
