@@ -7,7 +7,6 @@
 
 use crate::config::CoreConfig;
 use crate::eta::EtaEstimator;
-use crate::glob::Filter;
 use crate::operation::Operation;
 use hub_proto::{
     Ack, ErrorCode, Event, EventType, OperationState, OperationStatus, ProducerBody,
@@ -135,18 +134,6 @@ impl Namespace {
     /// Every operation.
     pub fn operations(&self) -> impl Iterator<Item = &Operation> {
         self.ops.values()
-    }
-
-    /// States matching a filter, oldest start first.
-    pub fn snapshot(&self, filter: &Filter) -> Vec<OperationState> {
-        let mut v: Vec<OperationState> = self
-            .ops
-            .values()
-            .filter(|o| filter.matches(&o.state.operation_id, &o.state.kind))
-            .map(|o| o.state.clone())
-            .collect();
-        v.sort_by(|a, b| (a.started_at, &a.operation_id).cmp(&(b.started_at, &b.operation_id)));
-        v
     }
 
     /// Applies a producer message.

@@ -250,10 +250,4 @@ impl Outbox {
     pub fn last_activity(&self) -> u64 {
         self.last_activity.load(Ordering::Relaxed)
     }
-
-    /// Queue length and bytes (for metrics and status).
-    pub fn depth(&self) -> (usize, usize) {
-        let q = self.queue.lock();
-        (q.len(), q.bytes())
-    }
 }
