@@ -6,7 +6,6 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use hub_core::glob::Filter;
 use hub_core::{CoreConfig, Namespace, Producer};
 use hub_proto::{decode_client, ClientMessage, OperationState, ProducerMessage};
 use libfuzzer_sys::fuzz_target;
@@ -47,8 +46,11 @@ fn op_name(op: u8) -> String {
     format!("o{}", op % 4)
 }
 
+/// Every operation's state, in a stable order, to compare before and after.
 fn snapshot(n: &Namespace) -> Vec<OperationState> {
-    n.snapshot(&Filter::default())
+    let mut v: Vec<OperationState> = n.operations().map(|o| o.state.clone()).collect();
+    v.sort_by(|a, b| a.operation_id.cmp(&b.operation_id));
+    v
 }
 
 fuzz_target!(|steps: Vec<Step>| {
