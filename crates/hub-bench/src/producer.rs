@@ -67,6 +67,11 @@ pub struct Job {
     pub pacing: Pacing,
     /// When to stop publishing.
     pub deadline: Instant,
+    /// With [`Pacing::Rate`], when this producer's first message is due.
+    /// Producers of one run are spread evenly over one period so that
+    /// together they publish at a steady rate, not in bursts of one
+    /// message each at the same instant.
+    pub first_at: Instant,
 }
 
 struct State {
@@ -158,7 +163,7 @@ async fn paced(
     lag: &mut Histogram<u64>,
 ) -> anyhow::Result<()> {
     let period = Duration::from_secs_f64(1.0 / per_sec.max(0.001));
-    let mut ticker = tokio::time::interval(period);
+    let mut ticker = tokio::time::interval_at(job.first_at, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let end = tokio::time::sleep_until(job.deadline);
     tokio::pin!(end);

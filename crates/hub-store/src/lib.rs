@@ -59,4 +59,11 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The epoch of this store (random, opaque, e.g. 16 hex chars).
     fn epoch(&self) -> String;
+
+    /// Whether [`EventStore::commit`] is cheap and never blocks (no disk,
+    /// no network), so a caller may commit on its own task instead of
+    /// handing batches to a [`GroupCommitWriter`] thread. Default: false.
+    fn commits_inline(&self) -> bool {
+        false
+    }
 }

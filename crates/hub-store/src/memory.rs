@@ -107,4 +107,9 @@ impl EventStore for MemoryStore {
     fn epoch(&self) -> String {
         self.epoch.clone()
     }
+
+    /// A commit is a few pushes under one lock: the engine commits inline.
+    fn commits_inline(&self) -> bool {
+        true
+    }
 }

@@ -135,6 +135,11 @@ impl Producers {
         .await?;
         let mut counters = Vec::with_capacity(n);
         let mut tasks = Vec::with_capacity(n);
+        let t0 = Instant::now();
+        let period = match pacing {
+            Pacing::Rate { per_sec, .. } => Duration::from_secs_f64(1.0 / per_sec.max(0.001)),
+            Pacing::Window(_) => Duration::ZERO,
+        };
         for (i, ws) in wss.into_iter().enumerate() {
             let c = Arc::new(ProducerCounters::default());
             let job = Job {
@@ -143,6 +148,7 @@ impl Producers {
                 op: format!("p{i}-{tag}"),
                 pacing,
                 deadline,
+                first_at: t0 + period.mul_f64(i as f64 / n as f64),
             };
             tasks.push(tokio::spawn(producer::run(ws, job, c.clone())));
             counters.push(c);

@@ -67,6 +67,10 @@ pub struct Engine {
     subs: HashMap<String, Vec<Sub>>,
     conn_subs: HashMap<u64, Vec<String>>,
     writer: Option<GroupCommitWriter>,
+    /// The store itself when it commits inline ([`EventStore::commits_inline`]):
+    /// batches are committed on this task, with no thread hop before the
+    /// acks and the fan-out.
+    inline: Option<Arc<dyn EventStore>>,
     commits: mpsc::UnboundedReceiver<(Vec<u64>, Result<(), StoreError>)>,
     batch: Batch,
     /// Operations changed this turn, written once each at flush.
@@ -97,12 +101,17 @@ impl Engine {
             namespaces.insert(ns.core.name().to_owned(), ns);
         }
         let (ctx, crx) = mpsc::unbounded_channel();
-        let writer = GroupCommitWriter::spawn(
-            store,
-            Box::new(move |ids, result| {
-                let _ = ctx.send((ids, result));
-            }),
-        );
+        let (writer, inline) = if store.commits_inline() {
+            (None, Some(store))
+        } else {
+            let writer = GroupCommitWriter::spawn(
+                store,
+                Box::new(move |ids, result| {
+                    let _ = ctx.send((ids, result));
+                }),
+            );
+            (Some(writer), None)
+        };
         let (tx, rx) = mpsc::channel(16 * 1024);
         let epoch = loaded.epoch.clone();
         let coalesce = coalesce::Coalescer::new(cfg.max_updates_per_operation_per_second);
@@ -113,7 +122,8 @@ impl Engine {
             namespaces,
             subs: HashMap::new(),
             conn_subs: HashMap::new(),
-            writer: Some(writer),
+            writer,
+            inline,
             commits: crx,
             batch: Batch::default(),
             dirty: Default::default(),
@@ -179,7 +189,12 @@ impl Engine {
         let has_writes = !self.batch.events.is_empty()
             || !self.batch.upsert_ops.is_empty()
             || !self.batch.delete_ops.is_empty();
-        if has_writes {
+        if has_writes && self.inline.is_some() {
+            let batch = std::mem::take(&mut self.batch);
+            let started = std::time::Instant::now();
+            let result = self.inline.as_ref().map_or(Ok(()), |s| s.commit(&batch));
+            self.committed(started, batch.events.len(), actions, &result);
+        } else if has_writes {
             let batch = std::mem::take(&mut self.batch);
             let events = batch.events.len();
             let id = self.writer.as_ref().map_or(0, |w| w.submit(batch));
@@ -207,18 +222,29 @@ impl Engine {
             let Some(done) = self.in_flight.remove(pos) else {
                 continue;
             };
-            self.metrics
-                .commit_seconds
-                .observe(done.submitted.elapsed().as_secs_f64());
-            self.metrics.commit_events.observe(done.events as f64);
-            let done = done.actions;
-            match &result {
-                Ok(()) => self.run_actions(done),
-                Err(e) => {
-                    tracing::error!(error = %e, "store commit failed; refusing writes until restart");
-                    self.store_failed = Some(e.to_string());
-                    self.fail_actions(done, e);
-                }
+            self.committed(done.submitted, done.events, done.actions, &result);
+        }
+    }
+
+    /// A batch submitted at `submitted` is committed (or failed): records
+    /// the commit's metrics and runs (or fails) the actions that waited on it.
+    fn committed(
+        &mut self,
+        submitted: std::time::Instant,
+        events: usize,
+        actions: Vec<AfterCommit>,
+        result: &Result<(), StoreError>,
+    ) {
+        self.metrics
+            .commit_seconds
+            .observe(submitted.elapsed().as_secs_f64());
+        self.metrics.commit_events.observe(events as f64);
+        match result {
+            Ok(()) => self.run_actions(actions),
+            Err(e) => {
+                tracing::error!(error = %e, "store commit failed; refusing writes until restart");
+                self.store_failed = Some(e.to_string());
+                self.fail_actions(actions, e);
             }
         }
     }
