@@ -27,6 +27,7 @@
 //! ```
 
 pub mod bench;
+pub mod chunk;
 mod error;
 mod memory;
 mod record;

@@ -1,15 +1,21 @@
 //! [`RedbStore`]: the durable engine, one redb file (`<dir>/events.redb`)
 //! with three tables:
 //!
-//! - `events`: `(namespace, offset) -> bytes`, the retained events;
+//! - `event_chunks`: `(namespace, last offset) -> chunk`, the retained
+//!   events, each commit's events of a namespace packed into one value
+//!   ([`crate::chunk`]);
 //! - `ops`: `(namespace, operation_id) -> bytes`, the latest operation snapshots;
 //! - `meta`: `key -> string`, holding the store's `epoch` (created on first
 //!   open, kept across restarts) and the data `format`.
 //!
-//! A namespace's last offset is the largest key in `events` for it; trimming
-//! never removes the newest event, so it survives restarts without a table of
-//! its own. Every commit is one write transaction with
+//! A namespace's last offset is the largest key in `event_chunks` for it;
+//! trimming never removes the newest event, so it survives restarts without
+//! a table of its own. Every commit is one write transaction with
 //! `Durability::Immediate` (one fsync).
+//!
+//! Format 1 kept one `events` entry per event; a commit of 3,000 events
+//! then spent most of its time building B-tree pages. A format-1 file is
+//! converted to format 2 when it is opened.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,18 +23,21 @@ use std::sync::{Arc, Mutex};
 
 use redb::{Database, Durability, ReadableTable, Table, TableDefinition, WriteTransaction};
 
+use crate::chunk;
 use crate::record::{check_offsets, new_epoch, trim_floor};
 use crate::{
     Batch, EventRecord, EventStore, Loaded, NamespaceData, OpRecord, StoreConfig, StoreError,
 };
 
-const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
+const CHUNKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("event_chunks");
+/// Format 1's table: one entry per event (read only to convert it).
+const EVENTS_V1: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
 const OPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("ops");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
 /// The file name inside the store directory.
 pub const FILE_NAME: &str = "events.redb";
-const FORMAT: &str = "1";
+const FORMAT: &str = "2";
 
 /// An [`EventStore`] backed by a redb file.
 pub struct RedbStore {
@@ -73,25 +82,30 @@ impl RedbStore {
 
     fn write(&self, txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> {
         let ctx = "writing a batch";
-        let mut events = txn.open_table(EVENTS).map_err(engine_err(ctx))?;
-        let touched = check_offsets(batch, |ns| last_offset(&events, ns))?;
+        let mut chunks = txn.open_table(CHUNKS).map_err(engine_err(ctx))?;
+        let touched = check_offsets(batch, |ns| last_offset(&chunks, ns))?;
+        let mut by_ns: BTreeMap<&str, Vec<&EventRecord>> = BTreeMap::new();
         for e in &batch.events {
-            events
-                .insert((e.namespace.as_str(), e.offset), &*e.data)
-                .map_err(engine_err(ctx))?;
+            by_ns.entry(e.namespace.as_str()).or_default().push(e);
         }
-        // Trim in bulk: only once a quarter of the history (at least one
-        // event) has fallen below the floor. Deleting a few keys on every
-        // commit copied the B-tree's oldest pages on every commit and was
-        // the hub's durable bottleneck; the file holds at most 1.25x the
-        // history and `load` returns only the newest `history` events.
+        for (ns, events) in by_ns {
+            for (last, bytes) in chunk::encode(events) {
+                chunks
+                    .insert((ns, last), bytes.as_slice())
+                    .map_err(engine_err(ctx))?;
+            }
+        }
+        // Trim in bulk: only once the oldest chunk ends a quarter of the
+        // history (at least one event) below the floor, and then every
+        // chunk wholly below it. The file holds about 1.25x the history;
+        // `load` returns only the newest `history` events.
         let slack = (self.history / 4).max(1);
         for (ns, last) in &touched {
             let floor = trim_floor(*last, self.history);
             if floor <= 1 {
                 continue;
             }
-            let oldest = events
+            let oldest = chunks
                 .range((ns.as_str(), 0u64)..(ns.as_str(), floor))
                 .map_err(engine_err(ctx))?
                 .next()
@@ -99,7 +113,7 @@ impl RedbStore {
                 .map_err(engine_err(ctx))?
                 .map(|(k, _)| k.value().1);
             if oldest.is_some_and(|o| o + slack <= floor) {
-                events
+                chunks
                     .retain_in((ns.as_str(), 0u64)..(ns.as_str(), floor), |_, _| false)
                     .map_err(|e| StoreError::from_redb("trimming history", e))?;
             }
@@ -132,7 +146,7 @@ fn init_meta(db: &Database) -> Result<String, StoreError> {
     let mut txn = db.begin_write().map_err(engine_err(ctx))?;
     txn.set_durability(Durability::Immediate);
     let epoch = {
-        txn.open_table(EVENTS).map_err(engine_err(ctx))?;
+        txn.open_table(CHUNKS).map_err(engine_err(ctx))?;
         txn.open_table(OPS).map_err(engine_err(ctx))?;
         let mut meta = txn.open_table(META).map_err(engine_err(ctx))?;
         let format = meta
@@ -144,6 +158,14 @@ fn init_meta(db: &Database) -> Result<String, StoreError> {
                 meta.insert("format", FORMAT).map_err(engine_err(ctx))?;
             }
             Some(FORMAT) => {}
+            Some("1") => {
+                let converted = convert_v1(&txn)?;
+                meta.insert("format", FORMAT).map_err(engine_err(ctx))?;
+                tracing::info!(
+                    events = converted,
+                    "store converted from format 1 to {FORMAT}"
+                );
+            }
             Some(other) => {
                 return Err(StoreError::Corrupt(format!(
                     "unknown store format {other:?} (this build reads format {FORMAT})"
@@ -169,6 +191,46 @@ fn init_meta(db: &Database) -> Result<String, StoreError> {
     Ok(epoch)
 }
 
+/// Moves format 1's one-entry-per-event table into chunks, a namespace at
+/// a time, and drops it. Returns how many events moved.
+fn convert_v1(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    let ctx = "converting the store from format 1";
+    let mut chunks = txn.open_table(CHUNKS).map_err(engine_err(ctx))?;
+    let mut moved = 0;
+    {
+        let old = txn.open_table(EVENTS_V1).map_err(engine_err(ctx))?;
+        let mut pending: Vec<EventRecord> = Vec::new();
+        let mut put = |pending: &mut Vec<EventRecord>| -> Result<(), StoreError> {
+            let Some(ns) = pending.first().map(|e| e.namespace.clone()) else {
+                return Ok(());
+            };
+            for (last, bytes) in chunk::encode(pending.iter()) {
+                chunks
+                    .insert((ns.as_str(), last), bytes.as_slice())
+                    .map_err(engine_err(ctx))?;
+            }
+            pending.clear();
+            Ok(())
+        };
+        for entry in old.iter().map_err(engine_err(ctx))? {
+            let (key, value) = entry.map_err(engine_err(ctx))?;
+            let (ns, offset) = key.value();
+            if pending.first().is_some_and(|e| e.namespace != ns) {
+                put(&mut pending)?;
+            }
+            pending.push(EventRecord {
+                namespace: ns.to_owned(),
+                offset,
+                data: Arc::from(value.value()),
+            });
+            moved += 1;
+        }
+        put(&mut pending)?;
+    }
+    txn.delete_table(EVENTS_V1).map_err(engine_err(ctx))?;
+    Ok(moved)
+}
+
 /// The namespace's largest stored offset, or 0.
 fn last_offset(
     events: &Table<'_, (&'static str, u64), &'static [u8]>,
@@ -189,17 +251,13 @@ impl EventStore for RedbStore {
         let ctx = "loading";
         let txn = self.db.begin_read().map_err(engine_err(ctx))?;
         let mut namespaces: BTreeMap<String, NamespaceData> = BTreeMap::new();
-        let events = txn.open_table(EVENTS).map_err(engine_err(ctx))?;
-        for entry in events.iter().map_err(engine_err(ctx))? {
+        let chunks = txn.open_table(CHUNKS).map_err(engine_err(ctx))?;
+        for entry in chunks.iter().map_err(engine_err(ctx))? {
             let (key, value) = entry.map_err(engine_err(ctx))?;
-            let (ns, offset) = key.value();
+            let (ns, last) = key.value();
             let data = namespace_entry(&mut namespaces, ns);
-            data.last_offset = offset;
-            data.events.push(EventRecord {
-                namespace: ns.to_owned(),
-                offset,
-                data: Arc::from(value.value()),
-            });
+            chunk::decode(ns, last, value.value(), &mut data.events)?;
+            data.last_offset = last;
         }
         let ops = txn.open_table(OPS).map_err(engine_err(ctx))?;
         for entry in ops.iter().map_err(engine_err(ctx))? {

@@ -227,3 +227,72 @@ fn trait_objects_are_shareable() {
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new(cfg(1)));
     assert_shareable(&store);
 }
+
+/// A file written by format 1 (one `events` entry per event) opens as
+/// format 2 with the same epoch, events, last offsets and operations.
+#[test]
+fn redb_converts_a_format_1_file() {
+    use redb::{Database, TableDefinition};
+    const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
+    const OPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("ops");
+    const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(hub_store::FILE_NAME);
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut events = txn.open_table(EVENTS).unwrap();
+            for (ns, offset) in [("a", 3), ("a", 4), ("a", 7), ("b", 1)] {
+                events.insert((ns, offset), &*ev(ns, offset).data).unwrap();
+            }
+            let mut ops = txn.open_table(OPS).unwrap();
+            ops.insert(("a", "o1"), &b"{\"v\":1}"[..]).unwrap();
+            let mut meta = txn.open_table(META).unwrap();
+            meta.insert("format", "1").unwrap();
+            meta.insert("epoch", "00000000000000ab").unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = RedbStore::open(dir.path(), cfg(100)).unwrap();
+    assert_eq!(store.epoch(), "00000000000000ab");
+    let loaded = store.load().unwrap();
+    let a = &loaded.namespaces[0];
+    assert_eq!(a.events, vec![ev("a", 3), ev("a", 4), ev("a", 7)]);
+    assert_eq!((a.last_offset, loaded.namespaces[1].last_offset), (7, 1));
+    assert_eq!(a.ops, vec![op("a", "o1", "{\"v\":1}")]);
+    // Offsets go on from the converted last offset, and stay after a reopen.
+    assert!(store.commit(&events(&[("a", 7)])).is_err());
+    store.commit(&events(&[("a", 8)])).unwrap();
+    drop(store);
+    let store = RedbStore::open(dir.path(), cfg(100)).unwrap();
+    assert_eq!(offsets(&store, "a"), [3, 4, 7, 8]);
+}
+
+/// A damaged chunk is reported as corruption at load, naming the chunk,
+/// instead of being read as wrong events.
+#[test]
+fn redb_reports_a_damaged_chunk() {
+    use redb::{Database, TableDefinition};
+    const CHUNKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("event_chunks");
+    let dir = tempfile::tempdir().unwrap();
+    RedbStore::open(dir.path(), cfg(100))
+        .unwrap()
+        .commit(&events(&[("a", 1), ("a", 2)]))
+        .unwrap();
+    {
+        let db = Database::create(dir.path().join(hub_store::FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(CHUNKS)
+            .unwrap()
+            .insert(("a", 2), &[1u8, 2, 3][..])
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = RedbStore::open(dir.path(), cfg(100))
+        .unwrap()
+        .load()
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert!(err.to_string().contains("(\"a\", 2)"), "{err}");
+}
