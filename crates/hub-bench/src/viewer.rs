@@ -113,7 +113,10 @@ pub async fn run(
     window: Option<Arc<Window>>,
     mut stop: watch::Receiver<bool>,
 ) -> Option<Histogram<u64>> {
-    let mut hist = window.as_ref().map(|_| new_histogram());
+    // Latencies are appended to a buffer and added to the histogram in
+    // batches: a thousand viewers each touching its own large histogram on
+    // every message missed the cache on most records.
+    let mut hist = window.as_ref().map(|_| Samples::default());
     let stopped = stop.changed();
     tokio::pin!(stopped);
     loop {
@@ -134,7 +137,7 @@ pub async fn run(
         let scan = proto.scan_viewer(text.as_str(), window.is_some(), |stamp| {
             if let (Some(h), Some(w)) = (hist.as_mut(), window.as_deref()) {
                 if w.contains(stamp) {
-                    h.saturating_record(now.saturating_sub(stamp));
+                    h.push(now.saturating_sub(stamp));
                 }
             }
         });
@@ -158,5 +161,36 @@ pub async fn run(
         }
     }
     let _ = tokio::time::timeout(std::time::Duration::from_millis(200), ws.close(None)).await;
-    hist
+    hist.map(Samples::finish)
+}
+
+/// Latency samples (ns) waiting to be added to a histogram.
+#[derive(Default)]
+struct Samples {
+    pending: Vec<u64>,
+    hist: Option<Histogram<u64>>,
+}
+
+impl Samples {
+    /// Samples kept before they are added to the histogram.
+    const BATCH: usize = 4096;
+
+    fn push(&mut self, ns: u64) {
+        self.pending.push(ns);
+        if self.pending.len() >= Self::BATCH {
+            self.drain();
+        }
+    }
+
+    fn drain(&mut self) {
+        let h = self.hist.get_or_insert_with(new_histogram);
+        for ns in self.pending.drain(..) {
+            h.saturating_record(ns);
+        }
+    }
+
+    fn finish(mut self) -> Histogram<u64> {
+        self.drain();
+        self.hist.unwrap_or_else(new_histogram)
+    }
 }

@@ -27,6 +27,9 @@ pub struct Outbox {
     pub id: u64,
     queue: Mutex<OutQueue>,
     closing: Mutex<Option<Closing>>,
+    /// Set once `closing` is: the writer checks this after every frame
+    /// without taking the lock.
+    is_closing: AtomicBool,
     notify: Notify,
     ping: AtomicBool,
     last_activity: AtomicU64,
@@ -69,6 +72,7 @@ impl Outbox {
             id,
             queue: Mutex::new(OutQueue::new(cfg)),
             closing: Mutex::new(None),
+            is_closing: AtomicBool::new(false),
             notify: Notify::new(),
             ping: AtomicBool::new(false),
             last_activity: AtomicU64::new(now),
@@ -168,6 +172,7 @@ impl Outbox {
                 code,
                 error: msg.into(),
             });
+            self.is_closing.store(true, Ordering::Release);
         }
         drop(c);
         self.notify.notify_one();
@@ -175,6 +180,9 @@ impl Outbox {
 
     /// The close request, if any.
     pub fn closing(&self) -> Option<Closing> {
+        if !self.is_closing.load(Ordering::Acquire) {
+            return None;
+        }
         self.closing.lock().clone()
     }
 

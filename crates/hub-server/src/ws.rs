@@ -254,7 +254,9 @@ async fn flush(
         let m = &app.metrics;
         m.messages_sent.inc_by(items.len() as u64);
         m.messages_per_frame.observe(items.len() as f64);
-        let size = items.iter().map(|i| i.bytes.len() + 1).sum::<usize>();
+        // Exactly the frame's length: a `String` whose capacity equals its
+        // length becomes the message's bytes without another allocation.
+        let size = items.iter().map(|i| i.bytes.len() + 1).sum::<usize>() - 1;
         let mut frame = String::with_capacity(size);
         let mut by_type = [0u64; crate::metrics::SERVER_TYPES.len()];
         // The oldest live event of the frame (stamps grow with time).

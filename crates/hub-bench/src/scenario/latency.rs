@@ -3,7 +3,7 @@
 //! latency of the messages stamped within the measurement window into an
 //! HDR histogram.
 
-use super::{Producers, Viewers, VIEWER_READ_BUFFER};
+use super::{Producers, Viewers, LATENCY_READ_BUFFER};
 use crate::args::LatencyArgs;
 use crate::clock;
 use crate::producer::Pacing;
@@ -125,7 +125,7 @@ pub async fn run(target: &Target, a: &LatencyArgs, rate: u64) -> anyhow::Result<
         &room,
         viewers_n,
         cc,
-        VIEWER_READ_BUFFER,
+        LATENCY_READ_BUFFER,
         Some(window.clone()),
     )
     .await?;

@@ -20,6 +20,9 @@ use tokio::time::Instant;
 
 /// Read buffer of a viewer connection that receives batched frames.
 pub const VIEWER_READ_BUFFER: usize = 16 * 1024;
+/// Read buffer of a latency viewer (one small message per frame: a
+/// smaller buffer is less to clear before each read).
+pub const LATENCY_READ_BUFFER: usize = 4 * 1024;
 /// Read buffer of an idle connection.
 pub const IDLE_READ_BUFFER: usize = 4 * 1024;
 /// How long stopping may take before tasks are abandoned.
