@@ -3,6 +3,7 @@
 //! with bounded concurrency.
 
 use crate::adapter::{engineio, Matched, Proto, Step};
+use crate::raw::{Incoming, RawWs};
 use anyhow::{anyhow, bail, Context as _};
 use futures_util::{SinkExt as _, StreamExt as _};
 use std::future::Future;
@@ -41,27 +42,64 @@ pub async fn connect(url: &str, read_buffer: usize) -> anyhow::Result<Ws> {
     Ok(ws)
 }
 
+/// What the opening handshake needs of a socket: send a text message, and
+/// read the next one.
+pub trait TextSocket: Send {
+    /// Sends one text message.
+    fn send_text(&mut self, text: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// The next message: `Some` text, `None` for a frame that is not text;
+    /// an error once the connection is closed.
+    fn recv_text(&mut self) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
+}
+
+impl TextSocket for Ws {
+    async fn send_text(&mut self, text: &str) -> anyhow::Result<()> {
+        self.send(Message::Text(text.into())).await?;
+        Ok(())
+    }
+
+    async fn recv_text(&mut self) -> anyhow::Result<Option<String>> {
+        match self.next().await.ok_or_else(|| anyhow!("closed"))?? {
+            Message::Text(t) => Ok(Some(t.as_str().to_owned())),
+            Message::Close(c) => bail!("closed: {c:?}"),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl TextSocket for RawWs {
+    async fn send_text(&mut self, text: &str) -> anyhow::Result<()> {
+        RawWs::send_text(self, text).await
+    }
+
+    async fn recv_text(&mut self) -> anyhow::Result<Option<String>> {
+        match self.next().await? {
+            Incoming::Text(t) => Ok(Some(t.to_owned())),
+            Incoming::Closed => bail!("closed"),
+        }
+    }
+}
+
 /// Runs handshake `steps` on `ws`, answering Engine.IO pings on the way.
-pub async fn handshake(ws: &mut Ws, proto: Proto, steps: Vec<Step>) -> anyhow::Result<()> {
+pub async fn handshake<S: TextSocket>(
+    ws: &mut S,
+    proto: Proto,
+    steps: Vec<Step>,
+) -> anyhow::Result<()> {
     for step in steps {
         match step {
-            Step::Send(text) => ws.send(Message::Text(text.into())).await?,
+            Step::Send(text) => ws.send_text(&text).await?,
             Step::Await(expect) => loop {
-                let msg = ws
-                    .next()
-                    .await
-                    .ok_or_else(|| anyhow!("closed during the handshake ({expect:?})"))??;
-                let Message::Text(text) = msg else {
-                    if let Message::Close(c) = msg {
-                        bail!("closed during the handshake: {c:?}");
-                    }
-                    continue;
+                let text = match ws.recv_text().await {
+                    Ok(Some(text)) => text,
+                    Ok(None) => continue,
+                    Err(e) => return Err(e.context(format!("during the handshake ({expect:?})"))),
                 };
-                if proto == Proto::SocketIo && text.as_str() == "2" {
-                    ws.send(Message::Text(engineio::PONG.into())).await?;
+                if proto == Proto::SocketIo && text == "2" {
+                    ws.send_text(engineio::PONG).await?;
                     continue;
                 }
-                match proto.check(expect, text.as_str()) {
+                match proto.check(expect, &text) {
                     Matched::Yes => break,
                     Matched::No => {}
                     Matched::Refused(why) => bail!("refused during the handshake: {why}"),
@@ -79,13 +117,36 @@ pub async fn open(
     proto: Proto,
     steps: Vec<Step>,
 ) -> anyhow::Result<Ws> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+    within_handshake_timeout(url, async {
         let mut ws = connect(url, read_buffer).await?;
         handshake(&mut ws, proto, steps).await?;
         Ok(ws)
     })
     .await
-    .map_err(|_| anyhow!("connect + handshake with {url} took over {HANDSHAKE_TIMEOUT:?}"))?
+}
+
+/// As [`open`], with the lean viewer client ([`RawWs`]).
+pub async fn open_raw(
+    url: &str,
+    read_buffer: usize,
+    proto: Proto,
+    steps: Vec<Step>,
+) -> anyhow::Result<RawWs> {
+    within_handshake_timeout(url, async {
+        let mut ws = RawWs::connect(url, read_buffer).await?;
+        handshake(&mut ws, proto, steps).await?;
+        Ok(ws)
+    })
+    .await
+}
+
+async fn within_handshake_timeout<T>(
+    url: &str,
+    f: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, f)
+        .await
+        .map_err(|_| anyhow!("connect + handshake with {url} took over {HANDSHAKE_TIMEOUT:?}"))?
 }
 
 /// Runs `make(0..n)` with at most `concurrency` in flight and returns the

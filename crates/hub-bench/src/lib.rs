@@ -30,6 +30,7 @@ pub mod clock;
 pub mod conn;
 pub mod peer;
 pub mod producer;
+pub mod raw;
 pub mod runner;
 pub mod scenario;
 pub mod sys;

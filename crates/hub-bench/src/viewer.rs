@@ -1,17 +1,16 @@
-//! A viewer: reads frames until told to stop, counting messages and frames
-//! into shared counters (one atomic add per frame) and, for the latency
-//! scenario, recording each message's end-to-end latency into its own
-//! HDR histogram (merged at the end, so viewers never contend).
+//! A viewer: reads frames (over the lean [`RawWs`] client) until told to
+//! stop, counting messages and frames into shared counters (one atomic add
+//! per frame) and, for the latency scenario, recording each message's
+//! end-to-end latency into its own HDR histogram, in batches (merged at
+//! the end, so viewers never contend).
 
 use crate::adapter::{engineio, Proto};
 use crate::clock;
-use crate::conn::Ws;
-use futures_util::{SinkExt as _, StreamExt as _};
+use crate::raw::{Incoming, RawWs};
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
 
 /// A viewer's running totals, read by the scenario at the start and end of
 /// the measurement window.
@@ -107,7 +106,7 @@ impl Window {
 /// Reads `ws` until `stop` changes or the connection ends. Returns the
 /// latency histogram when `window` is given.
 pub async fn run(
-    mut ws: Ws,
+    mut ws: RawWs,
     proto: Proto,
     counters: Arc<ViewerCounters>,
     window: Option<Arc<Window>>,
@@ -120,31 +119,28 @@ pub async fn run(
     let stopped = stop.changed();
     tokio::pin!(stopped);
     loop {
-        let msg = tokio::select! {
+        let text = tokio::select! {
             biased;
-            m = ws.next() => m,
+            m = ws.next() => match m {
+                Ok(Incoming::Text(t)) => t,
+                Ok(Incoming::Closed) | Err(_) => {
+                    counters.closed.store(true, Ordering::Relaxed);
+                    break;
+                }
+            },
             _ = &mut stopped => break,
         };
-        let text = match msg {
-            Some(Ok(Message::Text(t))) => t,
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                counters.closed.store(true, Ordering::Relaxed);
-                break;
-            }
-            Some(Ok(_)) => continue,
-        };
         let now = window.as_ref().map_or(0, |_| clock::now_ns());
-        let scan = proto.scan_viewer(text.as_str(), window.is_some(), |stamp| {
+        let scan = proto.scan_viewer(text, window.is_some(), |stamp| {
             if let (Some(h), Some(w)) = (hist.as_mut(), window.as_deref()) {
                 if w.contains(stamp) {
                     h.push(now.saturating_sub(stamp));
                 }
             }
         });
+        let len = text.len() as u64;
         counters.frames.fetch_add(1, Ordering::Relaxed);
-        counters
-            .bytes
-            .fetch_add(text.len() as u64, Ordering::Relaxed);
+        counters.bytes.fetch_add(len, Ordering::Relaxed);
         if scan.messages > 0 {
             counters
                 .messages
@@ -155,12 +151,12 @@ pub async fn run(
                 .errors
                 .fetch_add(u64::from(scan.errors), Ordering::Relaxed);
         }
-        if scan.ping && ws.send(Message::Text(engineio::PONG.into())).await.is_err() {
+        if scan.ping && ws.send_text(engineio::PONG).await.is_err() {
             counters.closed.store(true, Ordering::Relaxed);
             break;
         }
     }
-    let _ = tokio::time::timeout(std::time::Duration::from_millis(200), ws.close(None)).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(200), ws.close()).await;
     hist.map(Samples::finish)
 }
 

@@ -53,7 +53,7 @@ impl Viewers {
             let stop_rx = stop_rx.clone();
             let window = window.clone();
             async move {
-                let ws = conn::open(&url, read_buffer, proto, steps).await?;
+                let ws = conn::open_raw(&url, read_buffer, proto, steps).await?;
                 let counters = Arc::new(ViewerCounters::default());
                 let task = tokio::spawn(viewer::run(ws, proto, counters.clone(), window, stop_rx));
                 Ok((counters, task))
