@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod process;
 pub mod registry;
 pub mod request_log;
+pub mod sharded;
 pub mod sse;
 pub mod status;
 pub mod tasks;

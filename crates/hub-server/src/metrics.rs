@@ -8,6 +8,7 @@
 //! disconnections, refusals).
 
 use crate::clock::seconds_since;
+use crate::sharded::{ShardedCounter, ShardedHistogram};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -161,9 +162,13 @@ pub const MAX_KINDS: usize = 100;
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// Latency bucket bounds: 100 µs .. ~6.5 s.
+fn latency_bounds() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.0001, 2.0, 17)
+}
+
 fn latency_buckets() -> Histogram {
-    // 100 µs .. ~6.5 s
-    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+    Histogram::new(latency_bounds())
 }
 
 /// Every metric the hub exports.
@@ -181,11 +186,11 @@ pub struct Metrics {
     /// Messages queued to viewers by the fan-out.
     pub deliveries: Counter,
     /// WebSocket frames written.
-    pub frames_sent: Counter,
+    pub frames_sent: ShardedCounter,
     /// Messages written (a frame may carry several).
-    pub messages_sent: Counter,
+    pub messages_sent: ShardedCounter,
     /// Bytes written in frames.
-    pub bytes_sent: Counter,
+    pub bytes_sent: ShardedCounter,
     /// Errors sent by code.
     pub errors: Family<Code, Counter>,
     /// Subscriptions by resume outcome (`recovered`, `snapshot`, `epoch_changed`, ...).
@@ -201,18 +206,18 @@ pub struct Metrics {
     /// Request received to connection established, by transport, seconds.
     pub handshake_seconds: HistogramFamily<Transport>,
     /// Messages per WebSocket frame (batching).
-    pub messages_per_frame: Histogram,
+    pub messages_per_frame: ShardedHistogram,
     /// Counted bytes queued for a viewer when its writer drains the queue.
-    pub queue_depth_bytes: Histogram,
+    pub queue_depth_bytes: ShardedHistogram,
     /// Progress updates dropped by conflation (a newer one replaced them).
     pub conflated: Counter,
     /// Messages written to clients, by type.
-    pub sent_by_type: Family<Type, Counter>,
+    pub sent_by_type: Family<Type, ShardedCounter>,
     /// Producer message received to the frame carrying its event written
     /// (oldest live event of each frame), seconds.
-    pub e2e_seconds: Histogram,
+    pub e2e_seconds: ShardedHistogram,
     /// Producer message received to its ack queued, seconds.
-    pub ack_seconds: Histogram,
+    pub ack_seconds: ShardedHistogram,
     /// Events replayed to resuming viewers.
     pub replayed: Counter,
     /// Operations held, by state (set at scrape).
@@ -237,7 +242,7 @@ pub struct Metrics {
     pub ready: Gauge,
     client_table: [[Gauge; 4]; 2],
     received_table: [Counter; CLIENT_TYPES.len()],
-    sent_table: [Counter; SERVER_TYPES.len()],
+    sent_table: [ShardedCounter; SERVER_TYPES.len()],
 }
 
 impl Default for Metrics {
@@ -270,7 +275,7 @@ impl Metrics {
         let received: Family<Type, Counter> = Family::default();
         let received_table =
             CLIENT_TYPES.map(|t| received.get_or_create(&Type { r#type: t.into() }).clone());
-        let sent_by_type: Family<Type, Counter> = Family::default();
+        let sent_by_type: Family<Type, ShardedCounter> = Family::default();
         let sent_table = SERVER_TYPES.map(|t| {
             sent_by_type
                 .get_or_create(&Type { r#type: t.into() })
@@ -282,9 +287,9 @@ impl Metrics {
             received,
             events: Counter::default(),
             deliveries: Counter::default(),
-            frames_sent: Counter::default(),
-            messages_sent: Counter::default(),
-            bytes_sent: Counter::default(),
+            frames_sent: ShardedCounter::default(),
+            messages_sent: ShardedCounter::default(),
+            bytes_sent: ShardedCounter::default(),
             errors: Family::default(),
             resumes: Family::default(),
             commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
@@ -292,12 +297,12 @@ impl Metrics {
             connections_accepted: Family::default(),
             connections_refused: Family::default(),
             handshake_seconds: Family::new_with_constructor(latency_buckets),
-            messages_per_frame: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
-            queue_depth_bytes: Histogram::new(exponential_buckets(256.0, 4.0, 10)),
+            messages_per_frame: ShardedHistogram::new(exponential_buckets(1.0, 2.0, 12)),
+            queue_depth_bytes: ShardedHistogram::new(exponential_buckets(256.0, 4.0, 10)),
             conflated: Counter::default(),
             sent_by_type,
-            e2e_seconds: latency_buckets(),
-            ack_seconds: latency_buckets(),
+            e2e_seconds: ShardedHistogram::new(latency_bounds()),
+            ack_seconds: ShardedHistogram::new(latency_bounds()),
             replayed: Counter::default(),
             operations: Family::default(),
             operations_started: Family::default(),
