@@ -113,6 +113,9 @@ impl Conn {
     }
 }
 
+/// How long a connection the hub closed waits for the client's close frame.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn run(mut socket: WebSocket, app: Shared, principal: Principal, edge: Edge, handshake: u64) {
     let out = app.new_outbox(false);
     out.opened(handshake);
@@ -210,18 +213,34 @@ async fn run(mut socket: WebSocket, app: Shared, principal: Principal, edge: Edg
             }
         }
     };
+    let mut linger = false;
     if let Some((code, reason)) = close {
-        let _ = socket
+        linger = socket
             .send(Message::Close(Some(CloseFrame {
                 code,
                 reason: reason.into(),
             })))
-            .await;
+            .await
+            .is_ok();
     }
     out.finished(reason);
     tracing::debug!(reason, "websocket closed");
     app.registry.remove(out.id);
     app.engine.send(Command::Closed { conn: out.id }).await;
+    // The closing handshake: wait (briefly) for the client's close before
+    // dropping the socket. Closing a socket that still holds unread client
+    // data makes the kernel send a reset, and a reset can destroy the
+    // error and close frame just sent before the client reads them.
+    if linger {
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+            while let Some(Ok(m)) = socket.recv().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
 }
 
 /// The disconnection reason label for a close the hub asked for.
