@@ -1,6 +1,8 @@
 //! The engine: one task that owns every namespace, orders events, hands
-//! them to the store's group-commit writer and, once they are durable,
-//! acks producers and fans the shared bytes out to viewers.
+//! them to the store's group-commit writer (or, for a store that commits
+//! inline such as `--memory`, commits them itself at the end of its turn)
+//! and, once they are durable, acks producers and fans the shared bytes
+//! out to viewers.
 //!
 //! Architecture invariants:
 //! - Viewers and acks see only durable events: everything a request causes
