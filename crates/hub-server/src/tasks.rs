@@ -3,7 +3,6 @@
 
 use crate::app::Shared;
 use crate::clock::now_ms;
-use crate::ws::TOKEN_GRACE_MS;
 use hub_proto::{CloseCode, ErrorCode, ProtoError, ServerMessage};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -34,6 +33,7 @@ pub async fn heartbeats(app: Shared) {
 /// expired more than the grace period ago.
 pub async fn sweeps(app: Shared) {
     let idle = app.cfg.idle_timeout.as_millis() as u64;
+    let grace = app.cfg.token_expiry_grace.as_millis() as u64;
     let step = Duration::from_millis((idle / 4).clamp(50, 1000));
     let mut every = tokio::time::interval(step);
     loop {
@@ -49,7 +49,7 @@ pub async fn sweeps(app: Shared) {
                 continue;
             }
             let exp = c.expires_at.load(Ordering::Relaxed);
-            if exp != 0 && now > exp + TOKEN_GRACE_MS {
+            if exp != 0 && now > exp.saturating_add(grace) {
                 let e = ProtoError::new(
                     ErrorCode::TokenExpired,
                     "the token expired and was not refreshed",

@@ -20,10 +20,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tracing::Instrument;
 
-/// How long a token may stay expired before the connection is closed (a
-/// `refresh` within it keeps the connection).
-pub const TOKEN_GRACE_MS: u64 = 25_000;
-
 /// `GET /ws`.
 pub async fn upgrade(
     State(app): State<Shared>,

@@ -218,6 +218,30 @@ async fn refresh_replaces_the_token_and_a_bad_one_closes_4001() {
     assert_eq!(c.closed(DEADLINE).await, Some(4001));
 }
 
+/// A connection whose token expired gets `TOKEN_EXPIRED` and close 4001
+/// once `--token-expiry-grace` has passed; one that refreshed in time stays.
+#[tokio::test]
+async fn an_expired_token_closes_after_the_grace_unless_refreshed() {
+    let h = authed_hub(&["--token-expiry-grace", "1s"]).await;
+    let short = |sub: &str| mint_hs256(SECRET, &Claims::new(sub, now_s() + 2)).unwrap();
+    let mut lapsing = ws_as(&h, &short("lapse")).await;
+    let mut renewed = ws_as(&h, &short("renew")).await;
+    let ok = renewed
+        .request(
+            json!({"type": "refresh", "token": token("renew", &["viewer"], &["default"])}),
+            1,
+        )
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let e = lapsing.next_of("error", DEADLINE).await;
+    assert_eq!(e["code"], "TOKEN_EXPIRED", "{e}");
+    assert_eq!(lapsing.closed(DEADLINE).await, Some(4001));
+    // By now the first token is past its grace too: the refreshed
+    // connection is still served.
+    let pong = renewed.request(json!({"type": "ping"}), 2).await;
+    assert_eq!(pong["type"], "pong", "{pong}");
+}
+
 #[tokio::test]
 async fn foreign_browser_origins_get_403() {
     let h = hub()
