@@ -115,7 +115,9 @@ impl ClientConfig {
         self
     }
 
-    /// A token source consulted on every (re)connect.
+    /// A token source consulted on every (re)connect, and again before a
+    /// JWT's `exp` to renew it on the live connection with `refresh` (see
+    /// [`crate::renew`]).
     pub fn token_provider(mut self, provider: TokenProvider) -> Self {
         self.token = Some(provider);
         self

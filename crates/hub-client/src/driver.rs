@@ -24,6 +24,7 @@ use crate::client::{Command, Control, Inner, OpSignal, Shared};
 use crate::connect::{ConnectError, Ws};
 use crate::machine::{Action, ConnState, Event, FrameKind, Reason};
 use crate::outbox::Notice;
+use crate::renew;
 use crate::view::Update;
 use crate::wire::ServerMessage;
 
@@ -39,6 +40,10 @@ struct Driver {
     socket: Option<Ws>,
     connecting: Option<ConnectFuture>,
     refreshing: Option<TokenFuture>,
+    /// When (client clock, ms) to renew the live connection's token.
+    renew_at: Option<u64>,
+    /// Asking the provider for the token to send in `refresh`.
+    renewing: Option<TokenFuture>,
     last_token: Option<String>,
     ever_connected: bool,
 }
@@ -51,6 +56,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiv
         socket: None,
         connecting: None,
         refreshing: None,
+        renew_at: None,
+        renewing: None,
         last_token: None,
         ever_connected: false,
     };
@@ -78,8 +85,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiv
                 d.refreshing = None;
                 d.on_refreshed(token);
             }
+            token = poll_opt(&mut d.renewing) => {
+                d.renewing = None;
+                d.on_renewed(token).await;
+            }
             () = sleep_until_ms(&d.shared, deadline) => {
                 let now = d.shared.now_ms();
+                d.renew_if_due(now);
                 let due = d.shared.inner.lock().machine.poll_timeout().is_some_and(|t| t <= now);
                 if due {
                     d.apply(Event::Timeout);
@@ -142,6 +154,7 @@ impl Driver {
             inner.machine.poll_timeout(),
             inner.outbox.next_wakeup().map(|t| t.max(now + 1)),
             linger_until,
+            self.renew_at.filter(|_| self.socket.is_some()),
         ]
         .into_iter()
         .flatten()
@@ -222,6 +235,7 @@ impl Driver {
             Ok(ws) => {
                 self.socket = Some(ws);
                 self.ever_connected = true;
+                self.schedule_renewal();
                 self.apply(Event::Connected);
             }
             Err(e) => {
@@ -231,6 +245,56 @@ impl Driver {
                     http_status: e.http_status,
                 });
             }
+        }
+    }
+
+    /// Plans the renewal of the token in use (when it is a JWT with `exp`
+    /// and a provider can give a new one).
+    fn schedule_renewal(&mut self) {
+        self.renew_at = None;
+        if self.shared.config.token.is_none() {
+            return;
+        }
+        let Some(exp) = self.last_token.as_deref().and_then(renew::token_exp) else {
+            return;
+        };
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let delay = renew::renew_in_ms(exp, unix_ms);
+        self.renew_at = Some(self.shared.now_ms().saturating_add(delay));
+    }
+
+    /// Asks the provider for a new token once the renewal is due.
+    fn renew_if_due(&mut self, now: u64) {
+        if self.socket.is_none() || self.renewing.is_some() {
+            return;
+        }
+        if self.renew_at.is_none_or(|t| t > now) {
+            return;
+        }
+        self.renew_at = None;
+        if let Some(p) = self.shared.config.token.clone() {
+            self.renewing = Some(Box::pin(async move { p.token().await }));
+        }
+    }
+
+    /// Sends `refresh` with the provider's new token on the live
+    /// connection. A provider that returns the same token (or none) is not
+    /// asked again until the next connection; the hub then closes the
+    /// connection after its grace and the reconnect fetches a token.
+    async fn on_renewed(&mut self, token: Option<String>) {
+        let Some(token) = token.filter(|t| Some(t) != self.last_token.as_ref()) else {
+            return;
+        };
+        let Some(ws) = self.socket.as_mut() else {
+            return;
+        };
+        let msg = serde_json::json!({"type": "refresh", "token": token}).to_string();
+        if ws.send(Message::Text(msg.into())).await.is_ok() {
+            tracing::debug!("token renewed on the live connection");
+            self.last_token = Some(token);
+            self.schedule_renewal();
         }
     }
 

@@ -105,6 +105,7 @@ pub mod backoff;
 pub mod machine;
 pub mod outbox;
 pub mod progress_parse;
+pub mod renew;
 pub mod view;
 pub mod wire;
 

@@ -359,6 +359,18 @@ async fn a_viewer_cancel_reaches_the_job() {
 
 /// An HS256 JWT (admin of every namespace, valid for an hour).
 fn mint(secret: &str, sub: &str) -> String {
+    mint_until(secret, sub, unix_s() + 3600)
+}
+
+fn unix_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An HS256 JWT (admin of every namespace) that expires at `exp` (Unix seconds).
+fn mint_until(secret: &str, sub: &str, exp: u64) -> String {
     fn b64url(data: &[u8]) -> String {
         const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let mut out = String::new();
@@ -371,11 +383,6 @@ fn mint(secret: &str, sub: &str) -> String {
         }
         out
     }
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
     let header = b64url(br#"{"alg":"HS256","typ":"JWT"}"#);
     let claims = b64url(
         json!({"sub": sub, "exp": exp, "roles": ["admin"], "namespaces": ["*"]})
@@ -418,6 +425,40 @@ async fn a_refused_token_is_replaced_by_the_provider() {
     op.complete().unwrap();
     assert!(client.flush(WAIT).await);
     assert_eq!(client.state().state, ConnState::Connected);
+}
+
+/// A connection outlives its tokens: before each token's `exp` the client
+/// asks the provider again and sends `refresh`, so a hub that closes
+/// expired connections after a 1 s grace never has to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_connection_renews_its_token_in_place() {
+    let secret = "s3cret-for-tests-only-0123456789abcdef";
+    let hub = HubBuilder::new(hub_bin())
+        .args(["--jwt-secret", secret, "--token-expiry-grace", "1s"])
+        .start()
+        .await;
+    let minted = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let m2 = minted.clone();
+    let client = Client::connect(fast(&hub.ws_url()).token_provider(TokenProvider::from_fn(
+        move || {
+            m2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Some(mint_until(secret, "job", unix_s() + 3))
+        },
+    )))
+    .unwrap();
+    wait_connected(&client, 0).await;
+    // Each token lives 2-3 s: four of them span several expiries.
+    let end = Instant::now() + WAIT;
+    while minted.load(std::sync::atomic::Ordering::SeqCst) < 4 {
+        assert!(Instant::now() < end, "the provider was not asked again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let op = client.reporter().start("Renewed").begin().unwrap();
+    op.complete().unwrap();
+    assert!(client.flush(WAIT).await);
+    let stats = client.connection_stats();
+    assert_eq!(stats.state, ConnState::Connected);
+    assert_eq!(stats.reconnects, 0, "the connection was never dropped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
