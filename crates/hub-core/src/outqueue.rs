@@ -76,9 +76,17 @@ pub struct OutItem {
     /// server's monotonic clock; 0 when none). The queue never reads it; the
     /// writer uses it for the end-to-end latency metric.
     pub stamp: u64,
+    /// An opaque tag set once by whoever encoded the message, so that each
+    /// viewer's writer need not read the bytes again (the server: the
+    /// message type's index for its per-type counters). The queue never
+    /// reads it; [`OutItem::UNTAGGED`] when not set.
+    pub tag: u8,
 }
 
 impl OutItem {
+    /// The [`OutItem::tag`] of an item nobody tagged.
+    pub const UNTAGGED: u8 = u8::MAX;
+
     /// A live progress update for `key`: counted and conflatable.
     pub fn progress(bytes: Arc<str>, key: Arc<str>, offset: u64) -> Self {
         OutItem {
@@ -88,6 +96,7 @@ impl OutItem {
             offset: Some(offset),
             counted: true,
             stamp: 0,
+            tag: OutItem::UNTAGGED,
         }
     }
 
@@ -102,6 +111,7 @@ impl OutItem {
             offset: Some(offset),
             counted: true,
             stamp: 0,
+            tag: OutItem::UNTAGGED,
         }
     }
 
@@ -114,12 +124,19 @@ impl OutItem {
             offset: None,
             counted: true,
             stamp: 0,
+            tag: OutItem::UNTAGGED,
         }
     }
 
     /// The same item marked as replay (not counted against the limits).
     pub fn uncounted(mut self) -> Self {
         self.counted = false;
+        self
+    }
+
+    /// The same item with a tag (see [`OutItem::tag`]).
+    pub fn with_tag(mut self, tag: u8) -> Self {
+        self.tag = tag;
         self
     }
 

@@ -645,6 +645,26 @@ impl Metrics {
             .unwrap_or(SERVER_TYPES.len() - 1)
     }
 
+    /// The index in [`SERVER_TYPES`] of a server message type name (the
+    /// last index when unknown); what the engine tags each event with.
+    pub fn type_tag(name: &str) -> u8 {
+        let i = SERVER_TYPES
+            .iter()
+            .position(|t| *t == name)
+            .unwrap_or(SERVER_TYPES.len() - 1);
+        u8::try_from(i).expect("fewer than 255 server types")
+    }
+
+    /// The [`SERVER_TYPES`] index of a queued item: its tag when the
+    /// engine set one, else read from its bytes.
+    pub fn sent_index(item: &hub_core::outqueue::OutItem) -> usize {
+        if item.tag == hub_core::outqueue::OutItem::UNTAGGED {
+            Self::sent_type_index(&item.bytes)
+        } else {
+            usize::from(item.tag)
+        }
+    }
+
     /// Adds per-type sent counts gathered for one frame or drain.
     pub fn add_sent(&self, counts: &[u64; SERVER_TYPES.len()]) {
         for (c, n) in self.sent_table.iter().zip(counts) {
@@ -786,6 +806,30 @@ mod tests {
         assert_eq!(SERVER_TYPES[i(r#"{"type":"ack","seq":1}"#)], "ack");
         assert_eq!(SERVER_TYPES[i(r#"{"type":"heartbeat"}"#)], "heartbeat");
         assert_eq!(SERVER_TYPES[i(r#"{"x":1}"#)], "other");
+    }
+
+    /// The engine's tag for an event names the same counter as reading the
+    /// encoded event would; untagged items are still read.
+    #[test]
+    fn event_tags_agree_with_the_encoding() {
+        use hub_core::outqueue::OutItem;
+        for name in &SERVER_TYPES[..7] {
+            let bytes: Arc<str> = format!(r#"{{"type":"{name}","offset":1}}"#).into();
+            let tagged = OutItem::message(bytes.clone()).with_tag(Metrics::type_tag(name));
+            assert_eq!(
+                Metrics::sent_index(&tagged),
+                Metrics::sent_type_index(&bytes)
+            );
+            assert_eq!(SERVER_TYPES[Metrics::sent_index(&tagged)], *name);
+            assert_eq!(
+                Metrics::sent_index(&OutItem::message(bytes.clone())),
+                Metrics::sent_type_index(&bytes)
+            );
+        }
+        assert_eq!(
+            SERVER_TYPES[usize::from(Metrics::type_tag("nope"))],
+            "other"
+        );
     }
 
     #[test]

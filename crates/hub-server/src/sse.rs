@@ -172,7 +172,7 @@ fn events(guard: Guard, epoch: String) -> impl Stream<Item = Result<SseEvent, In
                 m.messages_sent.inc();
                 m.bytes_sent.inc_by(item.bytes.len() as u64);
                 let mut by_type = [0u64; crate::metrics::SERVER_TYPES.len()];
-                by_type[crate::metrics::Metrics::sent_type_index(&item.bytes)] = 1;
+                by_type[crate::metrics::Metrics::sent_index(&item)] = 1;
                 m.add_sent(&by_type);
                 if item.stamp != 0 && item.counted {
                     m.e2e_seconds

@@ -281,7 +281,7 @@ async fn flush(
                 frame.push('\n');
             }
             frame.push_str(&item.bytes);
-            by_type[crate::metrics::Metrics::sent_type_index(&item.bytes)] += 1;
+            by_type[crate::metrics::Metrics::sent_index(&item)] += 1;
             if item.stamp != 0 && item.counted {
                 oldest = oldest.min(item.stamp);
             }

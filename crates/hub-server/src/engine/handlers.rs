@@ -491,7 +491,8 @@ impl Engine {
                     } else {
                         OutItem::progress(entry.bytes.clone(), key, entry.offset)
                     }
-                    .with_stamp(stamp);
+                    .with_stamp(stamp)
+                    .with_tag(crate::metrics::Metrics::type_tag(entry.event_type.as_str()));
                     let keys = (entry.operation_id.clone(), entry.kind.clone());
                     if self.coalesce.enabled()
                         && !self.coalesce_event(&mut fan, &ns, lifecycle, now, &item, &keys)
