@@ -81,6 +81,11 @@ pub struct OutItem {
     /// message type's index for its per-type counters). The queue never
     /// reads it; [`OutItem::UNTAGGED`] when not set.
     pub tag: u8,
+    /// The message as the transport sends it on its own (the server: a
+    /// WebSocket frame), built once by whoever encoded it so that every
+    /// viewer's socket is written the same shared bytes. The queue never
+    /// reads it.
+    pub wire: Option<Arc<[u8]>>,
 }
 
 impl OutItem {
@@ -97,6 +102,7 @@ impl OutItem {
             counted: true,
             stamp: 0,
             tag: OutItem::UNTAGGED,
+            wire: None,
         }
     }
 
@@ -112,6 +118,7 @@ impl OutItem {
             counted: true,
             stamp: 0,
             tag: OutItem::UNTAGGED,
+            wire: None,
         }
     }
 
@@ -125,12 +132,19 @@ impl OutItem {
             counted: true,
             stamp: 0,
             tag: OutItem::UNTAGGED,
+            wire: None,
         }
     }
 
     /// The same item marked as replay (not counted against the limits).
     pub fn uncounted(mut self) -> Self {
         self.counted = false;
+        self
+    }
+
+    /// The same item with its transport bytes (see [`OutItem::wire`]).
+    pub fn with_wire(mut self, wire: Arc<[u8]>) -> Self {
+        self.wire = Some(wire);
         self
     }
 

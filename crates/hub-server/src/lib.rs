@@ -10,8 +10,10 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod deadline;
+pub mod direct;
 pub mod door;
 pub mod engine;
+pub mod frame;
 pub mod http_api;
 pub mod keywatch;
 pub mod limits;
@@ -22,6 +24,7 @@ pub mod process;
 pub mod registry;
 pub mod request_log;
 pub mod sharded;
+pub mod sock;
 pub mod sse;
 pub mod status;
 pub mod tasks;
@@ -193,7 +196,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             ),
             None,
         ),
-        None => (None, Some(listener)),
+        None => (None, Some(sock::PlainListener::new(listener))),
     };
     tokio::spawn(async move {
         // HTTP keeps answering while the hub drains (`/ready` says 503, new
@@ -236,9 +239,11 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     })
 }
 
-/// The peer address of a connection (plain or TLS).
-#[derive(Clone, Copy, Debug)]
-pub struct Remote(pub SocketAddr);
+/// What the handlers know of a connection: the peer address, and for plain
+/// TCP the socket the fan-out may write to directly (weak: the connection
+/// owns it).
+#[derive(Clone, Debug)]
+pub struct Remote(pub SocketAddr, pub Option<std::sync::Weak<sock::Wire>>);
 
 impl<L>
     axum::extract::connect_info::Connected<
@@ -246,10 +251,10 @@ impl<L>
     > for Remote
 where
     L: axum::serve::Listener<Addr = SocketAddr>,
-    L::Io: Unpin,
+    L::Io: Unpin + sock::DirectSocket,
 {
     fn connect_info(s: axum::serve::IncomingStream<'_, deadline::DeadlineListener<L>>) -> Self {
-        Remote(*s.remote_addr())
+        Remote(*s.remote_addr(), sock::DirectSocket::wire(s.io().get_ref()))
     }
 }
 

@@ -1,8 +1,18 @@
 //! A connection's outbox: the bounded, conflating queue the engine pushes
 //! encoded messages into, and the signal its writer waits on.
 //!
-//! The engine never writes to a socket: it pushes shared bytes here and the
-//! connection's own task drains everything queued into one frame.
+//! The engine pushes shared bytes here. Usually the connection's own task
+//! drains everything queued into one frame and writes it. On plain TCP a
+//! viewer that is keeping up (nothing queued, nothing being written) has
+//! its message written by the fan-out instead, straight to the socket
+//! ([`Outbox::write_direct`]), which spares a task wake-up per delivery.
+//!
+//! Exactly one writer at a time: under the queue's lock, `writing` says the
+//! task owns the socket, and `pending` holds bytes that must go out before
+//! any new frame (what a direct write could not finish, and the control
+//! frames tungstenite produces, captured by [`crate::sock::Wire`]). A
+//! direct write happens under the lock and only when both are clear, so
+//! frames never interleave and messages leave in queue order.
 
 use hub_core::outqueue::{OutItem, OutQueue, OutQueueConfig, PushOutcome};
 use hub_proto::{CloseCode, ErrorMessage, ProtoError, ServerMessage};
@@ -25,7 +35,7 @@ pub struct Closing {
 pub struct Outbox {
     /// Connection id.
     pub id: u64,
-    queue: Mutex<OutQueue>,
+    queue: Mutex<Queued>,
     closing: Mutex<Option<Closing>>,
     /// Set once `closing` is: the writer checks this after every frame
     /// without taking the lock.
@@ -40,7 +50,7 @@ pub struct Outbox {
     rejections: Mutex<VecDeque<u64>>,
     /// When the connection's token expires, ms (0: never).
     pub expires_at: AtomicU64,
-    metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// Role bits for `ws_updates_clients` ([`ROLE_VIEWER`], [`ROLE_PRODUCER`],
     /// plus `GONE` once counted out).
     role: AtomicU8,
@@ -48,11 +58,60 @@ pub struct Outbox {
     conflated_seen: AtomicU64,
 }
 
+/// The queue and the socket's write state, under one lock.
+struct Queued {
+    queue: OutQueue,
+    /// The plain-TCP socket, while the connection's task runs.
+    wire: Option<Arc<crate::sock::Wire>>,
+    /// Whether the connection's task is writing (owns the socket).
+    writing: bool,
+    /// Bytes to write before anything else.
+    pending: Vec<u8>,
+    /// When the last frame was taken for writing ([`crate::clock::stamp`]).
+    last_frame: u64,
+}
+
+/// A viewer sent a frame less than this long ago (ns) is busy: its messages
+/// go through its task, which batches what arrives meanwhile into one
+/// frame. Direct writes are for viewers that get a message now and then.
+pub const DIRECT_QUIET_NS: u64 = 2_000_000;
+
+impl Queued {
+    /// Whether the fan-out may write to the socket now.
+    fn direct_ready(&self) -> bool {
+        self.wire.is_some() && !self.writing && self.pending.is_empty()
+    }
+}
+
+/// What a connection's task writes next.
+pub enum Next {
+    /// Bytes left over from a direct write, or captured control frames.
+    Raw(Vec<u8>),
+    /// A frame of queued messages.
+    Frame(crate::frame::Batch),
+}
+
+/// What [`Outbox::push_live`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued; the connection's task was woken.
+    Queued,
+    /// Queued into an idle plain-TCP connection: call
+    /// [`Outbox::write_direct`] (the task was not woken).
+    Direct,
+    /// The viewer is too slow; the outbox is closing.
+    Slow,
+}
+
 /// Role bit: the connection has subscribed.
 pub const ROLE_VIEWER: u8 = 1;
 /// Role bit: the connection has published.
 pub const ROLE_PRODUCER: u8 = 2;
 const GONE: u8 = 4;
+
+/// The most bytes of control frames (and one unfinished frame) held for
+/// the connection's task; a client that makes more pile up is closed.
+pub const PENDING_LIMIT: usize = 1 << 20;
 
 /// More than this many rejected messages ...
 pub const ABUSE_REJECTIONS: usize = 20;
@@ -70,7 +129,13 @@ impl Outbox {
     ) -> Arc<Self> {
         Arc::new(Outbox {
             id,
-            queue: Mutex::new(OutQueue::new(cfg)),
+            queue: Mutex::new(Queued {
+                queue: OutQueue::new(cfg),
+                wire: None,
+                writing: false,
+                pending: Vec::new(),
+                last_frame: 0,
+            }),
             closing: Mutex::new(None),
             is_closing: AtomicBool::new(false),
             notify: Notify::new(),
@@ -120,27 +185,113 @@ impl Outbox {
     /// Queues one message. Returns false when the viewer is too slow (the
     /// outbox is then closing with `SLOW_CLIENT`).
     pub fn push(&self, item: OutItem) -> bool {
-        let outcome = self.queue.lock().push(item);
+        let outcome = self.queue.lock().queue.push(item);
         self.after_push(outcome)
     }
 
-    /// Queues several messages under one lock.
-    pub fn push_many<'a>(&self, items: impl Iterator<Item = &'a OutItem>) -> bool {
+    /// Queues live events (the fan-out; `now` is a [`crate::clock::stamp`]).
+    /// When the connection was idle on plain TCP and sent no frame for
+    /// [`DIRECT_QUIET_NS`], returns [`Pushed::Direct`] without waking its
+    /// task: the caller then writes them with [`Outbox::write_direct`].
+    pub fn push_live<'a>(&self, items: impl Iterator<Item = &'a OutItem>, now: u64) -> Pushed {
         let mut slow = false;
+        let direct;
         {
             let mut q = self.queue.lock();
+            let idle = q.queue.is_empty()
+                && q.direct_ready()
+                && now.saturating_sub(q.last_frame) >= DIRECT_QUIET_NS;
             for item in items {
-                if matches!(q.push(item.clone()), PushOutcome::Slow) {
+                if matches!(q.queue.push(item.clone()), PushOutcome::Slow) {
                     slow = true;
                     break;
                 }
             }
+            direct = idle && !slow && !q.queue.is_empty();
         }
-        self.after_push(if slow {
+        if direct && !self.is_closing.load(Ordering::Acquire) {
+            return Pushed::Direct;
+        }
+        if self.after_push(if slow {
             PushOutcome::Slow
         } else {
             PushOutcome::Queued
-        })
+        }) {
+            Pushed::Queued
+        } else {
+            Pushed::Slow
+        }
+    }
+
+    /// Writes what is queued straight to the socket, without blocking, if
+    /// the connection's task is not writing. What the socket does not take
+    /// now is left for the task (woken), ahead of anything queued later.
+    pub fn write_direct(&self) {
+        let mut q = self.queue.lock();
+        if !q.direct_ready() || self.is_closing.load(Ordering::Acquire) {
+            drop(q);
+            self.notify.notify_one();
+            return;
+        }
+        let mut items = Vec::new();
+        self.drain_locked(&mut q, &mut items);
+        let Some(batch) = crate::frame::Batch::take(&mut items, &self.metrics) else {
+            return;
+        };
+        q.last_frame = crate::clock::stamp();
+        let wire = q.wire.clone().expect("direct_ready checked the wire");
+        let (result, rest) = batch.try_write_to(&*wire);
+        if rest.is_empty() {
+            drop(q);
+            batch.receipt().record(&self.metrics);
+            return;
+        }
+        // Would block, wrote part of it, or failed: the task finishes the
+        // frame (or meets the error and ends the connection).
+        if let Err(e) = &result {
+            if e.kind() != std::io::ErrorKind::WouldBlock {
+                tracing::debug!(conn = self.id, error = %e, "direct write failed");
+            }
+        }
+        q.pending = rest;
+        drop(q);
+        self.notify.notify_one();
+    }
+
+    /// Lets the fan-out write to this connection's plain-TCP socket.
+    pub fn attach(&self, wire: Arc<crate::sock::Wire>) {
+        self.queue.lock().wire = Some(wire);
+    }
+
+    /// Ends direct writes (the connection's task is ending) and returns
+    /// what was left to write.
+    pub fn detach(&self) -> Vec<u8> {
+        let mut q = self.queue.lock();
+        q.wire = None;
+        std::mem::take(&mut q.pending)
+    }
+
+    /// For the connection's task: what to write next, marking the socket
+    /// as the task's until this returns None.
+    pub fn next_write(&self) -> Option<Next> {
+        let mut q = self.queue.lock();
+        if !q.pending.is_empty() {
+            q.writing = true;
+            return Some(Next::Raw(std::mem::take(&mut q.pending)));
+        }
+        let mut items = Vec::new();
+        self.drain_locked(&mut q, &mut items);
+        match crate::frame::Batch::take(&mut items, &self.metrics) {
+            Some(b) => {
+                q.writing = true;
+                q.last_frame = crate::clock::stamp();
+                Some(Next::Frame(b))
+            }
+            None => {
+                q.writing = false;
+                None
+            }
+        }
     }
 
     fn after_push(&self, outcome: PushOutcome) -> bool {
@@ -190,6 +341,11 @@ impl Outbox {
     /// conflation dropped since the last drain.
     pub fn drain_into(&self, out: &mut Vec<OutItem>) {
         let mut q = self.queue.lock();
+        self.drain_locked(&mut q, out);
+    }
+
+    fn drain_locked(&self, q: &mut Queued, out: &mut Vec<OutItem>) {
+        let q = &mut q.queue;
         if q.is_empty() {
             return;
         }
@@ -197,7 +353,6 @@ impl Outbox {
         let seen = self.conflated_seen.swap(conflated, Ordering::Relaxed);
         let depth = q.bytes();
         q.drain_into(out);
-        drop(q);
         if conflated > seen {
             self.metrics.conflated.inc_by(conflated - seen);
         }
@@ -259,3 +414,31 @@ impl Outbox {
         self.last_activity.load(Ordering::Relaxed)
     }
 }
+
+impl crate::sock::Capture for Outbox {
+    /// Control frames tungstenite writes (pongs, pings, close) go out
+    /// between whole frames, before anything queued after them.
+    fn captured(&self, bytes: &[u8]) {
+        let overflow = {
+            let mut q = self.queue.lock();
+            let over = q.pending.len() + bytes.len() > PENDING_LIMIT;
+            if !over {
+                q.pending.extend_from_slice(bytes);
+            }
+            over
+        };
+        if overflow {
+            // A client that sends pings but never reads the pongs.
+            let e = ProtoError::new(
+                hub_proto::ErrorCode::SlowClient,
+                "the connection does not read what the hub sends",
+            );
+            self.close(CloseCode::TryAgainLater, e, crate::clock::now_ms());
+        }
+        self.notify.notify_one();
+    }
+}
+
+#[cfg(test)]
+#[path = "outbox_tests.rs"]
+mod tests;

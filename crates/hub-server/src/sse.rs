@@ -44,7 +44,7 @@ fn list(q: &HashMap<String, String>, key: &str) -> Vec<String> {
 /// `GET /api/v1/stream?namespace=N[&operations=..][&kinds=..]`.
 pub async fn stream(
     State(app): State<Shared>,
-    ConnectInfo(crate::Remote(remote)): ConnectInfo<crate::Remote>,
+    ConnectInfo(crate::Remote(remote, _)): ConnectInfo<crate::Remote>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {

@@ -129,3 +129,10 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local)
     }
 }
+
+impl crate::sock::DirectSocket for TlsStream<TcpStream> {
+    /// Encrypted: every write goes through the connection's own task.
+    fn wire(&self) -> Option<std::sync::Weak<crate::sock::Wire>> {
+        None
+    }
+}

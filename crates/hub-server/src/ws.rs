@@ -1,19 +1,24 @@
 //! The WebSocket transport: upgrade (auth, origin), then one task per
 //! connection that reads client messages and flushes the outbox in batched
 //! frames (several messages separated by `\n`).
+//!
+//! On plain TCP the task writes frames to the socket itself (tungstenite
+//! only reads, and its control frames are captured into the outbox), so
+//! that the fan-out can also write to an idle viewer directly; over TLS
+//! every frame goes through tungstenite.
 
 use crate::app::Shared;
 use crate::auth::{auth_error, authorize};
 use crate::clock::now_ms;
 use crate::engine::{Command, Reply, Who};
-use crate::outbox::Outbox;
+use crate::outbox::{Next, Outbox};
+use crate::sock::Wire;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use hub_auth::{Action, Principal};
 use hub_core::glob::Filter;
-use hub_core::outqueue::OutItem;
 use hub_proto::{decode_client, ClientMessage, CloseCode, ErrorCode, ProtoError, ServerMessage};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -23,7 +28,7 @@ use tracing::Instrument;
 /// `GET /ws`.
 pub async fn upgrade(
     State(app): State<Shared>,
-    ConnectInfo(crate::Remote(remote)): ConnectInfo<crate::Remote>,
+    ConnectInfo(crate::Remote(remote, wire)): ConnectInfo<crate::Remote>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
@@ -51,7 +56,8 @@ pub async fn upgrade(
         .write_buffer_size(0)
         .on_upgrade(move |socket| {
             let span = tracing::info_span!("conn", remote = %remote, sub = %principal.sub, id = tracing::field::Empty, transport = "websocket");
-            run(socket, app, principal, edge, handshake).instrument(span)
+            let wire = wire.and_then(|w| w.upgrade());
+            run(socket, wire, app, principal, edge, handshake).instrument(span)
         })
 }
 
@@ -112,8 +118,21 @@ impl Conn {
 /// How long a connection the hub closed waits for the client's close frame.
 const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
-async fn run(mut socket: WebSocket, app: Shared, principal: Principal, edge: Edge, handshake: u64) {
+async fn run(
+    mut socket: WebSocket,
+    wire: Option<Arc<Wire>>,
+    app: Shared,
+    principal: Principal,
+    edge: Edge,
+    handshake: u64,
+) {
     let out = app.new_outbox(false);
+    if let Some(w) = &wire {
+        let capture: Arc<dyn crate::sock::Capture> = out.clone();
+        w.capture(Arc::downgrade(&capture));
+        out.attach(w.clone());
+    }
+    let wire = wire.as_deref();
     out.opened(handshake);
     tracing::Span::current().record("id", out.id);
     tracing::debug!("websocket connected");
@@ -125,7 +144,6 @@ async fn run(mut socket: WebSocket, app: Shared, principal: Principal, edge: Edg
         principal,
         edge,
     };
-    let mut items: Vec<OutItem> = Vec::new();
     let notified = out.wait();
     tokio::pin!(notified);
     let mut reason = "client_close";
@@ -155,7 +173,13 @@ async fn run(mut socket: WebSocket, app: Shared, principal: Principal, edge: Edg
                 heard = true;
                 let now = now_ms();
                 match msg {
-                    None | Some(Ok(Message::Close(_))) => break None,
+                    None => break None,
+                    Some(Ok(Message::Close(_))) => {
+                        // tungstenite has queued its answer to the close:
+                        // have it written (captured, on plain TCP).
+                        let _ = futures_util::SinkExt::flush(&mut socket).await;
+                        break None;
+                    }
                     Some(Err(e)) => {
                         let text = e.to_string();
                         if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
@@ -169,6 +193,7 @@ async fn run(mut socket: WebSocket, app: Shared, principal: Principal, edge: Edg
                             out.close(CloseCode::TooLarge, e, now);
                             let c = out.closing().expect("just set");
                             let _ = socket.send(Message::Text(c.error.to_string().into())).await;
+                            let _ = flush(&mut socket, &out, wire).await;
                             break Some((CloseCode::TooLarge.code(), CloseCode::TooLarge.reason().into()));
                         }
                         tracing::debug!(conn = out.id, error = %text, "websocket read failed");
@@ -197,12 +222,16 @@ async fn run(mut socket: WebSocket, app: Shared, principal: Principal, edge: Edg
                     reason = "error";
                     break None;
                 }
-                if !flush(&mut socket, &out, &mut items, &app).await {
+                if !flush(&mut socket, &out, wire).await {
                     reason = "error";
                     break None;
                 }
                 if let Some(c) = out.closing() {
                     let _ = socket.send(Message::Text(c.error.to_string().into())).await;
+                    if !flush(&mut socket, &out, wire).await {
+                        reason = "error";
+                        break None;
+                    }
                     reason = close_reason(c.code);
                     break Some((c.code.code(), c.code.reason().into()));
                 }
@@ -219,6 +248,13 @@ async fn run(mut socket: WebSocket, app: Shared, principal: Principal, edge: Edg
             .await
             .is_ok();
     }
+    if wire.is_some() {
+        // The close frame (ours, or tungstenite's answer to the client's)
+        // was captured: write it, briefly.
+        let sent = tokio::time::timeout(CLOSE_LINGER, flush(&mut socket, &out, wire)).await;
+        linger &= matches!(sent, Ok(true));
+    }
+    let _ = out.detach();
     out.finished(reason);
     tracing::debug!(reason, "websocket closed");
     app.registry.remove(out.id);
@@ -252,50 +288,42 @@ pub(crate) fn close_reason(code: CloseCode) -> &'static str {
     }
 }
 
-/// Writes everything queued as one frame (messages joined by `\n`). The
-/// frame is built once with its exact size and moved into the WebSocket
-/// message without another copy. False when the socket is gone.
-async fn flush(
-    socket: &mut WebSocket,
-    out: &Outbox,
-    items: &mut Vec<OutItem>,
-    app: &Shared,
-) -> bool {
-    loop {
-        out.drain_into(items);
-        if items.is_empty() {
-            return true;
-        }
-        let m = &app.metrics;
-        m.messages_sent.inc_by(items.len() as u64);
-        m.messages_per_frame.observe(items.len() as f64);
-        // Exactly the frame's length: a `String` whose capacity equals its
-        // length becomes the message's bytes without another allocation.
-        let size = items.iter().map(|i| i.bytes.len() + 1).sum::<usize>() - 1;
-        let mut frame = String::with_capacity(size);
-        let mut by_type = [0u64; crate::metrics::SERVER_TYPES.len()];
-        // The oldest live event of the frame (stamps grow with time).
-        let mut oldest = u64::MAX;
-        for (i, item) in items.drain(..).enumerate() {
-            if i > 0 {
-                frame.push('\n');
+/// Writes everything queued, each time as one frame (messages joined by
+/// `\n`), and on plain TCP the bytes the outbox holds for the task first.
+/// False when the socket is gone.
+async fn flush(socket: &mut WebSocket, out: &Outbox, wire: Option<&Wire>) -> bool {
+    let m = &out.metrics;
+    while let Some(next) = out.next_write() {
+        let ok = match (next, wire) {
+            (Next::Raw(bytes), Some(w)) => w.write_all(&bytes).await.is_ok(),
+            (Next::Frame(batch), Some(w)) => {
+                let (first, rest) = batch.try_write_to(w);
+                let ok = match first {
+                    Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => false,
+                    _ => w.write_all(&rest).await.is_ok(),
+                };
+                if ok {
+                    batch.receipt().record(m);
+                }
+                ok
             }
-            frame.push_str(&item.bytes);
-            by_type[crate::metrics::Metrics::sent_index(&item)] += 1;
-            if item.stamp != 0 && item.counted {
-                oldest = oldest.min(item.stamp);
+            (Next::Frame(batch), None) => {
+                let receipt = batch.receipt();
+                let text = batch.into_string();
+                let ok = socket.send(Message::Text(text.into())).await.is_ok();
+                if ok {
+                    receipt.record(m);
+                }
+                ok
             }
-        }
-        m.frames_sent.inc();
-        m.bytes_sent.inc_by(frame.len() as u64);
-        m.add_sent(&by_type);
-        if socket.send(Message::Text(frame.into())).await.is_err() {
+            // Nothing is captured without a plain socket.
+            (Next::Raw(_), None) => true,
+        };
+        if !ok {
             return false;
         }
-        if oldest != u64::MAX {
-            m.e2e_seconds.observe(crate::clock::seconds_since(oldest));
-        }
     }
+    true
 }
 
 impl Conn {

@@ -87,6 +87,14 @@ impl RawWs {
         }
     }
 
+    /// The next frame (opcode, payload) within `deadline`; None when the
+    /// connection ends. Panics on a timeout.
+    pub async fn next_frame(&mut self, deadline: Duration) -> Option<(u8, Vec<u8>)> {
+        tokio::time::timeout(deadline, self.read_frame())
+            .await
+            .expect("no frame in time")
+    }
+
     async fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
         let mut h = [0u8; 2];
         self.stream.read_exact(&mut h).await.ok()?;

@@ -7,7 +7,7 @@ use super::state::{AfterCommit, Ns, Sub};
 use super::Engine;
 use crate::clock::now_ms;
 use crate::log::LogEntry;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Pushed};
 use hub_core::outqueue::{op_key, OutItem};
 use hub_core::{plan_resume, Producer, ResumePlan};
 use hub_proto::{
@@ -492,7 +492,8 @@ impl Engine {
                         OutItem::progress(entry.bytes.clone(), key, entry.offset)
                     }
                     .with_stamp(stamp)
-                    .with_tag(crate::metrics::Metrics::type_tag(entry.event_type.as_str()));
+                    .with_tag(crate::metrics::Metrics::type_tag(entry.event_type.as_str()))
+                    .with_wire(crate::frame::single(&entry.bytes));
                     let keys = (entry.operation_id.clone(), entry.kind.clone());
                     if self.coalesce.enabled()
                         && !self.coalesce_event(&mut fan, &ns, lifecycle, now, &item, &keys)
@@ -603,17 +604,19 @@ impl Engine {
 
     fn fan_out(&mut self, groups: Vec<FanGroup>) {
         let before = self.deliveries_total;
+        let now = crate::clock::stamp();
+        let mut direct = Vec::new();
         for (ns, items, keys) in groups {
             let Some(subs) = self.subs.get(&ns) else {
                 continue;
             };
             for sub in subs {
-                if sub.filter.is_all() {
-                    sub.conn.push_many(items.iter());
+                let pushed = if sub.filter.is_all() {
                     self.deliveries_total += items.len() as u64;
+                    sub.conn.push_live(items.iter(), now)
                 } else {
                     let mut n = 0;
-                    sub.conn.push_many(
+                    let pushed = sub.conn.push_live(
                         items
                             .iter()
                             .zip(keys.iter())
@@ -622,14 +625,20 @@ impl Engine {
                                 n += 1;
                                 i
                             }),
+                        now,
                     );
                     self.deliveries_total += n;
+                    pushed
+                };
+                if pushed == Pushed::Direct {
+                    direct.push(sub.conn.clone());
                 }
             }
         }
         self.metrics
             .deliveries
             .inc_by(self.deliveries_total - before);
+        crate::direct::write(direct);
     }
 
     fn run_answer(&mut self, action: AfterCommit) {

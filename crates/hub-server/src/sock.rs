@@ -1,0 +1,189 @@
+//! Plain-TCP connections the hub can write to from outside their task.
+//!
+//! [`PlainListener`] yields [`SharedTcp`] streams: a tokio `TcpStream`
+//! behind an `Arc`, read and written through `&self` (tokio's readiness
+//! API), so that hyper and tungstenite use it like any stream while the
+//! fan-out holds a [`Wire`] to the same socket and writes a viewer's frame
+//! straight to it (see `outbox.rs`).
+//!
+//! Two writers on one socket must never interleave inside a WebSocket
+//! frame. Once a connection is a WebSocket, [`Wire::capture`] diverts every
+//! write that comes through the stream (tungstenite's pings, pongs and close
+//! frames) into the connection's outbox, which sends those bytes between
+//! whole frames; only the outbox then writes to the socket.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, Weak};
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Where a captured stream's writes go: whole bytes, appended in order.
+pub trait Capture: Send + Sync {
+    /// Takes `bytes` for sending later, between whole frames.
+    fn captured(&self, bytes: &[u8]);
+}
+
+/// The socket shared by the stream and the fan-out.
+pub struct Wire {
+    tcp: TcpStream,
+    capture: OnceLock<Weak<dyn Capture>>,
+}
+
+impl Wire {
+    /// Sends every later write through the stream to `to` instead of the
+    /// socket (set once, when the connection becomes a WebSocket).
+    pub fn capture(&self, to: Weak<dyn Capture>) {
+        let _ = self.capture.set(to);
+    }
+
+    /// Writes all of `buf`, waiting for the socket to take it.
+    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            self.tcp.writable().await?;
+            match self.tcp.try_write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn captured(&self) -> Option<Arc<dyn Capture>> {
+        self.capture.get().and_then(Weak::upgrade)
+    }
+}
+
+impl crate::frame::TryWrite for Wire {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.try_write(buf)
+    }
+
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.tcp.try_write_vectored(bufs)
+    }
+}
+
+/// A plain TCP stream that hyper, tungstenite and the fan-out share.
+pub struct SharedTcp {
+    wire: Arc<Wire>,
+}
+
+impl SharedTcp {
+    /// Wraps an accepted stream.
+    pub fn new(tcp: TcpStream) -> Self {
+        SharedTcp {
+            wire: Arc::new(Wire {
+                tcp,
+                capture: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The socket, for direct writes.
+    pub fn wire(&self) -> &Arc<Wire> {
+        &self.wire
+    }
+}
+
+impl AsyncRead for SharedTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let tcp = &self.wire.tcp;
+        loop {
+            ready!(tcp.poll_read_ready(cx))?;
+            match tcp.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SharedTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if let Some(to) = self.wire.captured() {
+            to.captured(buf);
+            return Poll::Ready(Ok(buf.len()));
+        }
+        let tcp = &self.wire.tcp;
+        loop {
+            ready!(tcp.poll_write_ready(cx))?;
+            match tcp.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.wire.captured().is_some() {
+            // The outbox owns the socket's writes; it ends the connection.
+            return Poll::Ready(Ok(()));
+        }
+        let sock = socket2::SockRef::from(&self.wire.tcp);
+        Poll::Ready(match sock.shutdown(std::net::Shutdown::Write) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        })
+    }
+}
+
+/// A stream type that may be a plain TCP socket the fan-out can write to.
+pub trait DirectSocket {
+    /// The shared socket, when this stream is plain TCP.
+    fn wire(&self) -> Option<Weak<Wire>>;
+}
+
+impl DirectSocket for SharedTcp {
+    fn wire(&self) -> Option<Weak<Wire>> {
+        Some(Arc::downgrade(&self.wire))
+    }
+}
+
+/// A listener whose accepted streams are [`SharedTcp`].
+pub struct PlainListener {
+    inner: TcpListener,
+}
+
+impl PlainListener {
+    /// Wraps a bound listener.
+    pub fn new(inner: TcpListener) -> Self {
+        PlainListener { inner }
+    }
+}
+
+impl axum::serve::Listener for PlainListener {
+    type Io = SharedTcp;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        // axum's own accept loop (it retries, and backs off on errors such
+        // as running out of file descriptors).
+        let (tcp, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        (SharedTcp::new(tcp), addr)
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
