@@ -100,6 +100,12 @@ pub struct LatencyArgs {
     /// Warm-up before measuring.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub warmup: Duration,
+    /// Also measure latency to the message's arrival at the viewer's socket
+    /// (the kernel's receive stamp), which leaves out how long the
+    /// generator took to read it; reading the stamps costs the generator
+    /// some CPU, which both servers share with it.
+    #[arg(long)]
+    pub arrival: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub target: TargetArgs,

@@ -22,6 +22,20 @@ pub fn ns_at(at: Instant) -> u64 {
     u64::try_from(at.saturating_duration_since(base()).as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// The generator-clock reading of a wall-clock time (ns since the Unix
+/// epoch, as the kernel stamps received packets), through the offset
+/// between the two clocks measured once.
+pub fn from_realtime(ns: u64) -> u64 {
+    static OFFSET: OnceLock<i128> = OnceLock::new();
+    let offset = *OFFSET.get_or_init(|| {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        wall - i128::from(now_ns())
+    });
+    u64::try_from((i128::from(ns) - offset).max(0)).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,5 +46,20 @@ mod tests {
         let b = now_ns();
         assert!(b >= a);
         assert!(ns_at(Instant::now()) >= b);
+    }
+
+    #[test]
+    fn wall_clock_times_map_onto_the_generator_clock() {
+        let wall = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        };
+        let (w, n) = (wall(), now_ns());
+        let mapped = from_realtime(w);
+        assert!(mapped.abs_diff(n) < 1_000_000, "{mapped} vs {n}");
+        assert_eq!(from_realtime(w + 5_000) - mapped, 5_000);
+        assert_eq!(from_realtime(0), 0);
     }
 }

@@ -74,7 +74,7 @@ impl TextSocket for RawWs {
 
     async fn recv_text(&mut self) -> anyhow::Result<Option<String>> {
         match self.next().await? {
-            Incoming::Text(t) => Ok(Some(t.to_owned())),
+            Incoming::Text(t, _) => Ok(Some(t.to_owned())),
             Incoming::Closed => bail!("closed"),
         }
     }
@@ -125,15 +125,20 @@ pub async fn open(
     .await
 }
 
-/// As [`open`], with the lean viewer client ([`RawWs`]).
+/// As [`open`], with the lean viewer client ([`RawWs`]); `stamp_arrivals`
+/// has the kernel stamp each read ([`RawWs::stamp_arrivals`]).
 pub async fn open_raw(
     url: &str,
     read_buffer: usize,
     proto: Proto,
     steps: Vec<Step>,
+    stamp_arrivals: bool,
 ) -> anyhow::Result<RawWs> {
     within_handshake_timeout(url, async {
         let mut ws = RawWs::connect(url, read_buffer).await?;
+        if stamp_arrivals {
+            ws.stamp_arrivals()?;
+        }
         handshake(&mut ws, proto, steps).await?;
         Ok(ws)
     })

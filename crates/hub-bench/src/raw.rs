@@ -32,8 +32,9 @@ const OP_PING: u8 = 0x9;
 /// What [`RawWs::next`] read.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming<'a> {
-    /// A whole text message.
-    Text(&'a str),
+    /// A whole text message, and when its last bytes reached the socket
+    /// (see [`RawWs::stamp_arrivals`]).
+    Text(&'a str, Option<u64>),
     /// The server closed the connection (close frame or end of stream).
     Closed,
 }
@@ -51,6 +52,10 @@ pub struct RawWs {
     /// The last fragmented text message, once whole (lent out from here).
     assembled: Vec<u8>,
     out: Vec<u8>,
+    /// Whether the kernel stamps each read with the arrival of its bytes.
+    stamped: bool,
+    /// The kernel's arrival stamp of the last read (generator clock, ns).
+    arrived: Option<u64>,
 }
 
 /// One parsed frame header: where its payload is within `buf`.
@@ -84,6 +89,8 @@ impl RawWs {
             partial_binary: false,
             assembled: Vec::new(),
             out: Vec::new(),
+            stamped: false,
+            arrived: None,
         };
         let key = generate_key();
         let request = format!(
@@ -149,7 +156,7 @@ impl RawWs {
                 OP_TEXT if h.fin && self.partial.is_none() => {
                     let text = std::str::from_utf8(&self.buf[base..end])
                         .context("a text message is not UTF-8")?;
-                    return Ok(Incoming::Text(text));
+                    return Ok(Incoming::Text(text, self.arrived));
                 }
                 // The first frame of a fragmented message.
                 OP_TEXT | OP_BINARY if self.partial.is_none() && !h.fin => {
@@ -168,7 +175,7 @@ impl RawWs {
                         if !self.partial_binary {
                             let text = std::str::from_utf8(&self.assembled)
                                 .context("a text message is not UTF-8")?;
-                            return Ok(Incoming::Text(text));
+                            return Ok(Incoming::Text(text, self.arrived));
                         }
                     }
                 }
@@ -185,12 +192,67 @@ impl RawWs {
         }
     }
 
+    /// From now on, notes when the bytes of each read reached the socket
+    /// (the kernel's receive stamp, `SO_TIMESTAMPNS`, on the generator's
+    /// clock), handed out with each text message.
+    pub fn stamp_arrivals(&mut self) -> anyhow::Result<()> {
+        nix::sys::socket::setsockopt(
+            &self.tcp,
+            nix::sys::socket::sockopt::ReceiveTimestampns,
+            &true,
+        )
+        .context("SO_TIMESTAMPNS")?;
+        self.stamped = true;
+        Ok(())
+    }
+
     async fn read_more(&mut self) -> anyhow::Result<usize> {
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(self.buf.capacity().max(4096));
         }
-        Ok(self.tcp.read_buf(&mut self.buf).await?)
+        if !self.stamped {
+            return Ok(self.tcp.read_buf(&mut self.buf).await?);
+        }
+        loop {
+            self.tcp.readable().await?;
+            let (tcp, buf) = (&self.tcp, &mut self.buf);
+            match tcp.try_io(tokio::io::Interest::READABLE, || read_stamped(tcp, buf)) {
+                Ok((n, stamp)) => {
+                    self.arrived = stamp.map(crate::clock::from_realtime);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
+}
+
+/// One `recvmsg` into the spare capacity of `buf` (at most 4 KiB), with the
+/// kernel's receive stamp (ns since the Unix epoch) if it gave one.
+fn read_stamped(tcp: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<(usize, Option<u64>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut chunk = [0u8; 4096];
+    let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let (n, stamp) = {
+        let mut iov = [std::io::IoSliceMut::new(&mut chunk)];
+        let msg = recvmsg::<()>(
+            tcp.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )?;
+        let stamp = msg.cmsgs()?.find_map(|c| match c {
+            ControlMessageOwned::ScmTimestampns(t) => {
+                Some(t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+            }
+            _ => None,
+        });
+        (msg.bytes, stamp)
+    };
+    buf.extend_from_slice(&chunk[..n]);
+    Ok((n, stamp))
 }
 
 /// Checks the status line and the accept key of a handshake response head.

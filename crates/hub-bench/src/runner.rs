@@ -118,13 +118,13 @@ async fn run_latency(a: &LatencyArgs, nofile: u64) -> anyhow::Result<()> {
         (t, Ok(rs))
     })
     .await?;
-    println!("| server | delivered msgs/s (target) | measured | viewers | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | server CPU |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| server | delivered msgs/s (target) | measured | viewers | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | p99 at arrival ms | server CPU |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (_, rs) in &results {
         for r in rs {
             let l = r.latency;
             println!(
-                "| {} | {} | {:.0} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
+                "| {} | {} | {:.0} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} |",
                 r.server,
                 r.rate,
                 r.delivered.messages as f64 / r.usage.secs,
@@ -134,6 +134,8 @@ async fn run_latency(a: &LatencyArgs, nofile: u64) -> anyhow::Result<()> {
                 l.p99 / 1e3,
                 l.p999 / 1e3,
                 l.max / 1e3,
+                r.arrival
+                    .map_or("n/a".into(), |a| format!("{:.3}", a.p99 / 1e3)),
                 r.usage
                     .peer_cores
                     .map_or("n/a".into(), |c| format!("{c:.2}"))

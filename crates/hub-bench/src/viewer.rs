@@ -80,6 +80,7 @@ pub fn new_histogram() -> Histogram<u64> {
 pub struct Window {
     from: AtomicU64,
     to: AtomicU64,
+    at_arrival: bool,
 }
 
 impl Window {
@@ -88,7 +89,20 @@ impl Window {
         Window {
             from: AtomicU64::new(u64::MAX),
             to: AtomicU64::new(0),
+            at_arrival: false,
         }
+    }
+
+    /// The same, also measuring latency to the arrival at the viewer's
+    /// socket (the kernel's receive stamp, [`Latencies::arrival`]).
+    pub fn with_arrival(mut self) -> Window {
+        self.at_arrival = true;
+        self
+    }
+
+    /// Whether viewers measure latency to arrival too.
+    pub fn at_arrival(&self) -> bool {
+        self.at_arrival
     }
 
     /// Records stamps in `[from_ns, to_ns)` from now on.
@@ -103,26 +117,50 @@ impl Window {
     }
 }
 
+/// What a viewer measured: send-to-read latency, and send-to-arrival (the
+/// kernel's receive stamp) when its socket stamps arrivals.
+pub struct Latencies {
+    /// From the producer's send to the viewer reading the message (ns).
+    pub read: Histogram<u64>,
+    /// From the producer's send to the message reaching the viewer's socket (ns).
+    pub arrival: Option<Histogram<u64>>,
+}
+
+impl Latencies {
+    /// Adds another viewer's latencies.
+    pub fn add(&mut self, other: &Latencies) {
+        let _ = self.read.add(&other.read);
+        match (self.arrival.as_mut(), &other.arrival) {
+            (Some(a), Some(b)) => {
+                let _ = a.add(b);
+            }
+            (None, Some(b)) => self.arrival = Some(b.clone()),
+            _ => {}
+        }
+    }
+}
+
 /// Reads `ws` until `stop` changes or the connection ends. Returns the
-/// latency histogram when `window` is given.
+/// latencies when `window` is given.
 pub async fn run(
     mut ws: RawWs,
     proto: Proto,
     counters: Arc<ViewerCounters>,
     window: Option<Arc<Window>>,
     mut stop: watch::Receiver<bool>,
-) -> Option<Histogram<u64>> {
+) -> Option<Latencies> {
     // Latencies are appended to a buffer and added to the histogram in
     // batches: a thousand viewers each touching its own large histogram on
     // every message missed the cache on most records.
     let mut hist = window.as_ref().map(|_| Samples::default());
+    let mut at_arrival = Samples::default();
     let stopped = stop.changed();
     tokio::pin!(stopped);
     loop {
-        let text = tokio::select! {
+        let (text, arrived) = tokio::select! {
             biased;
             m = ws.next() => match m {
-                Ok(Incoming::Text(t)) => t,
+                Ok(Incoming::Text(t, arrived)) => (t, arrived),
                 Ok(Incoming::Closed) | Err(_) => {
                     counters.closed.store(true, Ordering::Relaxed);
                     break;
@@ -135,6 +173,9 @@ pub async fn run(
             if let (Some(h), Some(w)) = (hist.as_mut(), window.as_deref()) {
                 if w.contains(stamp) {
                     h.push(now.saturating_sub(stamp));
+                    if let Some(a) = arrived {
+                        at_arrival.push(a.saturating_sub(stamp));
+                    }
                 }
             }
         });
@@ -157,7 +198,11 @@ pub async fn run(
         }
     }
     let _ = tokio::time::timeout(std::time::Duration::from_millis(200), ws.close()).await;
-    hist.map(Samples::finish)
+    let arrival = at_arrival.recorded().then(|| at_arrival.finish());
+    hist.map(|h| Latencies {
+        read: h.finish(),
+        arrival,
+    })
 }
 
 /// Latency samples (ns) waiting to be added to a histogram.
@@ -183,6 +228,10 @@ impl Samples {
         for ns in self.pending.drain(..) {
             h.saturating_record(ns);
         }
+    }
+
+    fn recorded(&self) -> bool {
+        self.hist.is_some() || !self.pending.is_empty()
     }
 
     fn finish(mut self) -> Histogram<u64> {

@@ -60,7 +60,7 @@ async fn reads_what_a_real_server_sends_and_answers_pings() {
     let mut got = Vec::new();
     while got.len() < 4 {
         match ws.next().await.unwrap() {
-            Incoming::Text(t) => got.push(t.to_owned()),
+            Incoming::Text(t, _) => got.push(t.to_owned()),
             Incoming::Closed => panic!("closed early after {got:?}"),
         }
     }
@@ -96,4 +96,57 @@ async fn a_refused_upgrade_is_an_error_that_says_so() {
         .err()
         .expect("a 503 is not an upgrade");
     assert!(format!("{err:#}").contains("503"), "{err:#}");
+}
+
+#[tokio::test]
+async fn arrival_stamps_fall_between_the_send_and_the_read() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        // Each "go" is answered with the send time, then the message.
+        while let Some(Ok(Message::Text(t))) = ws.next().await {
+            assert_eq!(t.as_str(), "go");
+            let before = hub_bench::clock::now_ns();
+            ws.send(Message::Text(before.to_string().into()))
+                .await
+                .unwrap();
+        }
+    });
+    let mut ws = RawWs::connect(&format!("ws://{addr}/"), 4096)
+        .await
+        .unwrap();
+    ws.stamp_arrivals().unwrap();
+    // The kernel turns receive stamps on a moment after the first socket
+    // asks (deferred work): bytes that arrive before carry none.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        ws.send_text("go").await.unwrap();
+        // Read well after the arrival: the stamp must be the arrival.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let Incoming::Text(text, arrived) = ws.next().await.unwrap() else {
+            panic!("a text message");
+        };
+        let read = hub_bench::clock::now_ns();
+        let before: u64 = text.parse().unwrap();
+        if let Some(arrived) = arrived {
+            // The two clocks are tied once; allow for the rounding of that tie.
+            assert!(
+                arrived + 1_000_000 >= before,
+                "arrived {arrived} before the send {before}"
+            );
+            assert!(
+                arrived + 15_000_000 <= read,
+                "the stamp is the arrival, not the read"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no receive stamp within 10 s"
+        );
+    }
+    ws.close().await.unwrap();
+    server.await.unwrap();
 }

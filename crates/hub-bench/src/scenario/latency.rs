@@ -1,7 +1,8 @@
 //! `latency`: producers publish at a fixed rate so the viewers together
 //! receive R messages per second; each viewer records send-to-receive
 //! latency of the messages stamped within the measurement window into an
-//! HDR histogram.
+//! HDR histogram (with `--arrival`, a second one up to the kernel's
+//! receive stamp of the bytes).
 
 use super::{Producers, Viewers, LATENCY_READ_BUFFER};
 use crate::args::LatencyArgs;
@@ -72,8 +73,10 @@ pub struct LatencyResult {
     pub rate: u64,
     /// Viewers.
     pub viewers: usize,
-    /// End-to-end latency.
+    /// End-to-end latency: producer's send to the viewer reading it.
     pub latency: Percentiles,
+    /// Producer's send to arrival at the viewer's socket (`--arrival`).
+    pub arrival: Option<Percentiles>,
     /// How late producers sent against their schedule.
     pub send_lag: Percentiles,
     /// Viewer totals within the window.
@@ -96,6 +99,9 @@ impl fmt::Display for LatencyResult {
             self.delivered.messages as f64 / u.secs
         )?;
         writeln!(f, "  end-to-end  {}", self.latency)?;
+        if let Some(a) = &self.arrival {
+            writeln!(f, "  at arrival  {a}")?;
+        }
         writeln!(f, "  send lag    {}", self.send_lag)?;
         write!(
             f,
@@ -119,7 +125,11 @@ pub async fn run(target: &Target, a: &LatencyArgs, rate: u64) -> anyhow::Result<
     let viewers_n = (rate / a.publish_rate.max(1)).max(1) as usize;
     let per_producer = rate as f64 / viewers_n as f64 / a.producers.max(1) as f64;
     let cc = a.target.connect_concurrency;
-    let window = Arc::new(Window::closed());
+    let window = Arc::new(if a.arrival {
+        Window::closed().with_arrival()
+    } else {
+        Window::closed()
+    });
     let viewers = Viewers::start(
         target,
         &room,
@@ -156,7 +166,14 @@ pub async fn run(target: &Target, a: &LatencyArgs, rate: u64) -> anyhow::Result<
         server: target.proto.name(),
         rate,
         viewers: viewers_n,
-        latency: hist.as_ref().map(Percentiles::of).unwrap_or_default(),
+        latency: hist
+            .as_ref()
+            .map(|h| Percentiles::of(&h.read))
+            .unwrap_or_default(),
+        arrival: hist
+            .as_ref()
+            .and_then(|h| h.arrival.as_ref())
+            .map(Percentiles::of),
         send_lag: lag.as_ref().map(Percentiles::of).unwrap_or_default(),
         delivered: v1.since(v0),
         usage: m1.since(&m0),

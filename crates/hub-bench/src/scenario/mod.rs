@@ -31,7 +31,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Subscribed viewers, each read by its own task.
 pub struct Viewers {
     counters: Vec<Arc<ViewerCounters>>,
-    tasks: Vec<JoinHandle<Option<Histogram<u64>>>>,
+    tasks: Vec<JoinHandle<Option<viewer::Latencies>>>,
     stop: watch::Sender<bool>,
 }
 
@@ -53,7 +53,8 @@ impl Viewers {
             let stop_rx = stop_rx.clone();
             let window = window.clone();
             async move {
-                let ws = conn::open_raw(&url, read_buffer, proto, steps).await?;
+                let stamp = window.as_ref().is_some_and(|w| w.at_arrival());
+                let ws = conn::open_raw(&url, read_buffer, proto, steps, stamp).await?;
                 let counters = Arc::new(ViewerCounters::default());
                 let task = tokio::spawn(viewer::run(ws, proto, counters.clone(), window, stop_rx));
                 Ok((counters, task))
@@ -90,17 +91,15 @@ impl Viewers {
         self.counters.is_empty()
     }
 
-    /// Stops every viewer and merges their latency histograms.
-    pub async fn stop(self) -> Option<Histogram<u64>> {
+    /// Stops every viewer and merges their latencies.
+    pub async fn stop(self) -> Option<viewer::Latencies> {
         let _ = self.stop.send(true);
         let deadline = Instant::now() + STOP_TIMEOUT;
-        let mut merged: Option<Histogram<u64>> = None;
+        let mut merged: Option<viewer::Latencies> = None;
         for mut task in self.tasks {
             match tokio::time::timeout_at(deadline, &mut task).await {
                 Ok(Ok(Some(h))) => match merged.as_mut() {
-                    Some(m) => {
-                        let _ = m.add(&h);
-                    }
+                    Some(m) => m.add(&h),
                     None => merged = Some(h),
                 },
                 Ok(_) => {}
