@@ -2,9 +2,11 @@
 //! plain TCP when an event was queued for them ([`Pushed::Direct`]) get it
 //! written straight to their socket here instead of by their own task.
 //!
-//! The writes are split into chunks spawned as tasks, so that the runtime's
-//! workers share a large fan-out and the engine goes on with its next
-//! command. Order needs no care here: each [`Outbox::write_direct`] writes
+//! The writes are split into chunks spawned as tasks (the engine hands
+//! over each chunk as soon as it is full), so that the runtime's workers
+//! share a large fan-out, the first sockets are written while the engine
+//! is still queueing for the last ones, and the engine goes on with its
+//! next command. Order needs no care here: each [`Outbox::write_direct`] writes
 //! whatever its queue holds, under the queue's lock, in queue order.
 //!
 //! [`Pushed::Direct`]: crate::outbox::Pushed::Direct

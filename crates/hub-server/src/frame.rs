@@ -164,8 +164,16 @@ pub struct Receipt(Option<u64>);
 impl Receipt {
     /// Observes the latency now, if the frame carried a live event.
     pub fn record(self, m: &Metrics) {
+        if self.0.is_some() {
+            self.record_at(m, crate::clock::stamp());
+        }
+    }
+
+    /// Observes the latency at `now` (a [`crate::clock::stamp`] just read).
+    pub fn record_at(self, m: &Metrics, now: u64) {
         if let Some(stamp) = self.0 {
-            m.e2e_seconds.observe(crate::clock::seconds_since(stamp));
+            m.e2e_seconds
+                .observe(now.saturating_sub(stamp) as f64 / 1e9);
         }
     }
 }

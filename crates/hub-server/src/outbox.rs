@@ -238,12 +238,13 @@ impl Outbox {
         let Some(batch) = crate::frame::Batch::take(&mut items, &self.metrics) else {
             return;
         };
-        q.last_frame = crate::clock::stamp();
+        let now = crate::clock::stamp();
+        q.last_frame = now;
         let wire = q.wire.clone().expect("direct_ready checked the wire");
         let (result, rest) = batch.try_write_to(&*wire);
         if rest.is_empty() {
             drop(q);
-            batch.receipt().record(&self.metrics);
+            batch.receipt().record_at(&self.metrics, now);
             return;
         }
         // Would block, wrote part of it, or failed: the task finishes the

@@ -43,7 +43,11 @@ pub fn number_after(text: &[u8], key: &[u8]) -> Option<u64> {
 
 /// The send stamp of a message (see [`STAMP_KEY`]), if it carries one.
 pub fn stamp(text: &[u8]) -> Option<u64> {
-    number_after(text, STAMP_KEY)
+    // The searcher for the key is built once, not for every message.
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(STAMP_KEY));
+    let at = FINDER.find(text)? + STAMP_KEY.len();
+    parse_u64(&text[at..])
 }
 
 /// Parses the leading decimal digits of `bytes` (None when there are none

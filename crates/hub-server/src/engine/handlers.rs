@@ -632,6 +632,10 @@ impl Engine {
                 };
                 if pushed == Pushed::Direct {
                     direct.push(sub.conn.clone());
+                    // Other workers start writing while the engine goes on.
+                    if direct.len() == crate::direct::CHUNK {
+                        crate::direct::write(std::mem::take(&mut direct));
+                    }
                 }
             }
         }
