@@ -7,6 +7,7 @@ use hub_bench::adapter::Proto;
 use hub_bench::scenario::{fanout, latency};
 use hub_bench::target::Target;
 use hub_bench::Scenario;
+use hub_bench::TargetArgs;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -15,45 +16,58 @@ struct Cli {
     scenario: Scenario,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tiny_fanout_against_a_spawned_hub() {
+/// Parses `bench ARGS --spawn-hub --hub-bin $PROGRESS_HUB_BIN`; None (with
+/// a note) when that variable is not set.
+fn scenario(args: &[&str]) -> Option<Scenario> {
     let Some(bin) = std::env::var_os("PROGRESS_HUB_BIN") else {
-        eprintln!("note: PROGRESS_HUB_BIN is not set; skipping the fan-out smoke test");
-        return;
+        eprintln!(
+            "note: PROGRESS_HUB_BIN is not set; skipping the {} smoke test",
+            args[0]
+        );
+        return None;
     };
-    let cli = Cli::parse_from(
-        [
-            "bench",
-            "fanout",
-            "--viewers",
-            "10",
-            "--producers",
-            "2",
-            "--duration",
-            "2s",
-            "--warmup",
-            "500ms",
-            "--spawn-hub",
-            "--hub-bin",
-        ]
+    let words = ["bench"]
+        .iter()
+        .chain(args)
+        .chain(&["--spawn-hub", "--hub-bin"])
         .map(std::ffi::OsString::from)
-        .into_iter()
-        .chain([bin]),
-    );
-    let Scenario::Fanout(args) = cli.scenario else {
-        unreachable!("parsed fanout")
-    };
+        .chain([bin]);
+    Some(Cli::parse_from(words).scenario)
+}
+
+/// Starts the hub `target` describes, runs `f` against it and stops it,
+/// all within 30 s.
+async fn against_hub<T, F, Fut>(target: &TargetArgs, f: F) -> T
+where
+    F: FnOnce(Target) -> Fut,
+    Fut: std::future::Future<Output = (Target, anyhow::Result<T>)>,
+{
     let run = async {
-        let target = Target::resolve(&args.target, Proto::Hub, None)
+        let t = Target::resolve(target, Proto::Hub, None)
             .await
             .expect("hub starts");
-        let r = fanout::run(&target, &args).await;
-        target.stop().await;
-        r.expect("fanout runs")
+        let (t, r) = f(t).await;
+        t.stop().await;
+        r.expect("the scenario runs")
     };
-    let r = tokio::time::timeout(Duration::from_secs(30), run)
+    tokio::time::timeout(Duration::from_secs(30), run)
         .await
-        .expect("bounded");
+        .expect("bounded")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_fanout_against_a_spawned_hub() {
+    let words = ["fanout", "--viewers", "10", "--producers", "2"];
+    let Some(Scenario::Fanout(args)) =
+        scenario(&[&words[..], &["--duration", "2s", "--warmup", "500ms"]].concat())
+    else {
+        return;
+    };
+    let r = against_hub(&args.target, |t| async {
+        let r = fanout::run(&t, &args).await;
+        (t, r)
+    })
+    .await;
     println!("{r}");
     assert!(r.delivered.messages > 0, "viewers received progress: {r}");
     assert!(r.acked > 0, "producers got acks: {r}");
@@ -62,44 +76,24 @@ async fn tiny_fanout_against_a_spawned_hub() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiny_latency_run_with_arrival_stamps() {
-    let Some(bin) = std::env::var_os("PROGRESS_HUB_BIN") else {
-        eprintln!("note: PROGRESS_HUB_BIN is not set; skipping the latency smoke test");
+    let words = [
+        "latency",
+        "--rate",
+        "500",
+        "--publish-rate",
+        "50",
+        "--arrival",
+    ];
+    let Some(Scenario::Latency(args)) =
+        scenario(&[&words[..], &["--duration", "2s", "--warmup", "1500ms"]].concat())
+    else {
         return;
     };
-    let cli = Cli::parse_from(
-        [
-            "bench",
-            "latency",
-            "--rate",
-            "500",
-            "--publish-rate",
-            "50",
-            "--duration",
-            "2s",
-            "--warmup",
-            "1500ms",
-            "--arrival",
-            "--spawn-hub",
-            "--hub-bin",
-        ]
-        .map(std::ffi::OsString::from)
-        .into_iter()
-        .chain([bin]),
-    );
-    let Scenario::Latency(args) = cli.scenario else {
-        unreachable!("parsed latency")
-    };
-    let run = async {
-        let target = Target::resolve(&args.target, Proto::Hub, None)
-            .await
-            .expect("hub starts");
-        let r = latency::run(&target, &args, 500).await;
-        target.stop().await;
-        r.expect("latency runs")
-    };
-    let r = tokio::time::timeout(Duration::from_secs(30), run)
-        .await
-        .expect("bounded");
+    let r = against_hub(&args.target, |t| async {
+        let r = latency::run(&t, &args, 500).await;
+        (t, r)
+    })
+    .await;
     println!("{r}");
     assert_eq!(r.viewers, 10);
     assert!(r.latency.count > 0, "latencies recorded: {r}");
