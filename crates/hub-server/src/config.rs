@@ -29,7 +29,9 @@ pub struct Config {
     /// Interval of `heartbeat` messages and WebSocket pings.
     #[serde(with = "humantime_serde")]
     pub heartbeat_interval: Duration,
-    /// Silence from a client after which it is closed (1001).
+    /// Silence from a client after which it is closed (1001); also how long
+    /// a write may wait for a client that reads nothing (it is then dropped
+    /// as a slow client).
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// Silence from a producer after which its operation is `stalled`.

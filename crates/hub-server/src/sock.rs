@@ -39,10 +39,13 @@ impl Wire {
         let _ = self.capture.set(to);
     }
 
-    /// Writes all of `buf`, waiting for the socket to take it.
-    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+    /// Writes all of `buf`, waiting for the socket to take it; fails with
+    /// `TimedOut` when the socket takes no byte for `stall`.
+    pub async fn write_all(&self, mut buf: &[u8], stall: std::time::Duration) -> io::Result<()> {
         while !buf.is_empty() {
-            self.tcp.writable().await?;
+            tokio::time::timeout(stall, self.tcp.writable())
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
             match self.tcp.try_write(buf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => buf = &buf[n..],

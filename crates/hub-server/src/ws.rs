@@ -150,10 +150,10 @@ async fn run(
     // Slowloris: a socket that sends nothing, not even the pong to this
     // opening ping, within `first_message_timeout` is closed.
     let first = app.cfg.first_message_timeout;
+    let stall = app.cfg.idle_timeout;
     let mut heard = first.is_zero();
     if !heard
-        && socket
-            .send(Message::Ping(Default::default()))
+        && send_within(&mut socket, Message::Ping(Default::default()), stall)
             .await
             .is_err()
     {
@@ -192,8 +192,8 @@ async fn run(
                             let e = ProtoError::new(ErrorCode::MessageTooLarge, format!("the message is larger than {max} bytes"));
                             out.close(CloseCode::TooLarge, e, now);
                             let c = out.closing().expect("just set");
-                            let _ = socket.send(Message::Text(c.error.to_string().into())).await;
-                            let _ = flush(&mut socket, &out, wire).await;
+                            let _ = send_within(&mut socket, Message::Text(c.error.to_string().into()), CLOSE_LINGER).await;
+                            let _ = flush(&mut socket, &out, wire, stall).await;
                             break Some((CloseCode::TooLarge.code(), CloseCode::TooLarge.reason().into()));
                         }
                         tracing::debug!(conn = out.id, error = %text, "websocket read failed");
@@ -218,18 +218,20 @@ async fn run(
             }
             _ = &mut notified => {
                 notified.set(out.wait());
-                if out.take_ping() && socket.send(Message::Ping(Default::default())).await.is_err() {
-                    reason = "error";
-                    break None;
+                if out.take_ping() {
+                    if let Err(e) = send_within(&mut socket, Message::Ping(Default::default()), stall).await {
+                        reason = e.reason();
+                        break None;
+                    }
                 }
-                if !flush(&mut socket, &out, wire).await {
-                    reason = "error";
+                if let Err(e) = flush(&mut socket, &out, wire, stall).await {
+                    reason = e.reason();
                     break None;
                 }
                 if let Some(c) = out.closing() {
-                    let _ = socket.send(Message::Text(c.error.to_string().into())).await;
-                    if !flush(&mut socket, &out, wire).await {
-                        reason = "error";
+                    let _ = send_within(&mut socket, Message::Text(c.error.to_string().into()), CLOSE_LINGER).await;
+                    if let Err(e) = flush(&mut socket, &out, wire, stall).await {
+                        reason = e.reason();
                         break None;
                     }
                     reason = close_reason(c.code);
@@ -240,19 +242,19 @@ async fn run(
     };
     let mut linger = false;
     if let Some((code, reason)) = close {
-        linger = socket
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })))
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        linger = send_within(&mut socket, Message::Close(Some(frame)), CLOSE_LINGER)
             .await
             .is_ok();
     }
     if wire.is_some() {
         // The close frame (ours, or tungstenite's answer to the client's)
         // was captured: write it, briefly.
-        let sent = tokio::time::timeout(CLOSE_LINGER, flush(&mut socket, &out, wire)).await;
-        linger &= matches!(sent, Ok(true));
+        let sent = tokio::time::timeout(CLOSE_LINGER, flush(&mut socket, &out, wire, stall)).await;
+        linger &= matches!(sent, Ok(Ok(())));
     }
     let _ = out.detach();
     out.finished(reason);
@@ -288,42 +290,78 @@ pub(crate) fn close_reason(code: CloseCode) -> &'static str {
     }
 }
 
+/// Sends one message through tungstenite within `limit` (on plain TCP it
+/// is captured into the outbox at once; over TLS it is written).
+async fn send_within(
+    socket: &mut WebSocket,
+    msg: Message,
+    limit: std::time::Duration,
+) -> Result<(), WriteFailed> {
+    match tokio::time::timeout(limit, socket.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(WriteFailed::Gone),
+        Err(_) => Err(WriteFailed::Stalled),
+    }
+}
+
+/// Why [`flush`] stopped writing to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteFailed {
+    /// The socket is gone.
+    Gone,
+    /// The peer took no byte for `idle_timeout`: it does not read.
+    Stalled,
+}
+
+impl WriteFailed {
+    /// The disconnection reason label.
+    fn reason(self) -> &'static str {
+        match self {
+            WriteFailed::Gone => "error",
+            WriteFailed::Stalled => "slow_client",
+        }
+    }
+}
+
 /// Writes everything queued, each time as one frame (messages joined by
 /// `\n`), and on plain TCP the bytes the outbox holds for the task first.
-/// False when the socket is gone.
-async fn flush(socket: &mut WebSocket, out: &Outbox, wire: Option<&Wire>) -> bool {
+/// A peer that takes no byte for `stall` (it does not read) fails the
+/// write: its queue is bounded, and so is the time it holds the hub.
+async fn flush(
+    socket: &mut WebSocket,
+    out: &Outbox,
+    wire: Option<&Wire>,
+    stall: std::time::Duration,
+) -> Result<(), WriteFailed> {
     let m = &out.metrics;
+    let failed = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::TimedOut => WriteFailed::Stalled,
+        _ => WriteFailed::Gone,
+    };
     while let Some(next) = out.next_write() {
-        let ok = match (next, wire) {
-            (Next::Raw(bytes), Some(w)) => w.write_all(&bytes).await.is_ok(),
+        match (next, wire) {
+            (Next::Raw(bytes), Some(w)) => w.write_all(&bytes, stall).await.map_err(failed)?,
             (Next::Frame(batch), Some(w)) => {
                 let (first, rest) = batch.try_write_to(w);
-                let ok = match first {
-                    Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => false,
-                    _ => w.write_all(&rest).await.is_ok(),
-                };
-                if ok {
-                    batch.receipt().record(m);
+                match first {
+                    Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => {
+                        return Err(WriteFailed::Gone)
+                    }
+                    _ => w.write_all(&rest, stall).await.map_err(failed)?,
                 }
-                ok
+                batch.receipt().record(m);
             }
             (Next::Frame(batch), None) => {
                 let receipt = batch.receipt();
                 let text = batch.into_string();
-                let ok = socket.send(Message::Text(text.into())).await.is_ok();
-                if ok {
-                    receipt.record(m);
-                }
-                ok
+                send_within(socket, Message::Text(text.into()), stall).await?;
+                receipt.record(m);
             }
             // Nothing is captured without a plain socket.
-            (Next::Raw(_), None) => true,
-        };
-        if !ok {
-            return false;
+            (Next::Raw(_), None) => {}
         }
     }
-    true
+    Ok(())
 }
 
 impl Conn {

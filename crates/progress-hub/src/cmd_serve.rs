@@ -23,7 +23,8 @@ pub struct ServeArgs {
     /// Heartbeat interval (default 30s).
     #[arg(long)]
     heartbeat_interval: Option<String>,
-    /// Close clients silent this long (default 90s).
+    /// Close clients silent this long, and drop ones that read nothing for
+    /// this long (default 90s).
     #[arg(long)]
     idle_timeout: Option<String>,
     /// Mark operations stalled after this much producer silence (default 60s).
