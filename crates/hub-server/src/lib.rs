@@ -187,16 +187,23 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let (tls_listener, plain_listener) = match &certs {
         Some(c) => (
             Some(
-                tls::TlsListener::new(listener, c.clone(), st.cfg.handshake_timeout).map_err(
-                    |source| StartError::Bind {
-                        addr: st.cfg.listen.clone(),
-                        source,
-                    },
-                )?,
+                tls::TlsListener::new(
+                    listener,
+                    c.clone(),
+                    st.cfg.handshake_timeout,
+                    st.cfg.idle_timeout,
+                )
+                .map_err(|source| StartError::Bind {
+                    addr: st.cfg.listen.clone(),
+                    source,
+                })?,
             ),
             None,
         ),
-        None => (None, Some(sock::PlainListener::new(listener))),
+        None => (
+            None,
+            Some(sock::PlainListener::new(listener, st.cfg.idle_timeout)),
+        ),
     };
     tokio::spawn(async move {
         // HTTP keeps answering while the hub drains (`/ready` says 503, new

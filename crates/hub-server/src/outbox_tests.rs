@@ -28,7 +28,7 @@ async fn pair(small: bool) -> (SharedTcp, TcpStream) {
         socket.set_recv_buffer_size(4096).unwrap();
     }
     let (peer, accepted) = tokio::join!(socket.connect(l.local_addr().unwrap()), l.accept());
-    (SharedTcp::new(accepted.unwrap().0), peer.unwrap())
+    (SharedTcp::new(accepted.unwrap().0, STALL), peer.unwrap())
 }
 
 /// A moment long after any frame the tests' outboxes sent.

@@ -12,6 +12,7 @@
 //! frames) into the connection's outbox, which sends those bytes between
 //! whole frames; only the outbox then writes to the socket.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -72,18 +73,28 @@ impl crate::frame::TryWrite for Wire {
 }
 
 /// A plain TCP stream that hyper, tungstenite and the fan-out share.
+///
+/// A write through it fails with `TimedOut` once the socket has taken no
+/// byte for `stall`: hyper then drops the connection (an SSE stream or a
+/// response to a client that reads nothing would otherwise hold it for
+/// as long as the kernel keeps the connection).
 pub struct SharedTcp {
     wire: Arc<Wire>,
+    stall: std::time::Duration,
+    /// Since when a write has been waiting for the socket.
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl SharedTcp {
-    /// Wraps an accepted stream.
-    pub fn new(tcp: TcpStream) -> Self {
+    /// Wraps an accepted stream; see the type's doc for `stall`.
+    pub fn new(tcp: TcpStream, stall: std::time::Duration) -> Self {
         SharedTcp {
             wire: Arc::new(Wire {
                 tcp,
                 capture: OnceLock::new(),
             }),
+            stall,
+            waiting: None,
         }
     }
 
@@ -124,10 +135,23 @@ impl AsyncWrite for SharedTcp {
             to.captured(buf);
             return Poll::Ready(Ok(buf.len()));
         }
-        let tcp = &self.wire.tcp;
+        let this = self.get_mut();
         loop {
-            ready!(tcp.poll_write_ready(cx))?;
-            match tcp.try_write(buf) {
+            if this.wire.tcp.poll_write_ready(cx)?.is_pending() {
+                let stall = this.stall;
+                let waiting = this
+                    .waiting
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+                if waiting.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the peer took nothing written to it within the idle timeout",
+                    )));
+                }
+                return Poll::Pending;
+            }
+            this.waiting = None;
+            match this.wire.tcp.try_write(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 other => return Poll::Ready(other),
             }
@@ -166,12 +190,14 @@ impl DirectSocket for SharedTcp {
 /// A listener whose accepted streams are [`SharedTcp`].
 pub struct PlainListener {
     inner: TcpListener,
+    stall: std::time::Duration,
 }
 
 impl PlainListener {
-    /// Wraps a bound listener.
-    pub fn new(inner: TcpListener) -> Self {
-        PlainListener { inner }
+    /// Wraps a bound listener; `stall` bounds how long a write may wait
+    /// for a peer that reads nothing ([`SharedTcp`]).
+    pub fn new(inner: TcpListener, stall: std::time::Duration) -> Self {
+        PlainListener { inner, stall }
     }
 }
 
@@ -183,7 +209,7 @@ impl axum::serve::Listener for PlainListener {
         // axum's own accept loop (it retries, and backs off on errors such
         // as running out of file descriptors).
         let (tcp, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        (SharedTcp::new(tcp), addr)
+        (SharedTcp::new(tcp, self.stall), addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {

@@ -2,12 +2,13 @@
 //! that completes handshakes off the accept path (a slow client cannot
 //! stall others), and certificate reload without dropping connections.
 
+use crate::sock::SharedTcp;
 use parking_lot::RwLock;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -68,17 +69,19 @@ impl Certs {
 
 /// A listener yielding TLS streams whose handshake has completed.
 pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    rx: mpsc::Receiver<(TlsStream<SharedTcp>, SocketAddr)>,
     local: SocketAddr,
 }
 
 impl TlsListener {
     /// Wraps a bound TCP listener; handshakes run on their own tasks and
-    /// are dropped when they take longer than `handshake_timeout`.
+    /// are dropped when they take longer than `handshake_timeout`; a write
+    /// to a peer that takes nothing for `stall` fails ([`SharedTcp`]).
     pub fn new(
         tcp: TcpListener,
         certs: Arc<Certs>,
         handshake_timeout: Duration,
+        stall: Duration,
     ) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, rx) = mpsc::channel(1024);
@@ -97,6 +100,7 @@ impl TlsListener {
                 let acceptor = certs.acceptor.read().clone();
                 let handed = tx.clone();
                 tokio::spawn(async move {
+                    let stream = SharedTcp::new(stream, stall);
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = handed.send((tls, addr)).await;
@@ -115,7 +119,7 @@ impl TlsListener {
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = TlsStream<SharedTcp>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -130,7 +134,7 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-impl crate::sock::DirectSocket for TlsStream<TcpStream> {
+impl crate::sock::DirectSocket for TlsStream<SharedTcp> {
     /// Encrypted: every write goes through the connection's own task.
     fn wire(&self) -> Option<std::sync::Weak<crate::sock::Wire>> {
         None

@@ -299,9 +299,26 @@ async fn send_within(
 ) -> Result<(), WriteFailed> {
     match tokio::time::timeout(limit, socket.send(msg)).await {
         Ok(Ok(())) => Ok(()),
+        // Over TLS the socket itself gives up on a peer that takes nothing
+        // (`SharedTcp`), possibly before this timer.
+        Ok(Err(e)) if timed_out(&e) => Err(WriteFailed::Stalled),
         Ok(Err(_)) => Err(WriteFailed::Gone),
         Err(_) => Err(WriteFailed::Stalled),
     }
+}
+
+/// Whether an error was caused by an I/O time-out.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Why [`flush`] stopped writing to a connection.

@@ -114,33 +114,6 @@ async fn a_viewer_that_never_reads_is_dropped_once_its_socket_stays_full() {
         .send_frame(1, br#"{"type":"subscribe","id":1,"namespace":"default"}"#)
         .await;
     let mut p = Ws::connect(&h.ws_url()).await;
-    let pad = "z".repeat(8000);
-    let dropped = || async {
-        let text = reqwest::get(format!("{}/metrics", h.http()))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        text.lines()
-            .any(|l| l.starts_with("ws_updates_disconnections_total{reason=\"slow_client\"} 1"))
-            .then_some(())
-    };
-    // Publish until the hub gives up on the viewer (its kernel buffers
-    // and then its queue fill up; it never reads).
-    let mut id = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while dropped().await.is_none() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the stuck viewer was never dropped"
-        );
-        for _ in 0..50 {
-            id += 1;
-            let mut m = started(&format!("op{id}"), "default");
-            m["metadata"] = json!({ "pad": pad });
-            publish(&mut p, m, id).await;
-        }
-    }
+    flood_until_slow_drops(&h, &mut p, 1).await;
     drop(stuck);
 }

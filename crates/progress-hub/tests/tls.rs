@@ -126,3 +126,83 @@ async fn bad_certificate_refuses_to_start() {
     assert_eq!(code, Some(2));
     assert!(err.contains("tls_cert"), "{err}");
 }
+
+#[tokio::test]
+async fn a_wss_viewer_that_never_reads_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, der) = self_signed();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let h = hub()
+        .args(["--tls-cert", cert_path.to_str().unwrap()])
+        .args(["--tls-key", key_path.to_str().unwrap()])
+        .args(["--idle-timeout", "1s"])
+        .start()
+        .await;
+    // A small receive buffer, a subscription, and then never a read.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(h.addr.parse().unwrap()).await.unwrap();
+    let tls = connector(der.clone())
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let port = h.addr.rsplit(':').next().unwrap();
+    let (mut stuck, _) = tokio_tungstenite::client_async(format!("wss://localhost:{port}/ws"), tls)
+        .await
+        .unwrap();
+    use futures_util::SinkExt;
+    stuck
+        .send(hub_testkit::Message::text(
+            r#"{"type":"subscribe","id":1,"namespace":"default"}"#,
+        ))
+        .await
+        .unwrap();
+    // The producer also speaks TLS.
+    let ptls = tls_connect(&h.addr, der.clone()).await.unwrap();
+    let (pws, _) = tokio_tungstenite::client_async(format!("wss://localhost:{port}/ws"), ptls)
+        .await
+        .unwrap();
+    flood_until_slow_drops(&h, &mut TlsProducer(pws, der), 1).await;
+    drop(stuck);
+}
+
+/// A producer over wss (and its trust, for scraping `/metrics` over https).
+struct TlsProducer(
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    CertificateDer<'static>,
+);
+
+impl Publisher for TlsProducer {
+    async fn metrics(&self, h: &Hub) -> Option<String> {
+        let mut s = tls_connect(&h.addr, self.1.clone()).await.ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).await.ok()?;
+        Some(resp)
+    }
+
+    async fn publish(&mut self, mut msg: Value, id: u64) {
+        use futures_util::{SinkExt, StreamExt};
+        msg["id"] = id.into();
+        self.0
+            .send(hub_testkit::Message::text(msg.to_string()))
+            .await
+            .unwrap();
+        while let Some(m) = self.0.next().await {
+            let m = m.unwrap();
+            let Ok(text) = m.to_text() else { continue };
+            if text
+                .split('\n')
+                .any(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["id"] == id))
+            {
+                return;
+            }
+        }
+        panic!("the producer's connection ended");
+    }
+}

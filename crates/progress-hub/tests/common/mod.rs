@@ -56,3 +56,50 @@ pub async fn post_json(url: &str, body: &Value) -> (u16, Value) {
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
+
+/// A producer connection that sends a message and waits for its reply.
+pub trait Publisher {
+    /// Sends `msg` (with `id`) and waits for the reply to it.
+    fn publish(&mut self, msg: Value, id: u64) -> impl std::future::Future<Output = ()>;
+
+    /// The hub's `/metrics` text, over the same kind of connection.
+    fn metrics(&self, h: &Hub) -> impl std::future::Future<Output = Option<String>> {
+        let url = format!("{}/metrics", h.http());
+        async move { reqwest::get(url).await.ok()?.text().await.ok() }
+    }
+}
+
+impl Publisher for Ws {
+    async fn publish(&mut self, msg: Value, id: u64) {
+        publish(self, msg, id).await;
+    }
+}
+
+/// Publishes `operation_started` events padded to ~8 KB on `p`, 50 at a
+/// time, until the hub has dropped `n` connections as slow clients
+/// (`ws_updates_disconnections_total{reason="slow_client"}`); panics after
+/// 60 s.
+pub async fn flood_until_slow_drops(h: &Hub, p: &mut impl Publisher, n: u64) {
+    let pad = "f".repeat(8000);
+    let drops = |text: Option<String>| {
+        let text = text?;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("ws_updates_disconnections_total{reason=\"slow_client\"}"))?;
+        line.rsplit(' ').next()?.parse::<u64>().ok()
+    };
+    let mut id = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while drops(p.metrics(h).await).unwrap_or(0) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hub did not drop {n} slow client(s) within 60 s"
+        );
+        for _ in 0..50 {
+            id += 1;
+            let mut m = started(&format!("flood{id}"), "default");
+            m["metadata"] = json!({ "pad": pad });
+            p.publish(m, id).await;
+        }
+    }
+}
