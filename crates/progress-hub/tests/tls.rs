@@ -19,6 +19,23 @@ fn self_signed() -> (String, String, CertificateDer<'static>) {
     )
 }
 
+/// A self-signed certificate and its key written to a temporary folder
+/// (kept while the returned guard lives), and the certificate to trust.
+fn cert_files() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    CertificateDer<'static>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, der) = self_signed();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    (dir, cert_path, key_path, der)
+}
+
 fn connector(trust: CertificateDer<'static>) -> TlsConnector {
     let mut roots = RootCertStore::empty();
     roots.add(trust).unwrap();
@@ -43,12 +60,7 @@ async fn tls_connect(
 
 #[tokio::test]
 async fn https_and_wss_on_one_port_and_reload() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key, der) = self_signed();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, cert).unwrap();
-    std::fs::write(&key_path, key).unwrap();
+    let (_dir, cert_path, key_path, der) = cert_files();
     let h = hub()
         .args([
             "--tls-cert",
@@ -129,12 +141,7 @@ async fn bad_certificate_refuses_to_start() {
 
 #[tokio::test]
 async fn a_wss_viewer_that_never_reads_is_dropped() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key, der) = self_signed();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, cert).unwrap();
-    std::fs::write(&key_path, key).unwrap();
+    let (_dir, cert_path, key_path, der) = cert_files();
     let h = hub()
         .args(["--tls-cert", cert_path.to_str().unwrap()])
         .args(["--tls-key", key_path.to_str().unwrap()])
