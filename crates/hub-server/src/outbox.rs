@@ -94,13 +94,12 @@ pub enum Next {
 /// What [`Outbox::push_live`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pushed {
-    /// Queued; the connection's task was woken.
+    /// Queued (or refused: the viewer is too slow and the outbox closing);
+    /// the connection's task was woken.
     Queued,
     /// Queued into an idle plain-TCP connection: call
     /// [`Outbox::write_direct`] (the task was not woken).
     Direct,
-    /// The viewer is too slow; the outbox is closing.
-    Slow,
 }
 
 /// Role bit: the connection has subscribed.
@@ -212,15 +211,12 @@ impl Outbox {
         if direct && !self.is_closing.load(Ordering::Acquire) {
             return Pushed::Direct;
         }
-        if self.after_push(if slow {
+        self.after_push(if slow {
             PushOutcome::Slow
         } else {
             PushOutcome::Queued
-        }) {
-            Pushed::Queued
-        } else {
-            Pushed::Slow
-        }
+        });
+        Pushed::Queued
     }
 
     /// Writes what is queued straight to the socket, without blocking, if
@@ -264,12 +260,12 @@ impl Outbox {
         self.queue.lock().wire = Some(wire);
     }
 
-    /// Ends direct writes (the connection's task is ending) and returns
-    /// what was left to write.
-    pub fn detach(&self) -> Vec<u8> {
+    /// Ends direct writes (the connection's task is ending) and drops what
+    /// was left to write.
+    pub fn detach(&self) {
         let mut q = self.queue.lock();
         q.wire = None;
-        std::mem::take(&mut q.pending)
+        q.pending = Vec::new();
     }
 
     /// For the connection's task: what to write next, marking the socket

@@ -124,13 +124,13 @@ async fn what_a_full_socket_did_not_take_is_written_first() {
         peer.read_to_end(&mut all).await.unwrap();
         all
     });
-    wire.write_all(&rest, STALL).await.unwrap();
+    wire.write_all(&rest).await.unwrap();
     let Some(Next::Frame(b)) = out.next_write() else {
         panic!("then the queued frame");
     };
     let (r, left) = b.try_write_to(&*wire);
     if r.is_err() || !left.is_empty() {
-        wire.write_all(&left, STALL).await.unwrap();
+        wire.write_all(&left).await.unwrap();
     }
     assert!(out.next_write().is_none());
     drop((out, wire, tcp));

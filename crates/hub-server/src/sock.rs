@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -31,6 +32,8 @@ pub trait Capture: Send + Sync {
 pub struct Wire {
     tcp: TcpStream,
     capture: OnceLock<Weak<dyn Capture>>,
+    /// How long a write may wait for a peer that takes nothing.
+    stall: Duration,
 }
 
 impl Wire {
@@ -41,12 +44,12 @@ impl Wire {
     }
 
     /// Writes all of `buf`, waiting for the socket to take it; fails with
-    /// `TimedOut` when the socket takes no byte for `stall`.
-    pub async fn write_all(&self, mut buf: &[u8], stall: std::time::Duration) -> io::Result<()> {
+    /// `TimedOut` when the socket takes no byte for the stall time.
+    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            tokio::time::timeout(stall, self.tcp.writable())
+            tokio::time::timeout(self.stall, self.tcp.writable())
                 .await
-                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+                .map_err(|_| stalled())??;
             match self.tcp.try_write(buf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => buf = &buf[n..],
@@ -72,28 +75,36 @@ impl crate::frame::TryWrite for Wire {
     }
 }
 
+/// The error of a write that waited the stall time for a peer that takes
+/// nothing.
+fn stalled() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the peer took nothing written to it within the idle timeout",
+    )
+}
+
 /// A plain TCP stream that hyper, tungstenite and the fan-out share.
 ///
-/// A write through it fails with `TimedOut` once the socket has taken no
-/// byte for `stall`: hyper then drops the connection (an SSE stream or a
-/// response to a client that reads nothing would otherwise hold it for
-/// as long as the kernel keeps the connection).
+/// A write through it (like [`Wire::write_all`]) fails with `TimedOut` once
+/// the socket has taken no byte for `stall`: hyper then drops the
+/// connection (an SSE stream or a response to a client that reads nothing
+/// would otherwise hold it for as long as the kernel keeps the connection).
 pub struct SharedTcp {
     wire: Arc<Wire>,
-    stall: std::time::Duration,
     /// Since when a write has been waiting for the socket.
     waiting: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl SharedTcp {
     /// Wraps an accepted stream; see the type's doc for `stall`.
-    pub fn new(tcp: TcpStream, stall: std::time::Duration) -> Self {
+    pub fn new(tcp: TcpStream, stall: Duration) -> Self {
         SharedTcp {
             wire: Arc::new(Wire {
                 tcp,
                 capture: OnceLock::new(),
+                stall,
             }),
-            stall,
             waiting: None,
         }
     }
@@ -138,15 +149,12 @@ impl AsyncWrite for SharedTcp {
         let this = self.get_mut();
         loop {
             if this.wire.tcp.poll_write_ready(cx)?.is_pending() {
-                let stall = this.stall;
+                let stall = this.wire.stall;
                 let waiting = this
                     .waiting
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
                 if waiting.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the peer took nothing written to it within the idle timeout",
-                    )));
+                    return Poll::Ready(Err(stalled()));
                 }
                 return Poll::Pending;
             }
@@ -190,13 +198,13 @@ impl DirectSocket for SharedTcp {
 /// A listener whose accepted streams are [`SharedTcp`].
 pub struct PlainListener {
     inner: TcpListener,
-    stall: std::time::Duration,
+    stall: Duration,
 }
 
 impl PlainListener {
     /// Wraps a bound listener; `stall` bounds how long a write may wait
     /// for a peer that reads nothing ([`SharedTcp`]).
-    pub fn new(inner: TcpListener, stall: std::time::Duration) -> Self {
+    pub fn new(inner: TcpListener, stall: Duration) -> Self {
         PlainListener { inner, stall }
     }
 }

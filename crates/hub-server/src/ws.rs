@@ -256,7 +256,7 @@ async fn run(
         let sent = tokio::time::timeout(CLOSE_LINGER, flush(&mut socket, &out, wire, stall)).await;
         linger &= matches!(sent, Ok(Ok(())));
     }
-    let _ = out.detach();
+    out.detach();
     out.finished(reason);
     tracing::debug!(reason, "websocket closed");
     app.registry.remove(out.id);
@@ -342,8 +342,9 @@ impl WriteFailed {
 
 /// Writes everything queued, each time as one frame (messages joined by
 /// `\n`), and on plain TCP the bytes the outbox holds for the task first.
-/// A peer that takes no byte for `stall` (it does not read) fails the
-/// write: its queue is bounded, and so is the time it holds the hub.
+/// A peer that takes no byte for `stall` (`idle_timeout`: it does not
+/// read) fails the write: its queue is bounded, and so is the time it
+/// holds the hub. On plain TCP the [`Wire`] applies the same bound.
 async fn flush(
     socket: &mut WebSocket,
     out: &Outbox,
@@ -357,14 +358,14 @@ async fn flush(
     };
     while let Some(next) = out.next_write() {
         match (next, wire) {
-            (Next::Raw(bytes), Some(w)) => w.write_all(&bytes, stall).await.map_err(failed)?,
+            (Next::Raw(bytes), Some(w)) => w.write_all(&bytes).await.map_err(failed)?,
             (Next::Frame(batch), Some(w)) => {
                 let (first, rest) = batch.try_write_to(w);
                 match first {
                     Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => {
                         return Err(WriteFailed::Gone)
                     }
-                    _ => w.write_all(&rest, stall).await.map_err(failed)?,
+                    _ => w.write_all(&rest).await.map_err(failed)?,
                 }
                 batch.receipt().record(m);
             }
