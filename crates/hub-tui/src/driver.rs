@@ -3,7 +3,7 @@
 //! state map) adapted into the view model's [`Update`]s, plus the UI's
 //! requests (cancel, reconnect now, shutdown). No protocol logic lives here.
 
-use crate::op::{OpState, OpStatus};
+use crate::op::OpState;
 use crate::update::{ConnStatus, OpEvent, SystemStatus, Update};
 use hub_client::machine::{ConnState, Reason, StateChange};
 use hub_client::{ClientConfig, ClientError, Filter, Subscriber, Subscription};
@@ -272,19 +272,11 @@ pub fn cancel_result(
 
 /// hub-client's lenient state → the model's.
 pub fn convert(s: hub_client::OperationState) -> OpState {
-    use hub_client::OpStatus as S;
     OpState {
         operation_id: s.operation_id,
         name: s.name.unwrap_or_default(),
         kind: s.kind,
-        state: match s.state {
-            S::Running => OpStatus::Running,
-            S::Stalled => OpStatus::Stalled,
-            S::Completed => OpStatus::Completed,
-            S::Failed => OpStatus::Failed,
-            S::Canceled => OpStatus::Canceled,
-            S::Unknown => OpStatus::Unknown,
-        },
+        state: s.state,
         progress: s.progress,
         current: s.current,
         total: s.total,

@@ -43,7 +43,7 @@ pub mod update;
 
 pub use app::{App, AppConfig, Command, Counts, Mode, RowRef};
 pub use filter::StateFilter;
-pub use op::{OpEntry, OpState, OpStatus, RecentEvent};
+pub use op::{OpEntry, OpState, OpStatus, RecentEvent, StatusLook};
 pub use render::state_color;
 pub use run::{run, TopConfig};
 pub use toast::{Toast, ToastLevel};

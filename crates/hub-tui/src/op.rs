@@ -1,33 +1,26 @@
 //! What the dashboard knows about one operation: the hub's state object
-//! (decoded leniently, so a newer hub never breaks an older `top`) and a
-//! bounded ring of its recent events.
+//! (as hub-client decodes it, normalised for display), how a state is
+//! shown and ordered, and a bounded ring of its recent events.
 
-use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::collections::VecDeque;
 
-/// Lifecycle state of an operation, as the protocol names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OpStatus {
-    /// Reporting.
-    Running,
-    /// No word from its producer within the hub's stall timeout.
-    Stalled,
-    /// Finished well.
-    Completed,
-    /// Finished with an error.
-    Failed,
-    /// Stopped on request.
-    Canceled,
-    /// A state this version does not know.
-    #[serde(other)]
-    Unknown,
+/// Lifecycle state of an operation: hub-client's, so the dashboard and the
+/// client library decode the protocol's state names in one place.
+pub use hub_client::OpStatus;
+
+/// How the dashboard shows and orders a state.
+pub trait StatusLook: Copy {
+    /// Every known state, in display order.
+    const ALL: [OpStatus; 5];
+    /// Sort rank: live states first, then failures, cancellations, successes.
+    fn rank(self) -> u8;
+    /// A one-column symbol, so the state reads without colour too.
+    fn symbol(self) -> &'static str;
 }
 
-impl OpStatus {
-    /// Every known state, in display order.
-    pub const ALL: [OpStatus; 5] = [
+impl StatusLook for OpStatus {
+    const ALL: [OpStatus; 5] = [
         OpStatus::Running,
         OpStatus::Stalled,
         OpStatus::Failed,
@@ -35,16 +28,7 @@ impl OpStatus {
         OpStatus::Completed,
     ];
 
-    /// Whether the state is final.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            OpStatus::Completed | OpStatus::Failed | OpStatus::Canceled
-        )
-    }
-
-    /// Sort rank: live states first, then failures, cancellations, successes.
-    pub fn rank(self) -> u8 {
+    fn rank(self) -> u8 {
         match self {
             OpStatus::Running => 0,
             OpStatus::Stalled => 1,
@@ -55,20 +39,7 @@ impl OpStatus {
         }
     }
 
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OpStatus::Running => "running",
-            OpStatus::Stalled => "stalled",
-            OpStatus::Completed => "completed",
-            OpStatus::Failed => "failed",
-            OpStatus::Canceled => "canceled",
-            OpStatus::Unknown => "unknown",
-        }
-    }
-
-    /// A one-column symbol, so the state reads without colour too.
-    pub fn symbol(self) -> &'static str {
+    fn symbol(self) -> &'static str {
         match self {
             OpStatus::Running => "▶",
             OpStatus::Stalled => "‖",
@@ -80,80 +51,51 @@ impl OpStatus {
     }
 }
 
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-fn unknown() -> OpStatus {
-    OpStatus::Unknown
-}
-
-/// The operation state object of protocol v1 ("every field present, null
-/// when unknown"); missing or null fields decode to their defaults.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The operation state object of protocol v1 as the model keeps it: decoded
+/// leniently by hub-client (so a newer hub never breaks an older `top`) and
+/// normalised by the driver (`driver::convert`): a missing name is empty,
+/// missing times and offsets are 0.
+#[derive(Debug, Clone, PartialEq)]
 pub struct OpState {
     /// Operation id.
     pub operation_id: String,
-    /// Display name.
-    #[serde(default, deserialize_with = "null_default")]
+    /// Display name (empty when the hub sent none).
     pub name: String,
     /// Grouping kind.
-    #[serde(default)]
     pub kind: Option<String>,
     /// Lifecycle state.
-    #[serde(default = "unknown")]
     pub state: OpStatus,
     /// Percent done (0..=100).
-    #[serde(default)]
     pub progress: Option<f64>,
     /// Units done.
-    #[serde(default)]
     pub current: Option<f64>,
     /// Units in all.
-    #[serde(default)]
     pub total: Option<f64>,
     /// Current step label.
-    #[serde(default)]
     pub step: Option<String>,
     /// Latest human message.
-    #[serde(default)]
     pub message: Option<String>,
     /// Latest details object.
-    #[serde(default)]
     pub details: Option<Value>,
     /// Error text of a failed operation.
-    #[serde(default)]
     pub error: Option<String>,
     /// Parent operation id.
-    #[serde(default)]
     pub parent_id: Option<String>,
     /// Start time, ms since the Unix epoch (hub clock).
-    #[serde(default, deserialize_with = "null_default")]
     pub started_at: u64,
     /// Time of the latest event, ms.
-    #[serde(default, deserialize_with = "null_default")]
     pub updated_at: u64,
     /// End time, ms, once final.
-    #[serde(default)]
     pub finished_at: Option<u64>,
     /// Smoothed rate, percent per second.
-    #[serde(default)]
     pub rate: Option<f64>,
     /// Smoothed estimate of seconds to completion.
-    #[serde(default)]
     pub eta_seconds: Option<f64>,
     /// Whether a cancel was requested.
-    #[serde(default, deserialize_with = "null_default")]
     pub cancel_requested: bool,
     /// Offset of the operation's latest event.
-    #[serde(default, deserialize_with = "null_default")]
     pub last_offset: u64,
     /// Free metadata from the start message.
-    #[serde(default)]
     pub metadata: Option<Value>,
 }
 

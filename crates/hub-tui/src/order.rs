@@ -4,7 +4,7 @@
 //! result and rebuilds it only when something that affects it changed.
 
 use crate::filter::{StateFilter, TextFilter};
-use crate::op::{OpEntry, OpState};
+use crate::op::{OpEntry, OpState, StatusLook};
 use std::collections::{HashMap, HashSet};
 
 /// One row of the list: an operation and its nesting depth.

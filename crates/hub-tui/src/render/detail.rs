@@ -4,6 +4,7 @@
 use super::state_color;
 use crate::app::App;
 use crate::format::{duration_ms, eta, one_line, rate};
+use crate::op::StatusLook;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};

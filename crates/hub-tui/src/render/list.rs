@@ -4,7 +4,7 @@
 use super::state_color;
 use crate::app::App;
 use crate::format::{duration_ms, eta, fit, one_line, rate};
-use crate::op::OpEntry;
+use crate::op::{OpEntry, StatusLook};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};

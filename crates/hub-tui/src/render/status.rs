@@ -4,7 +4,7 @@
 use super::state_color;
 use crate::app::App;
 use crate::format::{duration_ms, fit, per_second};
-use crate::op::OpStatus;
+use crate::op::{OpStatus, StatusLook};
 use crate::update::ConnStatus;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
