@@ -158,23 +158,18 @@ pub struct StoreArgs {
     pub target: TargetArgs,
 }
 
-/// Parses `500ms`, `10s`, `2m` or a bare number of seconds.
+/// Parses a duration given on the command line: a bare number of seconds
+/// (`3`, `1.5`) or humantime's forms (`500ms`, `10s`, `2m`, `1h 30m`). The
+/// one parser of the binary's client-side commands (`bench`, `report`,
+/// `run`, `token`); the server's flags go through its configuration, which
+/// reads the same humantime forms.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 500ms, 10s or 2m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("`{s}`: unit must be ms, s or m")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 500ms, 10s or 2m ({e})"))
 }
 
 #[cfg(test)]
@@ -187,7 +182,11 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("10h").is_err());
+        assert_eq!(parse_duration(" 3 "), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("").is_err());
     }
 }

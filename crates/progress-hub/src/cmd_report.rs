@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use hub_bench::args::parse_duration;
 use hub_client::{ClientConfig, OperationHandle, ProgressFields, Reporter};
 use serde_json::Value;
 
@@ -111,26 +112,6 @@ enum ReportEvent {
         #[arg(long, value_parser = parse_json)]
         details: Option<Value>,
     },
-}
-
-/// Parse `500ms`, `10s`, `2m`, `1h` (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 10s"))?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        u => return Err(format!("unknown unit {u:?} in {s:?} (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
 fn parse_json(s: &str) -> Result<Value, String> {
@@ -250,16 +231,6 @@ fn finish(handle: OperationHandle, delivered: bool, print_id: bool, reporter: &R
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5d").is_err());
-    }
 
     #[test]
     fn json_must_be_an_object() {

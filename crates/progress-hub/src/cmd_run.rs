@@ -20,7 +20,8 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::Command;
 
-use crate::cmd_report::{parse_duration, HubArgs};
+use crate::cmd_report::HubArgs;
+use hub_bench::args::parse_duration;
 
 /// Run a command and report it as an operation.
 #[derive(clap::Args, Debug)]

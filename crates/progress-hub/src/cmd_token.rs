@@ -25,7 +25,7 @@ pub struct TokenArgs {
     #[arg(long = "namespace", value_name = "GLOB")]
     namespaces: Vec<String>,
     /// Lifetime, e.g. 15m, 1h, 7d.
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = hub_bench::args::parse_duration)]
     ttl: Duration,
     /// HS256 secret (the hub's --jwt-secret).
     #[arg(long, env = "PROGRESS_HUB_JWT_SECRET", hide_env_values = true)]
