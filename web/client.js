@@ -61,6 +61,8 @@ export function sseUrl(base, namespace, filter, token, lastEventId) {
   if (filter?.operations?.length) u.searchParams.set('operations', filter.operations.join(','));
   if (filter?.kinds?.length) u.searchParams.set('kinds', filter.kinds.join(','));
   if (lastEventId) u.searchParams.set('last_event_id', lastEventId);
+  // Latest state only, as over WebSocket (see ConnectionMachine.subscribeActions).
+  u.searchParams.set('conflate', 'true');
   if (token) u.searchParams.set('token', token);
   return u.toString();
 }

@@ -492,8 +492,10 @@ export class ConnectionMachine {
   /** @returns {Action[]} */
   subscribeActions() {
     this.subscribeId = this.nextId++;
+    // The dashboard shows each operation's latest state: while it is behind,
+    // the hub may replace queued progress with newer (never lifecycle events).
     /** @type {Record<string, any>} */
-    const msg = { type: 'subscribe', id: this.subscribeId, namespace: this.namespace };
+    const msg = { type: 'subscribe', id: this.subscribeId, namespace: this.namespace, conflate: true };
     if (this.filter && (this.filter.operations?.length || this.filter.kinds?.length)) msg.filter = this.filter;
     if (this.epoch !== null) msg.resume = { epoch: this.epoch, offset: this.offset };
     return [{ type: 'send', message: msg }];

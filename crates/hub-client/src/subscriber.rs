@@ -41,13 +41,27 @@ impl Subscriber {
     /// subscription is (re)sent whenever the connection is up.
     pub fn subscribe(&self, namespace: impl Into<String>, filter: Filter) -> Subscription {
         let namespace = namespace.into();
+        self.watch(View::new(namespace, filter))
+    }
+
+    /// The same, for a viewer that needs only each operation's latest state
+    /// (a dashboard): while it is behind, the hub may replace its queued
+    /// progress updates with newer ones instead of dropping it as a slow
+    /// client. Lifecycle events are never skipped.
+    pub fn subscribe_latest(&self, namespace: impl Into<String>, filter: Filter) -> Subscription {
+        let namespace = namespace.into();
+        self.watch(View::new(namespace, filter).latest_only())
+    }
+
+    fn watch(&self, view: View) -> Subscription {
+        let namespace = view.namespace().to_owned();
         let (tx, rx) = mpsc::channel(self.client.shared.config.event_buffer.max(1));
         let mut inner = self.client.shared.inner.lock();
         let owner = inner.take_id();
         inner.views.insert(
             namespace.clone(),
             ViewEntry {
-                view: View::new(namespace.clone(), filter),
+                view,
                 tx,
                 lagged: 0,
                 owner,

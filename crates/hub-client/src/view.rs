@@ -105,6 +105,7 @@ pub struct ViewStats {
 pub struct View {
     namespace: String,
     filter: Filter,
+    conflate: bool,
     position: Option<Position>,
     request: Option<u64>,
     awaiting_snapshot: bool,
@@ -120,6 +121,7 @@ impl View {
         View {
             namespace: namespace.into(),
             filter,
+            conflate: false,
             position: None,
             request: None,
             awaiting_snapshot: false,
@@ -128,6 +130,15 @@ impl View {
             ops: HashMap::new(),
             stats: ViewStats::default(),
         }
+    }
+
+    /// The same, for a viewer that needs only each operation's latest
+    /// state: it asks the hub to conflate progress while it is behind
+    /// (`subscribe {conflate: true}`), so it may skip superseded progress
+    /// events instead of being dropped as a slow client.
+    pub fn latest_only(mut self) -> Self {
+        self.conflate = true;
+        self
     }
 
     /// The namespace.
@@ -171,6 +182,7 @@ impl View {
             namespace: self.namespace.clone(),
             filter: (!self.filter.is_empty()).then(|| self.filter.clone()),
             resume: self.position.clone(),
+            conflate: self.conflate,
         }
     }
 
@@ -327,6 +339,15 @@ mod tests {
                 error: None,
             }
         );
+    }
+
+    #[test]
+    fn only_a_latest_only_view_asks_for_conflation() {
+        let asks = |v: &mut View| matches!(v.subscribe(1), ControlMessage::Subscribe { conflate, .. } if conflate);
+        assert!(!asks(&mut View::new("default", Filter::default())));
+        assert!(asks(
+            &mut View::new("default", Filter::default()).latest_only()
+        ));
     }
 
     #[test]

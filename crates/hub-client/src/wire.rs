@@ -208,6 +208,10 @@ pub enum ControlMessage {
         /// Resume position.
         #[serde(skip_serializing_if = "Option::is_none")]
         resume: Option<Position>,
+        /// Only the latest state matters: the hub may conflate progress
+        /// while this viewer is behind (sent only when true).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        conflate: bool,
     },
     /// `unsubscribe`.
     Unsubscribe {
@@ -663,12 +667,25 @@ mod tests {
                 epoch: "e1".into(),
                 offset: 7,
             }),
+            conflate: false,
         };
         let v: Value = serde_json::from_str(&encode_control(&c)).unwrap();
         assert_eq!(
             v,
             json!({"type": "subscribe", "id": 1, "namespace": "default",
                    "filter": {"operations": ["render.*"]}, "resume": {"epoch": "e1", "offset": 7}})
+        );
+        let latest = ControlMessage::Subscribe {
+            id: 2,
+            namespace: "default".into(),
+            filter: None,
+            resume: None,
+            conflate: true,
+        };
+        let v: Value = serde_json::from_str(&encode_control(&latest)).unwrap();
+        assert_eq!(
+            v,
+            json!({"type": "subscribe", "id": 2, "namespace": "default", "conflate": true})
         );
     }
 

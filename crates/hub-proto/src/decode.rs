@@ -70,6 +70,7 @@ fn decode_map(map: &Map<String, Value>, id: Option<u64>) -> Result<ClientMessage
                 namespace,
                 filter,
                 resume,
+                conflate: f.opt_bool("conflate")?.unwrap_or(false),
             })
         }
         "unsubscribe" => Ok(ClientMessage::Unsubscribe {

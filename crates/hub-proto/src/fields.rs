@@ -37,6 +37,17 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional boolean.
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, ProtoError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ProtoError::bad(format!(
+                "field `{key}` must be true or false"
+            ))),
+        }
+    }
+
     /// An optional string.
     pub fn opt_str(&self, key: &str) -> Result<Option<&'a str>, ProtoError> {
         match self.get(key) {

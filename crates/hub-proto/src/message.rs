@@ -114,6 +114,11 @@ pub enum ClientMessage {
         filter: FilterSpec,
         /// Where to resume from.
         resume: Option<Position>,
+        /// `conflate: true` (an extension of this hub; false when absent):
+        /// while this viewer is behind, a newer progress update of an
+        /// operation may replace its older queued one. Without it the
+        /// viewer gets every event, or `SLOW_CLIENT` once it is too far behind.
+        conflate: bool,
     },
     /// `unsubscribe`.
     Unsubscribe {

@@ -70,7 +70,8 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Allow an open hub (no auth) on a non-loopback address.
     pub insecure_no_auth: bool,
-    /// Bytes queued for a viewer after which progress updates are conflated.
+    /// Bytes queued for a viewer after which its progress updates are
+    /// conflated, if it subscribed with `conflate: true`.
     #[serde(deserialize_with = "lenient::usize")]
     pub conflate_after_bytes: usize,
     /// Bytes queued for a viewer after which it is dropped as `SLOW_CLIENT`.

@@ -188,11 +188,17 @@ impl Outbox {
         self.after_push(outcome)
     }
 
-    /// Queues live events (the fan-out; `now` is a [`crate::clock::stamp`]).
-    /// When the connection was idle on plain TCP and sent no frame for
+    /// Queues live events (the fan-out; `now` is a [`crate::clock::stamp`]);
+    /// their progress updates stay conflatable only when `conflate` (the
+    /// subscription asked for it). When the connection was idle on plain TCP and sent no frame for
     /// [`DIRECT_QUIET_NS`], returns [`Pushed::Direct`] without waking its
     /// task: the caller then writes them with [`Outbox::write_direct`].
-    pub fn push_live<'a>(&self, items: impl Iterator<Item = &'a OutItem>, now: u64) -> Pushed {
+    pub fn push_live<'a>(
+        &self,
+        items: impl Iterator<Item = &'a OutItem>,
+        conflate: bool,
+        now: u64,
+    ) -> Pushed {
         let mut slow = false;
         let direct;
         {
@@ -201,7 +207,9 @@ impl Outbox {
                 && q.direct_ready()
                 && now.saturating_sub(q.last_frame) >= DIRECT_QUIET_NS;
             for item in items {
-                if matches!(q.queue.push(item.clone()), PushOutcome::Slow) {
+                let mut item = item.clone();
+                item.conflatable &= conflate;
+                if matches!(q.queue.push(item), PushOutcome::Slow) {
                     slow = true;
                     break;
                 }

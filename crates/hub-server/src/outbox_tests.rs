@@ -52,7 +52,10 @@ async fn an_idle_plain_viewer_is_written_to_directly() {
     let out = outbox();
     out.attach(tcp.wire().clone());
     let item = live("{\"n\":1}");
-    assert_eq!(out.push_live([&item].into_iter(), quiet()), Pushed::Direct);
+    assert_eq!(
+        out.push_live([&item].into_iter(), true, quiet()),
+        Pushed::Direct
+    );
     out.write_direct();
     assert_eq!(read_n(&mut peer, 9).await, b"\x81\x07{\"n\":1}");
     assert!(out.next_write().is_none(), "nothing left for the task");
@@ -62,7 +65,10 @@ async fn an_idle_plain_viewer_is_written_to_directly() {
 async fn without_a_plain_socket_the_task_writes() {
     let out = outbox();
     let item = live("a");
-    assert_eq!(out.push_live([&item].into_iter(), quiet()), Pushed::Queued);
+    assert_eq!(
+        out.push_live([&item].into_iter(), true, quiet()),
+        Pushed::Queued
+    );
     assert!(matches!(out.next_write(), Some(Next::Frame(_))));
 }
 
@@ -72,8 +78,14 @@ async fn what_is_queued_meanwhile_goes_out_with_the_direct_write() {
     let out = outbox();
     out.attach(tcp.wire().clone());
     let (a, b) = (live("a"), live("b"));
-    assert_eq!(out.push_live([&a].into_iter(), quiet()), Pushed::Direct);
-    assert_eq!(out.push_live([&b].into_iter(), quiet()), Pushed::Queued);
+    assert_eq!(
+        out.push_live([&a].into_iter(), true, quiet()),
+        Pushed::Direct
+    );
+    assert_eq!(
+        out.push_live([&b].into_iter(), true, quiet()),
+        Pushed::Queued
+    );
     out.write_direct();
     assert_eq!(read_n(&mut peer, 5).await, b"\x81\x03a\nb");
 }
@@ -89,10 +101,16 @@ async fn while_the_task_writes_nothing_is_written_directly() {
         panic!("the task takes the frame");
     };
     // The task owns the socket until next_write says there is nothing more.
-    assert_eq!(out.push_live([&a].into_iter(), quiet()), Pushed::Queued);
+    assert_eq!(
+        out.push_live([&a].into_iter(), true, quiet()),
+        Pushed::Queued
+    );
     assert!(matches!(out.next_write(), Some(Next::Frame(_))));
     assert!(out.next_write().is_none());
-    assert_eq!(out.push_live([&a].into_iter(), quiet()), Pushed::Direct);
+    assert_eq!(
+        out.push_live([&a].into_iter(), true, quiet()),
+        Pushed::Direct
+    );
 }
 
 #[tokio::test]
@@ -107,7 +125,10 @@ async fn what_a_full_socket_did_not_take_is_written_first() {
     // Direct writes until the socket stops taking whole frames.
     let mut whole = 0;
     let rest = loop {
-        assert_eq!(out.push_live([&item].into_iter(), quiet()), Pushed::Direct);
+        assert_eq!(
+            out.push_live([&item].into_iter(), true, quiet()),
+            Pushed::Direct
+        );
         out.write_direct();
         match out.next_write() {
             None => whole += 1,
@@ -118,7 +139,10 @@ async fn what_a_full_socket_did_not_take_is_written_first() {
     };
     assert!(!rest.is_empty() && rest.len() <= frame.len());
     // Now the task owns the socket: later events queue behind the rest.
-    assert_eq!(out.push_live([&item].into_iter(), quiet()), Pushed::Queued);
+    assert_eq!(
+        out.push_live([&item].into_iter(), true, quiet()),
+        Pushed::Queued
+    );
     let reader = tokio::spawn(async move {
         let mut all = Vec::new();
         peer.read_to_end(&mut all).await.unwrap();
@@ -149,7 +173,10 @@ async fn captured_control_frames_go_out_before_later_frames() {
     out.attach(tcp.wire().clone());
     out.captured(b"\x8a\x00");
     let item = live("a");
-    assert_eq!(out.push_live([&item].into_iter(), quiet()), Pushed::Queued);
+    assert_eq!(
+        out.push_live([&item].into_iter(), true, quiet()),
+        Pushed::Queued
+    );
     assert!(matches!(out.next_write(), Some(Next::Raw(b)) if b == b"\x8a\x00"));
     assert!(matches!(out.next_write(), Some(Next::Frame(_))));
     assert!(out.next_write().is_none());
@@ -178,9 +205,47 @@ async fn a_viewer_that_just_got_a_frame_is_batched_by_its_task() {
     let out = outbox();
     out.attach(tcp.wire().clone());
     let a = live("a");
-    assert_eq!(out.push_live([&a].into_iter(), quiet()), Pushed::Direct);
+    assert_eq!(
+        out.push_live([&a].into_iter(), true, quiet()),
+        Pushed::Direct
+    );
     out.write_direct();
     // Within DIRECT_QUIET_NS of that frame: the task is woken instead.
     let soon = crate::clock::stamp();
-    assert_eq!(out.push_live([&a].into_iter(), soon), Pushed::Queued);
+    assert_eq!(out.push_live([&a].into_iter(), true, soon), Pushed::Queued);
+}
+
+/// An outbox that conflates from the first byte and is slow past `limit`.
+fn tight(limit: usize) -> Arc<Outbox> {
+    let cfg = OutQueueConfig {
+        conflate_after_bytes: 0,
+        slow_limit_bytes: limit,
+    };
+    Outbox::new(2, cfg, 0, false, Arc::new(crate::metrics::Metrics::new()))
+}
+
+#[test]
+fn progress_is_conflated_only_for_subscriptions_that_ask() {
+    let updates: Vec<OutItem> = (0..50)
+        .map(|n| live(&format!("{{\"n\":{n:02}}}")))
+        .collect();
+    let conflating = tight(100);
+    for u in &updates {
+        conflating.push_live([u].into_iter(), true, quiet());
+    }
+    assert!(!conflating.is_closing.load(Ordering::Acquire));
+    assert_eq!(
+        conflating.queue.lock().queue.drain().len(),
+        1,
+        "only the latest update is left"
+    );
+
+    let strict = tight(100);
+    for u in &updates {
+        strict.push_live([u].into_iter(), false, quiet());
+    }
+    assert!(
+        strict.is_closing.load(Ordering::Acquire),
+        "a viewer that did not ask for conflation is too slow instead"
+    );
 }

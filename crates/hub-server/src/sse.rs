@@ -41,7 +41,7 @@ fn list(q: &HashMap<String, String>, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// `GET /api/v1/stream?namespace=N[&operations=..][&kinds=..]`.
+/// `GET /api/v1/stream?namespace=N[&operations=..][&kinds=..][&conflate=true]`.
 pub async fn stream(
     State(app): State<Shared>,
     ConnectInfo(crate::Remote(remote, _)): ConnectInfo<crate::Remote>,
@@ -84,6 +84,16 @@ pub async fn stream(
             None,
         ));
     }
+    let conflate = match q.get("conflate").map(String::as_str) {
+        None | Some("false" | "0" | "") => false,
+        Some("true" | "1") => true,
+        Some(_) => {
+            return refuse(error_response(
+                ProtoError::bad("`conflate` must be true or false"),
+                None,
+            ))
+        }
+    };
     let last_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -108,6 +118,7 @@ pub async fn stream(
         namespace,
         filter: Filter { operations, kinds },
         resume,
+        conflate,
     };
     app.engine.send(cmd).await;
     out.opened(handshake);

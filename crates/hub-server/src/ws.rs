@@ -442,6 +442,7 @@ impl Conn {
                 namespace,
                 filter,
                 resume,
+                conflate,
             } => {
                 if let Err(e) = authorize(&self.principal, Action::View, &namespace) {
                     return self.out.reject(e.with_id(id));
@@ -457,6 +458,7 @@ impl Conn {
                         namespace,
                         filter,
                         resume,
+                        conflate,
                     })
                     .await;
             }

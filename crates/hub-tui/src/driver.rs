@@ -65,7 +65,7 @@ pub fn spawn(
         client = client.token(t);
     }
     let subscriber = Subscriber::connect(client)?;
-    let sub = subscriber.subscribe(config.namespace.clone(), Filter::all());
+    let sub = subscriber.subscribe_latest(config.namespace.clone(), Filter::all());
     let (tx, rx) = mpsc::unbounded_channel();
     let adapter = Adapter {
         subscriber,

@@ -69,7 +69,7 @@ pub struct ServeArgs {
     /// Allow an open hub on a non-loopback address.
     #[arg(long)]
     insecure_no_auth: bool,
-    /// Bytes queued for a viewer after which progress is conflated.
+    /// Bytes queued for a viewer after which progress is conflated (viewers that subscribed with conflate: true).
     #[arg(long)]
     conflate_after_bytes: Option<String>,
     /// Bytes queued for a viewer after which it is dropped as slow.

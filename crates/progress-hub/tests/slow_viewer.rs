@@ -1,5 +1,6 @@
 //! One viewer that never reads must not slow the others or the producer; it
-//! is dropped with SLOW_CLIENT / 1013 once its queue passes the limit.
+//! is dropped with SLOW_CLIENT / 1013 once its queue passes the limit,
+//! after every event up to then unless it asked for conflation.
 
 mod common;
 use common::*;
@@ -15,11 +16,15 @@ async fn a_stuck_viewer_is_dropped_and_others_get_everything() {
         ])
         .start()
         .await;
-    // The stuck viewer subscribes, then never reads again; a small kernel
-    // receive buffer makes its backlog reach the hub quickly.
+    // The stuck viewer subscribes asking for conflation, then never reads
+    // again; a small kernel receive buffer makes its backlog reach the hub
+    // quickly.
     let mut stuck = RawWs::connect_with_buffer(&h.addr, "/ws", Some(4096)).await;
     stuck
-        .send_frame(1, br#"{"type":"subscribe","id":1,"namespace":"default"}"#)
+        .send_frame(
+            1,
+            br#"{"type":"subscribe","id":1,"namespace":"default","conflate":true}"#,
+        )
         .await;
     let (mut good, _) = subscriber(&h, "default").await;
     good.next_of("operation_list", DEADLINE).await;
@@ -102,6 +107,48 @@ async fn round_then_follow(
             *last = o;
         }
     }
+}
+
+#[tokio::test]
+async fn a_viewer_that_did_not_ask_for_conflation_misses_nothing_silently() {
+    // Conflation would start at 64 KiB behind (the default), SLOW_CLIENT at 256 KiB.
+    let h = hub().args(["--slow-client-bytes", "262144"]).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("big", "default"), 1).await;
+    let mut stuck = RawWs::connect_with_buffer(&h.addr, "/ws", Some(4096)).await;
+    stuck
+        .send_frame(1, br#"{"type":"subscribe","id":1,"namespace":"default"}"#)
+        .await;
+    // One operation's progress only, ~16 MB of it while the viewer reads
+    // nothing: far more than the kernel's socket buffers (4 MiB at most
+    // here) and the queue take. A conflating viewer's queue would stay one
+    // update long; this one must not lose any of it silently.
+    let pad = "p".repeat(8000);
+    for n in 1..=2000u64 {
+        let mut m = progress("big", "default", n + 1, (n % 100) as f64);
+        m["details"] = json!({ "pad": pad });
+        publish(&mut p, m, n + 1).await;
+    }
+    let (texts, code) = stuck.read_until_close(Duration::from_secs(30)).await;
+    assert_eq!(code, Some(1013));
+    let msgs: Vec<Value> = texts
+        .iter()
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect();
+    assert_eq!(msgs.last().unwrap()["code"], "SLOW_CLIENT");
+    let subscribed = msgs.iter().find(|m| m["type"] == "subscribed").unwrap();
+    let first = subscribed["offset"].as_u64().unwrap() + 1;
+    let events: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["type"] == "progress_update")
+        .collect();
+    for (want, m) in (first..).zip(&events) {
+        assert_eq!(
+            m["offset"], want,
+            "every event up to the drop, none skipped"
+        );
+    }
+    assert!(!events.is_empty(), "it got events before it fell behind");
 }
 
 #[tokio::test]

@@ -51,6 +51,7 @@ test('urls: token in the WS query (browsers cannot set headers); SSE resumes wit
   assert.equal(u.searchParams.get('kinds'), 'k');
   assert.equal(u.searchParams.get('last_event_id'), 'E:5');
   assert.equal(u.searchParams.get('token'), 't');
+  assert.equal(u.searchParams.get('conflate'), 'true', 'the dashboard needs only the latest state');
 });
 
 test('first connect: subscribe without resume, snapshot replaces state', () => {
@@ -62,6 +63,7 @@ test('first connect: subscribe without resume, snapshot replaces state', () => {
   assert.equal(sub.type, 'subscribe');
   assert.equal(sub.namespace, NS);
   assert.equal(sub.resume, undefined);
+  assert.equal(sub.conflate, true);
   const a2 = m.onFrame(frame(subscribed(7, false, 'E1', sub.id), ev(7)), 20); // event before the snapshot: ignored
   assert.equal(ofType(a2, 'event').length, 0);
   assert.equal(m.state, 'connected');

@@ -136,7 +136,7 @@ impl Proto {
         match self {
             Proto::Hub => vec![
                 Step::Send(format!(
-                    r#"{{"type":"subscribe","id":1,"namespace":"{room}"}}"#
+                    r#"{{"type":"subscribe","id":1,"namespace":"{room}","conflate":true}}"#
                 )),
                 Step::Await(Expect::HubType("subscribed")),
             ],

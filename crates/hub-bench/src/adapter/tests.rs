@@ -27,7 +27,7 @@ fn hub_handshakes() {
     let steps = Proto::Hub.viewer_handshake("bench-1");
     assert_eq!(
         steps[0],
-        Step::Send(r#"{"type":"subscribe","id":1,"namespace":"bench-1"}"#.into())
+        Step::Send(r#"{"type":"subscribe","id":1,"namespace":"bench-1","conflate":true}"#.into())
     );
     let subscribed = r#"{"type":"subscribed","id":1,"namespace":"bench-1","epoch":"e","offset":0,"recovered":false}"#;
     let snapshot =

@@ -137,7 +137,17 @@ fn viewer_messages_decode() {
                 epoch: "e".into(),
                 offset: 5
             }),
+            conflate: false,
         }
+    );
+    let conflating = decode_client(r#"{"type":"subscribe","id":1,"conflate":true}"#).unwrap();
+    assert!(matches!(
+        conflating,
+        ClientMessage::Subscribe { conflate: true, .. }
+    ));
+    assert_eq!(
+        err(r#"{"type":"subscribe","id":1,"conflate":"yes"}"#).code,
+        ErrorCode::BadMessage
     );
     assert_eq!(
         decode_client(r#"{"type":"ping"}"#).unwrap(),

@@ -99,6 +99,8 @@ pub enum Command {
         filter: Filter,
         /// Resume position.
         resume: Option<Position>,
+        /// Whether queued progress may be conflated while the viewer is behind.
+        conflate: bool,
     },
     /// Unsubscribe.
     Unsubscribe {

@@ -63,7 +63,8 @@ impl Engine {
                 namespace,
                 filter,
                 resume,
-            } => self.subscribe(conn, id, namespace, filter, resume),
+                conflate,
+            } => self.subscribe(conn, id, namespace, filter, conflate, resume),
             Command::Unsubscribe {
                 conn,
                 id,
@@ -293,6 +294,7 @@ impl Engine {
         id: Option<u64>,
         namespace: String,
         filter: hub_core::glob::Filter,
+        conflate: bool,
         resume: Option<hub_proto::Position>,
     ) {
         let already = self
@@ -394,10 +396,11 @@ impl Engine {
             .entry(conn.id)
             .or_default()
             .push(namespace.clone());
-        self.subs
-            .entry(namespace)
-            .or_default()
-            .push(Sub { conn, filter });
+        self.subs.entry(namespace).or_default().push(Sub {
+            conn,
+            filter,
+            conflate,
+        });
     }
 
     fn remove_sub(&mut self, conn: u64, namespace: &str) {
@@ -613,7 +616,7 @@ impl Engine {
             for sub in subs {
                 let pushed = if sub.filter.is_all() {
                     self.deliveries_total += items.len() as u64;
-                    sub.conn.push_live(items.iter(), now)
+                    sub.conn.push_live(items.iter(), sub.conflate, now)
                 } else {
                     let mut n = 0;
                     let pushed = sub.conn.push_live(
@@ -625,6 +628,7 @@ impl Engine {
                                 n += 1;
                                 i
                             }),
+                        sub.conflate,
                         now,
                     );
                     self.deliveries_total += n;

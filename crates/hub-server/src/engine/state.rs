@@ -98,6 +98,10 @@ pub struct Sub {
     pub conn: Arc<Outbox>,
     /// Its filter.
     pub filter: Filter,
+    /// Whether its queued progress may be conflated while it is behind
+    /// (`subscribe {conflate: true}`); otherwise it gets every event or
+    /// `SLOW_CLIENT`.
+    pub conflate: bool,
 }
 
 /// Something to do once the batch holding it is durable.
