@@ -48,8 +48,9 @@ pub struct Outbox {
     /// Whether this is an SSE connection (no WebSocket pings).
     pub sse: bool,
     rejections: Mutex<VecDeque<u64>>,
-    /// When the connection's token expires, ms (0: never).
-    pub expires_at: AtomicU64,
+    /// The `exp` of the connection's token, ms (0: never expires); see
+    /// [`Outbox::token_expired`].
+    expires_at: AtomicU64,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// Role bits for `ws_updates_clients` ([`ROLE_VIEWER`], [`ROLE_PRODUCER`],
     /// plus `GONE` once counted out).
@@ -388,6 +389,21 @@ impl Outbox {
             .with_data(serde_json::json!({"reason": "abuse"}));
             self.close(CloseCode::Abuse, e, now);
         }
+    }
+
+    /// Records the `exp` (ms) of the token the connection now holds
+    /// (`None`: a token that never expires, or none).
+    pub fn set_token_expiry(&self, exp_ms: Option<u64>) {
+        self.expires_at
+            .store(exp_ms.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Whether the connection's token is past its `exp` by the clock-skew
+    /// leeway ([`hub_auth::EXP_LEEWAY_MS`]) at `now` (ms): then the
+    /// connection must be closed with `TOKEN_EXPIRED` (4001).
+    pub fn token_expired(&self, now: u64) -> bool {
+        let exp = self.expires_at.load(Ordering::Relaxed);
+        exp != 0 && now >= exp.saturating_add(hub_auth::EXP_LEEWAY_MS)
     }
 
     /// Asks the writer to send a WebSocket ping.
