@@ -43,8 +43,9 @@ pub struct Outbox {
     notify: Notify,
     ping: AtomicBool,
     last_activity: AtomicU64,
-    /// Whether the connection holds at least one subscription.
-    pub subscribed: AtomicBool,
+    /// Whether the connection holds at least one subscription (see
+    /// [`Outbox::push_status`]).
+    subscribed: AtomicBool,
     /// Whether this is an SSE connection (no WebSocket pings).
     pub sse: bool,
     rejections: Mutex<VecDeque<u64>>,
@@ -304,6 +305,27 @@ impl Outbox {
         }
         self.notify.notify_one();
         true
+    }
+
+    /// Records whether the connection holds at least one subscription
+    /// (the engine's bookkeeping; only those get `system_status`). Clear it
+    /// before queueing the reply to the last `unsubscribe`.
+    pub fn set_subscribed(&self, on: bool) {
+        self.subscribed.store(on, Ordering::Release);
+    }
+
+    /// Queues a `system_status` if the connection holds a subscription.
+    /// The check and the push happen under the queue's lock, so none is
+    /// queued after the `ok` to the last `unsubscribe`.
+    pub fn push_status(&self, bytes: Arc<str>) {
+        let outcome = {
+            let mut q = self.queue.lock();
+            if !self.subscribed.load(Ordering::Acquire) {
+                return;
+            }
+            q.queue.push(OutItem::message(bytes))
+        };
+        self.after_push(outcome);
     }
 
     /// Queues a control message (never counted against the slow limit).

@@ -5,7 +5,6 @@ use crate::app::Shared;
 use crate::auth::token_expired_error;
 use crate::clock::now_ms;
 use hub_proto::{CloseCode, ErrorCode, ProtoError, ServerMessage};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Sends `heartbeat` (and a WebSocket ping) to every connection each interval.
@@ -64,9 +63,7 @@ pub async fn status(app: Shared) {
         every.tick().await;
         let msg = crate::status::build(&app).await;
         for c in app.registry.all() {
-            if c.subscribed.load(Ordering::Relaxed) {
-                c.push_control(msg.clone());
-            }
+            c.push_status(msg.clone());
         }
     }
 }
