@@ -282,7 +282,7 @@ impl Driver {
     /// Sends `refresh` with the provider's new token on the live
     /// connection. A provider that returns the same token (or none) is not
     /// asked again until the next connection; the hub then closes the
-    /// connection after its grace and the reconnect fetches a token.
+    /// connection 5 s after `exp` and the reconnect fetches a token.
     async fn on_renewed(&mut self, token: Option<String>) {
         let Some(token) = token.filter(|t| Some(t) != self.last_token.as_ref()) else {
             return;

@@ -72,6 +72,15 @@ pub fn auth_error(e: &AuthError) -> ProtoError {
     ProtoError::new(code, message)
 }
 
+/// The error that closes a live connection (4001) whose token is past its
+/// `exp` by more than the clock-skew leeway.
+pub fn token_expired_error() -> ProtoError {
+    ProtoError::new(
+        ErrorCode::TokenExpired,
+        "the token has expired; connect again with a new one",
+    )
+}
+
 /// Checks that `who` may do `action` in `namespace`.
 pub fn authorize(who: &Principal, action: Action, namespace: &str) -> Result<(), ProtoError> {
     if who.allows(action, namespace) {

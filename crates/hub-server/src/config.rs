@@ -119,11 +119,6 @@ pub struct Config {
     /// `IDLE_TIMEOUT` (1001). 0s: off (only `idle_timeout` applies).
     #[serde(with = "humantime_serde")]
     pub first_message_timeout: Duration,
-    /// How long a connection whose token expired stays open waiting for a
-    /// `refresh`; then it gets `TOKEN_EXPIRED` and close 4001. 0s: closed
-    /// at the first sweep after the token's `exp`.
-    #[serde(with = "humantime_serde")]
-    pub token_expiry_grace: Duration,
     /// Longest a TLS handshake, and the first request's HTTP headers, may
     /// take before the hub drops the TCP connection (slowloris).
     #[serde(with = "humantime_serde")]
@@ -179,7 +174,6 @@ impl Default for Config {
             max_connections_per_user: 1000,
             max_anonymous_connections_per_ip: 100,
             first_message_timeout: Duration::ZERO,
-            token_expiry_grace: Duration::from_secs(25),
             handshake_timeout: Duration::from_secs(10),
             rate_limit_exempt: "127.0.0.0/8,::1".into(),
             shutdown_grace: Duration::ZERO,
@@ -222,7 +216,6 @@ pub const KEYS: &[&str] = &[
     "max_connections_per_user",
     "max_anonymous_connections_per_ip",
     "first_message_timeout",
-    "token_expiry_grace",
     "handshake_timeout",
     "rate_limit_exempt",
     "shutdown_grace",

@@ -380,7 +380,17 @@ pub async fn events(
 ///
 /// Prometheus asks for OpenMetrics in its `Accept` header and gets it; any
 /// other client gets the classic text format 0.0.4.
-pub async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
+///
+/// With auth on it needs a valid token of any role (401 otherwise), unless
+/// tokenless reads are allowed (`--allow-anonymous-read`).
+pub async fn metrics(
+    State(app): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = principal(&app, &headers, &q) {
+        return error_response(e, None);
+    }
     if let Some(stats) = crate::status::engine_stats(&app).await {
         app.metrics.set_engine(&stats);
     }

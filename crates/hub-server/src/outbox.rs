@@ -43,13 +43,15 @@ pub struct Outbox {
     notify: Notify,
     ping: AtomicBool,
     last_activity: AtomicU64,
-    /// Whether the connection holds at least one subscription.
-    pub subscribed: AtomicBool,
+    /// Whether the connection holds at least one subscription (see
+    /// [`Outbox::push_status`]).
+    subscribed: AtomicBool,
     /// Whether this is an SSE connection (no WebSocket pings).
     pub sse: bool,
     rejections: Mutex<VecDeque<u64>>,
-    /// When the connection's token expires, ms (0: never).
-    pub expires_at: AtomicU64,
+    /// The `exp` of the connection's token, ms (0: never expires); see
+    /// [`Outbox::token_expired`].
+    expires_at: AtomicU64,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// Role bits for `ws_updates_clients` ([`ROLE_VIEWER`], [`ROLE_PRODUCER`],
     /// plus `GONE` once counted out).
@@ -313,6 +315,27 @@ impl Outbox {
         true
     }
 
+    /// Records whether the connection holds at least one subscription
+    /// (the engine's bookkeeping; only those get `system_status`). Clear it
+    /// before queueing the reply to the last `unsubscribe`.
+    pub fn set_subscribed(&self, on: bool) {
+        self.subscribed.store(on, Ordering::Release);
+    }
+
+    /// Queues a `system_status` if the connection holds a subscription.
+    /// The check and the push happen under the queue's lock, so none is
+    /// queued after the `ok` to the last `unsubscribe`.
+    pub fn push_status(&self, bytes: Arc<str>) {
+        let outcome = {
+            let mut q = self.queue.lock();
+            if !self.subscribed.load(Ordering::Acquire) {
+                return;
+            }
+            q.queue.push(OutItem::message(bytes))
+        };
+        self.after_push(outcome);
+    }
+
     /// Queues a control message (never counted against the slow limit).
     pub fn push_control(&self, bytes: Arc<str>) {
         self.push(OutItem::message(bytes));
@@ -396,6 +419,21 @@ impl Outbox {
             .with_data(serde_json::json!({"reason": "abuse"}));
             self.close(CloseCode::Abuse, e, now);
         }
+    }
+
+    /// Records the `exp` (ms) of the token the connection now holds
+    /// (`None`: a token that never expires, or none).
+    pub fn set_token_expiry(&self, exp_ms: Option<u64>) {
+        self.expires_at
+            .store(exp_ms.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Whether the connection's token is past its `exp` by the clock-skew
+    /// leeway ([`hub_auth::EXP_LEEWAY_MS`]) at `now` (ms): then the
+    /// connection must be closed with `TOKEN_EXPIRED` (4001).
+    pub fn token_expired(&self, now: u64) -> bool {
+        let exp = self.expires_at.load(Ordering::Relaxed);
+        exp != 0 && now >= exp.saturating_add(hub_auth::EXP_LEEWAY_MS)
     }
 
     /// Asks the writer to send a WebSocket ping.

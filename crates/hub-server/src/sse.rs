@@ -112,6 +112,7 @@ pub async fn stream(
         },
     };
     let out = app.new_outbox(true);
+    out.set_token_expiry(principal.expires_at);
     let cmd = Command::Subscribe {
         conn: out.clone(),
         id: None,

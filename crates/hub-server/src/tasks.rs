@@ -2,9 +2,9 @@
 //! and the periodic `system_status`.
 
 use crate::app::Shared;
+use crate::auth::token_expired_error;
 use crate::clock::now_ms;
 use hub_proto::{CloseCode, ErrorCode, ProtoError, ServerMessage};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Sends `heartbeat` (and a WebSocket ping) to every connection each interval.
@@ -30,10 +30,12 @@ pub async fn heartbeats(app: Shared) {
 }
 
 /// Closes connections silent past the idle timeout, and those whose token
-/// expired more than the grace period ago.
+/// is past its `exp` by the clock-skew leeway (`TOKEN_EXPIRED`, 4001).
+///
+/// Runs at least every second, so an expired connection is closed within
+/// about a second of its deadline.
 pub async fn sweeps(app: Shared) {
     let idle = app.cfg.idle_timeout.as_millis() as u64;
-    let grace = app.cfg.token_expiry_grace.as_millis() as u64;
     let step = Duration::from_millis((idle / 4).clamp(50, 1000));
     let mut every = tokio::time::interval(step);
     loop {
@@ -46,15 +48,8 @@ pub async fn sweeps(app: Shared) {
                     "no message from the client within the idle timeout",
                 );
                 c.close(CloseCode::Idle, e, now);
-                continue;
-            }
-            let exp = c.expires_at.load(Ordering::Relaxed);
-            if exp != 0 && now > exp.saturating_add(grace) {
-                let e = ProtoError::new(
-                    ErrorCode::TokenExpired,
-                    "the token expired and was not refreshed",
-                );
-                c.close(CloseCode::AuthFailure, e, now);
+            } else if c.token_expired(now) {
+                c.close(CloseCode::AuthFailure, token_expired_error(), now);
             }
         }
     }
@@ -68,9 +63,7 @@ pub async fn status(app: Shared) {
         every.tick().await;
         let msg = crate::status::build(&app).await;
         for c in app.registry.all() {
-            if c.subscribed.load(Ordering::Relaxed) {
-                c.push_control(msg.clone());
-            }
+            c.push_status(msg.clone());
         }
     }
 }

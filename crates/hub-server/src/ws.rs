@@ -8,7 +8,7 @@
 //! every frame goes through tungstenite.
 
 use crate::app::Shared;
-use crate::auth::{auth_error, authorize};
+use crate::auth::{auth_error, authorize, token_expired_error};
 use crate::clock::now_ms;
 use crate::engine::{Command, Reply, Who};
 use crate::outbox::{Next, Outbox};
@@ -21,7 +21,6 @@ use hub_auth::{Action, Principal};
 use hub_core::glob::Filter;
 use hub_proto::{decode_client, ClientMessage, CloseCode, ErrorCode, ProtoError, ServerMessage};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -136,8 +135,7 @@ async fn run(
     out.opened(handshake);
     tracing::Span::current().record("id", out.id);
     tracing::debug!("websocket connected");
-    out.expires_at
-        .store(principal.expires_at.unwrap_or(0), Ordering::Relaxed);
+    out.set_token_expiry(principal.expires_at);
     let mut conn = Conn {
         app: app.clone(),
         out: out.clone(),
@@ -202,13 +200,16 @@ async fn run(
                     }
                     Some(Ok(Message::Text(t))) => {
                         out.touch(now);
+                        if conn.close_if_expired(Some(t.as_str()), now) {
+                            continue;
+                        }
                         if conn.within_rate(Some(t.as_str())) {
                             conn.on_text(t.as_str()).await;
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
                         out.touch(now);
-                        if !conn.within_rate(None) {
+                        if conn.close_if_expired(None, now) || !conn.within_rate(None) {
                             continue;
                         }
                         out.reject(ProtoError::bad("binary frames are not part of the protocol; send JSON text frames"));
@@ -410,9 +411,6 @@ impl Conn {
         if let Some(c) = self.app.metrics.received_counter(msg.type_name()) {
             c.inc();
         }
-        if let Err(e) = self.check_token(&msg) {
-            return self.out.reject(e.with_id(msg.id()));
-        }
         let engine = self.app.engine.clone();
         match msg {
             ClientMessage::Publish(p) => {
@@ -505,9 +503,7 @@ impl Conn {
             ClientMessage::Refresh { id, token } => {
                 match self.app.authn.refresh(&token, now_ms()) {
                     Ok(p) => {
-                        self.out
-                            .expires_at
-                            .store(p.expires_at.unwrap_or(0), Ordering::Relaxed);
+                        self.out.set_token_expiry(p.expires_at);
                         self.principal = p;
                         self.out
                             .push_control(ServerMessage::Ok { id }.encode().into());
@@ -525,20 +521,22 @@ impl Conn {
         }
     }
 
-    /// A request made with an expired token is refused with `TOKEN_EXPIRED`.
-    fn check_token(&self, msg: &ClientMessage) -> Result<(), ProtoError> {
-        if matches!(
-            msg,
-            ClientMessage::Refresh { .. } | ClientMessage::Ping { .. }
-        ) {
-            return Ok(());
+    /// Closes the connection with `TOKEN_EXPIRED` (4001) when its token is
+    /// past `exp` by the clock-skew leeway at `now`: whatever it sent
+    /// (`text`, `None` for a binary frame), even a `refresh`, comes too
+    /// late. Returns whether it did.
+    fn close_if_expired(&self, text: Option<&str>, now: u64) -> bool {
+        if !self.principal.is_expired(now) {
+            return false;
         }
-        match self.principal.expires_at {
-            Some(exp) if now_ms() > exp + 5_000 => Err(ProtoError::new(
-                ErrorCode::TokenExpired,
-                "the token has expired; send `refresh` with a new one",
-            )),
-            _ => Ok(()),
-        }
+        let id = text
+            .and_then(|t| decode_client(t).ok())
+            .and_then(|m| m.id());
+        self.out.close(
+            CloseCode::AuthFailure,
+            token_expired_error().with_id(id),
+            now,
+        );
+        true
     }
 }

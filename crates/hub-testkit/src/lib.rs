@@ -7,10 +7,12 @@
 
 mod process;
 mod raw;
+mod sse;
 mod ws;
 
 pub use process::{Hub, HubBuilder};
 pub use raw::RawWs;
+pub use sse::{Sse, SseEnd, SseEvent};
 pub use tokio_tungstenite::tungstenite::Message;
 pub use ws::{Ws, WsError};
 

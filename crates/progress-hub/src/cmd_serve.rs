@@ -106,10 +106,6 @@ pub struct ServeArgs {
     /// Close a WebSocket that sends nothing this long after the upgrade (default 0s: off).
     #[arg(long)]
     first_message_timeout: Option<String>,
-    /// How long a connection with an expired token may wait for a `refresh`
-    /// before TOKEN_EXPIRED and close 4001 (default 25s).
-    #[arg(long)]
-    token_expiry_grace: Option<String>,
     /// Longest TLS handshake / first request headers (default 10s).
     #[arg(long)]
     handshake_timeout: Option<String>,
@@ -182,7 +178,6 @@ impl ServeArgs {
             &self.max_anonymous_connections_per_ip,
         );
         s("first_message_timeout", &self.first_message_timeout);
-        s("token_expiry_grace", &self.token_expiry_grace);
         s("handshake_timeout", &self.handshake_timeout);
         s("rate_limit_exempt", &self.rate_limit_exempt);
         s("shutdown_grace", &self.shutdown_grace);

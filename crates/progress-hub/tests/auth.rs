@@ -6,7 +6,7 @@
 mod common;
 use common::tokens::*;
 use common::*;
-use hub_auth::{mint_hs256, Claims};
+use hub_auth::{mint_hs256, Claims, EXP_LEEWAY_MS};
 
 async fn authed_hub(extra: &[&str]) -> Hub {
     hub()
@@ -218,28 +218,143 @@ async fn refresh_replaces_the_token_and_a_bad_one_closes_4001() {
     assert_eq!(c.closed(DEADLINE).await, Some(4001));
 }
 
-/// A connection whose token expired gets `TOKEN_EXPIRED` and close 4001
-/// once `--token-expiry-grace` has passed; one that refreshed in time stays.
+/// A token of `sub` (a reporter of `default`) with this `exp` (seconds).
+fn expiring(sub: &str, exp_s: u64) -> String {
+    let mut c = Claims::new(sub, exp_s);
+    c.roles = Some(vec!["reporter".into()]);
+    mint_hs256(SECRET, &c).unwrap()
+}
+
+/// A token the hub still accepts (its `exp` is 3 s past, within the 5 s
+/// clock-skew leeway) and the moment (ms) it stops accepting it: 1-2 s
+/// from now.
+fn lapsing(sub: &str) -> (String, u64) {
+    let exp = now_s() - 3;
+    (expiring(sub, exp), exp * 1000 + EXP_LEEWAY_MS)
+}
+
+/// Now, in ms since the Unix epoch (the hub runs on the same clock).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// How late past `exp` + leeway the hub may close: its sweep runs every
+/// second, plus scheduling slack.
+const CLOSE_SLACK_MS: u64 = 1_500;
+
+/// Checks that a `TOKEN_EXPIRED` error was sent no earlier than
+/// `deadline` (its server timestamp) and received no later than
+/// [`CLOSE_SLACK_MS`] after it.
+fn assert_expired_on_time(e: &Value, deadline: u64) {
+    let received = now_ms();
+    assert_eq!(e["code"], "TOKEN_EXPIRED", "{e}");
+    let sent = e["timestamp"].as_u64().expect("timestamp");
+    assert!(
+        sent >= deadline,
+        "closed {} ms before exp + 5 s",
+        deadline - sent
+    );
+    assert!(
+        received <= deadline + CLOSE_SLACK_MS,
+        "closed {} ms after exp + 5 s",
+        received - deadline
+    );
+}
+
+/// A live WebSocket is served past its token's `exp` within the 5 s
+/// leeway, then gets `TOKEN_EXPIRED` and close 4001 within about a second:
+/// no grace beyond the leeway.
 #[tokio::test]
-async fn an_expired_token_closes_after_the_grace_unless_refreshed() {
-    let h = authed_hub(&["--token-expiry-grace", "1s"]).await;
-    let short = |sub: &str| mint_hs256(SECRET, &Claims::new(sub, now_s() + 2)).unwrap();
-    let mut lapsing = ws_as(&h, &short("lapse")).await;
-    let mut renewed = ws_as(&h, &short("renew")).await;
+async fn a_live_websocket_is_closed_once_its_token_is_past_the_leeway() {
+    let h = authed_hub(&["--heartbeat-interval", "200ms"]).await;
+    let (tok, deadline) = lapsing("lapse");
+    let mut ws = ws_as(&h, &tok).await;
+    let sub = ws
+        .request(json!({"type": "subscribe", "namespace": "default"}), 1)
+        .await;
+    assert_eq!(sub["type"], "subscribed", "{sub}");
+    let e = ws.next_of("error", Duration::from_secs(5)).await;
+    assert_expired_on_time(&e, deadline);
+    assert_eq!(ws.closed(DEADLINE).await, Some(4001));
+    let last_heartbeat = ws
+        .seen
+        .iter()
+        .filter(|m| m["type"] == "heartbeat")
+        .filter_map(|m| m["timestamp"].as_u64())
+        .max()
+        .expect("heartbeats until the deadline");
+    assert!(
+        last_heartbeat + 1_000 >= deadline,
+        "served up to the end of the leeway"
+    );
+}
+
+/// A message that arrives once the token is past `exp` + leeway is not
+/// served: `TOKEN_EXPIRED`, then close 4001 (whether the message or the
+/// hub's sweep noticed first).
+#[tokio::test]
+async fn a_message_after_the_leeway_gets_token_expired_and_4001() {
+    let h = authed_hub(&[]).await;
+    let (tok, deadline) = lapsing("late");
+    let mut ws = ws_as(&h, &tok).await;
+    assert_eq!(
+        publish(&mut ws, started("early", "default"), 1).await["type"],
+        "ack",
+        "within the leeway the token works"
+    );
+    // Wait for the clock (not for the hub) to pass the deadline.
+    let wait = deadline.saturating_sub(now_ms()) + 20;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    ws.send(json!({"type": "ping", "id": 2})).await;
+    let e = ws.next(DEADLINE).await.expect("an error before the close");
+    assert_eq!(e["type"], "error", "no pong after the leeway: {e}");
+    assert_expired_on_time(&e, deadline);
+    assert!(e["id"] == 2 || e["id"].is_null(), "{e}");
+    assert_eq!(ws.closed(DEADLINE).await, Some(4001));
+}
+
+/// `refresh` with a new token moves the connection's deadline: of two
+/// connections whose tokens lapse together, the one that refreshed stays.
+#[tokio::test]
+async fn refresh_moves_the_expiry_deadline() {
+    let h = authed_hub(&[]).await;
+    let (tok, deadline) = lapsing("pair");
+    let mut lapsed = ws_as(&h, &tok).await;
+    let mut renewed = ws_as(&h, &tok).await;
     let ok = renewed
         .request(
-            json!({"type": "refresh", "token": token("renew", &["viewer"], &["default"])}),
+            json!({"type": "refresh", "token": token("pair", &["viewer"], &["default"])}),
             1,
         )
         .await;
     assert_eq!(ok["type"], "ok", "{ok}");
-    let e = lapsing.next_of("error", DEADLINE).await;
-    assert_eq!(e["code"], "TOKEN_EXPIRED", "{e}");
-    assert_eq!(lapsing.closed(DEADLINE).await, Some(4001));
-    // By now the first token is past its grace too: the refreshed
-    // connection is still served.
+    let e = lapsed.next_of("error", Duration::from_secs(5)).await;
+    assert_expired_on_time(&e, deadline);
+    assert_eq!(lapsed.closed(DEADLINE).await, Some(4001));
+    // The sweep that closed the first one passed over the second.
     let pong = renewed.request(json!({"type": "ping"}), 2).await;
     assert_eq!(pong["type"], "pong", "{pong}");
+}
+
+/// An SSE stream whose token is past `exp` + leeway gets the
+/// `TOKEN_EXPIRED` error as its last event, then the stream ends.
+#[tokio::test]
+async fn an_sse_stream_ends_with_token_expired_past_the_leeway() {
+    let h = authed_hub(&["--heartbeat-interval", "200ms"]).await;
+    let (tok, deadline) = lapsing("sse");
+    let url = format!("{}/api/v1/stream?namespace=default", h.http());
+    let mut sse = Sse::connect(&url, Some(&tok)).await.expect("accepted");
+    assert_eq!(
+        sse.next_of("subscribed", DEADLINE).await.data["namespace"],
+        "default"
+    );
+    let e = sse.next_of("error", Duration::from_secs(5)).await;
+    assert_expired_on_time(&e.data, deadline);
+    sse.ended(Duration::from_secs(2)).await;
+    assert_eq!(sse.seen.last(), Some(&e), "the error is the last event");
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //! names its checks; on SIGTERM it turns 503 at once, says which check
 //! fails and since when, and stays answerable through the shutdown grace
 //! period while connected clients are still served; `system_status` has
-//! every field the dashboard reads.
+//! every field the dashboard reads and goes only to connections holding a
+//! subscription.
 
 mod common;
 use common::*;
@@ -124,5 +125,69 @@ async fn system_status_has_every_field_the_dashboard_reads() {
         assert_eq!(d["operations"]["running"], 1);
         assert_eq!(d["events_total"], 1);
         assert!(d["memory_bytes"].as_u64().unwrap() > 1_000_000);
+    }
+}
+
+/// Reads `n` heartbeats (the hub's clock, one per interval) and panics if
+/// a `system_status` arrives meanwhile.
+async fn no_status_for_heartbeats(ws: &mut Ws, n: usize) {
+    for _ in 0..n {
+        let m = ws
+            .until(
+                |m| m["type"] == "heartbeat" || m["type"] == "system_status",
+                DEADLINE,
+            )
+            .await;
+        assert_eq!(m["type"], "heartbeat", "not subscribed, yet got {m}");
+    }
+}
+
+/// `system_status` goes to connections that hold a subscription: it stops
+/// once the last one is dropped with `unsubscribe` and comes back with the
+/// next `subscribe`; a connection that never subscribed gets none.
+#[tokio::test]
+async fn system_status_stops_after_the_last_unsubscribe() {
+    let h = hub()
+        .args([
+            "--status-interval",
+            "200ms",
+            "--heartbeat-interval",
+            "200ms",
+        ])
+        .start()
+        .await;
+    let mut ws = Ws::connect(&h.ws_url()).await;
+    let mut idle = Ws::connect(&h.ws_url()).await;
+    let unsubscribe = |ns: &str| json!({"type": "unsubscribe", "namespace": ns});
+    for (id, ns) in [(1, "default"), (2, "other")] {
+        let sub = ws
+            .request(json!({"type": "subscribe", "namespace": ns}), id)
+            .await;
+        assert_eq!(sub["type"], "subscribed", "{sub}");
+    }
+    ws.next_of("system_status", DEADLINE).await;
+    assert_eq!(ws.request(unsubscribe("default"), 3).await["type"], "ok");
+    ws.next_of("system_status", DEADLINE).await;
+    assert_eq!(ws.request(unsubscribe("other"), 4).await["type"], "ok");
+    // Five heartbeats span four status intervals at least.
+    no_status_for_heartbeats(&mut ws, 5).await;
+    no_status_for_heartbeats(&mut idle, 5).await;
+    let sub = ws
+        .request(json!({"type": "subscribe", "namespace": "default"}), 5)
+        .await;
+    assert_eq!(sub["type"], "subscribed", "{sub}");
+    ws.next_of("system_status", DEADLINE).await;
+}
+
+/// An SSE stream is a subscription for its whole life: it gets
+/// `system_status` every interval.
+#[tokio::test]
+async fn an_sse_stream_gets_system_status() {
+    let h = hub().args(["--status-interval", "200ms"]).start().await;
+    let url = format!("{}/api/v1/stream?namespace=default", h.http());
+    let mut sse = Sse::connect(&url, None).await.expect("accepted");
+    for _ in 0..2 {
+        let st = sse.next_of("system_status", DEADLINE).await;
+        assert_eq!(st.id, None, "status carries no SSE id");
     }
 }

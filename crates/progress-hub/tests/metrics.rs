@@ -10,6 +10,17 @@ use futures_util::StreamExt;
 use hub_auth::{mint_hs256, Claims};
 use prometheus_parse::{Sample, Scrape, Value as PValue};
 
+/// `GET /metrics` with an optional bearer token: the status and the
+/// response.
+async fn get_metrics(h: &Hub, tok: Option<&str>) -> (u16, reqwest::Response) {
+    let mut req = reqwest::Client::new().get(format!("{}/metrics", h.http()));
+    if let Some(t) = tok {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r)
+}
+
 /// One scrape, parsed.
 struct Metrics {
     samples: Vec<Sample>,
@@ -17,9 +28,15 @@ struct Metrics {
 }
 
 impl Metrics {
+    /// Scrapes an open hub.
     async fn scrape(h: &Hub) -> Metrics {
-        let r = reqwest::get(format!("{}/metrics", h.http())).await.unwrap();
-        assert_eq!(r.status(), 200);
+        Metrics::scrape_as(h, None).await
+    }
+
+    /// Scrapes with a bearer token (needed when the hub has a key).
+    async fn scrape_as(h: &Hub, tok: Option<&str>) -> Metrics {
+        let (status, r) = get_metrics(h, tok).await;
+        assert_eq!(status, 200);
         let text = r.text().await.unwrap();
         let lines = text.lines().map(|l| Ok(l.to_owned()));
         let scrape = Scrape::parse(lines).expect("valid exposition format");
@@ -312,7 +329,7 @@ async fn auth_failures_refusals_and_idle_disconnections() {
     let (_, code) = raw.read_until_close(Duration::from_secs(5)).await;
     assert_eq!(code, Some(1001));
     let m = eventually("the idle disconnection counted", DEADLINE, || async {
-        let m = Metrics::scrape(&h).await;
+        let m = Metrics::scrape_as(&h, Some(&token)).await;
         (m.val(
             "ws_updates_disconnections_total",
             &[("reason", "idle_timeout")],
@@ -358,6 +375,56 @@ async fn auth_failures_refusals_and_idle_disconnections() {
         ),
         1.0
     );
+}
+
+/// The code of a JSON error response.
+async fn error_code(r: reqwest::Response) -> Value {
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    v["error"]["code"].clone()
+}
+
+/// With a key configured `/metrics` needs a valid token of any role, like
+/// every HTTP call but `/health` and `/ready`.
+#[tokio::test]
+async fn metrics_need_a_token_when_auth_is_on() {
+    let h = hub().args(["--jwt-secret", SECRET]).start().await;
+    let expired = mint_hs256(SECRET, &Claims::new("old", now_s() - 60)).unwrap();
+    for (tok, code) in [
+        (None, "AUTH_REQUIRED"),
+        (Some("not-a-jwt"), "AUTH_FAILED"),
+        (Some(expired.as_str()), "TOKEN_EXPIRED"),
+    ] {
+        let (status, r) = get_metrics(&h, tok).await;
+        assert_eq!((status, error_code(r).await), (401, json!(code)), "{tok:?}");
+    }
+    let viewer = token("prometheus", &["viewer"], &["default"]);
+    let m = Metrics::scrape_as(&h, Some(&viewer)).await;
+    assert_eq!(
+        m.val(
+            "progress_hub_auth_failures_total",
+            &[("reason", "required")]
+        ),
+        1.0,
+        "the refused scrape was counted"
+    );
+    // The query token works too (as on every HTTP call).
+    let r = reqwest::get(format!("{}/metrics?token={viewer}", h.http()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// `--allow-anonymous-read` lets tokenless GETs read, `/metrics` included;
+/// a bad token is still refused.
+#[tokio::test]
+async fn anonymous_read_opens_metrics() {
+    let h = hub()
+        .args(["--jwt-secret", SECRET, "--allow-anonymous-read"])
+        .start()
+        .await;
+    Metrics::scrape(&h).await;
+    let (status, r) = get_metrics(&h, Some("not-a-jwt")).await;
+    assert_eq!((status, error_code(r).await), (401, json!("AUTH_FAILED")));
 }
 
 /// `promtool check metrics` (lint and format), when promtool is installed.

@@ -69,14 +69,7 @@ impl Engine {
                 conn,
                 id,
                 namespace,
-            } => {
-                self.remove_sub(conn.id, &namespace);
-                let ok = ServerMessage::Ok { id }.encode();
-                self.actions.push(AfterCommit::Notify {
-                    conn: conn.id,
-                    bytes: ok.into(),
-                });
-            }
+            } => self.unsubscribe(&conn, id, &namespace),
             Command::Cancel {
                 namespace,
                 operation_id,
@@ -389,8 +382,7 @@ impl Engine {
                 conn.push(OutItem::message(bytes.into()).with_offset(last).uncounted());
             }
         }
-        conn.subscribed
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        conn.set_subscribed(true);
         conn.mark_role(crate::outbox::ROLE_VIEWER);
         self.conn_subs
             .entry(conn.id)
@@ -400,6 +392,21 @@ impl Engine {
             conn,
             filter,
             conflate,
+        });
+    }
+
+    /// Drops the connection's subscription to `namespace` (if it has one)
+    /// and answers `ok`; a connection left without any subscription no
+    /// longer gets `system_status`.
+    fn unsubscribe(&mut self, conn: &Outbox, id: Option<u64>, namespace: &str) {
+        self.remove_sub(conn.id, namespace);
+        if self.conn_subs.get(&conn.id).is_none_or(Vec::is_empty) {
+            conn.set_subscribed(false);
+        }
+        let ok = ServerMessage::Ok { id }.encode();
+        self.actions.push(AfterCommit::Notify {
+            conn: conn.id,
+            bytes: ok.into(),
         });
     }
 

@@ -4,7 +4,9 @@
 
 pub mod tokens;
 
-pub use hub_testkit::{eventually, Hub, HubBuilder, RawWs, Ws, WsError, DEADLINE};
+pub use hub_testkit::{
+    eventually, Hub, HubBuilder, RawWs, Sse, SseEnd, SseEvent, Ws, WsError, DEADLINE,
+};
 pub use serde_json::{json, Value};
 pub use std::time::Duration;
 
