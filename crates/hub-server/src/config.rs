@@ -1,6 +1,7 @@
 //! Server configuration: one struct holding every setting with its default,
 //! read from flags, `PROGRESS_HUB_*` environment variables and a TOML file
-//! (precedence: flag > environment > file > default).
+//! (precedence: flag > environment > file > default). The file is the one
+//! `--config` names, or else the one `PROGRESS_HUB_CONFIG` names.
 //!
 //! A bad value or an unknown key is refused with a message naming the key
 //! and where it came from; so is a value that parses but makes no sense
@@ -239,6 +240,14 @@ pub struct ConfigError(pub String);
 /// The name of [`FlagValues`]' metadata, which [`source_name`] turns into `flag --KEY`.
 const FLAG_SOURCE: &str = "command-line flag";
 
+/// The name of the metadata of a value read from a variable (figment's own
+/// [`Env`] provider's name also contains "environment"), which
+/// [`source_name`] turns into `environment variable PROGRESS_HUB_KEY`.
+const ENV_SOURCE: &str = "environment variable";
+
+/// The variable naming the TOML file when `--config` is not given.
+pub const CONFIG_VAR: &str = "PROGRESS_HUB_CONFIG";
+
 /// Values given as command-line flags (only those present), as a figment provider.
 #[derive(Debug, Default)]
 pub struct FlagValues(pub Dict);
@@ -256,15 +265,23 @@ impl Provider for FlagValues {
 }
 
 impl Config {
-    /// Loads the configuration: defaults, then `file`, then environment, then flags.
+    /// Loads the configuration: defaults, then the TOML file, then
+    /// environment, then flags. The file is `file` (the `--config` flag)
+    /// or else the one `PROGRESS_HUB_CONFIG` names; a file that does not
+    /// exist is refused either way.
     pub fn load(file: Option<&std::path::Path>, flags: FlagValues) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(path) = file {
+        let file = match file {
+            Some(path) => Some((path.to_owned(), Metadata::named(FLAG_SOURCE))),
+            None => std::env::var_os(CONFIG_VAR)
+                .map(|path| (PathBuf::from(path), Metadata::named(ENV_SOURCE))),
+        };
+        if let Some((path, from)) = file {
             if !path.exists() {
-                return Err(ConfigError(format!(
-                    "config file {} (from --config) does not exist",
-                    path.display()
-                )));
+                let mut e = figment::Error::from(format!("file {} does not exist", path.display()))
+                    .with_path("config");
+                e.metadata = Some(from);
+                return Err(ConfigError(describe(&fig, e)));
             }
             fig = fig.merge(Toml::file(path));
         }

@@ -137,6 +137,55 @@ async fn values_that_make_no_sense_exit_2_naming_key_and_source() {
 }
 
 #[tokio::test]
+async fn config_file_from_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "heartbeat_interval = \"150ms\"\n").unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "bogus_key = 1\n").unwrap();
+    let missing = dir.path().join("missing.toml");
+
+    // The variable is read.
+    let h = hub()
+        .env("PROGRESS_HUB_CONFIG", good.to_str().unwrap())
+        .start()
+        .await;
+    let mut v = Ws::connect(&h.ws_url()).await;
+    v.next_of("heartbeat", Duration::from_secs(2)).await;
+    drop((v, h));
+
+    // Its refusals are --config's, naming the variable or the file.
+    let err = refused(
+        &["--listen", "127.0.0.1:0"],
+        &[("PROGRESS_HUB_CONFIG", missing.to_str().unwrap())],
+        "config",
+        "environment variable PROGRESS_HUB_CONFIG",
+    )
+    .await;
+    assert!(err.contains("missing.toml"), "{err}");
+    let (code, err) = hub()
+        .env("PROGRESS_HUB_CONFIG", bad.to_str().unwrap())
+        .try_start()
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("bogus_key") && err.contains("bad.toml"),
+        "{err}"
+    );
+
+    // --config wins over the variable (whose file would be refused).
+    let h = hub()
+        .env("PROGRESS_HUB_CONFIG", bad.to_str().unwrap())
+        .args(["--config", good.to_str().unwrap()])
+        .start()
+        .await;
+    let mut v = Ws::connect(&h.ws_url()).await;
+    v.next_of("heartbeat", Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
 async fn config_file_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hub.toml");

@@ -187,3 +187,41 @@ fn pair_rules_name_the_key_that_was_given() {
         Ok(())
     });
 }
+
+#[test]
+fn config_file_from_the_variable() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("env.toml", "heartbeat_interval = \"10s\"\n")?;
+        jail.create_file("flag.toml", "heartbeat_interval = \"20s\"\n")?;
+        jail.set_env("PROGRESS_HUB_CONFIG", "env.toml");
+        let c = Config::load(None, FlagValues::default()).unwrap();
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(10));
+        // --config wins over the variable.
+        let c = Config::load(
+            Some(std::path::Path::new("flag.toml")),
+            FlagValues::default(),
+        )
+        .unwrap();
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(20));
+        // Refusals name the variable, or the file, like --config's.
+        jail.set_env("PROGRESS_HUB_CONFIG", "missing.toml");
+        let e = refused_naming(
+            None,
+            FlagValues::default(),
+            "config",
+            "environment variable PROGRESS_HUB_CONFIG",
+        );
+        assert!(e.contains("missing.toml"), "{e}");
+        refused_naming(
+            Some("missing.toml"),
+            FlagValues::default(),
+            "config",
+            "flag --config",
+        );
+        jail.create_file("bad.toml", "bogus_key = 1\n")?;
+        jail.set_env("PROGRESS_HUB_CONFIG", "bad.toml");
+        let e = Config::load(None, FlagValues::default()).unwrap_err();
+        assert!(e.0.contains("bogus_key") && e.0.contains("bad.toml"), "{e}");
+        Ok(())
+    });
+}
