@@ -1,9 +1,12 @@
 //! Server configuration: one struct holding every setting with its default,
 //! read from flags, `PROGRESS_HUB_*` environment variables and a TOML file
-//! (precedence: flag > environment > file > default).
+//! (precedence: flag > environment > file > default). The file is the one
+//! `--config` names, or else the one `PROGRESS_HUB_CONFIG` names.
 //!
 //! A bad value or an unknown key is refused with a message naming the key
-//! and where it came from.
+//! and where it came from; so is a value that parses but makes no sense
+//! (a zero interval, an address that is not one, a TLS certificate without
+//! its key), through the same formatter.
 
 mod lenient;
 
@@ -228,13 +231,24 @@ pub const KEYS: &[&str] = &[
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// The name of [`FlagValues`]' metadata, which [`source_name`] turns into `flag --KEY`.
+const FLAG_SOURCE: &str = "command-line flag";
+
+/// The name of the metadata of a value read from a variable (figment's own
+/// [`Env`] provider's name also contains "environment"), which
+/// [`source_name`] turns into `environment variable PROGRESS_HUB_KEY`.
+const ENV_SOURCE: &str = "environment variable";
+
+/// The variable naming the TOML file when `--config` is not given.
+pub const CONFIG_VAR: &str = "PROGRESS_HUB_CONFIG";
+
 /// Values given as command-line flags (only those present), as a figment provider.
 #[derive(Debug, Default)]
 pub struct FlagValues(pub Dict);
 
 impl Provider for FlagValues {
     fn metadata(&self) -> Metadata {
-        Metadata::named("command-line flag")
+        Metadata::named(FLAG_SOURCE)
     }
 
     fn data(&self) -> Result<FMap<Profile, Dict>, figment::Error> {
@@ -245,15 +259,23 @@ impl Provider for FlagValues {
 }
 
 impl Config {
-    /// Loads the configuration: defaults, then `file`, then environment, then flags.
+    /// Loads the configuration: defaults, then the TOML file, then
+    /// environment, then flags. The file is `file` (the `--config` flag)
+    /// or else the one `PROGRESS_HUB_CONFIG` names; a file that does not
+    /// exist is refused either way.
     pub fn load(file: Option<&std::path::Path>, flags: FlagValues) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(path) = file {
+        let file = match file {
+            Some(path) => Some((path.to_owned(), Metadata::named(FLAG_SOURCE))),
+            None => std::env::var_os(CONFIG_VAR)
+                .map(|path| (PathBuf::from(path), Metadata::named(ENV_SOURCE))),
+        };
+        if let Some((path, from)) = file {
             if !path.exists() {
-                return Err(ConfigError(format!(
-                    "config file {} (from --config) does not exist",
-                    path.display()
-                )));
+                let mut e = figment::Error::from(format!("file {} does not exist", path.display()))
+                    .with_path("config");
+                e.metadata = Some(from);
+                return Err(ConfigError(describe(&fig, e)));
             }
             fig = fig.merge(Toml::file(path));
         }
@@ -261,15 +283,31 @@ impl Config {
             .merge(Env::prefixed("PROGRESS_HUB_").only(KEYS))
             .merge(flags);
         let cfg: Config = fig.extract().map_err(|e| ConfigError(describe(&fig, e)))?;
-        cfg.validate()?;
+        cfg.check().map_err(|e| ConfigError(describe(&fig, *e)))?;
+        cfg.check_open_hub()?;
         Ok(cfg)
     }
 
-    /// Checks values that parse but make no sense.
+    /// Checks values that parse but make no sense. Without the providers
+    /// the values came from, a refusal names the key but not its source;
+    /// [`Config::load`] names both.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |k: &str, why: &str| Err(ConfigError(format!("invalid value for `{k}`: {why}")));
-        if self.listen_addr().is_err() {
-            return bad("listen", "expected host:port, e.g. 127.0.0.1:8765");
+        self.check()
+            .map_err(|e| ConfigError(describe(&Figment::new(), *e)))?;
+        self.check_open_hub()
+    }
+
+    /// The per-key checks of [`Config::validate`]: the error's path is the
+    /// key to blame (for a rule over two keys, one that was set), so
+    /// [`describe`] can name where that key came from.
+    fn check(&self) -> Result<(), Box<figment::Error>> {
+        let bad =
+            |k: &str, why: &str| Err(Box::new(figment::Error::from(why.to_owned()).with_path(k)));
+        if let Err(e) = self.listen_addr() {
+            return bad(
+                "listen",
+                &format!("expected host:port, e.g. 127.0.0.1:8765 ({e})"),
+            );
         }
         for (k, d) in [
             ("heartbeat_interval", self.heartbeat_interval),
@@ -294,31 +332,56 @@ impl Config {
             return bad("max_message_size", "must be at least 256 bytes");
         }
         if self.slow_client_bytes <= self.conflate_after_bytes {
-            return bad(
-                "slow_client_bytes",
-                "must be larger than conflate_after_bytes",
-            );
+            // Blame the one that was set: a raised conflate_after_bytes
+            // with the default slow_client_bytes is the former's fault.
+            return if self.slow_client_bytes == Config::default().slow_client_bytes {
+                bad(
+                    "conflate_after_bytes",
+                    "must be smaller than slow_client_bytes",
+                )
+            } else {
+                bad(
+                    "slow_client_bytes",
+                    "must be larger than conflate_after_bytes",
+                )
+            };
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return bad("log_format", "expected `text` or `json`");
         }
-        if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return bad("tls_cert", "tls_cert and tls_key go together");
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return bad("tls_cert", "given without tls_key (they go together)"),
+            (None, Some(_)) => return bad("tls_key", "given without tls_cert (they go together)"),
+            _ => {}
         }
-        let keys = [
-            self.jwt_secret.is_some(),
-            self.jwt_public_key.is_some(),
-            self.jwks_file.is_some(),
-        ];
-        if keys.iter().filter(|k| **k).count() > 1 {
-            return bad(
-                "jwt_secret",
-                "give only one of jwt_secret, jwt_public_key, jwks_file",
-            );
+        let given: Vec<&str> = [
+            ("jwt_secret", self.jwt_secret.is_some()),
+            ("jwt_public_key", self.jwt_public_key.is_some()),
+            ("jwks_file", self.jwks_file.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, on)| on.then_some(k))
+        .collect();
+        if let [first, others @ ..] = given.as_slice() {
+            if !others.is_empty() {
+                return bad(
+                    first,
+                    &format!(
+                        "give only one of jwt_secret, jwt_public_key, jwks_file (also given: {})",
+                        others.join(", ")
+                    ),
+                );
+            }
         }
         if self.jwt_secret.as_deref() == Some("") {
             return bad("jwt_secret", "must not be empty");
         }
+        Ok(())
+    }
+
+    /// Refuses an open hub (no token key) on a non-loopback address unless
+    /// `insecure_no_auth` says so.
+    fn check_open_hub(&self) -> Result<(), ConfigError> {
         if !self.auth_enabled() && !self.insecure_no_auth {
             let addr = self.listen_addr().map_err(ConfigError)?;
             if !addr.ip().is_loopback() {
@@ -387,7 +450,8 @@ fn source_name(m: &Metadata, key: &str) -> String {
         _ if m.name.contains("environment") => {
             format!("environment variable PROGRESS_HUB_{}", key.to_uppercase())
         }
-        _ if m.name == "command-line flag" => format!("flag --{}", key.replace('_', "-")),
+        _ if m.name == FLAG_SOURCE => format!("flag --{}", key.replace('_', "-")),
+        _ if m.name == std::any::type_name::<Config>() => "the default".to_string(),
         _ => m.name.to_string(),
     }
 }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 pub struct HubBuilder {
     bin: PathBuf,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
     data_dir: Option<PathBuf>,
     listen: String,
 }
@@ -25,6 +26,7 @@ impl HubBuilder {
         HubBuilder {
             bin: bin.as_ref().to_owned(),
             args: Vec::new(),
+            envs: Vec::new(),
             data_dir: None,
             listen: "127.0.0.1:0".into(),
         }
@@ -52,6 +54,12 @@ impl HubBuilder {
         self
     }
 
+    /// Sets an environment variable of the hub process.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.envs.push((key.into(), value.into()));
+        self
+    }
+
     /// Starts the hub and waits for `listening on`.
     pub async fn start(&self) -> Hub {
         self.try_start().await.expect("hub did not start")
@@ -71,6 +79,7 @@ impl HubBuilder {
         }
         cmd.args(&self.args)
             .env_remove("RUST_LOG")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -7,7 +7,8 @@ use hub_server::{Config, FlagValues};
 use std::path::PathBuf;
 
 /// Flags of `serve` (see PROTOCOL.md's command-line contract). Every flag
-/// also reads `PROGRESS_HUB_<NAME>` and the TOML file given by `--config`.
+/// also reads `PROGRESS_HUB_<NAME>` and the TOML file given by `--config`
+/// (else by `PROGRESS_HUB_CONFIG`, which [`Config::load`] reads).
 #[derive(Args, Debug, Default)]
 #[allow(missing_docs)]
 pub struct ServeArgs {
@@ -122,7 +123,8 @@ pub struct ServeArgs {
     /// Log level (RUST_LOG overrides).
     #[arg(long)]
     log_level: Option<String>,
-    /// TOML configuration file with the same keys in snake_case.
+    /// TOML configuration file with the same keys in snake_case (also
+    /// PROGRESS_HUB_CONFIG; this flag wins).
     #[arg(long)]
     config: Option<PathBuf>,
 }

@@ -42,6 +42,149 @@ async fn bad_values_and_unknown_keys_exit_2_naming_the_key() {
     assert!(err.contains("insecure-no-auth"), "{err}");
 }
 
+/// Runs `serve --memory ARGS` with `envs` added, expecting a refusal;
+/// returns its stderr after checking the exit code is 2 and that it names
+/// `` `key` `` and `source`.
+async fn refused(args: &[&str], envs: &[(&str, &str)], key: &str, source: &str) -> String {
+    let out = tokio::time::timeout(
+        DEADLINE,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+            .args(["serve", "--memory"])
+            .args(args)
+            .envs(envs.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{args:?} {envs:?} was not refused"))
+    .expect("run progress-hub");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?} {envs:?}: {err}");
+    assert!(
+        err.contains(&format!("`{key}`")) && err.contains(source),
+        "{args:?} {envs:?}: expected `{key}` and {source:?} in: {err}"
+    );
+    err
+}
+
+#[tokio::test]
+async fn values_that_make_no_sense_exit_2_naming_key_and_source() {
+    for (flag, value) in [
+        ("--listen", "notanaddr"),
+        ("--listen", "127.0.0.1:99999"),
+        ("--heartbeat-interval", "0s"),
+        ("--status-interval", "0s"),
+        ("--history-size", "0"),
+        ("--max-message-size", "0"),
+        ("--jwt-secret", ""),
+    ] {
+        let key = flag.trim_start_matches("--").replace('-', "_");
+        refused(&[flag, value], &[], &key, &format!("flag {flag}")).await;
+    }
+    // `--flag=value` is the same flag.
+    refused(
+        &["--max-message-size=0"],
+        &[],
+        "max_message_size",
+        "flag --max-message-size",
+    )
+    .await;
+    // A pair rule names the key that was given.
+    let err = refused(&["--tls-cert", "c.pem"], &[], "tls_cert", "flag --tls-cert").await;
+    assert!(err.contains("tls_key"), "{err}");
+    // From a variable.
+    refused(
+        &[],
+        &[("PROGRESS_HUB_LISTEN", "notanaddr")],
+        "listen",
+        "environment variable PROGRESS_HUB_LISTEN",
+    )
+    .await;
+    refused(
+        &["--listen", "127.0.0.1:0"],
+        &[("PROGRESS_HUB_HEARTBEAT_INTERVAL", "0s")],
+        "heartbeat_interval",
+        "environment variable PROGRESS_HUB_HEARTBEAT_INTERVAL",
+    )
+    .await;
+    // From the file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hub.toml");
+    std::fs::write(&file, "listen = \"notanaddr\"\n").unwrap();
+    let source = format!("config file {}", file.display());
+    refused(
+        &["--config", file.to_str().unwrap()],
+        &[],
+        "listen",
+        &source,
+    )
+    .await;
+    std::fs::write(&file, "heartbeat_interval = \"0s\"\n").unwrap();
+    refused(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            file.to_str().unwrap(),
+        ],
+        &[],
+        "heartbeat_interval",
+        &source,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn config_file_from_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "heartbeat_interval = \"150ms\"\n").unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "bogus_key = 1\n").unwrap();
+    let missing = dir.path().join("missing.toml");
+
+    // The variable is read.
+    let h = hub()
+        .env("PROGRESS_HUB_CONFIG", good.to_str().unwrap())
+        .start()
+        .await;
+    let mut v = Ws::connect(&h.ws_url()).await;
+    v.next_of("heartbeat", Duration::from_secs(2)).await;
+    drop((v, h));
+
+    // Its refusals are --config's, naming the variable or the file.
+    let err = refused(
+        &["--listen", "127.0.0.1:0"],
+        &[("PROGRESS_HUB_CONFIG", missing.to_str().unwrap())],
+        "config",
+        "environment variable PROGRESS_HUB_CONFIG",
+    )
+    .await;
+    assert!(err.contains("missing.toml"), "{err}");
+    let (code, err) = hub()
+        .env("PROGRESS_HUB_CONFIG", bad.to_str().unwrap())
+        .try_start()
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("bogus_key") && err.contains("bad.toml"),
+        "{err}"
+    );
+
+    // --config wins over the variable (whose file would be refused).
+    let h = hub()
+        .env("PROGRESS_HUB_CONFIG", bad.to_str().unwrap())
+        .args(["--config", good.to_str().unwrap()])
+        .start()
+        .await;
+    let mut v = Ws::connect(&h.ws_url()).await;
+    v.next_of("heartbeat", Duration::from_secs(2)).await;
+}
+
 #[tokio::test]
 async fn config_file_is_read() {
     let dir = tempfile::tempdir().unwrap();

@@ -96,3 +96,132 @@ fn open_hub_only_on_loopback() {
         Ok(())
     });
 }
+
+/// Loads with `flags` and returns the refusal, which must name `key` and `source`.
+fn refused_naming(file: Option<&str>, flags: FlagValues, key: &str, source: &str) -> String {
+    let e = Config::load(file.map(std::path::Path::new), flags).unwrap_err();
+    // figment resolves a relative file name: the message has the full path.
+    if let Some(name) = file {
+        assert!(e.0.contains(name), "expected {name} in: {e}");
+    }
+    assert!(
+        e.0.contains(&format!("`{key}`")) && e.0.contains(source),
+        "expected `{key}` and {source:?} in: {e}"
+    );
+    e.0
+}
+
+#[test]
+fn checks_after_parsing_name_key_and_source() {
+    figment::Jail::expect_with(|jail| {
+        for (key, value) in [
+            ("listen", "notanaddr"),
+            ("listen", "127.0.0.1:99999"),
+            ("heartbeat_interval", "0s"),
+            ("status_interval", "0s"),
+            ("history_size", "0"),
+            ("max_message_size", "0"),
+            ("jwt_secret", ""),
+            ("log_format", "xml"),
+        ] {
+            let flag = format!("flag --{}", key.replace('_', "-"));
+            refused_naming(None, flags(&[(key, value)]), key, &flag);
+        }
+        // The same checks, the value from the file and from a variable.
+        jail.create_file("hub.toml", "listen = \"notanaddr\"\n")?;
+        refused_naming(
+            Some("hub.toml"),
+            FlagValues::default(),
+            "listen",
+            "config file /",
+        );
+        jail.set_env("PROGRESS_HUB_LISTEN", "notanaddr");
+        refused_naming(
+            None,
+            FlagValues::default(),
+            "listen",
+            "environment variable PROGRESS_HUB_LISTEN",
+        );
+        jail.set_env("PROGRESS_HUB_LISTEN", "127.0.0.1:0");
+        jail.set_env("PROGRESS_HUB_HEARTBEAT_INTERVAL", "0s");
+        refused_naming(
+            None,
+            FlagValues::default(),
+            "heartbeat_interval",
+            "environment variable PROGRESS_HUB_HEARTBEAT_INTERVAL",
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn pair_rules_name_the_key_that_was_given() {
+    figment::Jail::expect_with(|jail| {
+        let e = refused_naming(
+            None,
+            flags(&[("tls_cert", "c.pem")]),
+            "tls_cert",
+            "flag --tls-cert",
+        );
+        assert!(e.contains("tls_key"), "{e}");
+        jail.create_file("hub.toml", "conflate_after_bytes = 2000000\n")?;
+        refused_naming(
+            Some("hub.toml"),
+            FlagValues::default(),
+            "conflate_after_bytes",
+            "config file /",
+        );
+        refused_naming(
+            None,
+            flags(&[("jwks_file", "k.json"), ("jwt_public_key", "k.pem")]),
+            "jwt_public_key",
+            "flag --jwt-public-key",
+        );
+        jail.set_env("PROGRESS_HUB_TLS_KEY", "k.pem");
+        refused_naming(
+            None,
+            FlagValues::default(),
+            "tls_key",
+            "environment variable PROGRESS_HUB_TLS_KEY",
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn config_file_from_the_variable() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("env.toml", "heartbeat_interval = \"10s\"\n")?;
+        jail.create_file("flag.toml", "heartbeat_interval = \"20s\"\n")?;
+        jail.set_env("PROGRESS_HUB_CONFIG", "env.toml");
+        let c = Config::load(None, FlagValues::default()).unwrap();
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(10));
+        // --config wins over the variable.
+        let c = Config::load(
+            Some(std::path::Path::new("flag.toml")),
+            FlagValues::default(),
+        )
+        .unwrap();
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(20));
+        // Refusals name the variable, or the file, like --config's.
+        jail.set_env("PROGRESS_HUB_CONFIG", "missing.toml");
+        let e = refused_naming(
+            None,
+            FlagValues::default(),
+            "config",
+            "environment variable PROGRESS_HUB_CONFIG",
+        );
+        assert!(e.contains("missing.toml"), "{e}");
+        refused_naming(
+            Some("missing.toml"),
+            FlagValues::default(),
+            "config",
+            "flag --config",
+        );
+        jail.create_file("bad.toml", "bogus_key = 1\n")?;
+        jail.set_env("PROGRESS_HUB_CONFIG", "bad.toml");
+        let e = Config::load(None, FlagValues::default()).unwrap_err();
+        assert!(e.0.contains("bogus_key") && e.0.contains("bad.toml"), "{e}");
+        Ok(())
+    });
+}
