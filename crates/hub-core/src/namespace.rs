@@ -429,13 +429,13 @@ impl Namespace {
                     op.state.updated_at = now;
                     op.state.last_offset = offset;
                     op.refresh_estimate(now);
+                    // As for a producer's cancel report, the reason becomes
+                    // the state's message.
+                    let reason =
+                        "canceled by the hub: the producer did not answer the cancel request";
+                    op.state.message = Some(reason.to_owned());
                     let mut fields = Map::new();
-                    fields.insert(
-                        "reason".into(),
-                        json!(
-                            "canceled by the hub: the producer did not answer the cancel request"
-                        ),
-                    );
+                    fields.insert("reason".into(), json!(reason));
                     out.events.push(make_event(
                         EventType::OperationCanceled,
                         op,

@@ -189,6 +189,11 @@ fn stall_resume_and_hub_cancel() {
     assert_eq!(t.events[0].event_type, EventType::OperationCanceled);
     assert_eq!(t.events[0].state.state, OperationStatus::Canceled);
     assert_eq!(
+        t.events[0].state.message.as_deref(),
+        Some("canceled by the hub: the producer did not answer the cancel request"),
+        "the reason becomes the state's message, as for a producer's cancel"
+    );
+    assert_eq!(
         n.request_cancel("a", "bob", 7_700).unwrap_err().code,
         ErrorCode::OperationFinished
     );
