@@ -134,7 +134,7 @@ fn decode_producer(
     };
     let with_op = |e: ProtoError| e.with_operation(operation_id.as_deref());
     if let Some(op) = &operation_id {
-        validate_operation_id(op)?;
+        validate_operation_id(op).map_err(with_op)?;
     }
     let namespace = namespace(f).map_err(with_op)?;
     let seq = f.opt_u64("seq").map_err(with_op)?;

@@ -137,34 +137,35 @@ pub async fn post_event(
     if app.is_shutting_down() {
         return shutting_down();
     }
+    // A producer's error names its operation, whatever refused it.
+    let refuse = |e: ProtoError| error_response(e.with_operation(Some(&id)), None);
     let who = match authorized(&app, &headers, &q, Action::Publish, &ns) {
         Ok(p) => p,
-        Err(e) => return error_response(e, None),
+        Err(e) => return refuse(e),
     };
     let max = app.cfg.max_message_size;
     let bytes = match axum::body::to_bytes(body, max).await {
         Ok(b) => b,
         Err(_) => {
-            return error_response(
+            return refuse(
                 ProtoError::new(
                     ErrorCode::MessageTooLarge,
                     format!("the body is larger than {max} bytes"),
                 )
                 .with_data(json!({"limit": max})),
-                None,
             )
         }
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
-        return error_response(ProtoError::bad("the body is not valid UTF-8"), None);
+        return refuse(ProtoError::bad("the body is not valid UTF-8"));
     };
     let msg = match decode_http_producer(text, &ns, &id) {
         Ok(m) => m,
-        Err(e) => return error_response(e, None),
+        Err(e) => return refuse(e),
     };
     if let Err(e) = app.limits.ingest() {
         app.limits.count("ingest");
-        return error_response(e.with_operation(Some(&id)), None);
+        return refuse(e);
     }
     let who = Who {
         conn: 0,

@@ -96,6 +96,9 @@ fn bad_inputs_are_bad_message_with_id() {
 fn producer_errors_carry_operation_id() {
     let e = err(r#"{"type":"progress_update","operation_id":"op-1","seq":1,"progress":500}"#);
     assert_eq!(e.data.unwrap()["operation_id"], "op-1");
+    // Even when the id itself is what is wrong.
+    let e = err(r#"{"type":"progress_update","operation_id":"a b","seq":1,"progress":5}"#);
+    assert_eq!(e.data.unwrap()["operation_id"], "a b");
 }
 
 #[test]
