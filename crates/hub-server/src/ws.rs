@@ -13,6 +13,7 @@ use crate::clock::now_ms;
 use crate::engine::{Command, Reply, Who};
 use crate::outbox::{Next, Outbox};
 use crate::sock::Wire;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
@@ -30,7 +31,7 @@ pub async fn upgrade(
     ConnectInfo(crate::Remote(remote, wire)): ConnectInfo<crate::Remote>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let handshake = crate::clock::stamp();
     if let Err(e) = app.limits.handshake(remote.ip()) {
@@ -40,6 +41,18 @@ pub async fn upgrade(
     let principal = match crate::door::admit(&app, &headers, &q) {
         Ok(p) => p,
         Err(refusal) => return app.metrics.refusal("websocket", refusal),
+    };
+    // A plain HTTP request to /ws gets the API's JSON error, not axum's text.
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(r) => {
+            let e = ProtoError::bad(format!(
+                "/ws takes WebSocket upgrades only: {}",
+                r.body_text()
+            ));
+            let refusal = crate::http_api::error_response(e, Some(r.status().as_u16()));
+            return app.metrics.refusal("websocket", refusal);
+        }
     };
     let edge = match Edge::admit(&app, remote.ip(), &principal) {
         Ok(edge) => edge,

@@ -139,6 +139,12 @@ async fn health_ready_not_found_and_too_large() {
         (404, json!("NOT_FOUND")),
         "wrong method"
     );
+    let (s, e) = get_json(&format!("{}/ws", h.http())).await;
+    assert!((400..500).contains(&s), "{s}");
+    assert_eq!(
+        e["error"]["code"], "BAD_MESSAGE",
+        "a plain GET of /ws gets the API's JSON error"
+    );
     let big = json!({"type": "operation_started", "name": "x".repeat(100), "metadata": {"p": "y".repeat(1000)}});
     let (s, e) = post_json(
         &format!("{}/api/v1/namespaces/default/operations/a/events", h.http()),
@@ -148,6 +154,10 @@ async fn health_ready_not_found_and_too_large() {
     assert_eq!(
         (s, e["error"]["code"].clone()),
         (413, json!("MESSAGE_TOO_LARGE"))
+    );
+    assert_eq!(
+        e["error"]["data"]["operation_id"], "a",
+        "a producer's error names its operation, even before the body is read"
     );
     let (s, st) = get_json(&format!("{}/api/v1/status", h.http())).await;
     assert_eq!(s, 200);
