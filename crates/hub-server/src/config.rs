@@ -28,6 +28,7 @@ pub struct Config {
     /// Directory of the embedded store.
     pub data_dir: PathBuf,
     /// Keep nothing on disk (a new epoch every start).
+    #[serde(deserialize_with = "lenient::bool")]
     pub memory: bool,
     /// Interval of `heartbeat` messages and WebSocket pings.
     #[serde(with = "humantime_serde")]
@@ -63,6 +64,7 @@ pub struct Config {
     /// JWKS file for JWTs (keys by `kid`).
     pub jwks_file: Option<PathBuf>,
     /// Tokenless WebSocket, SSE and HTTP GET act as a viewer of every namespace.
+    #[serde(deserialize_with = "lenient::bool")]
     pub allow_anonymous_read: bool,
     /// Browser origins allowed besides the hub's own (comma-separated).
     #[serde(deserialize_with = "lenient::opt_text")]
@@ -72,6 +74,7 @@ pub struct Config {
     /// TLS private key (PEM).
     pub tls_key: Option<PathBuf>,
     /// Allow an open hub (no auth) on a non-loopback address.
+    #[serde(deserialize_with = "lenient::bool")]
     pub insecure_no_auth: bool,
     /// Bytes queued for a viewer after which its progress updates are
     /// conflated, if it subscribed with `conflate: true`.

@@ -1,6 +1,8 @@
 //! Lenient field readers: flags and environment variables arrive as text
-//! ("10", "12345"), TOML as typed values; numeric settings accept both, and
-//! text settings accept a number as its text (a secret may be all digits).
+//! ("10", "12345"), TOML as typed values; numeric settings accept both,
+//! text settings accept a number as its text (a secret may be all digits),
+//! and switches accept `true`/`false`, `1`/`0`, `yes`/`no` and `on`/`off`
+//! (`PROGRESS_HUB_MEMORY=1`).
 
 use serde::de::{Deserializer, Error};
 use serde::Deserialize;
@@ -59,4 +61,32 @@ pub fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Er
         TextOrScalar::Float(f) => f.to_string(),
         TextOrScalar::Bool(b) => b.to_string(),
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Switch {
+    Bool(bool),
+    Num(u64),
+    Text(String),
+}
+
+/// A switch, from a boolean, 0 or 1, or their usual words.
+pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let unknown = |v: &dyn std::fmt::Display| {
+        D::Error::custom(format!(
+            "expected true or false (or 1/0, yes/no, on/off), found `{v}`"
+        ))
+    };
+    match Switch::deserialize(d)? {
+        Switch::Bool(b) => Ok(b),
+        Switch::Num(0) => Ok(false),
+        Switch::Num(1) => Ok(true),
+        Switch::Num(n) => Err(unknown(&n)),
+        Switch::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(unknown(&s)),
+        },
+    }
 }

@@ -75,6 +75,32 @@ fn errors_name_key_and_source() {
 }
 
 #[test]
+fn switches_take_the_usual_words() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("hub.toml", "insecure_no_auth = true\n")?;
+        jail.set_env("PROGRESS_HUB_MEMORY", "1");
+        jail.set_env("PROGRESS_HUB_ALLOW_ANONYMOUS_READ", "yes");
+        let c = Config::load(
+            Some(std::path::Path::new("hub.toml")),
+            FlagValues::default(),
+        )
+        .unwrap();
+        assert!(c.memory && c.allow_anonymous_read && c.insecure_no_auth);
+        jail.set_env("PROGRESS_HUB_MEMORY", "off");
+        assert!(!Config::load(None, FlagValues::default()).unwrap().memory);
+        jail.set_env("PROGRESS_HUB_MEMORY", "maybe");
+        let e = Config::load(None, FlagValues::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`memory`") && e.contains("PROGRESS_HUB_MEMORY"),
+            "{e}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
 fn numeric_secret_stays_a_string() {
     figment::Jail::expect_with(|jail| {
         jail.set_env("PROGRESS_HUB_JWT_SECRET", "12345");
