@@ -66,8 +66,9 @@ pub struct Config {
     /// Tokenless WebSocket, SSE and HTTP GET act as a viewer of every namespace.
     #[serde(deserialize_with = "lenient::bool")]
     pub allow_anonymous_read: bool,
-    /// Browser origins allowed besides the hub's own (comma-separated).
-    #[serde(deserialize_with = "lenient::opt_text")]
+    /// Browser origins allowed besides the hub's own (comma-separated, or
+    /// an array in TOML).
+    #[serde(deserialize_with = "lenient::opt_list")]
     pub allowed_origins: Option<String>,
     /// TLS certificate chain (PEM).
     pub tls_cert: Option<PathBuf>,
@@ -133,7 +134,7 @@ pub struct Config {
     /// (handshakes, messages, anonymous connections per IP): comma-separated
     /// addresses or CIDR blocks. Default: loopback (a same-host proxy or
     /// local tooling, whose clients all share that address). Empty: none.
-    #[serde(deserialize_with = "lenient::text")]
+    #[serde(deserialize_with = "lenient::list")]
     pub rate_limit_exempt: String,
     /// On SIGTERM, how long `/ready` answers 503 while the hub keeps
     /// serving, so load balancers stop sending new clients before the

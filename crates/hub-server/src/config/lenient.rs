@@ -1,8 +1,9 @@
 //! Lenient field readers: flags and environment variables arrive as text
 //! ("10", "12345"), TOML as typed values; numeric settings accept both,
 //! text settings accept a number as its text (a secret may be all digits),
-//! and switches accept `true`/`false`, `1`/`0`, `yes`/`no` and `on`/`off`
-//! (`PROGRESS_HUB_MEMORY=1`).
+//! switches accept `true`/`false`, `1`/`0`, `yes`/`no` and `on`/`off`
+//! (`PROGRESS_HUB_MEMORY=1`), and lists are comma-separated text or, in
+//! TOML, an array of strings.
 
 use serde::de::{Deserializer, Error};
 use serde::Deserialize;
@@ -89,4 +90,25 @@ pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
             _ => Err(unknown(&s)),
         },
     }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ListOrText {
+    List(Vec<String>),
+    Text(String),
+}
+
+/// A list as comma-separated text: from such text, or from an array of
+/// strings (TOML), joined with commas.
+pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(opt_list(d)?.unwrap_or_default())
+}
+
+/// An optional list, as [`list`].
+pub fn opt_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<ListOrText>::deserialize(d)?.map(|v| match v {
+        ListOrText::List(items) => items.join(","),
+        ListOrText::Text(s) => s,
+    }))
 }

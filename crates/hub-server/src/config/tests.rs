@@ -101,6 +101,34 @@ fn switches_take_the_usual_words() {
 }
 
 #[test]
+fn lists_are_text_or_toml_arrays() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "hub.toml",
+            "allowed_origins = [\"https://a.example\", \"https://b.example\"]\nrate_limit_exempt = []\n",
+        )?;
+        let c = Config::load(
+            Some(std::path::Path::new("hub.toml")),
+            FlagValues::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.allowed_origins.as_deref(),
+            Some("https://a.example,https://b.example")
+        );
+        assert_eq!(c.rate_limit_exempt, "");
+        jail.set_env("PROGRESS_HUB_ALLOWED_ORIGINS", "https://c.example");
+        let c = Config::load(
+            Some(std::path::Path::new("hub.toml")),
+            FlagValues::default(),
+        )
+        .unwrap();
+        assert_eq!(c.allowed_origins.as_deref(), Some("https://c.example"));
+        Ok(())
+    });
+}
+
+#[test]
 fn numeric_secret_stays_a_string() {
     figment::Jail::expect_with(|jail| {
         jail.set_env("PROGRESS_HUB_JWT_SECRET", "12345");
