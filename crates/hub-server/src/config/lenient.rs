@@ -48,11 +48,6 @@ pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     u32::try_from(n).map_err(|_| D::Error::custom(format!("{n} is too large")))
 }
 
-/// Text; a number is taken as its text.
-pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(opt_text(d)?.unwrap_or_default())
-}
-
 /// Optional text; a number is taken as its text.
 pub fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<TextOrScalar>::deserialize(d)?.map(|v| match v {
