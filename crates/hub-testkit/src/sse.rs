@@ -39,16 +39,43 @@ impl Sse {
     /// Opens `url` (a `/api/v1/stream` URL) with an optional bearer token;
     /// `Err` carries the status and body of a refused request.
     pub async fn connect(url: &str, token: Option<&str>) -> Result<Sse, (u16, String)> {
-        let mut req = reqwest::Client::new()
-            .get(url)
-            .header("accept", "text/event-stream");
+        let mut req = reqwest::Client::new().get(url);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.map_err(|e| (0, e.to_string()))?;
+        Sse::open(req).await
+    }
+
+    /// Opens `url` resuming after `last_event_id` (`epoch:offset`, sent as
+    /// the `Last-Event-ID` header, as a browser's `EventSource` does).
+    pub async fn resume(url: &str, last_event_id: &str) -> Result<Sse, (u16, String)> {
+        Sse::open(
+            reqwest::Client::new()
+                .get(url)
+                .header("last-event-id", last_event_id),
+        )
+        .await
+    }
+
+    async fn open(req: reqwest::RequestBuilder) -> Result<Sse, (u16, String)> {
+        let resp = req
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .map_err(|e| (0, e.to_string()))?;
         let status = resp.status().as_u16();
         if status != 200 {
             return Err((status, resp.text().await.unwrap_or_default()));
+        }
+        let kind = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok());
+        if !kind.is_some_and(|k| k.starts_with("text/event-stream")) {
+            return Err((
+                status,
+                format!("not an event stream: content-type {kind:?}"),
+            ));
         }
         let body = resp.bytes_stream().map(|r| r.map(|b| b.to_vec())).boxed();
         Ok(Sse {

@@ -3,46 +3,19 @@
 
 mod common;
 use common::*;
-use futures_util::StreamExt;
 
-/// Reads SSE events (id, data) until `n` data events arrived.
+/// Opens an SSE stream (resuming after `last_id` if given) and reads its
+/// first `n` events as (id, data).
 async fn read_events(url: &str, last_id: Option<&str>, n: usize) -> Vec<(Option<String>, Value)> {
-    let mut req = reqwest::Client::new().get(url);
-    if let Some(id) = last_id {
-        req = req.header("Last-Event-ID", id);
+    let mut sse = match last_id {
+        Some(id) => Sse::resume(url, id).await,
+        None => Sse::connect(url, None).await,
     }
-    let resp = req.send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/event-stream"));
-    let mut body = resp.bytes_stream();
-    let mut buf = String::new();
+    .expect("an event stream");
     let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
     while out.len() < n {
-        let chunk = tokio::time::timeout_at(deadline, body.next())
-            .await
-            .expect("sse timed out")
-            .expect("stream ended")
-            .unwrap();
-        buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let mut id = None;
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id:") {
-                    id = Some(v.trim().to_owned());
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.trim_start());
-                }
-            }
-            if !data.is_empty() {
-                out.push((id, serde_json::from_str(&data).unwrap()));
-            }
-        }
+        let ev = sse.next(DEADLINE).await.expect("an event in time");
+        out.push((ev.id, ev.data));
     }
     out
 }
