@@ -332,8 +332,8 @@ impl Config {
         if self.history_size == 0 {
             return bad("history_size", "must be at least 1");
         }
-        if self.max_message_size < 256 {
-            return bad("max_message_size", "must be at least 256 bytes");
+        if self.max_message_size == 0 {
+            return bad("max_message_size", "must be at least 1 byte");
         }
         if self.slow_client_bytes <= self.conflate_after_bytes {
             // Blame the one that was set: a raised conflate_after_bytes

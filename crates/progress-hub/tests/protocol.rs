@@ -203,3 +203,17 @@ async fn too_large_and_binary_frames() {
     assert_eq!(e["code"], "MESSAGE_TOO_LARGE");
     assert_eq!(p.closed(DEADLINE).await, Some(1009));
 }
+
+#[tokio::test]
+async fn a_tiny_message_limit_still_takes_what_fits() {
+    // Any positive limit is accepted; a ping fits in 64 bytes, a start does not.
+    let h = hub().args(["--max-message-size", "64"]).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let pong = p.request(json!({"type": "ping"}), 1).await;
+    assert_eq!(pong["type"], "pong");
+    p.send(started("a-rather-long-operation-id", "default"))
+        .await;
+    let e = p.next_of("error", DEADLINE).await;
+    assert_eq!(e["code"], "MESSAGE_TOO_LARGE");
+    assert_eq!(p.closed(DEADLINE).await, Some(1009));
+}
