@@ -72,3 +72,20 @@ async fn an_sse_client_that_never_reads_is_dropped() {
     flood_until_slow_drops(&h, &mut p, 1).await;
     drop(stuck);
 }
+
+#[tokio::test]
+async fn sse_takes_conflate_as_a_switch() {
+    let h = hub().start().await;
+    let base = format!("{}/api/v1/stream?namespace=default", h.http());
+    let mut latest = Sse::connect(&format!("{base}&conflate=true"), None)
+        .await
+        .expect("conflate=true is a subscription");
+    latest.next_of("operation_list", DEADLINE).await;
+    let (status, body) = Sse::connect(&format!("{base}&conflate=maybe"), None)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status, 400);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "BAD_MESSAGE");
+}
