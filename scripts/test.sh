@@ -41,6 +41,9 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings (rustc warnings included)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "cargo doc -D warnings (broken or private intra-doc links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
 step "cargo build (the binary the browser tests run)"
 cargo build --workspace --bins
 

@@ -6,7 +6,7 @@
 //!
 //! Architecture invariants:
 //! - Viewers and acks see only durable events: everything a request causes
-//!   runs as an [`AfterCommit`] action once the store has committed the
+//!   runs as an `AfterCommit` action once the store has committed the
 //!   batch that holds it (or at once when nothing is in flight).
 //! - Subscriptions are registered on this task, between commits, so a
 //!   replay and the live events that follow it never overlap or leave a gap.
