@@ -7,13 +7,7 @@ use nix::sys::signal::Signal;
 
 #[tokio::test]
 async fn bad_values_and_unknown_keys_exit_2_naming_the_key() {
-    let (code, err) = hub()
-        .args(["--heartbeat-interval", "often"])
-        .try_start()
-        .await
-        .err()
-        .expect("refused");
-    assert_eq!(code, Some(2));
+    let err = exits_2(hub().args(["--heartbeat-interval", "often"])).await;
     assert!(
         err.contains("heartbeat_interval") && err.contains("flag"),
         "{err}"
@@ -21,30 +15,25 @@ async fn bad_values_and_unknown_keys_exit_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hub.toml");
     std::fs::write(&file, "listen = \"127.0.0.1:0\"\nbogus_key = 1\n").unwrap();
-    let (code, err) = hub()
-        .args(["--config", file.to_str().unwrap()])
-        .try_start()
-        .await
-        .err()
-        .expect("refused");
-    assert_eq!(code, Some(2));
+    let err = exits_2(hub().args(["--config", file.to_str().unwrap()])).await;
     assert!(
         err.contains("bogus_key") && err.contains("hub.toml"),
         "{err}"
     );
-    let (code, err) = hub()
-        .listen("0.0.0.0:0")
-        .try_start()
-        .await
-        .err()
-        .expect("refused");
-    assert_eq!(code, Some(2));
+    let err = exits_2(hub().listen("0.0.0.0:0")).await;
     assert!(err.contains("insecure-no-auth"), "{err}");
 }
 
 /// Runs `serve --memory ARGS` with `envs` added, expecting a refusal;
 /// returns its stderr after checking the exit code is 2 and that it names
 /// `` `key` `` and `source`.
+/// Starts `hub` expecting a refusal with exit code 2; returns its stderr.
+async fn exits_2(hub: HubBuilder) -> String {
+    let (code, err) = hub.try_start().await.err().expect("refused");
+    assert_eq!(code, Some(2), "{err}");
+    err
+}
+
 async fn refused(args: &[&str], envs: &[(&str, &str)], key: &str, source: &str) -> String {
     let out = tokio::time::timeout(
         DEADLINE,
@@ -163,13 +152,7 @@ async fn config_file_from_the_variable() {
     )
     .await;
     assert!(err.contains("missing.toml"), "{err}");
-    let (code, err) = hub()
-        .env("PROGRESS_HUB_CONFIG", bad.to_str().unwrap())
-        .try_start()
-        .await
-        .err()
-        .expect("refused");
-    assert_eq!(code, Some(2));
+    let err = exits_2(hub().env("PROGRESS_HUB_CONFIG", bad.to_str().unwrap())).await;
     assert!(
         err.contains("bogus_key") && err.contains("bad.toml"),
         "{err}"
