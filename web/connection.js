@@ -287,11 +287,19 @@ export class ConnectionMachine {
     return [];
   }
 
-  /** Replace the token (then reconnect with it). @param {string|null} token @param {number} now @returns {Action[]} */
+  /**
+   * Replace the token. On a live WebSocket it is sent as `refresh` (the
+   * subscription and position stay; a refused token gets an error and close
+   * 4001 from the hub); otherwise the link reconnects with it.
+   * @param {string|null} token @param {number} now @returns {Action[]}
+   */
   setToken(token, now) {
     this.token = token;
     this.errorCode = null;
     this.errorMessage = null;
+    if (token && this.state === 'connected' && this.transport === 'ws') {
+      return [{ type: 'send', message: { type: 'refresh', id: this.nextId++, token } }];
+    }
     /** @type {Action[]} */
     const acts = [];
     if (this.state === 'connecting' || this.state === 'connected') {

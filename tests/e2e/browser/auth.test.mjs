@@ -1,6 +1,7 @@
 // Scenario 4: the page works with auth on — it asks for a token, explains a
 // bad one clearly, connects with a good one (kept in sessionStorage, never in
-// the URL), and offers cancel only to a token whose role allows it.
+// the URL), offers cancel only to a token whose role allows it, and swaps a
+// token on the live connection (`refresh`) without reconnecting.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Hub } from '../lib/hub.mjs';
@@ -67,7 +68,11 @@ test('auth: token entry, clear message for a bad token, role-aware cancel, token
   await waitConnected(page);
   assert.equal(await panel.isVisible(), false);
 
-  // An operator token (via the Token button) may cancel, and it reaches the producer.
+  // An operator token (via the Token button) may cancel, and it reaches the
+  // producer. On the live WebSocket the new token goes as `refresh`: no new
+  // connection, the subscription stays.
+  let opened = 0;
+  page.on('websocket', () => { opened += 1; });
   const operator = mintToken(SECRET, { sub: 'olga', roles: ['operator'], namespaces: ['default'] });
   await page.click('[data-testid=token-button]');
   await panel.waitFor({ state: 'visible' });
@@ -82,5 +87,6 @@ test('auth: token entry, clear message for a bad token, role-aware cancel, token
   assert.equal(notice.requested_by, 'olga');
   await producer.canceled('secret.1');
   await until(async () => (await row.getAttribute('data-state')) === 'canceled', { what: 'canceled' });
+  assert.equal(opened, 0, 'the new token was a refresh on the same connection');
   t.diagnostic(`screenshot: ${await shot(page, '4-authorized')}`);
 });

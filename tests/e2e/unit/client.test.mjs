@@ -217,6 +217,20 @@ test('auth: a 401 probe after a failed open → failed with the code; new token 
   assert.equal(m.status().errorCode, 'AUTH_FAILED');
 });
 
+test('auth: a new token on a live WebSocket is a refresh, not a reconnect', () => {
+  const m = connected({ at: 0, offset: 3 });
+  const acts = m.setToken('new.token.jwt', 10);
+  assert.deepEqual(acts.map((a) => a.type), ['send'], 'no close, no new open');
+  const msg = sent(acts)[0];
+  assert.equal(msg.type, 'refresh');
+  assert.equal(msg.token, 'new.token.jwt');
+  assert.equal(typeof msg.id, 'number');
+  assert.equal(m.state, 'connected');
+  m.onClose(1006, '', 20);
+  const reopened = ofType(m.tick(m.retryAt), 'open');
+  assert.equal(reopened[0]?.token, 'new.token.jwt', 'the next connection uses it');
+});
+
 test('auth: close 4001 after an error → failed, not retried', () => {
   const m = connected({ at: 0 });
   m.onFrame(frame({ type: 'error', code: 'TOKEN_EXPIRED', message: 'token expired' }), 10);
