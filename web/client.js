@@ -27,6 +27,7 @@
  */
 
 import { ConnectionMachine } from './connection.js';
+import { decodeClaims } from './auth.js';
 
 export { ConnectionMachine, backoffDelay, splitFrame } from './connection.js';
 
@@ -68,11 +69,29 @@ export function sseUrl(base, namespace, filter, token, lastEventId) {
 }
 
 /**
+ * How long to wait before fetching a fresh token for one that expires at
+ * `expSec` (a JWT's `exp`, seconds): until a fifth of its remaining life
+ * before `exp`, at least 1 s and at most 60 s before it (the hub closes a
+ * connection 5 s past `exp`). 0 once that moment has passed.
+ * @param {number} expSec @param {number} nowMs @returns {number}
+ */
+export function renewalDelay(expSec, nowMs) {
+  const left = expSec * 1000 - nowMs;
+  const lead = Math.min(60000, Math.max(1000, left / 5));
+  return Math.max(0, Math.round(left - lead));
+}
+
+/**
  * @typedef {Object} ClientOptions
  * @property {string} [url]        the hub's http(s) origin (default: the page's origin)
  * @property {string} [namespace]  default "default"
  * @property {Filter|null} [filter]
  * @property {string|null} [token]
+ * @property {() => Promise<string|null>} [getToken]  fetches a token: before the first
+ *                                 connection when no `token` is given, shortly before the
+ *                                 current one expires (sent as `refresh` on a live
+ *                                 WebSocket, so nothing reconnects), and when the hub
+ *                                 refuses one as expired
  * @property {Partial<MachineOptions>} [machine]  backoff/heartbeat tuning
  * @property {any} [env]           globals to use (WebSocket, EventSource, fetch, setTimeout,
  *                                 clearTimeout, addEventListener, document, Date); default globalThis
@@ -109,6 +128,10 @@ export class HubClient {
       this.run(this.machine.wake(e?.type ?? 'wake', this.now()));
     };
     this.listening = false;
+    this.getToken = options.getToken ?? null;
+    /** @type {any} */ this.renewTimer = null;
+    /** @type {Promise<void>|null} */ this.renewing = null;
+    this.running = false;
   }
 
   now() { return this.env.Date ? this.env.Date.now() : Date.now(); }
@@ -143,10 +166,21 @@ export class HubClient {
       (this.env.document ?? this.env).addEventListener?.('visibilitychange', this.onWake);
       (this.env.document ?? this.env).addEventListener?.('resume', this.onWake);
     }
+    this.running = true;
+    if (this.getToken && !this.machine.token) {
+      // Connect once there is a token to connect with (or without one, if
+      // the provider has none: the hub then says what it needs).
+      this.renewToken().then(() => { if (this.running) this.run(this.machine.start(this.now())); });
+      return;
+    }
+    this.scheduleRenewal(this.machine.token);
     this.run(this.machine.start(this.now()));
   }
 
   stop() {
+    this.running = false;
+    if (this.renewTimer) this.env.clearTimeout(this.renewTimer);
+    this.renewTimer = null;
     this.run(this.machine.stop(this.now()));
     if (this.listening) {
       this.listening = false;
@@ -162,8 +196,42 @@ export class HubClient {
 
   retryNow() { this.run(this.machine.retryNow(this.now())); }
 
-  /** @param {string|null} token */
-  setToken(token) { this.run(this.machine.setToken(token, this.now())); }
+  /**
+   * Use another token: on a live WebSocket it is sent as `refresh`,
+   * otherwise the next connection uses it.
+   * @param {string|null} token
+   */
+  setToken(token) {
+    this.run(this.machine.setToken(token, this.now()));
+    this.scheduleRenewal(token);
+  }
+
+  /** With `getToken`, arranges to fetch the next token before `token` expires. @param {string|null} token */
+  scheduleRenewal(token) {
+    if (this.renewTimer) this.env.clearTimeout(this.renewTimer);
+    this.renewTimer = null;
+    const exp = token ? decodeClaims(token)?.exp : undefined;
+    if (!this.getToken || !this.running || typeof exp !== 'number') return;
+    this.renewTimer = this.env.setTimeout(() => { this.renewTimer = null; this.renewToken(); }, renewalDelay(exp, this.now()));
+  }
+
+  /** Asks `getToken` for a token and uses it if it is a new one (one call at a time; retried in 5 s on failure). */
+  renewToken() {
+    const get = this.getToken;
+    if (!get) return Promise.resolve();
+    this.renewing ??= (async () => {
+      try {
+        const token = await get();
+        if (token && token !== this.machine.token) this.setToken(token);
+      } catch (e) {
+        this.env.console?.error?.(e);
+        if (this.running) this.renewTimer = this.env.setTimeout(() => { this.renewTimer = null; this.renewToken(); }, 5000);
+      } finally {
+        this.renewing = null;
+      }
+    })();
+    return this.renewing;
+  }
 
   /** @param {string} namespace @param {Filter|null} [filter] */
   subscribe(namespace, filter = null) { this.run(this.machine.setSubscription(namespace, filter, this.now())); }
@@ -242,7 +310,10 @@ export class HubClient {
         if (p) { this.pending.delete(a.id); this.env.clearTimeout(p.timer); p.resolve(a.message); }
         break;
       }
-      case 'status': this.emit('status', a.status); break;
+      case 'status':
+        this.emit('status', a.status);
+        if (a.status.state === 'failed' && a.status.errorCode === 'TOKEN_EXPIRED') this.renewToken();
+        break;
       case 'snapshot': this.emit('snapshot', a); break;
       case 'event': this.emit('event', a.event); break;
       case 'synced': this.emit('synced', a); break;

@@ -2,7 +2,7 @@
 // argument, randomness injected) and the driver against fake transports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConnectionMachine, HubClient, backoffDelay, splitFrame, wsUrl, sseUrl } from '../../../web/client.js';
+import { ConnectionMachine, HubClient, backoffDelay, renewalDelay, splitFrame, wsUrl, sseUrl } from '../../../web/client.js';
 
 const NS = 'default';
 const frame = (...msgs) => msgs.map((m) => JSON.stringify(m)).join('\n');
@@ -417,4 +417,60 @@ test('driver: failed open + 401 probe → failed status, token then reconnects w
   c.setToken('x.y.z');
   assert.equal(FakeSocket.all.at(-1).url, 'ws://hub.test:8765/ws?token=x.y.z');
   assert.equal(openSockets(), 1);
+});
+
+/** An unsigned JWT-shaped token (the client only reads its `exp`). */
+const tokenExpiring = (expSec, sub = 'app') =>
+  `e30.${Buffer.from(JSON.stringify({ sub, exp: expSec })).toString('base64url')}.sig`;
+
+test('renewal: a fifth of the remaining life before exp, between 1 s and 60 s ahead', () => {
+  assert.equal(renewalDelay(3600, 0), 3_540_000, 'an hour: 60 s early');
+  assert.equal(renewalDelay(10, 0), 8_000, '10 s: 2 s early');
+  assert.equal(renewalDelay(3, 0), 2_000, '3 s: 1 s early at least');
+  assert.equal(renewalDelay(10, 20_000), 0, 'already past');
+});
+
+test('driver: getToken before the first connection, and a fresh token as refresh before exp', async () => {
+  FakeSocket.all = [];
+  const env = fakeEnv();
+  const t0 = env.Date.now();
+  const tokens = [tokenExpiring(t0 / 1000 + 10, 'first'), tokenExpiring(t0 / 1000 + 3600, 'second')];
+  let asked = 0;
+  const c = new HubClient({ env, namespace: NS, getToken: async () => tokens[asked++] });
+  c.start();
+  assert.equal(FakeSocket.all.length, 0, 'waits for the token');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(asked, 1);
+  const s1 = FakeSocket.all[0];
+  assert.equal(s1.url, `ws://hub.test:8765/ws?token=${tokens[0]}`);
+  s1.serverOpen();
+  s1.serverSend(subscribed(0, false, 'E', s1.sent[0].id), { type: 'operation_list', namespace: NS, epoch: 'E', offset: 0, operations: [] });
+  env.advance(7_900);
+  assert.equal(asked, 1, 'not yet: 2 s before exp');
+  env.advance(200);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(asked, 2);
+  const refresh = s1.sent.find((m) => m.type === 'refresh');
+  assert.equal(refresh?.token, tokens[1], 'sent on the live socket');
+  assert.equal(FakeSocket.all.length, 1, 'no reconnect');
+  c.stop();
+});
+
+test('driver: a token refused as expired is replaced once from getToken', async () => {
+  FakeSocket.all = [];
+  const env = fakeEnv();
+  const fresh = tokenExpiring(env.Date.now() / 1000 + 3600, 'fresh');
+  let asked = 0;
+  const c = new HubClient({ env, namespace: NS, token: 'stale.token.x', getToken: async () => { asked += 1; return fresh; } });
+  c.start();
+  const s1 = FakeSocket.all[0];
+  s1.serverOpen();
+  s1.serverSend(subscribed(0, false, 'E', s1.sent[0].id), { type: 'operation_list', namespace: NS, epoch: 'E', offset: 0, operations: [] });
+  s1.serverSend({ type: 'error', code: 'TOKEN_EXPIRED', message: 'expired' });
+  s1.serverClose(4001);
+  assert.equal(c.status().state, 'failed');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(asked, 1);
+  assert.equal(FakeSocket.all.at(-1).url, `ws://hub.test:8765/ws?token=${fresh}`, 'reconnects with it');
+  c.stop();
 });
