@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{reason, AuthError};
-use crate::principal::{Principal, Role, EXP_LEEWAY_MS};
+use crate::principal::{past_exp, Principal, Role, EXP_LEEWAY_MS};
 
 /// Claims of a hub token, for [`mint_hs256`](crate::mint_hs256) and
 /// [`mint_with_private_key`](crate::mint_with_private_key).
@@ -70,7 +70,7 @@ impl TokenClaims {
             .exp
             .ok_or_else(|| AuthError::failed(reason::MISSING_EXP))?;
         let exp_ms = seconds_to_ms(exp).ok_or_else(|| AuthError::failed(reason::CLAIMS))?;
-        if now_ms >= exp_ms.saturating_add(EXP_LEEWAY_MS) {
+        if past_exp(exp_ms, now_ms) {
             return Err(AuthError::Expired);
         }
         if let Some(nbf) = self.nbf {

@@ -46,5 +46,5 @@ pub use error::{reason, AuthError, ConfigError};
 pub use hub_core::glob::glob_match;
 pub use keys::KeySource;
 pub use mint::{mint_hs256, mint_with_private_key};
-pub use principal::{Action, Principal, Role, EXP_LEEWAY_MS};
+pub use principal::{past_exp, Action, Principal, Role, EXP_LEEWAY_MS};
 pub use verifier::{Verifier, MAX_TOKEN_LEN};

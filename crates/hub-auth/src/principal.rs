@@ -133,9 +133,15 @@ impl Principal {
     /// (the same rule [`Verifier::verify`](crate::Verifier::verify) applies).
     /// Never true without a token.
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expires_at
-            .is_some_and(|exp| now_ms >= exp.saturating_add(EXP_LEEWAY_MS))
+        self.expires_at.is_some_and(|exp| past_exp(exp, now_ms))
     }
+}
+
+/// Whether a token whose `exp` is `exp_ms` is expired at `now_ms`: past it
+/// by more than the clock-skew leeway ([`EXP_LEEWAY_MS`]). The one rule for
+/// the door, live connections and `refresh`.
+pub fn past_exp(exp_ms: u64, now_ms: u64) -> bool {
+    now_ms >= exp_ms.saturating_add(EXP_LEEWAY_MS)
 }
 
 #[cfg(test)]

@@ -428,12 +428,12 @@ impl Outbox {
             .store(exp_ms.unwrap_or(0), Ordering::Relaxed);
     }
 
-    /// Whether the connection's token is past its `exp` by the clock-skew
-    /// leeway ([`hub_auth::EXP_LEEWAY_MS`]) at `now` (ms): then the
-    /// connection must be closed with `TOKEN_EXPIRED` (4001).
+    /// Whether the connection's token is expired at `now` (ms) by
+    /// [`hub_auth::past_exp`]: then the connection must be closed with
+    /// `TOKEN_EXPIRED` (4001).
     pub fn token_expired(&self, now: u64) -> bool {
         let exp = self.expires_at.load(Ordering::Relaxed);
-        exp != 0 && now >= exp.saturating_add(hub_auth::EXP_LEEWAY_MS)
+        exp != 0 && hub_auth::past_exp(exp, now)
     }
 
     /// Asks the writer to send a WebSocket ping.

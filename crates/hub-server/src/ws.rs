@@ -539,7 +539,8 @@ impl Conn {
     /// (`text`, `None` for a binary frame), even a `refresh`, comes too
     /// late. Returns whether it did.
     fn close_if_expired(&self, text: Option<&str>, now: u64) -> bool {
-        if !self.principal.is_expired(now) {
+        // The outbox's record, which `refresh` moves, is the one the sweep reads.
+        if !self.out.token_expired(now) {
             return false;
         }
         let id = text
