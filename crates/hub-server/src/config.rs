@@ -292,16 +292,7 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Checks values that parse but make no sense. Without the providers
-    /// the values came from, a refusal names the key but not its source;
-    /// [`Config::load`] names both.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check()
-            .map_err(|e| ConfigError(describe(&Figment::new(), *e)))?;
-        self.check_open_hub()
-    }
-
-    /// The per-key checks of [`Config::validate`]: the error's path is the
+    /// Checks values that parse but make no sense: the error's path is the
     /// key to blame (for a rule over two keys, one that was set), so
     /// [`describe`] can name where that key came from.
     fn check(&self) -> Result<(), Box<figment::Error>> {
