@@ -103,6 +103,7 @@ impl TokenClaims {
             namespaces,
             expires_at: Some(exp_ms),
             anonymous: false,
+            views_everything: false,
         })
     }
 }

@@ -88,6 +88,10 @@ pub struct Principal {
     /// was presented, so a refused publish or cancel is `AUTH_REQUIRED`
     /// rather than `FORBIDDEN`.
     pub anonymous: bool,
+    /// The hub allows anonymous reads (`--allow-anonymous-read`): this
+    /// principal may view every namespace whatever its token says, since
+    /// dropping the token would allow that anyway.
+    pub views_everything: bool,
 }
 
 impl Principal {
@@ -101,6 +105,7 @@ impl Principal {
             namespaces: vec!["*".to_owned()],
             expires_at: None,
             anonymous: false,
+            views_everything: true,
         }
     }
 
@@ -113,12 +118,24 @@ impl Principal {
             namespaces: vec!["*".to_owned()],
             expires_at: None,
             anonymous: true,
+            views_everything: true,
         }
     }
 
+    /// The same principal on a hub that allows anonymous reads: it keeps its
+    /// own rights and may also view every namespace.
+    pub fn with_anonymous_read(mut self) -> Self {
+        self.views_everything = true;
+        self
+    }
+
     /// Whether some role permits `action` and some namespace glob matches
-    /// `namespace`. Expiry is not checked here (see [`is_expired`](Self::is_expired)).
+    /// `namespace` (or the action is a view and the hub allows anonymous
+    /// reads). Expiry is not checked here (see [`is_expired`](Self::is_expired)).
     pub fn allows(&self, action: Action, namespace: &str) -> bool {
+        if action == Action::View && self.views_everything {
+            return true;
+        }
         self.roles.iter().any(|r| r.permits(action))
             && self.namespaces.iter().any(|g| glob_match(g, namespace))
     }
@@ -155,7 +172,17 @@ mod tests {
             namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
             expires_at: None,
             anonymous: false,
+            views_everything: false,
         }
+    }
+
+    #[test]
+    fn with_anonymous_read_a_token_views_everything_but_does_no_more() {
+        let p = principal(&[Role::Reporter], &["default"]).with_anonymous_read();
+        assert!(p.allows(Action::View, "team-x"));
+        assert!(!p.allows(Action::Publish, "team-x"));
+        assert!(p.allows(Action::Publish, "default"));
+        assert!(!principal(&[Role::Reporter], &["default"]).allows(Action::View, "team-x"));
     }
 
     #[test]

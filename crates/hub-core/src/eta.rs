@@ -157,10 +157,12 @@ impl EtaEstimator {
         }
     }
 
-    /// Seconds to completion as of `now` (None when rate is None/zero, or progress >= 100).
+    /// Seconds to completion as of `now`: 0 once progress is at 100 (the
+    /// work is done, the operation just has not said so yet), None while
+    /// the rate is unknown or zero.
     pub fn eta_seconds(&self, now: u64) -> Option<f64> {
         if self.last_progress >= 100.0 {
-            return None;
+            return Some(0.0);
         }
         let rate = self.rate(now)?;
         if rate <= 0.0 {
@@ -336,7 +338,7 @@ mod tests {
         e.observe(0.0, 0);
         e.observe(100.0, 10_000);
         assert!(e.rate(10_000).is_some());
-        assert_eq!(e.eta_seconds(10_000), None);
+        assert_eq!(e.eta_seconds(10_000), Some(0.0), "nothing left to do");
         let mut e = EtaEstimator::new();
         e.observe(f64::NAN, 0);
         assert_eq!(e.progress(), None);

@@ -46,6 +46,10 @@ pub struct Applied {
     pub ack: Ack,
     /// A pending cancel to deliver to the sending connection.
     pub cancel: Option<CancelNotice>,
+    /// False for a duplicate older than the operation's remembered
+    /// (seq, offset) pairs: its ack carries the operation's latest offset,
+    /// and the caller should look the original up in its event log.
+    pub offset_remembered: bool,
 }
 
 /// What a `cancel` request produced.
@@ -173,9 +177,16 @@ impl Namespace {
                 "only the subject that started this operation may report on it",
             ));
         }
-        let seq = msg.seq.unwrap_or(op.last_seq + 1);
+        // A seq left out (HTTP only) is the next one, except on a start,
+        // which always has seq 1: a retried `curl` start is a resend.
+        let seq = match (&msg.body, msg.seq) {
+            (_, Some(seq)) => seq,
+            (ProducerBody::Started { .. }, None) => 1,
+            (_, None) => op.last_seq + 1,
+        };
         if seq <= op.last_seq {
-            let offset = op.offset_of(seq).unwrap_or(op.state.last_offset);
+            let remembered = op.offset_of(seq);
+            let offset = remembered.unwrap_or(op.state.last_offset);
             op.owner_conn = Some(producer.conn);
             let cancel = take_cancel_notice(op, producer.conn);
             return Ok(Applied {
@@ -190,6 +201,7 @@ impl Namespace {
                     cancel_requested: op.cancel_pending(),
                 },
                 cancel,
+                offset_remembered: remembered.is_some(),
             });
         }
         if op.is_finished() {
@@ -251,6 +263,7 @@ impl Namespace {
             },
             events,
             cancel,
+            offset_remembered: true,
         })
     }
 
@@ -359,6 +372,7 @@ impl Namespace {
                 cancel_requested: false,
             },
             cancel: None,
+            offset_remembered: true,
         })
     }
 

@@ -86,7 +86,8 @@ impl<'a> Fields<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Number(n)) => match n.as_f64() {
-                Some(f) if f.is_finite() => Ok(Some(f)),
+                // `+ 0.0` turns -0.0 into 0.0, so `-0` is stored and sent as 0.
+                Some(f) if f.is_finite() => Ok(Some(f + 0.0)),
                 _ => Err(ProtoError::bad(format!(
                     "field `{key}` must be a finite number"
                 ))),

@@ -30,6 +30,7 @@ impl Authn {
                 verifier,
                 anonymous_read,
             } => match token {
+                Some(t) if *anonymous_read => Ok(verifier.verify(t, now_ms)?.with_anonymous_read()),
                 Some(t) => verifier.verify(t, now_ms),
                 None if *anonymous_read => Ok(Principal::anonymous_reader()),
                 None => Err(AuthError::Required),
@@ -41,7 +42,7 @@ impl Authn {
     pub fn refresh(&self, token: &str, now_ms: u64) -> Result<Principal, AuthError> {
         match self {
             Authn::Open => Ok(Principal::open_admin()),
-            Authn::Jwt { verifier, .. } => verifier.verify(token, now_ms),
+            Authn::Jwt { .. } => self.authenticate(Some(token), now_ms),
         }
     }
 
@@ -104,8 +105,9 @@ pub fn token_of<'a>(headers: &'a HeaderMap, query_token: Option<&'a str>) -> Opt
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
+            // The scheme is case-insensitive (RFC 9110 11.1).
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
         })
         .map(str::trim)
         .filter(|t| !t.is_empty())
@@ -113,15 +115,16 @@ pub fn token_of<'a>(headers: &'a HeaderMap, query_token: Option<&'a str>) -> Opt
 }
 
 /// Whether a browser request's `Origin` may connect: absent (non-browser),
-/// the hub's own origin, or listed.
+/// the hub's own origin, or listed. Origins compare without case and with
+/// the scheme's default port (`:80`, `:443`) written or left out alike.
 pub fn origin_allowed(headers: &HeaderMap, tls: bool, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let origin = origin.trim_end_matches('/');
+    let origin = normalize_origin(origin);
     if allowed
         .iter()
-        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+        .any(|a| a == "*" || normalize_origin(a) == origin)
     {
         return true;
     }
@@ -129,15 +132,20 @@ pub fn origin_allowed(headers: &HeaderMap, tls: bool, allowed: &[String]) -> boo
         return false;
     };
     let scheme = if tls { "https" } else { "http" };
-    let own = format!("{scheme}://{host}");
-    if own.eq_ignore_ascii_case(origin) {
-        return true;
+    normalize_origin(&format!("{scheme}://{host}")) == origin
+}
+
+/// An origin in one spelling: lower case, no trailing `/`, no default port.
+fn normalize_origin(origin: &str) -> String {
+    let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    for (scheme, port) in [("http://", ":80"), ("https://", ":443")] {
+        if o.starts_with(scheme) {
+            if let Some(short) = o.strip_suffix(port) {
+                return short.to_owned();
+            }
+        }
     }
-    // Default ports may be left out of one and written in the other.
-    let default_port = if tls { ":443" } else { ":80" };
-    own.strip_suffix(default_port)
-        .is_some_and(|o| o.eq_ignore_ascii_case(origin))
-        || format!("{origin}{default_port}").eq_ignore_ascii_case(&own)
+    o
 }
 
 #[cfg(test)]
@@ -170,6 +178,19 @@ mod tests {
             &["http://evil:1".into()]
         ));
         assert!(origin_allowed(&h(Some("http://a"), "a:80"), false, &[]));
+        assert!(origin_allowed(&h(Some("http://a:80"), "a"), false, &[]));
+        assert!(origin_allowed(&h(Some("https://A:443/"), "a"), true, &[]));
+        assert!(!origin_allowed(&h(Some("http://a:443"), "a"), false, &[]));
+        assert!(origin_allowed(
+            &h(Some("https://app.example.com:443"), "hub:1"),
+            false,
+            &["https://app.example.com".into()]
+        ));
+        assert!(origin_allowed(
+            &h(Some("https://app.example.com"), "hub:1"),
+            false,
+            &["https://App.Example.com:443/".into()]
+        ));
     }
 
     #[test]
@@ -181,5 +202,14 @@ mod tests {
             HeaderValue::from_static("Bearer abc"),
         );
         assert_eq!(token_of(&m, Some("q")), Some("abc"));
+        for scheme in ["bearer", "BEARER", "BeArEr"] {
+            m.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("{scheme} xyz")).unwrap(),
+            );
+            assert_eq!(token_of(&m, None), Some("xyz"), "{scheme}");
+        }
+        m.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic xyz"));
+        assert_eq!(token_of(&m, None), None);
     }
 }

@@ -35,7 +35,7 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// Silence from a client after which it is closed (1001); also how long
     /// a write may wait for a client that reads nothing (it is then dropped
-    /// as a slow client).
+    /// as a slow client), but never less than 30 s for that.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// Silence from a producer after which its operation is `stalled`.
@@ -145,6 +145,15 @@ pub struct Config {
     pub log_format: String,
     /// Log level filter (overridden by `RUST_LOG`).
     pub log_level: String,
+    /// Where each key that was set came from (`flag --listen`,
+    /// `environment variable PROGRESS_HUB_LISTEN`, `config file F`), so
+    /// that errors found when a value is used name it too.
+    #[serde(skip)]
+    pub sources: std::collections::BTreeMap<String, String>,
+    /// Things worth a warning once logging is up (unknown
+    /// `PROGRESS_HUB_*` variables, key settings overridden by another source).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 impl Default for Config {
@@ -186,6 +195,8 @@ impl Default for Config {
             shutdown_grace: Duration::ZERO,
             log_format: "text".into(),
             log_level: "info".into(),
+            sources: Default::default(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -229,6 +240,16 @@ pub const KEYS: &[&str] = &[
     "log_format",
     "log_level",
 ];
+
+/// The shortest [`Config::write_stall`].
+pub const MIN_WRITE_STALL: Duration = Duration::from_secs(30);
+
+/// `PROGRESS_HUB_*` variables that are not settings of `serve` but are
+/// read by other commands and tools (so they may be in the environment).
+const OTHER_VARS: &[&str] = &["CONFIG", "URL", "TOKEN", "BIN"];
+
+/// The three token-key settings: at most one may be in effect.
+const KEY_SETTINGS: [&str; 3] = ["jwt_secret", "jwt_public_key", "jwks_file"];
 
 /// A configuration the hub refuses to start with.
 #[derive(Debug, thiserror::Error)]
@@ -286,10 +307,97 @@ impl Config {
         fig = fig
             .merge(Env::prefixed("PROGRESS_HUB_").only(KEYS))
             .merge(flags);
-        let cfg: Config = fig.extract().map_err(|e| ConfigError(describe(&fig, e)))?;
+        let mut cfg: Config = fig.extract().map_err(|e| ConfigError(describe(&fig, e)))?;
+        for key in KEYS {
+            if let Some(m) = fig.find_metadata(key) {
+                if m.name != std::any::type_name::<Config>() {
+                    cfg.sources.insert((*key).to_owned(), source_name(m, key));
+                }
+            }
+        }
+        cfg.keep_one_key_source(&fig);
+        cfg.warn_unknown_vars(std::env::vars_os().map(|(k, _)| k));
         cfg.check().map_err(|e| ConfigError(describe(&fig, *e)))?;
         cfg.check_open_hub()?;
         Ok(cfg)
+    }
+
+    /// The token key settings (`jwt_secret`, `jwt_public_key`,
+    /// `jwks_file`) are one choice: when they come from different sources
+    /// the highest one's choice stands (a `--jwt-public-key` flag beats an
+    /// exported `PROGRESS_HUB_JWT_SECRET`), with a warning. Two in the same
+    /// source are still refused by [`Config::check`].
+    fn keep_one_key_source(&mut self, fig: &Figment) {
+        let rank = |k: &str| -> u8 {
+            match fig.find_metadata(k) {
+                Some(m) if m.name == FLAG_SOURCE => 3,
+                Some(m) if m.name.contains("environment") => 2,
+                Some(m) if matches!(m.source, Some(figment::Source::File(_))) => 1,
+                _ => 0,
+            }
+        };
+        let set: Vec<(&str, u8)> = KEY_SETTINGS
+            .into_iter()
+            .filter(|k| self.has_key_setting(k))
+            .map(|k| (k, rank(k)))
+            .collect();
+        let Some(top) = set.iter().map(|(_, r)| *r).max() else {
+            return;
+        };
+        for (k, r) in set {
+            if r < top {
+                let from = self.sources.remove(k).unwrap_or_default();
+                self.warnings.push(format!(
+                    "ignoring `{k}` from {from}: a token key from a higher-precedence source is set"
+                ));
+                match k {
+                    "jwt_secret" => self.jwt_secret = None,
+                    "jwt_public_key" => self.jwt_public_key = None,
+                    _ => self.jwks_file = None,
+                }
+            }
+        }
+    }
+
+    fn has_key_setting(&self, key: &str) -> bool {
+        match key {
+            "jwt_secret" => self.jwt_secret.is_some(),
+            "jwt_public_key" => self.jwt_public_key.is_some(),
+            _ => self.jwks_file.is_some(),
+        }
+    }
+
+    /// Notes `PROGRESS_HUB_*` variables that are no setting (a typo such
+    /// as `PROGRESS_HUB_HEARTBEAT_INTERVALL` would otherwise go unnoticed).
+    /// A warning, not a refusal: tools and test harnesses put their own
+    /// `PROGRESS_HUB_*` variables in the environment the hub inherits.
+    fn warn_unknown_vars(&mut self, names: impl Iterator<Item = std::ffi::OsString>) {
+        for name in names {
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("PROGRESS_HUB_")) else {
+                continue;
+            };
+            let key = rest.to_ascii_lowercase();
+            if !KEYS.contains(&key.as_str()) && !OTHER_VARS.contains(&rest) {
+                self.warnings.push(format!(
+                    "ignoring environment variable PROGRESS_HUB_{rest}: `{key}` is not a setting"
+                ));
+            }
+        }
+    }
+
+    /// Warnings about the configuration, for the log once it is up
+    /// (unknown `PROGRESS_HUB_*` variables, a token key overridden by a
+    /// higher-precedence source).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// One line blaming a setting for a problem found when its value was
+    /// used (a key file that cannot be read, a data directory that cannot
+    /// be created), naming where it was set, like load-time errors do.
+    pub fn blame(&self, key: &str, what: impl std::fmt::Display) -> String {
+        let from = self.sources.get(key).map_or("the default", String::as_str);
+        format!("invalid value for `{key}` from {from}: {what}")
     }
 
     /// Checks values that parse but make no sense: the error's path is the
@@ -391,6 +499,16 @@ impl Config {
     /// Whether a token key is configured.
     pub fn auth_enabled(&self) -> bool {
         self.jwt_secret.is_some() || self.jwt_public_key.is_some() || self.jwks_file.is_some()
+    }
+
+    /// How long a write may wait for a peer that takes nothing before the
+    /// hub drops the connection: the idle timeout, but at least
+    /// [`MIN_WRITE_STALL`], so that a viewer that pauses reading for longer
+    /// than a short idle timeout still reads, when it resumes, the error
+    /// that explains its close (`SLOW_CLIENT`, `IDLE_TIMEOUT`) and the close
+    /// frame, instead of a reset.
+    pub fn write_stall(&self) -> Duration {
+        self.idle_timeout.max(MIN_WRITE_STALL)
     }
 
     /// The listen address, resolved.

@@ -97,16 +97,16 @@ impl Running {
 
 fn build_authn(cfg: &Config) -> Result<Authn, StartError> {
     use hub_auth::{KeySource, Verifier};
-    let source = if let Some(s) = &cfg.jwt_secret {
-        KeySource::HsSecret(s.clone())
+    let (key, source) = if let Some(s) = &cfg.jwt_secret {
+        ("jwt_secret", KeySource::HsSecret(s.clone()))
     } else if let Some(p) = &cfg.jwt_public_key {
-        KeySource::PublicKeyPem(p.clone())
+        ("jwt_public_key", KeySource::PublicKeyPem(p.clone()))
     } else if let Some(p) = &cfg.jwks_file {
-        KeySource::JwksFile(p.clone())
+        ("jwks_file", KeySource::JwksFile(p.clone()))
     } else {
         return Ok(Authn::Open);
     };
-    let verifier = Verifier::new(source).map_err(|e| StartError::Config(e.to_string()))?;
+    let verifier = Verifier::new(source).map_err(|e| StartError::Config(cfg.blame(key, e)))?;
     Ok(Authn::Jwt {
         verifier,
         anonymous_read: cfg.allow_anonymous_read,
@@ -118,7 +118,9 @@ fn build_authn(cfg: &Config) -> Result<Authn, StartError> {
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let authn = build_authn(&cfg)?;
     let certs = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(c), Some(k)) => Some(tls::Certs::new(c, k).map_err(StartError::Config)?),
+        (Some(c), Some(k)) => {
+            Some(tls::Certs::new(c, k).map_err(|(key, e)| StartError::Config(cfg.blame(key, e)))?)
+        }
         _ => None,
     };
     let store_cfg = StoreConfig {
@@ -127,7 +129,11 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let store: Arc<dyn EventStore> = if cfg.memory {
         Arc::new(MemoryStore::new(store_cfg))
     } else {
-        Arc::new(RedbStore::open(&cfg.data_dir, store_cfg)?)
+        // A directory that cannot hold the store is a bad setting (exit 2).
+        Arc::new(
+            RedbStore::open(&cfg.data_dir, store_cfg)
+                .map_err(|e| StartError::Config(cfg.blame("data_dir", e)))?,
+        )
     };
     let registry = Arc::new(Registry::default());
     let metrics = Arc::new(metrics::Metrics::new());
@@ -191,7 +197,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
                     listener,
                     c.clone(),
                     st.cfg.handshake_timeout,
-                    st.cfg.idle_timeout,
+                    st.cfg.write_stall(),
                 )
                 .map_err(|source| StartError::Bind {
                     addr: st.cfg.listen.clone(),
@@ -202,7 +208,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         ),
         None => (
             None,
-            Some(sock::PlainListener::new(listener, st.cfg.idle_timeout)),
+            Some(sock::PlainListener::new(listener, st.cfg.write_stall())),
         ),
     };
     tokio::spawn(async move {

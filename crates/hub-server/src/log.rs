@@ -18,6 +18,8 @@ pub struct LogEntry {
     pub kind: Arc<str>,
     /// Event type.
     pub event_type: EventType,
+    /// The producer's seq (0 on hub-made events, whose seq is absent).
+    pub seq: u64,
     /// The encoded event (shared with every viewer).
     pub bytes: Arc<str>,
 }
@@ -69,6 +71,14 @@ impl EventLog {
         self.entries.iter().skip(skip)
     }
 
+    /// The offset of the retained event that accepted `seq` of `op`: the
+    /// answer to a resend older than the operation's remembered pairs.
+    pub fn offset_of_seq(&self, op: &str, seq: u64) -> Option<u64> {
+        self.of_operation(op)
+            .find(|e| e.seq == seq && seq != 0)
+            .map(|e| e.offset)
+    }
+
     /// Retained events of one operation, oldest first.
     pub fn of_operation<'a>(&'a self, op: &'a str) -> impl Iterator<Item = &'a LogEntry> + 'a {
         self.entries.iter().filter(move |e| &*e.operation_id == op)
@@ -85,6 +95,7 @@ mod tests {
             operation_id: "a".into(),
             kind: "k".into(),
             event_type: EventType::ProgressUpdate,
+            seq: offset,
             bytes: format!("{offset}").into(),
         }
     }
@@ -104,5 +115,21 @@ mod tests {
         assert_eq!(all, vec![3, 4, 5]);
         assert_eq!(log.after(5).count(), 0);
         assert_eq!(log.after(u64::MAX).count(), 0);
+    }
+
+    #[test]
+    fn the_offset_of_a_seq_is_found_among_retained_events_only() {
+        let mut log = EventLog::new(3, 0);
+        for o in 1..=5 {
+            log.push(entry(o));
+        }
+        assert_eq!(log.offset_of_seq("a", 4), Some(4));
+        assert_eq!(log.offset_of_seq("a", 2), None, "trimmed");
+        assert_eq!(log.offset_of_seq("b", 4), None, "another operation");
+        assert_eq!(
+            log.offset_of_seq("a", 0),
+            None,
+            "hub-made events have no seq"
+        );
     }
 }

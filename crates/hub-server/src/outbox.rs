@@ -184,8 +184,14 @@ impl Outbox {
     }
 
     /// Queues one message. Returns false when the viewer is too slow (the
-    /// outbox is then closing with `SLOW_CLIENT`).
+    /// outbox is then closing with `SLOW_CLIENT`) or the connection is
+    /// already closing: nothing is queued after the close was decided, so
+    /// the error that explains it is the last message before the close
+    /// frame (no heartbeat slips in between).
     pub fn push(&self, item: OutItem) -> bool {
+        if self.is_closing.load(Ordering::Acquire) {
+            return false;
+        }
         let outcome = self.queue.lock().queue.push(item);
         self.after_push(outcome)
     }
@@ -201,6 +207,10 @@ impl Outbox {
         conflate: bool,
         now: u64,
     ) -> Pushed {
+        if self.is_closing.load(Ordering::Acquire) {
+            // Closing: nothing more is sent (see `push`).
+            return Pushed::Queued;
+        }
         let mut slow = false;
         let direct;
         {
@@ -392,14 +402,22 @@ impl Outbox {
         self.notify.notified().await
     }
 
+    /// Sends an `error` that answers no message of the client's (so it
+    /// does not count towards the abuse limit), e.g. a subscription ended
+    /// by a narrower refreshed token.
+    pub fn notify_error(&self, error: ProtoError) {
+        self.metrics.error_sent(&error);
+        let now = crate::clock::now_ms();
+        let msg = ServerMessage::Error(ErrorMessage::from_proto(error, now)).encode();
+        self.push_control(msg.into());
+    }
+
     /// Sends an error for a rejected message, and closes the connection
     /// (1008) when it has sent more than [`ABUSE_REJECTIONS`] rejected
     /// messages within [`ABUSE_WINDOW_MS`].
     pub fn reject(&self, error: ProtoError) {
         let now = crate::clock::now_ms();
-        self.metrics.error_sent(&error);
-        let msg = ServerMessage::Error(ErrorMessage::from_proto(error, now)).encode();
-        self.push_control(msg.into());
+        self.notify_error(error);
         let abusive = {
             let mut r = self.rejections.lock();
             r.push_back(now);

@@ -23,30 +23,46 @@ pub struct Certs {
     acceptor: RwLock<TlsAcceptor>,
 }
 
-fn load(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+/// Why the files are unusable: the setting to blame (`tls_cert` or
+/// `tls_key`) and what is wrong with it.
+pub type CertError = (&'static str, String);
+
+fn load(cert: &Path, key: &Path) -> Result<TlsAcceptor, CertError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("cannot read tls_cert {}: {e}", cert.display()))?
+        .map_err(|e| ("tls_cert", format!("cannot read {}: {e}", cert.display())))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("invalid tls_cert {}: {e}", cert.display()))?;
+        .map_err(|e| {
+            (
+                "tls_cert",
+                format!("invalid certificate {}: {e}", cert.display()),
+            )
+        })?;
     if chain.is_empty() {
-        return Err(format!("tls_cert {} holds no certificate", cert.display()));
+        return Err((
+            "tls_cert",
+            format!("{} holds no certificate", cert.display()),
+        ));
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("invalid tls_key {}: {e}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        (
+            "tls_key",
+            format!("invalid private key {}: {e}", key.display()),
+        )
+    })?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("tls: {e}"))?
+        .map_err(|e| ("tls_cert", format!("tls: {e}")))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| format!("tls_key does not match tls_cert: {e}"))?;
+        .map_err(|e| ("tls_key", format!("does not match tls_cert: {e}")))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
 impl Certs {
     /// Reads the files now (a bad file refuses the start).
-    pub fn new(cert: &Path, key: &Path) -> Result<Arc<Self>, String> {
+    pub fn new(cert: &Path, key: &Path) -> Result<Arc<Self>, CertError> {
         Ok(Arc::new(Certs {
             acceptor: RwLock::new(load(cert, key)?),
             cert: cert.to_owned(),
@@ -62,7 +78,9 @@ impl Certs {
                 *self.acceptor.write() = a;
                 tracing::info!("tls certificate reloaded");
             }
-            Err(e) => tracing::error!(error = %e, "tls reload failed; keeping the old certificate"),
+            Err((setting, e)) => {
+                tracing::error!(setting, error = %e, "tls reload failed; keeping the old certificate")
+            }
         }
     }
 }

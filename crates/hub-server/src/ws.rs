@@ -117,10 +117,14 @@ impl Conn {
         match bucket.check() {
             Ok(()) => true,
             Err(e) => {
-                let id = text
-                    .and_then(|t| decode_client(t).ok())
-                    .and_then(|m| m.id());
-                self.out.reject(e.with_id(id));
+                // Like every producer error, it names the operation.
+                let msg = text.and_then(|t| decode_client(t).ok());
+                let op = match &msg {
+                    Some(ClientMessage::Publish(p)) => p.operation_id.as_deref(),
+                    _ => None,
+                };
+                let id = msg.as_ref().and_then(ClientMessage::id);
+                self.out.reject(e.with_operation(op).with_id(id));
                 false
             }
         }
@@ -161,7 +165,7 @@ async fn run(
     // Slowloris: a socket that sends nothing, not even the pong to this
     // opening ping, within `first_message_timeout` is closed.
     let first = app.cfg.first_message_timeout;
-    let stall = app.cfg.idle_timeout;
+    let stall = app.cfg.write_stall();
     let mut heard = first.is_zero();
     if !heard
         && send_within(&mut socket, Message::Ping(Default::default()), stall)
@@ -340,7 +344,7 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
 enum WriteFailed {
     /// The socket is gone.
     Gone,
-    /// The peer took no byte for `idle_timeout`: it does not read.
+    /// The peer took no byte for the write stall time: it does not read.
     Stalled,
 }
 
@@ -356,8 +360,8 @@ impl WriteFailed {
 
 /// Writes everything queued, each time as one frame (messages joined by
 /// `\n`), and on plain TCP the bytes the outbox holds for the task first.
-/// A peer that takes no byte for `stall` (`idle_timeout`: it does not
-/// read) fails the write: its queue is bounded, and so is the time it
+/// A peer that takes no byte for `stall` ([`crate::Config::write_stall`]:
+/// it does not read) fails the write: its queue is bounded, and so is the time it
 /// holds the hub. On plain TCP the [`Wire`] applies the same bound.
 async fn flush(
     socket: &mut WebSocket,
@@ -515,11 +519,21 @@ impl Conn {
             }
             ClientMessage::Refresh { id, token } => {
                 match self.app.authn.refresh(&token, now_ms()) {
+                    // The new token may be another subject's (the dashboard
+                    // switching users): it could open its own connection
+                    // anyway, so it simply becomes this one's identity.
                     Ok(p) => {
                         self.out.set_token_expiry(p.expires_at);
+                        let may = p.clone();
                         self.principal = p;
                         self.out
                             .push_control(ServerMessage::Ok { id }.encode().into());
+                        engine
+                            .send(Command::Narrow {
+                                conn: self.out.clone(),
+                                may_view: Box::new(move |ns| may.allows(Action::View, ns)),
+                            })
+                            .await;
                     }
                     Err(e) => {
                         self.app.metrics.auth_failure(&e);

@@ -16,7 +16,8 @@ fn doc_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/OPERATIONS.md")
 }
 
-/// `(field, doc comment)` of every field of `pub struct Config`, in order.
+/// `(field, doc comment)` of every field of `pub struct Config`, in order;
+/// fields marked `#[serde(skip)]` are bookkeeping, not settings.
 fn config_fields() -> Vec<(String, String)> {
     let start = CONFIG_RS
         .find("pub struct Config {")
@@ -25,13 +26,18 @@ fn config_fields() -> Vec<(String, String)> {
     let body = &body[..body.find("\n}").expect("end of struct Config")];
     let mut out = Vec::new();
     let mut doc: Vec<String> = Vec::new();
+    let mut skipped = false;
     for line in body.lines().skip(1) {
         let line = line.trim();
         if let Some(d) = line.strip_prefix("///") {
             doc.push(d.trim().to_owned());
+        } else if line == "#[serde(skip)]" {
+            skipped = true;
         } else if let Some(rest) = line.strip_prefix("pub ") {
             let name = rest.split(':').next().unwrap().trim().to_owned();
-            out.push((name, doc.join(" ")));
+            if !std::mem::take(&mut skipped) {
+                out.push((name, doc.join(" ")));
+            }
             doc.clear();
         }
     }

@@ -9,119 +9,123 @@ use std::path::PathBuf;
 /// Flags of `serve` (see PROTOCOL.md's command-line contract). Every flag
 /// also reads `PROGRESS_HUB_<NAME>` and the TOML file given by `--config`
 /// (else by `PROGRESS_HUB_CONFIG`, which [`Config::load`] reads).
+///
+/// Values may start with `-` (`--history-size -5`), so that the setting's
+/// own check refuses them with a message naming the key and its source,
+/// rather than the argument parser with a generic one.
 #[derive(Args, Debug, Default)]
 #[allow(missing_docs)]
 pub struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:8765; port 0 picks a free one).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     listen: Option<String>,
     /// Directory of the embedded store (default ./progress-hub-data).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     data_dir: Option<String>,
     /// Keep nothing on disk (new epoch every start).
     #[arg(long)]
     memory: bool,
     /// Heartbeat interval (default 30s).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     heartbeat_interval: Option<String>,
     /// Close clients silent this long, and drop ones that read nothing for
     /// this long (default 90s).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     idle_timeout: Option<String>,
     /// Mark operations stalled after this much producer silence (default 60s).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     stall_timeout: Option<String>,
     /// Events kept per namespace for replay (default 100000).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     history_size: Option<String>,
     /// system_status interval (default 5s).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     status_interval: Option<String>,
     /// Resume further back than this many events gets a snapshot (default 10000).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     replay_limit: Option<String>,
     /// How long finished operations are kept (default 1h).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     finished_retention: Option<String>,
     /// Largest client message in bytes (default 65536).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     max_message_size: Option<String>,
     /// HS256 secret for JWTs.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     jwt_secret: Option<String>,
     /// RS256/ES256 public key file (PEM).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     jwt_public_key: Option<String>,
     /// JWKS file.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     jwks_file: Option<String>,
     /// Tokenless reads act as a viewer of every namespace.
     #[arg(long)]
     allow_anonymous_read: bool,
     /// Extra browser origins allowed (comma-separated).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     allowed_origins: Option<String>,
     /// TLS certificate (PEM).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     tls_cert: Option<String>,
     /// TLS key (PEM).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     tls_key: Option<String>,
     /// Allow an open hub on a non-loopback address.
     #[arg(long)]
     insecure_no_auth: bool,
     /// Bytes queued for a viewer after which progress is conflated (viewers that subscribed with conflate: true).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     conflate_after_bytes: Option<String>,
     /// Bytes queued for a viewer after which it is dropped as slow.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     slow_client_bytes: Option<String>,
     /// Most connections.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     max_connections: Option<String>,
     /// Most operations per namespace.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     max_operations_per_namespace: Option<String>,
     /// Most namespaces.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     max_namespaces: Option<String>,
     /// WebSocket/SSE handshakes per IP per second (default 20; 0: unlimited).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     handshakes_per_ip_per_second: Option<String>,
     /// Messages per connection per second (default 500; 0: unlimited).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     max_messages_per_second: Option<String>,
     /// Producer messages per second into the whole hub (default 0: unlimited).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     max_ingest_per_second: Option<String>,
     /// Progress updates per operation per second broadcast live; the rest are
     /// coalesced to the latest (default 0: all).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     max_updates_per_operation_per_second: Option<String>,
     /// Connections per token subject (default 1000; 0: unlimited).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     max_connections_per_user: Option<String>,
     /// Connections without a token per IP (default 100; 0: unlimited).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     max_anonymous_connections_per_ip: Option<String>,
     /// Close a WebSocket that sends nothing this long after the upgrade (default 0s: off).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     first_message_timeout: Option<String>,
     /// Longest TLS handshake / first request headers (default 10s).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     handshake_timeout: Option<String>,
     /// Peers exempt from per-IP and per-connection rate limits (CIDR list;
     /// default 127.0.0.0/8,::1; empty: none).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     rate_limit_exempt: Option<String>,
     /// On SIGTERM, answer /ready with 503 this long before closing connections (default 0s).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     shutdown_grace: Option<String>,
     /// Log format: text or json.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     log_format: Option<String>,
     /// Log level (RUST_LOG overrides).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     log_level: Option<String>,
     /// TOML configuration file with the same keys in snake_case (also
     /// PROGRESS_HUB_CONFIG; this flag wins).
@@ -231,6 +235,9 @@ pub fn main(args: ServeArgs) -> i32 {
         }
     };
     init_logs(&cfg);
+    for w in cfg.warnings() {
+        tracing::warn!("{w}");
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -242,7 +249,12 @@ pub fn main(args: ServeArgs) -> i32 {
 }
 
 /// Starts the hub, prints `listening on ADDR`, and runs until a signal.
+///
+/// The signal handlers are installed before the hub starts, so a SIGTERM
+/// sent the moment the `listening on` line appears is a graceful shutdown
+/// (exit 0), never the default action that kills the process.
 pub async fn serve(cfg: Config) -> i32 {
+    let signals = Signals::install();
     let running = match hub_server::start(cfg).await {
         Ok(r) => r,
         Err(hub_server::StartError::Config(e)) => {
@@ -258,29 +270,52 @@ pub async fn serve(cfg: Config) -> i32 {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     tracing::info!(addr = %running.addr, "listening");
-    wait_for_signals(&running).await;
+    signals.wait(&running).await;
     tracing::info!("shutting down");
     running.wait().await;
     0
 }
 
-async fn wait_for_signals(running: &hub_server::Running) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        running.shutdown();
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => running.reload(),
+/// SIGTERM and SIGINT (shut down) and SIGHUP (reload key and certificate
+/// files), registered with the runtime.
+struct Signals(
+    Option<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
+);
+
+impl Signals {
+    /// Registers the handlers; from here on these signals no longer end
+    /// the process by their default action.
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(int), Ok(hup)) => Signals(Some((term, int, hup))),
+            _ => Signals(None),
         }
     }
-    running.shutdown();
+
+    /// Waits for a shutdown signal, reloading on each SIGHUP, then starts
+    /// the hub's graceful shutdown.
+    async fn wait(self, running: &hub_server::Running) {
+        let Some((mut term, mut int, mut hup)) = self.0 else {
+            let _ = tokio::signal::ctrl_c().await;
+            running.shutdown();
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => running.reload(),
+            }
+        }
+        running.shutdown();
+    }
 }

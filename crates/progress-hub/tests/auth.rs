@@ -195,6 +195,69 @@ async fn anonymous_read_allows_viewing_only() {
     );
 }
 
+/// With anonymous reads allowed, a token never allows less than no token:
+/// a reporter of `default` may still view `team-x`, but not publish there.
+#[tokio::test]
+async fn with_anonymous_read_a_token_views_every_namespace_too() {
+    let h = authed_hub(&["--allow-anonymous-read"]).await;
+    let tok = token("rita", &["reporter"], &["default"]);
+    let url = format!("{}/api/v1/namespaces/team-x/operations", h.http());
+    assert_eq!(get_json_auth(&url, &tok).await.0, 200);
+    let mut c = ws_as(&h, &tok).await;
+    let s = c
+        .request(json!({"type": "subscribe", "namespace": "team-x"}), 1)
+        .await;
+    assert_eq!(s["type"], "subscribed", "{s}");
+    let e = publish(&mut c, started("x", "team-x"), 2).await;
+    assert_eq!(e["code"], "FORBIDDEN", "{e}");
+    assert_eq!(
+        publish(&mut c, started("y", "default"), 3).await["type"],
+        "ack"
+    );
+}
+
+/// A refreshed token applies to what the connection already holds: a
+/// subscription to a namespace the new token may not view ends with an
+/// `error FORBIDDEN` naming it (no more events arrive from it), while the
+/// others go on.
+#[tokio::test]
+async fn refresh_ends_subscriptions_the_new_token_does_not_allow() {
+    let h = authed_hub(&[]).await;
+    let mut c = ws_as(&h, &token("vic", &["viewer"], &["default", "team-x"])).await;
+    for (i, ns) in ["default", "team-x"].into_iter().enumerate() {
+        let s = c
+            .request(json!({"type": "subscribe", "namespace": ns}), i as u64 + 1)
+            .await;
+        assert_eq!(s["type"], "subscribed", "{s}");
+    }
+    let ok = c
+        .request(
+            json!({"type": "refresh", "token": token("vic", &["viewer"], &["default"])}),
+            3,
+        )
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let e = c.next_of("error", DEADLINE).await;
+    assert_eq!(e["code"], "FORBIDDEN", "{e}");
+    assert_eq!(e["data"]["namespace"], "team-x", "{e}");
+    // A publisher in both namespaces: only `default` still reaches the viewer.
+    let mut p = ws_as(&h, &token("pat", &["reporter"], &["*"])).await;
+    publish(&mut p, started("gone", "team-x"), 1).await;
+    publish(&mut p, started("kept", "default"), 2).await;
+    let ev = c.next_of("operation_started", DEADLINE).await;
+    assert_eq!(ev["namespace"], "default", "{ev}");
+    // A wider token gives the namespace back (subscribing again works).
+    c.request(
+        json!({"type": "refresh", "token": token("vic", &["viewer"], &["*"])}),
+        4,
+    )
+    .await;
+    let s = c
+        .request(json!({"type": "subscribe", "namespace": "team-x"}), 5)
+        .await;
+    assert_eq!(s["type"], "subscribed", "{s}");
+}
+
 #[tokio::test]
 async fn refresh_replaces_the_token_and_a_bad_one_closes_4001() {
     let h = authed_hub(&[]).await;

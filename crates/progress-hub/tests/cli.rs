@@ -204,3 +204,124 @@ async fn sigterm_sends_server_shutdown_closes_1012_and_exits_0() {
     .await;
     assert_eq!(list["operations"][0]["operation_id"], "a");
 }
+
+/// The signal handlers are in place before `listening on` is printed: a
+/// SIGTERM or SIGINT sent the instant the line is read is still a graceful
+/// shutdown with exit code 0, on both stores. (Read with blocking I/O and
+/// signalled at once, the way a test harness does; the window used to be
+/// wide enough to hit most of the time.)
+#[test]
+fn a_signal_right_after_the_listening_line_is_a_graceful_exit() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..8 {
+        let sig = if round % 2 == 0 {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGINT
+        };
+        let store: Vec<String> = if round < 4 {
+            vec!["--memory".into()]
+        } else {
+            let d = dir.path().join(format!("d{round}"));
+            vec!["--data-dir".into(), d.to_str().unwrap().into()]
+        };
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(&store)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("listening on "), "{line}");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, sig).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{sig:?} in round {round}: {status:?}"
+        );
+    }
+}
+
+/// Values that parse but fail when the hub uses them (a key file that
+/// cannot be read, a data directory that cannot be created) are refused
+/// like any bad value: exit 2, naming the key and where it was set. So are
+/// negative numbers given as a separate argument, which the hub's own
+/// checks refuse rather than the argument parser.
+#[tokio::test]
+async fn values_unusable_at_start_exit_2_naming_key_and_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    let err = refused(
+        &["--jwt-public-key", missing],
+        &[],
+        "jwt_public_key",
+        "flag --jwt-public-key",
+    )
+    .await;
+    assert!(err.contains("missing.pem"), "{err}");
+    refused(
+        &["--jwt-public-key", not_pem.to_str().unwrap()],
+        &[],
+        "jwt_public_key",
+        "flag --jwt-public-key",
+    )
+    .await;
+    refused(
+        &[],
+        &[("PROGRESS_HUB_JWKS_FILE", missing)],
+        "jwks_file",
+        "environment variable PROGRESS_HUB_JWKS_FILE",
+    )
+    .await;
+    refused(
+        &["--tls-cert", missing, "--tls-key", missing],
+        &[],
+        "tls_cert",
+        "flag --tls-cert",
+    )
+    .await;
+    let err = exits_2(hub().data_dir("/proc/no-such-dir/store")).await;
+    assert!(
+        err.contains("`data_dir`") && err.contains("flag --data-dir"),
+        "{err}"
+    );
+    for (flag, value) in [("--history-size", "-5"), ("--heartbeat-interval", "-1s")] {
+        let key = flag.trim_start_matches("--").replace('-', "_");
+        refused(&[flag, value], &[], &key, &format!("flag {flag}")).await;
+    }
+}
+
+/// A `PROGRESS_HUB_*` variable that is no setting (a typo) is named in a
+/// warning on stderr; the hub still starts, since tools put variables of
+/// their own in the environment it inherits.
+#[tokio::test]
+async fn an_unknown_progress_hub_variable_is_warned_about() {
+    let mut h = hub()
+        .env("PROGRESS_HUB_HEARTBEAT_INTERVALL", "1s")
+        .env("PROGRESS_HUB_URL", "ws://127.0.0.1:1/ws")
+        .start()
+        .await;
+    let ws = Ws::connect(&h.ws_url()).await;
+    drop(ws);
+    let mut seen = String::new();
+    let err = eventually("the warning", DEADLINE, || {
+        seen.extend(h.stderr_lines().into_iter().map(|l| l + "\n"));
+        let found = seen.contains("PROGRESS_HUB_HEARTBEAT_INTERVALL");
+        let out = found.then(|| seen.clone());
+        async move { out }
+    })
+    .await;
+    assert!(!err.contains("PROGRESS_HUB_URL"), "{err}");
+}

@@ -176,3 +176,34 @@ async fn health_ready_not_found_and_too_large() {
         "{text}"
     );
 }
+
+/// Over HTTP a start may leave out `seq`: it is always seq 1, so posting the
+/// same start again (a `curl` retry) is a resend, re-acked and not applied.
+#[tokio::test]
+async fn a_start_posted_twice_without_seq_is_a_resend() {
+    let h = hub().start().await;
+    let url = format!(
+        "{}/api/v1/namespaces/default/operations/job1/events",
+        h.http()
+    );
+    let start = json!({"type": "operation_started", "name": "Job 1"});
+    let (s, first) = post_json(&url, &start).await;
+    assert_eq!(
+        (s, first["seq"].clone(), first["offset"].clone()),
+        (200, json!(1), json!(1)),
+        "{first}"
+    );
+    let (s, again) = post_json(&url, &start).await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(
+        again,
+        json!({"type": "ack", "namespace": "default", "operation_id": "job1", "seq": 1, "offset": 1, "duplicate": true})
+    );
+    // Progress without seq still takes the next one.
+    let (s, next) = post_json(&url, &json!({"type": "progress_update", "progress": 5})).await;
+    assert_eq!(
+        (s, next["seq"].clone(), next["offset"].clone()),
+        (200, json!(2), json!(2)),
+        "{next}"
+    );
+}

@@ -217,3 +217,40 @@ async fn a_tiny_message_limit_still_takes_what_fits() {
     assert_eq!(e["code"], "MESSAGE_TOO_LARGE");
     assert_eq!(p.closed(DEADLINE).await, Some(1009));
 }
+
+/// A resend gets the offset its original got, however far back: the core
+/// remembers the latest 256 pairs, and older ones are found in the
+/// retained event log (here 600 messages of two interleaved operations).
+#[tokio::test]
+async fn a_resend_far_back_is_acked_with_the_original_offset() {
+    let h = hub().start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("old", "default"), 1).await;
+    publish(&mut p, started("other", "default"), 2).await;
+    let mut offsets = std::collections::HashMap::new();
+    for seq in 2..=301u64 {
+        for op in ["old", "other"] {
+            p.send(progress(op, "default", seq, (seq as f64 / 4.0).min(100.0)))
+                .await;
+        }
+    }
+    // Acks may be cumulative: read until the last one, noting each offset.
+    while !offsets.contains_key(&("other", 301)) {
+        let ack = p.next_of("ack", DEADLINE).await;
+        let op = if ack["operation_id"] == "old" {
+            "old"
+        } else {
+            "other"
+        };
+        offsets.insert(
+            (op, ack["seq"].as_u64().unwrap()),
+            ack["offset"].as_u64().unwrap(),
+        );
+    }
+    for seq in [2u64, 10, 44, 300] {
+        let dup = publish(&mut p, progress("old", "default", seq, 1.0), 1000 + seq).await;
+        assert_eq!(dup["duplicate"], true, "{dup}");
+        // Offsets: 1 and 2 are the starts, then old/other alternate.
+        assert_eq!(dup["offset"], 2 * seq - 1, "seq {seq}: {dup}");
+    }
+}

@@ -642,6 +642,10 @@ async fn messages_per_connection_are_rate_limited_and_the_connection_stays() {
     let e = publish(&mut p, progress("r1", "default", 2, 10.0), 20).await;
     assert_eq!(e["code"], "RATE_LIMITED", "{e}");
     assert_eq!(e["data"]["reason"], "messages");
+    assert_eq!(
+        e["data"]["operation_id"], "r1",
+        "producer errors name the operation"
+    );
     let wait = e["data"]["retry_after_ms"]
         .as_u64()
         .expect("retry_after_ms");
@@ -1045,4 +1049,37 @@ async fn request_headers_must_arrive_within_the_handshake_timeout() {
         String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
         "keep-alive still served"
     );
+}
+
+/// The token key is one choice whose sources follow the usual precedence:
+/// a `--jwks-file` flag wins over a `PROGRESS_HUB_JWT_SECRET` exported for
+/// `progress-hub token`, with a warning, instead of refusing to start.
+#[tokio::test]
+async fn a_key_flag_beats_a_key_variable_of_another_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("keys.json");
+    let file_secret = "jwks-file-secret-0123456789-abc";
+    std::fs::write(&jwks, oct_jwks("k1", file_secret)).unwrap();
+    let mut h = hub()
+        .env("PROGRESS_HUB_JWT_SECRET", SECRET)
+        .args(["--jwks-file", jwks.to_str().unwrap()])
+        .start()
+        .await;
+    let claims = Claims::new("who", now_s() + 600);
+    let by_file = mint_hs256(file_secret, &claims).unwrap();
+    let by_var = mint_hs256(SECRET, &claims).unwrap();
+    let by_file = format!("{}?token={by_file}", h.ws_url());
+    assert!(Ws::connect_with(&by_file, &[]).await.is_ok());
+    let (status, _) = Ws::connect_with(&format!("{}?token={by_var}", h.ws_url()), &[])
+        .await
+        .err()
+        .expect("the variable's key is not in use");
+    assert_eq!(status, 401);
+    let mut seen = String::new();
+    eventually("a warning naming the ignored key", DEADLINE, || {
+        seen.extend(h.stderr_lines().into_iter().map(|l| l + "\n"));
+        let found = seen.contains("`jwt_secret`") && seen.contains("PROGRESS_HUB_JWT_SECRET");
+        async move { found.then_some(()) }
+    })
+    .await;
 }

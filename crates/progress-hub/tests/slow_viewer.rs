@@ -151,16 +151,61 @@ async fn a_viewer_that_did_not_ask_for_conflation_misses_nothing_silently() {
     assert!(!events.is_empty(), "it got events before it fell behind");
 }
 
+/// A viewer that pauses reading for longer than the idle timeout (and
+/// sends nothing meanwhile) is not dropped with a reset: when it reads
+/// again it gets what was queued, then the error that explains the close
+/// (`SLOW_CLIENT`: its queue passed the limit, or `IDLE_TIMEOUT`: it was
+/// silent) as the last message, then the matching close code.
 #[tokio::test]
-async fn a_viewer_that_never_reads_is_dropped_once_its_socket_stays_full() {
-    // The idle timeout also bounds how long a write may wait for a socket
-    // that takes nothing.
-    let h = hub().args(["--idle-timeout", "1s"]).start().await;
+async fn a_viewer_that_pauses_past_the_idle_timeout_still_learns_why_it_was_closed() {
+    let h = hub()
+        .args([
+            "--idle-timeout",
+            "1s",
+            "--heartbeat-interval",
+            "300ms",
+            "--conflate-after-bytes",
+            "65536",
+            "--slow-client-bytes",
+            "262144",
+        ])
+        .start()
+        .await;
     let mut stuck = RawWs::connect_with_buffer(&h.addr, "/ws", Some(4096)).await;
     stuck
         .send_frame(1, br#"{"type":"subscribe","id":1,"namespace":"default"}"#)
         .await;
     let mut p = Ws::connect(&h.ws_url()).await;
-    flood_until_slow_drops(&h, &mut p, 1).await;
-    drop(stuck);
+    let pad = "f".repeat(8000);
+    for id in 1..=300u64 {
+        let mut m = started(&format!("flood{id}"), "default");
+        m["metadata"] = json!({ "pad": pad });
+        publish(&mut p, m, id).await;
+    }
+    // The pause itself (not a synchronisation): twice the idle timeout.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (texts, code) = stuck.read_until_close(Duration::from_secs(30)).await;
+    let last: Value = serde_json::from_str(texts.last().expect("messages")).unwrap();
+    assert_eq!(
+        last["type"], "error",
+        "the error is the last message: {last}"
+    );
+    let expected = match last["code"].as_str() {
+        Some("SLOW_CLIENT") => 1013,
+        Some("IDLE_TIMEOUT") => 1001,
+        other => panic!("unexpected error {other:?}: {last}"),
+    };
+    assert_eq!(code, Some(expected), "{last}");
+    // Before it, events in offset order from the start, with no gap.
+    let offsets: Vec<u64> = texts
+        .iter()
+        .filter_map(|t| serde_json::from_str::<Value>(t).ok())
+        .filter(|m| m["type"] == "operation_started")
+        .filter_map(|m| m["offset"].as_u64())
+        .collect();
+    assert!(!offsets.is_empty(), "it got events before it fell behind");
+    assert!(
+        offsets.iter().zip(1..).all(|(o, i)| *o == i),
+        "no gap: {offsets:?}"
+    );
 }

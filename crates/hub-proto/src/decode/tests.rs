@@ -41,6 +41,23 @@ fn producer_messages_decode() {
 }
 
 #[test]
+fn negative_zero_is_zero() {
+    let m =
+        decode_client(r#"{"type":"progress_update","operation_id":"a","seq":2,"progress":-0.0}"#)
+            .unwrap();
+    let ClientMessage::Publish(ProducerMessage {
+        body: ProducerBody::Progress {
+            progress: Some(p), ..
+        },
+        ..
+    }) = m
+    else {
+        panic!("{m:?}")
+    };
+    assert!(p == 0.0 && p.is_sign_positive(), "{p}");
+}
+
+#[test]
 fn start_without_id_is_allowed_only_with_seq_1() {
     assert!(decode_client(r#"{"type":"operation_started","seq":1,"name":"x"}"#).is_ok());
     assert_eq!(

@@ -124,6 +124,15 @@ pub enum Command {
         /// Where `ok`/error, or the HTTP state, goes.
         reply: Reply<OperationState>,
     },
+    /// A connection's token was replaced (`refresh`): its subscriptions to
+    /// namespaces the new token may not view end, each with an
+    /// `error FORBIDDEN` naming the namespace.
+    Narrow {
+        /// The connection.
+        conn: Arc<Outbox>,
+        /// Whether the new token may view a namespace.
+        may_view: Box<dyn Fn(&str) -> bool + Send>,
+    },
     /// A connection ended.
     Closed {
         /// Connection id.

@@ -77,6 +77,7 @@ impl Engine {
                 id,
                 reply,
             } => self.cancel(namespace, operation_id, who, id, reply),
+            Command::Narrow { conn, may_view } => self.narrow(&conn, may_view),
             Command::Closed { conn } => {
                 for ns in self.conn_subs.remove(&conn).unwrap_or_default() {
                     if let Some(list) = self.subs.get_mut(&ns) {
@@ -171,7 +172,7 @@ impl Engine {
             sub: &who.sub,
             admin: who.admin,
         };
-        let applied = match ns
+        let mut applied = match ns
             .core
             .apply(msg, &producer, now, &cfg, || new_operation_id(now))
         {
@@ -185,6 +186,14 @@ impl Engine {
                 return send_reply(reply, Err(e), |_| String::new());
             }
         };
+        if !applied.offset_remembered {
+            // A resend older than the core remembers: the original offset
+            // is in the retained log (else the latest offset stands).
+            let ack = &mut applied.ack;
+            if let Some(offset) = ns.log.offset_of_seq(&ack.operation_id, ack.seq) {
+                ack.offset = offset;
+            }
+        }
         let ns_name = ns.core.name().to_owned();
         if !applied.events.is_empty() {
             self.dirty
@@ -226,6 +235,7 @@ impl Engine {
             operation_id: event.operation_id.as_str().into(),
             kind: event.state.kind.as_str().into(),
             event_type: event.event_type,
+            seq: event.seq.unwrap_or(0),
             bytes,
         };
         self.actions.push(AfterCommit::Event {
@@ -408,6 +418,27 @@ impl Engine {
             conn: conn.id,
             bytes: ok.into(),
         });
+    }
+
+    fn narrow(&mut self, conn: &Outbox, may_view: Box<dyn Fn(&str) -> bool + Send>) {
+        let lost: Vec<String> = self
+            .conn_subs
+            .get(&conn.id)
+            .map(|l| l.iter().filter(|ns| !may_view(ns)).cloned().collect())
+            .unwrap_or_default();
+        for ns in lost {
+            self.remove_sub(conn.id, &ns);
+            conn.notify_error(
+                ProtoError::new(
+                    ErrorCode::Forbidden,
+                    format!("the refreshed token does not allow namespace `{ns}`: its subscription has ended"),
+                )
+                .with_data(serde_json::json!({"namespace": ns})),
+            );
+        }
+        if self.conn_subs.get(&conn.id).is_none_or(Vec::is_empty) {
+            conn.set_subscribed(false);
+        }
     }
 
     fn remove_sub(&mut self, conn: u64, namespace: &str) {

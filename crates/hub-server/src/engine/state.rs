@@ -77,6 +77,7 @@ impl Ns {
                     operation_id: ev.operation_id.as_str().into(),
                     kind: ev.state.kind.as_str().into(),
                     event_type: ev.event_type,
+                    seq: ev.seq.unwrap_or(0),
                     bytes: String::from_utf8_lossy(&rec.data).into(),
                 }),
                 Err(e) => {
