@@ -64,6 +64,7 @@ fuzz_target!(|steps: Vec<Step>| {
     let mut now = 1_000u64;
     let mut next_seq: HashMap<String, u64> = HashMap::new();
     let mut finished: HashMap<String, bool> = HashMap::new();
+    let mut dropped: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     for step in steps.into_iter().take(256) {
         now += 3;
         let before = n.last_offset();
@@ -115,9 +116,19 @@ fuzz_target!(|steps: Vec<Step>| {
                     }
                 }
                 for id in &out.removed {
-                    next_seq.remove(id);
-                    finished.remove(id);
+                    // Dropped after retention, the id stays finished (a new
+                    // message for it is never accepted) while the namespace
+                    // keeps its tombstone: the newest `cap` dropped ids.
+                    assert!(finished.get(id).copied().unwrap_or(false), "dropped while live");
                     assert!(n.operation(id).is_none());
+                    if !dropped.contains(id) {
+                        dropped.push_back(id.clone());
+                    }
+                    if dropped.len() > cfg.max_operations_per_namespace {
+                        let old = dropped.pop_front().unwrap();
+                        finished.remove(&old);
+                        next_seq.remove(&old);
+                    }
                 }
                 None
             }

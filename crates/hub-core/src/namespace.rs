@@ -13,7 +13,7 @@ use hub_proto::{
     ProducerMessage, ProtoError,
 };
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// Who sends a producer message.
 #[derive(Clone, Debug)]
@@ -77,6 +77,24 @@ pub struct Namespace {
     epoch: String,
     last_offset: u64,
     ops: HashMap<String, Operation>,
+    /// Operations dropped after the finished-retention window, oldest
+    /// first, so that their ids stay finished (see [`Tombstone`]).
+    forgotten: HashMap<String, Tombstone>,
+    forgotten_order: VecDeque<String>,
+}
+
+/// What a namespace keeps of an operation dropped after the
+/// finished-retention window: enough for resends to stay idempotent
+/// (re-acked) and the terminal state final (`OPERATION_FINISHED`) instead
+/// of the id starting a new operation. Bounded by
+/// `max_operations_per_namespace`; not persisted (after a restart, a
+/// dropped operation's id is free again).
+#[derive(Clone, Debug)]
+struct Tombstone {
+    last_seq: u64,
+    last_offset: u64,
+    state: OperationStatus,
+    owner_sub: String,
 }
 
 impl Namespace {
@@ -87,6 +105,8 @@ impl Namespace {
             epoch: epoch.into(),
             last_offset: 0,
             ops: HashMap::new(),
+            forgotten: HashMap::new(),
+            forgotten_order: VecDeque::new(),
         }
     }
 
@@ -169,21 +189,13 @@ impl Namespace {
         cfg: &CoreConfig,
     ) -> Result<Applied, ProtoError> {
         let Some(op) = self.ops.get_mut(&op_id) else {
+            if let Some(t) = self.forgotten.get(&op_id) {
+                return self.after_retention(msg, op_id, t.clone(), producer);
+            }
             return self.start_new(msg, op_id, producer, now, cfg);
         };
-        if !producer.admin && op.owner_sub != producer.sub {
-            return Err(ProtoError::new(
-                ErrorCode::Forbidden,
-                "only the subject that started this operation may report on it",
-            ));
-        }
-        // A seq left out (HTTP only) is the next one, except on a start,
-        // which always has seq 1: a retried `curl` start is a resend.
-        let seq = match (&msg.body, msg.seq) {
-            (_, Some(seq)) => seq,
-            (ProducerBody::Started { .. }, None) => 1,
-            (_, None) => op.last_seq + 1,
-        };
+        check_owner(&op.owner_sub, producer)?;
+        let seq = seq_of(&msg, op.last_seq);
         if seq <= op.last_seq {
             let remembered = op.offset_of(seq);
             let offset = remembered.unwrap_or(op.state.last_offset);
@@ -264,6 +276,44 @@ impl Namespace {
             events,
             cancel,
             offset_remembered: true,
+        })
+    }
+
+    /// A message for an operation dropped after the retention window: a
+    /// resend is re-acked (its offset, unknown here, is for the caller to
+    /// find in its log; else the operation's last one), anything new gets
+    /// `OPERATION_FINISHED`.
+    fn after_retention(
+        &self,
+        msg: ProducerMessage,
+        op_id: String,
+        t: Tombstone,
+        producer: &Producer<'_>,
+    ) -> Result<Applied, ProtoError> {
+        check_owner(&t.owner_sub, producer)?;
+        let seq = seq_of(&msg, t.last_seq);
+        if seq > t.last_seq {
+            return Err(ProtoError::new(
+                ErrorCode::OperationFinished,
+                format!(
+                    "operation is already {} (and past the finished-retention window)",
+                    t.state.as_str()
+                ),
+            ));
+        }
+        Ok(Applied {
+            events: Vec::new(),
+            ack: Ack {
+                id: msg.id,
+                namespace: self.name.clone(),
+                operation_id: op_id,
+                seq,
+                offset: t.last_offset,
+                duplicate: true,
+                cancel_requested: false,
+            },
+            cancel: None,
+            offset_remembered: false,
         })
     }
 
@@ -415,6 +465,25 @@ impl Namespace {
         }
     }
 
+    /// Keeps a tombstone of a dropped operation, at most `cap` of them.
+    fn forget(&mut self, op: Operation, cap: usize) {
+        let id = op.state.operation_id.clone();
+        let t = Tombstone {
+            last_seq: op.last_seq,
+            last_offset: op.state.last_offset,
+            state: op.state.state,
+            owner_sub: op.owner_sub,
+        };
+        if self.forgotten.insert(id.clone(), t).is_none() {
+            self.forgotten_order.push_back(id);
+        }
+        while self.forgotten_order.len() > cap.max(1) {
+            if let Some(old) = self.forgotten_order.pop_front() {
+                self.forgotten.remove(&old);
+            }
+        }
+    }
+
     /// Time passes: stalls, hub-made cancels, retention.
     pub fn tick(&mut self, now: u64, cfg: &CoreConfig) -> TickOutput {
         let mut out = TickOutput::default();
@@ -428,7 +497,9 @@ impl Namespace {
             if op.is_finished() {
                 let until = op.state.finished_at.unwrap_or(0) + cfg.finished_retention_ms;
                 if now >= until {
-                    self.ops.remove(&id);
+                    if let Some(op) = self.ops.remove(&id) {
+                        self.forget(op, cfg.max_operations_per_namespace);
+                    }
                     out.removed.push(id);
                 }
                 continue;
@@ -595,6 +666,28 @@ fn apply_body(op: &mut Operation, body: ProducerBody, now: u64) -> Map<String, V
         }
     }
     fields
+}
+
+/// Only the subject that started an operation (or an admin) may report on it.
+fn check_owner(owner_sub: &str, producer: &Producer<'_>) -> Result<(), ProtoError> {
+    if producer.admin || owner_sub == producer.sub {
+        return Ok(());
+    }
+    Err(ProtoError::new(
+        ErrorCode::Forbidden,
+        "only the subject that started this operation may report on it",
+    ))
+}
+
+/// The message's seq. One left out (HTTP only) is the next after
+/// `last_seq`, except on a start, which always has seq 1: a retried `curl`
+/// start is a resend.
+fn seq_of(msg: &ProducerMessage, last_seq: u64) -> u64 {
+    match (&msg.body, msg.seq) {
+        (_, Some(seq)) => seq,
+        (ProducerBody::Started { .. }, None) => 1,
+        (_, None) => last_seq + 1,
+    }
 }
 
 fn make_event(

@@ -84,9 +84,9 @@ pub async fn stream(
             None,
         ));
     }
-    let conflate = match q.get("conflate").map(String::as_str) {
-        None | Some("false" | "0" | "") => false,
-        Some("true" | "1") => true,
+    let conflate = match q.get("conflate").map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("false" | "0" | "no" | "off" | "") => false,
+        Some("true" | "1" | "yes" | "on") => true,
         Some(_) => {
             return refuse(error_response(
                 ProtoError::bad("`conflate` must be true or false"),
@@ -99,18 +99,20 @@ pub async fn stream(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| q.get("last_event_id").cloned());
-    let resume = match last_id.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(id) => match parse_event_id(id) {
-            Some(p) => Some(p),
-            None => {
-                return refuse(error_response(
-                    ProtoError::bad("Last-Event-ID must be `epoch:offset`"),
-                    None,
-                ))
-            }
-        },
-    };
+    // An id that is not `epoch:offset` (not one of ours: a proxy's, or a
+    // stale client's) is no position: the stream starts with a snapshot,
+    // as a `resume` with an unknown epoch would. Refusing it would make an
+    // EventSource give up for good, since it does not retry on an error.
+    let resume = last_id.as_deref().filter(|s| !s.is_empty()).and_then(|id| {
+        let p = parse_event_id(id);
+        if p.is_none() {
+            tracing::debug!(
+                last_event_id = id,
+                "unusable Last-Event-ID: starting with a snapshot"
+            );
+        }
+        p
+    });
     let out = app.new_outbox(true);
     out.set_token_expiry(principal.expires_at);
     let cmd = Command::Subscribe {

@@ -81,6 +81,10 @@ async fn sse_takes_conflate_as_a_switch() {
         .await
         .expect("conflate=true is a subscription");
     latest.next_of("operation_list", DEADLINE).await;
+    let mut yes = Sse::connect(&format!("{base}&conflate=yes"), None)
+        .await
+        .expect("switch words like the configuration's");
+    yes.next_of("operation_list", DEADLINE).await;
     let (status, body) = Sse::connect(&format!("{base}&conflate=maybe"), None)
         .await
         .err()
@@ -88,4 +92,23 @@ async fn sse_takes_conflate_as_a_switch() {
     assert_eq!(status, 400);
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["error"]["code"], "BAD_MESSAGE");
+}
+
+/// A `Last-Event-ID` that is not one of the hub's `epoch:offset` ids is no
+/// position: the stream starts with `recovered: false` and a snapshot (as a
+/// resume from an unknown epoch does), never an error, which would make an
+/// EventSource stop reconnecting for good.
+#[tokio::test]
+async fn an_unusable_last_event_id_starts_with_a_snapshot() {
+    let h = hub().start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("a", "default"), 1).await;
+    let url = format!("{}/api/v1/stream?namespace=default", h.http());
+    for id in ["garbage", "epoch-only", "e:not-a-number", ":"] {
+        let ev = read_events(&url, Some(id), 2).await;
+        assert_eq!(ev[0].1["type"], "subscribed", "{id}");
+        assert_eq!(ev[0].1["recovered"], false, "{id}");
+        assert_eq!(ev[1].1["type"], "operation_list", "{id}");
+        assert_eq!(ev[1].1["operations"][0]["operation_id"], "a", "{id}");
+    }
 }

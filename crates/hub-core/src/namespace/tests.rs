@@ -10,6 +10,13 @@ const P: Producer<'static> = Producer {
     admin: false,
 };
 
+/// Another subject, on another connection.
+const OTHER: Producer<'static> = Producer {
+    conn: 2,
+    sub: "mallory",
+    admin: false,
+};
+
 fn msg(text: &str) -> ProducerMessage {
     match decode_client(text).unwrap() {
         ClientMessage::Publish(p) => p,
@@ -97,13 +104,8 @@ fn errors_change_nothing() {
     assert_eq!(e.data.as_ref().unwrap()["operation_id"], "a");
     let e = apply(&mut n, progress("zz", 2, 1.0), 1, &cfg).unwrap_err();
     assert_eq!(e.code, ErrorCode::UnknownOperation);
-    let other = Producer {
-        conn: 2,
-        sub: "mallory",
-        admin: false,
-    };
     let e = n
-        .apply(progress("a", 2, 1.0), &other, 1, &cfg, || unreachable!())
+        .apply(progress("a", 2, 1.0), &OTHER, 1, &cfg, || unreachable!())
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::Forbidden);
     assert_eq!(n.last_offset(), 1);
@@ -140,6 +142,37 @@ fn terminal_states_are_final() {
         .ack
         .duplicate
     );
+}
+
+/// Past the finished-retention window an operation is dropped, but its id
+/// stays finished: resends are re-acked (the offset is left to the caller's
+/// log), anything new is `OPERATION_FINISHED`, a start is not a new
+/// operation, and only the owner may ask.
+#[test]
+fn a_dropped_operation_stays_finished() {
+    let (mut n, cfg) = ns();
+    apply(&mut n, start("a"), 0, &cfg).unwrap();
+    apply(&mut n, progress("a", 2, 50.0), 1, &cfg).unwrap();
+    let done = msg(r#"{"type":"operation_completed","operation_id":"a","seq":3}"#);
+    apply(&mut n, done.clone(), 2, &cfg).unwrap();
+    let t = n.tick(2 + cfg.finished_retention_ms, &cfg);
+    assert_eq!(t.removed, vec!["a".to_string()]);
+    assert!(n.operation("a").is_none());
+    let before = n.last_offset();
+    let again = apply(&mut n, done, 20_000, &cfg).unwrap();
+    assert!(again.ack.duplicate && !again.offset_remembered);
+    assert_eq!((again.ack.seq, again.ack.offset), (3, 3));
+    let restart = apply(&mut n, start("a"), 20_001, &cfg).unwrap();
+    assert!(restart.ack.duplicate && restart.events.is_empty());
+    assert_eq!(restart.ack.seq, 1);
+    let e = apply(&mut n, progress("a", 4, 60.0), 20_002, &cfg).unwrap_err();
+    assert_eq!(e.code, ErrorCode::OperationFinished);
+    let e = n
+        .apply(progress("a", 2, 1.0), &OTHER, 20_003, &cfg, || "x".into())
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Forbidden);
+    assert_eq!(n.last_offset(), before, "nothing appended");
+    assert!(n.operation("a").is_none(), "no new operation");
 }
 
 #[test]
@@ -332,9 +365,9 @@ proptest! {
                         }
                     }
                     for id in &t.removed {
+                        // Dropped after retention, the id stays finished.
                         let i: usize = id[1..].parse().unwrap();
-                        next_seq[i] = 1;
-                        finished[i] = false;
+                        prop_assert!(finished[i], "only finished operations are dropped");
                     }
                     None
                 }
@@ -348,7 +381,8 @@ proptest! {
                         prop_assert_eq!(n.last_offset(), before + a.events.len() as u64);
                         if a.ack.duplicate {
                             prop_assert!(a.events.is_empty());
-                            if let Some((_, _, off)) = acked.iter().find(|(o, s, _)| *o == a.ack.operation_id && *s == a.ack.seq) {
+                            // (Past retention the caller's log has the offset.)
+                            if let Some((_, _, off)) = acked.iter().find(|(o, s, _)| *o == a.ack.operation_id && *s == a.ack.seq).filter(|_| a.offset_remembered) {
                                 prop_assert_eq!(*off, a.ack.offset);
                             }
                         } else {
