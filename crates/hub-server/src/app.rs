@@ -101,5 +101,33 @@ pub fn router(state: Shared) -> Router {
         .fallback(api::fallback)
         .method_not_allowed_fallback(api::wrong_method)
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(cors(&state))
         .with_state(state)
+}
+
+/// CORS for the browser origins that may connect (the hub's own and
+/// `--allowed-origins`, the same rule as the WebSocket and SSE origin
+/// check), so a page on another origin that embeds the client can use the
+/// SSE fallback and the HTTP API: the response names the requesting origin
+/// (never `*`), and preflights for `POST` with `Authorization` and a JSON
+/// body are answered. Other origins get no CORS headers, so browsers keep
+/// their pages from reading the answers.
+fn cors(state: &Shared) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, HeaderName, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let tls = state.tls();
+    let origins = state.origins.clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |_origin, parts| {
+            crate::auth::origin_allowed(&parts.headers, tls, &origins)
+        }))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
+        .max_age(std::time::Duration::from_secs(600))
 }

@@ -448,3 +448,85 @@ async fn foreign_browser_origins_get_403() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+/// CORS follows the same origin rule: a page on an allowed origin may read
+/// the HTTP API and the SSE stream (the answer names its origin, never `*`)
+/// and send a preflighted `POST` with a token and a JSON body; a foreign
+/// origin gets no CORS headers, so its page cannot read the answers.
+#[tokio::test]
+async fn allowed_origins_get_cors_answers_and_others_do_not() {
+    let h = authed_hub(&["--allowed-origins", "https://app.example.com"]).await;
+    let http = reqwest::Client::new();
+    let allow = |r: &reqwest::Response| {
+        r.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let pre = http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/namespaces/default/operations/x/cancel", h.http()),
+        )
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.status().is_success(), "{}", pre.status());
+    assert_eq!(allow(&pre).as_deref(), Some("https://app.example.com"));
+    let methods = pre.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(methods.contains("POST"), "{methods}");
+    let headers = pre.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        headers.contains("authorization") && headers.contains("content-type"),
+        "{headers}"
+    );
+
+    let tok = token("vic", &["viewer"], &["default"]);
+    let list = format!("{}/api/v1/namespaces/default/operations", h.http());
+    let r = http
+        .get(&list)
+        .bearer_auth(&tok)
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(allow(&r).as_deref(), Some("https://app.example.com"));
+    let vary = r.headers()["vary"].to_str().unwrap().to_ascii_lowercase();
+    assert!(
+        vary.contains("origin"),
+        "caches keep answers apart per origin: {vary}"
+    );
+    let sse = http
+        .get(format!(
+            "{}/api/v1/stream?namespace=default&token={tok}",
+            h.http()
+        ))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 200);
+    assert_eq!(allow(&sse).as_deref(), Some("https://app.example.com"));
+    drop(sse);
+
+    let r = http
+        .get(&list)
+        .bearer_auth(&tok)
+        .header("origin", "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allow(&r), None, "no CORS for a foreign origin");
+}
