@@ -59,6 +59,14 @@ enum Text {
     Joined(String),
 }
 
+/// The largest frame a batch joins messages into (a single larger message
+/// still goes alone). Well under the 1 MiB that common WebSocket clients
+/// accept by default (Python's `websockets`), so a viewer catching up on a
+/// long replay gets several frames it can read instead of one it must
+/// refuse; large enough that a viewer behind still gets hundreds of
+/// messages per frame.
+pub const MAX_FRAME_BYTES: usize = 256 * 1024;
+
 /// The text of one outgoing frame, already counted as sent.
 pub struct Batch {
     text: Text,
@@ -67,12 +75,32 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Takes every item (leaving `items` empty) into one frame and counts
-    /// the messages, the frame and its bytes. None when `items` is empty.
+    /// Takes the items from the front of `items` into one frame of at most
+    /// [`MAX_FRAME_BYTES`] (always at least one item, however large),
+    /// leaving the rest in `items` for the next frame, and counts the
+    /// messages, the frame and its bytes. None when `items` is empty.
     pub fn take(items: &mut Vec<OutItem>, m: &Metrics) -> Option<Batch> {
         if items.is_empty() {
             return None;
         }
+        let mut size = 0usize;
+        let fit = items
+            .iter()
+            .take_while(|i| {
+                size += i.bytes.len() + usize::from(size > 0);
+                size <= MAX_FRAME_BYTES
+            })
+            .count()
+            .max(1);
+        if fit < items.len() {
+            let rest = items.split_off(fit);
+            let mut head = std::mem::replace(items, rest);
+            return Batch::take_all(&mut head, m);
+        }
+        Batch::take_all(items, m)
+    }
+
+    fn take_all(items: &mut Vec<OutItem>, m: &Metrics) -> Option<Batch> {
         m.messages_sent.inc_by(items.len() as u64);
         m.messages_per_frame.observe(items.len() as f64);
         let mut by_type = [0u64; SERVER_TYPES.len()];
@@ -196,6 +224,42 @@ mod tests {
             &text_header(65_536).0[..10],
             &[0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]
         );
+    }
+
+    #[test]
+    fn a_batch_stops_at_the_frame_limit_and_leaves_the_rest_in_order() {
+        let m = Metrics::new();
+        let big = "x".repeat(100 * 1024);
+        let mut items: Vec<OutItem> = (0..7).map(|i| item(&format!("{i}{big}"))).collect();
+        let mut frames = Vec::new();
+        while let Some(b) = Batch::take(&mut items, &m) {
+            assert!(b.as_str().len() <= MAX_FRAME_BYTES, "{}", b.as_str().len());
+            frames.push(
+                b.as_str()
+                    .split('\n')
+                    .map(|t| t.as_bytes()[0])
+                    .collect::<Vec<_>>(),
+            );
+        }
+        // Two ~100 KiB messages per frame, every one once, in order.
+        assert_eq!(
+            frames,
+            vec![
+                vec![b'0', b'1'],
+                vec![b'2', b'3'],
+                vec![b'4', b'5'],
+                vec![b'6']
+            ]
+        );
+        // A message larger than the limit still goes, alone.
+        let huge = "y".repeat(MAX_FRAME_BYTES + 1);
+        let mut items = vec![item(&huge), item("{}")];
+        assert_eq!(
+            Batch::take(&mut items, &m).unwrap().as_str().len(),
+            huge.len()
+        );
+        assert_eq!(Batch::take(&mut items, &m).unwrap().as_str(), "{}");
+        assert!(items.is_empty());
     }
 
     #[test]

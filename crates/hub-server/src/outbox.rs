@@ -69,6 +69,10 @@ struct Queued {
     writing: bool,
     /// Bytes to write before anything else.
     pending: Vec<u8>,
+    /// Messages taken from the queue that did not fit in the last frame
+    /// ([`crate::frame::MAX_FRAME_BYTES`]): the next frames, before
+    /// anything still queued.
+    held: Vec<OutItem>,
     /// When the last frame was taken for writing ([`crate::clock::stamp`]).
     last_frame: u64,
 }
@@ -81,7 +85,7 @@ pub const DIRECT_QUIET_NS: u64 = 2_000_000;
 impl Queued {
     /// Whether the fan-out may write to the socket now.
     fn direct_ready(&self) -> bool {
-        self.wire.is_some() && !self.writing && self.pending.is_empty()
+        self.wire.is_some() && !self.writing && self.pending.is_empty() && self.held.is_empty()
     }
 }
 
@@ -135,6 +139,7 @@ impl Outbox {
                 wire: None,
                 writing: false,
                 pending: Vec::new(),
+                held: Vec::new(),
                 last_frame: 0,
             }),
             closing: Mutex::new(None),
@@ -254,6 +259,9 @@ impl Outbox {
         let Some(batch) = crate::frame::Batch::take(&mut items, &self.metrics) else {
             return;
         };
+        // What did not fit in one frame is the task's to send next.
+        let more = !items.is_empty();
+        q.held = items;
         let now = crate::clock::stamp();
         q.last_frame = now;
         let wire = q.wire.clone().expect("direct_ready checked the wire");
@@ -261,6 +269,9 @@ impl Outbox {
         if rest.is_empty() {
             drop(q);
             batch.receipt().record_at(&self.metrics, now);
+            if more {
+                self.notify.notify_one();
+            }
             return;
         }
         // Would block, wrote part of it, or failed: the task finishes the
@@ -286,6 +297,7 @@ impl Outbox {
         let mut q = self.queue.lock();
         q.wire = None;
         q.pending = Vec::new();
+        q.held = Vec::new();
     }
 
     /// For the connection's task: what to write next, marking the socket
@@ -296,9 +308,13 @@ impl Outbox {
             q.writing = true;
             return Some(Next::Raw(std::mem::take(&mut q.pending)));
         }
-        let mut items = Vec::new();
-        self.drain_locked(&mut q, &mut items);
-        match crate::frame::Batch::take(&mut items, &self.metrics) {
+        let mut items = std::mem::take(&mut q.held);
+        if items.is_empty() {
+            self.drain_locked(&mut q, &mut items);
+        }
+        let batch = crate::frame::Batch::take(&mut items, &self.metrics);
+        q.held = items;
+        match batch {
             Some(b) => {
                 q.writing = true;
                 q.last_frame = crate::clock::stamp();

@@ -157,3 +157,58 @@ async fn namespaces_are_separate_streams() {
     let ev = v.next_of("operation_started", DEADLINE).await;
     assert_eq!(ev["namespace"], "team-b");
 }
+
+/// A long replay (3,000 events, about 2 MB) reaches a resuming viewer in
+/// frames of at most 256 KiB, complete and in order: one frame of
+/// everything would be refused by clients that cap messages at 1 MiB, as
+/// Python's `websockets` does by default.
+#[tokio::test]
+async fn a_long_replay_comes_in_frames_a_client_can_take() {
+    let h = hub().start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("a", "default"), 1).await;
+    let pad = "r".repeat(500);
+    for seq in 2..=3000u64 {
+        let mut m = progress("a", "default", seq, (seq % 100) as f64);
+        m["message"] = pad.clone().into();
+        p.send(m).await;
+    }
+    let epoch = loop {
+        let ack = p.next_of("ack", DEADLINE).await;
+        if ack["seq"] == 3000 {
+            let (_, sub) = subscriber(&h, "default").await;
+            break sub["epoch"].as_str().unwrap().to_owned();
+        }
+    };
+    let mut v = RawWs::connect(&h.addr, "/ws").await;
+    let sub = json!({"type": "subscribe", "id": 1, "namespace": "default", "resume": {"epoch": epoch, "offset": 0}});
+    v.send_frame(1, sub.to_string().as_bytes()).await;
+    let mut offsets = Vec::new();
+    let mut frames = 0;
+    while offsets.last() != Some(&3000) {
+        let (op, payload) = v.next_frame(DEADLINE).await.expect("a frame");
+        if op != 1 {
+            continue;
+        }
+        frames += 1;
+        assert!(
+            payload.len() <= 256 * 1024,
+            "a frame of {} bytes",
+            payload.len()
+        );
+        for line in String::from_utf8(payload).unwrap().split('\n') {
+            let m: Value = serde_json::from_str(line).unwrap();
+            // Events carry the operation's state; `subscribed` does not.
+            if let Some(o) = m["offset"].as_u64().filter(|_| m.get("state").is_some()) {
+                offsets.push(o);
+            }
+        }
+    }
+    assert!(
+        offsets.iter().copied().eq(1..=3000),
+        "{} events, first {:?}",
+        offsets.len(),
+        &offsets[..offsets.len().min(5)]
+    );
+    assert!(frames >= 8, "{frames} frames for ~2 MB");
+}

@@ -1027,7 +1027,8 @@ async fn request_headers_must_arrive_within_the_handshake_timeout() {
     slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
-    let mut buf = [0u8; 256];
+    // Room for a whole response (headers include CORS `Vary`).
+    let mut buf = [0u8; 4096];
     let read = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut buf))
         .await
         .expect("the hub drops a connection whose headers never end");
