@@ -201,17 +201,10 @@ impl Namespace {
             let offset = remembered.unwrap_or(op.state.last_offset);
             op.owner_conn = Some(producer.conn);
             let cancel = take_cancel_notice(op, producer.conn);
+            let pending = op.cancel_pending();
             return Ok(Applied {
                 events: Vec::new(),
-                ack: Ack {
-                    id: msg.id,
-                    namespace: self.name.clone(),
-                    operation_id: op_id,
-                    seq,
-                    offset,
-                    duplicate: true,
-                    cancel_requested: op.cancel_pending(),
-                },
+                ack: self.reack(msg.id, op_id, seq, offset, pending),
                 cancel,
                 offset_remembered: remembered.is_some(),
             });
@@ -279,6 +272,26 @@ impl Namespace {
         })
     }
 
+    /// The ack of a resend: `duplicate`, with the offset the original got.
+    fn reack(
+        &self,
+        id: Option<u64>,
+        operation_id: String,
+        seq: u64,
+        offset: u64,
+        cancel_requested: bool,
+    ) -> Ack {
+        Ack {
+            id,
+            namespace: self.name.clone(),
+            operation_id,
+            seq,
+            offset,
+            duplicate: true,
+            cancel_requested,
+        }
+    }
+
     /// A message for an operation dropped after the retention window: a
     /// resend is re-acked (its offset, unknown here, is for the caller to
     /// find in its log; else the operation's last one), anything new gets
@@ -303,15 +316,7 @@ impl Namespace {
         }
         Ok(Applied {
             events: Vec::new(),
-            ack: Ack {
-                id: msg.id,
-                namespace: self.name.clone(),
-                operation_id: op_id,
-                seq,
-                offset: t.last_offset,
-                duplicate: true,
-                cancel_requested: false,
-            },
+            ack: self.reack(msg.id, op_id, seq, t.last_offset, false),
             cancel: None,
             offset_remembered: false,
         })
