@@ -231,16 +231,19 @@ async fn a_refused_token_fails_until_the_provider_has_a_new_one() {
     assert_eq!(seen.last().cloned().flatten().as_deref(), Some("new"));
     // The token expires on the live connection (close 4001): the provider's
     // fresh token is used without any explicit action.
+    // (Watch before the kill and check before each wait: the reconnect
+    // can finish before the first `changed()`, which would then never come.)
     *current.lock() = "newer".into();
-    hub.kill_connections(Some(4001));
     let mut rx = client.state_changes();
+    hub.kill_connections(Some(4001));
     tokio::time::timeout(WAIT, async {
         loop {
-            rx.changed().await.unwrap();
             let last = hub.state.lock().tokens_seen.last().cloned().flatten();
-            if rx.borrow().state == ConnState::Connected && last.as_deref() == Some("newer") {
+            let connected = rx.borrow_and_update().state == ConnState::Connected;
+            if connected && last.as_deref() == Some("newer") {
                 break;
             }
+            rx.changed().await.unwrap();
         }
     })
     .await

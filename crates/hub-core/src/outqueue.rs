@@ -297,7 +297,13 @@ impl OutQueue {
         let freed = superseded.map_or(0, |slot| {
             self.slots[slot].as_ref().map_or(0, OutItem::counted_len)
         });
-        if item.counted && self.bytes - freed + item.bytes.len() > self.cfg.slow_limit_bytes {
+        // An empty queue takes any one item: a viewer with nothing waiting
+        // is not behind, however large the event (a producer may send up to
+        // `max_message_size`, and an event carries its fields twice).
+        if item.counted
+            && self.bytes > freed
+            && self.bytes - freed + item.bytes.len() > self.cfg.slow_limit_bytes
+        {
             self.slow = true;
             return PushOutcome::Slow;
         }
@@ -543,6 +549,22 @@ mod tests {
         assert_eq!(q.bytes(), 20);
         assert_eq!(offsets(&q.drain()), vec![Some(1), Some(2)]);
         assert_eq!(q.push(lifecycle(1, 3, 1)), PushOutcome::Slow);
+    }
+
+    #[test]
+    fn an_empty_queue_takes_one_item_larger_than_the_limit() {
+        let mut q = OutQueue::new(cfg(1000, 20));
+        assert_eq!(q.push(lifecycle(1, 1, 50)), PushOutcome::Queued);
+        // Behind now: the next one is too much.
+        assert_eq!(q.push(lifecycle(2, 2, 1)), PushOutcome::Slow);
+        let mut q = OutQueue::new(cfg(1000, 20));
+        assert_eq!(q.push(lifecycle(1, 1, 50)), PushOutcome::Queued);
+        q.drain();
+        assert_eq!(
+            q.push(lifecycle(2, 2, 50)),
+            PushOutcome::Queued,
+            "drained: not behind"
+        );
     }
 
     #[test]

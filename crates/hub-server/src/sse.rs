@@ -41,6 +41,12 @@ fn list(q: &HashMap<String, String>, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A comment line (`:`) is sent after this long without a message, so
+/// proxies and clients with short read timeouts (httpx's default is 5 s)
+/// never see a quiet stream as dead between heartbeats and statuses.
+/// Comments are ignored by `EventSource` and every SSE parser.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// `GET /api/v1/stream?namespace=N[&operations=..][&kinds=..][&conflate=true]`.
 pub async fn stream(
     State(app): State<Shared>,
@@ -133,7 +139,13 @@ pub async fn stream(
         _edge: edge,
         span,
     };
-    Sse::new(events(guard, app.epoch.clone())).into_response()
+    Sse::new(events(guard, app.epoch.clone()))
+        .keep_alive(
+            axum::response::sse::KeepAlive::new()
+                .interval(KEEP_ALIVE)
+                .text(""),
+        )
+        .into_response()
 }
 
 /// Unregisters the connection when the client goes away.

@@ -206,14 +206,25 @@ impl ServeArgs {
 /// one JSON object per line with `--log-format json`, where each line also
 /// carries its spans' fields (`request_id`, connection `id`, `remote`,
 /// `sub`, ...). Level from `RUST_LOG`, else `--log-level`.
-fn init_logs(cfg: &Config) {
+///
+/// Lines are handed to a writer thread through a bounded queue
+/// ([`LOG_QUEUE_LINES`]) and dropped when it is full: a stderr nobody reads
+/// (a pipe a supervisor or test harness opened and never drains) must
+/// never stop the hub, which a blocking write would once the pipe's 64 KiB
+/// fill. The returned guard flushes what is queued when dropped.
+fn init_logs(cfg: &Config) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .lossy(true)
+        .thread_name("progress-hub-log")
+        .finish(std::io::stderr());
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if cfg.log_format == "json" {
         builder
             .json()
@@ -223,7 +234,11 @@ fn init_logs(cfg: &Config) {
     } else {
         builder.with_ansi(std::io::stderr().is_terminal()).init();
     }
+    guard
 }
+
+/// Log lines waiting for the writer thread before new ones are dropped.
+const LOG_QUEUE_LINES: usize = 10_000;
 
 /// Runs `serve`; returns the exit code.
 pub fn main(args: ServeArgs) -> i32 {
@@ -234,7 +249,7 @@ pub fn main(args: ServeArgs) -> i32 {
             return 2;
         }
     };
-    init_logs(&cfg);
+    let _log_guard = init_logs(&cfg);
     for w in cfg.warnings() {
         tracing::warn!("{w}");
     }

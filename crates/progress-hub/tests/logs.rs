@@ -212,3 +212,49 @@ async fn text_logs_by_default_are_plain_lines() {
         "no colours when not a terminal: {line}"
     );
 }
+
+/// A stderr nobody reads (a pipe a test harness or supervisor opened and
+/// never drains) must not stop the hub: once the pipe's buffer is full,
+/// log lines are dropped instead of blocking the hub's threads. 1,500
+/// requests log ~280 KB, four times what a pipe holds.
+#[tokio::test]
+async fn an_unread_stderr_pipe_never_stops_the_hub() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--memory"])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    // Held, never read.
+    let _stderr = child.stderr.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(DEADLINE, lines.next_line())
+        .await
+        .expect("listening line in time")
+        .unwrap()
+        .unwrap();
+    let addr = line
+        .strip_prefix("listening on ")
+        .expect("listening on")
+        .to_owned();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for i in 0..1500 {
+        let r = http
+            .get(format!(
+                "http://{addr}/api/v1/namespaces/default/operations"
+            ))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request {i} failed: {e}"));
+        assert_eq!(r.status(), 200, "request {i}");
+    }
+    let mut ws = Ws::connect(&format!("ws://{addr}/ws")).await;
+    assert_eq!(ws.request(json!({"type": "ping"}), 1).await["type"], "pong");
+}

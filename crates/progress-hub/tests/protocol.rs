@@ -288,3 +288,32 @@ async fn a_dropped_operation_stays_finished() {
     assert_eq!(e["code"], "OPERATION_FINISHED", "{e}");
     assert_eq!(get_json(&url).await.0, 404, "no new operation");
 }
+
+/// On a connection that both publishes and subscribes, the answer to a
+/// message (its ack) comes before the event it made.
+#[tokio::test]
+async fn the_ack_comes_before_the_event_on_the_same_connection() {
+    let h = hub().start().await;
+    let (mut c, _) = subscriber(&h, "default").await;
+    c.next_of("operation_list", DEADLINE).await;
+    for (i, msg) in [
+        started("both", "default"),
+        progress("both", "default", 2, 5.0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        c.send({
+            let mut m = msg;
+            m["id"] = json!(i + 1);
+            m
+        })
+        .await;
+        let first = c
+            .until(|m| m["type"] == "ack" || m.get("state").is_some(), DEADLINE)
+            .await;
+        assert_eq!(first["type"], "ack", "{first}");
+        let ev = c.until(|m| m.get("state").is_some(), DEADLINE).await;
+        assert_eq!(ev["offset"], first["offset"], "{ev}");
+    }
+}

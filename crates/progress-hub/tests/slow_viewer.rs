@@ -209,3 +209,27 @@ async fn a_viewer_that_pauses_past_the_idle_timeout_still_learns_why_it_was_clos
         "no gap: {offsets:?}"
     );
 }
+
+/// A viewer with nothing waiting is not behind, however large one event
+/// is: with `--max-message-size` raised, a 700 KB message (its event
+/// carries it twice, past the 1 MiB slow-client limit) still reaches a
+/// viewer that reads, instead of dropping it as slow.
+#[tokio::test]
+async fn one_large_event_is_not_a_slow_viewer() {
+    let h = hub().args(["--max-message-size", "2000000"]).start().await;
+    let (mut v, _) = subscriber(&h, "default").await;
+    v.next_of("operation_list", DEADLINE).await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("big", "default"), 1).await;
+    let mut m = progress("big", "default", 2, 50.0);
+    m["details"] = json!({ "blob": "b".repeat(700_000) });
+    assert_eq!(publish(&mut p, m, 2).await["type"], "ack");
+    let ev = v.next_of("progress_update", DEADLINE).await;
+    assert_eq!(
+        ev["state"]["details"]["blob"].as_str().map(str::len),
+        Some(700_000)
+    );
+    publish(&mut p, progress("big", "default", 3, 60.0), 3).await;
+    let ev = v.next_of("progress_update", DEADLINE).await;
+    assert_eq!(ev["offset"], 3, "still subscribed");
+}

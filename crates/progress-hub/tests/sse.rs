@@ -112,3 +112,30 @@ async fn an_unusable_last_event_id_starts_with_a_snapshot() {
         assert_eq!(ev[1].1["operations"][0]["operation_id"], "a", "{id}");
     }
 }
+
+/// A quiet stream still carries a comment line every 2 s, so clients with
+/// a short read timeout (httpx's default is 5 s) and proxies do not take it
+/// for dead between heartbeats and statuses (here a minute apart).
+#[tokio::test]
+async fn a_quiet_stream_carries_keep_alive_comments() {
+    use futures_util::StreamExt;
+    let h = hub()
+        .args(["--heartbeat-interval", "60s", "--status-interval", "60s"])
+        .start()
+        .await;
+    let r = reqwest::get(format!("{}/api/v1/stream?namespace=default", h.http()))
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    let mut seen = String::new();
+    let start = std::time::Instant::now();
+    while !seen.lines().any(|l| l.starts_with(':')) {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("something within 5 s")
+            .expect("the stream goes on")
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(start.elapsed() < Duration::from_secs(5), "{seen}");
+}

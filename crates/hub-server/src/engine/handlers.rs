@@ -199,9 +199,6 @@ impl Engine {
             self.dirty
                 .insert((ns_name.clone(), applied.ack.operation_id.clone()));
         }
-        for event in applied.events {
-            self.push_event(&ns_name, event, received);
-        }
         if let Some(notice) = applied.cancel {
             let bytes = ServerMessage::CancelRequested {
                 namespace: ns_name.clone(),
@@ -216,8 +213,15 @@ impl Engine {
                 });
             }
         }
+        // The ack goes before the events' fan-out (all after the commit):
+        // a connection that both publishes and subscribes reads the answer
+        // to its message first, and producers are not kept waiting behind
+        // a large fan-out.
         self.actions
             .push(AfterCommit::Ack(reply, applied.ack, received));
+        for event in applied.events {
+            self.push_event(&ns_name, event, received);
+        }
     }
 
     /// Encodes an event once and queues its write and its fan-out; `stamp`
