@@ -67,6 +67,44 @@ enum Text {
 /// messages per frame.
 pub const MAX_FRAME_BYTES: usize = 256 * 1024;
 
+/// Whether a message goes in a frame of its own: the answer to `subscribe`
+/// and the snapshot that follows it. A subscription's first two reads are
+/// then one message each, as a client that forgot to split frames on `\n`
+/// expects; the contract allows either, and events still share frames.
+fn stands_alone(item: &OutItem) -> bool {
+    const SUBSCRIBED: usize = type_index("subscribed");
+    const SNAPSHOT: usize = type_index("operation_list");
+    let i = Metrics::sent_index(item);
+    i == SUBSCRIBED || i == SNAPSHOT
+}
+
+/// The index of a type in [`SERVER_TYPES`] (at compile time).
+const fn type_index(name: &str) -> usize {
+    let mut i = 0;
+    while i < SERVER_TYPES.len() {
+        if const_eq(SERVER_TYPES[i], name) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not a server message type")
+}
+
+const fn const_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// The text of one outgoing frame, already counted as sent.
 pub struct Batch {
     text: Text,
@@ -84,14 +122,19 @@ impl Batch {
             return None;
         }
         let mut size = 0usize;
-        let fit = items
-            .iter()
-            .take_while(|i| {
-                size += i.bytes.len() + usize::from(size > 0);
-                size <= MAX_FRAME_BYTES
-            })
-            .count()
-            .max(1);
+        let mut fit = 0;
+        for (n, item) in items.iter().enumerate() {
+            let alone = stands_alone(item);
+            size += item.bytes.len() + usize::from(n > 0);
+            if n > 0 && (alone || size > MAX_FRAME_BYTES) {
+                break;
+            }
+            fit += 1;
+            if alone {
+                break;
+            }
+        }
+        let fit = fit.max(1);
         if fit < items.len() {
             let rest = items.split_off(fit);
             let mut head = std::mem::replace(items, rest);
@@ -224,6 +267,23 @@ mod tests {
             &text_header(65_536).0[..10],
             &[0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]
         );
+    }
+
+    #[test]
+    fn the_subscribe_answer_and_the_snapshot_go_in_frames_of_their_own() {
+        let m = Metrics::new();
+        let mut items = vec![
+            item(r#"{"type":"heartbeat"}"#),
+            item(r#"{"type":"subscribed"}"#),
+            item(r#"{"type":"operation_list"}"#),
+            item(r#"{"type":"progress_update","a":1}"#),
+            item(r#"{"type":"progress_update","a":2}"#),
+        ];
+        let mut frames = Vec::new();
+        while let Some(b) = Batch::take(&mut items, &m) {
+            frames.push(b.as_str().split('\n').count());
+        }
+        assert_eq!(frames, vec![1, 1, 1, 2]);
     }
 
     #[test]

@@ -317,3 +317,34 @@ async fn the_ack_comes_before_the_event_on_the_same_connection() {
         assert_eq!(ev["offset"], first["offset"], "{ev}");
     }
 }
+
+/// The answer to `subscribe` and the snapshot after it come in frames of
+/// their own (one JSON document each), even with a heartbeat or events
+/// queued around them; events may still share frames.
+#[tokio::test]
+async fn subscribed_and_the_snapshot_are_one_message_per_frame() {
+    let h = hub().args(["--heartbeat-interval", "100ms"]).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("a", "default"), 1).await;
+    for round in 0..5u64 {
+        let mut v = RawWs::connect(&h.addr, "/ws").await;
+        v.send_frame(1, br#"{"type":"subscribe","id":7,"namespace":"default"}"#)
+            .await;
+        p.send(progress("a", "default", 2 + round, round as f64))
+            .await;
+        let mut whole = Vec::new();
+        while whole.len() < 2 {
+            let (op, payload) = v.next_frame(DEADLINE).await.expect("a frame");
+            if op != 1 {
+                continue;
+            }
+            let text = String::from_utf8(payload).unwrap();
+            if text.contains("\"subscribed\"") || text.contains("\"operation_list\"") {
+                let m: Value = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("not one JSON document ({e}): {text}"));
+                whole.push(m["type"].as_str().unwrap().to_owned());
+            }
+        }
+        assert_eq!(whole, ["subscribed", "operation_list"]);
+    }
+}
