@@ -131,8 +131,17 @@ impl Conn {
     }
 }
 
-/// How long a connection the hub closed waits for the client's close frame.
+/// How long the hub gives a close's last writes, and, on shutdown, the
+/// client's close frame.
 const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a connection the hub closed for its own reasons (idle, slow,
+/// abuse, token) waits for the client's close frame before dropping the
+/// socket: long enough for a client that was not reading (a synchronous
+/// test that sleeps, a paused tab) to come back, answer the pings queued
+/// before the error, and still read the error and the close frame. The
+/// socket holds nothing else meanwhile; shutdown keeps [`CLOSE_LINGER`].
+const CLOSE_REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn run(
     mut socket: WebSocket,
@@ -258,21 +267,27 @@ async fn run(
             }
         }
     };
-    let mut linger = false;
+    let mut linger = None;
     if let Some((code, reason)) = close {
+        let wait = if code == CloseCode::ServiceRestart.code() {
+            CLOSE_LINGER
+        } else {
+            CLOSE_REPLY_WAIT
+        };
         let frame = CloseFrame {
             code,
             reason: reason.into(),
         };
         linger = send_within(&mut socket, Message::Close(Some(frame)), CLOSE_LINGER)
             .await
-            .is_ok();
+            .is_ok()
+            .then_some(wait);
     }
     if wire.is_some() {
         // The close frame (ours, or tungstenite's answer to the client's)
         // was captured: write it, briefly.
         let sent = tokio::time::timeout(CLOSE_LINGER, flush(&mut socket, &out, wire, stall)).await;
-        linger &= matches!(sent, Ok(Ok(())));
+        linger = linger.filter(|_| matches!(sent, Ok(Ok(()))));
     }
     out.detach();
     out.finished(reason);
@@ -283,8 +298,8 @@ async fn run(
     // dropping the socket. Closing a socket that still holds unread client
     // data makes the kernel send a reset, and a reset can destroy the
     // error and close frame just sent before the client reads them.
-    if linger {
-        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+    if let Some(wait) = linger {
+        let _ = tokio::time::timeout(wait, async {
             while let Some(Ok(m)) = socket.recv().await {
                 if matches!(m, Message::Close(_)) {
                     break;

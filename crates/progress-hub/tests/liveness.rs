@@ -147,3 +147,33 @@ async fn silent_producer_is_canceled_by_the_hub() {
     assert_eq!(ev["state"]["state"], "canceled");
     assert!(ev.get("seq").is_none());
 }
+
+/// A client that was not reading when the hub closed it for silence (a
+/// synchronous test that sleeps past the idle timeout while heartbeat
+/// pings pile up) still reads everything when it comes back, answering
+/// those pings as libraries do: the hub keeps the socket for a few seconds
+/// after its close frame, so the pongs do not meet a reset that would
+/// destroy the error and the close frame before they are read.
+#[tokio::test]
+async fn a_client_back_after_an_idle_close_still_reads_why() {
+    let h = hub()
+        .args(["--heartbeat-interval", "300ms", "--idle-timeout", "1s"])
+        .start()
+        .await;
+    let mut c = RawWs::connect(&h.addr, "/ws").await;
+    // Away: past the idle close and the second after it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut texts = Vec::new();
+    let code = loop {
+        match c.next_frame(DEADLINE).await {
+            Some((9, ping)) => c.send_frame(10, &ping).await,
+            Some((1, text)) => texts.push(String::from_utf8(text).unwrap()),
+            Some((8, p)) => break (p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]])),
+            Some(_) => {}
+            None => panic!("the connection ended before the close frame; read {texts:?}"),
+        }
+    };
+    assert_eq!(code, Some(1001));
+    let last: Value = serde_json::from_str(texts.last().expect("the error")).unwrap();
+    assert_eq!(last["code"], "IDLE_TIMEOUT");
+}
