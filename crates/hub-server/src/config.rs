@@ -521,13 +521,14 @@ impl Config {
             .ok_or_else(|| "no address".to_string())
     }
 
-    /// The configured extra origins.
+    /// The configured extra origins, each in the one spelling the origin
+    /// checks compare ([`crate::auth::normalize_origin`]).
     pub fn origins(&self) -> Vec<String> {
         self.allowed_origins
             .as_deref()
             .unwrap_or("")
             .split(',')
-            .map(|s| s.trim().trim_end_matches('/').to_owned())
+            .map(crate::auth::normalize_origin)
             .filter(|s| !s.is_empty())
             .collect()
     }

@@ -24,6 +24,9 @@ pub struct LogEntry {
     pub bytes: Arc<str>,
 }
 
+/// Most log entries [`EventLog::offset_of_seq`] reads for one resend.
+pub const MAX_SEQ_SCAN: usize = 16_384;
+
 /// The newest `capacity` events of a namespace.
 #[derive(Debug)]
 pub struct EventLog {
@@ -73,9 +76,16 @@ impl EventLog {
 
     /// The offset of the retained event that accepted `seq` of `op`: the
     /// answer to a resend older than the operation's remembered pairs.
-    pub fn offset_of_seq(&self, op: &str, seq: u64) -> Option<u64> {
-        self.of_operation(op)
-            .find(|e| e.seq == seq && seq != 0)
+    /// The search starts at offset `from` (the operation's start; nothing
+    /// earlier can match) and reads at most [`MAX_SEQ_SCAN`] events, so a
+    /// peer resending old seqs costs the engine a bounded amount each time.
+    pub fn offset_of_seq(&self, op: &str, seq: u64, from: u64) -> Option<u64> {
+        if seq == 0 {
+            return None;
+        }
+        self.after(from.saturating_sub(1))
+            .take(MAX_SEQ_SCAN)
+            .find(|e| e.seq == seq && &*e.operation_id == op)
             .map(|e| e.offset)
     }
 
@@ -123,13 +133,27 @@ mod tests {
         for o in 1..=5 {
             log.push(entry(o));
         }
-        assert_eq!(log.offset_of_seq("a", 4), Some(4));
-        assert_eq!(log.offset_of_seq("a", 2), None, "trimmed");
-        assert_eq!(log.offset_of_seq("b", 4), None, "another operation");
+        assert_eq!(log.offset_of_seq("a", 4, 0), Some(4));
+        assert_eq!(log.offset_of_seq("a", 4, 4), Some(4));
+        assert_eq!(log.offset_of_seq("a", 4, 5), None, "before the start");
+        assert_eq!(log.offset_of_seq("a", 2, 0), None, "trimmed");
+        assert_eq!(log.offset_of_seq("b", 4, 0), None, "another operation");
         assert_eq!(
-            log.offset_of_seq("a", 0),
+            log.offset_of_seq("a", 0, 0),
             None,
             "hub-made events have no seq"
         );
+    }
+
+    #[test]
+    fn the_search_for_a_seq_reads_a_bounded_number_of_events() {
+        let mut log = EventLog::new(MAX_SEQ_SCAN + 10, 0);
+        for o in 1..=(MAX_SEQ_SCAN as u64 + 5) {
+            log.push(entry(o));
+        }
+        let last = MAX_SEQ_SCAN as u64;
+        assert_eq!(log.offset_of_seq("a", last, 1), Some(last));
+        assert_eq!(log.offset_of_seq("a", last + 1, 1), None, "past the bound");
+        assert_eq!(log.offset_of_seq("a", last + 1, 2), Some(last + 1));
     }
 }

@@ -190,7 +190,11 @@ impl Engine {
             // A resend older than the core remembers: the original offset
             // is in the retained log (else the latest offset stands).
             let ack = &mut applied.ack;
-            if let Some(offset) = ns.log.offset_of_seq(&ack.operation_id, ack.seq) {
+            let start = ns
+                .core
+                .operation(&ack.operation_id)
+                .map_or(0, |o| o.started_offset);
+            if let Some(offset) = ns.log.offset_of_seq(&ack.operation_id, ack.seq, start) {
                 ack.offset = offset;
             }
         }
