@@ -175,6 +175,14 @@ async fn a_viewer_that_pauses_past_the_idle_timeout_still_learns_why_it_was_clos
     stuck
         .send_frame(1, br#"{"type":"subscribe","id":1,"namespace":"default"}"#)
         .await;
+    // Subscribed (its snapshot read) before the flood, so every event of
+    // it is live for this viewer.
+    loop {
+        let (_, payload) = stuck.next_frame(DEADLINE).await.expect("the snapshot");
+        if String::from_utf8_lossy(&payload).contains("\"operation_list\"") {
+            break;
+        }
+    }
     let mut p = Ws::connect(&h.ws_url()).await;
     let pad = "f".repeat(8000);
     for id in 1..=300u64 {

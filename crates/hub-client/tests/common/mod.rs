@@ -79,7 +79,22 @@ impl FakeHub {
     /// Start on a given address with a given memory (to simulate a restart
     /// that kept or lost its data).
     pub async fn start_on(addr: SocketAddr, heartbeat: Duration, state: HubState) -> FakeHub {
-        let listener = TcpListener::bind(addr).await.unwrap();
+        // A restart on the same port: the old listener goes when its aborted
+        // task is dropped, and meanwhile a parallel test's outgoing
+        // connection may hold the port; try again for a bounded time.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(e) => panic!("binding {addr}: {e}"),
+            }
+        };
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(state));
         let (signals, _) = broadcast::channel(100_000);
