@@ -69,7 +69,16 @@ fuzz_target!(|steps: Vec<Step>| {
         now += 3;
         let before = n.last_offset();
         let msg: Option<(ProducerMessage, bool, bool)> = match step {
-            Step::Message { kind, op, seq_delta, progress, current, total, admin, other_sub } => {
+            Step::Message {
+                kind,
+                op,
+                seq_delta,
+                progress,
+                current,
+                total,
+                admin,
+                other_sub,
+            } => {
                 let id = op_name(op);
                 let expected = next_seq.get(&id).copied().unwrap_or(0) + 1;
                 let seq = (expected as i64 + i64::from(seq_delta % 3)).max(0);
@@ -80,10 +89,17 @@ fuzz_target!(|steps: Vec<Step>| {
                     Kind::Failed => "operation_failed",
                     Kind::Canceled => "operation_canceled",
                 };
-                let mut v = json!({"type": ty, "operation_id": id, "seq": seq, "name": "n", "error": "e"});
-                if let Some(p) = progress.filter(|p| p.is_finite()) { v["progress"] = json!(p); }
-                if let Some(c) = current.filter(|c| c.is_finite()) { v["current"] = json!(c); }
-                if let Some(t) = total.filter(|t| t.is_finite()) { v["total"] = json!(t); }
+                let mut v =
+                    json!({"type": ty, "operation_id": id, "seq": seq, "name": "n", "error": "e"});
+                if let Some(p) = progress.filter(|p| p.is_finite()) {
+                    v["progress"] = json!(p);
+                }
+                if let Some(c) = current.filter(|c| c.is_finite()) {
+                    v["current"] = json!(c);
+                }
+                if let Some(t) = total.filter(|t| t.is_finite()) {
+                    v["total"] = json!(t);
+                }
                 match decode_client(&v.to_string()) {
                     Ok(ClientMessage::Publish(p)) => Some((p, admin, other_sub)),
                     _ => None,
@@ -115,11 +131,15 @@ fuzz_target!(|steps: Vec<Step>| {
                         finished.insert(e.operation_id.clone(), true);
                     }
                 }
+                let mut evicted = Vec::new();
                 for id in &out.removed {
                     // Dropped after retention, the id stays finished (a new
                     // message for it is never accepted) while the namespace
                     // keeps its tombstone: the newest `cap` dropped ids.
-                    assert!(finished.get(id).copied().unwrap_or(false), "dropped while live");
+                    assert!(
+                        finished.get(id).copied().unwrap_or(false),
+                        "dropped while live"
+                    );
                     assert!(n.operation(id).is_none());
                     if !dropped.contains(id) {
                         dropped.push_back(id.clone());
@@ -128,14 +148,31 @@ fuzz_target!(|steps: Vec<Step>| {
                         let old = dropped.pop_front().unwrap();
                         finished.remove(&old);
                         next_seq.remove(&old);
+                        evicted.push(old);
                     }
+                }
+                assert_eq!(
+                    out.evicted, evicted,
+                    "the core names the tombstones it pushed out"
+                );
+                for id in &dropped {
+                    assert!(
+                        n.tombstone(id).is_some(),
+                        "a remembered drop has a tombstone"
+                    );
                 }
                 None
             }
         };
-        let Some((msg, admin, other_sub)) = msg else { continue };
+        let Some((msg, admin, other_sub)) = msg else {
+            continue;
+        };
         let sub = if other_sub { "mallory" } else { "alice" };
-        let producer = Producer { conn: 1, sub, admin };
+        let producer = Producer {
+            conn: 1,
+            sub,
+            admin,
+        };
         let states = snapshot(&n);
         match n.apply(msg, &producer, now, &cfg, || "gen-1".to_owned()) {
             Ok(a) => {
@@ -156,7 +193,11 @@ fuzz_target!(|steps: Vec<Step>| {
                     "accepted a new message after a terminal state"
                 );
                 next_seq.insert(id.clone(), a.ack.seq);
-                let st = n.operation(&id).expect("the operation exists").state.clone();
+                let st = n
+                    .operation(&id)
+                    .expect("the operation exists")
+                    .state
+                    .clone();
                 assert!(st.progress.is_none_or(|p| (0.0..=100.0).contains(&p)));
                 if st.state.is_terminal() {
                     finished.insert(id, true);

@@ -14,7 +14,11 @@ fn check(msg: &ClientMessage) {
             assert!(hub_proto::validate_operation_id(id).is_ok(), "{id:?}");
         }
         assert!(hub_proto::validate_namespace(&p.namespace).is_ok());
-        if let ProducerBody::Progress { progress: Some(pct), .. } = &p.body {
+        if let ProducerBody::Progress {
+            progress: Some(pct),
+            ..
+        } = &p.body
+        {
             assert!(pct.is_finite() && (0.0..=100.0).contains(pct), "{pct}");
         }
     }

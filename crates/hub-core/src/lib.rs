@@ -13,6 +13,8 @@ pub mod outqueue;
 pub mod resume;
 
 pub use config::CoreConfig;
-pub use namespace::{Applied, CancelNotice, CancelRequested, Namespace, Producer, TickOutput};
+pub use namespace::{
+    Applied, CancelNotice, CancelRequested, Namespace, Producer, TickOutput, Tombstone,
+};
 pub use operation::Operation;
 pub use resume::{plan_resume, ResumePlan, SnapshotReason};

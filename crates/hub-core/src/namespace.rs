@@ -13,7 +13,7 @@ use hub_proto::{
     ProducerMessage, ProtoError,
 };
 use serde_json::{json, Map, Value};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 /// Who sends a producer message.
 #[derive(Clone, Debug)]
@@ -66,8 +66,12 @@ pub struct CancelRequested {
 pub struct TickOutput {
     /// Hub-made events (stalls, hub cancels), in offset order.
     pub events: Vec<Event>,
-    /// Finished operations dropped after the retention window.
+    /// Finished operations dropped after the retention window; each now
+    /// has a [`Namespace::tombstone`] to persist in place of its record.
     pub removed: Vec<String>,
+    /// Ids whose tombstones were pushed out by the cap (their records go);
+    /// may include ids of `removed`.
+    pub evicted: Vec<String>,
 }
 
 /// One namespace stream.
@@ -77,24 +81,9 @@ pub struct Namespace {
     epoch: String,
     last_offset: u64,
     ops: HashMap<String, Operation>,
-    /// Operations dropped after the finished-retention window, oldest
-    /// first, so that their ids stay finished (see [`Tombstone`]).
-    forgotten: HashMap<String, Tombstone>,
-    forgotten_order: VecDeque<String>,
-}
-
-/// What a namespace keeps of an operation dropped after the
-/// finished-retention window: enough for resends to stay idempotent
-/// (re-acked) and the terminal state final (`OPERATION_FINISHED`) instead
-/// of the id starting a new operation. Bounded by
-/// `max_operations_per_namespace`; not persisted (after a restart, a
-/// dropped operation's id is free again).
-#[derive(Clone, Debug)]
-struct Tombstone {
-    last_seq: u64,
-    last_offset: u64,
-    state: OperationStatus,
-    owner_sub: String,
+    /// Operations dropped after the finished-retention window, so that
+    /// their ids stay finished (see [`Tombstone`]).
+    tombstones: Tombstones,
 }
 
 impl Namespace {
@@ -105,23 +94,25 @@ impl Namespace {
             epoch: epoch.into(),
             last_offset: 0,
             ops: HashMap::new(),
-            forgotten: HashMap::new(),
-            forgotten_order: VecDeque::new(),
+            tombstones: Tombstones::default(),
         }
     }
 
-    /// Restores a namespace from its persisted operations and last offset.
+    /// Restores a namespace from its persisted operations, the tombstones
+    /// of those it dropped (by id), and its last offset.
     pub fn restore(
         name: impl Into<String>,
         epoch: impl Into<String>,
         last_offset: u64,
         ops: impl IntoIterator<Item = Operation>,
+        tombstones: impl IntoIterator<Item = (String, Tombstone)>,
     ) -> Self {
         let mut ns = Namespace::new(name, epoch);
         ns.last_offset = last_offset;
         for op in ops {
             ns.ops.insert(op.state.operation_id.clone(), op);
         }
+        ns.tombstones = Tombstones::restore(tombstones);
         ns
     }
 
@@ -189,7 +180,7 @@ impl Namespace {
         cfg: &CoreConfig,
     ) -> Result<Applied, ProtoError> {
         let Some(op) = self.ops.get_mut(&op_id) else {
-            if let Some(t) = self.forgotten.get(&op_id) {
+            if let Some(t) = self.tombstones.get(&op_id) {
                 return self.after_retention(msg, op_id, t.clone(), producer);
             }
             return self.start_new(msg, op_id, producer, now, cfg);
@@ -210,10 +201,7 @@ impl Namespace {
             });
         }
         if op.is_finished() {
-            return Err(ProtoError::new(
-                ErrorCode::OperationFinished,
-                format!("operation is already {}", op.state.state.as_str()),
-            ));
+            return Err(already_finished(op.state.state, false));
         }
         if seq != op.last_seq + 1 {
             return Err(ProtoError::new(
@@ -306,13 +294,7 @@ impl Namespace {
         check_owner(&t.owner_sub, producer)?;
         let seq = seq_of(&msg, t.last_seq);
         if seq > t.last_seq {
-            return Err(ProtoError::new(
-                ErrorCode::OperationFinished,
-                format!(
-                    "operation is already {} (and past the finished-retention window)",
-                    t.state.as_str()
-                ),
-            ));
+            return Err(already_finished(t.state, true));
         }
         Ok(Applied {
             events: Vec::new(),
@@ -439,6 +421,9 @@ impl Namespace {
         now: u64,
     ) -> Result<CancelRequested, ProtoError> {
         let Some(op) = self.ops.get_mut(op_id) else {
+            if let Some(t) = self.tombstones.get(op_id) {
+                return Err(already_finished(t.state, true).with_operation(Some(op_id)));
+            }
             return Err(ProtoError::new(
                 ErrorCode::UnknownOperation,
                 "this namespace has no such operation",
@@ -446,11 +431,7 @@ impl Namespace {
             .with_operation(Some(op_id)));
         };
         if op.is_finished() {
-            return Err(ProtoError::new(
-                ErrorCode::OperationFinished,
-                format!("operation is already {}", op.state.state.as_str()),
-            )
-            .with_operation(Some(op_id)));
+            return Err(already_finished(op.state.state, false).with_operation(Some(op_id)));
         }
         if !op.state.cancel_requested {
             op.state.cancel_requested = true;
@@ -470,23 +451,23 @@ impl Namespace {
         }
     }
 
-    /// Keeps a tombstone of a dropped operation, at most `cap` of them.
-    fn forget(&mut self, op: Operation, cap: usize) {
-        let id = op.state.operation_id.clone();
+    /// Keeps a tombstone of a dropped operation, at most `cap` of them;
+    /// returns the ids whose tombstones were pushed out.
+    fn forget(&mut self, op: Operation, now: u64, cap: usize) -> Vec<String> {
         let t = Tombstone {
             last_seq: op.last_seq,
             last_offset: op.state.last_offset,
             state: op.state.state,
             owner_sub: op.owner_sub,
+            dropped_at: now,
         };
-        if self.forgotten.insert(id.clone(), t).is_none() {
-            self.forgotten_order.push_back(id);
-        }
-        while self.forgotten_order.len() > cap.max(1) {
-            if let Some(old) = self.forgotten_order.pop_front() {
-                self.forgotten.remove(&old);
-            }
-        }
+        self.tombstones.insert(&op.state.operation_id, t, cap)
+    }
+
+    /// The tombstone of an operation dropped after the retention window
+    /// (what the caller persists in place of its record).
+    pub fn tombstone(&self, op_id: &str) -> Option<&Tombstone> {
+        self.tombstones.get(op_id)
     }
 
     /// Time passes: stalls, hub-made cancels, retention.
@@ -503,7 +484,8 @@ impl Namespace {
                 let until = op.state.finished_at.unwrap_or(0) + cfg.finished_retention_ms;
                 if now >= until {
                     if let Some(op) = self.ops.remove(&id) {
-                        self.forget(op, cfg.max_operations_per_namespace);
+                        let evicted = self.forget(op, now, cfg.max_operations_per_namespace);
+                        out.evicted.extend(evicted);
                     }
                     out.removed.push(id);
                 }
@@ -674,6 +656,20 @@ fn apply_body(op: &mut Operation, body: ProducerBody, now: u64) -> Map<String, V
 }
 
 /// Only the subject that started an operation (or an admin) may report on it.
+/// `OPERATION_FINISHED` for an operation in a final state (`dropped`: and
+/// already past the finished-retention window).
+fn already_finished(state: OperationStatus, dropped: bool) -> ProtoError {
+    let past = if dropped {
+        " (and past the finished-retention window)"
+    } else {
+        ""
+    };
+    ProtoError::new(
+        ErrorCode::OperationFinished,
+        format!("operation is already {}{past}", state.as_str()),
+    )
+}
+
 fn check_owner(owner_sub: &str, producer: &Producer<'_>) -> Result<(), ProtoError> {
     if producer.admin || owner_sub == producer.sub {
         return Ok(());
@@ -717,3 +713,7 @@ fn make_event(
 
 #[cfg(test)]
 mod tests;
+mod tombstones;
+
+pub use tombstones::Tombstone;
+use tombstones::Tombstones;

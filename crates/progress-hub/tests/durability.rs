@@ -48,3 +48,47 @@ async fn memory_hub_gets_a_new_epoch_every_start() {
     let (_, s2) = subscriber(&h2, "default").await;
     assert_ne!(s1["epoch"], s2["epoch"]);
 }
+
+/// An operation dropped after `--finished-retention` stays finished across
+/// a SIGKILL and restart: its tombstone is stored in place of its record,
+/// so a resent start is re-acked instead of starting it over.
+#[tokio::test]
+async fn a_dropped_operation_stays_finished_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = hub()
+        .data_dir(dir.path())
+        .args(["--finished-retention", "1s"])
+        .start()
+        .await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("z", "default"), 1).await;
+    let done = json!({"type": "operation_completed", "operation_id": "z", "seq": 2});
+    assert_eq!(publish(&mut p, done, 2).await["offset"], 2);
+    let url = format!("{}/api/v1/namespaces/default/operations/z", h.http());
+    eventually("the operation to be dropped", DEADLINE, || {
+        let url = url.clone();
+        async move { (get_json(&url).await.0 == 404).then_some(()) }
+    })
+    .await;
+    // Commits are in order: once this later event is acked, the batch that
+    // replaced z's record by its tombstone is durable too.
+    publish(&mut p, started("later", "default"), 3).await;
+    h.kill9().await;
+
+    let h = hub()
+        .data_dir(dir.path())
+        .args(["--finished-retention", "1s"])
+        .start()
+        .await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let start = publish(&mut p, started("z", "default"), 4).await;
+    assert_eq!(
+        (start["duplicate"].clone(), start["offset"].clone()),
+        (json!(true), json!(1)),
+        "{start}"
+    );
+    let e = publish(&mut p, progress("z", "default", 3, 5.0), 5).await;
+    assert_eq!(e["code"], "OPERATION_FINISHED", "{e}");
+    let url = format!("{}/api/v1/namespaces/default/operations/z", h.http());
+    assert_eq!(get_json(&url).await.0, 404, "no new operation");
+}

@@ -286,6 +286,11 @@ async fn a_dropped_operation_stays_finished() {
     );
     let e = publish(&mut p, progress("z", "default", 3, 5.0), 5).await;
     assert_eq!(e["code"], "OPERATION_FINISHED", "{e}");
+    let cancel = json!({"type": "cancel", "namespace": "default", "operation_id": "z"});
+    let e = p.request(cancel, 6).await;
+    assert_eq!(e["code"], "OPERATION_FINISHED", "a cancel too: {e}");
+    let (status, body) = post_json(&format!("{url}/cancel"), &json!({})).await;
+    assert_eq!(status, 409, "{body}");
     assert_eq!(get_json(&url).await.0, 404, "no new operation");
 }
 

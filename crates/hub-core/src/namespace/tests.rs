@@ -167,6 +167,8 @@ fn a_dropped_operation_stays_finished() {
     assert_eq!(restart.ack.seq, 1);
     let e = apply(&mut n, progress("a", 4, 60.0), 20_002, &cfg).unwrap_err();
     assert_eq!(e.code, ErrorCode::OperationFinished);
+    let e = n.request_cancel("a", "bob", 20_002).unwrap_err();
+    assert_eq!(e.code, ErrorCode::OperationFinished, "a cancel too");
     let e = n
         .apply(progress("a", 2, 1.0), &OTHER, 20_003, &cfg, || "x".into())
         .unwrap_err();
@@ -287,7 +289,7 @@ fn persisted_record_round_trips() {
     let op = n.operation("a").unwrap();
     let bytes = serde_json::to_vec(op).unwrap();
     let back: Operation = serde_json::from_slice(&bytes).unwrap();
-    let mut r = Namespace::restore("default", "ep", n.last_offset(), [back]);
+    let mut r = Namespace::restore("default", "ep", n.last_offset(), [back], []);
     let d = apply(&mut r, progress("a", 2, 30.0), 200, &cfg).unwrap();
     assert!(d.ack.duplicate);
     assert_eq!(d.ack.offset, 2);
@@ -297,6 +299,48 @@ fn persisted_record_round_trips() {
             .ack
             .offset,
         3
+    );
+}
+
+/// A restored namespace keeps the tombstones it is given: the dropped id
+/// stays finished across a restart, and the next drop trims to the cap.
+#[test]
+fn tombstones_survive_a_restore() {
+    let (mut n, mut cfg) = ns();
+    cfg.max_operations_per_namespace = 2;
+    for id in ["a", "b"] {
+        apply(&mut n, start(id), 0, &cfg).unwrap();
+        let done = format!(r#"{{"type":"operation_completed","operation_id":"{id}","seq":2}}"#);
+        apply(&mut n, msg(&done), 1, &cfg).unwrap();
+    }
+    let t = n.tick(1 + cfg.finished_retention_ms, &cfg);
+    assert_eq!(t.removed, vec!["a".to_string(), "b".to_string()]);
+    assert!(t.evicted.is_empty());
+    let kept: Vec<(String, Tombstone)> = ["a", "b"]
+        .iter()
+        .map(|id| (id.to_string(), n.tombstone(id).unwrap().clone()))
+        .collect();
+    let mut r = Namespace::restore("default", "ep", n.last_offset(), [], kept);
+    let again = apply(&mut r, start("a"), 50_000, &cfg).unwrap();
+    assert!(again.ack.duplicate && again.events.is_empty());
+    let e = apply(&mut r, progress("b", 3, 10.0), 50_001, &cfg).unwrap_err();
+    assert_eq!(e.code, ErrorCode::OperationFinished);
+    assert_eq!(r.last_offset(), 4, "nothing new was appended");
+    // A third drop pushes out the oldest tombstone, whose id is free again.
+    apply(&mut r, start("c"), 50_002, &cfg).unwrap();
+    let done = msg(r#"{"type":"operation_completed","operation_id":"c","seq":2}"#);
+    apply(&mut r, done, 50_003, &cfg).unwrap();
+    let t = r.tick(50_003 + cfg.finished_retention_ms, &cfg);
+    assert_eq!(
+        (t.removed, t.evicted),
+        (vec!["c".to_string()], vec!["a".to_string()])
+    );
+    assert!(r.tombstone("a").is_none());
+    assert!(
+        !apply(&mut r, start("a"), 60_000, &cfg)
+            .unwrap()
+            .ack
+            .duplicate
     );
 }
 

@@ -3,6 +3,7 @@
 
 use super::coalesce::{Held, Verdict};
 use super::command::{Command, Reply, Who};
+use super::records;
 use super::state::{AfterCommit, Ns, Sub};
 use super::Engine;
 use crate::clock::now_ms;
@@ -482,9 +483,22 @@ impl Engine {
             }
             let out = ns.core.tick(now, &cfg);
             let stamp = crate::clock::stamp();
+            // A dropped operation's record becomes its tombstone; the
+            // records of tombstones pushed out by the cap go (the store
+            // applies deletes after upserts, so an id in both ends deleted).
             for id in &out.removed {
                 ns.states.remove(id);
-                self.batch.delete_ops.push((name.clone(), id.clone()));
+                match ns.core.tombstone(id) {
+                    Some(t) => self.batch.upsert_ops.push(OpRecord {
+                        namespace: name.clone(),
+                        operation_id: id.clone(),
+                        data: records::encode_dropped(t),
+                    }),
+                    None => self.batch.delete_ops.push((name.clone(), id.clone())),
+                }
+            }
+            for id in out.evicted {
+                self.batch.delete_ops.push((name.clone(), id));
             }
             let mut touched: Vec<String> =
                 out.events.iter().map(|e| e.operation_id.clone()).collect();
@@ -508,7 +522,7 @@ impl Engine {
             self.batch.upsert_ops.push(OpRecord {
                 namespace: ns,
                 operation_id: id,
-                data: serde_json::to_vec(op).unwrap_or_default().into(),
+                data: records::encode_live(op),
             });
         }
     }

@@ -16,6 +16,7 @@ mod coalesce;
 mod command;
 mod handlers;
 mod query;
+mod records;
 mod state;
 
 pub use command::*;

@@ -1,6 +1,7 @@
 //! What the engine keeps per namespace, and the actions it runs after a commit.
 
 use super::command::Reply;
+use super::records::{self, Record};
 use crate::log::{EventLog, LogEntry};
 use crate::outbox::Outbox;
 use hub_core::glob::Filter;
@@ -50,17 +51,17 @@ impl Ns {
 
     /// Rebuilds a namespace from the store.
     pub fn restore(epoch: &str, data: NamespaceData, cfg: &EngineConfig) -> Self {
-        let ops: Vec<Operation> = data
-            .ops
-            .iter()
-            .filter_map(|r| match serde_json::from_slice::<Operation>(&r.data) {
-                Ok(op) => Some(op),
+        let mut ops: Vec<Operation> = Vec::new();
+        let mut tombstones = Vec::new();
+        for r in &data.ops {
+            match records::decode(&r.data) {
+                Ok(Record::Live(op)) => ops.push(*op),
+                Ok(Record::Dropped(t)) => tombstones.push((r.operation_id.clone(), t)),
                 Err(e) => {
                     tracing::error!(namespace = %data.name, operation_id = %r.operation_id, error = %e, "skipping unreadable operation record");
-                    None
                 }
-            })
-            .collect();
+            }
+        }
         let states = ops
             .iter()
             .map(|o| (o.state.operation_id.clone(), o.state.clone()))
@@ -86,7 +87,7 @@ impl Ns {
             }
         }
         Ns {
-            core: Namespace::restore(&data.name, epoch, data.last_offset, ops),
+            core: Namespace::restore(&data.name, epoch, data.last_offset, ops, tombstones),
             log,
             states,
         }

@@ -1,0 +1,70 @@
+//! The format of the per-operation records the engine keeps in the store:
+//! a live operation's snapshot (the core's [`Operation`] as JSON), or, once
+//! the operation was dropped after the finished-retention window, its
+//! tombstone (`{"tombstone": {...}}`), so that a restart keeps the id
+//! finished.
+
+use hub_core::{Operation, Tombstone};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// What one stored operation record holds.
+#[derive(Debug)]
+pub enum Record {
+    /// A live (or recently finished) operation.
+    Live(Box<Operation>),
+    /// What is kept of an operation dropped after the retention window.
+    Dropped(Tombstone),
+}
+
+#[derive(Serialize, Deserialize)]
+struct DroppedShape<T> {
+    tombstone: T,
+}
+
+/// The record of a live operation.
+pub fn encode_live(op: &Operation) -> Arc<[u8]> {
+    serde_json::to_vec(op).unwrap_or_default().into()
+}
+
+/// The record of a dropped operation.
+pub fn encode_dropped(t: &Tombstone) -> Arc<[u8]> {
+    serde_json::to_vec(&DroppedShape { tombstone: t })
+        .unwrap_or_default()
+        .into()
+}
+
+/// Reads a record back.
+pub fn decode(bytes: &[u8]) -> Result<Record, serde_json::Error> {
+    if let Ok(d) = serde_json::from_slice::<DroppedShape<Tombstone>>(bytes) {
+        return Ok(Record::Dropped(d.tombstone));
+    }
+    serde_json::from_slice::<Operation>(bytes).map(|op| Record::Live(Box::new(op)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hub_proto::OperationStatus;
+
+    #[test]
+    fn a_tombstone_reads_back_as_dropped() {
+        let t = Tombstone {
+            last_seq: 3,
+            last_offset: 9,
+            state: OperationStatus::Failed,
+            owner_sub: "ci".into(),
+            dropped_at: 12,
+        };
+        match decode(&encode_dropped(&t)).unwrap() {
+            Record::Dropped(back) => assert_eq!(back, t),
+            Record::Live(_) => panic!("read back as a live operation"),
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(decode(b"{\"state\": 1}").is_err());
+        assert!(decode(b"not json").is_err());
+    }
+}
