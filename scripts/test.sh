@@ -37,6 +37,8 @@ fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+# fuzz/ is its own crate outside the workspace; check its targets too.
+rustfmt --check --edition 2021 fuzz/fuzz_targets/*.rs
 
 step "cargo clippy -D warnings (rustc warnings included)"
 cargo clippy --workspace --all-targets -- -D warnings
