@@ -48,11 +48,12 @@ pub fn admit(
     if app.registry.len() >= app.cfg.max_connections {
         app.metrics.limited("connections");
         return Err(error_response(
-            ProtoError::new(
-                ErrorCode::RateLimited,
+            crate::limits::rate_limited(
+                "connections",
                 "the hub holds the most connections it may",
-            )
-            .with_data(serde_json::json!({"reason": "connections"})),
+                app.cfg.max_connections as u64,
+                None,
+            ),
             Some(503),
         ));
     }

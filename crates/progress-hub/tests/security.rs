@@ -1084,3 +1084,32 @@ async fn a_key_flag_beats_a_key_variable_of_another_kind() {
     })
     .await;
 }
+
+/// The hub-wide connection cap answers 503 `RATE_LIMITED` naming the
+/// limit, like every other limit, and SSE counts against it too.
+#[tokio::test]
+async fn the_hub_wide_connection_cap_names_its_limit() {
+    let h = hub()
+        .args(["--max-connections", "2", "--rate-limit-exempt", ""])
+        .start()
+        .await;
+    let _a = Ws::connect(&h.ws_url()).await;
+    let _b = Ws::connect(&h.ws_url()).await;
+    let (status, body) = Ws::connect_with(&h.ws_url(), &[])
+        .await
+        .err()
+        .expect("a third connection");
+    assert_eq!(status, 503, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("a JSON error body");
+    let e = &body["error"];
+    assert_eq!(e["code"], "RATE_LIMITED", "{body}");
+    assert_eq!(
+        (e["data"]["reason"].clone(), e["data"]["limit"].clone()),
+        (json!("connections"), json!(2)),
+        "{body}"
+    );
+    let r = reqwest::get(format!("{}/api/v1/stream?namespace=default", h.http()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503, "SSE counts too");
+}
