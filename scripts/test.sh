@@ -12,10 +12,11 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 step() { printf '\n==> %s\n' "$*"; }
 
-# --- system packages: chromium (browser tests), redis/nats (backplane tests),
-# prometheus (promtool), tmux (terminal UI test).
+# --- system packages: chromium (browser tests), prometheus (promtool checks
+# the alert rules), tmux (terminal UI test). No test needs Redis or NATS yet:
+# the hub has no backplane.
 need=()
-for pair in chromium:chromium redis-server:redis-server nats-server:nats-server promtool:prometheus tmux:tmux; do
+for pair in chromium:chromium promtool:prometheus tmux:tmux; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
