@@ -455,6 +455,7 @@ impl Namespace {
     /// returns the ids whose tombstones were pushed out.
     fn forget(&mut self, op: Operation, now: u64, cap: usize) -> Vec<String> {
         let t = Tombstone {
+            started_offset: op.started_offset,
             last_seq: op.last_seq,
             last_offset: op.state.last_offset,
             state: op.state.state,
@@ -462,6 +463,15 @@ impl Namespace {
             dropped_at: now,
         };
         self.tombstones.insert(&op.state.operation_id, t, cap)
+    }
+
+    /// The offset of an operation's `operation_started` event, also once it
+    /// was dropped after the retention window (while its tombstone lasts).
+    pub fn started_offset(&self, op_id: &str) -> Option<u64> {
+        self.ops
+            .get(op_id)
+            .map(|o| o.started_offset)
+            .or_else(|| self.tombstones.get(op_id).map(|t| t.started_offset))
     }
 
     /// The tombstone of an operation dropped after the retention window

@@ -76,17 +76,54 @@ impl EventLog {
 
     /// The offset of the retained event that accepted `seq` of `op`: the
     /// answer to a resend older than the operation's remembered pairs.
-    /// The search starts at offset `from` (the operation's start; nothing
-    /// earlier can match) and reads at most [`MAX_SEQ_SCAN`] events, so a
-    /// peer resending old seqs costs the engine a bounded amount each time.
-    pub fn offset_of_seq(&self, op: &str, seq: u64, from: u64) -> Option<u64> {
-        if seq == 0 {
+    ///
+    /// The event lies in offsets `from..=to` (the operation's start, and an
+    /// offset at or after the event, e.g. the operation's latest). An
+    /// operation's producer events carry increasing seqs in offset order,
+    /// so this is a binary search: each probe walks forward to the
+    /// operation's next producer event. It reads at most [`MAX_SEQ_SCAN`]
+    /// events in all, so a peer resending old seqs costs the engine a
+    /// bounded amount each time (an operation whose events are that sparse
+    /// among others' may go unfound).
+    pub fn offset_of_seq(&self, op: &str, seq: u64, from: u64, to: u64) -> Option<u64> {
+        if seq == 0 || self.entries.is_empty() {
             return None;
         }
-        self.after(from.saturating_sub(1))
-            .take(MAX_SEQ_SCAN)
-            .find(|e| e.seq == seq && &*e.operation_id == op)
-            .map(|e| e.offset)
+        let first = self.first_offset();
+        let from = from.max(first);
+        let to = to.min(self.last_offset);
+        if from > to {
+            return None;
+        }
+        let (mut lo, mut hi) = ((from - first) as usize, (to - first) as usize + 1);
+        let mut budget = MAX_SEQ_SCAN;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let mut j = mid;
+            loop {
+                if j == hi {
+                    break;
+                }
+                let e = &self.entries[j];
+                if e.seq != 0 && &*e.operation_id == op {
+                    break;
+                }
+                budget = budget.checked_sub(1)?;
+                j += 1;
+            }
+            if j == hi {
+                hi = mid;
+                continue;
+            }
+            budget = budget.checked_sub(1)?;
+            let e = &self.entries[j];
+            match e.seq.cmp(&seq) {
+                std::cmp::Ordering::Equal => return Some(e.offset),
+                std::cmp::Ordering::Less => lo = j + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        None
     }
 
     /// Retained events of one operation, oldest first.
@@ -133,27 +170,75 @@ mod tests {
         for o in 1..=5 {
             log.push(entry(o));
         }
-        assert_eq!(log.offset_of_seq("a", 4, 0), Some(4));
-        assert_eq!(log.offset_of_seq("a", 4, 4), Some(4));
-        assert_eq!(log.offset_of_seq("a", 4, 5), None, "before the start");
-        assert_eq!(log.offset_of_seq("a", 2, 0), None, "trimmed");
-        assert_eq!(log.offset_of_seq("b", 4, 0), None, "another operation");
+        assert_eq!(log.offset_of_seq("a", 4, 0, 5), Some(4));
+        assert_eq!(log.offset_of_seq("a", 4, 4, 5), Some(4));
+        assert_eq!(log.offset_of_seq("a", 4, 5, 5), None, "before the start");
+        assert_eq!(log.offset_of_seq("a", 4, 0, 3), None, "after the end");
+        assert_eq!(log.offset_of_seq("a", 2, 0, 5), None, "trimmed");
+        assert_eq!(log.offset_of_seq("b", 4, 0, 5), None, "another operation");
         assert_eq!(
-            log.offset_of_seq("a", 0, 0),
+            log.offset_of_seq("a", 0, 0, 5),
             None,
             "hub-made events have no seq"
         );
     }
 
+    /// Operations interleaved, hub-made events (seq 0) among them: every
+    /// accepted seq of every operation is found, in a long log too.
+    #[test]
+    fn every_seq_is_found_among_interleaved_operations() {
+        let ops = ["a", "b", "c"];
+        let mut log = EventLog::new(100_000, 0);
+        let mut seqs = [0u64; 3];
+        let mut accepted = Vec::new();
+        for o in 1..=60_000u64 {
+            let i = (o * 7 % 11 % 3) as usize;
+            let hub_made = o % 13 == 0;
+            let seq = if hub_made {
+                0
+            } else {
+                seqs[i] += 1;
+                seqs[i]
+            };
+            log.push(LogEntry {
+                seq,
+                operation_id: ops[i].into(),
+                ..entry(o)
+            });
+            if !hub_made {
+                accepted.push((i, seq, o));
+            }
+        }
+        for &(i, seq, offset) in accepted.iter().step_by(97) {
+            assert_eq!(
+                log.offset_of_seq(ops[i], seq, 1, 60_000),
+                Some(offset),
+                "{} seq {seq}",
+                ops[i]
+            );
+        }
+        assert_eq!(log.offset_of_seq("a", seqs[0] + 1, 1, 60_000), None);
+    }
+
     #[test]
     fn the_search_for_a_seq_reads_a_bounded_number_of_events() {
-        let mut log = EventLog::new(MAX_SEQ_SCAN + 10, 0);
-        for o in 1..=(MAX_SEQ_SCAN as u64 + 5) {
-            log.push(entry(o));
+        // "a" has one event at each end, with more than MAX_SEQ_SCAN events
+        // of another operation between them: the search gives up.
+        let n = MAX_SEQ_SCAN as u64 * 2 + 3;
+        let mut log = EventLog::new(n as usize, 0);
+        for o in 1..=n {
+            let (op, seq) = match o {
+                1 => ("a", 1),
+                o if o == n => ("a", 2),
+                o => ("b", o),
+            };
+            log.push(LogEntry {
+                seq,
+                operation_id: op.into(),
+                ..entry(o)
+            });
         }
-        let last = MAX_SEQ_SCAN as u64;
-        assert_eq!(log.offset_of_seq("a", last, 1), Some(last));
-        assert_eq!(log.offset_of_seq("a", last + 1, 1), None, "past the bound");
-        assert_eq!(log.offset_of_seq("a", last + 1, 2), Some(last + 1));
+        assert_eq!(log.offset_of_seq("a", 1, 1, n), None, "too sparse");
+        assert_eq!(log.offset_of_seq("b", 5, 1, n), Some(5));
     }
 }

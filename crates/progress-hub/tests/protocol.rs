@@ -255,6 +255,34 @@ async fn a_resend_far_back_is_acked_with_the_original_offset() {
     }
 }
 
+/// In one long operation, a resend from further back than the log search
+/// could once read (16,384 events from the start) still gets its own
+/// offset: the search is a binary search over the retained events.
+#[tokio::test]
+async fn a_resend_deep_in_a_long_operation_is_acked_with_its_offset() {
+    let h = hub().start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("long", "default"), 1).await;
+    let last = 17_500u64;
+    // In windows of 500, reading the acks (a producer that never reads
+    // its acks is a slow client like any other).
+    for window in (2..=last).collect::<Vec<_>>().chunks(500) {
+        for &seq in window {
+            let pct = (seq as f64 / last as f64 * 100.0).min(100.0);
+            p.send(progress("long", "default", seq, pct)).await;
+        }
+        let end = *window.last().unwrap();
+        // Acks may be cumulative: read until the window's last one.
+        p.until(|m| m["type"] == "ack" && m["seq"] == end, DEADLINE)
+            .await;
+    }
+    for seq in [2u64, 9_000, 16_900, 17_200] {
+        let dup = publish(&mut p, progress("long", "default", seq, 1.0), seq).await;
+        assert_eq!(dup["duplicate"], true, "{dup}");
+        assert_eq!(dup["offset"], seq, "seq {seq}: {dup}");
+    }
+}
+
 /// Past `--finished-retention` an operation leaves snapshots and the HTTP
 /// API, but its id stays finished: resends are still re-acked with their
 /// original offsets, anything new gets `OPERATION_FINISHED`, and a start is

@@ -15,6 +15,8 @@ use std::sync::Arc;
 /// What is kept of one dropped operation (and persisted as its record).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tombstone {
+    /// The offset of its `operation_started` event.
+    pub started_offset: u64,
     /// The highest seq the operation accepted.
     pub last_seq: u64,
     /// The offset of its last event.
@@ -79,6 +81,7 @@ mod tests {
 
     fn t(dropped_at: u64) -> Tombstone {
         Tombstone {
+            started_offset: 1,
             last_seq: 2,
             last_offset: 7,
             state: OperationStatus::Completed,

@@ -191,11 +191,13 @@ impl Engine {
             // A resend older than the core remembers: the original offset
             // is in the retained log (else the latest offset stands).
             let ack = &mut applied.ack;
-            let start = ns
-                .core
-                .operation(&ack.operation_id)
-                .map_or(0, |o| o.started_offset);
-            if let Some(offset) = ns.log.offset_of_seq(&ack.operation_id, ack.seq, start) {
+            let start = ns.core.started_offset(&ack.operation_id).unwrap_or(0);
+            // The ack carries the operation's latest offset: the original
+            // lies between its start and that.
+            if let Some(offset) =
+                ns.log
+                    .offset_of_seq(&ack.operation_id, ack.seq, start, ack.offset)
+            {
                 ack.offset = offset;
             }
         }

@@ -50,6 +50,7 @@ mod tests {
     #[test]
     fn a_tombstone_reads_back_as_dropped() {
         let t = Tombstone {
+            started_offset: 2,
             last_seq: 3,
             last_offset: 9,
             state: OperationStatus::Failed,
