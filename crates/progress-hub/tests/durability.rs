@@ -55,38 +55,20 @@ async fn memory_hub_gets_a_new_epoch_every_start() {
 #[tokio::test]
 async fn a_dropped_operation_stays_finished_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let h = hub()
+    let builder = hub()
         .data_dir(dir.path())
-        .args(["--finished-retention", "1s"])
-        .start()
-        .await;
+        .args(["--finished-retention", "1s"]);
+    let h = builder.start().await;
     let mut p = Ws::connect(&h.ws_url()).await;
-    publish(&mut p, started("z", "default"), 1).await;
-    let done = json!({"type": "operation_completed", "operation_id": "z", "seq": 2});
-    assert_eq!(publish(&mut p, done, 2).await["offset"], 2);
-    let url = format!("{}/api/v1/namespaces/default/operations/z", h.http());
-    eventually("the operation to be dropped", DEADLINE, || {
-        let url = url.clone();
-        async move { (get_json(&url).await.0 == 404).then_some(()) }
-    })
-    .await;
+    complete_and_wait_until_dropped(&h, &mut p, "z").await;
     // Commits are in order: once this later event is acked, the batch that
     // replaced z's record by its tombstone is durable too.
     publish(&mut p, started("later", "default"), 3).await;
     h.kill9().await;
 
-    let h = hub()
-        .data_dir(dir.path())
-        .args(["--finished-retention", "1s"])
-        .start()
-        .await;
+    let h = builder.start().await;
     let mut p = Ws::connect(&h.ws_url()).await;
-    let start = publish(&mut p, started("z", "default"), 4).await;
-    assert_eq!(
-        (start["duplicate"].clone(), start["offset"].clone()),
-        (json!(true), json!(1)),
-        "{start}"
-    );
+    assert_reacked(&publish(&mut p, started("z", "default"), 4).await, 1);
     let e = publish(&mut p, progress("z", "default", 3, 5.0), 5).await;
     assert_eq!(e["code"], "OPERATION_FINISHED", "{e}");
     let url = format!("{}/api/v1/namespaces/default/operations/z", h.http());

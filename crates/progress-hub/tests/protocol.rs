@@ -291,27 +291,10 @@ async fn a_resend_deep_in_a_long_operation_is_acked_with_its_offset() {
 async fn a_dropped_operation_stays_finished() {
     let h = hub().args(["--finished-retention", "1s"]).start().await;
     let mut p = Ws::connect(&h.ws_url()).await;
-    publish(&mut p, started("z", "default"), 1).await;
+    let url = complete_and_wait_until_dropped(&h, &mut p, "z").await;
     let done = json!({"type": "operation_completed", "operation_id": "z", "seq": 2});
-    assert_eq!(publish(&mut p, done.clone(), 2).await["offset"], 2);
-    let url = format!("{}/api/v1/namespaces/default/operations/z", h.http());
-    eventually("the operation to be dropped", DEADLINE, || {
-        let url = url.clone();
-        async move { (get_json(&url).await.0 == 404).then_some(()) }
-    })
-    .await;
-    let again = publish(&mut p, done, 3).await;
-    assert_eq!(
-        (again["duplicate"].clone(), again["offset"].clone()),
-        (json!(true), json!(2)),
-        "{again}"
-    );
-    let start = publish(&mut p, started("z", "default"), 4).await;
-    assert_eq!(
-        (start["duplicate"].clone(), start["offset"].clone()),
-        (json!(true), json!(1)),
-        "{start}"
-    );
+    assert_reacked(&publish(&mut p, done, 3).await, 2);
+    assert_reacked(&publish(&mut p, started("z", "default"), 4).await, 1);
     let e = publish(&mut p, progress("z", "default", 3, 5.0), 5).await;
     assert_eq!(e["code"], "OPERATION_FINISHED", "{e}");
     let cancel = json!({"type": "cancel", "namespace": "default", "operation_id": "z"});

@@ -40,6 +40,32 @@ pub async fn publish(ws: &mut Ws, msg: Value, id: u64) -> Value {
     ws.request(msg, id).await
 }
 
+/// Starts and completes `op` in the default namespace (seqs 1 and 2, on
+/// `p` with request ids 1 and 2), then waits until `--finished-retention`
+/// has dropped it (its HTTP URL, returned, answers 404).
+pub async fn complete_and_wait_until_dropped(h: &Hub, p: &mut Ws, op: &str) -> String {
+    publish(p, started(op, "default"), 1).await;
+    let done = json!({"type": "operation_completed", "operation_id": op, "seq": 2});
+    let ack = publish(p, done, 2).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let url = format!("{}/api/v1/namespaces/default/operations/{op}", h.http());
+    eventually("the operation to be dropped", DEADLINE, || {
+        let url = url.clone();
+        async move { (get_json(&url).await.0 == 404).then_some(()) }
+    })
+    .await;
+    url
+}
+
+/// Asserts that `ack` re-acks a resend: a duplicate with the original offset.
+pub fn assert_reacked(ack: &Value, offset: u64) {
+    assert_eq!(
+        (ack["duplicate"].clone(), ack["offset"].clone()),
+        (json!(true), json!(offset)),
+        "{ack}"
+    );
+}
+
 /// GET a JSON document.
 pub async fn get_json(url: &str) -> (u16, Value) {
     let r = reqwest::get(url).await.expect("GET");
