@@ -151,7 +151,15 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         max_updates_per_operation_per_second: cfg.max_updates_per_operation_per_second,
     };
     let (engine, epoch, engine_task) =
-        Engine::start(store.clone(), engine_cfg, registry.clone(), metrics.clone())?;
+        Engine::start(store.clone(), engine_cfg, registry.clone(), metrics.clone()).map_err(
+            // The store opened but cannot be read back (a damaged file):
+            // the data directory is unusable as it is, like one that cannot
+            // be opened (exit 2, naming it).
+            |e| match cfg.memory {
+                true => StartError::Store(e),
+                false => StartError::Config(cfg.blame("data_dir", e)),
+            },
+        )?;
     let addr = cfg.listen_addr().map_err(StartError::Config)?;
     let listener = bind(addr).map_err(|source| StartError::Bind {
         addr: cfg.listen.clone(),

@@ -29,6 +29,7 @@
 pub mod bench;
 pub mod chunk;
 mod error;
+mod guard;
 mod memory;
 mod record;
 mod redb_store;

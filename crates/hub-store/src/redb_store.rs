@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use redb::{Database, Durability, ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use crate::chunk;
+use crate::guard::no_panic;
 use crate::record::{check_offsets, new_epoch, trim_floor};
 use crate::{
     Batch, EventRecord, EventStore, Loaded, NamespaceData, OpRecord, StoreConfig, StoreError,
@@ -60,11 +61,21 @@ impl RedbStore {
             source,
         })?;
         let path = dir.join(FILE_NAME);
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
-            other => StoreError::from_redb("opening the database", other),
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            // redb takes an empty file as a new database: say so, since a
+            // store lost to a bad copy looks exactly like this.
+            tracing::warn!(path = %path.display(), "the store file is empty: starting a new store, with a new epoch (viewers get snapshots)");
+        }
+        let (db, epoch) = no_panic(&path, "opening it", true, || {
+            let db = Database::create(&path).map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    StoreError::Locked { path: path.clone() }
+                }
+                other => StoreError::from_redb("opening the database", other),
+            })?;
+            let epoch = init_meta(&db)?;
+            Ok((db, epoch))
         })?;
-        let epoch = init_meta(&db)?;
         tracing::info!(path = %path.display(), %epoch, "event store opened");
         Ok(RedbStore {
             db,
@@ -248,6 +259,33 @@ fn last_offset(
 
 impl EventStore for RedbStore {
     fn load(&self) -> Result<Loaded, StoreError> {
+        no_panic(&self.path, "loading it", true, || self.load_inner())
+    }
+
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        let result = no_panic(&self.path, "committing", false, || self.commit_inner(batch));
+        self.record_outcome(&result);
+        result
+    }
+
+    /// Cheap and non-blocking: reports the last commit's failure, if any
+    /// (other than a rejected batch). A later successful commit clears it.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        match &*self.failure.lock().unwrap_or_else(|p| p.into_inner()) {
+            None => Ok(()),
+            Some(msg) => Err(StoreError::Unavailable(format!(
+                "last commit failed: {msg}"
+            ))),
+        }
+    }
+
+    fn epoch(&self) -> String {
+        self.epoch.clone()
+    }
+}
+
+impl RedbStore {
+    fn load_inner(&self) -> Result<Loaded, StoreError> {
         let ctx = "loading";
         let txn = self.db.begin_read().map_err(engine_err(ctx))?;
         let mut namespaces: BTreeMap<String, NamespaceData> = BTreeMap::new();
@@ -285,39 +323,20 @@ impl EventStore for RedbStore {
         })
     }
 
-    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
-        let result = (|| {
-            let mut txn = self
-                .db
-                .begin_write()
-                .map_err(|e| StoreError::from_redb("starting a write", e))?;
-            txn.set_durability(Durability::Immediate);
-            if let Err(e) = self.write(&txn, batch) {
-                if let Err(abort) = txn.abort() {
-                    tracing::warn!(error = %abort, "aborting a failed write transaction failed");
-                }
-                return Err(e);
+    fn commit_inner(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|e| StoreError::from_redb("starting a write", e))?;
+        txn.set_durability(Durability::Immediate);
+        if let Err(e) = self.write(&txn, batch) {
+            if let Err(abort) = txn.abort() {
+                tracing::warn!(error = %abort, "aborting a failed write transaction failed");
             }
-            txn.commit()
-                .map_err(|e| StoreError::from_redb("committing (fsync)", e))
-        })();
-        self.record_outcome(&result);
-        result
-    }
-
-    /// Cheap and non-blocking: reports the last commit's failure, if any
-    /// (other than a rejected batch). A later successful commit clears it.
-    fn check_writable(&self) -> Result<(), StoreError> {
-        match &*self.failure.lock().unwrap_or_else(|p| p.into_inner()) {
-            None => Ok(()),
-            Some(msg) => Err(StoreError::Unavailable(format!(
-                "last commit failed: {msg}"
-            ))),
+            return Err(e);
         }
-    }
-
-    fn epoch(&self) -> String {
-        self.epoch.clone()
+        txn.commit()
+            .map_err(|e| StoreError::from_redb("committing (fsync)", e))
     }
 }
 

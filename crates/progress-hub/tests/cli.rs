@@ -24,9 +24,6 @@ async fn bad_values_and_unknown_keys_exit_2_naming_the_key() {
     assert!(err.contains("insecure-no-auth"), "{err}");
 }
 
-/// Runs `serve --memory ARGS` with `envs` added, expecting a refusal;
-/// returns its stderr after checking the exit code is 2 and that it names
-/// `` `key` `` and `source`.
 /// Starts `hub` expecting a refusal with exit code 2; returns its stderr.
 async fn exits_2(hub: HubBuilder) -> String {
     let (code, err) = hub.try_start().await.err().expect("refused");
@@ -34,6 +31,9 @@ async fn exits_2(hub: HubBuilder) -> String {
     err
 }
 
+/// Runs `serve --memory ARGS` with `envs` added, expecting a refusal;
+/// returns its stderr after checking the exit code is 2 and that it names
+/// `` `key` `` and `source`.
 async fn refused(args: &[&str], envs: &[(&str, &str)], key: &str, source: &str) -> String {
     let out = tokio::time::timeout(
         DEADLINE,

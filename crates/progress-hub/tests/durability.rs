@@ -74,3 +74,46 @@ async fn a_dropped_operation_stays_finished_after_a_restart() {
     let url = format!("{}/api/v1/namespaces/default/operations/z", h.http());
     assert_eq!(get_json(&url).await.0, 404, "no new operation");
 }
+
+/// A damaged store file is refused at start like an unusable data_dir:
+/// exit 2, naming the setting and the file, saying what to do, with no
+/// panic; the file is left as it was. Cut short, redb panics on it; written
+/// over, redb reports it corrupt.
+#[tokio::test]
+async fn a_damaged_store_file_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = hub().data_dir(dir.path()).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("a", "default"), 1).await;
+    for seq in 2..=200u64 {
+        publish(&mut p, progress("a", "default", seq, seq as f64 / 2.0), seq).await;
+    }
+    h.kill9().await;
+    let file = dir.path().join("events.redb");
+    let good = std::fs::read(&file).unwrap();
+    let cut = good[..good.len() / 2].to_vec();
+    let mut overwritten = good.clone();
+    let mut x: u32 = 12345;
+    for b in &mut overwritten[4096..] {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        *b = (x >> 16) as u8;
+    }
+    for (what, damaged) in [("cut short", cut), ("written over", overwritten)] {
+        std::fs::write(&file, &damaged).unwrap();
+        let (code, err) = hub()
+            .data_dir(dir.path())
+            .try_start()
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: the hub started"));
+        assert_eq!(code, Some(2), "{what}: {err}");
+        for part in ["`data_dir`", "events.redb is damaged", "backup"] {
+            assert!(err.contains(part), "{what}: {part:?} in {err}");
+        }
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        assert!(
+            std::fs::read(&file).unwrap() == damaged,
+            "{what}: file untouched"
+        );
+    }
+}
