@@ -100,6 +100,21 @@ impl ErrorCode {
         }
     }
 
+    /// Whether a message refused with this code was refused for the hub's
+    /// own state (shutting down, store or backplane down), not for anything
+    /// the client did: such refusals do not count towards the abuse rule.
+    pub fn is_hubs_fault(self) -> bool {
+        use ErrorCode::*;
+        matches!(
+            self,
+            ServerShutdown
+                | StoreUnavailable
+                | BackplaneUnavailable
+                | UpstreamFailure
+                | CircuitOpen
+        )
+    }
+
     /// The default severity of this code.
     pub fn severity(self) -> Severity {
         use ErrorCode::*;

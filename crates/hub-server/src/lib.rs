@@ -322,6 +322,12 @@ async fn drain(state: &Arc<AppState>) {
         tracing::info!(grace = ?grace, "not ready; closing connections after the grace period");
         tokio::time::sleep(grace).await;
     }
+    // Producers get the acks of everything the hub accepted before the
+    // connections close (later messages are refused with SERVER_SHUTDOWN).
+    let (tx, rx) = oneshot::channel();
+    if state.engine.send(Command::Drain(tx)).await {
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+    }
     let now = clock::now_ms();
     for c in state.registry.all() {
         let e = ProtoError::new(

@@ -430,10 +430,16 @@ impl Outbox {
 
     /// Sends an error for a rejected message, and closes the connection
     /// (1008) when it has sent more than [`ABUSE_REJECTIONS`] rejected
-    /// messages within [`ABUSE_WINDOW_MS`].
+    /// messages within [`ABUSE_WINDOW_MS`]. Refusals for the hub's own
+    /// state ([`hub_proto::ErrorCode::is_hubs_fault`]: a shutdown, a store
+    /// down) do not count: a producer resending through them is no abuser.
     pub fn reject(&self, error: ProtoError) {
         let now = crate::clock::now_ms();
+        let counts = !error.code.is_hubs_fault();
         self.notify_error(error);
+        if !counts {
+            return;
+        }
         let abusive = {
             let mut r = self.rejections.lock();
             r.push_back(now);

@@ -249,3 +249,23 @@ fn progress_is_conflated_only_for_subscriptions_that_ask() {
         "a viewer that did not ask for conflation is too slow instead"
     );
 }
+
+/// Rejections for the hub's own state (a shutdown, a store down) do not
+/// count towards the abuse rule; the client's own bad messages do.
+#[test]
+fn only_the_clients_faults_count_as_abuse() {
+    use hub_proto::ErrorCode;
+    let out = outbox();
+    for _ in 0..3 * ABUSE_REJECTIONS {
+        out.reject(ProtoError::new(ErrorCode::ServerShutdown, "shutting down"));
+        out.reject(ProtoError::new(ErrorCode::StoreUnavailable, "disk full"));
+    }
+    assert!(out.closing().is_none(), "the hub's faults are not abuse");
+    for _ in 0..=ABUSE_REJECTIONS {
+        out.reject(ProtoError::bad("not JSON"));
+    }
+    assert_eq!(
+        out.closing().expect("closed for abuse").code,
+        CloseCode::Abuse
+    );
+}

@@ -205,6 +205,58 @@ async fn sigterm_sends_server_shutdown_closes_1012_and_exits_0() {
     assert_eq!(list["operations"][0]["operation_id"], "a");
 }
 
+/// SIGTERM while a producer has messages in flight: everything the hub
+/// stored was acked before the connection closed (no message is durable
+/// but unacked), what it had not taken was refused with SERVER_SHUTDOWN,
+/// and after a restart the store holds exactly the acked messages.
+#[tokio::test]
+async fn sigterm_acks_everything_it_stored_before_closing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = hub().data_dir(dir.path()).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("busy", "default"), 1).await;
+    let last = 3000u64;
+    for seq in 2..=last {
+        p.send(progress("busy", "default", seq, seq as f64 / 30.0))
+            .await;
+    }
+    h.signal(Signal::SIGTERM);
+    let (mut acked, mut refused) = (1u64, 0usize);
+    loop {
+        match p.next(DEADLINE).await {
+            Ok(m) if m["type"] == "ack" => acked = acked.max(m["seq"].as_u64().unwrap()),
+            Ok(m) if m["code"] == "SERVER_SHUTDOWN" && m["data"]["operation_id"] == "busy" => {
+                refused += 1
+            }
+            Ok(_) => {}
+            Err(WsError::Closed(code)) => {
+                assert_eq!(code, Some(1012));
+                break;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(h.wait_exit(DEADLINE).await.and_then(|s| s.code()), Some(0));
+    let h = hub().data_dir(dir.path()).start().await;
+    let url = format!("{}/api/v1/namespaces/default/operations/busy", h.http());
+    let (_, op) = get_json(&url).await;
+    let stored = op["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["seq"].as_u64())
+        .max()
+        .unwrap();
+    assert_eq!(
+        stored, acked,
+        "every stored message was acked ({refused} refused)"
+    );
+    assert!(
+        acked + refused as u64 >= last,
+        "each message acked or refused"
+    );
+}
+
 /// The signal handlers are in place before `listening on` is printed: a
 /// SIGTERM or SIGINT sent the instant the line is read is still a graceful
 /// shutdown with exit code 0, on both stores. (Read with blocking I/O and

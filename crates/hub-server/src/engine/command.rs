@@ -162,6 +162,11 @@ pub enum Command {
     },
     /// Figures for status and readiness.
     Stats(oneshot::Sender<EngineStats>),
+    /// The first step of a shutdown: refuse producer messages from now on
+    /// (`SERVER_SHUTDOWN`, nothing applied) and answer once every message
+    /// accepted before is durable and its ack queued, so that the acks
+    /// reach their producers before the connections close.
+    Drain(oneshot::Sender<()>),
     /// Flush the store and stop.
     Shutdown(oneshot::Sender<()>),
 }

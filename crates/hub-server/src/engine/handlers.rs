@@ -110,6 +110,10 @@ impl Engine {
             Command::Stats(tx) => {
                 let _ = tx.send(self.stats());
             }
+            Command::Drain(done) => {
+                self.draining = true;
+                self.drain_waiters.push(done);
+            }
             Command::Shutdown(done) => return Some(done),
         }
         None
@@ -134,6 +138,15 @@ impl Engine {
 
     fn publish(&mut self, msg: ProducerMessage, who: Who, reply: Reply<Ack>, received: u64) {
         let now = now_ms();
+        if self.draining {
+            let e = ProtoError::new(
+                ErrorCode::ServerShutdown,
+                "the hub is shutting down; resend this after reconnecting",
+            )
+            .with_operation(msg.operation_id.as_deref())
+            .with_id(msg.id);
+            return send_reply(reply, Err(e), |_| String::new());
+        }
         if let Some(err) = &self.store_failed {
             let e = ProtoError::new(
                 ErrorCode::StoreUnavailable,

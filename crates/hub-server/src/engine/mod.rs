@@ -83,6 +83,10 @@ pub struct Engine {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     store_failed: Option<String>,
+    /// Set by [`Command::Drain`]: producer messages are refused from then on.
+    draining: bool,
+    /// Answered once nothing accepted before the drain is still in flight.
+    drain_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     events_total: u64,
     deliveries_total: u64,
     coalesce: coalesce::Coalescer,
@@ -135,6 +139,8 @@ impl Engine {
             registry,
             metrics,
             store_failed: None,
+            draining: false,
+            drain_waiters: Vec::new(),
             events_total: 0,
             deliveries_total: 0,
             kinds: Default::default(),
@@ -172,8 +178,15 @@ impl Engine {
                     self.flush();
                 }
             }
-            if shutdown.is_some() && self.in_flight.is_empty() {
-                break;
+            if self.in_flight.is_empty() {
+                // Every message accepted before a drain is durable and
+                // its answer queued.
+                for done in self.drain_waiters.drain(..) {
+                    let _ = done.send(());
+                }
+                if shutdown.is_some() {
+                    break;
+                }
             }
         }
         if let Some(w) = self.writer.take() {
