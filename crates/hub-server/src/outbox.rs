@@ -452,11 +452,12 @@ impl Outbox {
             r.len() > ABUSE_REJECTIONS
         };
         if abusive {
-            let e = ProtoError::new(
-                hub_proto::ErrorCode::RateLimited,
+            let e = crate::limits::rate_limited(
+                "abuse",
                 "too many rejected messages; closing the connection",
-            )
-            .with_data(serde_json::json!({"reason": "abuse"}));
+                ABUSE_REJECTIONS as u64,
+                None,
+            );
             self.close(CloseCode::Abuse, e, now);
         }
     }

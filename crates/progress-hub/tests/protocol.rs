@@ -186,6 +186,7 @@ async fn abuse_closes_with_1008_after_rate_limited() {
     }
     let err = p.until(|m| m["code"] == "RATE_LIMITED", DEADLINE).await;
     assert_eq!(err["data"]["reason"], "abuse");
+    assert_eq!(err["data"]["limit"], 20, "{err}");
     assert_eq!(p.closed(DEADLINE).await, Some(1008));
 }
 
