@@ -175,6 +175,10 @@ impl OutItem {
     }
 }
 
+/// The least backlog of replays and snapshots a queue takes before
+/// [`OutQueue::backlog_full`] (see there).
+pub const BACKLOG_FLOOR_BYTES: usize = 16 << 20;
+
 /// Limits of one viewer's queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutQueueConfig {
@@ -229,6 +233,8 @@ pub struct OutQueue {
     tracking: bool,
     live: usize,
     bytes: usize,
+    /// Bytes of uncounted items (replays, snapshots) queued.
+    backlog: usize,
     conflated_total: u64,
     slow: bool,
 }
@@ -249,6 +255,7 @@ impl OutQueue {
             tracking: false,
             live: 0,
             bytes: 0,
+            backlog: 0,
             conflated_total: 0,
             slow: false,
         }
@@ -308,12 +315,18 @@ impl OutQueue {
             return PushOutcome::Slow;
         }
         if let Some(slot) = superseded {
+            if let Some(old) = self.slots[slot].as_ref().filter(|i| !i.counted) {
+                self.backlog -= old.bytes.len();
+            }
             self.slots[slot] = None;
             self.live -= 1;
             self.bytes -= freed;
             self.conflated_total += 1;
         }
         self.bytes += item.counted_len();
+        if !item.counted {
+            self.backlog += item.bytes.len();
+        }
         if let Some(key) = item.key.as_ref().filter(|_| self.tracking) {
             let latest = Latest {
                 slot: self.slots.len(),
@@ -346,6 +359,7 @@ impl OutQueue {
         self.tracking = false;
         self.live = 0;
         self.bytes = 0;
+        self.backlog = 0;
     }
 
     /// Number of items queued.
@@ -361,6 +375,21 @@ impl OutQueue {
     /// Counted bytes queued (replay items excluded).
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Bytes of uncounted items (replays and snapshots) queued and not yet
+    /// taken by the writer. They do not count against the limits, so that a
+    /// viewer can catch up however far behind it resumes; a caller bounds
+    /// them by refusing to queue another replay or snapshot while this is
+    /// large (a peer that subscribes again and again without reading).
+    pub fn backlog_bytes(&self) -> usize {
+        self.backlog
+    }
+
+    /// Whether [`OutQueue::backlog_bytes`] is past what one more replay or
+    /// snapshot may be queued behind: `max(16 MiB, 4 x slow_limit_bytes)`.
+    pub fn backlog_full(&self) -> bool {
+        self.backlog > BACKLOG_FLOOR_BYTES.max(self.cfg.slow_limit_bytes.saturating_mul(4))
     }
 
     /// How many items conflation has dropped over the queue's life.
@@ -441,6 +470,13 @@ mod tests {
                 self.bytes,
                 live.iter().map(|i| i.counted_len()).sum::<usize>()
             );
+            assert_eq!(
+                self.backlog,
+                live.iter()
+                    .filter(|i| !i.counted)
+                    .map(|i| i.bytes.len())
+                    .sum::<usize>()
+            );
             assert!(self.latest.len() <= self.live);
             if !self.tracking {
                 assert!(self.latest.is_empty());
@@ -482,6 +518,31 @@ mod tests {
         assert!(!out.iter().any(|i| i.offset == Some(11)));
         assert!(q.is_empty());
         assert_eq!(q.bytes(), 0);
+    }
+
+    /// Replays and snapshots are not counted against the limits, but their
+    /// bytes are tracked until the writer takes them, and past
+    /// max(16 MiB, 4 x the slow limit) the backlog is full.
+    #[test]
+    fn the_uncounted_backlog_is_tracked_until_drained() {
+        let mut q = OutQueue::new(cfg(0, 1 << 20));
+        let big = || OutItem::message("s".repeat(6 << 20).into()).uncounted();
+        q.push(progress(1, 1, 10));
+        assert_eq!(q.push(big()), PushOutcome::Queued);
+        assert_eq!(q.push(big()), PushOutcome::Queued);
+        assert_eq!((q.bytes(), q.backlog_bytes()), (10, 12 << 20));
+        assert!(!q.backlog_full());
+        q.push(big());
+        assert!(q.backlog_full(), "18 MiB > 16 MiB");
+        q.check();
+        q.drain();
+        assert_eq!(q.backlog_bytes(), 0);
+        assert!(!q.backlog_full());
+        let mut q = OutQueue::new(cfg(0, 8 << 20));
+        for _ in 0..5 {
+            q.push(big());
+        }
+        assert!(!q.backlog_full(), "30 MiB <= 4 x 8 MiB");
     }
 
     #[test]

@@ -327,6 +327,19 @@ impl Outbox {
         }
     }
 
+    /// Before queueing another replay or snapshot: when those already
+    /// queued and not yet taken by the writer are past
+    /// [`OutQueue::backlog_full`](hub_core::outqueue::OutQueue::backlog_full)
+    /// (a peer subscribing again and again without reading), closes the
+    /// connection as a slow client and returns true.
+    pub fn refuse_backlog(&self) -> bool {
+        let full = self.queue.lock().queue.backlog_full();
+        if full {
+            self.after_push(PushOutcome::Slow);
+        }
+        full
+    }
+
     fn after_push(&self, outcome: PushOutcome) -> bool {
         if matches!(outcome, PushOutcome::Slow) {
             let err = ProtoError::new(

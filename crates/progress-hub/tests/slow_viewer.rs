@@ -241,3 +241,37 @@ async fn one_large_event_is_not_a_slow_viewer() {
     let ev = v.next_of("progress_update", DEADLINE).await;
     assert_eq!(ev["offset"], 3, "still subscribed");
 }
+
+/// Snapshots and replays do not count against the slow-client limit (a
+/// viewer may resume from far back), but a peer that subscribes again and
+/// again without reading cannot pile them up: once more than 16 MiB of
+/// them wait, the next subscribe closes it as a slow client (1013).
+#[tokio::test]
+async fn subscribing_again_and_again_without_reading_is_a_slow_client() {
+    let h = hub().start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let pad = "f".repeat(8000);
+    for id in 1..=300u64 {
+        let mut m = started(&format!("big{id}"), "default");
+        m["metadata"] = json!({ "pad": pad });
+        publish(&mut p, m, id).await;
+    }
+    // Each snapshot is about 2.5 MB.
+    let mut stuck = RawWs::connect_with_buffer(&h.addr, "/ws", Some(4096)).await;
+    for id in 1..=40u64 {
+        let sub = format!(r#"{{"type":"subscribe","id":{id},"namespace":"default"}}"#);
+        stuck.send_frame(1, sub.as_bytes()).await;
+    }
+    let (texts, code) = stuck.read_until_close(Duration::from_secs(60)).await;
+    let last: Value = serde_json::from_str(texts.last().expect("messages")).unwrap();
+    assert_eq!(last["code"], "SLOW_CLIENT", "{last}");
+    assert_eq!(code, Some(1013));
+    let snapshots = texts
+        .iter()
+        .filter(|t| t.contains("\"operation_list\""))
+        .count();
+    assert!(
+        (5..40).contains(&snapshots),
+        "some snapshots were queued, not all forty: {snapshots}"
+    );
+}

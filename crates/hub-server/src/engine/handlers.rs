@@ -251,7 +251,9 @@ impl Engine {
         self.batch.events.push(EventRecord {
             namespace: ns.to_owned(),
             offset: event.offset,
-            data: Arc::from(bytes.as_bytes()),
+            // The same allocation as the log's and the viewers' bytes (the
+            // memory store keeps it as its history: no second copy).
+            data: Arc::<[u8]>::from(bytes.clone()),
         });
         self.events_total += 1;
         let entry = LogEntry {
@@ -334,6 +336,11 @@ impl Engine {
                 .with_data(serde_json::json!({"reason": "subscriptions", "limit": self.cfg.max_subscriptions_per_connection}))
                 .with_id(id);
             conn.reject(e);
+            return;
+        }
+        if conn.refuse_backlog() {
+            // Earlier replays or snapshots still wait for this viewer to
+            // read them: it is closed as slow (SLOW_CLIENT, 1013).
             return;
         }
         self.remove_sub(conn.id, &namespace);
