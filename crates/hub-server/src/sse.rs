@@ -121,6 +121,18 @@ pub async fn stream(
     });
     let out = app.new_outbox(true);
     out.set_token_expiry(principal.expires_at);
+    out.opened(handshake);
+    let span = tracing::info_span!("conn", remote = %remote, sub = %principal.sub, id = out.id, transport = "sse");
+    span.in_scope(|| tracing::debug!("sse connected"));
+    // The guard exists before the first await: a client that goes away
+    // while the subscribe waits for room in the engine's inbox (the
+    // handler is dropped there) is still unregistered.
+    let guard = Guard {
+        app: app.clone(),
+        out: out.clone(),
+        _edge: edge,
+        span,
+    };
     let cmd = Command::Subscribe {
         conn: out.clone(),
         id: None,
@@ -130,15 +142,6 @@ pub async fn stream(
         conflate,
     };
     app.engine.send(cmd).await;
-    out.opened(handshake);
-    let span = tracing::info_span!("conn", remote = %remote, sub = %principal.sub, id = out.id, transport = "sse");
-    span.in_scope(|| tracing::debug!("sse connected"));
-    let guard = Guard {
-        app: app.clone(),
-        out: out.clone(),
-        _edge: edge,
-        span,
-    };
     Sse::new(events(guard, app.epoch.clone()))
         .keep_alive(
             axum::response::sse::KeepAlive::new()
