@@ -84,7 +84,10 @@ pub struct Config {
     /// Bytes queued for a viewer after which it is dropped as `SLOW_CLIENT`.
     #[serde(deserialize_with = "lenient::usize")]
     pub slow_client_bytes: usize,
-    /// Most connections the hub holds.
+    /// Most WebSocket and SSE connections the hub holds (more get HTTP 503
+    /// `RATE_LIMITED`); connections being served as plain HTTP are capped
+    /// at twice this plus 16 (past that the hub stops accepting until one
+    /// ends).
     #[serde(deserialize_with = "lenient::usize")]
     pub max_connections: usize,
     /// Most operations one namespace holds.
@@ -126,8 +129,9 @@ pub struct Config {
     /// `IDLE_TIMEOUT` (1001). 0s: off (only `idle_timeout` applies).
     #[serde(with = "humantime_serde")]
     pub first_message_timeout: Duration,
-    /// Longest a TLS handshake, and the first request's HTTP headers, may
-    /// take before the hub drops the TCP connection (slowloris).
+    /// Longest a TLS handshake, and any request's HTTP headers, may take
+    /// before the hub drops the TCP connection (slowloris); also how long
+    /// a kept-alive HTTP connection may wait idle for its next request.
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
     /// Peers exempt from the per-IP and per-connection rate limits

@@ -148,6 +148,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for HeaderDeadline<T> {
     }
 }
 
+impl<T: crate::sock::DirectSocket> crate::sock::DirectSocket for HeaderDeadline<T> {
+    fn wire(&self) -> Option<std::sync::Weak<crate::sock::Wire>> {
+        self.inner.wire()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

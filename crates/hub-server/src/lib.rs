@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod process;
 pub mod registry;
 pub mod request_log;
+pub mod serve;
 pub mod sharded;
 pub mod sock;
 pub mod sse;
@@ -225,15 +226,19 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         let (http_stop, stop_http) = watch::channel(false);
         let http = match (tls_listener, plain_listener) {
             // Slowloris: the first request's headers must arrive in time.
-            (Some(l), _) => tokio::spawn(serve_on(
+            (Some(l), _) => tokio::spawn(serve::serve(
                 deadline::DeadlineListener::new(l, st.cfg.handshake_timeout),
                 app,
                 stop_http,
+                st.cfg.handshake_timeout,
+                serve::http_connection_cap(st.cfg.max_connections),
             )),
-            (None, Some(l)) => tokio::spawn(serve_on(
+            (None, Some(l)) => tokio::spawn(serve::serve(
                 deadline::DeadlineListener::new(l, st.cfg.handshake_timeout),
                 app,
                 stop_http,
+                st.cfg.handshake_timeout,
+                serve::http_connection_cap(st.cfg.max_connections),
             )),
             (None, None) => unreachable!("one listener exists"),
         };
@@ -266,19 +271,6 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
 #[derive(Clone, Debug)]
 pub struct Remote(pub SocketAddr, pub Option<std::sync::Weak<sock::Wire>>);
 
-impl<L>
-    axum::extract::connect_info::Connected<
-        axum::serve::IncomingStream<'_, deadline::DeadlineListener<L>>,
-    > for Remote
-where
-    L: axum::serve::Listener<Addr = SocketAddr>,
-    L::Io: Unpin + sock::DirectSocket,
-{
-    fn connect_info(s: axum::serve::IncomingStream<'_, deadline::DeadlineListener<L>>) -> Self {
-        Remote(*s.remote_addr(), sock::DirectSocket::wire(s.io().get_ref()))
-    }
-}
-
 /// Binds the listening socket with `TCP_NODELAY`, which accepted sockets
 /// inherit: every batched frame leaves at once instead of waiting for the
 /// peer's delayed ACK (Nagle), which put a 40 ms step in tail latency.
@@ -292,22 +284,6 @@ fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
-}
-
-/// Serves the router on a listener until the stop signal.
-async fn serve_on<L>(listener: L, app: axum::Router, mut stop: watch::Receiver<bool>)
-where
-    L: axum::serve::Listener<Addr = SocketAddr>,
-    Remote: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
-{
-    let _ = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<Remote>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|s| *s).await;
-    })
-    .await;
 }
 
 /// Tells every connection the hub is going away (1012) and waits, bounded,

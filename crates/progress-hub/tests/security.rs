@@ -1034,22 +1034,55 @@ async fn request_headers_must_arrive_within_the_handshake_timeout() {
         .expect("the hub drops a connection whose headers never end");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     assert!(started.elapsed() >= Duration::from_millis(900));
-    // A complete request is served, and the deadline ends with its headers.
+    // A complete request is served, and so is the next one on the same
+    // kept-alive connection when it comes in time...
     let mut ok = tokio::net::TcpStream::connect(&h.addr).await.unwrap();
-    ok.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    for _ in 0..3 {
+        ok.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let n = ok.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // ... but a kept-alive connection left idle, or trickling a later
+    // request's headers, is closed after the timeout too.
+    let idle_since = std::time::Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(10), ok.read(&mut buf))
+        .await
+        .expect("the hub closes an idle keep-alive connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(idle_since.elapsed() >= Duration::from_millis(500));
+    let mut trickle = tokio::net::TcpStream::connect(&h.addr).await.unwrap();
+    trickle
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let n = ok.read(&mut buf).await.unwrap();
+    let n = trickle.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    ok.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    trickle
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
-    let n = ok.read(&mut buf).await.unwrap();
-    assert!(
-        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
-        "keep-alive still served"
-    );
+    let trickling_since = std::time::Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if trickle.write_all(b"X-A: b\r\n").await.is_err() {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let mut peek = [0u8; 1];
+            if let Ok(Ok(0)) =
+                tokio::time::timeout(Duration::from_millis(1), trickle.read(&mut peek)).await
+            {
+                return Some(0);
+            }
+        }
+    })
+    .await
+    .expect("a trickled second request is dropped");
+    assert!(matches!(read, None | Some(0)), "{read:?}");
+    assert!(trickling_since.elapsed() >= Duration::from_millis(800));
 }
 
 /// The token key is one choice whose sources follow the usual precedence:
@@ -1112,4 +1145,44 @@ async fn the_hub_wide_connection_cap_names_its_limit() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503, "SSE counts too");
+}
+
+/// Plain HTTP connections are capped too (twice `max_connections`, plus
+/// 16): past the cap the hub stops accepting until one ends, instead of
+/// holding any number of kept-alive connections.
+#[tokio::test]
+async fn kept_alive_http_connections_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = hub()
+        .args(["--max-connections", "2", "--rate-limit-exempt", ""])
+        .start()
+        .await;
+    async fn health(c: &mut tokio::net::TcpStream) -> bool {
+        let mut buf = [0u8; 4096];
+        c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .is_ok()
+            && matches!(c.read(&mut buf).await, Ok(n) if buf[..n].starts_with(b"HTTP/1.1 200"))
+    }
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let mut c = tokio::net::TcpStream::connect(&h.addr).await.unwrap();
+        assert!(health(&mut c).await);
+        held.push(c);
+    }
+    // The 21st waits in the kernel's backlog, unserved...
+    let mut late = tokio::net::TcpStream::connect(&h.addr).await.unwrap();
+    let served = tokio::time::timeout(Duration::from_millis(500), health(&mut late)).await;
+    assert!(served.is_err(), "served past the cap");
+    // ... until a place is freed.
+    drop(held.pop());
+    let served = tokio::time::timeout(DEADLINE, async {
+        let mut buf = [0u8; 4096];
+        late.read(&mut buf)
+            .await
+            .map(|n| buf[..n].starts_with(b"HTTP/1.1 200"))
+    })
+    .await
+    .expect("served once a place is free");
+    assert!(matches!(served, Ok(true)), "{served:?}");
 }

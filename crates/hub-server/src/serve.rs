@@ -1,0 +1,83 @@
+//! The accept loop: each accepted connection is served by hyper (HTTP/1
+//! with upgrades, HTTP/2) with the router, under two bounds that
+//! `axum::serve` cannot set:
+//!
+//! - **idle keep-alive connections close**: HTTP/1's header-read timeout
+//!   (`handshake_timeout`) runs whenever a connection waits for a request's
+//!   headers, the first one and every later one on a kept-alive connection,
+//!   so a plain HTTP connection left open, or trickling its headers, goes;
+//! - **a cap on TCP connections being served as HTTP**
+//!   ([`http_connection_cap`]): past it the loop stops accepting until one
+//!   ends (the kernel's backlog holds the rest). WebSocket and SSE
+//!   connections count under `max_connections` as well, once upgraded.
+//!
+//! Every request carries [`ConnectInfo<Remote>`](axum::extract::ConnectInfo):
+//! the peer address and, on plain TCP, the socket for direct writes.
+
+use crate::sock::DirectSocket;
+use crate::Remote;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+
+/// How many connections may be served as HTTP at once: twice
+/// `max_connections` (plus 16), room for the short requests (health
+/// checks, scrapes, the API) next to the WebSocket and SSE connections.
+pub fn http_connection_cap(max_connections: usize) -> usize {
+    max_connections.saturating_mul(2).saturating_add(16)
+}
+
+/// Serves `app` on `listener` until `stop`, then waits for the connections
+/// still being served (the caller bounds that wait).
+pub async fn serve<L>(
+    mut listener: L,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+    header_timeout: Duration,
+    cap: usize,
+) where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    L::Io: DirectSocket,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(cap.max(1)));
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let Ok(permit) = permit else { break };
+        let (io, addr) = tokio::select! {
+            conn = listener.accept() => conn,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let remote = Remote(addr, io.wire());
+        let router = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut().insert(ConnectInfo(remote.clone()));
+            tower::ServiceExt::oneshot(router.clone(), req)
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // Closed by the peer, timed out or refused: nothing to tell.
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
