@@ -1,5 +1,6 @@
 //! The accept loop: each accepted connection is served by hyper (HTTP/1
-//! with upgrades, HTTP/2) with the router, under two bounds that
+//! with upgrades; HTTP/2 is not spoken, as with `axum::serve` before, and
+//! TLS offers only `http/1.1`) with the router, under two bounds that
 //! `axum::serve` cannot set:
 //!
 //! - **idle keep-alive connections close**: HTTP/1's header-read timeout
@@ -17,8 +18,8 @@
 use crate::sock::DirectSocket;
 use crate::Remote;
 use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,15 +44,12 @@ pub async fn serve<L>(
     L: axum::serve::Listener<Addr = SocketAddr>,
     L::Io: DirectSocket,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(cap.max(1)));
+    let cap = u32::try_from(cap.max(1)).unwrap_or(u32::MAX);
+    let permits = Arc::new(Semaphore::new(cap as usize));
     loop {
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => permit,
@@ -69,15 +67,24 @@ pub async fn serve<L>(
             tower::ServiceExt::oneshot(router.clone(), req)
         });
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        let mut stopping = stop.clone();
         tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
             // Closed by the peer, timed out or refused: nothing to tell.
-            let _ = conn.await;
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = async { drop(stopping.wait_for(|s| *s).await) } => {
+                    // Finish the request in progress, take no other.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
             drop(permit);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Every connection returns its permit when it ends.
+    let _ = permits.acquire_many(cap).await;
 }

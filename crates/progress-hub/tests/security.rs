@@ -1186,3 +1186,25 @@ async fn kept_alive_http_connections_are_capped() {
     .expect("served once a place is free");
     assert!(matches!(served, Ok(true)), "{served:?}");
 }
+
+/// The hub speaks HTTP/1.1 only (TLS offers only `http/1.1` too): an
+/// HTTP/2 connection preface in clear text is not served.
+#[tokio::test]
+async fn http2_in_clear_text_is_not_spoken() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = hub().start().await;
+    let mut c = tokio::net::TcpStream::connect(&h.addr).await.unwrap();
+    c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, c.read_to_end(&mut buf))
+        .await
+        .expect("the hub answers or closes");
+    assert!(
+        read.is_err() || !buf.starts_with(&[0, 0]),
+        "no HTTP/2 frames: {buf:?}"
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(buf.is_empty() || text.starts_with("HTTP/1.1 4"), "{text}");
+}
