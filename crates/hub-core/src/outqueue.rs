@@ -380,8 +380,9 @@ impl OutQueue {
     /// Bytes of uncounted items (replays and snapshots) queued and not yet
     /// taken by the writer. They do not count against the limits, so that a
     /// viewer can catch up however far behind it resumes; a caller bounds
-    /// them by refusing to queue another replay or snapshot while this is
-    /// large (a peer that subscribes again and again without reading).
+    /// them by queueing no other replay or snapshot while
+    /// [`OutQueue::backlog_full`] (a peer that subscribes again and again
+    /// without reading).
     pub fn backlog_bytes(&self) -> usize {
         self.backlog
     }

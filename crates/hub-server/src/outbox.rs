@@ -327,17 +327,16 @@ impl Outbox {
         }
     }
 
-    /// Before queueing another replay or snapshot: when those already
-    /// queued and not yet taken by the writer are past
-    /// [`OutQueue::backlog_full`](hub_core::outqueue::OutQueue::backlog_full)
-    /// (a peer subscribing again and again without reading), closes the
-    /// connection as a slow client and returns true.
-    pub fn refuse_backlog(&self) -> bool {
-        let full = self.queue.lock().queue.backlog_full();
-        if full {
-            self.after_push(PushOutcome::Slow);
-        }
-        full
+    /// Whether the replays and snapshots queued and not yet taken by the
+    /// writer are past
+    /// [`OutQueue::backlog_full`](hub_core::outqueue::OutQueue::backlog_full).
+    /// A WebSocket connection reads no more client messages until its
+    /// writer has taken them, so a peer subscribing again and again without
+    /// reading stalls its own connection (and is dropped once its socket
+    /// takes nothing for the write stall) instead of piling up snapshots,
+    /// while one that reads only waits for the writer.
+    pub fn backlog_full(&self) -> bool {
+        self.queue.lock().queue.backlog_full()
     }
 
     fn after_push(&self, outcome: PushOutcome) -> bool {

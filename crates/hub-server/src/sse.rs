@@ -140,6 +140,7 @@ pub async fn stream(
         filter: Filter { operations, kinds },
         resume,
         conflate,
+        queued: None,
     };
     app.engine.send(cmd).await;
     Sse::new(events(guard, app.epoch.clone()))

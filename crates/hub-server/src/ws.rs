@@ -193,7 +193,9 @@ async fn run(
                     .with_data(serde_json::json!({"reason": "first_message", "timeout_ms": first.as_millis() as u64}));
                 out.close(CloseCode::Idle, e, now_ms());
             }
-            msg = socket.recv() => {
+            // Not while earlier replays and snapshots wait for the writer
+            // (the branch below takes them): see Outbox::backlog_full.
+            msg = socket.recv(), if !out.backlog_full() => {
                 heard = true;
                 let now = now_ms();
                 match msg {
@@ -481,6 +483,10 @@ impl Conn {
                     operations: filter.operations,
                     kinds: filter.kinds,
                 };
+                // One subscribe at a time: the next message is read once
+                // this one's replay or snapshot is queued, and not while
+                // those wait unread (see Outbox::backlog_full).
+                let (queued, done) = tokio::sync::oneshot::channel();
                 engine
                     .send(Command::Subscribe {
                         conn: self.out.clone(),
@@ -489,8 +495,10 @@ impl Conn {
                         filter,
                         resume,
                         conflate,
+                        queued: Some(queued),
                     })
                     .await;
+                let _ = done.await;
             }
             ClientMessage::Unsubscribe { id, namespace } => {
                 engine

@@ -101,6 +101,10 @@ pub enum Command {
         resume: Option<Position>,
         /// Whether queued progress may be conflated while the viewer is behind.
         conflate: bool,
+        /// Dropped once the subscription's replay or snapshot is queued
+        /// (or it was refused), so a connection can hand the engine one
+        /// subscribe at a time.
+        queued: Option<oneshot::Sender<()>>,
     },
     /// Unsubscribe.
     Unsubscribe {

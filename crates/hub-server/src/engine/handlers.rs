@@ -65,7 +65,12 @@ impl Engine {
                 filter,
                 resume,
                 conflate,
-            } => self.subscribe(conn, id, namespace, filter, conflate, resume),
+                queued,
+            } => {
+                self.subscribe(conn, id, namespace, filter, conflate, resume);
+                // The replay or snapshot is queued (or the subscribe refused).
+                drop(queued);
+            }
             Command::Unsubscribe {
                 conn,
                 id,
@@ -336,11 +341,6 @@ impl Engine {
                 .with_data(serde_json::json!({"reason": "subscriptions", "limit": self.cfg.max_subscriptions_per_connection}))
                 .with_id(id);
             conn.reject(e);
-            return;
-        }
-        if conn.refuse_backlog() {
-            // Earlier replays or snapshots still wait for this viewer to
-            // read them: it is closed as slow (SLOW_CLIENT, 1013).
             return;
         }
         self.remove_sub(conn.id, &namespace);
