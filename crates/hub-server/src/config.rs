@@ -131,7 +131,8 @@ pub struct Config {
     pub first_message_timeout: Duration,
     /// Longest a TLS handshake, and any request's HTTP headers, may take
     /// before the hub drops the TCP connection (slowloris); also how long
-    /// a kept-alive HTTP connection may wait idle for its next request.
+    /// a kept-alive HTTP connection may wait idle for its next request, and
+    /// an event's body may take to arrive (else 408 `IDLE_TIMEOUT`).
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
     /// Peers exempt from the per-IP and per-connection rate limits

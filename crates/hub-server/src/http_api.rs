@@ -134,19 +134,36 @@ pub async fn post_event(
     body: Body,
 ) -> Response {
     let received = crate::clock::stamp();
-    if app.is_shutting_down() {
-        return shutting_down();
-    }
     // A producer's error names its operation, whatever refused it.
     let refuse = |e: ProtoError| error_response(e.with_operation(Some(&id)), None);
+    if app.is_shutting_down() {
+        return refuse(ProtoError::new(
+            ErrorCode::ServerShutdown,
+            "the hub is shutting down; resend this after reconnecting",
+        ));
+    }
     let who = match authorized(&app, &headers, &q, Action::Publish, &ns) {
         Ok(p) => p,
         Err(e) => return refuse(e),
     };
     let max = app.cfg.max_message_size;
-    let bytes = match axum::body::to_bytes(body, max).await {
-        Ok(b) => b,
+    // A body that trickles in, or never comes, would hold the connection
+    // (one of the capped places, see serve.rs): it gets as long as the
+    // headers did.
+    let stall = app.cfg.handshake_timeout;
+    let read = tokio::time::timeout(stall, axum::body::to_bytes(body, max)).await;
+    let bytes = match read {
+        Ok(Ok(b)) => b,
         Err(_) => {
+            return refuse(ProtoError::new(
+                ErrorCode::IdleTimeout,
+                format!(
+                    "the request body did not arrive within {} ms",
+                    stall.as_millis()
+                ),
+            ))
+        }
+        Ok(Err(_)) => {
             return refuse(
                 ProtoError::new(
                     ErrorCode::MessageTooLarge,

@@ -72,6 +72,18 @@ async fn ready_is_503_with_the_failing_check_and_since_during_shutdown() {
     let refused = Ws::connect_with(&h.ws_url(), &[]).await.err().unwrap();
     assert_eq!(refused.0, 503);
     assert!(refused.1.contains("SERVER_SHUTDOWN"), "{}", refused.1);
+    // An HTTP producer is refused too, its operation named.
+    let url = format!(
+        "{}/api/v1/namespaces/default/operations/late/events",
+        h.http()
+    );
+    let (s, refused) = post_json(&url, &started("late", "default")).await;
+    assert_eq!(s, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "SERVER_SHUTDOWN");
+    assert_eq!(
+        refused["error"]["data"]["operation_id"], "late",
+        "{refused}"
+    );
     let pong = v.request(json!({"type": "ping"}), 7).await;
     assert_eq!(pong["type"], "pong");
 

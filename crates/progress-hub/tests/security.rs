@@ -1208,3 +1208,32 @@ async fn http2_in_clear_text_is_not_spoken() {
     let text = String::from_utf8_lossy(&buf);
     assert!(buf.is_empty() || text.starts_with("HTTP/1.1 4"), "{text}");
 }
+
+/// A request body that never comes does not hold its connection (one of
+/// the capped places): past the handshake timeout it gets 408
+/// `IDLE_TIMEOUT`, naming the operation.
+#[tokio::test]
+async fn an_event_body_that_never_comes_times_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = hub().args(["--handshake-timeout", "1s"]).start().await;
+    let mut c = tokio::net::TcpStream::connect(&h.addr).await.unwrap();
+    c.write_all(
+        b"POST /api/v1/namespaces/default/operations/slow/events HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"type\":",
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(DEADLINE, c.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.contains("IDLE_TIMEOUT") && text.contains("\"operation_id\":\"slow\""),
+        "{text}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
