@@ -16,6 +16,15 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The store file could not be opened (not a file, no permission, ...).
+    #[error("cannot open the store file {}: {source}", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The data on disk is damaged or not what this version wrote.
     #[error("store data is corrupt: {0}")]
     Corrupt(String),

@@ -28,6 +28,22 @@ pub(crate) fn no_panic<T>(
     };
     let detail = match result {
         Ok(Err(StoreError::Corrupt(detail))) => detail,
+        // redb reports some damage (a file too short, a header that does
+        // not parse) as I/O errors of these kinds.
+        Ok(Err(StoreError::Io { source, .. }))
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            source.to_string()
+        }
+        Ok(Err(StoreError::Io { source, .. })) => {
+            return Err(StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })
+        }
         Ok(other) => return other,
         Err(payload) => message(&*payload),
     };

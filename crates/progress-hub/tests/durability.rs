@@ -98,7 +98,13 @@ async fn a_damaged_store_file_is_refused_naming_it() {
         x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
         *b = (x >> 16) as u8;
     }
-    for (what, damaged) in [("cut short", cut), ("written over", overwritten)] {
+    let mut zeroed = good.clone();
+    zeroed[..4096].fill(0);
+    for (what, damaged) in [
+        ("cut short", cut),
+        ("written over", overwritten),
+        ("header zeroed", zeroed),
+    ] {
         std::fs::write(&file, &damaged).unwrap();
         let (code, err) = hub()
             .data_dir(dir.path())
@@ -115,5 +121,75 @@ async fn a_damaged_store_file_is_refused_naming_it() {
             std::fs::read(&file).unwrap() == damaged,
             "{what}: file untouched"
         );
+    }
+    // Not a file at all: named too.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let (code, err) = hub().data_dir(dir.path()).try_start().await.err().unwrap();
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("cannot open the store file") && err.contains("events.redb"),
+        "{err}"
+    );
+}
+
+/// A store whose file is sound but whose records are not (an operation
+/// record that does not decode, a gap in the events) is refused at start
+/// too: serving it would reopen finished ids or replay with holes.
+#[tokio::test]
+async fn damaged_records_are_refused_at_start() {
+    use hub_store::{Batch, EventRecord, EventStore, OpRecord, RedbStore, StoreConfig};
+    let cfg = StoreConfig {
+        history_size: 100_000,
+    };
+    for damage in ["record", "gap"] {
+        let dir = tempfile::tempdir().unwrap();
+        let h = hub().data_dir(dir.path()).start().await;
+        let mut p = Ws::connect(&h.ws_url()).await;
+        publish(&mut p, started("a", "default"), 1).await;
+        let last = publish(&mut p, progress("a", "default", 2, 5.0), 2).await["offset"]
+            .as_u64()
+            .unwrap();
+        let (_, page) = get_json(&format!(
+            "{}/api/v1/namespaces/default/events?after=0",
+            h.http()
+        ))
+        .await;
+        h.kill9().await;
+        {
+            let store = RedbStore::open(dir.path(), cfg.clone()).unwrap();
+            let batch = if damage == "record" {
+                Batch {
+                    upsert_ops: vec![OpRecord {
+                        namespace: "default".into(),
+                        operation_id: "a".into(),
+                        data: std::sync::Arc::from(&b"{not json"[..]),
+                    }],
+                    ..Batch::default()
+                }
+            } else {
+                let mut event = page["events"][1].clone();
+                event["offset"] = json!(last + 2);
+                Batch {
+                    events: vec![EventRecord {
+                        namespace: "default".into(),
+                        offset: last + 2,
+                        data: std::sync::Arc::from(event.to_string().as_bytes()),
+                    }],
+                    ..Batch::default()
+                }
+            };
+            store.commit(&batch).unwrap();
+        }
+        let (code, err) = hub()
+            .data_dir(dir.path())
+            .try_start()
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{damage}: the hub started"));
+        assert_eq!(code, Some(2), "{damage}: {err}");
+        for part in ["`data_dir`", "damaged", "\"default\""] {
+            assert!(err.contains(part), "{damage}: {part:?} in {err}");
+        }
     }
 }

@@ -104,7 +104,7 @@ impl Engine {
         let loaded = store.load()?;
         let mut namespaces = HashMap::new();
         for data in loaded.namespaces {
-            let ns = Ns::restore(&loaded.epoch, data, &cfg);
+            let ns = Ns::restore(&loaded.epoch, data, &cfg)?;
             namespaces.insert(ns.core.name().to_owned(), ns);
         }
         let (ctx, crx) = mpsc::unbounded_channel();

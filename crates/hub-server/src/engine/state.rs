@@ -7,7 +7,7 @@ use crate::outbox::Outbox;
 use hub_core::glob::Filter;
 use hub_core::{CoreConfig, Namespace, Operation};
 use hub_proto::{Ack, Event, OperationState};
-use hub_store::NamespaceData;
+use hub_store::{NamespaceData, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -49,16 +49,41 @@ impl Ns {
         }
     }
 
-    /// Rebuilds a namespace from the store.
-    pub fn restore(epoch: &str, data: NamespaceData, cfg: &EngineConfig) -> Self {
+    /// Rebuilds a namespace from the store. A record that does not decode,
+    /// an event whose offset or operation does not match its place, or a
+    /// gap in the retained events means the store is damaged: the hub
+    /// refuses to start on it rather than serve a history with holes
+    /// (a lost start would reopen a finished id, a lost event break a
+    /// `recovered: true` replay).
+    pub fn restore(
+        epoch: &str,
+        data: NamespaceData,
+        cfg: &EngineConfig,
+    ) -> Result<Self, StoreError> {
+        let damaged = |what: String| {
+            StoreError::Corrupt(format!(
+                "the store in data_dir is damaged: namespace {:?}: {what}. Restore it from a \
+                 backup, or move it away to start with an empty store (its history is lost)",
+                data.name
+            ))
+        };
         let mut ops: Vec<Operation> = Vec::new();
         let mut tombstones = Vec::new();
         for r in &data.ops {
             match records::decode(&r.data) {
-                Ok(Record::Live(op)) => ops.push(*op),
+                Ok(Record::Live(op)) if op.state.operation_id == r.operation_id => ops.push(*op),
                 Ok(Record::Dropped(t)) => tombstones.push((r.operation_id.clone(), t)),
+                Ok(Record::Live(op)) => {
+                    return Err(damaged(format!(
+                        "the record of operation {:?} holds operation {:?}",
+                        r.operation_id, op.state.operation_id
+                    )))
+                }
                 Err(e) => {
-                    tracing::error!(namespace = %data.name, operation_id = %r.operation_id, error = %e, "skipping unreadable operation record");
+                    return Err(damaged(format!(
+                        "the record of operation {:?} does not decode ({e})",
+                        r.operation_id
+                    )))
                 }
             }
         }
@@ -71,26 +96,42 @@ impl Ns {
             .first()
             .map_or(data.last_offset, |e| e.offset - 1);
         let mut log = EventLog::new(cfg.history_size as usize, first);
+        let mut expected = first + 1;
         for rec in &data.events {
-            match serde_json::from_slice::<Event>(&rec.data) {
-                Ok(ev) => log.push(LogEntry {
-                    offset: ev.offset,
-                    operation_id: ev.operation_id.as_str().into(),
-                    kind: ev.state.kind.as_str().into(),
-                    event_type: ev.event_type,
-                    seq: ev.seq.unwrap_or(0),
-                    bytes: String::from_utf8_lossy(&rec.data).into(),
-                }),
-                Err(e) => {
-                    tracing::error!(namespace = %data.name, offset = rec.offset, error = %e, "skipping unreadable event")
-                }
+            let ev = serde_json::from_slice::<Event>(&rec.data).map_err(|e| {
+                damaged(format!(
+                    "the event at offset {} does not decode ({e})",
+                    rec.offset
+                ))
+            })?;
+            if rec.offset != expected || ev.offset != rec.offset {
+                return Err(damaged(format!(
+                    "expected the event at offset {expected}, found offset {} (stored as {})",
+                    ev.offset, rec.offset
+                )));
             }
+            expected += 1;
+            log.push(LogEntry {
+                offset: ev.offset,
+                operation_id: ev.operation_id.as_str().into(),
+                kind: ev.state.kind.as_str().into(),
+                event_type: ev.event_type,
+                seq: ev.seq.unwrap_or(0),
+                bytes: String::from_utf8_lossy(&rec.data).into(),
+            });
         }
-        Ns {
+        if !data.events.is_empty() && expected != data.last_offset + 1 {
+            return Err(damaged(format!(
+                "the retained events end at offset {}, the namespace at {}",
+                expected - 1,
+                data.last_offset
+            )));
+        }
+        Ok(Ns {
             core: Namespace::restore(&data.name, epoch, data.last_offset, ops, tombstones),
             log,
             states,
-        }
+        })
     }
 }
 
