@@ -4,6 +4,10 @@
 
 use std::path::PathBuf;
 
+/// What to do about a damaged store, said after every such error.
+pub const DAMAGED_ADVICE: &str = "Restore it from a backup, or move it away to start with an \
+     empty store (its history is lost)";
+
 /// Everything a store operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -5,7 +5,7 @@
 //! commit on one fails (`STORE_UNAVAILABLE`) instead of killing the writer
 //! thread.
 
-use crate::StoreError;
+use crate::{StoreError, DAMAGED_ADVICE};
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
@@ -26,32 +26,40 @@ pub(crate) fn no_panic<T>(
     } else {
         panic::catch_unwind(AssertUnwindSafe(f))
     };
-    let detail = match result {
-        Ok(Err(StoreError::Corrupt(detail))) => detail,
-        // redb reports some damage (a file too short, a header that does
-        // not parse) as I/O errors of these kinds.
-        Ok(Err(StoreError::Io { source, .. }))
+    match result {
+        Ok(Err(StoreError::Corrupt(detail))) => Err(damaged(path, what, &detail)),
+        Ok(other) => other,
+        Err(payload) => Err(damaged(path, what, &message(&*payload))),
+    }
+}
+
+/// An error met opening the store file, told about that file: redb reports
+/// some damage (a file too short, a header that does not parse) as I/O
+/// errors of these kinds; other I/O errors (a directory in its place, no
+/// permission) name the file.
+pub(crate) fn on_open(path: &Path, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Io { source, .. }
             if matches!(
                 source.kind(),
                 std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
             ) =>
         {
-            source.to_string()
+            damaged(path, "opening it", &source.to_string())
         }
-        Ok(Err(StoreError::Io { source, .. })) => {
-            return Err(StoreError::Open {
-                path: path.to_owned(),
-                source,
-            })
-        }
-        Ok(other) => return other,
-        Err(payload) => message(&*payload),
-    };
-    Err(StoreError::Corrupt(format!(
-        "the store file {} is damaged (found while {what}: {detail}). Restore it from \
-         a backup, or move it away to start with an empty store (its history is lost)",
+        StoreError::Io { source, .. } => StoreError::Open {
+            path: path.to_owned(),
+            source,
+        },
+        other => other,
+    }
+}
+
+fn damaged(path: &Path, what: &str, detail: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "the store file {} is damaged (found while {what}: {detail}). {DAMAGED_ADVICE}",
         path.display()
-    )))
+    ))
 }
 
 /// Runs `f` with panics on this thread not printed.
@@ -129,5 +137,24 @@ mod tests {
             Err::<(), _>(StoreError::Closed)
         });
         assert!(matches!(err, Err(StoreError::Closed)));
+        // A commit's I/O error (a full disk) stays what it is.
+        let full = || StoreError::Io {
+            context: "committing",
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        let err = no_panic(Path::new("f"), "committing", false, || Err::<(), _>(full()));
+        assert!(matches!(err, Err(StoreError::Io { .. })), "{err:?}");
+        // Opening, it names the file; redb's "invalid data" is damage.
+        let err = on_open(Path::new("/d/events.redb"), full()).to_string();
+        assert!(
+            err.starts_with("cannot open the store file /d/events.redb"),
+            "{err}"
+        );
+        let bad = StoreError::Io {
+            context: "opening the database",
+            source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+        };
+        let err = on_open(Path::new("/d/events.redb"), bad).to_string();
+        assert!(err.contains("/d/events.redb is damaged"), "{err}");
     }
 }

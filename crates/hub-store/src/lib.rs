@@ -36,7 +36,7 @@ mod redb_store;
 mod writer;
 
 pub use bench::{bench_durable_events, BenchReport};
-pub use error::StoreError;
+pub use error::{StoreError, DAMAGED_ADVICE};
 pub use memory::MemoryStore;
 pub use record::{Batch, EventRecord, Loaded, NamespaceData, OpRecord, StoreConfig};
 pub use redb_store::{RedbStore, FILE_NAME};

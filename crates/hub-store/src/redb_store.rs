@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use redb::{Database, Durability, ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use crate::chunk;
-use crate::guard::no_panic;
+use crate::guard::{no_panic, on_open};
 use crate::record::{check_offsets, new_epoch, trim_floor};
 use crate::{
     Batch, EventRecord, EventStore, Loaded, NamespaceData, OpRecord, StoreConfig, StoreError,
@@ -75,7 +75,8 @@ impl RedbStore {
             })?;
             let epoch = init_meta(&db)?;
             Ok((db, epoch))
-        })?;
+        })
+        .map_err(|e| on_open(&path, e))?;
         tracing::info!(path = %path.display(), %epoch, "event store opened");
         Ok(RedbStore {
             db,
