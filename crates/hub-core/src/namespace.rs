@@ -665,7 +665,6 @@ fn apply_body(op: &mut Operation, body: ProducerBody, now: u64) -> Map<String, V
     fields
 }
 
-/// Only the subject that started an operation (or an admin) may report on it.
 /// `OPERATION_FINISHED` for an operation in a final state (`dropped`: and
 /// already past the finished-retention window).
 fn already_finished(state: OperationStatus, dropped: bool) -> ProtoError {
@@ -680,6 +679,7 @@ fn already_finished(state: OperationStatus, dropped: bool) -> ProtoError {
     )
 }
 
+/// Only the subject that started an operation (or an admin) may report on it.
 fn check_owner(owner_sub: &str, producer: &Producer<'_>) -> Result<(), ProtoError> {
     if producer.admin || owner_sub == producer.sub {
         return Ok(());

@@ -34,12 +34,15 @@ pub fn encode_dropped(t: &Tombstone) -> Arc<[u8]> {
         .into()
 }
 
-/// Reads a record back.
+/// Reads a record back (live ones, the many and the large, are tried
+/// first; a tombstone is small to parse twice).
 pub fn decode(bytes: &[u8]) -> Result<Record, serde_json::Error> {
-    if let Ok(d) = serde_json::from_slice::<DroppedShape<Tombstone>>(bytes) {
-        return Ok(Record::Dropped(d.tombstone));
+    match serde_json::from_slice::<Operation>(bytes) {
+        Ok(op) => Ok(Record::Live(Box::new(op))),
+        Err(live) => serde_json::from_slice::<DroppedShape<Tombstone>>(bytes)
+            .map(|d| Record::Dropped(d.tombstone))
+            .map_err(|_| live),
     }
-    serde_json::from_slice::<Operation>(bytes).map(|op| Record::Live(Box::new(op)))
 }
 
 #[cfg(test)]

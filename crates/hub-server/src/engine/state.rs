@@ -62,9 +62,9 @@ impl Ns {
     ) -> Result<Self, StoreError> {
         let damaged = |what: String| {
             StoreError::Corrupt(format!(
-                "the store in data_dir is damaged: namespace {:?}: {what}. Restore it from a \
-                 backup, or move it away to start with an empty store (its history is lost)",
-                data.name
+                "the store in data_dir is damaged: namespace {:?}: {what}. {}",
+                data.name,
+                hub_store::DAMAGED_ADVICE
             ))
         };
         let mut ops: Vec<Operation> = Vec::new();
