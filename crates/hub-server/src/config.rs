@@ -8,7 +8,7 @@
 //! (a zero interval, an address that is not one, a TLS certificate without
 //! its key), through the same formatter.
 
-mod lenient;
+pub(crate) mod lenient;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Map as FMap};

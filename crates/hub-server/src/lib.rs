@@ -156,9 +156,12 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             // The store opened but cannot be read back (a damaged file):
             // the data directory is unusable as it is, like one that cannot
             // be opened (exit 2, naming it).
-            |e| match cfg.memory {
-                true => StartError::Store(e),
-                false => StartError::Config(cfg.blame("data_dir", e)),
+            |e| {
+                if cfg.memory {
+                    StartError::Store(e)
+                } else {
+                    StartError::Config(cfg.blame("data_dir", e))
+                }
             },
         )?;
     let addr = cfg.listen_addr().map_err(StartError::Config)?;
@@ -225,21 +228,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         // clients get SERVER_SHUTDOWN) and stops once connections are closed.
         let (http_stop, stop_http) = watch::channel(false);
         let http = match (tls_listener, plain_listener) {
-            // Slowloris: the first request's headers must arrive in time.
-            (Some(l), _) => tokio::spawn(serve::serve(
-                deadline::DeadlineListener::new(l, st.cfg.handshake_timeout),
-                app,
-                stop_http,
-                st.cfg.handshake_timeout,
-                serve::http_connection_cap(st.cfg.max_connections),
-            )),
-            (None, Some(l)) => tokio::spawn(serve::serve(
-                deadline::DeadlineListener::new(l, st.cfg.handshake_timeout),
-                app,
-                stop_http,
-                st.cfg.handshake_timeout,
-                serve::http_connection_cap(st.cfg.max_connections),
-            )),
+            (Some(l), _) => serve::spawn(l, app, stop_http, &st.cfg),
+            (None, Some(l)) => serve::spawn(l, app, stop_http, &st.cfg),
             (None, None) => unreachable!("one listener exists"),
         };
         let _ = stop_rx.wait_for(|s| *s).await;

@@ -15,6 +15,7 @@
 //! Every request carries [`ConnectInfo<Remote>`](axum::extract::ConnectInfo):
 //! the peer address and, on plain TCP, the socket for direct writes.
 
+use crate::deadline::DeadlineListener;
 use crate::sock::DirectSocket;
 use crate::Remote;
 use axum::extract::ConnectInfo;
@@ -32,9 +33,30 @@ pub fn http_connection_cap(max_connections: usize) -> usize {
     max_connections.saturating_mul(2).saturating_add(16)
 }
 
-/// Serves `app` on `listener` until `stop`, then waits for the connections
-/// still being served (the caller bounds that wait).
-pub async fn serve<L>(
+/// Spawns the task that serves `app` on `listener` (behind the first
+/// request's header deadline, [`DeadlineListener`]) with the bounds of
+/// `cfg`, until `stop`; it ends once the connections still being served
+/// have (the caller bounds that wait).
+pub fn spawn<L>(
+    listener: L,
+    app: axum::Router,
+    stop: watch::Receiver<bool>,
+    cfg: &crate::Config,
+) -> tokio::task::JoinHandle<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    L::Io: DirectSocket,
+{
+    tokio::spawn(serve(
+        DeadlineListener::new(listener, cfg.handshake_timeout),
+        app,
+        stop,
+        cfg.handshake_timeout,
+        http_connection_cap(cfg.max_connections),
+    ))
+}
+
+async fn serve<L>(
     mut listener: L,
     app: axum::Router,
     mut stop: watch::Receiver<bool>,

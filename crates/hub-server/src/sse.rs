@@ -90,15 +90,15 @@ pub async fn stream(
             None,
         ));
     }
-    let conflate = match q.get("conflate").map(|v| v.to_ascii_lowercase()).as_deref() {
-        None | Some("false" | "0" | "no" | "off" | "") => false,
-        Some("true" | "1" | "yes" | "on") => true,
-        Some(_) => {
-            return refuse(error_response(
-                ProtoError::bad("`conflate` must be true or false"),
-                None,
-            ))
-        }
+    let conflate = match q.get("conflate").map(String::as_str) {
+        None | Some("") => Some(false),
+        Some(v) => crate::config::lenient::switch_word(v),
+    };
+    let Some(conflate) = conflate else {
+        return refuse(error_response(
+            ProtoError::bad("`conflate` must be true or false"),
+            None,
+        ));
     };
     let last_id = headers
         .get("last-event-id")

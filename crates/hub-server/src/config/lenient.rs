@@ -79,11 +79,18 @@ pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         Switch::Num(0) => Ok(false),
         Switch::Num(1) => Ok(true),
         Switch::Num(n) => Err(unknown(&n)),
-        Switch::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(true),
-            "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err(unknown(&s)),
-        },
+        Switch::Text(s) => switch_word(&s).ok_or_else(|| unknown(&s)),
+    }
+}
+
+/// A switch written as a word: true/false, 1/0, yes/no, on/off (any case,
+/// spaces around ignored); None for anything else. Settings and the SSE
+/// `conflate` parameter read switches this one way.
+pub fn switch_word(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 
