@@ -7,6 +7,9 @@ pub struct CoreConfig {
     pub stall_timeout_ms: u64,
     /// How long finished operations stay in snapshots and history.
     pub finished_retention_ms: u64,
+    /// Silence from a producer after which the hub fails its operation as
+    /// abandoned (0: never), so crashed jobs do not hold places forever.
+    pub abandon_timeout_ms: u64,
     /// Most operations (live + retained finished) one namespace may hold.
     pub max_operations_per_namespace: usize,
     /// How many recent (seq, offset) pairs an operation remembers to re-ack
@@ -19,6 +22,7 @@ impl Default for CoreConfig {
         CoreConfig {
             stall_timeout_ms: 60_000,
             finished_retention_ms: 3_600_000,
+            abandon_timeout_ms: 86_400_000,
             max_operations_per_namespace: 100_000,
             seq_memory: 256,
         }

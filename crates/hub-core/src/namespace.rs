@@ -64,7 +64,7 @@ pub struct CancelRequested {
 /// What a periodic tick produced.
 #[derive(Clone, Debug, Default)]
 pub struct TickOutput {
-    /// Hub-made events (stalls, hub cancels), in offset order.
+    /// Hub-made events (stalls, hub cancels, abandonments), in offset order.
     pub events: Vec<Event>,
     /// Finished operations dropped after the retention window; each now
     /// has a [`Namespace::tombstone`] to persist in place of its record.
@@ -480,7 +480,7 @@ impl Namespace {
         self.tombstones.get(op_id)
     }
 
-    /// Time passes: stalls, hub-made cancels, retention.
+    /// Time passes: stalls, hub-made cancels, abandonments, retention.
     pub fn tick(&mut self, now: u64, cfg: &CoreConfig) -> TickOutput {
         let mut out = TickOutput::default();
         let mut ids: Vec<&String> = self.ops.keys().collect();
@@ -502,32 +502,29 @@ impl Namespace {
                 continue;
             }
             let silent_since = op.last_producer_at;
-            if let Some(at) = op.cancel_requested_at {
-                if now >= silent_since.max(at) + cfg.stall_timeout_ms {
-                    self.last_offset += 1;
-                    let offset = self.last_offset;
-                    op.set_status(OperationStatus::Canceled);
-                    op.state.finished_at = Some(now);
-                    op.state.updated_at = now;
-                    op.state.last_offset = offset;
-                    op.refresh_estimate(now);
-                    // As for a producer's cancel report, the reason becomes
-                    // the state's message.
-                    let reason =
-                        "canceled by the hub: the producer did not answer the cancel request";
-                    op.state.message = Some(reason.to_owned());
-                    let mut fields = Map::new();
-                    fields.insert("reason".into(), json!(reason));
-                    out.events.push(make_event(
+            let hub_cancel = op
+                .cancel_requested_at
+                .is_some_and(|at| now >= silent_since.max(at) + cfg.stall_timeout_ms);
+            let abandoned =
+                cfg.abandon_timeout_ms > 0 && now >= silent_since + cfg.abandon_timeout_ms;
+            if hub_cancel || abandoned {
+                self.last_offset += 1;
+                let (kind, status, why) = if hub_cancel {
+                    (
                         EventType::OperationCanceled,
-                        op,
-                        offset,
-                        now,
-                        None,
-                        fields,
-                    ));
-                    continue;
-                }
+                        OperationStatus::Canceled,
+                        HUB_CANCEL_REASON.to_owned(),
+                    )
+                } else {
+                    (
+                        EventType::OperationFailed,
+                        OperationStatus::Failed,
+                        abandon_error(cfg.abandon_timeout_ms),
+                    )
+                };
+                out.events
+                    .push(finish_by_hub(op, kind, status, why, self.last_offset, now));
+                continue;
             }
             if op.state.state == OperationStatus::Running
                 && now >= silent_since + cfg.stall_timeout_ms
@@ -567,10 +564,57 @@ impl Namespace {
                     let c = op.last_producer_at.max(at) + cfg.stall_timeout_ms;
                     t = Some(t.map_or(c, |x: u64| x.min(c)));
                 }
+                if cfg.abandon_timeout_ms > 0 {
+                    let a = op.last_producer_at + cfg.abandon_timeout_ms;
+                    t = Some(t.map_or(a, |x: u64| x.min(a)));
+                }
                 t
             })
             .min()
     }
+}
+
+/// The reason (and state message) of a cancel the hub makes itself.
+const HUB_CANCEL_REASON: &str =
+    "canceled by the hub: the producer did not answer the cancel request";
+
+/// The error of an operation the hub fails as abandoned.
+fn abandon_error(timeout_ms: u64) -> String {
+    format!(
+        "abandoned: no word from the producer for {} s, so the hub ended the operation",
+        timeout_ms / 1000
+    )
+}
+
+/// Ends a live operation on the hub's own authority (the producer is gone):
+/// a hub-made `operation_canceled` (the reason becomes the state's
+/// `message`, as for a producer's cancel report) or `operation_failed`
+/// (`error`). Returns its event at `offset`.
+fn finish_by_hub(
+    op: &mut Operation,
+    kind: EventType,
+    status: OperationStatus,
+    why: String,
+    offset: u64,
+    now: u64,
+) -> Event {
+    op.set_status(status);
+    op.state.finished_at = Some(now);
+    op.state.updated_at = now;
+    op.state.last_offset = offset;
+    op.refresh_estimate(now);
+    let mut fields = Map::new();
+    if status == OperationStatus::Failed {
+        let details = json!({"reason": "abandoned"});
+        op.state.error = Some(why.clone());
+        op.state.details = details.as_object().cloned();
+        fields.insert("error".into(), json!(why));
+        fields.insert("details".into(), details);
+    } else {
+        op.state.message = Some(why.clone());
+        fields.insert("reason".into(), json!(why));
+    }
+    make_event(kind, op, offset, now, None, fields)
 }
 
 fn take_cancel_notice(op: &mut Operation, conn: u64) -> Option<CancelNotice> {

@@ -53,6 +53,10 @@ pub struct Config {
     /// How long finished operations stay in snapshots and history.
     #[serde(with = "humantime_serde")]
     pub finished_retention: Duration,
+    /// Silence from a producer after which the hub fails its operation as
+    /// abandoned, freeing its place (0: never).
+    #[serde(with = "humantime_serde")]
+    pub abandon_timeout: Duration,
     /// Largest message a client may send, in bytes.
     #[serde(deserialize_with = "lenient::usize")]
     pub max_message_size: usize,
@@ -174,6 +178,7 @@ impl Default for Config {
             status_interval: Duration::from_secs(5),
             replay_limit: 10_000,
             finished_retention: Duration::from_secs(3600),
+            abandon_timeout: Duration::from_secs(86_400),
             max_message_size: 65_536,
             jwt_secret: None,
             jwt_public_key: None,
@@ -218,6 +223,7 @@ pub const KEYS: &[&str] = &[
     "status_interval",
     "replay_limit",
     "finished_retention",
+    "abandon_timeout",
     "max_message_size",
     "jwt_secret",
     "jwt_public_key",

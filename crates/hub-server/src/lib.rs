@@ -142,6 +142,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         core: CoreConfig {
             stall_timeout_ms: cfg.stall_timeout.as_millis() as u64,
             finished_retention_ms: cfg.finished_retention.as_millis() as u64,
+            abandon_timeout_ms: cfg.abandon_timeout.as_millis() as u64,
             max_operations_per_namespace: cfg.max_operations_per_namespace,
             ..CoreConfig::default()
         },

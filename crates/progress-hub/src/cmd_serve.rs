@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// How long finished operations are kept (default 1h).
     #[arg(long, allow_hyphen_values = true)]
     finished_retention: Option<String>,
+    /// Fail operations whose producer is silent this long as abandoned
+    /// (default 24h; 0: never).
+    #[arg(long, allow_hyphen_values = true)]
+    abandon_timeout: Option<String>,
     /// Largest client message in bytes (default 65536).
     #[arg(long, allow_hyphen_values = true)]
     max_message_size: Option<String>,
@@ -153,6 +157,7 @@ impl ServeArgs {
         s("status_interval", &self.status_interval);
         s("replay_limit", &self.replay_limit);
         s("finished_retention", &self.finished_retention);
+        s("abandon_timeout", &self.abandon_timeout);
         s("max_message_size", &self.max_message_size);
         s("jwt_secret", &self.jwt_secret);
         s("jwt_public_key", &self.jwt_public_key);

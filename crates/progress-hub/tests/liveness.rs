@@ -148,6 +148,39 @@ async fn silent_producer_is_canceled_by_the_hub() {
     assert!(ev.get("seq").is_none());
 }
 
+#[tokio::test]
+async fn an_operation_abandoned_by_its_producer_is_failed_by_the_hub() {
+    let h = hub()
+        .args(["--stall-timeout", "200ms", "--abandon-timeout", "700ms"])
+        .start()
+        .await;
+    let (mut v, _) = subscriber(&h, "default").await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("gone", "default"), 1).await;
+    publish(&mut p, progress("gone", "default", 2, 30.0), 2).await;
+    let st = v.next_of("operation_stalled", Duration::from_secs(5)).await;
+    assert_eq!(st["offset"], 3);
+    let ev = v.next_of("operation_failed", Duration::from_secs(5)).await;
+    assert_eq!(ev["offset"], 4);
+    assert_eq!(ev["state"]["state"], "failed");
+    assert_eq!(ev["state"]["progress"], 30.0);
+    assert!(
+        ev["error"].as_str().unwrap().starts_with("abandoned"),
+        "{ev}"
+    );
+    assert_eq!(ev["state"]["error"], ev["error"]);
+    assert!(ev["state"]["finished_at"].is_u64());
+    // The producer that comes back is told the operation is over.
+    let late = publish(&mut p, progress("gone", "default", 3, 31.0), 3).await;
+    assert_eq!(late["code"], "OPERATION_FINISHED", "{late}");
+    let url = format!("{}/api/v1/namespaces/default/operations/gone", h.http());
+    let (status, got) = get_json(&url).await;
+    assert_eq!(
+        (status, &got["operation"]["state"]),
+        (200, &json!("failed"))
+    );
+}
+
 /// A client that was not reading when the hub closed it for silence (a
 /// synchronous test that sleeps past the idle timeout while heartbeat
 /// pings pile up) still reads everything when it comes back, answering

@@ -239,6 +239,72 @@ fn stall_resume_and_hub_cancel() {
 }
 
 #[test]
+fn a_producer_silent_past_the_abandon_timeout_has_its_operation_failed() {
+    let (mut n, mut cfg) = ns();
+    cfg.abandon_timeout_ms = 60_000;
+    apply(&mut n, start("a"), 0, &cfg).unwrap();
+    apply(&mut n, progress("a", 2, 40.0), 500, &cfg).unwrap();
+    assert_eq!(
+        n.tick(1_500, &cfg).events[0].event_type,
+        EventType::OperationStalled
+    );
+    assert_eq!(
+        n.next_deadline(&cfg),
+        Some(60_500),
+        "the abandonment is due"
+    );
+    assert!(n.tick(60_499, &cfg).events.is_empty());
+    let t = n.tick(60_500, &cfg);
+    assert_eq!(t.events.len(), 1);
+    let e = &t.events[0];
+    assert_eq!(e.event_type, EventType::OperationFailed);
+    assert_eq!(e.offset, 4);
+    assert_eq!(e.state.state, OperationStatus::Failed);
+    assert_eq!(e.state.finished_at, Some(60_500));
+    assert_eq!(
+        e.state.progress,
+        Some(40.0),
+        "the last reported progress stays"
+    );
+    assert_eq!((e.state.rate, e.state.eta_seconds), (None, None));
+    let error = e.state.error.as_deref().unwrap();
+    assert!(
+        error.starts_with("abandoned: no word from the producer for 60 s"),
+        "{error}"
+    );
+    assert_eq!(e.state.details.as_ref().unwrap()["reason"], "abandoned");
+    // Final: the producer coming back is told so; a resend is still re-acked.
+    let late = apply(&mut n, progress("a", 3, 41.0), 61_000, &cfg).unwrap_err();
+    assert_eq!(late.code, ErrorCode::OperationFinished);
+    assert!(
+        apply(&mut n, progress("a", 2, 40.0), 61_000, &cfg)
+            .unwrap()
+            .ack
+            .duplicate
+    );
+    // And the place it held is freed after the retention window.
+    assert_eq!(n.tick(60_500 + 10_000, &cfg).removed, vec!["a".to_string()]);
+}
+
+#[test]
+fn an_abandon_timeout_of_zero_never_fails_anything() {
+    let (mut n, mut cfg) = ns();
+    cfg.abandon_timeout_ms = 0;
+    apply(&mut n, start("a"), 0, &cfg).unwrap();
+    n.tick(1_000, &cfg);
+    assert_eq!(
+        n.next_deadline(&cfg),
+        None,
+        "stalled, and nothing more is due"
+    );
+    assert!(n.tick(u64::MAX / 2, &cfg).events.is_empty());
+    assert_eq!(
+        n.operation("a").unwrap().state.state,
+        OperationStatus::Stalled
+    );
+}
+
+#[test]
 fn pending_cancel_is_delivered_to_the_next_connection() {
     let (mut n, cfg) = ns();
     apply(&mut n, start("a"), 0, &cfg).unwrap();
