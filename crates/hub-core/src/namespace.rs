@@ -116,6 +116,16 @@ impl Namespace {
         ns
     }
 
+    /// The hub was down until `now`, and its producers could not speak to
+    /// it meanwhile: each unfinished operation's silence counts from `now`,
+    /// so its producer gets the whole stall, cancel and abandon windows to
+    /// come back before the hub stalls, cancels or fails the operation.
+    pub fn restarted(&mut self, now: u64) {
+        for op in self.ops.values_mut().filter(|op| !op.is_finished()) {
+            op.last_producer_at = op.last_producer_at.max(now);
+        }
+    }
+
     /// The namespace name.
     pub fn name(&self) -> &str {
         &self.name

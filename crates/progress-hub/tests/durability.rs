@@ -40,6 +40,46 @@ async fn kill9_keeps_every_acked_event() {
     assert_eq!(next["offset"], last + 1);
 }
 
+/// While the hub is down its producers cannot speak: after a restart each
+/// live operation's producer gets the whole stall and abandon windows to
+/// come back, instead of its operation being stalled or failed at the
+/// first tick for a silence that was the hub's own.
+#[tokio::test]
+async fn downtime_does_not_count_as_a_producers_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = hub().data_dir(dir.path()).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("long", "default"), 1).await;
+    publish(&mut p, progress("long", "default", 2, 10.0), 2).await;
+    h.kill9().await;
+    // The downtime: longer than both windows the restarted hub is given.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let h = hub()
+        .data_dir(dir.path())
+        .args(["--stall-timeout", "1s", "--abandon-timeout", "1200ms"])
+        .args(["--heartbeat-interval", "300ms"])
+        .start()
+        .await;
+    let (mut v, _) = subscriber(&h, "default").await;
+    let list = v.next_of("operation_list", DEADLINE).await;
+    assert_eq!(list["operations"][0]["state"], "running", "{list}");
+    // A heartbeat later the engine has ticked (every 250 ms here) and
+    // still nothing happened to the operation.
+    loop {
+        let m = v.next(Duration::from_secs(5)).await.expect("a heartbeat");
+        assert!(
+            m["type"] != "operation_failed" && m["type"] != "operation_stalled",
+            "{m}"
+        );
+        if m["type"] == "heartbeat" {
+            break;
+        }
+    }
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let ack = publish(&mut p, progress("long", "default", 3, 20.0), 3).await;
+    assert_eq!(ack["type"], "ack", "the producer is back in time: {ack}");
+}
+
 #[tokio::test]
 async fn memory_hub_gets_a_new_epoch_every_start() {
     let h1 = hub().start().await;

@@ -287,6 +287,36 @@ fn a_producer_silent_past_the_abandon_timeout_has_its_operation_failed() {
 }
 
 #[test]
+fn after_a_restart_silence_counts_from_the_restart() {
+    let (mut n, mut cfg) = ns();
+    cfg.abandon_timeout_ms = 5_000;
+    cfg.finished_retention_ms = 1_000_000;
+    apply(&mut n, start("a"), 0, &cfg).unwrap();
+    apply(&mut n, start("done"), 0, &cfg).unwrap();
+    let end = msg(r#"{"type":"operation_completed","operation_id":"done","seq":2}"#);
+    apply(&mut n, end, 10, &cfg).unwrap();
+    n.request_cancel("a", "bob", 20).unwrap();
+    let ops: Vec<Operation> = n.operations().cloned().collect();
+    // The hub was down from 20 to 60,000.
+    let mut r = Namespace::restore("default", "ep", n.last_offset(), ops, []);
+    r.restarted(60_000);
+    assert_eq!(
+        r.next_deadline(&cfg),
+        Some(61_000),
+        "one stall window from the restart"
+    );
+    assert!(r.tick(60_999, &cfg).events.is_empty());
+    let t = r.tick(61_000, &cfg);
+    assert_eq!(t.events.len(), 1, "the pending cancel, made by the hub");
+    assert_eq!(t.events[0].event_type, EventType::OperationCanceled);
+    let done = r.operation("done").unwrap();
+    assert_eq!(
+        done.last_producer_at, 10,
+        "finished operations keep their times"
+    );
+}
+
+#[test]
 fn an_abandon_timeout_of_zero_never_fails_anything() {
     let (mut n, mut cfg) = ns();
     cfg.abandon_timeout_ms = 0;

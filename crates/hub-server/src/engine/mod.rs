@@ -103,8 +103,9 @@ impl Engine {
     ) -> Result<(EngineHandle, String, tokio::task::JoinHandle<()>), StoreError> {
         let loaded = store.load()?;
         let mut namespaces = HashMap::new();
+        let now = crate::clock::now_ms();
         for data in loaded.namespaces {
-            let ns = Ns::restore(&loaded.epoch, data, &cfg)?;
+            let ns = Ns::restore(&loaded.epoch, data, &cfg, now)?;
             namespaces.insert(ns.core.name().to_owned(), ns);
         }
         let (ctx, crx) = mpsc::unbounded_channel();

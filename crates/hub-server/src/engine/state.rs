@@ -55,10 +55,14 @@ impl Ns {
     /// refuses to start on it rather than serve a history with holes
     /// (a lost start would reopen a finished id, a lost event break a
     /// `recovered: true` replay).
+    ///
+    /// `now` is when the hub came back: producers' silence counts from it
+    /// ([`Namespace::restarted`]).
     pub fn restore(
         epoch: &str,
         data: NamespaceData,
         cfg: &EngineConfig,
+        now: u64,
     ) -> Result<Self, StoreError> {
         let damaged = |what: String| {
             StoreError::Corrupt(format!(
@@ -127,11 +131,9 @@ impl Ns {
                 data.last_offset
             )));
         }
-        Ok(Ns {
-            core: Namespace::restore(&data.name, epoch, data.last_offset, ops, tombstones),
-            log,
-            states,
-        })
+        let mut core = Namespace::restore(&data.name, epoch, data.last_offset, ops, tombstones);
+        core.restarted(now);
+        Ok(Ns { core, log, states })
     }
 }
 
