@@ -331,13 +331,7 @@ pub async fn get_operation(
     {
         Ok(Some((state, events))) => {
             let state = serde_json::to_string(&state).unwrap_or_default();
-            json_response(
-                StatusCode::OK,
-                format!(
-                    "{{\"operation\":{state},\"events\":[{}]}}",
-                    events.join(",")
-                ),
-            )
+            crate::json_list::response(format!("{{\"operation\":{state},\"events\":"), events, "}")
         }
         Ok(None) => error_response(
             ProtoError::new(
@@ -377,16 +371,16 @@ pub async fn events(
     };
     let namespace = ns.clone();
     match ask(&app, |reply| Command::Events { namespace, after, limit, reply }).await {
-        Ok(page) => json_response(
-            StatusCode::OK,
+        Ok(page) => crate::json_list::response(
             format!(
-                "{{\"namespace\":{},\"epoch\":{},\"first_offset\":{},\"last_offset\":{},\"events\":[{}]}}",
+                "{{\"namespace\":{},\"epoch\":{},\"first_offset\":{},\"last_offset\":{},\"events\":",
                 json!(ns),
                 json!(page.epoch),
                 page.first_offset,
                 page.last_offset,
-                page.events.join(",")
             ),
+            page.events,
+            "}",
         ),
         Err(r) => r,
     }

@@ -15,6 +15,7 @@ pub mod door;
 pub mod engine;
 pub mod frame;
 pub mod http_api;
+pub mod json_list;
 pub mod keywatch;
 pub mod limits;
 pub mod log;

@@ -207,3 +207,49 @@ async fn a_start_posted_twice_without_seq_is_a_resend() {
         "{next}"
     );
 }
+
+/// An operation's whole retained history, and a page of the namespace's
+/// events, come back as one valid document with a true `Content-Length`
+/// however many chunks the hub streams them in.
+#[tokio::test]
+async fn long_histories_come_back_whole_and_in_order() {
+    let h = hub().args(["--max-messages-per-second", "0"]).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("long", "default"), 1).await;
+    let n = 1_500u64;
+    for seq in 2..=n {
+        p.send(progress("long", "default", seq, (seq % 100) as f64))
+            .await;
+    }
+    // The last ack acks them all.
+    p.until(|m| m["type"] == "ack" && m["seq"] == n, DEADLINE)
+        .await;
+    let base = format!("{}/api/v1/namespaces/default", h.http());
+    let r = reqwest::get(format!("{base}/operations/long"))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let declared: usize = r.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = r.bytes().await.unwrap();
+    assert!(declared > 200_000, "several chunks' worth: {declared}");
+    assert_eq!(body.len(), declared);
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let offsets: Vec<u64> = doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, (1..=n).collect::<Vec<_>>());
+    assert_eq!(doc["operation"]["last_offset"], n);
+    let (s, page) = get_json(&format!("{base}/events?after=100&limit=1000")).await;
+    assert_eq!(s, 200);
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1000);
+    assert_eq!(events[0]["offset"], 101);
+    assert_eq!(page["last_offset"], n);
+}
