@@ -304,8 +304,15 @@ async fn drain(state: &Arc<AppState>) {
         );
         c.close(CloseCode::ServiceRestart, e, now);
     }
+    // Until every socket is gone: a closed connection leaves the registry
+    // at once but keeps its socket up to a second for the client's close
+    // frame, and exiting earlier would reset it, destroying the acks, the
+    // error and the close frame a client that was still sending had not
+    // read yet.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !state.registry.is_empty() && tokio::time::Instant::now() < deadline {
+    while (!state.registry.is_empty() || state.registry.sockets_open() > 0)
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

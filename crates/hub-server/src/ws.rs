@@ -151,6 +151,8 @@ async fn run(
     edge: Edge,
     handshake: u64,
 ) {
+    // Counted until the socket is dropped, after the closing handshake.
+    let _socket = app.registry.hold_socket();
     let out = app.new_outbox(false);
     if let Some(w) = &wire {
         let capture: Arc<dyn crate::sock::Capture> = out.clone();

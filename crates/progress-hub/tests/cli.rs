@@ -256,6 +256,75 @@ async fn sigterm_acks_everything_it_stored_before_closing() {
     assert!(acked + refused as u64 <= last);
 }
 
+/// SIGTERM while a producer is still sending and reads a little behind:
+/// it still reads every ack, the `SERVER_SHUTDOWN` error and close 1012.
+/// The hub used to exit as soon as its connections had left the registry,
+/// about 20 ms after its close frames, and closing a socket that still
+/// held the producer's unread messages sent a reset, which destroyed
+/// everything the producer had not read yet.
+#[tokio::test]
+async fn a_producer_still_sending_at_sigterm_reads_why_it_was_closed() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = hub()
+        .data_dir(dir.path())
+        .args(["--max-messages-per-second", "0"])
+        .start()
+        .await;
+    let (ws, _) = tokio_tungstenite::connect_async(h.ws_url()).await.unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let writer = tokio::spawn(async move {
+        let start = started("flood", "default").to_string();
+        tx.send(Message::text(start)).await.unwrap();
+        for seq in 2..=1_000_000u64 {
+            let m = progress("flood", "default", seq, (seq % 100) as f64).to_string();
+            if tx.send(Message::text(m)).await.is_err() {
+                return seq;
+            }
+        }
+        panic!("never closed");
+    });
+    // Messages are flowing; then the signal, while the producer is sending
+    // and has stopped reading for a moment (well within the second the hub
+    // waits for its close frame).
+    let first = rx.next().await.unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("\"ack\""), "{first:?}");
+    h.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut acked, mut told, mut close) = (0u64, false, None);
+    while let Some(m) = tokio::time::timeout(DEADLINE, rx.next())
+        .await
+        .expect("the hub ends it")
+    {
+        match m {
+            Ok(Message::Text(t)) => {
+                for line in t.lines() {
+                    let v: Value = serde_json::from_str(line).unwrap();
+                    if v["type"] == "ack" {
+                        acked = acked.max(v["seq"].as_u64().unwrap());
+                    }
+                    told |= v["code"] == "SERVER_SHUTDOWN";
+                }
+            }
+            Ok(Message::Close(frame)) => close = frame.map(|f| u16::from(f.code)),
+            Ok(_) => {}
+            Err(e) => panic!("the connection broke instead of closing: {e} (acked {acked})"),
+        }
+    }
+    assert!(told, "SERVER_SHUTDOWN was read");
+    assert_eq!(close, Some(1012));
+    writer.await.unwrap();
+    assert_eq!(h.wait_exit(DEADLINE).await.and_then(|s| s.code()), Some(0));
+    let h = hub().data_dir(dir.path()).start().await;
+    let url = format!("{}/api/v1/namespaces/default/operations/flood", h.http());
+    let (_, op) = get_json(&url).await;
+    assert_eq!(
+        op["operation"]["last_offset"], acked,
+        "every stored message was acked"
+    );
+}
+
 /// The signal handlers are in place before `listening on` is printed: a
 /// SIGTERM or SIGINT sent the instant the line is read is still a graceful
 /// shutdown with exit code 0, on both stores. (Read with blocking I/O and
