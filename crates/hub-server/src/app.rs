@@ -28,7 +28,11 @@ pub struct AppState {
     pub store: Arc<dyn EventStore>,
     /// The stream epoch (same for every namespace of this store).
     pub epoch: String,
-    /// Set once shutdown starts (`/ready` answers 503).
+    /// Set on SIGTERM: `/ready` answers 503 while the hub still serves
+    /// everything for `shutdown_grace`.
+    pub stopping: AtomicBool,
+    /// Set once the grace is over: new connections and HTTP producer
+    /// messages get `SERVER_SHUTDOWN`.
     pub shutting_down: AtomicBool,
     /// Extra allowed browser origins.
     pub origins: Vec<String>,
@@ -60,7 +64,12 @@ impl AppState {
         conn
     }
 
-    /// Whether shutdown has started.
+    /// Whether a shutdown was asked for (the grace may still be running).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Whether the hub has stopped taking new work (after the grace).
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Relaxed)
     }

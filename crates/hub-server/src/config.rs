@@ -146,8 +146,9 @@ pub struct Config {
     #[serde(deserialize_with = "lenient::list")]
     pub rate_limit_exempt: String,
     /// On SIGTERM, how long `/ready` answers 503 while the hub keeps
-    /// serving, so load balancers stop sending new clients before the
-    /// connections are closed with `SERVER_SHUTDOWN` (1012).
+    /// serving everyone (new clients included), so load balancers stop
+    /// sending new clients before the connections are closed with
+    /// `SERVER_SHUTDOWN` (1012).
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     /// Log format: `text` or `json`.

@@ -186,6 +186,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         authn,
         store,
         epoch,
+        stopping: Default::default(),
         shutting_down: Default::default(),
         started_at: clock::now_ms(),
         status: Default::default(),
@@ -282,14 +283,15 @@ fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 /// for them to flush and close.
 async fn drain(state: &Arc<AppState>) {
     state.status.note_shutdown();
-    state.shutting_down.store(true, Ordering::Relaxed);
+    state.stopping.store(true, Ordering::Relaxed);
     let grace = state.cfg.shutdown_grace;
     if !grace.is_zero() {
         // Load balancers see `/ready` turn 503 and stop sending new
-        // clients while the hub still serves the ones it has.
+        // clients while the hub still serves everyone, new ones included.
         tracing::info!(grace = ?grace, "not ready; closing connections after the grace period");
         tokio::time::sleep(grace).await;
     }
+    state.shutting_down.store(true, Ordering::Relaxed);
     // Producers get the acks of everything the hub accepted before the
     // connections close (later messages are refused with SERVER_SHUTDOWN).
     let (tx, rx) = oneshot::channel();

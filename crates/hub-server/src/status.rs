@@ -200,7 +200,7 @@ pub async fn build_message(app: &Shared) -> ServerMessage {
 pub async fn readiness(app: &Shared) -> (bool, Value) {
     let now = now_ms();
     let mut failing: Vec<(&'static str, String)> = Vec::new();
-    if app.is_shutting_down() {
+    if app.is_stopping() {
         failing.push(("shutdown", "the hub is shutting down".into()));
     }
     let mut store_error = app.store.check_writable().err().map(|e| e.to_string());

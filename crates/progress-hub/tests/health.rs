@@ -1,7 +1,7 @@
 //! Health, readiness and `system_status` against the real binary: `/ready`
 //! names its checks; on SIGTERM it turns 503 at once, says which check
 //! fails and since when, and stays answerable through the shutdown grace
-//! period while connected clients are still served; `system_status` has
+//! period while clients, new ones included, are still served; `system_status` has
 //! every field the dashboard reads and goes only to connections holding a
 //! subscription.
 
@@ -61,40 +61,54 @@ async fn ready_is_503_with_the_failing_check_and_since_during_shutdown() {
     let since = failing[0]["since"].as_u64().unwrap();
     assert!(since >= before && since <= now_ms(), "{since} vs {before}");
 
-    // Within the grace period: still alive, the same `since`, new clients
-    // are turned away with SERVER_SHUTDOWN, and the connected viewer is
-    // still served (a ping is answered).
+    // Within the grace period: still alive, the same `since`, and everyone
+    // is still served, new clients and HTTP producers included (a load
+    // balancer may send some until it sees /ready fail).
     let (s, h200) = get_json(&format!("{}/health", h.http())).await;
     assert_eq!((s, h200["status"].clone()), (200, json!("ok")));
     let (s, again) = ready(&client).await.unwrap();
     assert_eq!(s, 503);
     assert_eq!(again["failing"][0]["since"].as_u64(), Some(since));
-    let refused = Ws::connect_with(&h.ws_url(), &[]).await.err().unwrap();
-    assert_eq!(refused.0, 503);
-    assert!(refused.1.contains("SERVER_SHUTDOWN"), "{}", refused.1);
-    // An HTTP producer is refused too, its operation named.
+    let (mut late_viewer, _) = subscriber(&h, "default").await;
     let url = format!(
         "{}/api/v1/namespaces/default/operations/late/events",
         h.http()
     );
-    let (s, refused) = post_json(&url, &started("late", "default")).await;
-    assert_eq!(s, 503, "{refused}");
-    assert_eq!(refused["error"]["code"], "SERVER_SHUTDOWN");
-    assert_eq!(
-        refused["error"]["data"]["operation_id"], "late",
-        "{refused}"
-    );
+    let (s, ack) = post_json(&url, &started("late", "default")).await;
+    assert_eq!((s, &ack["type"]), (200, &json!("ack")), "{ack}");
+    late_viewer.next_of("operation_started", DEADLINE).await;
     let pong = v.request(json!({"type": "ping"}), 7).await;
     assert_eq!(pong["type"], "pong");
 
-    // Then the connection is told and closed, and the process exits 0.
+    // Then the connections are told and closed, and the process exits 0.
     let e = v.until(|m| m["code"] == "SERVER_SHUTDOWN", DEADLINE).await;
     assert_eq!(e["type"], "error");
     assert!(
         now_ms() >= before + 4000,
         "closed only after the grace period"
     );
+    // While the hub waits (up to a second) for this client's close frame,
+    // new clients and HTTP producers are turned away with SERVER_SHUTDOWN,
+    // the producer's operation named.
+    let refused = Ws::connect_with(&h.ws_url(), &[]).await.err().unwrap();
+    assert_eq!(refused.0, 503);
+    assert!(refused.1.contains("SERVER_SHUTDOWN"), "{}", refused.1);
+    let later = format!(
+        "{}/api/v1/namespaces/default/operations/later/events",
+        h.http()
+    );
+    let (s, refused) = post_json(&later, &started("later", "default")).await;
+    assert_eq!(s, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "SERVER_SHUTDOWN");
+    assert_eq!(
+        refused["error"]["data"]["operation_id"], "later",
+        "{refused}"
+    );
     assert_eq!(v.closed(DEADLINE).await, Some(1012));
+    late_viewer
+        .until(|m| m["code"] == "SERVER_SHUTDOWN", DEADLINE)
+        .await;
+    assert_eq!(late_viewer.closed(DEADLINE).await, Some(1012));
     let status = h.wait_exit(Duration::from_secs(15)).await.expect("exited");
     assert_eq!(status.code(), Some(0));
 }
