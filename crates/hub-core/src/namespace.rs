@@ -396,6 +396,7 @@ impl Namespace {
             cancel_requested_by: None,
             owner_conn: Some(producer.conn),
             cancel_delivered_to: None,
+            owner_seen_at: None,
         };
         op.remember(1, offset, cfg.seq_memory);
         let event = make_event(
@@ -490,8 +491,25 @@ impl Namespace {
         self.tombstones.get(op_id)
     }
 
-    /// Time passes: stalls, hub-made cancels, abandonments, retention.
+    /// Time passes: stalls, hub-made cancels, abandonments, retention,
+    /// with every producer connection taken as gone long ago (see
+    /// [`Namespace::tick_with`]).
     pub fn tick(&mut self, now: u64, cfg: &CoreConfig) -> TickOutput {
+        self.tick_with(now, cfg, &|_| Some(0))
+    }
+
+    /// Time passes. `gone_since(conn)` says whether a producer connection
+    /// is gone: `None` while it is open, else since when (0: long ago or
+    /// never known). An operation whose cancel is pending is canceled by
+    /// the hub once its producer is gone and has been silent, since the
+    /// later of its last message, the request and its leaving, for the
+    /// stall timeout; a producer still connected is left to answer.
+    pub fn tick_with(
+        &mut self,
+        now: u64,
+        cfg: &CoreConfig,
+        gone_since: &dyn Fn(u64) -> Option<u64>,
+    ) -> TickOutput {
         let mut out = TickOutput::default();
         let mut ids: Vec<&String> = self.ops.keys().collect();
         ids.sort();
@@ -512,9 +530,18 @@ impl Namespace {
                 continue;
             }
             let silent_since = op.last_producer_at;
-            let hub_cancel = op
-                .cancel_requested_at
-                .is_some_and(|at| now >= silent_since.max(at) + cfg.stall_timeout_ms);
+            let mut hub_cancel = false;
+            if let Some(at) = op.cancel_requested_at {
+                if now >= silent_since.max(at) + cfg.stall_timeout_ms {
+                    match op.owner_conn.map_or(Some(0), gone_since) {
+                        None => op.owner_seen_at = Some(now),
+                        Some(left) => {
+                            hub_cancel =
+                                now >= silent_since.max(at).max(left) + cfg.stall_timeout_ms
+                        }
+                    }
+                }
+            }
             let abandoned =
                 cfg.abandon_timeout_ms > 0 && now >= silent_since + cfg.abandon_timeout_ms;
             if hub_cancel || abandoned {
@@ -571,7 +598,11 @@ impl Namespace {
                     t = Some(op.last_producer_at + cfg.stall_timeout_ms);
                 }
                 if let Some(at) = op.cancel_requested_at {
-                    let c = op.last_producer_at.max(at) + cfg.stall_timeout_ms;
+                    let c = op
+                        .last_producer_at
+                        .max(at)
+                        .max(op.owner_seen_at.unwrap_or(0))
+                        + cfg.stall_timeout_ms;
                     t = Some(t.map_or(c, |x: u64| x.min(c)));
                 }
                 if cfg.abandon_timeout_ms > 0 {
@@ -586,7 +617,7 @@ impl Namespace {
 
 /// The reason (and state message) of a cancel the hub makes itself.
 const HUB_CANCEL_REASON: &str =
-    "canceled by the hub: the producer did not answer the cancel request";
+    "canceled by the hub: the producer left without answering the cancel request";
 
 /// The error of an operation the hub fails as abandoned.
 fn abandon_error(timeout_ms: u64) -> String {

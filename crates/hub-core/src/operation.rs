@@ -32,6 +32,12 @@ pub struct Operation {
     /// The connection the pending cancel was delivered to (not persisted).
     #[serde(skip)]
     pub cancel_delivered_to: Option<u64>,
+    /// The last tick that found the owning connection still open while a
+    /// cancel was pending (not persisted): the hub cancels only for a
+    /// producer gone past the stall timeout, so this only delays the next
+    /// check.
+    #[serde(skip)]
+    pub owner_seen_at: Option<u64>,
 }
 
 impl Operation {

@@ -148,6 +148,69 @@ async fn silent_producer_is_canceled_by_the_hub() {
     assert!(ev.get("seq").is_none());
 }
 
+/// The hub cancels for a producer that is gone, not for one that is still
+/// connected and taking its time to stop: that one's own report is
+/// accepted however late; once a producer leaves, the hub cancels a stall
+/// timeout after it left.
+#[tokio::test]
+async fn a_connected_producer_is_left_to_answer_a_cancel() {
+    let h = hub()
+        .args(["--stall-timeout", "300ms", "--heartbeat-interval", "200ms"])
+        .start()
+        .await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("slow", "default"), 1).await;
+    publish(&mut p, started("quits", "default"), 2).await;
+    let (mut v, _) = subscriber(&h, "default").await;
+    for (op, id) in [("slow", 2), ("quits", 3)] {
+        let ok = v
+            .request(
+                json!({"type": "cancel", "namespace": "default", "operation_id": op}),
+                id,
+            )
+            .await;
+        assert_eq!(ok["type"], "ok", "{ok}");
+        let note = p.next_of("cancel_requested", DEADLINE).await;
+        assert_eq!(note["operation_id"], op);
+    }
+    // Four heartbeats: more than two stall timeouts with the producer
+    // connected and silent. Nothing is canceled meanwhile.
+    let mut beats = 0;
+    while beats < 4 {
+        let m = v.next(DEADLINE).await.expect("a message");
+        assert_ne!(m["type"], "operation_canceled", "{m}");
+        beats += usize::from(m["type"] == "heartbeat");
+    }
+    let done = json!({"type": "operation_canceled", "namespace": "default", "operation_id": "slow", "seq": 2, "reason": "stopped cleanly"});
+    let ack = publish(&mut p, done, 4).await;
+    assert_eq!(
+        ack["type"], "ack",
+        "the producer's own report is taken: {ack}"
+    );
+    let ev = v.next_of("operation_canceled", DEADLINE).await;
+    assert_eq!(
+        (&ev["operation_id"], &ev["reason"]),
+        (&json!("slow"), &json!("stopped cleanly"))
+    );
+    // The producer goes: the hub cancels what it left, a stall timeout later.
+    let left = std::time::Instant::now();
+    p.close().await;
+    let ev = v.next_of("operation_canceled", DEADLINE).await;
+    assert!(
+        left.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        left.elapsed()
+    );
+    assert_eq!(ev["operation_id"], "quits");
+    assert!(
+        ev["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("canceled by the hub"),
+        "{ev}"
+    );
+}
+
 #[tokio::test]
 async fn an_operation_abandoned_by_its_producer_is_failed_by_the_hub() {
     let h = hub()

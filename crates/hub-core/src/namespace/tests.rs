@@ -225,7 +225,7 @@ fn stall_resume_and_hub_cancel() {
     assert_eq!(t.events[0].state.state, OperationStatus::Canceled);
     assert_eq!(
         t.events[0].state.message.as_deref(),
-        Some("canceled by the hub: the producer did not answer the cancel request"),
+        Some("canceled by the hub: the producer left without answering the cancel request"),
         "the reason becomes the state's message, as for a producer's cancel"
     );
     assert_eq!(
@@ -541,4 +541,47 @@ proptest! {
             }
         }
     }
+}
+
+/// The hub cancels only for a producer that is gone: one still connected
+/// is left to answer however long it takes; once it leaves, the hub
+/// cancels a stall timeout after it left.
+#[test]
+fn the_hub_cancels_only_once_the_producer_has_been_gone_a_stall_timeout() {
+    let (mut n, cfg) = ns();
+    apply(&mut n, start("a"), 0, &cfg).unwrap();
+    n.request_cancel("a", "bob", 100).unwrap();
+    let open = |_: u64| None;
+    assert!(n
+        .tick_with(1_100, &cfg, &open)
+        .events
+        .iter()
+        .all(|e| e.event_type != EventType::OperationCanceled));
+    assert_eq!(
+        n.next_deadline(&cfg),
+        Some(2_100),
+        "checked again a stall timeout later"
+    );
+    assert!(n
+        .tick_with(50_000, &cfg, &open)
+        .events
+        .iter()
+        .all(|e| e.event_type != EventType::OperationCanceled));
+    // The connection closed at 60,000.
+    let left = |_: u64| Some(60_000);
+    assert!(n.tick_with(60_999, &cfg, &left).events.is_empty());
+    let t = n.tick_with(61_000, &cfg, &left);
+    assert_eq!(t.events.len(), 1);
+    assert_eq!(t.events[0].event_type, EventType::OperationCanceled);
+    // The producer that answers, still connected, is accepted.
+    let (mut n, cfg) = ns();
+    apply(&mut n, start("b"), 0, &cfg).unwrap();
+    n.request_cancel("b", "bob", 100).unwrap();
+    n.tick_with(5_000, &cfg, &open);
+    let done = msg(r#"{"type":"operation_canceled","operation_id":"b","seq":2,"reason":"asked"}"#);
+    let ack = apply(&mut n, done, 5_500, &cfg).unwrap();
+    assert_eq!(
+        ack.events.last().unwrap().state.state,
+        OperationStatus::Canceled
+    );
 }

@@ -85,6 +85,7 @@ impl Engine {
             } => self.cancel(namespace, operation_id, who, id, reply),
             Command::Narrow { conn, may_view } => self.narrow(&conn, may_view),
             Command::Closed { conn } => {
+                self.departures.left(conn, now_ms());
                 for ns in self.conn_subs.remove(&conn).unwrap_or_default() {
                     if let Some(list) = self.subs.get_mut(&ns) {
                         list.retain(|s| s.conn.id != conn);
@@ -503,7 +504,12 @@ impl Engine {
             if ns.core.next_deadline(&cfg).is_none_or(|d| d > now) {
                 continue;
             }
-            let out = ns.core.tick(now, &cfg);
+            let out = {
+                let (registry, departures) = (&self.registry, &self.departures);
+                let gone_since =
+                    |conn: u64| registry.get(conn).is_none().then(|| departures.since(conn));
+                ns.core.tick_with(now, &cfg, &gone_since)
+            };
             let stamp = crate::clock::stamp();
             // A dropped operation's record becomes its tombstone; the
             // records of tombstones pushed out by the cap go (the store

@@ -14,6 +14,7 @@
 
 mod coalesce;
 mod command;
+mod departures;
 mod handlers;
 mod query;
 mod records;
@@ -91,6 +92,9 @@ pub struct Engine {
     deliveries_total: u64,
     coalesce: coalesce::Coalescer,
     kinds: crate::metrics::KindCounters,
+    /// Recently closed connections, for the hub's cancel of operations
+    /// whose producer is gone.
+    departures: departures::Departures,
 }
 
 impl Engine {
@@ -124,6 +128,7 @@ impl Engine {
         let epoch = loaded.epoch.clone();
         let coalesce = coalesce::Coalescer::new(cfg.max_updates_per_operation_per_second);
         let engine = Engine {
+            departures: departures::Departures::new(cfg.core.stall_timeout_ms),
             coalesce,
             cfg,
             epoch: loaded.epoch,
