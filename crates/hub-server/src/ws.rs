@@ -237,9 +237,12 @@ async fn run(
                             conn.on_text(t.as_str()).await;
                         }
                     }
-                    Some(Ok(Message::Binary(_))) => {
+                    Some(Ok(Message::Binary(b))) => {
                         out.touch(now);
-                        if conn.close_if_expired(None, now) || !conn.within_rate(None) {
+                        if conn.close_if_expired(None, now)
+                            || !conn.within_rate(None)
+                            || conn.close_if_too_large(b.len())
+                        {
                             continue;
                         }
                         out.reject(ProtoError::bad("binary frames are not part of the protocol; send JSON text frames"));
@@ -428,16 +431,25 @@ impl Conn {
         }
     }
 
+    /// A message over `max_message_size` (text or binary) gets
+    /// `MESSAGE_TOO_LARGE` and close 1009; returns whether it was.
+    fn close_if_too_large(&self, size: usize) -> bool {
+        let max = self.app.cfg.max_message_size;
+        if size <= max {
+            return false;
+        }
+        let e = ProtoError::new(
+            ErrorCode::MessageTooLarge,
+            format!("the message is larger than {max} bytes"),
+        )
+        .with_data(serde_json::json!({"limit": max, "size": size}));
+        self.out.close(CloseCode::TooLarge, e, now_ms());
+        true
+    }
+
     async fn on_text(&mut self, text: &str) {
         let received = crate::clock::stamp();
-        let max = self.app.cfg.max_message_size;
-        if text.len() > max {
-            let e = ProtoError::new(
-                ErrorCode::MessageTooLarge,
-                format!("the message is larger than {max} bytes"),
-            )
-            .with_data(serde_json::json!({"limit": max, "size": text.len()}));
-            self.out.close(CloseCode::TooLarge, e, now_ms());
+        if self.close_if_too_large(text.len()) {
             return;
         }
         let msg = match decode_client(text) {

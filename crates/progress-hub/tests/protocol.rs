@@ -205,6 +205,25 @@ async fn too_large_and_binary_frames() {
     assert_eq!(p.closed(DEADLINE).await, Some(1009));
 }
 
+/// The message limit holds for binary frames too: over it, one gets
+/// MESSAGE_TOO_LARGE and 1009 like a text frame (it used to get only
+/// BAD_MESSAGE up to the codec's own 1 MiB, with the connection open).
+#[tokio::test]
+async fn a_binary_frame_over_the_limit_is_too_large() {
+    let h = hub().args(["--max-message-size", "1024"]).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    p.send_raw(hub_testkit::Message::binary(vec![0u8; 1024]))
+        .await;
+    let e = p.next_of("error", DEADLINE).await;
+    assert_eq!(e["code"], "BAD_MESSAGE", "at the limit: just not JSON text");
+    p.send_raw(hub_testkit::Message::binary(vec![0u8; 1025]))
+        .await;
+    let e = p.next_of("error", DEADLINE).await;
+    assert_eq!(e["code"], "MESSAGE_TOO_LARGE");
+    assert_eq!(e["data"]["limit"], 1024);
+    assert_eq!(p.closed(DEADLINE).await, Some(1009));
+}
+
 #[tokio::test]
 async fn a_tiny_message_limit_still_takes_what_fits() {
     // Any positive limit is accepted; a ping fits in 64 bytes, a start does not.
