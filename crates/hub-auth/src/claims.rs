@@ -6,7 +6,7 @@
 //! ignored, so a token whose roles are all unknown has no role and may do
 //! nothing (it still authenticates). An explicit empty list means no role / no
 //! namespace. `exp` is seconds since the Unix epoch (JWT NumericDate; a
-//! fractional value is accepted), `sub` is required.
+//! fractional value is accepted); `sub` absent is the unnamed subject `""`.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,9 @@ use crate::principal::{past_exp, Principal, Role, EXP_LEEWAY_MS};
 /// [`mint_with_private_key`](crate::mint_with_private_key).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Claims {
-    /// Who the token is for.
+    /// Who the token is for; empty: a token without `sub` (an unnamed
+    /// subject).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sub: String,
     /// Expiry, in SECONDS since the Unix epoch.
     pub exp: u64,
@@ -64,7 +66,7 @@ fn seconds_to_ms(secs: f64) -> Option<u64> {
 }
 
 impl TokenClaims {
-    /// Checks `exp`, `nbf` and `sub` at `now_ms` and builds the principal.
+    /// Checks `exp` and `nbf` at `now_ms` and builds the principal.
     pub(crate) fn into_principal(self, now_ms: u64) -> Result<Principal, AuthError> {
         let exp = self
             .exp
@@ -79,9 +81,9 @@ impl TokenClaims {
                 return Err(AuthError::failed(reason::NOT_YET_VALID));
             }
         }
-        let sub = self
-            .sub
-            .ok_or_else(|| AuthError::failed(reason::MISSING_SUB))?;
+        // Only `exp` is required: a token without `sub` is an unnamed
+        // subject, `""`, as an empty `sub` is (Centrifugo's anonymous user).
+        let sub = self.sub.unwrap_or_default();
         let roles = match self.roles {
             None => vec![Role::Viewer],
             Some(names) => {
@@ -166,10 +168,9 @@ mod tests {
             "missing_exp"
         );
         assert_eq!(
-            c(serde_json::json!({"exp": 200}))
-                .unwrap_err()
-                .reason_label(),
-            "missing_sub"
+            c(serde_json::json!({"exp": 200})).unwrap().sub,
+            "",
+            "no sub: the unnamed subject"
         );
     }
 }

@@ -27,8 +27,6 @@ pub mod reason {
     pub const SIGNATURE: &str = "invalid signature";
     /// No `exp` claim.
     pub const MISSING_EXP: &str = "missing exp claim";
-    /// No `sub` claim.
-    pub const MISSING_SUB: &str = "missing sub claim";
     /// A claim has the wrong type (e.g. `exp` as a string, `roles` not a list of strings).
     pub const CLAIMS: &str = "invalid claims";
     /// `nbf` is in the future (beyond the leeway).
@@ -69,7 +67,7 @@ impl AuthError {
 
     /// A short, bounded label for metrics (e.g. `auth_failures_total{reason=...}`):
     /// `required`, `expired`, `malformed`, `too_large`, `algorithm`, `unknown_kid`,
-    /// `missing_kid`, `crit`, `signature`, `missing_exp`, `missing_sub`, `claims`,
+    /// `missing_kid`, `crit`, `signature`, `missing_exp`, `claims`,
     /// `not_yet_valid`, or `invalid` for anything else.
     pub fn reason_label(&self) -> &'static str {
         match self {
@@ -84,7 +82,6 @@ impl AuthError {
                 reason::CRIT => "crit",
                 reason::SIGNATURE => "signature",
                 reason::MISSING_EXP => "missing_exp",
-                reason::MISSING_SUB => "missing_sub",
                 reason::CLAIMS => "claims",
                 reason::NOT_YET_VALID => "not_yet_valid",
                 _ => "invalid",

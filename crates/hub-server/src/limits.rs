@@ -222,7 +222,9 @@ impl Limits {
 
     /// Admits a connection against the per-subject and per-IP connection
     /// caps. `authenticated`: the principal comes from a verified token
-    /// (counted by subject); otherwise it is anonymous (counted by IP).
+    /// (counted by subject); otherwise it is anonymous (counted by IP), and
+    /// so is a token without a subject (`sub` empty or absent), which has
+    /// nothing else to be counted by.
     /// The returned slot frees its place when dropped.
     pub fn admit(
         self: &Arc<Self>,
@@ -230,7 +232,7 @@ impl Limits {
         sub: &str,
         authenticated: bool,
     ) -> Result<Slot, ProtoError> {
-        if authenticated {
+        if authenticated && !sub.is_empty() {
             if self.per_user > 0 {
                 let mut users = self.users.lock();
                 let n = users.entry(sub.to_owned()).or_insert(0);

@@ -152,6 +152,35 @@ async fn roles_and_namespaces_are_enforced_per_message() {
     assert_eq!(detail["events"].as_array().unwrap().len(), 1);
 }
 
+/// Only `exp` is required: a token without `sub` is accepted as an unnamed
+/// subject (as an empty `sub` always was), with the roles it carries.
+#[tokio::test]
+async fn a_token_without_sub_is_an_unnamed_subject() {
+    let h = authed_hub(&[]).await;
+    let mut c = Claims::new("", now_s() + 3600);
+    c.roles = Some(vec!["admin".into()]);
+    let tok = mint_hs256(SECRET, &c).unwrap();
+    let mut p = ws_as(&h, &tok).await;
+    let ack = publish(&mut p, started("nameless", "default"), 1).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let mut other = ws_as(&h, &tok).await;
+    let ok = other
+        .request(
+            json!({"type": "cancel", "namespace": "default", "operation_id": "nameless"}),
+            2,
+        )
+        .await;
+    assert_eq!(ok["type"], "ok");
+    let note = p.next_of("cancel_requested", DEADLINE).await;
+    assert_eq!(note["requested_by"], "");
+    let (s, _) = get_json_auth(
+        &format!("{}/api/v1/namespaces/default/operations/nameless", h.http()),
+        &tok,
+    )
+    .await;
+    assert_eq!(s, 200);
+}
+
 async fn get_json_auth(url: &str, tok: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
         .get(url)
