@@ -71,7 +71,8 @@ pub struct Config {
     #[serde(deserialize_with = "lenient::bool")]
     pub allow_anonymous_read: bool,
     /// Browser origins allowed besides the hub's own (comma-separated, or
-    /// an array in TOML).
+    /// an array in TOML): each `scheme://host[:port]` with no path, `null`,
+    /// or `*` for any; anything else is refused at start.
     #[serde(deserialize_with = "lenient::opt_list")]
     pub allowed_origins: Option<String>,
     /// TLS certificate chain (PEM).
@@ -440,6 +441,15 @@ impl Config {
         if let Err(e) = crate::limits::parse_networks(&self.rate_limit_exempt) {
             return bad("rate_limit_exempt", &e);
         }
+        if let Some(o) = self.origins().into_iter().find(|o| !is_origin(o)) {
+            return bad(
+                "allowed_origins",
+                &format!(
+                    "`{o}` is not an origin: expected scheme://host[:port] with no path, \
+                     e.g. https://app.example.com, or `*` for any"
+                ),
+            );
+        }
         if self.history_size == 0 {
             return bad("history_size", "must be at least 1");
         }
@@ -544,6 +554,27 @@ impl Config {
             .filter(|s| !s.is_empty())
             .collect()
     }
+}
+
+/// Whether a (normalized) entry of `allowed_origins` can match a browser's
+/// `Origin`: `*`, `null` (what sandboxed documents send), or
+/// `scheme://host[:port]` and nothing after it.
+fn is_origin(o: &str) -> bool {
+    if o == "*" || o == "null" {
+        return true;
+    }
+    let Some((scheme, rest)) = o.split_once("://") else {
+        return false;
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+    scheme_ok
+        && !rest.is_empty()
+        && !rest
+            .chars()
+            .any(|c| c.is_whitespace() || "/?#@\\".contains(c))
 }
 
 /// Turns a figment error into one line naming the key and its source.

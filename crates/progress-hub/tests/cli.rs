@@ -22,6 +22,18 @@ async fn bad_values_and_unknown_keys_exit_2_naming_the_key() {
     );
     let err = exits_2(hub().listen("0.0.0.0:0")).await;
     assert!(err.contains("insecure-no-auth"), "{err}");
+    // An origin with a path can never match a browser's Origin header.
+    let err = exits_2(hub().env(
+        "PROGRESS_HUB_ALLOWED_ORIGINS",
+        "https://app.example/dashboard",
+    ))
+    .await;
+    assert!(
+        err.contains("allowed_origins")
+            && err.contains("PROGRESS_HUB_ALLOWED_ORIGINS")
+            && err.contains("not an origin"),
+        "{err}"
+    );
 }
 
 /// Starts `hub` expecting a refusal with exit code 2; returns its stderr.

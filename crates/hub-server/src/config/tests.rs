@@ -279,3 +279,36 @@ fn config_file_from_the_variable() {
         Ok(())
     });
 }
+
+#[test]
+fn allowed_origins_must_be_origins() {
+    figment::Jail::expect_with(|_| {
+        for good in [
+            "https://app.example.com",
+            "http://localhost:3000,https://b.example/",
+            "*",
+            "null",
+            "chrome-extension://abcdef",
+        ] {
+            let c = Config::load(None, flags(&[("allowed_origins", good)]));
+            assert!(c.is_ok(), "{good}: {:?}", c.err());
+        }
+        for bad in [
+            "not a url",
+            "https://a.example/path",
+            "app.example.com",
+            "https://",
+            "https://a.example?x=1",
+            "https://user@a.example",
+        ] {
+            let e = Config::load(None, flags(&[("allowed_origins", bad)])).unwrap_err();
+            assert!(
+                e.0.contains("allowed_origins")
+                    && e.0.contains("flag --allowed-origins")
+                    && e.0.contains("is not an origin"),
+                "{bad}: {e}"
+            );
+        }
+        Ok(())
+    });
+}
