@@ -1,6 +1,7 @@
 //! The door of the long-lived transports (WebSocket upgrade and SSE): the
 //! checks every such request passes before a connection exists — browser
-//! origin, shutdown, token, and the connection limit.
+//! origin, shutdown and token. (The connection caps come next, with the
+//! place they reserve: [`crate::limits::Limits::admit`].)
 
 use crate::app::Shared;
 use crate::auth::{auth_error, origin_allowed, token_of};
@@ -13,7 +14,7 @@ use hub_proto::{ErrorCode, ProtoError};
 use std::collections::HashMap;
 
 /// Admits a WebSocket or SSE request, or answers it with the HTTP error
-/// that says why not (403 origin, 503 shutdown or full, 401 token).
+/// that says why not (403 origin, 503 shutdown, 401 token).
 // The error is the response to send back: boxing it would only move the
 // allocation to every refusal.
 #[allow(clippy::result_large_err)]
@@ -45,17 +46,5 @@ pub fn admit(
             app.metrics.auth_failure(&e);
             error_response(auth_error(&e), Some(401))
         })?;
-    if app.registry.len() >= app.cfg.max_connections {
-        app.metrics.limited("connections");
-        return Err(error_response(
-            crate::limits::rate_limited(
-                "connections",
-                "the hub holds the most connections it may",
-                app.cfg.max_connections as u64,
-                None,
-            ),
-            Some(503),
-        ));
-    }
     Ok(principal)
 }

@@ -22,6 +22,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,6 +141,10 @@ pub struct Limits {
     messages_per_second: u32,
     per_user: usize,
     anonymous_per_ip: usize,
+    /// `max_connections`, and the places taken under it (reserved at the
+    /// handshake, so concurrent handshakes cannot all pass one check).
+    max_connections: usize,
+    open: AtomicUsize,
     users: Mutex<HashMap<String, usize>>,
     anonymous: Mutex<HashMap<IpAddr, usize>>,
     metrics: Arc<Metrics>,
@@ -157,6 +162,8 @@ impl Limits {
             messages_per_second: cfg.max_messages_per_second,
             per_user: cfg.max_connections_per_user,
             anonymous_per_ip: cfg.max_anonymous_connections_per_ip,
+            max_connections: cfg.max_connections,
+            open: AtomicUsize::new(0),
             users: Mutex::default(),
             anonymous: Mutex::default(),
             metrics,
@@ -232,6 +239,27 @@ impl Limits {
         sub: &str,
         authenticated: bool,
     ) -> Result<Slot, ProtoError> {
+        let reserved = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_connections).then_some(n + 1)
+            })
+            .is_ok();
+        if !reserved {
+            self.count("connections");
+            return Err(rate_limited(
+                "connections",
+                "the hub holds the most connections it may",
+                self.max_connections as u64,
+                None,
+            ));
+        }
+        // From here the place is held: a refusal below gives it back when
+        // this slot drops.
+        let mut slot = Slot {
+            limits: self.clone(),
+            held: Held::Nothing,
+        };
         if authenticated && !sub.is_empty() {
             if self.per_user > 0 {
                 let mut users = self.users.lock();
@@ -247,10 +275,7 @@ impl Limits {
                     ));
                 }
                 *n += 1;
-                return Ok(Slot {
-                    limits: self.clone(),
-                    held: Held::User(sub.to_owned()),
-                });
+                slot.held = Held::User(sub.to_owned());
             }
         } else if self.anonymous_per_ip > 0 && !self.is_exempt(ip) {
             let ip = peer_key(ip);
@@ -267,15 +292,14 @@ impl Limits {
                 ));
             }
             *n += 1;
-            return Ok(Slot {
-                limits: self.clone(),
-                held: Held::Ip(ip),
-            });
+            slot.held = Held::Ip(ip);
         }
-        Ok(Slot {
-            limits: self.clone(),
-            held: Held::Nothing,
-        })
+        Ok(slot)
+    }
+
+    /// Connections holding a place under `max_connections`.
+    pub fn connections(&self) -> usize {
+        self.open.load(Ordering::Acquire)
     }
 
     /// Forgets idle per-IP state (call now and then).
@@ -309,6 +333,7 @@ impl std::fmt::Debug for Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.limits.open.fetch_sub(1, Ordering::AcqRel);
         match &self.held {
             Held::Nothing => {}
             Held::User(sub) => {
@@ -437,6 +462,37 @@ mod tests {
         let _l2 = l.admit(lo, "anonymous", false).unwrap();
         drop(a1);
         assert!(l.admit(ip, "anonymous", false).is_ok());
+    }
+
+    /// The hub-wide cap is reserved atomically: however many handshakes
+    /// race, no more than `max_connections` get a place, a refusal by a
+    /// narrower cap gives its place back, and every drop frees one.
+    #[test]
+    fn the_connection_cap_holds_under_concurrent_admits() {
+        let l = limits(|c| {
+            c.max_connections = 6;
+            c.max_connections_per_user = 1;
+        });
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let slots: Vec<Option<Slot>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..10)
+                .map(|i| {
+                    let l = &l;
+                    s.spawn(move || l.admit(ip, &format!("user-{i}"), true).ok())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(slots.iter().flatten().count(), 6);
+        assert_eq!(l.connections(), 6);
+        let e = l.admit(ip, "late", true).unwrap_err();
+        assert_eq!(e.data.unwrap()["reason"], "connections");
+        drop(slots);
+        assert_eq!(l.connections(), 0);
+        let _a = l.admit(ip, "alice", true).unwrap();
+        let e = l.admit(ip, "alice", true).unwrap_err();
+        assert_eq!(e.data.unwrap()["reason"], "connections_per_user");
+        assert_eq!(l.connections(), 1, "the refused one gave its place back");
     }
 
     #[test]

@@ -81,7 +81,8 @@ pub(crate) struct Edge {
 }
 
 impl Edge {
-    /// Checks the per-subject / per-IP connection caps (HTTP 429 when full).
+    /// Takes a place under `max_connections` (HTTP 503 when the hub is
+    /// full) and the per-subject / per-IP caps (HTTP 429).
     #[allow(clippy::result_large_err)]
     pub(crate) fn admit(
         app: &Shared,
@@ -92,7 +93,13 @@ impl Edge {
         let slot = app
             .limits
             .admit(ip, &principal.sub, authenticated)
-            .map_err(|e| crate::http_api::error_response(e, Some(429)))?;
+            .map_err(|e| {
+                let hub_full = e
+                    .data
+                    .as_ref()
+                    .is_some_and(|d| d["reason"] == "connections");
+                crate::http_api::error_response(e, Some(if hub_full { 503 } else { 429 }))
+            })?;
         Ok(Edge {
             _slot: slot,
             bucket: app.limits.message_bucket(ip),
@@ -299,6 +306,10 @@ async fn run(
     out.detach();
     out.finished(reason);
     tracing::debug!(reason, "websocket closed");
+    // Its place under the connection caps goes with its registry entry, so
+    // the caps and the connection counts agree (the socket itself is
+    // counted until dropped by `_socket`, for the shutdown).
+    drop(conn);
     app.registry.remove(out.id);
     app.engine.send(Command::Closed { conn: out.id }).await;
     // The closing handshake: wait (briefly) for the client's close before

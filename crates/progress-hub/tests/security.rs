@@ -1147,6 +1147,35 @@ async fn the_hub_wide_connection_cap_names_its_limit() {
     assert_eq!(r.status(), 503, "SSE counts too");
 }
 
+/// Handshakes that arrive together cannot all pass the cap: each takes its
+/// place atomically (the check used to read the count of connections
+/// already open, so ten at once could let seven in under a cap of six).
+#[tokio::test]
+async fn concurrent_handshakes_do_not_overrun_the_connection_cap() {
+    let h = hub()
+        .args(["--max-connections", "6", "--rate-limit-exempt", ""])
+        .args(["--handshakes-per-ip-per-second", "0"])
+        .start()
+        .await;
+    let status = format!("{}/api/v1/status", h.http());
+    let url = h.ws_url();
+    for round in 0..8 {
+        let tries = (0..10).map(|_| Ws::connect_with(&url, &[]));
+        let results = futures_util::future::join_all(tries).await;
+        let refused: Vec<u16> = results
+            .iter()
+            .filter_map(|r| r.as_ref().err().map(|e| e.0))
+            .collect();
+        assert_eq!(refused, vec![503; 4], "round {round}");
+        drop(results);
+        eventually("every place to be given back", DEADLINE, || {
+            let status = status.clone();
+            async move { (get_json(&status).await.1["data"]["connections"] == 0).then_some(()) }
+        })
+        .await;
+    }
+}
+
 /// Plain HTTP connections are capped too (twice `max_connections`, plus
 /// 16): past the cap the hub stops accepting until one ends, instead of
 /// holding any number of kept-alive connections.
