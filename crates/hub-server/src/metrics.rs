@@ -228,6 +228,10 @@ pub struct Metrics {
     pub operations_finished: Family<KindOutcome, Counter>,
     /// `operation_stalled` events.
     pub stalls: Counter,
+    /// Operations the hub ended itself, by reason (`producer_gone`: a
+    /// cancel its producer left unanswered; `abandoned`: producer silent
+    /// past `abandon_timeout`).
+    pub ended_by_hub: Family<Reason, Counter>,
     /// Actions refused with `RATE_LIMITED`, by limit.
     pub rate_limited: Family<Limit, Counter>,
     /// Refused tokens, by reason (`hub_auth::AuthError::reason_label`).
@@ -308,6 +312,16 @@ impl Metrics {
             operations_started: Family::default(),
             operations_finished: Family::default(),
             stalls: Counter::default(),
+            ended_by_hub: {
+                // Both reasons exported from the start (at 0), for rates.
+                let f: Family<Reason, Counter> = Family::default();
+                for reason in ["producer_gone", "abandoned"] {
+                    let _ = f.get_or_create(&Reason {
+                        reason: reason.into(),
+                    });
+                }
+                f
+            },
             rate_limited: Family::default(),
             auth_failures: Family::default(),
             namespaces: Gauge::default(),
@@ -453,6 +467,11 @@ impl Metrics {
             "progress_hub_operations_stalled",
             "Operations marked stalled",
             m.stalls.clone(),
+        );
+        r.register(
+            "progress_hub_operations_ended_by_hub",
+            "Operations the hub ended itself: producer_gone (cancel unanswered), abandoned",
+            m.ended_by_hub.clone(),
         );
         r.register(
             "progress_hub_rate_limited",

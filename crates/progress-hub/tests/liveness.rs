@@ -242,6 +242,18 @@ async fn an_operation_abandoned_by_its_producer_is_failed_by_the_hub() {
         (status, &got["operation"]["state"]),
         (200, &json!("failed"))
     );
+    let metrics = reqwest::get(format!("{}/metrics", h.http()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "progress_hub_operations_ended_by_hub_total{reason=\"abandoned\"} 1",
+        "progress_hub_operations_ended_by_hub_total{reason=\"producer_gone\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 }
 
 /// A client that was not reading when the hub closed it for silence (a

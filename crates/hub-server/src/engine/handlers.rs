@@ -622,6 +622,16 @@ impl Engine {
         };
         if let Some(i) = outcome {
             self.kinds.get(&self.metrics, &entry.kind).finished[i].inc();
+            // No seq: the hub ended it, not its producer.
+            if entry.seq == 0 {
+                let reason = if i == 1 { "abandoned" } else { "producer_gone" };
+                self.metrics
+                    .ended_by_hub
+                    .get_or_create(&crate::metrics::Reason {
+                        reason: reason.into(),
+                    })
+                    .inc();
+            }
         }
         let event = entry.event_type.as_str();
         let op = &*entry.operation_id;
