@@ -31,31 +31,31 @@ pub struct Config {
     #[serde(deserialize_with = "lenient::bool")]
     pub memory: bool,
     /// Interval of `heartbeat` messages and WebSocket pings.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "lenient::duration")]
     pub heartbeat_interval: Duration,
     /// Silence from a client after which it is closed (1001); also how long
     /// a write may wait for a client that reads nothing (it is then dropped
     /// as a slow client), but never less than 30 s for that.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "lenient::duration")]
     pub idle_timeout: Duration,
     /// Silence from a producer after which its operation is `stalled`.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "lenient::duration")]
     pub stall_timeout: Duration,
     /// At least the newest N events per namespace are kept for replay.
     #[serde(deserialize_with = "lenient::u64")]
     pub history_size: u64,
     /// Interval of `system_status` to subscribed connections.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "lenient::duration")]
     pub status_interval: Duration,
     /// Resuming further back than this many events gets a snapshot.
     #[serde(deserialize_with = "lenient::u64")]
     pub replay_limit: u64,
     /// How long finished operations stay in snapshots and history.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "lenient::duration")]
     pub finished_retention: Duration,
     /// Silence from a producer after which the hub fails its operation as
     /// abandoned, freeing its place (0: never).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "lenient::duration")]
     pub abandon_timeout: Duration,
     /// Largest message a client may send, in bytes.
     #[serde(deserialize_with = "lenient::usize")]
@@ -132,13 +132,13 @@ pub struct Config {
     /// A WebSocket that sends no frame at all (not even the pong to the
     /// ping the hub sends at the upgrade) within this long is closed with
     /// `IDLE_TIMEOUT` (1001). 0s: off (only `idle_timeout` applies).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "lenient::duration")]
     pub first_message_timeout: Duration,
     /// Longest a TLS handshake, and any request's HTTP headers, may take
     /// before the hub drops the TCP connection (slowloris); also how long
     /// a kept-alive HTTP connection may wait idle for its next request, and
     /// an event's body may take to arrive (else 408 `IDLE_TIMEOUT`).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "lenient::duration")]
     pub handshake_timeout: Duration,
     /// Peers exempt from the per-IP and per-connection rate limits
     /// (handshakes, messages, anonymous connections per IP): comma-separated
@@ -150,7 +150,7 @@ pub struct Config {
     /// serving everyone (new clients included), so load balancers stop
     /// sending new clients before the connections are closed with
     /// `SERVER_SHUTDOWN` (1012).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "lenient::duration")]
     pub shutdown_grace: Duration,
     /// Log format: `text` or `json`.
     pub log_format: String,
@@ -558,7 +558,9 @@ impl Config {
 
 /// Whether a (normalized) entry of `allowed_origins` can match a browser's
 /// `Origin`: `*`, `null` (what sandboxed documents send), or
-/// `scheme://host[:port]` and nothing after it.
+/// `scheme://host[:port]` and nothing after it, where the host is a DNS
+/// name, an IPv4 address or a bracketed IPv6 address (no wildcards: origins
+/// compare whole) and the port is 1-65535.
 fn is_origin(o: &str) -> bool {
     if o == "*" || o == "null" {
         return true;
@@ -570,11 +572,33 @@ fn is_origin(o: &str) -> bool {
         && scheme
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
-    scheme_ok
-        && !rest.is_empty()
-        && !rest
-            .chars()
-            .any(|c| c.is_whitespace() || "/?#@\\".contains(c))
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, after)) if addr.parse::<std::net::Ipv6Addr>().is_ok() => {
+                match after.strip_prefix(':') {
+                    Some(port) => (addr, Some(port)),
+                    None if after.is_empty() => (addr, None),
+                    None => return false,
+                }
+            }
+            _ => return false,
+        },
+        None => match rest.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        },
+    };
+    let host_ok = rest.starts_with('[')
+        || (!host.is_empty()
+            && host.split('.').all(|label| {
+                !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            }));
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.chars().all(|c| c.is_ascii_digit())
+            && p.parse::<u16>().is_ok_and(|n| n > 0)
+    });
+    scheme_ok && host_ok && port_ok
 }
 
 /// Turns a figment error into one line naming the key and its source.

@@ -22,6 +22,18 @@ async fn bad_values_and_unknown_keys_exit_2_naming_the_key() {
     );
     let err = exits_2(hub().listen("0.0.0.0:0")).await;
     assert!(err.contains("insecure-no-auth"), "{err}");
+    // A duration needs a unit, from the environment as from a flag...
+    let err = exits_2(hub().env("PROGRESS_HUB_STALL_TIMEOUT", "5")).await;
+    assert!(
+        err.contains("PROGRESS_HUB_STALL_TIMEOUT") && err.contains("has no unit"),
+        "{err}"
+    );
+    // ... except 0, which is 0 however it is written.
+    let _h = hub()
+        .env("PROGRESS_HUB_ABANDON_TIMEOUT", "0")
+        .env("PROGRESS_HUB_SHUTDOWN_GRACE", "0")
+        .start()
+        .await;
     // An origin with a path can never match a browser's Origin header.
     let err = exits_2(hub().env(
         "PROGRESS_HUB_ALLOWED_ORIGINS",

@@ -114,3 +114,45 @@ pub fn opt_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Er
         ListOrText::Text(s) => s,
     }))
 }
+
+/// Durations: text like `500ms`, `10s`, `2m`, `1h 30m` (humantime), or the
+/// number 0 (an environment variable `=0` reads as a number). Another bare
+/// number is refused, as on the command line: it needs a unit. So is a
+/// duration so long that adding it to a timestamp could overflow.
+pub mod duration {
+    use super::NumOrText;
+    use serde::de::{Deserializer, Error};
+    use serde::{Deserialize, Serializer};
+    use std::time::Duration;
+
+    /// The longest duration taken (about 146 million years: far past any
+    /// sensible setting, and safe to add to a millisecond timestamp).
+    pub const MAX: Duration = Duration::from_millis(u64::MAX / 4);
+
+    /// Reads a duration (see the module).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let parsed = match NumOrText::deserialize(d)? {
+            NumOrText::Num(0) => Duration::ZERO,
+            NumOrText::Num(n) => {
+                return Err(D::Error::custom(format!(
+                    "`{n}` has no unit: expected a duration like 500ms, 10s or 2m"
+                )))
+            }
+            NumOrText::Text(s) => humantime_serde::re::humantime::parse_duration(s.trim())
+                .map_err(|e| {
+                    D::Error::custom(format!(
+                        "`{s}` is not a duration ({e}): expected one like 500ms, 10s or 2m"
+                    ))
+                })?,
+        };
+        if parsed > MAX {
+            return Err(D::Error::custom("too long a duration"));
+        }
+        Ok(parsed)
+    }
+
+    /// Writes a duration as humantime text.
+    pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        humantime_serde::serialize(v, s)
+    }
+}

@@ -289,6 +289,9 @@ fn allowed_origins_must_be_origins() {
             "*",
             "null",
             "chrome-extension://abcdef",
+            "http://127.0.0.1:8080",
+            "http://[::1]:3000",
+            "https://my-app.example.co.uk",
         ] {
             let c = Config::load(None, flags(&[("allowed_origins", good)]));
             assert!(c.is_ok(), "{good}: {:?}", c.err());
@@ -300,6 +303,16 @@ fn allowed_origins_must_be_origins() {
             "https://",
             "https://a.example?x=1",
             "https://user@a.example",
+            "https://a.com:abc",
+            "https://a.com:99999",
+            "https://a.com:0",
+            "https://:80",
+            "https://a.com:",
+            "https://a.com;b",
+            "https://*.a.com",
+            "https://a..com",
+            "http://[::1",
+            "http://[nope]:80",
         ] {
             let e = Config::load(None, flags(&[("allowed_origins", bad)])).unwrap_err();
             assert!(
@@ -309,6 +322,45 @@ fn allowed_origins_must_be_origins() {
                 "{bad}: {e}"
             );
         }
+        Ok(())
+    });
+}
+
+#[test]
+fn durations_take_zero_as_a_number_and_want_a_unit_otherwise() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("PROGRESS_HUB_ABANDON_TIMEOUT", "0");
+        jail.set_env("PROGRESS_HUB_SHUTDOWN_GRACE", "0");
+        let c = Config::load(None, FlagValues::default()).unwrap();
+        assert_eq!(c.abandon_timeout, Duration::ZERO);
+        assert_eq!(c.shutdown_grace, Duration::ZERO);
+        jail.create_file(
+            "hub.toml",
+            "abandon_timeout = 0\nstall_timeout = \"1h 30m\"\n",
+        )?;
+        let c = Config::load(
+            Some(std::path::Path::new("hub.toml")),
+            FlagValues::default(),
+        )
+        .unwrap();
+        assert_eq!(c.abandon_timeout, Duration::ZERO);
+        assert_eq!(c.stall_timeout, Duration::from_secs(5400));
+        jail.set_env("PROGRESS_HUB_STALL_TIMEOUT", "5");
+        let e = Config::load(None, FlagValues::default()).unwrap_err();
+        assert!(
+            e.0.contains("stall_timeout")
+                && e.0.contains("PROGRESS_HUB_STALL_TIMEOUT")
+                && e.0.contains("has no unit"),
+            "{e}"
+        );
+        let e =
+            Config::load(None, flags(&[("abandon_timeout", "18446744073709552s")])).unwrap_err();
+        assert!(
+            e.0.contains("abandon_timeout") && e.0.contains("too long"),
+            "{e}"
+        );
+        let e = Config::load(None, flags(&[("idle_timeout", "soon")])).unwrap_err();
+        assert!(e.0.contains("expected one like 500ms, 10s or 2m"), "{e}");
         Ok(())
     });
 }
