@@ -57,6 +57,7 @@ fuzz_target!(|steps: Vec<Step>| {
     let cfg = CoreConfig {
         stall_timeout_ms: 1_000,
         finished_retention_ms: 5_000,
+        abandon_timeout_ms: 20_000,
         max_operations_per_namespace: 6,
         seq_memory: 8,
     };
@@ -120,7 +121,10 @@ fuzz_target!(|steps: Vec<Step>| {
             }
             Step::Tick { dt } => {
                 now += u64::from(dt);
-                let out = n.tick(now, &cfg);
+                // Producers' connections: open on even steps, gone (since
+                // a while ago) on odd ones.
+                let gone = |_: u64| (dt % 2 == 1).then_some(now.saturating_sub(u64::from(dt)));
+                let out = n.tick_with(now, &cfg, &gone);
                 for (i, e) in out.events.iter().enumerate() {
                     assert_eq!(e.offset, before + 1 + i as u64, "tick offsets contiguous");
                 }
