@@ -100,7 +100,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiv
         }
         d.flush().await;
         let idle = d.shared.inner.lock().outbox.is_idle();
-        d.shared.idle.send_replace(idle);
+        // Only a change wakes `Client::flush`: it pokes this loop while it
+        // waits, and a notice on every turn made the two spin against each
+        // other (a whole core while the hub was unreachable).
+        d.shared
+            .idle
+            .send_if_modified(|was| std::mem::replace(was, idle) != idle);
         if let Some(until) = linger_until {
             if idle || d.shared.now_ms() >= until {
                 break;
