@@ -75,6 +75,9 @@ pub struct OutboxStats {
     pub resurrected: u64,
     /// Messages the hub refused for good (dropped after telling the caller).
     pub rejected: u64,
+    /// Seqs of attached operations another reporter took first (the
+    /// message was moved past them and sent again).
+    pub collisions: u64,
     /// Messages waiting: unacked plus pending progress.
     pub queued: u64,
     /// Lifecycle messages waiting for an ack.
@@ -120,6 +123,10 @@ struct Op {
     acked: u64,
     sent_upto: u64,
     resend_upto: u64,
+    /// The highest seq that may have reached the hub in an earlier attempt
+    /// (before a reconnect or a transient refusal): a duplicate ack above
+    /// it answers a message the hub never had from us.
+    maybe_applied_upto: u64,
     pending_progress: Option<ProgressFields>,
     last_progress_at: Option<u64>,
     not_before: u64,
@@ -132,6 +139,18 @@ struct Op {
 impl Op {
     fn in_flight(&self) -> u64 {
         self.sent_upto.saturating_sub(self.acked)
+    }
+
+    /// Messages it may have on the wire at once. An operation attached by
+    /// id shares its seqs with whoever else reports on it (another
+    /// process), so it sends one at a time: a seq taken by someone else
+    /// then shows as a duplicate ack for the only message in flight.
+    fn window(&self, max_in_flight: u64) -> u64 {
+        if self.start.is_none() {
+            1
+        } else {
+            max_in_flight
+        }
     }
 }
 
@@ -214,6 +233,7 @@ impl Outbox {
                 acked: next_seq - 1,
                 sent_upto: next_seq - 1,
                 resend_upto: 0,
+                maybe_applied_upto: next_seq - 1,
                 pending_progress: None,
                 last_progress_at: None,
                 not_before: 0,
@@ -326,6 +346,7 @@ impl Outbox {
             let op = self.ops.get_mut(&key).expect("key listed");
             op.gen += 1;
             op.resend_upto = op.resend_upto.max(op.sent_upto);
+            op.maybe_applied_upto = op.maybe_applied_upto.max(op.sent_upto);
             op.sent_upto = op.acked;
             op.probe = if op.start.is_some() && op.acked >= 1 {
                 Probe::Needed
@@ -344,7 +365,10 @@ impl Outbox {
 
     /// When a throttled or delayed operation (not queued as ready) may send.
     fn wake_time(&self, op: &Op) -> Option<u64> {
-        if op.in_ready || op.probe != Probe::None || op.in_flight() >= self.config.max_in_flight {
+        if op.in_ready
+            || op.probe != Probe::None
+            || op.in_flight() >= op.window(self.config.max_in_flight)
+        {
             return None;
         }
         if op.queue.back().is_some_and(|p| p.seq > op.sent_upto) {
@@ -418,7 +442,7 @@ impl Outbox {
             }
             Probe::None => {}
         }
-        if op.in_flight() >= config.max_in_flight {
+        if op.in_flight() >= op.window(config.max_in_flight) {
             return None;
         }
         if op.queue.back().is_none_or(|p| p.seq <= op.sent_upto) {
@@ -503,6 +527,26 @@ impl Outbox {
                 }
                 return notices;
             }
+        }
+        let collided = op.start.is_none()
+            && ack.duplicate
+            && ack.seq == op.acked + 1
+            && ack.seq > op.maybe_applied_upto
+            && op.queue.front().is_some_and(|p| p.seq == ack.seq);
+        if collided {
+            // Someone else reporting on this operation took the seq first:
+            // ours was not applied. Move our messages past it and send again.
+            op.gen += 1;
+            for p in op.queue.iter_mut() {
+                p.seq += 1;
+            }
+            op.next_seq += 1;
+            op.acked = ack.seq;
+            op.sent_upto = ack.seq;
+            op.maybe_applied_upto = ack.seq;
+            self.stats.collisions += 1;
+            self.mark_ready(key);
+            return notices;
         }
         let mut popped = 0u64;
         let mut lifecycle = 0u64;
@@ -592,6 +636,7 @@ impl Outbox {
                 // Transient (RATE_LIMITED, STORE_UNAVAILABLE, ...): send again later.
                 op.gen += 1;
                 op.resend_upto = op.resend_upto.max(op.sent_upto);
+                op.maybe_applied_upto = op.maybe_applied_upto.max(op.sent_upto);
                 op.sent_upto = op.acked;
                 op.not_before = now + self.config.retry_after_ms;
                 self.mark_ready(key);
@@ -680,6 +725,8 @@ impl Outbox {
         op.acked = hub_last;
         op.sent_upto = hub_last;
         op.resend_upto = op.resend_upto.max(op.next_seq - 1);
+        // The hub holds nothing of ours past `hub_last`.
+        op.maybe_applied_upto = hub_last;
         self.mark_ready(key);
     }
 

@@ -209,6 +209,11 @@ fn finish(handle: OperationHandle, delivered: bool, print_id: bool, reporter: &R
         return 1;
     }
     let id = handle.detach();
+    // The id is the client's own: print it even when the hub did not
+    // answer, so a script that goes on (`|| true`) can name the operation.
+    if print_id {
+        println!("{id}");
+    }
     if !delivered {
         let stats = reporter.connection_stats();
         eprintln!(
@@ -221,9 +226,6 @@ fn finish(handle: OperationHandle, delivered: bool, print_id: bool, reporter: &R
                 .unwrap_or_default()
         );
         return 1;
-    }
-    if print_id {
-        println!("{id}");
     }
     0
 }
