@@ -30,6 +30,11 @@ use serde::{Deserialize, Serialize};
 /// Default half-life of an observation's weight, in milliseconds (15 s).
 pub const DEFAULT_HALF_LIFE_MS: u64 = 15_000;
 
+/// The least time observations must span before a rate is given: two
+/// reports a few milliseconds apart (a start and a first update sent
+/// together) would otherwise claim thousands of percent per second.
+pub const MIN_SPAN_MS: u64 = 1_000;
+
 /// Rates below this (percent per second) are reported as 0, which means
 /// "no ETA": about 3,000 years to do 100 %.
 pub const MIN_RATE: f64 = 1e-9;
@@ -134,13 +139,14 @@ impl EtaEstimator {
     }
 
     /// Rate in percent per second as of `now`, or None until it can estimate
-    /// (needs two observations spanning > 0 ms with some progress).
+    /// (needs observations spanning at least [`MIN_SPAN_MS`] with some
+    /// progress).
     ///
     /// The time between the last observation and `now` counts as zero
     /// progress. Rates below [`MIN_RATE`] are reported as `Some(0.0)`.
     pub fn rate(&self, now: u64) -> Option<f64> {
         let start = self.start_ms?;
-        if !self.progressed || self.last_ms <= start {
+        if !self.progressed || self.last_ms < start.saturating_add(MIN_SPAN_MS) {
             return None;
         }
         let now = now.max(self.last_ms);
@@ -231,6 +237,16 @@ mod tests {
         e.observe(7.0, 2_000);
         assert!(e.rate(2_000).unwrap() > 0.0);
         assert_eq!(e.progress(), Some(7.0));
+        // A start and a first update sent together span milliseconds: no
+        // rate (it would claim thousands of percent per second) until the
+        // observations span a second.
+        let mut burst = EtaEstimator::new();
+        burst.observe(0.0, 10_000);
+        burst.observe(40.0, 10_003);
+        assert_eq!(burst.rate(10_003), None);
+        assert_eq!(burst.eta_seconds(30_000), None);
+        burst.observe(41.0, 10_003 + MIN_SPAN_MS);
+        assert!(burst.rate(11_003).is_some());
     }
 
     #[test]
@@ -251,8 +267,10 @@ mod tests {
             p = next;
             last = t;
             e.observe(p, t);
-            let r = e.rate(t).unwrap();
-            assert!(close(r, 0.5, 0.01), "rate {r} at p {p}");
+            match e.rate(t) {
+                Some(r) => assert!(close(r, 0.5, 0.01), "rate {r} at p {p}"),
+                None => assert!(p < 0.5, "no rate after the first second"),
+            }
         }
         let eta = e.eta_seconds(last).unwrap();
         assert!(close(eta, (100.0 - p) / 0.5, 0.01), "eta {eta}");
@@ -410,8 +428,10 @@ mod tests {
                 let p = t as f64 / 1000.0 * rate;
                 if p >= 100.0 { break; }
                 e.observe(p, t);
-                let r = e.rate(t).unwrap();
-                prop_assert!(close(r, rate, 0.01), "rate {} want {}", r, rate);
+                match e.rate(t) {
+                    Some(r) => prop_assert!(close(r, rate, 0.01), "rate {} want {}", r, rate),
+                    None => prop_assert!(t < MIN_SPAN_MS, "no rate at {} ms", t),
+                }
             }
         }
 
