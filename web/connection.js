@@ -63,7 +63,8 @@
  * @property {number} [baseDelayMs=500]        backoff base
  * @property {number} [maxDelayMs=30000]       backoff cap (jitter is applied after the cap)
  * @property {number} [minUptimeMs=5000]       a connection must live this long to reset the attempt counter
- * @property {number} [heartbeatIntervalMs=30000]  assumed until two heartbeats have been seen
+ * @property {number} [heartbeatIntervalMs=30000]  assumed until the connection has seen two heartbeats,
+ *   and the upper bound of the interval learned from them (see {@link ConnectionMachine#deadAfterMs})
  * @property {number} [connectTimeoutMs=10000] an attempt that has not opened by then failed
  * @property {number} [probeTimeoutMs=5000]    after a wake-up, a ping must be answered this fast
  * @property {number} [sseAfterFailures=3]     WebSocket failures (hub reachable over HTTP) before trying SSE
@@ -96,11 +97,26 @@
  * @property {number|null} lastLiveAt    last time a frame proved the connection alive
  * @property {string|null} errorCode     e.g. AUTH_REQUIRED, AUTH_FAILED, TOKEN_EXPIRED (when `failed`)
  * @property {string|null} errorMessage
- * @property {number} heartbeatIntervalMs  current estimate
+ * @property {number} heartbeatIntervalMs  interval in effect: learned on this connection, else configured
  * @property {number} clockSkewMs        server clock minus local clock (from heartbeats)
  * @property {boolean} everConnected
  * @property {string|null} reason       why the last connection was lost (e.g. "no heartbeat within two intervals")
  */
+
+/** How many recent heartbeat gaps the learned interval is the maximum of. */
+export const HEARTBEAT_GAP_WINDOW = 4;
+/** Gaps shorter than this are a burst after a stall, not a sample of the interval. */
+export const MIN_HEARTBEAT_GAP_MS = 50;
+/** The least jitter allowance added to a learned interval. */
+export const MIN_HEARTBEAT_SLACK_MS = 500;
+
+/**
+ * Jitter allowance for a learned heartbeat interval: `max(500 ms, interval / 4)`.
+ * @param {number} intervalMs @returns {number}
+ */
+export function heartbeatSlackMs(intervalMs) {
+  return Math.max(MIN_HEARTBEAT_SLACK_MS, Math.floor(intervalMs / 4));
+}
 
 const AUTH_CODES = new Set(['AUTH_REQUIRED', 'AUTH_FAILED', 'TOKEN_EXPIRED']);
 const EVENT_TYPES = new Set([
@@ -176,8 +192,8 @@ export class ConnectionMachine {
     /** @type {number|null} */ this.lastRxAt = null;
     /** @type {number|null} */ this.lastHeartbeatAt = null;
     /** @type {number|null} */ this.probeDeadline = null;
-    this.hbInterval = this.opts.heartbeatIntervalMs;
-    this.hbLearned = false;
+    /** @type {number[]} recent gaps (ms) between heartbeats of the current connection, newest last */
+    this.hbGaps = [];
     this.clockSkewMs = 0;
     /** @type {number[]} recent (server − local) samples from heartbeats */
     this.skewSamples = [];
@@ -232,10 +248,55 @@ export class ConnectionMachine {
     return ds.length ? Math.min(...ds) : null;
   }
 
-  /** Silence longer than two heartbeat intervals (plus a little grace) means the link is dead. */
+  /**
+   * The hub's heartbeat interval learned on this connection: the largest of
+   * its last {@link HEARTBEAT_GAP_WINDOW} heartbeat gaps (gaps under
+   * {@link MIN_HEARTBEAT_GAP_MS} are ignored), never above the configured
+   * interval; null until the connection has seen two heartbeats.
+   * @returns {number|null}
+   */
+  get learnedHeartbeatMs() {
+    if (this.hbGaps.length === 0) return null;
+    return Math.min(Math.max(...this.hbGaps), this.opts.heartbeatIntervalMs);
+  }
+
+  /** The heartbeat interval in effect: learned, else configured. @returns {number} */
+  get hbInterval() {
+    return this.learnedHeartbeatMs ?? this.opts.heartbeatIntervalMs;
+  }
+
+  /**
+   * Silence (no frame at all) for this long means the link is dead: two
+   * configured intervals until two heartbeats were seen, then
+   * `min(2 × learned + slack, 2 × configured)` with
+   * `slack = max(500 ms, learned / 4)` for jitter. Learning only ever makes
+   * detection faster. Same rule as hub-client's `Machine::dead_after_ms`.
+   * @returns {number}
+   */
+  deadAfterMs() {
+    const configured = 2 * this.opts.heartbeatIntervalMs;
+    const l = this.learnedHeartbeatMs;
+    const ms = l === null ? configured : Math.min(2 * l + heartbeatSlackMs(l), configured);
+    return Math.max(1, ms);
+  }
+
+  /**
+   * Whether the link is connected and a frame arrived within one heartbeat
+   * interval (the learned one plus its slack, at most the configured one).
+   * @param {number} now @returns {boolean}
+   */
+  healthy(now) {
+    if (this.state !== 'connected' || this.lastRxAt === null) return false;
+    const configured = this.opts.heartbeatIntervalMs;
+    const l = this.learnedHeartbeatMs;
+    const limit = l === null ? configured : Math.min(l + heartbeatSlackMs(l), configured);
+    return now - this.lastRxAt <= limit;
+  }
+
+  /** Silence for {@link deadAfterMs} after the last frame means the link is dead. */
   livenessDeadline() {
     const since = this.lastRxAt ?? this.openedAt ?? 0;
-    return since + 2 * this.hbInterval + Math.min(1000, this.hbInterval / 2);
+    return since + this.deadAfterMs();
   }
 
   // ---- commands --------------------------------------------------------
@@ -494,7 +555,10 @@ export class ConnectionMachine {
     this.subscribeId = null;
     this.probeDeadline = null;
     this.awaitingSnapshot = false;
-    this.lastHeartbeatAt = null; // heartbeat gaps are measured within one connection
+    // Heartbeat gaps are measured, and the interval learned, within one
+    // connection: a reconnect may reach a restarted hub with another interval.
+    this.lastHeartbeatAt = null;
+    this.hbGaps = [];
   }
 
   /** @returns {Action[]} */
@@ -573,10 +637,11 @@ export class ConnectionMachine {
       case 'heartbeat': {
         if (this.lastHeartbeatAt !== null) {
           const gap = now - this.lastHeartbeatAt;
-          if (gap > 50 && gap < 10 * 60 * 1000) {
-            // First real gap replaces the default; later ones are smoothed.
-            this.hbInterval = this.hbLearned ? Math.round(0.7 * this.hbInterval + 0.3 * gap) : gap;
-            this.hbLearned = true;
+          // The largest recent gap is the estimate: a burst of heartbeats
+          // after a stall (near-zero gaps) must not shrink it.
+          if (gap >= MIN_HEARTBEAT_GAP_MS) {
+            this.hbGaps.push(gap);
+            if (this.hbGaps.length > HEARTBEAT_GAP_WINDOW) this.hbGaps.shift();
           }
         }
         this.lastHeartbeatAt = now;

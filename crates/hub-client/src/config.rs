@@ -135,7 +135,10 @@ impl ClientConfig {
         self
     }
 
-    /// The hub's heartbeat interval (silence for twice this long = dead).
+    /// The hub's heartbeat interval as far as the client knows it (default
+    /// 30 s): silence for twice this long is always death; once two
+    /// heartbeats arrived on a connection, the interval learned from them
+    /// (never above this one) decides sooner.
     pub fn heartbeat_interval(mut self, d: Duration) -> Self {
         self.machine.heartbeat_interval_ms = millis(d);
         self

@@ -16,17 +16,80 @@
 //!   [`Event::TokenRefreshed`];
 //! - the retry counter resets only after a connection stayed up for
 //!   `min_uptime_ms`, never on the handshake itself.
+//!
+//! **Liveness.** The hub's real heartbeat interval is learned per
+//! connection from the gaps between consecutive `heartbeat` messages: the
+//! learned interval `L` is the largest of the last [`HEARTBEAT_GAP_WINDOW`]
+//! gaps (gaps under [`MIN_HEARTBEAT_GAP_MS`] are a burst after a stall, not
+//! the interval), never above the configured interval `C`. Until a
+//! connection has seen two heartbeats, `C` applies: silence (no frame at
+//! all) for `2 × C` is death. Once learned, silence for
+//! `min(2 × L + slack(L), 2 × C)` is, where `slack(L) = max(500 ms, L / 4)`
+//! allows for network and scheduling jitter. Learning therefore only ever makes
+//! detection faster, never slower, and it starts over on every connection
+//! (a reconnect may reach a restarted hub with another interval).
 
 use crate::backoff::{Backoff, BackoffConfig};
 
+/// How many recent heartbeat gaps the learned interval is the maximum of.
+/// A stall of the hub (or of this process) that did not kill the connection
+/// is followed by a burst of heartbeats; the maximum over a few gaps keeps
+/// such near-zero gaps from shrinking the estimate.
+pub const HEARTBEAT_GAP_WINDOW: usize = 4;
+
+/// Gaps between heartbeats shorter than this are not a sample of the
+/// interval (two heartbeats delivered back to back after a stall).
+pub const MIN_HEARTBEAT_GAP_MS: u64 = 50;
+
+/// The least jitter allowance added to a learned interval.
+pub const MIN_HEARTBEAT_SLACK_MS: u64 = 500;
+
+/// Jitter allowance for a learned interval `interval_ms`:
+/// `max(500 ms, interval / 4)`.
+pub fn heartbeat_slack_ms(interval_ms: u64) -> u64 {
+    (interval_ms / 4).max(MIN_HEARTBEAT_SLACK_MS)
+}
+
+/// The recent gaps between heartbeats of one connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct HeartbeatGaps {
+    /// When this connection's last `heartbeat` arrived.
+    last_at: Option<u64>,
+    /// Ring of the newest gaps (`len` of them valid).
+    gaps: [u64; HEARTBEAT_GAP_WINDOW],
+    len: usize,
+    next: usize,
+}
+
+impl HeartbeatGaps {
+    fn record(&mut self, now: u64) {
+        if let Some(prev) = self.last_at.replace(now) {
+            let gap = now.saturating_sub(prev);
+            if gap >= MIN_HEARTBEAT_GAP_MS {
+                self.gaps[self.next] = gap;
+                self.next = (self.next + 1) % HEARTBEAT_GAP_WINDOW;
+                self.len = (self.len + 1).min(HEARTBEAT_GAP_WINDOW);
+            }
+        }
+    }
+
+    /// The largest recent gap, once there is one.
+    fn max(&self) -> Option<u64> {
+        self.gaps[..self.len].iter().copied().max()
+    }
+}
+
 /// Timing and retry policy. Defaults: connect timeout 10 s, heartbeat 30 s
-/// (dead after 2 × without any frame), minimum uptime 5 s, unlimited retries.
+/// (dead after 2 × without any frame, sooner once the hub's real interval
+/// is learned), minimum uptime 5 s, unlimited retries.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MachineConfig {
     /// How long a connection attempt (TCP + TLS + upgrade) may take.
     pub connect_timeout_ms: u64,
-    /// The hub's heartbeat interval; silence for twice this long means the
-    /// connection is dead.
+    /// The hub's heartbeat interval as far as the client knows it: used
+    /// until a connection has seen two heartbeats, and the upper bound of
+    /// the interval learned from them. Silence for twice this long always
+    /// means the connection is dead.
     pub heartbeat_interval_ms: u64,
     /// A connection must stay up this long before the retry counter resets.
     pub min_uptime_ms: u64,
@@ -135,7 +198,8 @@ pub enum Reason {
     ConnectFailed(Option<u16>),
     /// The attempt took longer than the connect timeout.
     ConnectTimeout,
-    /// No frame for two heartbeat intervals.
+    /// No frame for two heartbeat intervals (the learned interval, with
+    /// slack, once two heartbeats were seen).
     HeartbeatTimeout,
     /// The hub (or network) closed the connection.
     Closed(Option<u16>),
@@ -201,6 +265,8 @@ pub struct Machine {
     connected_at: Option<u64>,
     last_frame_at: Option<u64>,
     last_heartbeat_at: Option<u64>,
+    /// Heartbeat gaps of the current connection.
+    heartbeats: HeartbeatGaps,
     connections: u64,
     down_since: Option<u64>,
     down_total_ms: u64,
@@ -231,6 +297,7 @@ impl Machine {
             connected_at: None,
             last_frame_at: None,
             last_heartbeat_at: None,
+            heartbeats: HeartbeatGaps::default(),
             connections: 0,
             down_since: None,
             down_total_ms: 0,
@@ -288,12 +355,55 @@ impl Machine {
         self.down_total_ms + self.down_since.map_or(0, |s| now.saturating_sub(s))
     }
 
-    /// Connected and a frame arrived within one heartbeat interval.
+    /// The hub's heartbeat interval learned on the current connection (the
+    /// largest of its recent heartbeat gaps, at most the configured
+    /// interval); `None` until it has seen two heartbeats.
+    pub fn learned_heartbeat_interval_ms(&self) -> Option<u64> {
+        self.heartbeats
+            .max()
+            .map(|gap| gap.min(self.config.heartbeat_interval_ms))
+    }
+
+    /// The heartbeat interval in effect: learned, else configured.
+    pub fn heartbeat_interval_ms(&self) -> u64 {
+        self.learned_heartbeat_interval_ms()
+            .unwrap_or(self.config.heartbeat_interval_ms)
+    }
+
+    /// How long a frame may take, after the previous one, before the
+    /// connection is no longer [`healthy`](Self::healthy): the learned
+    /// interval plus its slack (at most the configured interval), else the
+    /// configured interval.
+    pub fn healthy_window_ms(&self) -> u64 {
+        let configured = self.config.heartbeat_interval_ms;
+        match self.learned_heartbeat_interval_ms() {
+            Some(l) => l.saturating_add(heartbeat_slack_ms(l)).min(configured),
+            None => configured,
+        }
+    }
+
+    /// Silence (no frame at all) for this long means the connection is dead:
+    /// `min(2 × learned + slack, 2 × configured)`, else `2 × configured`.
+    pub fn dead_after_ms(&self) -> u64 {
+        let configured = self.config.heartbeat_interval_ms.saturating_mul(2);
+        let ms = match self.learned_heartbeat_interval_ms() {
+            Some(l) => l
+                .saturating_mul(2)
+                .saturating_add(heartbeat_slack_ms(l))
+                .min(configured),
+            None => configured,
+        };
+        ms.max(1)
+    }
+
+    /// Connected and a frame arrived within one heartbeat interval (the
+    /// learned one, with its slack, once known: see
+    /// [`healthy_window_ms`](Self::healthy_window_ms)).
     pub fn healthy(&self, now: u64) -> bool {
         self.state == ConnState::Connected
             && self
                 .last_frame_at
-                .is_some_and(|t| now.saturating_sub(t) <= self.config.heartbeat_interval_ms)
+                .is_some_and(|t| now.saturating_sub(t) <= self.healthy_window_ms())
     }
 
     /// When the driver must deliver [`Event::Timeout`], if ever.
@@ -354,6 +464,7 @@ impl Machine {
                 self.connections += 1;
                 self.connected_at = Some(now);
                 self.last_frame_at = Some(now);
+                self.heartbeats = HeartbeatGaps::default();
                 if let Some(s) = self.down_since.take() {
                     self.down_total_ms += now.saturating_sub(s);
                 }
@@ -369,6 +480,7 @@ impl Machine {
                 self.last_frame_at = Some(now);
                 if kind == FrameKind::Heartbeat {
                     self.last_heartbeat_at = Some(now);
+                    self.heartbeats.record(now);
                 }
                 self.deadline = Some(now + self.liveness_ms());
                 self.check_uptime(now);
@@ -397,7 +509,7 @@ impl Machine {
     }
 
     fn liveness_ms(&self) -> u64 {
-        self.config.heartbeat_interval_ms.saturating_mul(2).max(1)
+        self.dead_after_ms()
     }
 
     fn check_uptime(&mut self, now: u64) {
@@ -411,6 +523,7 @@ impl Machine {
 
     fn left_connected(&mut self, now: u64) {
         self.connected_at = None;
+        self.heartbeats = HeartbeatGaps::default();
         self.uptime_reset_at = None;
         self.mark_down(now);
     }

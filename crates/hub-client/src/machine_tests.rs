@@ -80,6 +80,162 @@ fn silence_for_two_heartbeats_is_death() {
     assert!(c.next_delay_ms.unwrap() <= 500);
 }
 
+/// A machine (default config: 30 s) connected at `at`.
+fn connected_at(config: MachineConfig, at: u64) -> Machine {
+    let mut m = Machine::with_seed(config, 7);
+    m.handle(Event::ConnectRequested, at);
+    m.handle(Event::Connected, at);
+    m
+}
+
+fn heartbeat(m: &mut Machine, now: u64) -> Vec<Action> {
+    m.handle(Event::FrameReceived(FrameKind::Heartbeat), now)
+}
+
+fn is_heartbeat_timeout(actions: &[Action]) -> bool {
+    actions.first() == Some(&Action::CloseSocket)
+        && notifications(actions)
+            .first()
+            .is_some_and(|c| c.reason == Reason::HeartbeatTimeout)
+}
+
+#[test]
+fn slack_is_a_quarter_but_at_least_half_a_second() {
+    assert_eq!(heartbeat_slack_ms(0), 500);
+    assert_eq!(heartbeat_slack_ms(300), 500);
+    assert_eq!(heartbeat_slack_ms(2_000), 500);
+    assert_eq!(heartbeat_slack_ms(2_004), 501);
+    assert_eq!(heartbeat_slack_ms(30_000), 7_500);
+}
+
+#[test]
+fn learns_the_hub_interval_from_two_heartbeats() {
+    // A hub started with `--heartbeat-interval 300ms`, a client configured
+    // with the default 30 s.
+    let mut m = connected_at(MachineConfig::default(), 0);
+    assert_eq!(m.learned_heartbeat_interval_ms(), None);
+    assert_eq!(m.heartbeat_interval_ms(), 30_000);
+    heartbeat(&mut m, 120);
+    // One heartbeat is no interval yet: the configured value applies.
+    assert_eq!(m.learned_heartbeat_interval_ms(), None);
+    assert_eq!(m.poll_timeout(), Some(120 + 60_000));
+    heartbeat(&mut m, 420);
+    assert_eq!(m.learned_heartbeat_interval_ms(), Some(300));
+    assert_eq!(m.heartbeat_interval_ms(), 300);
+    assert_eq!(m.dead_after_ms(), 2 * 300 + 500);
+    assert_eq!(m.poll_timeout(), Some(420 + 1_100));
+    assert!(m.handle(Event::Timeout, 1_519).is_empty());
+    assert_eq!(m.state(), ConnState::Connected);
+    let a = m.handle(Event::Timeout, 1_520);
+    assert!(is_heartbeat_timeout(&a), "{a:?}");
+    assert_eq!(m.state(), ConnState::Reconnecting);
+}
+
+#[test]
+fn any_frame_keeps_a_learned_connection_alive() {
+    let mut m = connected_at(MachineConfig::default(), 0);
+    heartbeat(&mut m, 1_000);
+    heartbeat(&mut m, 2_000);
+    assert_eq!(m.dead_after_ms(), 2_500);
+    // Messages and pings do not teach the interval but prove life.
+    m.handle(Event::FrameReceived(FrameKind::Message), 4_000);
+    assert_eq!(m.poll_timeout(), Some(6_500));
+    m.handle(Event::FrameReceived(FrameKind::Control), 6_000);
+    assert_eq!(m.poll_timeout(), Some(8_500));
+    assert_eq!(m.learned_heartbeat_interval_ms(), Some(1_000));
+    assert!(m.handle(Event::Timeout, 8_499).is_empty());
+    assert!(is_heartbeat_timeout(&m.handle(Event::Timeout, 8_500)));
+}
+
+#[test]
+fn learned_interval_never_exceeds_the_configured_one() {
+    let cfg = MachineConfig {
+        heartbeat_interval_ms: 1_000,
+        ..MachineConfig::default()
+    };
+    let mut m = connected_at(cfg, 0);
+    heartbeat(&mut m, 100);
+    heartbeat(&mut m, 5_100);
+    assert_eq!(m.learned_heartbeat_interval_ms(), Some(1_000));
+    // 2 x 1000 + 500 would be slower than 2 x configured: learning never
+    // delays detection.
+    assert_eq!(m.dead_after_ms(), 2_000);
+    assert_eq!(m.poll_timeout(), Some(7_100));
+    assert_eq!(m.healthy_window_ms(), 1_000);
+}
+
+#[test]
+fn the_largest_recent_gap_wins_and_bursts_are_ignored() {
+    let mut m = connected_at(MachineConfig::default(), 0);
+    let mut t = 0;
+    for _ in 0..5 {
+        t += 1_000;
+        heartbeat(&mut m, t);
+    }
+    assert_eq!(m.learned_heartbeat_interval_ms(), Some(1_000));
+    // The hub stalled for 1.8 s, then fired its missed tick at once.
+    t += 1_800;
+    heartbeat(&mut m, t);
+    t += 10;
+    heartbeat(&mut m, t);
+    assert_eq!(
+        m.learned_heartbeat_interval_ms(),
+        Some(1_800),
+        "a 10 ms burst gap is no sample; the long gap is kept"
+    );
+    // Shorter gaps never shrink it below the largest of the last four.
+    for expected in [1_800, 1_800, 1_800, 1_000] {
+        t += 1_000;
+        heartbeat(&mut m, t);
+        assert_eq!(m.learned_heartbeat_interval_ms(), Some(expected));
+    }
+    // And a longer gap raises it at once (up to the configured value).
+    t += 1_600;
+    heartbeat(&mut m, t);
+    assert_eq!(m.learned_heartbeat_interval_ms(), Some(1_600));
+}
+
+#[test]
+fn the_interval_is_learned_again_on_every_connection() {
+    let mut m = connected_at(MachineConfig::default(), 0);
+    heartbeat(&mut m, 300);
+    heartbeat(&mut m, 600);
+    assert_eq!(m.learned_heartbeat_interval_ms(), Some(300));
+    m.handle(Event::Closed { code: Some(1012) }, 700);
+    assert_eq!(m.learned_heartbeat_interval_ms(), None);
+    let t = m.poll_timeout().unwrap();
+    m.handle(Event::Timeout, t);
+    m.handle(Event::Connected, t + 10);
+    // A restarted hub may beat at another pace: configured until two
+    // heartbeats of this connection were seen; no gap spans connections.
+    assert_eq!(m.learned_heartbeat_interval_ms(), None);
+    assert_eq!(m.dead_after_ms(), 60_000);
+    heartbeat(&mut m, t + 20);
+    assert_eq!(m.learned_heartbeat_interval_ms(), None);
+    heartbeat(&mut m, t + 5_020);
+    assert_eq!(m.learned_heartbeat_interval_ms(), Some(5_000));
+    assert_eq!(m.dead_after_ms(), 10_000 + 1_250);
+}
+
+#[test]
+fn healthy_follows_the_learned_interval() {
+    let mut m = connected_at(MachineConfig::default(), 0);
+    // Configured: one interval of 30 s.
+    assert!(m.healthy(30_000));
+    assert!(!m.healthy(30_001));
+    heartbeat(&mut m, 100);
+    heartbeat(&mut m, 400);
+    assert_eq!(m.healthy_window_ms(), 300 + 500);
+    assert!(m.healthy(1_200));
+    assert!(
+        !m.healthy(1_201),
+        "silent for more than one learned interval + slack"
+    );
+    assert_eq!(m.state(), ConnState::Connected, "not dead yet");
+    m.handle(Event::FrameReceived(FrameKind::Message), 1_300);
+    assert!(m.healthy(1_300));
+}
+
 #[test]
 fn retry_counter_resets_only_after_min_uptime() {
     let mut m = machine();
@@ -477,5 +633,166 @@ proptest! {
             let window = BackoffConfig::default().window_ms(i as u32);
             prop_assert!(w[1] - w[0] >= 100 && w[1] - w[0] <= window);
         }
+    }
+}
+
+/// The reference model of the learned interval: the largest of the last
+/// four heartbeat gaps of at least 50 ms, capped by the configured value.
+fn model_learned(arrivals: &[u64], configured: u64) -> Option<u64> {
+    let gaps: Vec<u64> = arrivals
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|g| *g >= MIN_HEARTBEAT_GAP_MS)
+        .collect();
+    let recent = &gaps[gaps.len().saturating_sub(HEARTBEAT_GAP_WINDOW)..];
+    recent.iter().copied().max().map(|g| g.min(configured))
+}
+
+/// A hub beating every `interval` ms (first beat within one interval of
+/// the connection), each beat delayed on the way by up to `jitter` ms (in
+/// order: TCP), with other frames in between. Returns `(time, kind)`.
+fn hub_frames(
+    interval: u64,
+    first: u64,
+    delays: &[u64],
+    extras: &[(u64, bool)],
+) -> Vec<(u64, FrameKind)> {
+    let mut frames = Vec::new();
+    let mut prev = 0;
+    for (k, d) in delays.iter().enumerate() {
+        let at = (first + k as u64 * interval + d).max(prev);
+        prev = at;
+        frames.push((at, FrameKind::Heartbeat));
+    }
+    let end = prev;
+    for (at, control) in extras {
+        if *at < end {
+            let kind = if *control {
+                FrameKind::Control
+            } else {
+                FrameKind::Message
+            };
+            frames.push((*at, kind));
+        }
+    }
+    frames.sort_by_key(|f| f.0);
+    frames
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Against a hub whose interval is at most the configured one, a
+    /// connection that keeps receiving its heartbeats (with network jitter
+    /// up to half an interval, at most 500 ms) is never declared dead; after
+    /// the last frame it is declared dead exactly after
+    /// `min(2 x learned + slack, 2 x configured)` of silence, which is at
+    /// most two real intervals plus jitter plus slack.
+    #[test]
+    fn learned_liveness_never_early_never_late(
+        configured in 100u64..60_000,
+        ratio in 1u64..=1_000,
+        first_frac in 0u64..=1_000,
+        raw_delays in prop::collection::vec(0u64..=1_000, 2..40),
+        raw_extras in prop::collection::vec((0u64..1_000_000, any::<bool>()), 0..40),
+        start in 0u64..1_000_000,
+    ) {
+        let interval = (configured * ratio / 1_000).max(100);
+        let jitter = (interval / 2).min(500);
+        let delays: Vec<u64> = raw_delays.iter().map(|d| d * jitter / 1_000).collect();
+        let first = (interval * first_frac / 1_000).max(1);
+        let span = first + interval * delays.len() as u64;
+        let extras: Vec<(u64, bool)> = raw_extras
+            .iter()
+            .map(|(f, c)| (1 + f * span / 1_000_000, *c))
+            .collect();
+        let cfg = MachineConfig { heartbeat_interval_ms: configured, ..MachineConfig::default() };
+        let mut m = Machine::with_seed(cfg, 3);
+        m.handle(Event::ConnectRequested, start);
+        m.handle(Event::Connected, start);
+        let frames = hub_frames(interval, first, &delays, &extras);
+        let mut beats = Vec::new();
+        for (at, kind) in frames {
+            let now = start + at;
+            // Deliver every timer due before the frame, like the driver.
+            while let Some(t) = m.poll_timeout() {
+                if t > now {
+                    break;
+                }
+                m.handle(Event::Timeout, t);
+                prop_assert_eq!(
+                    m.state(), ConnState::Connected,
+                    "declared dead at {} before the frame at {} (learned {:?})",
+                    t, now, m.learned_heartbeat_interval_ms()
+                );
+            }
+            m.handle(Event::FrameReceived(kind), now);
+            if kind == FrameKind::Heartbeat {
+                beats.push(now);
+            }
+            prop_assert_eq!(m.learned_heartbeat_interval_ms(), model_learned(&beats, configured));
+            prop_assert!(m.healthy(now));
+        }
+        // Silence: dead exactly at the expected time, not a millisecond before.
+        let last = m.last_frame_at().unwrap();
+        let expected = match model_learned(&beats, configured) {
+            Some(l) => (2 * l + heartbeat_slack_ms(l)).min(2 * configured),
+            None => 2 * configured,
+        };
+        prop_assert!(beats.len() < 2 || model_learned(&beats, configured).is_some());
+        prop_assert_eq!(m.poll_timeout(), Some(last + expected));
+        prop_assert!(m.handle(Event::Timeout, last + expected - 1).is_empty());
+        prop_assert_eq!(m.state(), ConnState::Connected);
+        let a = m.handle(Event::Timeout, last + expected);
+        prop_assert!(is_heartbeat_timeout(&a), "{:?}", a);
+        // Well before 2 x configured whenever the hub beats faster: at most
+        // two real intervals plus the jitter, plus the slack of that.
+        let real = interval + jitter;
+        prop_assert!(expected <= (2 * real + heartbeat_slack_ms(real)).min(2 * configured));
+    }
+
+    /// Once learned, any frames arriving within the learned interval (as the
+    /// machine reports it at each moment) keep the connection alive and
+    /// healthy, whatever their kind.
+    #[test]
+    fn frames_within_the_learned_interval_keep_it_alive(
+        hub_interval in 50u64..40_000,
+        configured in 50u64..40_000,
+        steps in prop::collection::vec((0u64..=1_000, 0u8..3), 1..80),
+    ) {
+        let cfg = MachineConfig { heartbeat_interval_ms: configured, ..MachineConfig::default() };
+        let mut m = connected_at(cfg, 0);
+        heartbeat(&mut m, hub_interval);
+        heartbeat(&mut m, 2 * hub_interval);
+        let mut now = 2 * hub_interval;
+        let learned = m.learned_heartbeat_interval_ms();
+        prop_assert_eq!(learned, Some(hub_interval.min(configured)));
+        for (frac, kind) in steps {
+            let l = m.heartbeat_interval_ms();
+            let gap = l * frac / 1_000;
+            let next = now + gap;
+            while let Some(t) = m.poll_timeout() {
+                if t > next {
+                    break;
+                }
+                m.handle(Event::Timeout, t);
+            }
+            prop_assert_eq!(m.state(), ConnState::Connected);
+            prop_assert!(m.healthy(next));
+            now = next;
+            let kind = match kind {
+                0 => FrameKind::Heartbeat,
+                1 => FrameKind::Message,
+                _ => FrameKind::Control,
+            };
+            m.handle(Event::FrameReceived(kind), now);
+            prop_assert!(m.poll_timeout().is_some_and(|t| t > now));
+        }
+        // And silence for two learned intervals plus slack always kills it.
+        let l = m.heartbeat_interval_ms();
+        let limit = (2 * l + heartbeat_slack_ms(l)).min(2 * configured);
+        let t = m.poll_timeout().unwrap();
+        prop_assert!(t <= now + limit);
+        prop_assert!(is_heartbeat_timeout(&m.handle(Event::Timeout, t)));
     }
 }

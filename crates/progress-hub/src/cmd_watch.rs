@@ -3,7 +3,10 @@
 //!
 //! One line per change (`HH:MM:SS.mmm ID STATE PROGRESS% [step] message`),
 //! the snapshot as `=` lines, connection changes as `--` lines, all on
-//! stdout in order. It resumes exactly after reconnects (no line twice).
+//! stdout in order. With `--json` stdout carries only JSON, one message per
+//! line (each event as received, each snapshot as an `operation_list`
+//! message) and the `--` status lines go to stderr. It resumes exactly after
+//! reconnects (no line twice).
 //! With `--until-done ID` it exits when that operation finishes: 0 if it
 //! completed, 1 if it failed, 3 if it was canceled. It also exits 1 when the
 //! hub refuses the subscription or the credentials.
@@ -28,7 +31,11 @@ pub struct WatchArgs {
     /// Exit when this operation finishes (0 completed, 1 failed, 3 canceled).
     #[arg(long, value_name = "ID")]
     until_done: Option<String>,
-    /// Print each event as its JSON message instead of a line.
+    /// Print JSON only on stdout, one message per line: each event as the
+    /// hub sent it, and each snapshot (first subscription, or a resume the
+    /// hub could not replay) as one `operation_list` message {type,
+    /// namespace, epoch, offset, operations} that replaces every state seen
+    /// so far. Connection status lines (`-- ...`) go to stderr.
     #[arg(long)]
     json: bool,
 }
@@ -103,6 +110,40 @@ fn describe_connection(c: &StateChange) -> String {
     }
 }
 
+/// The snapshot as the `operation_list` message it came from (the states
+/// as the client decoded them).
+fn operation_list(
+    namespace: &str,
+    epoch: &str,
+    offset: u64,
+    operations: &[&OperationState],
+) -> serde_json::Value {
+    serde_json::json!({
+        "type": "operation_list",
+        "namespace": namespace,
+        "epoch": epoch,
+        "offset": offset,
+        "operations": operations,
+    })
+}
+
+/// Where lines go: everything on stdout, or (`--json`) JSON on stdout and
+/// status lines on stderr.
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    /// A status line (`-- ...`).
+    fn status(&self, line: &str) {
+        if self.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+}
+
 fn exit_code(status: OpStatus) -> Option<i32> {
     match status {
         OpStatus::Completed => Some(0),
@@ -120,11 +161,12 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<i32> {
         kinds: args.kinds.clone(),
     };
     let mut sub = subscriber.subscribe(&args.hub.namespace, filter);
+    let out = Out { json: args.json };
     while let Some(update) = sub.recv().await {
         let mut finished: Option<&OperationState> = None;
         match &update {
             Update::Connection(c) => {
-                println!("{}", describe_connection(c));
+                out.status(&describe_connection(c));
                 if c.state == ConnState::Failed {
                     eprintln!("progress-hub: giving up on {}", args.hub.url);
                     return Ok(1);
@@ -136,20 +178,30 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<i32> {
                 recovered,
             } => {
                 if *recovered {
-                    println!("-- resumed (epoch {epoch}, hub at offset {offset})");
+                    out.status(&format!(
+                        "-- resumed (epoch {epoch}, hub at offset {offset})"
+                    ));
                 }
             }
             Update::Snapshot {
-                operations, offset, ..
+                epoch,
+                operations,
+                offset,
             } => {
-                println!(
+                out.status(&format!(
                     "-- snapshot at offset {offset}: {} operations",
                     operations.len()
-                );
+                ));
                 let mut ops: Vec<&OperationState> = operations.iter().collect();
                 ops.sort_by_key(|s| (s.started_at, s.operation_id.clone()));
+                if args.json {
+                    let msg = operation_list(&args.hub.namespace, epoch, *offset, &ops);
+                    println!("{msg}");
+                }
                 for s in ops {
-                    println!("= {}", describe(s));
+                    if !args.json {
+                        println!("= {}", describe(s));
+                    }
                     if args.until_done.as_deref() == Some(s.operation_id.as_str()) {
                         finished = Some(s);
                     }
@@ -165,7 +217,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<i32> {
                     finished = Some(&e.state);
                 }
             }
-            Update::Lagged(n) => println!("-- {n} updates skipped (output too slow)"),
+            Update::Lagged(n) => out.status(&format!("-- {n} updates skipped (output too slow)")),
             // Hub health is not part of an operation stream.
             Update::SystemStatus { .. } | Update::CancelResult { .. } => {}
             Update::Refused { code, message } => {
@@ -209,5 +261,21 @@ mod tests {
             describe_connection(&c),
             "-- reconnecting in 1.5s (attempt 2, closed 1012)"
         );
+    }
+
+    #[test]
+    fn snapshot_as_operation_list() {
+        let s: OperationState = serde_json::from_value(serde_json::json!({
+            "operation_id": "j1", "state": "completed", "progress": 100.0
+        }))
+        .unwrap();
+        let msg = operation_list("default", "E1", 7, &[&s]);
+        assert_eq!(msg["type"], "operation_list");
+        assert_eq!(msg["namespace"], "default");
+        assert_eq!(msg["epoch"], "E1");
+        assert_eq!(msg["offset"], 7);
+        assert_eq!(msg["operations"][0]["operation_id"], "j1");
+        assert_eq!(msg["operations"][0]["state"], "completed");
+        assert!(!msg.to_string().contains('\n'), "one line");
     }
 }

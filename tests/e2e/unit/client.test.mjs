@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConnectionMachine, HubClient, backoffDelay, renewalDelay, splitFrame, wsUrl, sseUrl } from '../../../web/client.js';
+import { heartbeatSlackMs, HEARTBEAT_GAP_WINDOW, MIN_HEARTBEAT_GAP_MS } from '../../../web/connection.js';
 
 const NS = 'default';
 const frame = (...msgs) => msgs.map((m) => JSON.stringify(m)).join('\n');
@@ -159,6 +160,136 @@ test('a silent OPEN socket is dead after two heartbeat intervals (learned from h
   assert.equal(ofType(acts, 'close').length, 1, 'the dead socket is closed before another opens');
   assert.equal(m.state, 'waiting');
   assert.equal(m.status().disconnectedSince, deadline);
+});
+
+const hb = (m, now) => m.onFrame(frame({ type: 'heartbeat', timestamp: now, clients_connected: 1 }), now);
+
+test('heartbeat: slack is a quarter of the interval, at least 500 ms', () => {
+  assert.equal(heartbeatSlackMs(300), 500);
+  assert.equal(heartbeatSlackMs(2000), 500);
+  assert.equal(heartbeatSlackMs(2004), 501);
+  assert.equal(heartbeatSlackMs(30000), 7500);
+});
+
+test('heartbeat: a hub at 300 ms is dead after 2 × 300 ms + 500 ms of silence, not 60 s', () => {
+  const m = connected({ at: 0 });
+  assert.equal(m.learnedHeartbeatMs, null);
+  assert.equal(m.deadAfterMs(), 60000, 'configured until two heartbeats');
+  hb(m, 120);
+  assert.equal(m.learnedHeartbeatMs, null, 'one heartbeat is no interval');
+  assert.equal(m.nextDeadline(), 120 + 60000);
+  hb(m, 420);
+  assert.equal(m.learnedHeartbeatMs, 300);
+  assert.equal(m.status().heartbeatIntervalMs, 300);
+  assert.equal(m.nextDeadline(), 420 + 1100);
+  assert.deepEqual(m.tick(1519), []);
+  assert.ok(m.healthy(1220) && !m.healthy(1221), 'healthy within one learned interval + slack');
+  const acts = m.tick(1520);
+  assert.equal(ofType(acts, 'close').length, 1);
+  assert.equal(m.state, 'waiting');
+  assert.equal(m.reason, 'no heartbeat within two intervals');
+});
+
+test('heartbeat: the learned interval never exceeds the configured one', () => {
+  const m = connected({ at: 0, heartbeatIntervalMs: 1000 });
+  hb(m, 100);
+  hb(m, 5100);
+  assert.equal(m.learnedHeartbeatMs, 1000);
+  assert.equal(m.deadAfterMs(), 2000, 'learning never delays detection');
+  assert.equal(m.nextDeadline(), 7100);
+});
+
+test('heartbeat: the largest recent gap wins; burst gaps are ignored', () => {
+  const m = connected({ at: 0 });
+  let t = 0;
+  for (let i = 0; i < 5; i++) { t += 1000; hb(m, t); }
+  assert.equal(m.learnedHeartbeatMs, 1000);
+  t += 1800; hb(m, t);
+  t += 10; hb(m, t);
+  assert.ok(10 < MIN_HEARTBEAT_GAP_MS);
+  assert.equal(m.learnedHeartbeatMs, 1800, 'a 10 ms gap is no sample');
+  assert.equal(HEARTBEAT_GAP_WINDOW, 4);
+  for (const expected of [1800, 1800, 1800, 1000]) {
+    t += 1000; hb(m, t);
+    assert.equal(m.learnedHeartbeatMs, expected);
+  }
+  t += 1600; hb(m, t);
+  assert.equal(m.learnedHeartbeatMs, 1600, 'a longer gap raises it at once');
+});
+
+test('heartbeat: learned again on every connection', () => {
+  const m = connected({ at: 0 });
+  hb(m, 300); hb(m, 600);
+  assert.equal(m.learnedHeartbeatMs, 300);
+  m.onClose(1012, '', 700);
+  m.tick(m.retryAt);
+  m.onOpen(m.retryAt + 10);
+  assert.equal(m.learnedHeartbeatMs, null, 'a restarted hub may beat at another pace');
+  assert.equal(m.deadAfterMs(), 60000);
+  hb(m, 2000);
+  assert.equal(m.learnedHeartbeatMs, null, 'no gap spans two connections');
+  hb(m, 7000);
+  assert.equal(m.learnedHeartbeatMs, 5000);
+  assert.equal(m.deadAfterMs(), 10000 + 1250);
+});
+
+/** Deterministic PRNG (mulberry32). */
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('heartbeat (random): never dead while the hub keeps beating, always dead after 2 learned intervals + slack', () => {
+  for (let seed = 1; seed <= 500; seed++) {
+    const r = rng(seed);
+    const int = (lo, hi) => lo + Math.floor(r() * (hi - lo + 1));
+    const configured = int(100, 60000);
+    const interval = Math.max(100, Math.floor(configured * int(1, 1000) / 1000));
+    const jitter = Math.min(500, Math.floor(interval / 2));
+    const start = int(0, 1000000);
+    const m = connected({ at: start, heartbeatIntervalMs: configured });
+    // Heartbeats on the hub's timer, delayed in order by up to `jitter`,
+    // with other frames in between.
+    const n = int(2, 40);
+    const first = Math.max(1, int(0, interval));
+    /** @type {Array<[number, boolean]>} */
+    const frames = [];
+    let prev = start;
+    for (let k = 0; k < n; k++) {
+      prev = Math.max(prev, start + first + k * interval + int(0, jitter));
+      frames.push([prev, true]);
+    }
+    for (let i = int(0, 40); i > 0; i--) frames.push([int(start + 1, prev), false]);
+    frames.sort((a, b) => a[0] - b[0]);
+    const beats = [];
+    for (const [at, isHb] of frames) {
+      for (let d = m.nextDeadline(); d !== null && d <= at; d = m.nextDeadline()) {
+        m.tick(d);
+        assert.equal(m.state, 'connected', `seed ${seed}: dead at ${d} before the frame at ${at}`);
+      }
+      if (isHb) { hb(m, at); beats.push(at); } else m.onFrame(frame(ev(beats.length + frames.length + at)), at);
+      assert.ok(m.healthy(at));
+    }
+    const gaps = beats.slice(1).map((b, i) => b - beats[i]).filter((g) => g >= MIN_HEARTBEAT_GAP_MS).slice(-HEARTBEAT_GAP_WINDOW);
+    const learned = gaps.length ? Math.min(Math.max(...gaps), configured) : null;
+    assert.equal(m.learnedHeartbeatMs, learned, `seed ${seed}`);
+    const expected = learned === null ? 2 * configured : Math.min(2 * learned + heartbeatSlackMs(learned), 2 * configured);
+    const last = frames[frames.length - 1][0];
+    assert.equal(m.nextDeadline(), last + expected, `seed ${seed}`);
+    assert.deepEqual(m.tick(last + expected - 1), [], `seed ${seed}`);
+    assert.equal(m.state, 'connected');
+    const acts = m.tick(last + expected);
+    assert.equal(ofType(acts, 'close').length, 1, `seed ${seed}`);
+    assert.equal(m.state, 'waiting');
+    const real = interval + jitter;
+    assert.ok(expected <= Math.min(2 * real + heartbeatSlackMs(real), 2 * configured), `seed ${seed}`);
+  }
 });
 
 test('any frame counts as life; a busy stream without heartbeats is not dead', () => {
@@ -378,8 +509,8 @@ test('driver: silent socket replaced after the heartbeat window; old socket clos
   const s1 = FakeSocket.all[0];
   s1.serverOpen();
   s1.serverSend(subscribed(0, false, 'E', s1.sent[0].id), { type: 'operation_list', namespace: NS, epoch: 'E', offset: 0, operations: [] });
-  env.advance(2400);
-  assert.equal(s1.readyState, 1, 'still within 2 intervals + grace');
+  env.advance(1900);
+  assert.equal(s1.readyState, 1, 'still within 2 configured intervals');
   env.advance(200);
   assert.equal(s1.readyState, 3, 'closed by the client');
   assert.ok(states.includes('waiting'));

@@ -1,0 +1,313 @@
+//! `progress-hub watch` through the real binary: `--json` output is JSON
+//! only (status lines on stderr), and a frozen hub is noticed after the
+//! hub's real heartbeat interval, not the client's 30 s default.
+
+mod common;
+use common::*;
+
+use nix::sys::signal::Signal;
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// A running `progress-hub watch` whose stdout and stderr lines arrive on
+/// channels (and are kept, for failure messages).
+struct Watch {
+    child: Child,
+    stdout: mpsc::UnboundedReceiver<String>,
+    stderr: mpsc::UnboundedReceiver<String>,
+    seen_out: Vec<String>,
+    seen_err: Vec<String>,
+}
+
+fn lines_of(
+    r: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(r).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Watch {
+    fn spawn(args: &[&str]) -> Watch {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+            .arg("watch")
+            .args(args)
+            .env_remove("PROGRESS_HUB_URL")
+            .env_remove("PROGRESS_HUB_TOKEN")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn watch");
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let stderr = lines_of(child.stderr.take().unwrap());
+        Watch {
+            child,
+            stdout,
+            stderr,
+            seen_out: Vec::new(),
+            seen_err: Vec::new(),
+        }
+    }
+
+    /// The next stdout line matching `pred`, within `deadline`.
+    async fn stdout_until(&mut self, what: &str, deadline: Duration, pred: impl Fn(&str) -> bool) {
+        let end = Instant::now() + deadline;
+        loop {
+            match tokio::time::timeout_at(end, self.stdout.recv()).await {
+                Ok(Some(l)) => {
+                    let hit = pred(&l);
+                    self.seen_out.push(l);
+                    if hit {
+                        return;
+                    }
+                }
+                _ => {
+                    let err = self.drain_err();
+                    panic!(
+                        "no stdout line {what} within {deadline:?}; stdout {:?}, stderr {err:?}",
+                        self.seen_out
+                    )
+                }
+            }
+        }
+    }
+
+    /// The next stderr line matching `pred`, within `deadline`.
+    async fn stderr_until(
+        &mut self,
+        what: &str,
+        deadline: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let end = Instant::now() + deadline;
+        loop {
+            match tokio::time::timeout_at(end, self.stderr.recv()).await {
+                Ok(Some(l)) => {
+                    self.seen_err.push(l.clone());
+                    if pred(&l) {
+                        return l;
+                    }
+                }
+                _ => panic!(
+                    "no stderr line {what} within {deadline:?}; stderr {:?}",
+                    self.seen_err
+                ),
+            }
+        }
+    }
+
+    fn drain_err(&mut self) -> Vec<String> {
+        while let Ok(l) = self.stderr.try_recv() {
+            self.seen_err.push(l);
+        }
+        self.seen_err.clone()
+    }
+
+    /// Waits for the exit code, then collects the remaining output.
+    async fn finish(&mut self, deadline: Duration) -> Option<i32> {
+        let status = tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .expect("watch exited")
+            .expect("wait");
+        // The pipes end with the process: read what is left.
+        while let Ok(Some(l)) =
+            tokio::time::timeout(Duration::from_secs(5), self.stdout.recv()).await
+        {
+            self.seen_out.push(l);
+        }
+        while let Ok(Some(l)) =
+            tokio::time::timeout(Duration::from_secs(5), self.stderr.recv()).await
+        {
+            self.seen_err.push(l);
+        }
+        status.code()
+    }
+}
+
+#[tokio::test]
+async fn json_mode_prints_only_json_lines() {
+    let h = hub().start().await;
+    let url = h.ws_url();
+    let mut p = Ws::connect(&url).await;
+    let ack = publish(&mut p, started("j1", "default"), 1).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    publish(&mut p, progress("j1", "default", 2, 25.0), 2).await;
+    publish(&mut p, started("j2", "default"), 3).await;
+
+    let mut w = Watch::spawn(&["--json", "--url", &url, "--until-done", "j1"]);
+    // The first subscription is answered with a snapshot: one
+    // `operation_list` line that already holds j1 and j2.
+    w.stdout_until("with the snapshot", DEADLINE, |l| {
+        l.contains("\"operation_list\"")
+    })
+    .await;
+    publish(&mut p, progress("j1", "default", 3, 60.0), 4).await;
+    publish(&mut p, progress("j2", "default", 2, 10.0), 5).await;
+    let done = json!({"type": "operation_completed", "namespace": "default", "operation_id": "j1", "seq": 4});
+    assert_eq!(publish(&mut p, done, 6).await["type"], "ack");
+    let code = w.finish(Duration::from_secs(30)).await;
+    assert_eq!(code, Some(0), "stderr: {:?}", w.seen_err);
+
+    let msgs: Vec<Value> = w
+        .seen_out
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}"))
+        })
+        .collect();
+    assert!(msgs.iter().all(Value::is_object), "{msgs:?}");
+    let types: Vec<&str> = msgs.iter().map(|m| m["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "operation_list",
+            "progress_update",
+            "progress_update",
+            "operation_completed"
+        ],
+        "stdout: {:?}",
+        w.seen_out
+    );
+    let list = &msgs[0];
+    assert_eq!(list["namespace"], "default");
+    assert!(list["epoch"].is_string(), "{list}");
+    let snap_offset = list["offset"].as_u64().expect("offset");
+    let mut ids: Vec<&str> = list["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["operation_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["j1", "j2"]);
+    let j1 = list["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["operation_id"] == "j1")
+        .unwrap();
+    assert_eq!(j1["progress"], 25.0);
+    // Events exactly as the hub sent them, in offset order after the
+    // snapshot.
+    let mut last = snap_offset;
+    for m in &msgs[1..] {
+        assert_eq!(m["namespace"], "default");
+        let off = m["offset"].as_u64().expect("offset");
+        assert!(off > last, "{m}");
+        last = off;
+        assert!(m["state"].is_object(), "{m}");
+    }
+    assert_eq!(msgs[1]["operation_id"], "j1");
+    assert_eq!(msgs[1]["state"]["progress"], 60.0);
+    assert_eq!(msgs[2]["operation_id"], "j2");
+    assert_eq!(msgs[3]["state"]["state"], "completed");
+    // The status lines went to stderr.
+    assert!(
+        w.seen_err.iter().any(|l| l == "-- connecting"),
+        "{:?}",
+        w.seen_err
+    );
+    assert!(
+        w.seen_err.iter().any(|l| l == "-- connected"),
+        "{:?}",
+        w.seen_err
+    );
+    assert!(
+        w.seen_err
+            .iter()
+            .any(|l| l.starts_with("-- snapshot at offset")),
+        "{:?}",
+        w.seen_err
+    );
+}
+
+#[tokio::test]
+async fn json_mode_snapshot_of_a_finished_operation_exits_at_once() {
+    let h = hub().start().await;
+    let url = h.ws_url();
+    let mut p = Ws::connect(&url).await;
+    publish(&mut p, started("f1", "default"), 1).await;
+    let fail = json!({"type": "operation_failed", "namespace": "default", "operation_id": "f1", "seq": 2, "error": "disk full"});
+    assert_eq!(publish(&mut p, fail, 2).await["type"], "ack");
+
+    let mut w = Watch::spawn(&["--json", "--url", &url, "--until-done", "f1"]);
+    let code = w.finish(Duration::from_secs(30)).await;
+    assert_eq!(code, Some(1), "failed operation; stderr {:?}", w.seen_err);
+    assert_eq!(w.seen_out.len(), 1, "{:?}", w.seen_out);
+    let list: Value = serde_json::from_str(&w.seen_out[0]).expect("JSON");
+    assert_eq!(list["type"], "operation_list");
+    assert_eq!(list["operations"][0]["operation_id"], "f1");
+    assert_eq!(list["operations"][0]["state"], "failed");
+    assert_eq!(list["operations"][0]["error"], "disk full");
+}
+
+/// Resumes a stopped hub when dropped, so a failing test never leaves a
+/// frozen process behind (the hub itself is killed on drop).
+struct Continue<'a>(&'a Hub);
+
+impl Drop for Continue<'_> {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0.pid(), Signal::SIGCONT);
+    }
+}
+
+#[tokio::test]
+async fn frozen_hub_is_noticed_after_its_own_heartbeat_interval() {
+    let h = hub().args(["--heartbeat-interval", "300ms"]).start().await;
+    let url = h.ws_url();
+    let mut w = Watch::spawn(&["--json", "--url", &url]);
+    w.stderr_until("-- connected", DEADLINE, |l| l == "-- connected")
+        .await;
+    // The hub beats on one timer for every connection: once a connection
+    // opened after watch's has seen three heartbeats, watch has seen at
+    // least two and learned the 300 ms interval.
+    let mut probe = Ws::connect(&url).await;
+    for _ in 0..3 {
+        probe.next_of("heartbeat", DEADLINE).await;
+    }
+    drop(probe);
+
+    let frozen = Continue(&h);
+    nix::sys::signal::kill(h.pid(), Signal::SIGSTOP).expect("SIGSTOP");
+    let stopped_at = Instant::now();
+    // 2 x 300 ms + 500 ms of slack; far from the 60 s of the 30 s default.
+    let line = w
+        .stderr_until(
+            "reporting the dead connection",
+            Duration::from_secs(5),
+            |l| l.contains("no heartbeat"),
+        )
+        .await;
+    let took = stopped_at.elapsed();
+    assert!(line.starts_with("-- reconnecting"), "{line}");
+    assert!(
+        took < Duration::from_secs(5),
+        "noticed after {took:?}: {line}"
+    );
+    assert!(
+        took >= Duration::from_millis(500),
+        "dead before two intervals could pass ({took:?})"
+    );
+    drop(frozen);
+    // Thawed, the hub answers the pending attempt (or the next one).
+    w.stderr_until("-- connected again", Duration::from_secs(30), |l| {
+        l == "-- connected"
+    })
+    .await;
+    let out: Vec<String> = std::mem::take(&mut w.seen_out);
+    assert!(out.iter().all(|l| serde_json::from_str::<Value>(l).is_ok()));
+}
