@@ -7,18 +7,43 @@
 //! or the user's pattern, and the latest line becomes the operation's
 //! message. Exit status 0 reports `completed`, anything else `failed`; a
 //! cancel from the hub sends SIGTERM to the child and reports `canceled`.
-//! The tool exits with the child's code (128 + signal when it was killed),
-//! whether or not the hub was reachable.
+//!
+//! SIGINT and SIGTERM do not stop the tool: the child gets the signal once
+//! (passed on when a process sent it; one the kernel sent, a terminal's
+//! Ctrl-C, already reached the child in the same foreground process group),
+//! the tool waits for the child and reports `canceled` with the signal as
+//! the reason unless the child still exited 0. The origin cannot tell a
+//! `kill` of the tool's pid from one of its whole process group: a process
+//! that signals the group reaches the child twice. A signal while the tool
+//! waits at the end for the hub (`--flush-timeout`) ends the wait at once;
+//! so does the hub refusing the token (or closing for a policy violation).
+//!
+//! The hub never fails or blocks the job: an unusable hub URL or an
+//! operation the hub refuses is one line on stderr and the command runs
+//! unreported. The tool exits with the child's code (128 + signal when it
+//! was killed), whether or not the hub was reachable.
+//!
+//! Signals are read from a signalfd (which tells who sent them), so they are
+//! blocked in every thread of the process (`main` blocks them before it
+//! starts the runtime); where that cannot be arranged the tool falls back to
+//! tokio's handlers and passes every signal on.
 
-use std::process::Stdio;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
-use hub_client::{OperationHandle, ProgressFields, ProgressParser, Reporter};
-use nix::sys::signal::{kill, Signal};
+use futures_util::FutureExt;
+use hub_client::machine::Reason;
+use hub_client::{
+    ConnState, OperationHandle, ProgressFields, ProgressParser, Reporter, StateChange,
+};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
 
 use crate::cmd_report::HubArgs;
 use hub_bench::args::parse_duration;
@@ -61,7 +86,7 @@ struct LineFeed {
 }
 
 impl LineFeed {
-    fn push(&mut self, bytes: &[u8], parser: &ProgressParser, op: &OperationHandle) {
+    fn push(&mut self, bytes: &[u8], parser: &ProgressParser, op: Option<&OperationHandle>) {
         for &b in bytes {
             if b == b'\n' || b == b'\r' {
                 self.line(parser, op);
@@ -71,7 +96,11 @@ impl LineFeed {
         }
     }
 
-    fn line(&mut self, parser: &ProgressParser, op: &OperationHandle) {
+    fn line(&mut self, parser: &ProgressParser, op: Option<&OperationHandle>) {
+        let Some(op) = op else {
+            self.buf.clear();
+            return;
+        };
         let text = String::from_utf8_lossy(&self.buf);
         let line = strip_ansi(&text);
         let line = line.trim();
@@ -112,7 +141,7 @@ fn strip_ansi(s: &str) -> String {
 }
 
 /// Copy `from` to `to` unchanged, feeding a copy to the line parser.
-async fn pump<R, W>(mut from: R, mut to: W, parser: &ProgressParser, op: &OperationHandle)
+async fn pump<R, W>(mut from: R, mut to: W, parser: &ProgressParser, op: Option<&OperationHandle>)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -132,13 +161,226 @@ where
     feed.line(parser, op);
 }
 
-/// Run the command; returns its exit code.
-pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
-    let parser = match &args.pattern {
-        Some(p) => ProgressParser::with_pattern(p).context("invalid --pattern")?,
-        None => ProgressParser::new(),
-    };
-    let reporter = Reporter::connect(args.hub.config()).context("invalid hub settings")?;
+/// The signals the tool catches instead of dying of them.
+const CAUGHT: [Signal; 2] = [Signal::SIGINT, Signal::SIGTERM];
+
+/// Who sent a caught signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A process (`kill`, `sigqueue`), with its pid: only the tool got it.
+    Process(u32),
+    /// The kernel: a terminal's Ctrl-C, sent to the whole foreground
+    /// process group, so the child got it too.
+    Kernel,
+    /// Not known (tokio's handlers, the fallback): treated as a process.
+    Unknown,
+}
+
+/// A SIGINT or SIGTERM the tool received.
+#[derive(Debug, Clone, Copy)]
+struct Caught {
+    signal: Signal,
+    origin: Origin,
+}
+
+impl Caught {
+    /// From a signalfd record: `si_code` <= 0 (`SI_USER`, `SI_QUEUE`,
+    /// `SI_TKILL`...) was sent by a process, > 0 (`SI_KERNEL`) by the kernel.
+    fn from_siginfo(info: &nix::sys::signalfd::siginfo) -> Option<Caught> {
+        let signal = Signal::try_from(i32::try_from(info.ssi_signo).ok()?).ok()?;
+        let origin = if info.ssi_code <= 0 {
+            Origin::Process(info.ssi_pid)
+        } else {
+            Origin::Kernel
+        };
+        Some(Caught { signal, origin })
+    }
+
+    /// Whether the child still has to be sent this signal.
+    fn must_pass_on(&self) -> bool {
+        self.origin != Origin::Kernel
+    }
+
+    fn describe(&self) -> String {
+        let name = self.signal.as_str();
+        match self.origin {
+            Origin::Process(pid) => format!("{name} from pid {pid}"),
+            Origin::Kernel => format!("{name} from the terminal"),
+            Origin::Unknown => name.to_owned(),
+        }
+    }
+}
+
+/// Where SIGINT and SIGTERM are read.
+enum Signals {
+    /// Blocked in every thread and read from a signalfd, with their origin.
+    Fd(mpsc::UnboundedReceiver<Caught>),
+    /// tokio's handlers: the origin is unknown.
+    Handlers(tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+    /// Not caught (their default action stays).
+    Default,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        let set = SigSet::from_iter(CAUGHT);
+        if caught_signals_blocked() {
+            if let Ok(fd) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) {
+                // A thread of its own reads them (it starts with this
+                // thread's mask, blocking them too).
+                let (tx, rx) = mpsc::unbounded_channel();
+                let reader = std::thread::Builder::new()
+                    .name("signals".into())
+                    .spawn(move || {
+                        while let Ok(Some(info)) = fd.read_signal() {
+                            if let Some(caught) = Caught::from_siginfo(&info) {
+                                if tx.send(caught).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    });
+                if reader.is_ok() {
+                    return Signals::Fd(rx);
+                }
+            }
+        }
+        // The handlers first, then unblock: a signal is never left to its
+        // default action in between.
+        use tokio::signal::unix::{signal, SignalKind};
+        let caught = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(int), Ok(term)) => Signals::Handlers(int, term),
+            _ => Signals::Default,
+        };
+        let _ = set.thread_unblock();
+        caught
+    }
+
+    /// The next caught signal (never resolves when none can come).
+    async fn recv(&mut self) -> Caught {
+        match self {
+            Signals::Fd(rx) => match rx.recv().await {
+                Some(caught) => caught,
+                None => std::future::pending().await,
+            },
+            Signals::Handlers(int, term) => {
+                let signal = tokio::select! {
+                    Some(()) = int.recv() => Signal::SIGINT,
+                    Some(()) = term.recv() => Signal::SIGTERM,
+                    else => std::future::pending().await,
+                };
+                Caught {
+                    signal,
+                    origin: Origin::Unknown,
+                }
+            }
+            Signals::Default => std::future::pending().await,
+        }
+    }
+
+    /// A signal already received and not read yet.
+    fn try_recv(&mut self) -> Option<Caught> {
+        match self {
+            Signals::Fd(rx) => rx.try_recv().ok(),
+            Signals::Handlers(..) => self.recv().now_or_never(),
+            Signals::Default => None,
+        }
+    }
+}
+
+/// Blocks SIGINT and SIGTERM in the calling thread; `main` calls it for
+/// `run` before it starts the runtime, so every thread inherits the mask
+/// and the signals wait for the signalfd instead of going to whichever
+/// thread does not block them. (The child starts with an empty mask:
+/// the standard library resets it before `exec`.)
+pub fn block_caught_signals() {
+    let _ = SigSet::from_iter(CAUGHT).thread_block();
+}
+
+/// Whether this thread (and so, as `main` arranged, every thread) blocks
+/// the caught signals.
+fn caught_signals_blocked() -> bool {
+    SigSet::thread_get_mask().is_ok_and(|m| CAUGHT.iter().all(|s| m.contains(*s)))
+}
+
+/// Why the hub will not take this run's reports, once it said so: it
+/// refused the token (HTTP 401 or close 4001) or closed for a policy
+/// violation (1008), and the client gave up; or it refused the operation.
+fn refusal(reporter: &Reporter, op: Option<&OperationHandle>) -> Option<String> {
+    let change = reporter.client().state();
+    if change.state == ConnState::Failed {
+        let stats = reporter.connection_stats();
+        let detail = stats.last_error;
+        return Some(match change.reason {
+            Reason::AuthRejected => format!(
+                "the hub at {} refused the token ({})",
+                stats.url,
+                detail.unwrap_or_else(|| "close code 4001".into())
+            ),
+            Reason::PolicyViolation => format!(
+                "the hub at {} closed the connection for a policy violation (close code 1008)",
+                stats.url
+            ),
+            other => format!("gave up on the hub at {} ({other:?})", stats.url),
+        });
+    }
+    let op = op?;
+    let code = op.rejection()?;
+    Some(format!(
+        "the hub at {} refused operation {} ({code})",
+        reporter.connection_stats().url,
+        op.id()
+    ))
+}
+
+/// Prints, once, why the hub does not take the reports.
+#[derive(Default)]
+struct RefusalNotice {
+    told: bool,
+}
+
+impl RefusalNotice {
+    /// Whether the hub refused; says so on stderr the first time.
+    fn check(&mut self, reporter: &Reporter, op: Option<&OperationHandle>) -> bool {
+        let Some(why) = refusal(reporter, op) else {
+            return false;
+        };
+        if !self.told {
+            self.told = true;
+            let what = op.map_or("the command".to_owned(), |o| {
+                format!("operation {}", o.id())
+            });
+            eprintln!("progress-hub: {why}; {what} is not reported");
+        }
+        true
+    }
+}
+
+/// Resolves when the client gave up on the hub (state `failed`).
+async fn hub_gave_up(mut states: watch::Receiver<StateChange>) {
+    if states
+        .wait_for(|c| c.state == ConnState::Failed)
+        .await
+        .is_err()
+    {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Resolves when a cancel is requested through the hub.
+async fn cancel_requested(op: Option<&OperationHandle>) {
+    match op {
+        Some(op) => op.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Queues the operation's start; `None` (after a line on stderr) when
+/// the client refuses it.
+fn begin(reporter: &Reporter, args: &RunArgs) -> Option<OperationHandle> {
     let name = args.name.clone().unwrap_or_else(|| args.command.join(" "));
     let name: String = name.chars().take(256).collect();
     let mut start = reporter.start(name).metadata(serde_json::json!({
@@ -154,7 +396,106 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(p) = &args.parent {
         start = start.parent(p);
     }
-    let op = start.begin()?;
+    match start.begin() {
+        Ok(op) => Some(op),
+        Err(e) => {
+            eprintln!("progress-hub: cannot report the command: {e}; running it unreported");
+            None
+        }
+    }
+}
+
+/// Waits, at most `timeout`, for the hub to acknowledge what is queued; a
+/// caught signal or the hub's refusal ends the wait at once.
+async fn finish_reporting(
+    reporter: &Reporter,
+    op: Option<&OperationHandle>,
+    signals: &mut Signals,
+    refused: &mut RefusalNotice,
+    timeout: Duration,
+) {
+    if refused.check(reporter, op) {
+        return;
+    }
+    let flush = reporter.flush(timeout);
+    let gave_up = hub_gave_up(reporter.client().state_changes());
+    let slow = tokio::time::sleep(Duration::from_secs(1));
+    tokio::pin!(flush, gave_up, slow);
+    let mut told_slow = false;
+    loop {
+        tokio::select! {
+            biased;
+            caught = signals.recv() => {
+                eprintln!(
+                    "progress-hub: {}; not waiting for the hub any longer ({} report(s) not acknowledged)",
+                    caught.describe(),
+                    reporter.connection_stats().queue_len
+                );
+                return;
+            }
+            flushed = &mut flush => {
+                if !flushed && !refused.check(reporter, op) {
+                    let stats = reporter.connection_stats();
+                    eprintln!(
+                        "progress-hub: the hub at {} did not acknowledge every report ({}{})",
+                        stats.url,
+                        stats.state,
+                        stats.last_error.map(|e| format!(": {e}")).unwrap_or_default()
+                    );
+                }
+                return;
+            }
+            () = &mut gave_up => {
+                refused.check(reporter, op);
+                return;
+            }
+            () = &mut slow, if !told_slow => {
+                told_slow = true;
+                eprintln!(
+                    "progress-hub: waiting up to {timeout:?} for the hub at {} to acknowledge the last reports (interrupt to stop waiting)",
+                    reporter.connection_stats().url
+                );
+            }
+        }
+    }
+}
+
+/// The tool's exit code for the child's status.
+fn exit_code(status: ExitStatus) -> i32 {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        (None, None) => 1,
+    }
+}
+
+/// How the child ended, for the operation's outcome.
+fn how_it_ended(status: ExitStatus) -> String {
+    match status.signal() {
+        Some(s) => match Signal::try_from(s) {
+            Ok(sig) => format!("killed by signal {s} ({sig})"),
+            Err(_) => format!("killed by signal {s}"),
+        },
+        None => format!("exit code {}", exit_code(status)),
+    }
+}
+
+/// Run the command; returns its exit code.
+pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let parser = match &args.pattern {
+        Some(p) => ProgressParser::with_pattern(p).context("invalid --pattern")?,
+        None => ProgressParser::new(),
+    };
+    let mut signals = Signals::install();
+    let reporter = match Reporter::connect(args.hub.config()) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("progress-hub: {e}; running the command unreported");
+            None
+        }
+    };
+    let op = reporter.as_ref().and_then(|r| begin(r, &args));
+    let mut refused = RefusalNotice::default();
 
     let spawned = Command::new(&args.command[0])
         .args(&args.command[1..])
@@ -166,8 +507,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         Ok(c) => c,
         Err(e) => {
             eprintln!("progress-hub: cannot run {:?}: {e}", args.command[0]);
-            op.fail(format!("cannot run {:?}: {e}", args.command[0]))?;
-            reporter.flush(args.flush_timeout).await;
+            if let Some(op) = &op {
+                let _ = op.fail(format!("cannot run {:?}: {e}", args.command[0]));
+            }
+            if let Some(r) = &reporter {
+                finish_reporting(
+                    r,
+                    op.as_ref(),
+                    &mut signals,
+                    &mut refused,
+                    args.flush_timeout,
+                )
+                .await;
+            }
             return Ok(if e.kind() == std::io::ErrorKind::NotFound {
                 127
             } else {
@@ -178,12 +530,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let pid = child.id().map(|p| Pid::from_raw(p as i32));
     let stdout = child.stdout.take().context("child stdout")?;
     let stderr = child.stderr.take().context("child stderr")?;
-    let out = pump(stdout, tokio::io::stdout(), &parser, &op);
-    let err = pump(stderr, tokio::io::stderr(), &parser, &op);
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
+    let out = pump(stdout, tokio::io::stdout(), &parser, op.as_ref());
+    let err = pump(stderr, tokio::io::stderr(), &parser, op.as_ref());
 
     let mut canceled = false;
+    let mut stopped_by: Option<Caught> = None;
+    let mut check = tokio::time::interval(Duration::from_secs(1));
     let status = {
         let wait = async {
             let (_, _, status) = tokio::join!(out, err, child.wait());
@@ -192,47 +544,68 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         tokio::pin!(wait);
         loop {
             tokio::select! {
+                biased;
+                caught = signals.recv() => {
+                    stopped_by.get_or_insert(caught);
+                    if caught.must_pass_on() {
+                        if let Some(pid) = pid {
+                            let _ = kill(pid, caught.signal);
+                        }
+                        eprintln!("progress-hub: {}; passed on to the command", caught.describe());
+                    } else {
+                        eprintln!("progress-hub: {}; the command got it too", caught.describe());
+                    }
+                }
                 status = &mut wait => break status.context("waiting for the command")?,
-                () = op.cancelled(), if !canceled => {
+                () = cancel_requested(op.as_ref()), if !canceled => {
                     canceled = true;
                     eprintln!("progress-hub: cancel requested{}; sending SIGTERM to the command",
-                        op.cancel_requested_by().map(|b| format!(" by {b}")).unwrap_or_default());
+                        op.as_ref().and_then(|o| o.cancel_requested_by()).map(|b| format!(" by {b}")).unwrap_or_default());
                     if let Some(pid) = pid {
                         let _ = kill(pid, Signal::SIGTERM);
                     }
                 }
-                _ = sigterm.recv() => {
-                    if let Some(pid) = pid {
-                        let _ = kill(pid, Signal::SIGTERM);
+                _ = check.tick(), if reporter.is_some() && !refused.told => {
+                    if let Some(r) = &reporter {
+                        refused.check(r, op.as_ref());
                     }
                 }
             }
         }
     };
-
-    use std::os::unix::process::ExitStatusExt;
-    let code = match (status.code(), status.signal()) {
-        (Some(c), _) => c,
-        (None, Some(s)) => 128 + s,
-        (None, None) => 1,
-    };
-    if canceled {
-        op.canceled(Some("canceled from the hub"))?;
-    } else if status.success() {
-        op.complete()?;
-    } else {
-        let why = match status.signal() {
-            Some(s) => format!("killed by signal {s}"),
-            None => format!("exit code {code}"),
-        };
-        op.fail(why)?;
+    // A signal that came with the child's end (the terminal's Ctrl-C it
+    // died of) was the reason for it, not a request to skip the flush.
+    while let Some(caught) = signals.try_recv() {
+        stopped_by.get_or_insert(caught);
     }
-    if !reporter.flush(args.flush_timeout).await {
-        let stats = reporter.connection_stats();
-        eprintln!(
-            "progress-hub: the hub at {} did not acknowledge every report ({})",
-            stats.url, stats.state
-        );
+
+    let code = exit_code(status);
+    if let Some(op) = &op {
+        let reported = if canceled {
+            op.canceled(Some("canceled from the hub"))
+        } else if status.success() {
+            op.complete()
+        } else if let Some(caught) = stopped_by {
+            let why = format!("stopped by {}: {}", caught.describe(), how_it_ended(status));
+            op.canceled(Some(&why))
+        } else {
+            op.fail(how_it_ended(status))
+        };
+        if let Err(e) = reported {
+            if op.rejection().is_none() {
+                eprintln!("progress-hub: cannot report the outcome: {e}");
+            }
+        }
+    }
+    if let Some(r) = &reporter {
+        finish_reporting(
+            r,
+            op.as_ref(),
+            &mut signals,
+            &mut refused,
+            args.flush_timeout,
+        )
+        .await;
     }
     Ok(code)
 }

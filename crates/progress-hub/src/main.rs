@@ -64,7 +64,11 @@ fn main() {
         Cmd::Demo(args) => cmd_demo::main(args),
         Cmd::Token(args) => cmd_token::main(args),
         Cmd::Report(args) => block_on(cmd_report::run(args)),
-        Cmd::Run(args) => block_on(cmd_run::run(args)),
+        Cmd::Run(args) => {
+            // Before any thread exists, so that every one inherits it.
+            cmd_run::block_caught_signals();
+            block_on(cmd_run::run(args))
+        }
         Cmd::Watch(args) => block_on(cmd_watch::run(args)),
         Cmd::Top(args) => cmd_top::main(args),
         Cmd::Bench(args) => hub_bench::main(args),

@@ -280,3 +280,304 @@ async fn report_start_prints_the_id_even_when_undelivered() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "mine");
 }
+
+/// Lines read from a child's pipe as they come.
+fn lines_of<R>(pipe: R) -> tokio::sync::mpsc::UnboundedReceiver<String>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    use tokio::io::AsyncBufReadExt;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(pipe).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (at most `DEADLINE`) for a line containing `needle`; every line
+/// read is kept in `seen`.
+async fn line_with(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    seen: &mut Vec<String>,
+    needle: &str,
+) {
+    let found = tokio::time::timeout(DEADLINE, async {
+        while let Some(l) = rx.recv().await {
+            let hit = l.contains(needle);
+            seen.push(l);
+            if hit {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(
+        matches!(found, Ok(true)),
+        "no line with {needle:?}; saw {seen:?}"
+    );
+}
+
+/// The rest of the lines, once the pipe closed.
+async fn rest(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, seen: &mut Vec<String>) {
+    while let Ok(Some(l)) = tokio::time::timeout(DEADLINE, rx.recv()).await {
+        seen.push(l);
+    }
+}
+
+/// `run` with piped stdout and stderr (and no hub settings from the
+/// environment).
+fn spawn_run(args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+        .arg("run")
+        .args(args)
+        .env_remove("PROGRESS_HUB_URL")
+        .env_remove("PROGRESS_HUB_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// A command that prints `started`, then counts the SIGINTs and SIGTERMs
+/// it gets until the file `$1` exists, and exits 130.
+const COUNTS_SIGNALS: &str = "trap 'echo got-int' INT; trap 'echo got-term' TERM; echo started; \
+     while [ ! -e \"$1\" ]; do sleep 0.05; done; exit 130";
+
+/// SIGINT or SIGTERM sent to `run` alone (a process sent it, so the child
+/// did not get it) is passed on to the child once; `run` waits for it,
+/// reports `canceled` naming the signal and exits with the child's code.
+#[tokio::test]
+async fn run_passes_a_signal_from_a_process_on_once_and_reports_canceled() {
+    use nix::sys::signal::{kill, Signal};
+    let h = hub().start().await;
+    let url = h.ws_url();
+    for (sig, id, got) in [
+        (Signal::SIGINT, "int.1", "got-int"),
+        (Signal::SIGTERM, "term.1", "got-term"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let done = dir.path().join("done");
+        let done_s = done.to_str().unwrap();
+        let mut child = spawn_run(&[
+            "--url",
+            &url,
+            "--id",
+            id,
+            "--",
+            "sh",
+            "-c",
+            COUNTS_SIGNALS,
+            "sh",
+            done_s,
+        ]);
+        let mut out = lines_of(child.stdout.take().unwrap());
+        let mut err = lines_of(child.stderr.take().unwrap());
+        let (mut so, mut se) = (Vec::new(), Vec::new());
+        line_with(&mut out, &mut so, "started").await;
+        let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+        kill(pid, sig).unwrap();
+        line_with(&mut out, &mut so, got).await;
+        line_with(&mut err, &mut se, "passed on to the command").await;
+        std::fs::write(&done, "").unwrap();
+        let status = tokio::time::timeout(DEADLINE, child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        rest(&mut out, &mut so).await;
+        assert_eq!(status.code(), Some(130), "{sig}: {so:?} {se:?}");
+        assert_eq!(
+            so.iter().filter(|l| l.starts_with("got-")).count(),
+            1,
+            "{sig} reached the command once: {so:?}"
+        );
+        let op = state_of(&h, id).await;
+        assert_eq!(op["operation"]["state"], "canceled", "{op}");
+        assert!(op["events"].to_string().contains(sig.as_str()), "{op}");
+    }
+}
+
+/// A Ctrl-C on the terminal reaches the whole foreground process group,
+/// the command too: `run` does not send it a second one, and still waits
+/// for the command and reports the stop. (Runs under `script`, which gives
+/// the processes a terminal; skipped where it is missing.)
+#[tokio::test]
+async fn run_does_not_pass_on_a_ctrl_c_from_the_terminal() {
+    use tokio::io::AsyncWriteExt;
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` (util-linux) to give the test a terminal");
+        return;
+    }
+    let h = hub().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let done = dir.path().join("done");
+    let inner = format!(
+        "{} run --url {} --id tty.1 -- sh -c '{}' sh {}",
+        env!("CARGO_BIN_EXE_progress-hub"),
+        h.ws_url(),
+        COUNTS_SIGNALS.replace('\'', "'\\''"),
+        done.to_str().unwrap()
+    );
+    let mut script = tokio::process::Command::new("script")
+        .args(["-qefc", &inner, "/dev/null"])
+        .env_remove("PROGRESS_HUB_URL")
+        .env_remove("PROGRESS_HUB_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut tty_in = script.stdin.take().unwrap();
+    let mut out = lines_of(script.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    line_with(&mut out, &mut seen, "started").await;
+    // ^C, as typed: the terminal sends SIGINT to the foreground group.
+    tty_in.write_all(b"\x03").await.unwrap();
+    tty_in.flush().await.unwrap();
+    line_with(
+        &mut out,
+        &mut seen,
+        "SIGINT from the terminal; the command got it too",
+    )
+    .await;
+    std::fs::write(&done, "").unwrap();
+    let status = tokio::time::timeout(DEADLINE, script.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    rest(&mut out, &mut seen).await;
+    assert_eq!(
+        seen.iter().filter(|l| l.contains("got-int")).count(),
+        1,
+        "one Ctrl-C, one SIGINT for the command: {seen:?}"
+    );
+    assert_eq!(status.code(), Some(130), "{seen:?}");
+    let op = state_of(&h, "tty.1").await;
+    assert_eq!(op["operation"]["state"], "canceled", "{op}");
+}
+
+/// While `run` waits at the end for a hub that does not answer, SIGTERM or
+/// SIGINT ends the wait at once, with the command's exit code.
+#[tokio::test]
+async fn a_signal_ends_the_wait_for_the_hub() {
+    use nix::sys::signal::{kill, Signal};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+        let mut child = spawn_run(&[
+            "--url",
+            &url,
+            "--flush-timeout",
+            "120s",
+            "--",
+            "sh",
+            "-c",
+            "echo done; exit 3",
+        ]);
+        let mut err = lines_of(child.stderr.take().unwrap());
+        let mut seen = Vec::new();
+        line_with(&mut err, &mut seen, "waiting up to").await;
+        kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), sig).unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("the wait for the hub ended")
+            .unwrap();
+        assert_eq!(status.code(), Some(3), "{sig}");
+        line_with(&mut err, &mut seen, "not waiting for the hub any longer").await;
+    }
+}
+
+/// A hub URL the client cannot use (`--url` or `PROGRESS_HUB_URL`) is one
+/// warning: the command runs anyway, unreported, with its exit code.
+#[tokio::test]
+async fn run_with_an_unusable_hub_url_runs_the_command_anyway() {
+    for (flag, env) in [(Some("not a url"), None), (None, Some("http://x"))] {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"));
+        cmd.arg("run")
+            .env_remove("PROGRESS_HUB_URL")
+            .env_remove("PROGRESS_HUB_TOKEN");
+        if let Some(u) = flag {
+            cmd.args(["--url", u]);
+        }
+        if let Some(u) = env {
+            cmd.env("PROGRESS_HUB_URL", u);
+        }
+        let out = tokio::time::timeout(
+            Duration::from_secs(30),
+            cmd.args(["--", "sh", "-c", "echo ran; exit 3"]).output(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+        assert_eq!(stderr.lines().count(), 1, "one warning: {stderr}");
+        assert!(stderr.contains("invalid hub URL"), "{stderr}");
+    }
+}
+
+/// A hub that refuses `run`'s token: one clear line naming the refusal, no
+/// wait for the flush timeout, the command's exit code. A token the hub
+/// accepts but that may not report is refused per operation: the same.
+#[tokio::test]
+async fn run_says_the_hub_refused_its_token_and_does_not_wait() {
+    let h = hub()
+        .args(["--jwt-secret", common::tokens::SECRET])
+        .start()
+        .await;
+    let url = h.ws_url();
+    let viewer = common::tokens::token("vic", &["viewer"], &["default"]);
+    for (token, expect) in [
+        ("not-a-jwt", "refused the token (upgrade refused: HTTP 401"),
+        (viewer.as_str(), "(FORBIDDEN)"),
+    ] {
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+                .args([
+                    "run",
+                    "--url",
+                    &url,
+                    "--token",
+                    token,
+                    "--flush-timeout",
+                    "300s",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo ran; exit 4",
+                ])
+                .env_remove("PROGRESS_HUB_URL")
+                .env_remove("PROGRESS_HUB_TOKEN")
+                .output(),
+        )
+        .await
+        .expect("no wait for the flush timeout once the hub refused")
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{stderr}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+        assert!(stderr.contains(expect), "{stderr}");
+        assert_eq!(
+            stderr.lines().filter(|l| l.contains("refused")).count(),
+            1,
+            "{stderr}"
+        );
+    }
+}
