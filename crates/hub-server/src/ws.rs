@@ -310,8 +310,12 @@ async fn run(
     // the caps and the connection counts agree (the socket itself is
     // counted until dropped by `_socket`, for the shutdown).
     drop(conn);
-    app.registry.remove(out.id);
+    // The engine learns of the departure before the registry forgets the
+    // connection: in between, a tick that found it gone with no departure
+    // on record would take it for one gone long ago (and cancel at once
+    // what its producer left).
     app.engine.send(Command::Closed { conn: out.id }).await;
+    app.registry.remove(out.id);
     // The closing handshake: wait (briefly) for the client's close before
     // dropping the socket. Closing a socket that still holds unread client
     // data makes the kernel send a reset, and a reset can destroy the
