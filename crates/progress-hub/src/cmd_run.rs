@@ -8,7 +8,7 @@
 //! message. Exit status 0 reports `completed`, anything else `failed`; a
 //! cancel from the hub sends SIGTERM to the child and reports `canceled`.
 //!
-//! SIGINT and SIGTERM do not stop the tool: the child gets the signal once
+//! SIGINT, SIGTERM, SIGHUP and SIGQUIT do not stop the tool: the child gets the signal once
 //! (passed on when a process sent it; one the kernel sent, a terminal's
 //! Ctrl-C, already reached the child in the same foreground process group),
 //! the tool waits for the child and reports `canceled` with the signal as
@@ -162,7 +162,12 @@ where
 }
 
 /// The signals the tool catches instead of dying of them.
-const CAUGHT: [Signal; 2] = [Signal::SIGINT, Signal::SIGTERM];
+const CAUGHT: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
 
 /// Who sent a caught signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +181,7 @@ enum Origin {
     Unknown,
 }
 
-/// A SIGINT or SIGTERM the tool received.
+/// A signal of [`CAUGHT`] the tool received.
 #[derive(Debug, Clone, Copy)]
 struct Caught {
     signal: Signal,
@@ -211,7 +216,7 @@ impl Caught {
     }
 }
 
-/// Where SIGINT and SIGTERM are read.
+/// Where the signals of [`CAUGHT`] are read (tokio's fallback handlers take SIGINT and SIGTERM only).
 enum Signals {
     /// Blocked in every thread and read from a signalfd, with their origin.
     Fd(mpsc::UnboundedReceiver<Caught>),
@@ -291,7 +296,7 @@ impl Signals {
     }
 }
 
-/// Blocks SIGINT and SIGTERM in the calling thread; `main` calls it for
+/// Blocks the signals of [`CAUGHT`] in the calling thread; `main` calls it for
 /// `run` before it starts the runtime, so every thread inherits the mask
 /// and the signals wait for the signalfd instead of going to whichever
 /// thread does not block them. (The child starts with an empty mask:

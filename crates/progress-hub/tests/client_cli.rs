@@ -348,11 +348,13 @@ fn spawn_run(args: &[&str]) -> tokio::process::Child {
 
 /// A command that prints `started`, then counts the SIGINTs and SIGTERMs
 /// it gets until the file `$1` exists, and exits 130.
-const COUNTS_SIGNALS: &str = "trap 'echo got-int' INT; trap 'echo got-term' TERM; echo started; \
+const COUNTS_SIGNALS: &str =
+    "trap 'echo got-int' INT; trap 'echo got-term' TERM; trap 'echo got-hup' HUP; \
+     trap 'echo got-quit' QUIT; echo started; \
      while [ ! -e \"$1\" ]; do sleep 0.05; done; exit 130";
 
-/// SIGINT or SIGTERM sent to `run` alone (a process sent it, so the child
-/// did not get it) is passed on to the child once; `run` waits for it,
+/// SIGINT, SIGTERM, SIGHUP or SIGQUIT sent to `run` alone (a process sent
+/// it, so the child did not get it) is passed on to the child once; `run` waits for it,
 /// reports `canceled` naming the signal and exits with the child's code.
 #[tokio::test]
 async fn run_passes_a_signal_from_a_process_on_once_and_reports_canceled() {
@@ -362,6 +364,8 @@ async fn run_passes_a_signal_from_a_process_on_once_and_reports_canceled() {
     for (sig, id, got) in [
         (Signal::SIGINT, "int.1", "got-int"),
         (Signal::SIGTERM, "term.1", "got-term"),
+        (Signal::SIGHUP, "hup.1", "got-hup"),
+        (Signal::SIGQUIT, "quit.1", "got-quit"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let done = dir.path().join("done");
