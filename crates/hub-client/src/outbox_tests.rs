@@ -343,14 +343,11 @@ fn attached_operation_learns_its_seq() {
     assert_eq!(o.on_ack(&ack_of(&m[0], false)), vec![Notice::Done(k)]);
 }
 
-/// Two processes attached to one operation learn the same next seq; the
-/// one whose message the hub takes second gets a duplicate ack for a
-/// message the hub never had from it, and sends it again past the seq the
-/// other took, instead of counting it as delivered.
-#[test]
-fn attached_operation_moves_past_a_seq_another_reporter_took() {
+/// An outbox attached to operation `op` with a completion queued, connected,
+/// that has learnt from the hub's SEQ_GAP that the next seq is `expected`.
+fn attached_completion(op: &str, expected: u64) -> (Outbox, OpKey, u64) {
     let mut o = Outbox::new(OutboxConfig::default());
-    let k = o.attach("default", "shared");
+    let k = o.attach("default", op);
     o.finish(k, ProducerBody::OperationCompleted { details: None })
         .unwrap();
     o.on_connected();
@@ -359,9 +356,19 @@ fn attached_operation_moves_past_a_seq_another_reporter_took() {
     let gap = error_for(
         &m[0],
         "SEQ_GAP",
-        json!({"operation_id": "shared", "expected": 4}),
+        json!({"operation_id": op, "expected": expected}),
     );
     o.on_error(&gap, 0);
+    (o, k, id)
+}
+
+/// Two processes attached to one operation learn the same next seq; the
+/// one whose message the hub takes second gets a duplicate ack for a
+/// message the hub never had from it, and sends it again past the seq the
+/// other took, instead of counting it as delivered.
+#[test]
+fn attached_operation_moves_past_a_seq_another_reporter_took() {
+    let (mut o, k, mut id) = attached_completion("shared", 4);
     let m = drain(&mut o, 0, &mut id);
     assert_eq!(seqs(&m), vec![s("operation_completed", 4)]);
     // Another reporter's message took seq 4.
@@ -376,19 +383,7 @@ fn attached_operation_moves_past_a_seq_another_reporter_took() {
 /// applied it and the ack was lost. No collision then.
 #[test]
 fn an_attached_resend_after_a_reconnect_is_its_own_duplicate() {
-    let mut o = Outbox::new(OutboxConfig::default());
-    let k = o.attach("default", "mine");
-    o.finish(k, ProducerBody::OperationCompleted { details: None })
-        .unwrap();
-    o.on_connected();
-    let mut id = 1;
-    let m = drain(&mut o, 0, &mut id);
-    let gap = error_for(
-        &m[0],
-        "SEQ_GAP",
-        json!({"operation_id": "mine", "expected": 2}),
-    );
-    o.on_error(&gap, 0);
+    let (mut o, k, mut id) = attached_completion("mine", 2);
     assert_eq!(
         seqs(&drain(&mut o, 0, &mut id)),
         vec![s("operation_completed", 2)]

@@ -413,12 +413,16 @@ fn begin(reporter: &Reporter, args: &RunArgs) -> Option<OperationHandle> {
 /// Waits, at most `timeout`, for the hub to acknowledge what is queued; a
 /// caught signal or the hub's refusal ends the wait at once.
 async fn finish_reporting(
-    reporter: &Reporter,
+    reporter: Option<&Reporter>,
     op: Option<&OperationHandle>,
     signals: &mut Signals,
     refused: &mut RefusalNotice,
     timeout: Duration,
 ) {
+    // Unreported (no usable hub URL): nothing to wait for.
+    let Some(reporter) = reporter else {
+        return;
+    };
     if refused.check(reporter, op) {
         return;
     }
@@ -515,16 +519,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             if let Some(op) = &op {
                 let _ = op.fail(format!("cannot run {:?}: {e}", args.command[0]));
             }
-            if let Some(r) = &reporter {
-                finish_reporting(
-                    r,
-                    op.as_ref(),
-                    &mut signals,
-                    &mut refused,
-                    args.flush_timeout,
-                )
-                .await;
-            }
+            finish_reporting(
+                reporter.as_ref(),
+                op.as_ref(),
+                &mut signals,
+                &mut refused,
+                args.flush_timeout,
+            )
+            .await;
             return Ok(if e.kind() == std::io::ErrorKind::NotFound {
                 127
             } else {
@@ -602,16 +604,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    if let Some(r) = &reporter {
-        finish_reporting(
-            r,
-            op.as_ref(),
-            &mut signals,
-            &mut refused,
-            args.flush_timeout,
-        )
-        .await;
-    }
+    finish_reporting(
+        reporter.as_ref(),
+        op.as_ref(),
+        &mut signals,
+        &mut refused,
+        args.flush_timeout,
+    )
+    .await;
     Ok(code)
 }
 
