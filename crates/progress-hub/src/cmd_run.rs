@@ -26,7 +26,9 @@
 //! Signals are read from a signalfd (which tells who sent them), so they are
 //! blocked in every thread of the process (`main` blocks them before it
 //! starts the runtime); where that cannot be arranged the tool falls back to
-//! tokio's handlers and passes every signal on.
+//! tokio's handlers and passes every signal on. A child inherits that mask,
+//! so the command is started through a hidden subcommand of this binary
+//! that clears it and `exec`s the command in place.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -305,6 +307,72 @@ pub fn block_caught_signals() {
     let _ = SigSet::from_iter(CAUGHT).thread_block();
 }
 
+/// The hidden subcommand that starts the user's command with no signal
+/// blocked: see [`command_with_clean_signals`].
+pub const EXEC_SUBCOMMAND: &str = "__exec-unblocked";
+
+/// The user's command, started so that it begins with no signal blocked.
+/// Every thread of `run` blocks the caught signals (for the signalfd), a
+/// child inherits its parent's mask across `exec`, and the standard
+/// library does not reset it: started directly, the command would never
+/// see SIGINT or SIGTERM. So it is started through this binary's
+/// [`EXEC_SUBCOMMAND`] ([`exec_unblocked`]), which clears the mask and
+/// `exec`s it in place (same pid). Without a path to this binary it is
+/// started directly.
+fn command_with_clean_signals(argv: &[String]) -> Command {
+    match std::env::current_exe() {
+        Ok(me) => {
+            let mut c = Command::new(me);
+            c.arg(EXEC_SUBCOMMAND).arg("--").args(argv);
+            c
+        }
+        Err(_) => {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+    }
+}
+
+/// Waits (at most 2 s) until the child started through [`EXEC_SUBCOMMAND`]
+/// has become the user's command, so that a signal or cancel passed on
+/// meets the command (with its own handlers), not this binary in between,
+/// which would die of it before the command ever ran. Signals caught
+/// meanwhile wait in the signalfd's queue.
+async fn until_execd(pid: Pid) {
+    let (Ok(me), exe) = (std::env::current_exe(), format!("/proc/{pid}/exe")) else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        match std::fs::read_link(&exe) {
+            Ok(now) if now != me => return,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            // Gone already (it exited or failed to exec), or no /proc.
+            Err(_) => return,
+        }
+    }
+}
+
+/// [`EXEC_SUBCOMMAND`]: unblocks every signal and replaces this process
+/// with `argv` (returns only when that fails: 127 when the command is not
+/// found, else 126, as shells do).
+pub fn exec_unblocked(argv: &[String]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let Some((program, rest)) = argv.split_first() else {
+        eprintln!("progress-hub: nothing to run");
+        return 127;
+    };
+    let _ = SigSet::all().thread_unblock();
+    let e = std::process::Command::new(program).args(rest).exec();
+    eprintln!("progress-hub: cannot run {program:?}: {e}");
+    if e.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }
+}
+
 /// Whether this thread (and so, as `main` arranged, every thread) blocks
 /// the caught signals.
 fn caught_signals_blocked() -> bool {
@@ -506,8 +574,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let op = reporter.as_ref().and_then(|r| begin(r, &args));
     let mut refused = RefusalNotice::default();
 
-    let spawned = Command::new(&args.command[0])
-        .args(&args.command[1..])
+    let spawned = command_with_clean_signals(&args.command)
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -535,6 +602,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         }
     };
     let pid = child.id().map(|p| Pid::from_raw(p as i32));
+    if let Some(pid) = pid {
+        until_execd(pid).await;
+    }
     let stdout = child.stdout.take().context("child stdout")?;
     let stderr = child.stderr.take().context("child stderr")?;
     let out = pump(stdout, tokio::io::stdout(), &parser, op.as_ref());

@@ -38,6 +38,14 @@ enum Cmd {
     Top(cmd_top::TopArgs),
     /// Benchmarks on loopback: fan-out, latency, idle memory, durable events (against Socket.IO too).
     Bench(hub_bench::BenchArgs),
+    /// (internal) `run` starts the user's command through this, with no
+    /// signal blocked.
+    #[command(name = cmd_run::EXEC_SUBCOMMAND, hide = true)]
+    ExecUnblocked {
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        argv: Vec<String>,
+    },
 }
 
 /// Runs an async client subcommand to its exit code.
@@ -58,6 +66,13 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<i32>>) -> i32 
 }
 
 fn main() {
+    // `run`'s trampoline first, before anything else: the command it starts
+    // is waiting for it.
+    let mut args = std::env::args();
+    if args.nth(1).as_deref() == Some(cmd_run::EXEC_SUBCOMMAND) {
+        let argv: Vec<String> = args.skip_while(|a| a == "--").collect();
+        std::process::exit(cmd_run::exec_unblocked(&argv));
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         Cmd::Serve(args) => cmd_serve::main(*args),
@@ -72,6 +87,7 @@ fn main() {
         Cmd::Watch(args) => block_on(cmd_watch::run(args)),
         Cmd::Top(args) => cmd_top::main(args),
         Cmd::Bench(args) => hub_bench::main(args),
+        Cmd::ExecUnblocked { argv } => cmd_run::exec_unblocked(&argv),
     };
     std::process::exit(code);
 }

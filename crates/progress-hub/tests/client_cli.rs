@@ -585,3 +585,43 @@ async fn run_says_the_hub_refused_its_token_and_does_not_wait() {
         );
     }
 }
+
+/// The command starts with no signal blocked (run blocks them in its own
+/// threads for the signalfd, and a child inherits that mask), so a program
+/// that keeps the default actions dies of a passed-on SIGTERM. A shell
+/// hid this: it clears its mask itself.
+#[tokio::test]
+async fn the_command_starts_with_no_signal_blocked_and_dies_of_sigterm() {
+    let h = hub().start().await;
+    let url = h.ws_url();
+    let out = cli(&[
+        "run",
+        "--url",
+        &url,
+        "--",
+        "grep",
+        "SigBlk",
+        "/proc/self/status",
+    ])
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "SigBlk:\t0000000000000000",
+        "{out:?}"
+    );
+    let mut child = spawn_run(&["--url", &url, "--id", "sleeper", "--", "sleep", "30"]);
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    eventually("the operation to start", DEADLINE, || {
+        let h = &h;
+        async move { (state_of(h, "sleeper").await["operation"]["state"] == "running").then_some(()) }
+    })
+    .await;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("sleep died of the SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(143));
+    let op = state_of(&h, "sleeper").await;
+    assert_eq!(op["operation"]["state"], "canceled", "{op}");
+}
