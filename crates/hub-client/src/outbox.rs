@@ -528,11 +528,18 @@ impl Outbox {
                 return notices;
             }
         }
+        // A duplicate ack for an attached operation's message: someone else
+        // took the seq if we never sent it before this connection. If we
+        // did (the ack of the first send was lost), it may be ours or
+        // theirs: a progress update is then sent again past it (twice is
+        // harmless, lost is not); a lifecycle message is taken as ours
+        // (sending it twice would end the operation twice).
         let collided = op.start.is_none()
             && ack.duplicate
             && ack.seq == op.acked + 1
-            && ack.seq > op.maybe_applied_upto
-            && op.queue.front().is_some_and(|p| p.seq == ack.seq);
+            && op.queue.front().is_some_and(|p| {
+                p.seq == ack.seq && (ack.seq > op.maybe_applied_upto || !p.body.is_lifecycle())
+            });
         if collided {
             // Someone else reporting on this operation took the seq first:
             // ours was not applied. Move our messages past it and send again.

@@ -362,6 +362,40 @@ fn attached_completion(op: &str, expected: u64) -> (Outbox, OpKey, u64) {
     (o, k, id)
 }
 
+/// After a reconnect, a duplicate ack for an attached operation's progress
+/// update may answer another reporter's message that took the seq (the
+/// hub restarted between): the update is sent again past it, since twice
+/// is harmless and lost is not.
+#[test]
+fn an_attached_progress_update_is_resent_past_an_ambiguous_duplicate() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.attach("default", "shared");
+    o.progress(k, pct(30.0)).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    let gap = error_for(
+        &m[0],
+        "SEQ_GAP",
+        json!({"operation_id": "shared", "expected": 4}),
+    );
+    o.on_error(&gap, 0);
+    assert_eq!(
+        seqs(&drain(&mut o, 0, &mut id)),
+        vec![s("progress_update", 4)]
+    );
+    o.on_disconnected();
+    o.on_connected();
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(seqs(&m), vec![s("progress_update", 4)]);
+    o.on_ack(&ack_of(&m[0], true));
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(seqs(&m), vec![s("progress_update", 5)]);
+    assert_eq!(m[0]["progress"], 30.0);
+    o.on_ack(&ack_of(&m[0], false));
+    assert_eq!(o.stats().queued, 0);
+}
+
 /// Two processes attached to one operation learn the same next seq; the
 /// one whose message the hub takes second gets a duplicate ack for a
 /// message the hub never had from it, and sends it again past the seq the

@@ -125,10 +125,17 @@ fn parse_json(s: &str) -> Result<Value, String> {
 
 /// Run the subcommand; returns the exit code (0 delivered, 1 not delivered
 /// or refused by the hub).
-pub async fn run(args: ReportArgs) -> anyhow::Result<i32> {
+pub async fn run(mut args: ReportArgs) -> anyhow::Result<i32> {
+    // A start's id is chosen here, so that it can be printed whatever
+    // becomes of the report.
+    if let ReportEvent::Start { id, .. } = &mut args.event {
+        let chosen = id.get_or_insert_with(hub_client::new_operation_id);
+        hub_client::validate_id(chosen)?;
+        println!("{chosen}");
+    }
     let reporter = Reporter::connect(args.hub.config()).context("invalid hub settings")?;
     let ns = args.hub.namespace.clone();
-    let (handle, print_id) = match args.event {
+    let handle = match args.event {
         ReportEvent::Start {
             name,
             kind,
@@ -153,7 +160,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<i32> {
             if let Some(m) = metadata {
                 b = b.metadata(m);
             }
-            (b.begin()?, true)
+            b.begin()?
         }
         ReportEvent::Progress {
             id,
@@ -176,7 +183,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<i32> {
                 "nothing to report: give a percentage, --current, --step, --message or --details"
             );
             op.update(fields)?;
-            (op, false)
+            op
         }
         ReportEvent::Complete { id, details } => {
             let op = reporter.attach(&ns, &id)?;
@@ -184,7 +191,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<i32> {
                 Some(d) => op.complete_with(d)?,
                 None => op.complete()?,
             }
-            (op, false)
+            op
         }
         ReportEvent::Fail { id, error, details } => {
             let op = reporter.attach(&ns, &id)?;
@@ -192,14 +199,19 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<i32> {
                 Some(d) => op.fail_with(error, d)?,
                 None => op.fail(error)?,
             }
-            (op, false)
+            op
         }
     };
-    let delivered = reporter.flush(args.timeout).await;
-    Ok(finish(handle, delivered, print_id, &reporter))
+    // Waits for the ack, but not for a hub that refused the token: the
+    // client gives up on it at once (said by `finish`).
+    let delivered = tokio::select! {
+        d = reporter.flush(args.timeout) => d,
+        () = crate::cmd_run::hub_gave_up(reporter.client().state_changes()) => false,
+    };
+    Ok(finish(handle, delivered, &reporter))
 }
 
-fn finish(handle: OperationHandle, delivered: bool, print_id: bool, reporter: &Reporter) -> i32 {
+fn finish(handle: OperationHandle, delivered: bool, reporter: &Reporter) -> i32 {
     if let Some(code) = handle.rejection() {
         eprintln!(
             "progress-hub: the hub refused the report for {}: {code}",
@@ -208,12 +220,7 @@ fn finish(handle: OperationHandle, delivered: bool, print_id: bool, reporter: &R
         handle.detach();
         return 1;
     }
-    let id = handle.detach();
-    // The id is the client's own: print it even when the hub did not
-    // answer, so a script that goes on (`|| true`) can name the operation.
-    if print_id {
-        println!("{id}");
-    }
+    handle.detach();
     if !delivered {
         let stats = reporter.connection_stats();
         eprintln!(

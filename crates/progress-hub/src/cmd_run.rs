@@ -432,8 +432,9 @@ impl RefusalNotice {
     }
 }
 
-/// Resolves when the client gave up on the hub (state `failed`).
-async fn hub_gave_up(mut states: watch::Receiver<StateChange>) {
+/// Resolves when the client gave up on the hub (state `failed`: it refused
+/// the token or closed for a policy violation).
+pub(crate) async fn hub_gave_up(mut states: watch::Receiver<StateChange>) {
     if states
         .wait_for(|c| c.state == ConnState::Failed)
         .await

@@ -279,6 +279,10 @@ async fn report_start_prints_the_id_even_when_undelivered() {
     .await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "mine");
+    // Also when the URL is not one the client can use.
+    let out = cli(&["report", "--url", "http://x", "start", "x", "--id", "mine"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "mine");
 }
 
 /// Lines read from a child's pipe as they come.
@@ -624,4 +628,38 @@ async fn the_command_starts_with_no_signal_blocked_and_dies_of_sigterm() {
     assert_eq!(status.code(), Some(143));
     let op = state_of(&h, "sleeper").await;
     assert_eq!(op["operation"]["state"], "canceled", "{op}");
+}
+
+/// A hub that refuses report's token ends the wait at once: exit 1 with the
+/// refusal on stderr, not after the whole `--timeout`.
+#[tokio::test]
+async fn report_does_not_wait_for_a_hub_that_refused_its_token() {
+    let h = hub()
+        .args(["--jwt-secret", "a-secret-of-the-hub-0123456789"])
+        .start()
+        .await;
+    let url = h.ws_url();
+    let started = std::time::Instant::now();
+    let out = cli(&[
+        "report",
+        "--url",
+        &url,
+        "--token",
+        "not-a-token",
+        "--timeout",
+        "120s",
+        "start",
+        "x",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{out:?}"
+    );
 }
