@@ -108,10 +108,9 @@ impl App {
             return;
         }
         if !status.is_connected() {
-            if self.conn.is_connected() && self.synced {
-                // The data was current until this moment.
-                self.last_data_at = Some(now);
-            }
+            // The data's age keeps counting from the last frame: a dead
+            // connection is noticed only some heartbeats after the hub last
+            // spoke, and the data was known current only until then.
             self.synced = false;
         }
         if let ConnStatus::Failed { reason } = &status {
