@@ -40,6 +40,13 @@ const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 pub const FILE_NAME: &str = "events.redb";
 const FORMAT: &str = "2";
 
+/// Memory redb may use to cache the file's pages (its default is 1 GiB,
+/// which a hub that writes all day fills: RSS grew with every event written
+/// long after the retained history stopped growing). The hub reads the
+/// file at start and otherwise writes: appends and trims touch the ends of
+/// the trees, and the OS page cache holds the rest.
+pub const CACHE_BYTES: usize = 64 << 20;
+
 /// An [`EventStore`] backed by a redb file.
 pub struct RedbStore {
     db: Database,
@@ -67,12 +74,15 @@ impl RedbStore {
             tracing::warn!(path = %path.display(), "the store file is empty: starting a new store, with a new epoch (viewers get snapshots)");
         }
         let (db, epoch) = no_panic(&path, "opening it", true, || {
-            let db = Database::create(&path).map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    StoreError::Locked { path: path.clone() }
-                }
-                other => StoreError::from_redb("opening the database", other),
-            })?;
+            let db = redb::Builder::new()
+                .set_cache_size(CACHE_BYTES)
+                .create(&path)
+                .map_err(|e| match e {
+                    redb::DatabaseError::DatabaseAlreadyOpen => {
+                        StoreError::Locked { path: path.clone() }
+                    }
+                    other => StoreError::from_redb("opening the database", other),
+                })?;
             let epoch = init_meta(&db)?;
             Ok((db, epoch))
         })
