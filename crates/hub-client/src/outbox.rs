@@ -154,6 +154,24 @@ impl Op {
     }
 }
 
+/// A progress update the hub takes: the protocol wants `progress` or
+/// `current` in every one, so an update that carries only a step, a
+/// message or details repeats the latest known value (no change on the
+/// hub), or 0 for an operation started here that reported none yet (the
+/// hub's own value since the start). An attached operation that never
+/// reported a value has none to repeat: the hub refuses it, and says why.
+fn with_known_progress(mut fields: ProgressFields, op: &Op) -> ProgressFields {
+    if fields.progress.is_none() && fields.current.is_none() {
+        match (op.snapshot.progress, op.snapshot.current) {
+            (Some(p), _) => fields.progress = Some(p),
+            (None, Some(c)) => fields.current = Some(c),
+            (None, None) if op.start.is_some() => fields.progress = Some(0.0),
+            (None, None) => {}
+        }
+    }
+    fields
+}
+
 /// The outgoing queue of one client.
 #[derive(Debug, Default)]
 pub struct Outbox {
@@ -453,7 +471,7 @@ impl Outbox {
             if op.pending_progress.is_none() || !due {
                 return None;
             }
-            let fields = op.pending_progress.take()?;
+            let fields = with_known_progress(op.pending_progress.take()?, op);
             op.last_progress_at = Some(now);
             op.queue.push_back(Pending {
                 seq: op.next_seq,
@@ -705,7 +723,10 @@ impl Outbox {
             // Attached operations have no history to restore, only their own
             // messages (renumbered).
             if op.start.is_some() && !op.snapshot.is_empty() {
-                rebuilt.push(ProducerBody::ProgressUpdate(op.snapshot.clone()));
+                rebuilt.push(ProducerBody::ProgressUpdate(with_known_progress(
+                    op.snapshot.clone(),
+                    op,
+                )));
             }
             for body in old {
                 let keep = match &body {

@@ -396,6 +396,40 @@ fn an_attached_progress_update_is_resent_past_an_ambiguous_duplicate() {
     assert_eq!(o.stats().queued, 0);
 }
 
+/// The protocol wants `progress` or `current` in every progress update: a
+/// message-only update repeats the latest value (or 0 before any), so the
+/// hub takes it instead of refusing it (run sent every output line without
+/// a percentage this way, and the hub dropped them).
+#[test]
+fn a_message_only_update_carries_the_latest_progress() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "job", start_fields("Job")).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    o.on_ack(&ack_of(&m[0], false));
+    let note = |text: &str| ProgressFields {
+        message: Some(text.into()),
+        ..Default::default()
+    };
+    o.progress(k, note("warming up")).unwrap();
+    let m = drain(&mut o, 1_000, &mut id);
+    assert_eq!(
+        (m[0]["progress"].clone(), m[0]["message"].clone()),
+        (json!(0.0), json!("warming up"))
+    );
+    o.on_ack(&ack_of(&m[0], false));
+    o.progress(k, pct(40.0)).unwrap();
+    let m = drain(&mut o, 2_000, &mut id);
+    o.on_ack(&ack_of(&m[0], false));
+    o.progress(k, note("oops")).unwrap();
+    let m = drain(&mut o, 3_000, &mut id);
+    assert_eq!(
+        (m[0]["progress"].clone(), m[0]["message"].clone()),
+        (json!(40.0), json!("oops"))
+    );
+}
+
 /// Two processes attached to one operation learn the same next seq; the
 /// one whose message the hub takes second gets a duplicate ack for a
 /// message the hub never had from it, and sends it again past the seq the

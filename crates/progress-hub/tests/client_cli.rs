@@ -680,3 +680,50 @@ async fn report_does_not_wait_for_a_hub_that_refused_its_token() {
         "{out:?}"
     );
 }
+
+/// An output line without a percentage still reaches viewers as the
+/// operation's message: the update carries the latest progress, as the
+/// protocol wants, and the hub refuses nothing.
+#[tokio::test]
+async fn output_lines_without_a_percentage_reach_the_hub() {
+    let h = hub().start().await;
+    let url = h.ws_url();
+    let out = cli(&[
+        "run",
+        "--url",
+        &url,
+        "--id",
+        "noisy",
+        "--",
+        "sh",
+        "-c",
+        "echo 30%; sleep 0.3; echo oops >&2; sleep 0.3; exit 3",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(3));
+    let op = state_of(&h, "noisy").await;
+    let updates: Vec<&Value> = op["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "progress_update")
+        .collect();
+    assert!(
+        updates
+            .iter()
+            .any(|e| e["message"] == "oops" && e["progress"] == 30.0),
+        "{op}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", h.http()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "progress_hub_errors_sent_total{code=\"BAD_MESSAGE\"} 0"),
+        "the hub refused nothing: {metrics}"
+    );
+}
