@@ -714,12 +714,7 @@ async fn output_lines_without_a_percentage_reach_the_hub() {
             .any(|e| e["message"] == "oops" && e["progress"] == 30.0),
         "{op}"
     );
-    let metrics = reqwest::get(format!("{}/metrics", h.http()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&h).await;
     assert!(
         metrics
             .lines()

@@ -164,12 +164,7 @@ async fn health_ready_not_found_and_too_large() {
     assert_eq!(st["type"], "system_status");
     assert_eq!(st["is_stale"], false);
     assert!(st["data"]["connections"].is_u64());
-    let text = reqwest::get(format!("{}/metrics", h.http()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&h).await;
     assert!(text.contains("# TYPE ws_updates_clients gauge"), "{text}");
     assert!(
         text.contains("ws_updates_clients{transport=\"websocket\",role=\"none\"} 0"),

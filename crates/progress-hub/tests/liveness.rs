@@ -242,12 +242,7 @@ async fn an_operation_abandoned_by_its_producer_is_failed_by_the_hub() {
         (status, &got["operation"]["state"]),
         (200, &json!("failed"))
     );
-    let metrics = reqwest::get(format!("{}/metrics", h.http()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&h).await;
     for line in [
         "progress_hub_operations_ended_by_hub_total{reason=\"abandoned\"} 1",
         "progress_hub_operations_ended_by_hub_total{reason=\"producer_gone\"} 0",

@@ -600,12 +600,7 @@ async fn handshakes_per_ip_get_429_with_retry_after() {
         Ws::connect_with(&h.ws_url(), &[]).await.ok()
     })
     .await;
-    let metrics = reqwest::get(format!("{}/metrics", h.http()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&h).await;
     assert!(
         metrics.contains(r#"progress_hub_rate_limited_total{limit="handshakes"}"#),
         "{metrics}"

@@ -66,6 +66,16 @@ pub fn assert_reacked(ack: &Value, offset: u64) {
     );
 }
 
+/// The hub's `/metrics` text.
+pub async fn metrics_text(h: &Hub) -> String {
+    reqwest::get(format!("{}/metrics", h.http()))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the metrics text")
+}
+
 /// GET a JSON document.
 pub async fn get_json(url: &str) -> (u16, Value) {
     let r = reqwest::get(url).await.expect("GET");
