@@ -6,7 +6,8 @@
 //! exits. `start` prints the operation id for the later commands; those
 //! learn the operation's next sequence number from the hub itself, so any
 //! number of processes can report on one operation. Also home of
-//! [`HubArgs`], the connection flags every client subcommand shares.
+//! [`HubArgs`], the connection flags every client subcommand shares, and
+//! [`hub_gave_up`], which ends their waits once the hub refused them.
 
 use std::time::Duration;
 
@@ -206,7 +207,7 @@ pub async fn run(mut args: ReportArgs) -> anyhow::Result<i32> {
     // client gives up on it at once (said by `finish`).
     let delivered = tokio::select! {
         d = reporter.flush(args.timeout) => d,
-        () = crate::cmd_run::hub_gave_up(reporter.client().state_changes()) => false,
+        () = hub_gave_up(reporter.client().state_changes()) => false,
     };
     Ok(finish(handle, delivered, &reporter))
 }
@@ -235,6 +236,18 @@ fn finish(handle: OperationHandle, delivered: bool, reporter: &Reporter) -> i32 
         return 1;
     }
     0
+}
+
+/// Resolves when the client gave up on the hub (state `failed`: it refused
+/// the token or closed for a policy violation).
+pub(crate) async fn hub_gave_up(mut states: tokio::sync::watch::Receiver<hub_client::StateChange>) {
+    if states
+        .wait_for(|c| c.state == hub_client::ConnState::Failed)
+        .await
+        .is_err()
+    {
+        std::future::pending::<()>().await;
+    }
 }
 
 #[cfg(test)]

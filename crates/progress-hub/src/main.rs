@@ -8,6 +8,7 @@ mod cmd_serve;
 mod cmd_token;
 mod cmd_top;
 mod cmd_watch;
+mod run_signals;
 
 use clap::{Parser, Subcommand};
 
@@ -38,14 +39,6 @@ enum Cmd {
     Top(cmd_top::TopArgs),
     /// Benchmarks on loopback: fan-out, latency, idle memory, durable events (against Socket.IO too).
     Bench(hub_bench::BenchArgs),
-    /// (internal) `run` starts the user's command through this, with no
-    /// signal blocked.
-    #[command(name = cmd_run::EXEC_SUBCOMMAND, hide = true)]
-    ExecUnblocked {
-        /// The command and its arguments.
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-        argv: Vec<String>,
-    },
 }
 
 /// Runs an async client subcommand to its exit code.
@@ -69,9 +62,9 @@ fn main() {
     // `run`'s trampoline first, before anything else: the command it starts
     // is waiting for it.
     let mut args = std::env::args();
-    if args.nth(1).as_deref() == Some(cmd_run::EXEC_SUBCOMMAND) {
+    if args.nth(1).as_deref() == Some(run_signals::EXEC_SUBCOMMAND) {
         let argv: Vec<String> = args.skip_while(|a| a == "--").collect();
-        std::process::exit(cmd_run::exec_unblocked(&argv));
+        std::process::exit(run_signals::exec_unblocked(&argv));
     }
     let cli = Cli::parse();
     let code = match cli.command {
@@ -81,13 +74,12 @@ fn main() {
         Cmd::Report(args) => block_on(cmd_report::run(args)),
         Cmd::Run(args) => {
             // Before any thread exists, so that every one inherits it.
-            cmd_run::block_caught_signals();
+            run_signals::block_caught_signals();
             block_on(cmd_run::run(args))
         }
         Cmd::Watch(args) => block_on(cmd_watch::run(args)),
         Cmd::Top(args) => cmd_top::main(args),
         Cmd::Bench(args) => hub_bench::main(args),
-        Cmd::ExecUnblocked { argv } => cmd_run::exec_unblocked(&argv),
     };
     std::process::exit(code);
 }
