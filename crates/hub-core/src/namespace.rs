@@ -546,21 +546,13 @@ impl Namespace {
                 cfg.abandon_timeout_ms > 0 && now >= silent_since + cfg.abandon_timeout_ms;
             if hub_cancel || abandoned {
                 self.last_offset += 1;
-                let (kind, status, why) = if hub_cancel {
-                    (
-                        EventType::OperationCanceled,
-                        OperationStatus::Canceled,
-                        HUB_CANCEL_REASON.to_owned(),
-                    )
+                let ending = if hub_cancel {
+                    HubEnding::ProducerGone
                 } else {
-                    (
-                        EventType::OperationFailed,
-                        OperationStatus::Failed,
-                        abandon_error(cfg.abandon_timeout_ms),
-                    )
+                    HubEnding::Abandoned(cfg.abandon_timeout_ms)
                 };
                 out.events
-                    .push(finish_by_hub(op, kind, status, why, self.last_offset, now));
+                    .push(finish_by_hub(op, ending, self.last_offset, now));
                 continue;
             }
             if op.state.state == OperationStatus::Running
@@ -615,46 +607,48 @@ impl Namespace {
     }
 }
 
-/// The reason (and state message) of a cancel the hub makes itself.
-const HUB_CANCEL_REASON: &str =
-    "canceled by the hub: the producer left without answering the cancel request";
-
-/// The error of an operation the hub fails as abandoned.
-fn abandon_error(timeout_ms: u64) -> String {
-    format!(
-        "abandoned: no word from the producer for {} s, so the hub ended the operation",
-        timeout_ms / 1000
-    )
+/// Why the hub ends a live operation on its own authority.
+#[derive(Clone, Copy)]
+enum HubEnding {
+    /// A cancel is pending and its producer is gone: `operation_canceled`.
+    ProducerGone,
+    /// No word from the producer for this long (ms): `operation_failed`.
+    Abandoned(u64),
 }
 
-/// Ends a live operation on the hub's own authority (the producer is gone):
-/// a hub-made `operation_canceled` (the reason becomes the state's
-/// `message`, as for a producer's cancel report) or `operation_failed`
-/// (`error`). Returns its event at `offset`.
-fn finish_by_hub(
-    op: &mut Operation,
-    kind: EventType,
-    status: OperationStatus,
-    why: String,
-    offset: u64,
-    now: u64,
-) -> Event {
-    op.set_status(status);
+/// Ends a live operation on the hub's own authority and returns its event
+/// at `offset`: a hub-made `operation_canceled` whose reason becomes the
+/// state's `message` (as for a producer's cancel report), or an
+/// `operation_failed` with `error` and `details: {"reason": "abandoned"}`.
+fn finish_by_hub(op: &mut Operation, ending: HubEnding, offset: u64, now: u64) -> Event {
+    let mut fields = Map::new();
+    let kind = match ending {
+        HubEnding::ProducerGone => {
+            let reason =
+                "canceled by the hub: the producer left without answering the cancel request";
+            op.set_status(OperationStatus::Canceled);
+            op.state.message = Some(reason.to_owned());
+            fields.insert("reason".into(), json!(reason));
+            EventType::OperationCanceled
+        }
+        HubEnding::Abandoned(timeout_ms) => {
+            let error = format!(
+                "abandoned: no word from the producer for {} s, so the hub ended the operation",
+                timeout_ms / 1000
+            );
+            let details = json!({"reason": "abandoned"});
+            op.set_status(OperationStatus::Failed);
+            op.state.error = Some(error.clone());
+            op.state.details = details.as_object().cloned();
+            fields.insert("error".into(), json!(error));
+            fields.insert("details".into(), details);
+            EventType::OperationFailed
+        }
+    };
     op.state.finished_at = Some(now);
     op.state.updated_at = now;
     op.state.last_offset = offset;
     op.refresh_estimate(now);
-    let mut fields = Map::new();
-    if status == OperationStatus::Failed {
-        let details = json!({"reason": "abandoned"});
-        op.state.error = Some(why.clone());
-        op.state.details = details.as_object().cloned();
-        fields.insert("error".into(), json!(why));
-        fields.insert("details".into(), details);
-    } else {
-        op.state.message = Some(why.clone());
-        fields.insert("reason".into(), json!(why));
-    }
     make_event(kind, op, offset, now, None, fields)
 }
 
