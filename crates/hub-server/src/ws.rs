@@ -93,13 +93,7 @@ impl Edge {
         let slot = app
             .limits
             .admit(ip, &principal.sub, authenticated)
-            .map_err(|e| {
-                let hub_full = e
-                    .data
-                    .as_ref()
-                    .is_some_and(|d| d["reason"] == "connections");
-                crate::http_api::error_response(e, Some(if hub_full { 503 } else { 429 }))
-            })?;
+            .map_err(|(e, status)| crate::http_api::error_response(e, Some(status)))?;
         Ok(Edge {
             _slot: slot,
             bucket: app.limits.message_bucket(ip),
