@@ -26,7 +26,8 @@ pub struct AppState {
     pub authn: Authn,
     /// The store (readiness checks).
     pub store: Arc<dyn EventStore>,
-    /// The stream epoch (same for every namespace of this store).
+    /// The store's epoch: every namespace's, except those created after
+    /// the hub first forgot an idle one (see `engine::forget`).
     pub epoch: String,
     /// Set on SIGTERM: `/ready` answers 503 while the hub still serves
     /// everything for `shutdown_grace`.

@@ -98,7 +98,7 @@ pub struct Config {
     /// Most operations one namespace holds.
     #[serde(deserialize_with = "lenient::usize")]
     pub max_operations_per_namespace: usize,
-    /// Most namespaces the hub holds.
+    /// Most namespaces the hub holds (one with no operation and no viewer is forgotten to make room).
     #[serde(deserialize_with = "lenient::usize")]
     pub max_namespaces: usize,
     /// Most WebSocket/SSE handshakes one IP address may start per second

@@ -238,6 +238,8 @@ pub struct Metrics {
     pub auth_failures: Family<Reason, Counter>,
     /// Namespaces held (set at scrape).
     pub namespaces: Gauge,
+    /// Idle namespaces forgotten (see `engine::forget`).
+    pub namespaces_forgotten: Counter,
     /// Subscriptions held (set at scrape).
     pub subscriptions: Gauge,
     /// Batches waiting for the store (set at scrape).
@@ -325,6 +327,7 @@ impl Metrics {
             rate_limited: Family::default(),
             auth_failures: Family::default(),
             namespaces: Gauge::default(),
+            namespaces_forgotten: Counter::default(),
             subscriptions: Gauge::default(),
             store_in_flight: Gauge::default(),
             ready: Gauge::default(),
@@ -487,6 +490,11 @@ impl Metrics {
             "progress_hub_namespaces",
             "Namespaces held",
             m.namespaces.clone(),
+        );
+        r.register(
+            "progress_hub_namespaces_forgotten",
+            "Idle namespaces forgotten (no operation, no viewer) with their history",
+            m.namespaces_forgotten.clone(),
         );
         r.register(
             "progress_hub_subscriptions",

@@ -181,6 +181,8 @@ impl Drop for Guard {
 
 struct StreamState {
     guard: Guard,
+    /// The namespace's epoch, from its `subscribed` message (until then
+    /// the store's).
     epoch: String,
     pending: VecDeque<OutItem>,
     buf: Vec<OutItem>,
@@ -208,6 +210,13 @@ fn events(guard: Guard, epoch: String) -> impl Stream<Item = Result<SseEvent, In
                     m.e2e_seconds
                         .observe(crate::clock::seconds_since(item.stamp));
                 }
+                if item.bytes.starts_with(r#"{"type":"subscribed""#) {
+                    // The namespace's epoch (not always the store's: see
+                    // `engine::forget`) for the ids that follow.
+                    if let Some(epoch) = subscribed_epoch(&item.bytes) {
+                        st.epoch = epoch;
+                    }
+                }
                 let mut ev = SseEvent::default().data(&*item.bytes);
                 if let Some(off) = item.offset {
                     ev = ev.id(format!("{}:{off}", st.epoch));
@@ -229,6 +238,12 @@ fn events(guard: Guard, epoch: String) -> impl Stream<Item = Result<SseEvent, In
             st.guard.out.wait().await;
         }
     })
+}
+
+/// The `epoch` of an encoded `subscribed` message.
+fn subscribed_epoch(bytes: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(bytes).ok()?;
+    v.get("epoch")?.as_str().map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -112,7 +112,7 @@ pub fn bench_durable_events(
                             operation_id: format!("op-{}", offset % 16),
                             data: payload.clone(),
                         }],
-                        delete_ops: Vec::new(),
+                        ..Batch::default()
                     });
                 }
             });

@@ -2,8 +2,9 @@
 //!
 //! It stores opaque bytes: events keyed by `(namespace, offset)` and the
 //! latest snapshot of each operation keyed by `(namespace, operation_id)`,
-//! plus one epoch per store. It knows nothing of viewers, transports or the
-//! wire protocol.
+//! plus one epoch per store and the generation bookkeeping of namespaces
+//! the hub forgot (a namespace is dropped whole, in one commit). It knows
+//! nothing of viewers, transports or the wire protocol.
 //!
 //! - [`EventStore`]: the trait the server writes against;
 //! - [`RedbStore`]: durable, one redb file, one fsync per commit;

@@ -15,6 +15,7 @@ struct Namespace {
     last_offset: u64,
     events: VecDeque<EventRecord>,
     ops: BTreeMap<String, Arc<[u8]>>,
+    generation: u64,
 }
 
 /// An [`EventStore`] that keeps everything in memory (lost on exit).
@@ -22,6 +23,7 @@ pub struct MemoryStore {
     epoch: String,
     history: u64,
     namespaces: Mutex<BTreeMap<String, Namespace>>,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryStore {
@@ -31,6 +33,7 @@ impl MemoryStore {
             epoch: new_epoch(),
             history: cfg.effective_history(),
             namespaces: Mutex::new(BTreeMap::new()),
+            generation: Default::default(),
         }
     }
 
@@ -48,7 +51,7 @@ impl EventStore for MemoryStore {
         let namespaces = self.lock();
         let namespaces = namespaces
             .iter()
-            .filter(|(_, ns)| !ns.events.is_empty() || !ns.ops.is_empty())
+            .filter(|(_, ns)| !ns.events.is_empty() || !ns.ops.is_empty() || ns.generation > 0)
             .map(|(name, ns)| NamespaceData {
                 name: name.clone(),
                 last_offset: ns.last_offset,
@@ -62,19 +65,33 @@ impl EventStore for MemoryStore {
                         data: data.clone(),
                     })
                     .collect(),
+                generation: ns.generation,
             })
             .collect();
         Ok(Loaded {
             epoch: self.epoch.clone(),
             namespaces,
+            generation: self.generation.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut namespaces = self.lock();
+        let dropped = |ns: &str| batch.drop_namespaces.iter().any(|d| d == ns);
         let touched = check_offsets(batch, |ns| {
-            Ok::<_, StoreError>(namespaces.get(ns).map_or(0, |n| n.last_offset))
+            let stored = if dropped(ns) {
+                None
+            } else {
+                namespaces.get(ns)
+            };
+            Ok::<_, StoreError>(stored.map_or(0, |n| n.last_offset))
         })?;
+        for ns in &batch.drop_namespaces {
+            namespaces.remove(ns);
+        }
+        for (ns, generation) in &batch.generations {
+            namespaces.entry(ns.clone()).or_default().generation = *generation;
+        }
         for event in &batch.events {
             let ns = namespaces.entry(event.namespace.clone()).or_default();
             ns.events.push_back(event.clone());
@@ -88,6 +105,10 @@ impl EventStore for MemoryStore {
             if let Some(ns) = namespaces.get_mut(ns) {
                 ns.ops.remove(op);
             }
+        }
+        if let Some(g) = batch.generation {
+            self.generation
+                .store(g, std::sync::atomic::Ordering::Relaxed);
         }
         for name in touched.keys() {
             if let Some(ns) = namespaces.get_mut(name) {

@@ -28,25 +28,40 @@ pub struct OpRecord {
 
 /// Everything one commit writes, atomically.
 ///
-/// Within one batch the store appends `events` (each namespace's offsets must
-/// increase, starting above its stored last offset), then applies
+/// Within one batch the store first removes each namespace of
+/// `drop_namespaces` whole (events, operations, generation; dropping a
+/// missing one is not an error), then records `generations`, appends
+/// `events` (each namespace's offsets must increase, starting above its
+/// stored last offset: 0 for a namespace just dropped), then applies
 /// `upsert_ops` in order (a later upsert of the same op wins), then
 /// `delete_ops` (so an op both upserted and deleted in one batch ends deleted;
-/// deleting a missing op is not an error).
+/// deleting a missing op is not an error), and stores `generation`.
 #[derive(Clone, Debug, Default)]
 pub struct Batch {
+    /// Namespaces to forget entirely, before anything else.
+    pub drop_namespaces: Vec<String>,
+    /// Namespaces created in a generation above 0, as `(name, generation)`;
+    /// kept with the namespace until it is dropped ([`NamespaceData::generation`]).
+    pub generations: Vec<(String, u64)>,
     /// Events to append.
     pub events: Vec<EventRecord>,
     /// Operation snapshots to insert or replace.
     pub upsert_ops: Vec<OpRecord>,
     /// Operations to remove, as `(namespace, operation_id)`.
     pub delete_ops: Vec<(String, String)>,
+    /// The store-wide generation counter's new value ([`Loaded::generation`]).
+    pub generation: Option<u64>,
 }
 
 impl Batch {
     /// True when the batch writes nothing.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.upsert_ops.is_empty() && self.delete_ops.is_empty()
+        self.events.is_empty()
+            && self.upsert_ops.is_empty()
+            && self.delete_ops.is_empty()
+            && self.drop_namespaces.is_empty()
+            && self.generations.is_empty()
+            && self.generation.is_none()
     }
 
     /// Approximate payload size in bytes (data plus keys), used to bound group commits.
@@ -62,17 +77,39 @@ impl Batch {
             .map(|o| o.namespace.len() + o.operation_id.len() + o.data.len())
             .sum();
         let dels: usize = self.delete_ops.iter().map(|(n, o)| n.len() + o.len()).sum();
-        events + ups + dels
+        let names: usize = self.drop_namespaces.iter().map(String::len).sum::<usize>()
+            + self
+                .generations
+                .iter()
+                .map(|(n, _)| n.len() + 8)
+                .sum::<usize>();
+        events + ups + dels + names
     }
 
     /// Merges batches, in order, into one whose effect is the same as
     /// committing them one after the other: events are concatenated, and each
     /// operation ends up in exactly one of `upsert_ops` / `delete_ops`
     /// according to the last thing done to it.
+    ///
+    /// A namespace dropped by a later batch loses what earlier ones wrote
+    /// to it, and the drop moves to the front with the others: the merged
+    /// batch drops first, as each batch does.
     pub fn merge(batches: impl IntoIterator<Item = Batch>) -> Batch {
-        let mut events = Vec::new();
+        let mut events: Vec<EventRecord> = Vec::new();
         let mut ops: BTreeMap<(String, String), Option<Arc<[u8]>>> = BTreeMap::new();
+        let mut drops: Vec<String> = Vec::new();
+        let mut generations: Vec<(String, u64)> = Vec::new();
+        let mut generation = None;
         for batch in batches {
+            for ns in batch.drop_namespaces {
+                events.retain(|e| e.namespace != ns);
+                ops.retain(|(n, _), _| *n != ns);
+                generations.retain(|(n, _)| *n != ns);
+                if !drops.contains(&ns) {
+                    drops.push(ns);
+                }
+            }
+            generations.extend(batch.generations);
             events.extend(batch.events);
             for op in batch.upsert_ops {
                 ops.insert((op.namespace, op.operation_id), Some(op.data));
@@ -80,9 +117,13 @@ impl Batch {
             for key in batch.delete_ops {
                 ops.insert(key, None);
             }
+            generation = batch.generation.or(generation);
         }
         let mut merged = Batch {
+            drop_namespaces: drops,
+            generations,
             events,
+            generation,
             ..Batch::default()
         };
         for ((namespace, operation_id), data) in ops {
@@ -110,6 +151,9 @@ pub struct NamespaceData {
     pub events: Vec<EventRecord>,
     /// Every stored operation snapshot, sorted by operation id.
     pub ops: Vec<OpRecord>,
+    /// The generation the namespace was created in (0: before the store
+    /// ever dropped a namespace). The hub derives its epoch from it.
+    pub generation: u64,
 }
 
 /// Everything a store holds, as read back by [`EventStore::load`](crate::EventStore::load).
@@ -117,8 +161,11 @@ pub struct NamespaceData {
 pub struct Loaded {
     /// The store's epoch.
     pub epoch: String,
-    /// Every namespace with at least one event or operation, sorted by name.
+    /// Every namespace with at least one event or operation, or a
+    /// generation above 0, sorted by name.
     pub namespaces: Vec<NamespaceData>,
+    /// The last [`Batch::generation`] committed (0 when none was).
+    pub generation: u64,
 }
 
 /// Store settings shared by every engine.

@@ -5,8 +5,11 @@
 //!   events, each commit's events of a namespace packed into one value
 //!   ([`crate::chunk`]);
 //! - `ops`: `(namespace, operation_id) -> bytes`, the latest operation snapshots;
+//! - `generations`: `namespace -> u64`, the generation of each namespace
+//!   created after the hub first forgot one (absent: 0);
 //! - `meta`: `key -> string`, holding the store's `epoch` (created on first
-//!   open, kept across restarts) and the data `format`.
+//!   open, kept across restarts), the data `format` and the hub's
+//!   namespace `generation` counter.
 //!
 //! A namespace's last offset is the largest key in `event_chunks` for it;
 //! trimming never removes the newest event, so it survives restarts without
@@ -35,6 +38,7 @@ const CHUNKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("event_
 const EVENTS_V1: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
 const OPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("ops");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const GENERATIONS: TableDefinition<&str, u64> = TableDefinition::new("generations");
 
 /// The file name inside the store directory.
 pub const FILE_NAME: &str = "events.redb";
@@ -105,6 +109,32 @@ impl RedbStore {
     fn write(&self, txn: &WriteTransaction, batch: &Batch) -> Result<(), StoreError> {
         let ctx = "writing a batch";
         let mut chunks = txn.open_table(CHUNKS).map_err(engine_err(ctx))?;
+        let mut ops = txn.open_table(OPS).map_err(engine_err(ctx))?;
+        let mut generations = txn.open_table(GENERATIONS).map_err(engine_err(ctx))?;
+        for ns in &batch.drop_namespaces {
+            let ns = ns.as_str();
+            chunks
+                .retain_in((ns, 0u64)..=(ns, u64::MAX), |_, _| false)
+                .map_err(|e| StoreError::from_redb("dropping a namespace", e))?;
+            let mut ids = Vec::new();
+            for entry in ops.range((ns, "")..).map_err(engine_err(ctx))? {
+                let (key, _) = entry.map_err(engine_err(ctx))?;
+                let (n, id) = key.value();
+                if n != ns {
+                    break;
+                }
+                ids.push(id.to_owned());
+            }
+            for id in &ids {
+                ops.remove((ns, id.as_str())).map_err(engine_err(ctx))?;
+            }
+            generations.remove(ns).map_err(engine_err(ctx))?;
+        }
+        for (ns, generation) in &batch.generations {
+            generations
+                .insert(ns.as_str(), *generation)
+                .map_err(engine_err(ctx))?;
+        }
         let touched = check_offsets(batch, |ns| last_offset(&chunks, ns))?;
         let mut by_ns: BTreeMap<&str, Vec<&EventRecord>> = BTreeMap::new();
         for e in &batch.events {
@@ -140,13 +170,17 @@ impl RedbStore {
                     .map_err(|e| StoreError::from_redb("trimming history", e))?;
             }
         }
-        let mut ops = txn.open_table(OPS).map_err(engine_err(ctx))?;
         for op in &batch.upsert_ops {
             ops.insert((op.namespace.as_str(), op.operation_id.as_str()), &*op.data)
                 .map_err(engine_err(ctx))?;
         }
         for (ns, id) in &batch.delete_ops {
             ops.remove((ns.as_str(), id.as_str()))
+                .map_err(engine_err(ctx))?;
+        }
+        if let Some(g) = batch.generation {
+            let mut meta = txn.open_table(META).map_err(engine_err(ctx))?;
+            meta.insert("generation", g.to_string().as_str())
                 .map_err(engine_err(ctx))?;
         }
         Ok(())
@@ -170,6 +204,7 @@ fn init_meta(db: &Database) -> Result<String, StoreError> {
     let epoch = {
         txn.open_table(CHUNKS).map_err(engine_err(ctx))?;
         txn.open_table(OPS).map_err(engine_err(ctx))?;
+        txn.open_table(GENERATIONS).map_err(engine_err(ctx))?;
         let mut meta = txn.open_table(META).map_err(engine_err(ctx))?;
         let format = meta
             .get("format")
@@ -318,6 +353,18 @@ impl RedbStore {
                 data: Arc::from(value.value()),
             });
         }
+        let generations = txn.open_table(GENERATIONS).map_err(engine_err(ctx))?;
+        for entry in generations.iter().map_err(engine_err(ctx))? {
+            let (key, value) = entry.map_err(engine_err(ctx))?;
+            namespace_entry(&mut namespaces, key.value()).generation = value.value();
+        }
+        let meta = txn.open_table(META).map_err(engine_err(ctx))?;
+        let generation = match meta.get("generation").map_err(engine_err(ctx))? {
+            None => 0,
+            Some(v) => v.value().parse().map_err(|_| {
+                StoreError::Corrupt(format!("bad generation {:?} in meta table", v.value()))
+            })?,
+        };
         let namespaces = namespaces
             .into_values()
             .map(|mut ns| {
@@ -331,6 +378,7 @@ impl RedbStore {
         Ok(Loaded {
             epoch: self.epoch.clone(),
             namespaces,
+            generation,
         })
     }
 
@@ -363,6 +411,7 @@ fn namespace_entry<'m>(
                 last_offset: 0,
                 events: Vec::new(),
                 ops: Vec::new(),
+                generation: 0,
             },
         );
     }

@@ -76,7 +76,7 @@ fn run_child(dir: &Path) {
                 operation_id: "op".into(),
                 data: Arc::from(offset.to_string().as_bytes()),
             }],
-            delete_ops: Vec::new(),
+            ..Batch::default()
         });
         assert_eq!(id, offset);
     }

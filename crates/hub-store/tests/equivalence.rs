@@ -1,6 +1,7 @@
-//! Property tests: random batch sequences give identical results on the
-//! memory and redb engines (also after reopening the redb file), and merging
-//! batches is equivalent to committing them one by one.
+//! Property tests: random batch sequences (appends, operation writes,
+//! namespaces dropped and recreated in a generation) give identical results
+//! on the memory and redb engines (also after reopening the redb file), and
+//! merging batches is equivalent to committing them one by one.
 
 use std::sync::Arc;
 
@@ -12,11 +13,15 @@ use proptest::prelude::*;
 const NAMESPACES: &[&str] = &["a", "b", "ns/with:odd chars"];
 const OPS: &[&str] = &["o1", "o2", "o3"];
 
-/// A batch description: events as (namespace index, offset step), op upserts
-/// and deletes as (namespace index, op index). A step of 0 repeats the last
-/// offset, making the batch invalid.
+/// A batch description: namespaces dropped (by index; each recreated in
+/// the generation `generation`, which the batch also stores, when
+/// `generation` is set), events as (namespace index, offset step), op
+/// upserts and deletes as (namespace index, op index). A step of 0 repeats
+/// the last offset, making the batch invalid.
 #[derive(Clone, Debug)]
 struct Spec {
+    drops: Vec<usize>,
+    generation: Option<u64>,
     events: Vec<(usize, u64)>,
     upserts: Vec<(usize, usize, u8)>,
     deletes: Vec<(usize, usize)>,
@@ -34,9 +39,13 @@ fn spec() -> impl Strategy<Value = Spec> {
             0..6,
         ),
         prop::collection::vec((ns.clone(), op.clone(), any::<u8>()), 0..4),
-        prop::collection::vec((ns, op), 0..3),
+        prop::collection::vec((ns.clone(), op), 0..3),
+        prop_oneof![6 => Just(Vec::new()), 1 => prop::collection::vec(ns, 1..3)],
+        prop::option::of(1u64..50),
     )
-        .prop_map(|(events, upserts, deletes)| Spec {
+        .prop_map(|(events, upserts, deletes, drops, generation)| Spec {
+            drops,
+            generation,
             events,
             upserts,
             deletes,
@@ -50,6 +59,24 @@ fn batches(specs: &[Spec]) -> Vec<Batch> {
     specs
         .iter()
         .map(|s| Batch {
+            drop_namespaces: s
+                .drops
+                .iter()
+                .map(|&n| {
+                    last[n] = 0;
+                    NAMESPACES[n].to_owned()
+                })
+                .collect(),
+            generations: s
+                .generation
+                .map(|g| {
+                    s.drops
+                        .iter()
+                        .map(|&n| (NAMESPACES[n].to_owned(), g))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            generation: s.generation,
             events: s
                 .events
                 .iter()

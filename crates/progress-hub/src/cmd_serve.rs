@@ -90,7 +90,7 @@ pub struct ServeArgs {
     /// Most operations per namespace.
     #[arg(long, allow_hyphen_values = true)]
     max_operations_per_namespace: Option<String>,
-    /// Most namespaces.
+    /// Most namespaces (idle ones are forgotten to make room)
     #[arg(long, allow_hyphen_values = true)]
     max_namespaces: Option<String>,
     /// WebSocket/SSE handshakes per IP per second (default 20; 0: unlimited).

@@ -127,7 +127,7 @@ impl Engine {
 
     fn namespace_mut(&mut self, name: &str) -> Result<&mut Ns, ProtoError> {
         if !self.namespaces.contains_key(name) {
-            if self.namespaces.len() >= self.cfg.max_namespaces {
+            if self.namespaces.len() >= self.cfg.max_namespaces && !self.make_room() {
                 return Err(ProtoError::new(
                     ErrorCode::RateLimited,
                     "the hub holds the most namespaces it may",
@@ -136,7 +136,7 @@ impl Engine {
                     serde_json::json!({"reason": "namespaces", "limit": self.cfg.max_namespaces}),
                 ));
             }
-            let ns = Ns::new(name, &self.epoch, &self.cfg);
+            let ns = self.create_namespace(name);
             self.namespaces.insert(name.to_owned(), ns);
         }
         Ok(self.namespaces.get_mut(name).expect("inserted above"))
@@ -353,13 +353,8 @@ impl Engine {
             Some(ns) => (ns.log.last_offset(), ns.log.first_offset()),
             None => (0, 1),
         };
-        let plan = plan_resume(
-            resume.as_ref(),
-            &self.epoch,
-            last,
-            first,
-            self.cfg.replay_limit,
-        );
+        let epoch = self.epoch_of(&namespace);
+        let plan = plan_resume(resume.as_ref(), &epoch, last, first, self.cfg.replay_limit);
         let recovered = matches!(plan, ResumePlan::Replay { .. });
         let outcome = match plan {
             ResumePlan::Replay { .. } => "recovered",
@@ -375,7 +370,7 @@ impl Engine {
             ServerMessage::Subscribed {
                 id,
                 namespace: namespace.clone(),
-                epoch: self.epoch.clone(),
+                epoch: epoch.clone(),
                 offset: last,
                 recovered,
             }
@@ -416,7 +411,7 @@ impl Engine {
                 });
                 let bytes = ServerMessage::OperationList {
                     namespace: namespace.clone(),
-                    epoch: self.epoch.clone(),
+                    epoch,
                     offset: last,
                     operations,
                 }
@@ -485,7 +480,7 @@ impl Engine {
         }
     }
 
-    /// Time passes: stalls, hub-made cancels, retention.
+    /// Time passes: stalls, hub-made cancels, retention, idle namespaces.
     pub(super) fn tick(&mut self, now: u64) {
         if self.coalesce.enabled() {
             for (ns, held) in self.coalesce.due(now) {
@@ -538,6 +533,7 @@ impl Engine {
                 self.push_event(&name, event, stamp);
             }
         }
+        self.forget_idle(now);
     }
 
     /// Serialises each operation changed since the last flush once (not

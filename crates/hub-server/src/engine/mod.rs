@@ -15,6 +15,7 @@
 mod coalesce;
 mod command;
 mod departures;
+mod forget;
 mod handlers;
 mod query;
 mod records;
@@ -66,7 +67,10 @@ struct InFlight {
 /// The engine's state (lives on its own task).
 pub struct Engine {
     cfg: EngineConfig,
+    /// The store's epoch (see [`forget`] for the namespaces' own).
     epoch: String,
+    /// How many namespaces the hub has forgotten ([`forget`]).
+    generation: u64,
     namespaces: HashMap<String, Ns>,
     subs: HashMap<String, Vec<Sub>>,
     conn_subs: HashMap<u64, Vec<String>>,
@@ -109,7 +113,8 @@ impl Engine {
         let mut namespaces = HashMap::new();
         let now = crate::clock::now_ms();
         for data in loaded.namespaces {
-            let ns = Ns::restore(&loaded.epoch, data, &cfg, now)?;
+            let epoch = forget::epoch_for(&loaded.epoch, data.generation);
+            let ns = Ns::restore(&epoch, data, &cfg, now)?;
             namespaces.insert(ns.core.name().to_owned(), ns);
         }
         let (ctx, crx) = mpsc::unbounded_channel();
@@ -132,6 +137,7 @@ impl Engine {
             coalesce,
             cfg,
             epoch: loaded.epoch,
+            generation: loaded.generation,
             namespaces,
             subs: HashMap::new(),
             conn_subs: HashMap::new(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 impl Engine {
     pub(super) fn list(&self, q: &ListQuery) -> ListResult {
         let Some(ns) = self.namespaces.get(&q.namespace) else {
-            return (self.epoch.clone(), 0, Vec::new());
+            return (self.epoch_of(&q.namespace), 0, Vec::new());
         };
         let mut ops: Vec<OperationState> = ns
             .states
@@ -19,7 +19,7 @@ impl Engine {
             .collect();
         ops.sort_by(|a, b| (a.started_at, &a.operation_id).cmp(&(b.started_at, &b.operation_id)));
         ops.truncate(q.limit);
-        (self.epoch.clone(), ns.log.last_offset(), ops)
+        (ns.core.epoch().to_owned(), ns.log.last_offset(), ops)
     }
 
     pub(super) fn get(&self, namespace: &str, op: &str) -> Option<(OperationState, Vec<Arc<str>>)> {
@@ -32,13 +32,13 @@ impl Engine {
     pub(super) fn events(&self, namespace: &str, after: u64, limit: usize) -> EventsPage {
         match self.namespaces.get(namespace) {
             None => EventsPage {
-                epoch: self.epoch.clone(),
+                epoch: self.epoch_of(namespace),
                 first_offset: 1,
                 last_offset: 0,
                 events: Vec::new(),
             },
             Some(ns) => EventsPage {
-                epoch: self.epoch.clone(),
+                epoch: ns.core.epoch().to_owned(),
                 first_offset: ns.log.first_offset(),
                 last_offset: ns.log.last_offset(),
                 events: ns

@@ -37,6 +37,8 @@ pub struct Ns {
     pub log: EventLog,
     /// Durable states (what snapshots show).
     pub states: HashMap<String, OperationState>,
+    /// Since when it has been idle (see [`super::forget`]).
+    pub idle_since: Option<u64>,
 }
 
 impl Ns {
@@ -46,6 +48,7 @@ impl Ns {
             core: Namespace::new(name, epoch),
             log: EventLog::new(cfg.history_size as usize, 0),
             states: HashMap::new(),
+            idle_since: None,
         }
     }
 
@@ -133,7 +136,12 @@ impl Ns {
         }
         let mut core = Namespace::restore(&data.name, epoch, data.last_offset, ops, tombstones);
         core.restarted(now);
-        Ok(Ns { core, log, states })
+        Ok(Ns {
+            core,
+            log,
+            states,
+            idle_since: None,
+        })
     }
 }
 

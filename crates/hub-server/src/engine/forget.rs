@@ -1,0 +1,120 @@
+//! Forgetting idle namespaces, so that `max_namespaces` counts the ones in
+//! use rather than every name ever written to.
+//!
+//! A namespace is idle when it holds no operation (finished ones are
+//! dropped `finished_retention` after they end), no viewer is subscribed
+//! to it and every event of it is durable. One idle for another
+//! `finished_retention` is forgotten: its history, tombstones and records
+//! go from memory and, in the same commit, from the store. When the hub
+//! is at `max_namespaces`, the longest-idle one is forgotten at once to
+//! make room.
+//!
+//! A forgotten name may come back, with offsets from 1 again, so it must
+//! come back under another epoch: a viewer's old position is then no
+//! position of the new stream and it gets a snapshot. Every forget bumps
+//! the hub's generation counter (persisted), and a namespace created in
+//! generation `g > 0` has the epoch `<store epoch>.<g>` ([`epoch_for`]).
+//! A hub that never forgot anything has one epoch for every namespace.
+
+use super::state::{Ns, Sub};
+use super::Engine;
+use std::collections::HashMap;
+
+/// The epoch of a namespace created in `generation` of a store whose
+/// epoch is `store_epoch`.
+pub fn epoch_for(store_epoch: &str, generation: u64) -> String {
+    if generation == 0 {
+        store_epoch.to_owned()
+    } else {
+        format!("{store_epoch}.{generation}")
+    }
+}
+
+/// Whether `name` holds nothing a client could still ask for: no
+/// operation, no subscription, no event on its way to the store.
+fn idle(subs: &HashMap<String, Vec<Sub>>, name: &str, ns: &Ns) -> bool {
+    ns.core.is_empty() && ns.log.last_offset() == ns.core.last_offset() && !subs.contains_key(name)
+}
+
+impl Engine {
+    /// The epoch of `name`: its own when the hub holds it, else the one it
+    /// would be created with now.
+    pub(super) fn epoch_of(&self, name: &str) -> String {
+        match self.namespaces.get(name) {
+            Some(ns) => ns.core.epoch().to_owned(),
+            None => epoch_for(&self.epoch, self.generation),
+        }
+    }
+
+    /// A new, empty namespace for `name` (recording its generation in the
+    /// batch when it is not 0).
+    pub(super) fn create_namespace(&mut self, name: &str) -> Ns {
+        if self.generation > 0 {
+            self.batch
+                .generations
+                .push((name.to_owned(), self.generation));
+        }
+        Ns::new(name, &epoch_for(&self.epoch, self.generation), &self.cfg)
+    }
+
+    /// Marks idle namespaces and forgets those idle for `finished_retention`.
+    pub(super) fn forget_idle(&mut self, now: u64) {
+        let grace = self.cfg.core.finished_retention_ms;
+        let mut due = Vec::new();
+        for (name, ns) in self.namespaces.iter_mut() {
+            if !idle(&self.subs, name, ns) {
+                ns.idle_since = None;
+                continue;
+            }
+            let since = *ns.idle_since.get_or_insert(now);
+            if now >= since.saturating_add(grace) {
+                due.push(name.clone());
+            }
+        }
+        for name in due {
+            self.forget(&name);
+        }
+    }
+
+    /// At `max_namespaces`: forgets the longest-idle namespace, if one is
+    /// idle. Returns whether there is room now.
+    pub(super) fn make_room(&mut self) -> bool {
+        let victim = self
+            .namespaces
+            .iter()
+            .filter(|(name, ns)| idle(&self.subs, name, ns))
+            .min_by_key(|(_, ns)| ns.idle_since.unwrap_or(u64::MAX))
+            .map(|(name, _)| name.clone());
+        match victim {
+            Some(name) => {
+                self.forget(&name);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops `name` from memory and, with this turn's batch, from the store.
+    fn forget(&mut self, name: &str) {
+        if self.namespaces.remove(name).is_none() {
+            return;
+        }
+        // The store drops before it writes the rest of a batch: what this
+        // batch still holds for the namespace would outlive the drop.
+        let b = &mut self.batch;
+        b.events.retain(|e| e.namespace != name);
+        b.upsert_ops.retain(|o| o.namespace != name);
+        b.delete_ops.retain(|(n, _)| n != name);
+        b.generations.retain(|(n, _)| n != name);
+        self.dirty.retain(|(n, _)| n != name);
+        self.generation += 1;
+        b.drop_namespaces.push(name.to_owned());
+        b.generation = Some(self.generation);
+        self.metrics.namespaces_forgotten.inc();
+        tracing::debug!(
+            namespace = name,
+            generation = self.generation,
+            "idle namespace forgotten"
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! Idle namespaces are forgotten: `--max-namespaces` counts the ones in
+//! use (operations or viewers), not every name ever written to, and a
+//! forgotten name comes back as a new stream under a new epoch, so an old
+//! position gets a snapshot, also after a restart.
+
+mod common;
+use common::*;
+
+/// Starts and completes `op` in `ns` on `p` (request ids `id`, `id + 1`).
+async fn run_one(p: &mut Ws, op: &str, ns: &str, id: u64) -> Value {
+    publish(p, started(op, ns), id).await;
+    let done =
+        json!({"type": "operation_completed", "namespace": ns, "operation_id": op, "seq": 2});
+    let ack = publish(p, done, id + 1).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    ack
+}
+
+/// Waits until `ns` lists no operation (its finished ones were dropped).
+async fn wait_until_empty(h: &Hub, ns: &str) {
+    let url = format!("{}/api/v1/namespaces/{ns}/operations", h.http());
+    eventually("the finished operations to be dropped", DEADLINE, || {
+        let url = url.clone();
+        async move {
+            let (_, body) = get_json(&url).await;
+            (body["operations"].as_array().is_some_and(Vec::is_empty)).then_some(())
+        }
+    })
+    .await;
+}
+
+/// The value of a counter in `/metrics` (0 when absent).
+async fn counter(h: &Hub, name: &str) -> u64 {
+    metrics_text(h)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_cap_counts_namespaces_in_use() {
+    // An idle namespace would go by itself 2 s after its last operation
+    // was dropped; the cap makes one go at once.
+    let h = hub()
+        .args(["--max-namespaces", "3", "--finished-retention", "2s"])
+        .start()
+        .await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    run_one(&mut p, "x", "old", 1).await;
+    run_one(&mut p, "y", "watched", 3).await;
+    let (_viewer, _) = subscriber(&h, "watched").await;
+    publish(&mut p, started("z", "busy"), 5).await;
+    wait_until_empty(&h, "old").await;
+    wait_until_empty(&h, "watched").await;
+
+    // "old" holds nothing and nobody watches it: it makes room.
+    let ack = publish(&mut p, started("n", "new"), 6).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_eq!(ack["offset"], 1);
+    // "watched" has a viewer, "busy" and "new" a running operation: no
+    // room now, and the refusal names the limit.
+    let e = publish(&mut p, started("w", "another"), 7).await;
+    assert_eq!(e["code"], "RATE_LIMITED", "{e}");
+    assert_eq!(e["data"]["reason"], "namespaces", "{e}");
+    assert_eq!(e["data"]["limit"], 3, "{e}");
+    assert_eq!(
+        counter(&h, "progress_hub_namespaces_forgotten_total").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_forgotten_namespace_returns_under_a_new_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--finished-retention", "300ms"];
+    let h = hub().data_dir(dir.path()).args(args).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    run_one(&mut p, "first", "jobs", 1).await;
+    let (v, sub) = subscriber(&h, "jobs").await;
+    let epoch = sub["epoch"].as_str().unwrap().to_owned();
+    assert_eq!(sub["offset"], 2);
+    v.close().await;
+    eventually("the idle namespace to be forgotten", DEADLINE, || async {
+        (counter(&h, "progress_hub_namespaces_forgotten_total").await == 1).then_some(())
+    })
+    .await;
+
+    // The name comes back as a new stream: offsets from 1, a new epoch.
+    let ack = publish(&mut p, started("second", "jobs"), 3).await;
+    assert_eq!(ack["offset"], 1, "{ack}");
+    let mut v = Ws::connect(&h.ws_url()).await;
+    let resume = json!({"epoch": epoch, "offset": 2});
+    let s = v
+        .request(
+            json!({"type": "subscribe", "namespace": "jobs", "resume": resume}),
+            1,
+        )
+        .await;
+    let new_epoch = s["epoch"].as_str().unwrap().to_owned();
+    assert_ne!(new_epoch, epoch, "{s}");
+    assert_eq!(
+        (s["recovered"].clone(), s["offset"].clone()),
+        (json!(false), json!(1)),
+        "{s}"
+    );
+    let list = v.next_of("operation_list", DEADLINE).await;
+    assert_eq!(list["epoch"], new_epoch.as_str());
+    let ids: Vec<&str> = list["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["operation_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["second"], "{list}");
+    // SSE ids carry the namespace's own epoch.
+    let url = format!("{}/api/v1/stream?namespace=jobs", h.http());
+    let mut sse = Sse::resume(&url, &format!("{new_epoch}:0")).await.unwrap();
+    let ev = sse.next_of("operation_started", DEADLINE).await;
+    assert_eq!(ev.id.as_deref(), Some(format!("{new_epoch}:1").as_str()));
+    drop(sse);
+    h.kill9().await;
+
+    // The new epoch, and the count behind it, survive a restart.
+    let h = hub().data_dir(dir.path()).args(args).start().await;
+    let mut v = Ws::connect(&h.ws_url()).await;
+    let resume = json!({"epoch": new_epoch, "offset": 0});
+    let s = v
+        .request(
+            json!({"type": "subscribe", "namespace": "jobs", "resume": resume}),
+            1,
+        )
+        .await;
+    assert_eq!(
+        (s["epoch"].as_str(), s["recovered"].clone()),
+        (Some(new_epoch.as_str()), json!(true)),
+        "{s}"
+    );
+    let ev = v.next_of("operation_started", DEADLINE).await;
+    assert_eq!(ev["operation_id"], "second");
+    // A namespace first written to now is in the same generation.
+    let s = v
+        .request(json!({"type": "subscribe", "namespace": "fresh"}), 2)
+        .await;
+    assert_eq!(s["epoch"].as_str(), Some(new_epoch.as_str()), "{s}");
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("a", "fresh"), 1).await;
+    let (_, page) = get_json(&format!("{}/api/v1/namespaces/fresh/events", h.http())).await;
+    assert_eq!(page["epoch"].as_str(), Some(new_epoch.as_str()), "{page}");
+}
