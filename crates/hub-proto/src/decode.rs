@@ -34,8 +34,21 @@ fn read_id(map: &Map<String, Value>) -> Result<Option<u64>, ProtoError> {
 /// Decodes one WebSocket text message.
 pub fn decode_client(text: &str) -> Result<ClientMessage, ProtoError> {
     let map = parse_object(text)?;
-    let id = read_id(&map)?;
+    let id = read_id(&map).map_err(|e| e.with_operation(producer_operation(&map)))?;
     decode_map(&map, id).map_err(|e| e.with_id(id))
+}
+
+/// The `operation_id` of a message that is not a viewer's (a producer
+/// message, or one of unknown type), which its errors carry in `data`.
+fn producer_operation(map: &Map<String, Value>) -> Option<&str> {
+    let ty = map.get("type").and_then(Value::as_str);
+    if matches!(
+        ty,
+        Some("subscribe" | "unsubscribe" | "cancel" | "ping" | "refresh")
+    ) {
+        return None;
+    }
+    map.get("operation_id").and_then(Value::as_str)
 }
 
 fn decode_map(map: &Map<String, Value>, id: Option<u64>) -> Result<ClientMessage, ProtoError> {
@@ -103,8 +116,8 @@ fn decode_map(map: &Map<String, Value>, id: Option<u64>) -> Result<ClientMessage
             })
         }
         other => {
-            let op = map.get("operation_id").and_then(Value::as_str);
-            let body = decode_body(other, &f).map_err(|e| e.with_operation(op))?;
+            let body =
+                decode_body(other, &f).map_err(|e| e.with_operation(producer_operation(map)))?;
             decode_producer(&f, id, body, None).map(ClientMessage::Publish)
         }
     }

@@ -87,6 +87,13 @@ async fn producer_lifecycle_acks_and_events() {
     .await;
     assert_eq!(dup["duplicate"], true);
     assert_eq!(dup["offset"], 3);
+    // A request id that is not one: no id to echo, the operation still named.
+    p.send(json!({"type": "progress_update", "id": "x", "operation_id": "r.1", "seq": 4, "progress": 1}))
+        .await;
+    let err = p.next_of("error", DEADLINE).await;
+    assert_eq!(err["code"], "BAD_MESSAGE", "{err}");
+    assert_eq!(err["data"]["operation_id"], "r.1", "{err}");
+    assert!(err.get("id").is_none(), "{err}");
 }
 
 #[tokio::test]

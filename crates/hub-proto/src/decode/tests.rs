@@ -116,6 +116,15 @@ fn producer_errors_carry_operation_id() {
     // Even when the id itself is what is wrong.
     let e = err(r#"{"type":"progress_update","operation_id":"a b","seq":1,"progress":5}"#);
     assert_eq!(e.data.unwrap()["operation_id"], "a b");
+    // And when the request id is (no id to echo then).
+    let e = err(r#"{"type":"progress_update","id":"x","operation_id":"a","seq":2,"progress":1}"#);
+    assert_eq!(
+        (e.id, e.data.unwrap()["operation_id"].clone()),
+        (None, "a".into())
+    );
+    // A viewer's message has no operation of its own.
+    let e = err(r#"{"type":"cancel","id":"x","operation_id":"a"}"#);
+    assert_eq!(e.data, None);
 }
 
 #[test]
