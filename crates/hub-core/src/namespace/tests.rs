@@ -194,6 +194,28 @@ fn generated_ids_and_http_seq() {
 }
 
 #[test]
+fn a_stalled_operation_has_no_eta() {
+    let (mut n, cfg) = ns();
+    apply(&mut n, start("a"), 0, &cfg).unwrap();
+    apply(&mut n, progress("a", 2, 10.0), 600, &cfg).unwrap();
+    let r = apply(&mut n, progress("a", 3, 20.0), 1_200, &cfg).unwrap();
+    assert!(r.events[0].state.eta_seconds.is_some(), "estimating");
+    let t = n.tick(2_200, &cfg);
+    let stalled = &t.events[0].state;
+    assert_eq!(stalled.state, OperationStatus::Stalled);
+    assert_eq!(
+        stalled.eta_seconds, None,
+        "no ETA while its producer is silent"
+    );
+    assert!(stalled.rate.is_some(), "what it was doing lately");
+    let r = apply(&mut n, progress("a", 4, 30.0), 2_500, &cfg).unwrap();
+    assert!(
+        r.events[1].state.eta_seconds.is_some(),
+        "back once it speaks"
+    );
+}
+
+#[test]
 fn stall_resume_and_hub_cancel() {
     let (mut n, cfg) = ns();
     apply(&mut n, start("a"), 0, &cfg).unwrap();
