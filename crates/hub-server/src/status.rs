@@ -185,6 +185,11 @@ pub async fn build_message(app: &Shared) -> ServerMessage {
         "memory_bytes": proc.resident_bytes,
         "uptime_seconds": now.saturating_sub(app.started_at) / 1000,
         "epoch": app.epoch,
+        // What a client needs to judge liveness and what the hub still
+        // holds: the heartbeat it should expect, how long finished
+        // operations stay.
+        "heartbeat_interval_ms": app.cfg.heartbeat_interval.as_millis() as u64,
+        "finished_retention_ms": app.cfg.finished_retention.as_millis() as u64,
     });
     ServerMessage::SystemStatus {
         data,

@@ -138,6 +138,8 @@ async fn system_status_has_every_field_the_dashboard_reads() {
             "cpu_percent",
             "memory_bytes",
             "uptime_seconds",
+            "heartbeat_interval_ms",
+            "finished_retention_ms",
         ] {
             assert!(d[key].is_number(), "{key} in {d}");
         }
