@@ -17,7 +17,8 @@ pub mod reason {
     pub const TOO_LARGE: &str = "token too large";
     /// The header's `alg` is not the one the key is for.
     pub const ALGORITHM: &str = "algorithm not allowed for this key";
-    /// The header's `kid` names no key of the JWKS.
+    /// The header's `kid` names no key the hub has (a JWKS key's `kid`;
+    /// a single secret or PEM key has none).
     pub const UNKNOWN_KID: &str = "unknown key id";
     /// The JWKS has several keys and the header names none.
     pub const MISSING_KID: &str = "token has no key id";

@@ -79,8 +79,8 @@ impl VerifyKey {
 /// The keys currently trusted.
 pub(crate) struct KeySet {
     keys: Vec<VerifyKey>,
-    /// JWKS: tokens are matched to keys by `kid`. Otherwise the single key is
-    /// used whatever `kid` the token names.
+    /// JWKS: tokens are matched to keys by `kid`. Otherwise the single key
+    /// has no `kid`, and a token that names one names an unknown key.
     by_kid: bool,
 }
 
@@ -123,7 +123,8 @@ impl KeySet {
     /// The key a token with header `kid` must be checked with.
     pub(crate) fn select(&self, kid: Option<&str>) -> Result<&VerifyKey, AuthError> {
         match (self.by_kid, kid, self.keys.as_slice()) {
-            (false, _, [key, ..]) => Ok(key),
+            (false, None, [key, ..]) => Ok(key),
+            (false, Some(_), _) => Err(AuthError::failed(reason::UNKNOWN_KID)),
             (true, Some(kid), keys) => keys
                 .iter()
                 .find(|k| k.kid.as_deref() == Some(kid))

@@ -104,6 +104,7 @@ fn auth_matrix() {
         ("expired exactly 5 s ago", "hs", hs(&claims("alice", -5)), Err("TOKEN_EXPIRED", "expired")),
         ("expired 6 s ago", "hs", hs(&claims("alice", -6)), Err("TOKEN_EXPIRED", "expired")),
         ("missing exp", "hs", hs_payload(r#"{"sub":"alice"}"#), Err("AUTH_FAILED", "missing_exp")),
+        ("HS256 token with a kid at a secret hub: the secret has none", "hs", hmac_token(Algorithm::HS256, SECRET.as_bytes(), r#"{"alg":"HS256","kid":"zz"}"#, &body), Err("AUTH_FAILED", "unknown_kid")),
         ("exp is a string", "hs", hs_payload(&format!(r#"{{"sub":"alice","exp":"{exp}"}}"#)), Err("AUTH_FAILED", "claims")),
         ("fractional exp", "hs", hs_payload(&format!(r#"{{"sub":"alice","exp":{exp}.5}}"#)), Sub("alice")),
         ("missing sub: the unnamed subject", "hs", hs_payload(&format!(r#"{{"exp":{exp}}}"#)), Sub("")),
@@ -130,7 +131,7 @@ fn auth_matrix() {
         // --- PEM public keys ---
         ("valid RS256", "rsa1", rs1.clone(), Sub("alice")),
         ("valid RS256, PKCS#1 public key file", "rsa1_pkcs1", rs1.clone(), Sub("alice")),
-        ("RS256 token with a kid at a PEM hub", "rsa1", rs1_kid_a.clone(), Sub("alice")),
+        ("RS256 token with a kid at a PEM hub: the key has none", "rsa1", rs1_kid_a.clone(), Err("AUTH_FAILED", "unknown_kid")),
         ("RS256 signed by another key", "rsa1", mint_with("rsa2", None, &valid), Err("AUTH_FAILED", "signature")),
         ("RS256 expired", "rsa1", mint_with("rsa1", None, &claims("alice", -60)), Err("TOKEN_EXPIRED", "expired")),
         ("RS256 tampered payload", "rsa1", tampered, Err("AUTH_FAILED", "signature")),

@@ -50,8 +50,18 @@ async fn refused_tokens_get_401_with_the_code() {
         }
         out
     });
+    // Signed with the right secret, but naming a key id: the hub's one
+    // secret has none, so the kid is unknown.
+    let with_kid = {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some("zz".into());
+        let c = Claims::new("eve", now_s() + 60);
+        let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+        jsonwebtoken::encode(&header, &c, &key).unwrap()
+    };
     let cases = [
         (None, "AUTH_REQUIRED"),
+        (Some(with_kid.as_str()), "AUTH_FAILED"),
         (Some(expired.as_str()), "TOKEN_EXPIRED"),
         (Some(wrong.as_str()), "AUTH_FAILED"),
         (Some(none.as_str()), "AUTH_FAILED"),
