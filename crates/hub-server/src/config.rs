@@ -510,8 +510,12 @@ impl Config {
         if !self.auth_enabled() && !self.insecure_no_auth {
             let addr = self.listen_addr().map_err(ConfigError)?;
             if !addr.ip().is_loopback() {
+                let from = self
+                    .sources
+                    .get("listen")
+                    .map_or("the default", String::as_str);
                 return Err(ConfigError(format!(
-                    "refusing to run an open hub (no --jwt-secret, --jwt-public-key or --jwks-file) on the non-loopback address {addr}; configure auth or pass --insecure-no-auth"
+                    "invalid value for `listen` from {from}: refusing to run an open hub (no --jwt-secret, --jwt-public-key or --jwks-file) on the non-loopback address {addr}; configure auth or pass --insecure-no-auth"
                 )));
             }
         }

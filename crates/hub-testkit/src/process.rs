@@ -38,7 +38,8 @@ impl HubBuilder {
         self
     }
 
-    /// Listens on a fixed address (for restarts on the same port).
+    /// Listens on a fixed address (for restarts on the same port); an
+    /// empty one passes no `--listen` (the environment or a file decides).
     pub fn listen(mut self, addr: impl Into<String>) -> Self {
         self.listen = addr.into();
         self
@@ -68,7 +69,10 @@ impl HubBuilder {
     /// Starts the hub; `Err` carries its exit code and stderr when it refuses to start.
     pub async fn try_start(&self) -> Result<Hub, (Option<i32>, String)> {
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("serve").arg("--listen").arg(&self.listen);
+        cmd.arg("serve");
+        if !self.listen.is_empty() {
+            cmd.arg("--listen").arg(&self.listen);
+        }
         match &self.data_dir {
             Some(d) => {
                 cmd.arg("--data-dir").arg(d);

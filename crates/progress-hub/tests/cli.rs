@@ -21,7 +21,15 @@ async fn bad_values_and_unknown_keys_exit_2_naming_the_key() {
         "{err}"
     );
     let err = exits_2(hub().listen("0.0.0.0:0")).await;
-    assert!(err.contains("insecure-no-auth"), "{err}");
+    assert!(
+        err.contains("insecure-no-auth") && err.contains("`listen`") && err.contains("flag"),
+        "{err}"
+    );
+    let err = exits_2(hub().listen("").env("PROGRESS_HUB_LISTEN", "0.0.0.0:0")).await;
+    assert!(
+        err.contains("`listen`") && err.contains("PROGRESS_HUB_LISTEN"),
+        "{err}"
+    );
     // A duration needs a unit, from the environment as from a flag...
     let err = exits_2(hub().env("PROGRESS_HUB_STALL_TIMEOUT", "5")).await;
     assert!(
