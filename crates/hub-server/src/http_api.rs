@@ -219,12 +219,13 @@ pub async fn cancel(
     if app.is_shutting_down() {
         return shutting_down();
     }
+    // Refusals name the operation, as the same cancel over WebSocket does.
     let p = match authorized(&app, &headers, &q, Action::Cancel, &ns) {
         Ok(p) => p,
-        Err(e) => return error_response(e, None),
+        Err(e) => return error_response(e.with_operation(Some(&id)), None),
     };
     if let Err(e) = validate_operation_id(&id) {
-        return error_response(e, None);
+        return error_response(e.with_operation(Some(&id)), None);
     }
     let who = Who {
         conn: 0,
@@ -259,10 +260,11 @@ fn parse_limit(
 ) -> Result<usize, ProtoError> {
     match q.get("limit") {
         None => Ok(default),
-        Some(v) => v
-            .parse::<usize>()
-            .map(|n| n.min(max))
-            .map_err(|_| ProtoError::bad("`limit` must be a non-negative integer")),
+        // Any run of digits is a number to clamp, however long.
+        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(v.parse::<usize>().map_or(max, |n| n.min(max)))
+        }
+        Some(_) => Err(ProtoError::bad("`limit` must be a non-negative integer")),
     }
 }
 

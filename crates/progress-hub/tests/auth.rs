@@ -232,6 +232,20 @@ async fn anonymous_read_allows_viewing_only() {
         (s, e["error"]["code"].clone()),
         (401, json!("AUTH_REQUIRED"))
     );
+    // A refused cancel names its operation, over HTTP as over WebSocket.
+    let (s, e) = post_json(
+        &format!(
+            "{}/api/v1/namespaces/anything/operations/x/cancel",
+            h.http()
+        ),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].clone()),
+        (401, json!("AUTH_REQUIRED"))
+    );
+    assert_eq!(e["error"]["data"]["operation_id"], "x", "{e}");
 }
 
 /// With anonymous reads allowed, a token never allows less than no token:

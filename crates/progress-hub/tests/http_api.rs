@@ -72,6 +72,15 @@ async fn publish_list_detail_events() {
     assert_eq!(list["operations"].as_array().unwrap().len(), 1);
     let (s, _) = get_json(&format!("{base}/operations?state=bogus")).await;
     assert_eq!(s, 400);
+    // A limit past the maximum is clamped, however many digits it has;
+    // one that is no number is refused.
+    let (s, list) = get_json(&format!("{base}/operations?limit=99999999999999999999999")).await;
+    assert_eq!(
+        (s, list["operations"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+    let (s, _) = get_json(&format!("{base}/operations?limit=-1")).await;
+    assert_eq!(s, 400);
 
     let (s, detail) = get_json(&format!("{base}/operations/b1")).await;
     assert_eq!(s, 200);
