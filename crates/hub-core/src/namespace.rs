@@ -202,10 +202,12 @@ impl Namespace {
             let offset = remembered.unwrap_or(op.state.last_offset);
             op.owner_conn = Some(producer.conn);
             let cancel = take_cancel_notice(op, producer.conn);
-            let pending = op.cancel_pending();
+            // Requested and not yet answered, or answered by the end this
+            // operation came to (a cancel is refused once it has ended).
+            let requested = op.state.cancel_requested;
             return Ok(Applied {
                 events: Vec::new(),
-                ack: self.reack(msg.id, op_id, seq, offset, pending),
+                ack: self.reack(msg.id, op_id, seq, offset, requested),
                 cancel,
                 offset_remembered: remembered.is_some(),
             });
@@ -262,7 +264,9 @@ impl Namespace {
                 seq,
                 offset,
                 duplicate: false,
-                cancel_requested: op.cancel_pending(),
+                // Also on the message that ends it: the cancel was pending
+                // when that message came.
+                cancel_requested: op.state.cancel_requested,
             },
             events,
             cancel,

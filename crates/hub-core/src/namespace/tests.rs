@@ -384,7 +384,12 @@ fn pending_cancel_is_delivered_to_the_next_connection() {
     )
     .unwrap();
     assert_eq!(r.events[0].state.state, OperationStatus::Canceled);
-    assert!(!r.ack.cancel_requested);
+    // The cancel was pending when this message came: its ack says so,
+    // and so does a re-ack of it.
+    assert!(r.ack.cancel_requested);
+    let again = msg(r#"{"type":"operation_canceled","operation_id":"a","seq":4,"reason":"asked"}"#);
+    let r = apply(&mut n, again, 50, &cfg).unwrap();
+    assert!(r.ack.duplicate && r.ack.cancel_requested);
 }
 
 #[test]
