@@ -218,7 +218,9 @@ async fn run(
                         if text.contains("too long") || text.contains("Space limit") {
                             reason = "too_large";
                             let max = app.cfg.max_message_size;
-                            let e = ProtoError::new(ErrorCode::MessageTooLarge, format!("the message is larger than {max} bytes"));
+                            // Refused while being read: its size is not known.
+                            let e = ProtoError::new(ErrorCode::MessageTooLarge, format!("the message is larger than {max} bytes"))
+                                .with_data(serde_json::json!({"limit": max}));
                             out.close(CloseCode::TooLarge, e, now);
                             let c = out.closing().expect("just set");
                             let _ = send_within(&mut socket, Message::Text(c.error.to_string().into()), CLOSE_LINGER).await;

@@ -61,6 +61,15 @@ impl RawWs {
         self.stream.write_all(&f).await.expect("send frame");
     }
 
+    /// Sends only the header of a masked frame announcing `len` bytes (a
+    /// client about to send more than the hub takes); none of the payload.
+    pub async fn send_header_only(&mut self, opcode: u8, len: u64) {
+        let mut f = vec![0x80 | opcode, 0x80 | 127];
+        f.extend_from_slice(&len.to_be_bytes());
+        f.extend_from_slice(&[0x12u8, 0x34, 0x56, 0x78]);
+        self.stream.write_all(&f).await.expect("send frame header");
+    }
+
     /// Reads frames without ever answering pings, until the server closes.
     /// Returns the text messages seen (split on `\n`) and the close code.
     pub async fn read_until_close(&mut self, deadline: Duration) -> (Vec<String>, Option<u16>) {

@@ -209,7 +209,16 @@ async fn too_large_and_binary_frames() {
     p.send(big).await;
     let e = p.next_of("error", DEADLINE).await;
     assert_eq!(e["code"], "MESSAGE_TOO_LARGE");
+    assert_eq!(e["data"]["limit"], 1024, "{e}");
     assert_eq!(p.closed(DEADLINE).await, Some(1009));
+    // So is one the WebSocket codec refuses from its header (past 1 MiB).
+    let mut raw = RawWs::connect(&h.addr, "/ws").await;
+    raw.send_header_only(1, 3 << 20).await;
+    let (texts, code) = raw.read_until_close(DEADLINE).await;
+    let e: Value = serde_json::from_str(texts.last().expect("an error")).unwrap();
+    assert_eq!(e["code"], "MESSAGE_TOO_LARGE");
+    assert_eq!(e["data"]["limit"], 1024, "{e}");
+    assert_eq!(code, Some(1009));
 }
 
 /// The message limit holds for binary frames too: over it, one gets
