@@ -1,6 +1,7 @@
 //! The door of the long-lived transports (WebSocket upgrade and SSE): the
 //! checks every such request passes before a connection exists — browser
-//! origin, shutdown and token. (The connection caps come next, with the
+//! origin (also asked by the HTTP endpoints that change something),
+//! shutdown and token. (The connection caps come next, with the
 //! place they reserve: [`crate::limits::Limits::admit`].)
 
 use crate::app::Shared;
@@ -23,12 +24,8 @@ pub fn admit(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> Result<Principal, Response> {
-    if !origin_allowed(headers, app.tls(), &app.origins) {
-        return Err(error_response(
-            ProtoError::new(ErrorCode::Forbidden, "this origin may not connect")
-                .with_data(serde_json::json!({"reason": "origin"})),
-            Some(403),
-        ));
+    if let Some(e) = foreign_origin(app, headers) {
+        return Err(error_response(e, Some(403)));
     }
     if app.is_shutting_down() {
         return Err(error_response(
@@ -47,4 +44,17 @@ pub fn admit(
             error_response(auth_error(&e), Some(401))
         })?;
     Ok(principal)
+}
+
+/// The refusal of a browser request from an origin that may not connect
+/// (`FORBIDDEN`, `data.reason: "origin"`), or None for the hub's own
+/// origin, a listed one, or no `Origin` (not a browser). Also asked by the
+/// HTTP endpoints that change something: a form or `text/plain` POST from
+/// any page needs no CORS preflight, so without it a site the user visits
+/// could report or cancel operations on an open hub.
+pub fn foreign_origin(app: &Shared, headers: &HeaderMap) -> Option<ProtoError> {
+    (!origin_allowed(headers, app.tls(), &app.origins)).then(|| {
+        ProtoError::new(ErrorCode::Forbidden, "this origin may not connect")
+            .with_data(serde_json::json!({"reason": "origin"}))
+    })
 }

@@ -136,6 +136,9 @@ pub async fn post_event(
     let received = crate::clock::stamp();
     // A producer's error names its operation, whatever refused it.
     let refuse = |e: ProtoError| error_response(e.with_operation(Some(&id)), None);
+    if let Some(e) = crate::door::foreign_origin(&app, &headers) {
+        return refuse(e);
+    }
     if app.is_shutting_down() {
         return refuse(ProtoError::new(
             ErrorCode::ServerShutdown,
@@ -216,6 +219,9 @@ pub async fn cancel(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(e) = crate::door::foreign_origin(&app, &headers) {
+        return error_response(e.with_operation(Some(&id)), None);
+    }
     if app.is_shutting_down() {
         return shutting_down();
     }

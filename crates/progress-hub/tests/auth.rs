@@ -500,6 +500,54 @@ async fn foreign_browser_origins_get_403() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // Nor may a page elsewhere report or cancel on this open hub with a
+    // POST that needs no preflight (a form, text/plain); curl sends no
+    // Origin and the hub's own page sends its own.
+    let http = reqwest::Client::new();
+    let base = format!("{}/api/v1/namespaces/default/operations/x", h.http());
+    let post = |path: &str, origin: &str, body: &str| {
+        http.post(format!("{base}{path}"))
+            .header("origin", origin)
+            .header("content-type", "text/plain")
+            .body(body.to_owned())
+            .send()
+    };
+    let start = r#"{"type":"operation_started","name":"forged"}"#;
+    let r = post("/events", "https://evil.example.com", start)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            e["error"]["data"]["reason"].clone(),
+            e["error"]["data"]["operation_id"].clone()
+        ),
+        (json!("origin"), json!("x"))
+    );
+    assert_eq!(
+        post("/cancel", "https://evil.example.com", "")
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        get_json(&base).await.0,
+        404,
+        "the forged start changed nothing"
+    );
+    assert_eq!(
+        post("/events", own.as_str(), start).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        post("/cancel", "https://app.example.com", "")
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
 }
 
 /// CORS follows the same origin rule: a page on an allowed origin may read
