@@ -197,6 +197,15 @@ export class HubClient {
   retryNow() { this.run(this.machine.retryNow(this.now())); }
 
   /**
+   * Whether the link is connected and heard from within one heartbeat
+   * interval plus slack (see {@link ConnectionMachine#healthy}). Connected
+   * but not healthy: the link is quiet and the data may be stale, though it
+   * is not given up on before two missed heartbeats.
+   * @returns {boolean}
+   */
+  healthy() { return this.machine.healthy(this.now()); }
+
+  /**
    * Use another token: on a live WebSocket it is sent as `refresh`,
    * otherwise the next connection uses it.
    * @param {string|null} token
@@ -305,6 +314,7 @@ export class HubClient {
         if (this.conn?.kind === 'ws' && this.conn.socket.readyState === 1) this.conn.socket.send(JSON.stringify(a.message));
         break;
       case 'probe': this.probe(); break;
+      case 'fetch_status': this.fetchStatus(a.link); break;
       case 'reply': {
         const p = this.pending.get(a.id);
         if (p) { this.pending.delete(a.id); this.env.clearTimeout(p.timer); p.resolve(a.message); }
@@ -377,6 +387,31 @@ export class HubClient {
       if (kind === 'ws') socket.close(code >= 4000 || code === 1000 ? code : 1000, reason.slice(0, 100));
       else socket.close();
     } catch { /* already closed */ }
+  }
+
+  /**
+   * `GET /api/v1/status` right after a transport opened (with the token):
+   * the hub's heartbeat interval goes to the machine, and the figures are
+   * emitted as a `system_status` so the page need not wait for the first
+   * push. A failure changes nothing (the machine keeps its assumption).
+   * @param {number} link
+   */
+  async fetchStatus(link) {
+    /** @type {Record<string, string>} */
+    const headers = {};
+    if (this.machine.token) headers.authorization = `Bearer ${this.machine.token}`;
+    /** @type {any} */
+    let body = null;
+    try {
+      const resp = await this.env.fetch(new URL('/api/v1/status', this.base).toString(), { headers, cache: 'no-store' });
+      if (!resp.ok) return;
+      body = await resp.json();
+    } catch { return; }
+    if (!body || typeof body !== 'object') return;
+    const msg = body.data && typeof body.data === 'object' ? body : { type: 'system_status', data: body, is_stale: false };
+    if (link !== this.machine.link) return; // an answer for a link that is gone
+    this.run(this.machine.onHubStatus(link, msg.data, this.now()));
+    this.emit('system_status', msg);
   }
 
   async probe() {

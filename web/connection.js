@@ -63,8 +63,9 @@
  * @property {number} [baseDelayMs=500]        backoff base
  * @property {number} [maxDelayMs=30000]       backoff cap (jitter is applied after the cap)
  * @property {number} [minUptimeMs=5000]       a connection must live this long to reset the attempt counter
- * @property {number} [heartbeatIntervalMs=30000]  assumed until the connection has seen two heartbeats,
- *   and the upper bound of the interval learned from them (see {@link ConnectionMachine#deadAfterMs})
+ * @property {number} [heartbeatIntervalMs=30000]  assumed until the hub says its own (`heartbeat_interval_ms`
+ *   of `GET /api/v1/status` or `system_status`, see {@link ConnectionMachine#onHubStatus}); the expected
+ *   interval is the upper bound of the one learned from heartbeats (see {@link ConnectionMachine#deadAfterMs})
  * @property {number} [connectTimeoutMs=10000] an attempt that has not opened by then failed
  * @property {number} [probeTimeoutMs=5000]    after a wake-up, a ping must be answered this fast
  * @property {number} [sseAfterFailures=3]     WebSocket failures (hub reachable over HTTP) before trying SSE
@@ -76,6 +77,7 @@
  *  | {type:'close', code: number, reason: string}
  *  | {type:'send', message: Object}
  *  | {type:'probe'}
+ *  | {type:'fetch_status', link: number}
  *  | {type:'status', status: Status}
  *  | {type:'snapshot', namespace: string, epoch: string, offset: number, operations: OperationState[]}
  *  | {type:'event', event: HubEvent}
@@ -97,7 +99,8 @@
  * @property {number|null} lastLiveAt    last time a frame proved the connection alive
  * @property {string|null} errorCode     e.g. AUTH_REQUIRED, AUTH_FAILED, TOKEN_EXPIRED (when `failed`)
  * @property {string|null} errorMessage
- * @property {number} heartbeatIntervalMs  interval in effect: learned on this connection, else configured
+ * @property {number} heartbeatIntervalMs  interval in effect: learned on this connection, else the hub's
+ *   advertised one, else configured
  * @property {number} clockSkewMs        server clock minus local clock (from heartbeats)
  * @property {boolean} everConnected
  * @property {string|null} reason       why the last connection was lost (e.g. "no heartbeat within two intervals")
@@ -194,6 +197,10 @@ export class ConnectionMachine {
     /** @type {number|null} */ this.probeDeadline = null;
     /** @type {number[]} recent gaps (ms) between heartbeats of the current connection, newest last */
     this.hbGaps = [];
+    /** @type {number|null} the heartbeat interval the hub advertised on this connection */
+    this.advertisedHbMs = null;
+    /** Counts transport attempts: tells a late `fetch_status` answer from a current one. */
+    this.link = 0;
     this.clockSkewMs = 0;
     /** @type {number[]} recent (server − local) samples from heartbeats */
     this.skewSamples = [];
@@ -249,48 +256,76 @@ export class ConnectionMachine {
   }
 
   /**
+   * The heartbeat interval to expect from the hub on this connection: the
+   * one it advertised (`heartbeat_interval_ms`), else the configured
+   * assumption.
+   * @returns {number}
+   */
+  get expectedHeartbeatMs() {
+    return this.advertisedHbMs ?? this.opts.heartbeatIntervalMs;
+  }
+
+  /**
    * The hub's heartbeat interval learned on this connection: the largest of
    * its last {@link HEARTBEAT_GAP_WINDOW} heartbeat gaps (gaps under
-   * {@link MIN_HEARTBEAT_GAP_MS} are ignored), never above the configured
-   * interval; null until the connection has seen two heartbeats.
+   * {@link MIN_HEARTBEAT_GAP_MS} are ignored), never above the expected
+   * interval ({@link expectedHeartbeatMs}); null until the connection has
+   * seen two heartbeats.
    * @returns {number|null}
    */
   get learnedHeartbeatMs() {
     if (this.hbGaps.length === 0) return null;
-    return Math.min(Math.max(...this.hbGaps), this.opts.heartbeatIntervalMs);
+    return Math.min(Math.max(...this.hbGaps), this.expectedHeartbeatMs);
   }
 
-  /** The heartbeat interval in effect: learned, else configured. @returns {number} */
+  /** The heartbeat interval in effect: learned, else expected. @returns {number} */
   get hbInterval() {
-    return this.learnedHeartbeatMs ?? this.opts.heartbeatIntervalMs;
+    return this.learnedHeartbeatMs ?? this.expectedHeartbeatMs;
   }
 
   /**
    * Silence (no frame at all) for this long means the link is dead: two
-   * configured intervals until two heartbeats were seen, then
-   * `min(2 × learned + slack, 2 × configured)` with
+   * expected intervals until two heartbeats were seen, then
+   * `min(2 × learned + slack, 2 × expected)` with
    * `slack = max(500 ms, learned / 4)` for jitter. Learning only ever makes
-   * detection faster. Same rule as hub-client's `Machine::dead_after_ms`.
+   * detection faster. Same rule as hub-client's `Machine::dead_after_ms`,
+   * with the hub's advertised interval (when known) as the expected one.
    * @returns {number}
    */
   deadAfterMs() {
-    const configured = 2 * this.opts.heartbeatIntervalMs;
+    const expected = 2 * this.expectedHeartbeatMs;
     const l = this.learnedHeartbeatMs;
-    const ms = l === null ? configured : Math.min(2 * l + heartbeatSlackMs(l), configured);
+    const ms = l === null ? expected : Math.min(2 * l + heartbeatSlackMs(l), expected);
     return Math.max(1, ms);
   }
 
   /**
    * Whether the link is connected and a frame arrived within one heartbeat
-   * interval (the learned one plus its slack, at most the configured one).
+   * interval plus its slack (the learned interval, else the expected one).
+   * Between this and {@link deadAfterMs} the link is quiet: maybe stale,
+   * not yet given up on.
    * @param {number} now @returns {boolean}
    */
   healthy(now) {
     if (this.state !== 'connected' || this.lastRxAt === null) return false;
-    const configured = this.opts.heartbeatIntervalMs;
-    const l = this.learnedHeartbeatMs;
-    const limit = l === null ? configured : Math.min(l + heartbeatSlackMs(l), configured);
-    return now - this.lastRxAt <= limit;
+    const i = this.hbInterval;
+    return now - this.lastRxAt <= i + heartbeatSlackMs(i);
+  }
+
+  /**
+   * What the hub says about itself (`system_status.data`, from the socket
+   * or from `GET /api/v1/status` after a `fetch_status` action): its
+   * `heartbeat_interval_ms` becomes the expected interval of this
+   * connection. `link` is the action's, or null for a message that came
+   * over the current link; answers for an older link are ignored.
+   * @param {number|null} link @param {Record<string, any>|null} data @param {number} _now
+   * @returns {Action[]}
+   */
+  onHubStatus(link, data, _now) {
+    if (link !== null && link !== this.link) return [];
+    const ms = data?.heartbeat_interval_ms;
+    if (typeof ms === 'number' && Number.isFinite(ms) && ms > 0) this.advertisedHbMs = ms;
+    return [];
   }
 
   /** Silence for {@link deadAfterMs} after the last frame means the link is dead. */
@@ -421,11 +456,14 @@ export class ConnectionMachine {
     this.opened = true;
     this.openedAt = now;
     this.lastRxAt = now;
+    // Ask the hub for its heartbeat interval (and first figures) at once.
+    /** @type {Action} */
+    const fetchStatus = { type: 'fetch_status', link: this.link };
     if (this.transport === 'ws') {
       this.wsBlocked = 0;
-      return this.subscribeActions();
+      return [...this.subscribeActions(), fetchStatus];
     }
-    return []; // SSE: the subscription is in the URL; `subscribed` comes first.
+    return [fetchStatus]; // SSE: the subscription is in the URL; `subscribed` comes first.
   }
 
   /** One text frame arrived. @param {string} frame @param {number} now @returns {Action[]} */
@@ -507,7 +545,7 @@ export class ConnectionMachine {
    * @param {{type:'start'}|{type:'stop'}|{type:'retry_now'}|{type:'wake', reason?: string}|{type:'open'}
    *   |{type:'frame', data: string}|{type:'close', code?: number, reason?: string}|{type:'tick'}
    *   |{type:'probe', status: number, code?: string|null, message?: string|null}
-   *   |{type:'token', token: string|null}} ev
+   *   |{type:'token', token: string|null}|{type:'hub_status', link: number|null, data: Record<string, any>|null}} ev
    * @param {number} now
    * @returns {Action[]}
    */
@@ -523,6 +561,7 @@ export class ConnectionMachine {
       case 'tick': return this.tick(now);
       case 'probe': return this.onProbe(ev.status, ev.code ?? null, ev.message ?? null, now);
       case 'token': return this.setToken(ev.token, now);
+      case 'hub_status': return this.onHubStatus(ev.link, ev.data, now);
       default: return [];
     }
   }
@@ -559,6 +598,8 @@ export class ConnectionMachine {
     // connection: a reconnect may reach a restarted hub with another interval.
     this.lastHeartbeatAt = null;
     this.hbGaps = [];
+    this.advertisedHbMs = null;
+    this.link += 1;
   }
 
   /** @returns {Action[]} */
@@ -693,7 +734,10 @@ export class ConnectionMachine {
         this.pendingReconnect = false;
         return;
       }
-      case 'system_status': acts.push({ type: 'system_status', message: msg }); return;
+      case 'system_status':
+        this.onHubStatus(null, msg.data ?? null, now);
+        acts.push({ type: 'system_status', message: msg });
+        return;
       case 'error': {
         if (AUTH_CODES.has(msg.code)) {
           this.errorCode = msg.code;

@@ -605,3 +605,77 @@ test('driver: a token refused as expired is replaced once from getToken', async 
   assert.equal(FakeSocket.all.at(-1).url, `ws://hub.test:8765/ws?token=${fresh}`, 'reconnects with it');
   c.stop();
 });
+
+test('hub interval: GET /api/v1/status is asked for on every open; its heartbeat_interval_ms is expected, not capped at 30 s', () => {
+  const m = new ConnectionMachine({ namespace: NS, random: () => 0.5 });
+  m.start(0);
+  const opened = m.onOpen(0);
+  const fetches = ofType(opened, 'fetch_status');
+  assert.equal(fetches.length, 1, 'asked right after the open');
+  m.onFrame(frame(subscribed(0, false, 'E', sent(opened)[0].id), { type: 'operation_list', namespace: NS, epoch: 'E', offset: 0, operations: [] }), 0);
+  m.onHubStatus(fetches[0].link, { heartbeat_interval_ms: 70_000, finished_retention_ms: 3_600_000 }, 10);
+  assert.equal(m.status().heartbeatIntervalMs, 70_000);
+  assert.equal(m.deadAfterMs(), 140_000, 'two of the hub\'s intervals, not two assumed 30 s ones');
+  // A hub beating (and reporting) every 70 s is never dropped.
+  for (let t = 70_000; t <= 700_000; t += 70_000) {
+    for (let d = m.nextDeadline(); d !== null && d <= t; d = m.nextDeadline()) m.tick(d);
+    assert.equal(m.state, 'connected', `still connected at ${t}`);
+    hb(m, t);
+    assert.ok(m.healthy(t + 70_000), 'a full interval later it is still healthy (slack)');
+  }
+  assert.equal(m.learnedHeartbeatMs, 70_000);
+  assert.equal(m.deadAfterMs(), 140_000);
+});
+
+test('hub interval: an answer for an older link is ignored; a new link starts from the assumption; system_status frames count too', () => {
+  const m = connected({ at: 0, heartbeatIntervalMs: 30_000 });
+  const staleLink = m.link;
+  m.onClose(1006, '', 100);
+  m.tick(m.retryAt);
+  const acts = m.onOpen(m.retryAt);
+  m.onHubStatus(staleLink, { heartbeat_interval_ms: 70_000 }, m.retryAt);
+  assert.equal(m.expectedHeartbeatMs, 30_000, 'late answer of the previous link ignored');
+  m.onHubStatus(ofType(acts, 'fetch_status')[0].link, { heartbeat_interval_ms: 90_000 }, m.retryAt);
+  assert.equal(m.expectedHeartbeatMs, 90_000);
+  m.onClose(1006, '', m.retryAt + 1);
+  m.tick(m.retryAt);
+  m.onOpen(m.retryAt);
+  assert.equal(m.expectedHeartbeatMs, 30_000, 'fetch failed on this link: the assumption again');
+  m.onFrame(frame({ type: 'system_status', data: { heartbeat_interval_ms: 45_000 }, is_stale: false }), m.retryAt + 5);
+  assert.equal(m.expectedHeartbeatMs, 45_000, 'pushed system_status carries it too');
+  assert.deepEqual(m.handle({ type: 'hub_status', link: null, data: { heartbeat_interval_ms: 'x' } }, m.retryAt + 6), []);
+  assert.equal(m.expectedHeartbeatMs, 45_000, 'garbage ignored');
+});
+
+test('quiet link: unhealthy after one interval + slack of silence, dropped only after two', () => {
+  const m = connected({ at: 0, heartbeatIntervalMs: 30_000 });
+  m.onHubStatus(m.link, { heartbeat_interval_ms: 1000 }, 0);
+  hb(m, 1000);
+  assert.ok(m.healthy(2500));
+  assert.ok(!m.healthy(2501), 'quiet after 1 s + 500 ms slack');
+  assert.deepEqual(m.tick(2999), []);
+  assert.equal(m.state, 'connected', 'still connected while quiet');
+  m.tick(3000);
+  assert.equal(m.state, 'waiting', 'dropped after two intervals');
+});
+
+test('driver: fetches /api/v1/status with the token after each open; emits it as system_status', async () => {
+  FakeSocket.all = [];
+  const env = fakeEnv();
+  const asked = [];
+  env.fetch = async (url, init) => {
+    asked.push({ url, auth: init?.headers?.authorization });
+    return { ok: true, status: 200, json: async () => ({ type: 'system_status', data: { connections: 3, heartbeat_interval_ms: 70_000 }, is_stale: false }) };
+  };
+  const c = new HubClient({ env, namespace: NS, token: 'a.b.c' });
+  const statuses = [];
+  c.on('system_status', (m) => statuses.push(m));
+  c.start();
+  FakeSocket.all[0].serverOpen();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(asked, [{ url: 'http://hub.test:8765/api/v1/status', auth: 'Bearer a.b.c' }]);
+  assert.equal(statuses.length, 1);
+  assert.equal(statuses[0].data.connections, 3);
+  assert.equal(c.status().heartbeatIntervalMs, 70_000);
+  c.stop();
+});
