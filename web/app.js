@@ -89,7 +89,7 @@ client.on('event', (ev) => { store.apply(ev.state, ev.timestamp); scheduleFrame(
 client.on('system_status', (m) => system.update(m));
 client.on('heartbeat', () => { view.skewMs = client.status().clockSkewMs; });
 client.on('synced', (s) => { if (s.reconnect) connUI.toast(toastText(s)); });
-client.on('status', (s) => { connUI.update(s, Date.now()); refreshStale(); refreshAuth(); });
+client.on('status', (s) => { connUI.update(s, Date.now(), client.healthy()); refreshStale(); refreshAuth(); });
 client.on('server_error', (e) => {
   if (e.code === 'SLOW_CLIENT' || e.code === 'SERVER_SHUTDOWN' || e.code === 'IDLE_TIMEOUT') return; // the reconnect says it
   if (AUTH_CODES.has(e.code)) return; // the auth panel says it
@@ -109,7 +109,7 @@ let ticks = 0;
 let knownKinds = '';
 setInterval(() => {
   const now = Date.now();
-  connUI.update(client.status(), now);
+  connUI.update(client.status(), now, client.healthy());
   ticks += 1;
   if (timelineDirty || ticks % 20 === 0) {
     timelineDirty = false;
@@ -284,5 +284,5 @@ function explainCancel(code) {
 $('retry-now').addEventListener('click', () => client.retryNow());
 refreshPermission();
 applyFilter();
-connUI.update(client.status(), Date.now());
+connUI.update(client.status(), Date.now(), client.healthy());
 client.start();

@@ -13,13 +13,17 @@ import { bytes, count, duration } from './format.js';
 export const BANNER_AFTER_MS = 2000;
 
 /**
- * The header indicator's look for a status. Pure.
- * @param {Status} s @param {number} now
+ * The header indicator's look for a status. Pure. `healthy` is false when
+ * the link is connected but nothing arrived within one heartbeat interval
+ * (plus slack): the page then says the data may be stale, well before the
+ * link is given up on (two missed heartbeats).
+ * @param {Status} s @param {number} now @param {boolean} [healthy]
  * @returns {{cls: string, symbol: string, text: string}}
  */
-export function indicator(s, now) {
+export function indicator(s, now, healthy = true) {
   switch (s.state) {
     case 'connected':
+      if (!healthy) return { cls: 'quiet', symbol: '◌', text: 'Link quiet — data may be stale' };
       return { cls: 'connected', symbol: '●', text: s.transport === 'sse' ? 'Connected (SSE)' : 'Connected' };
     case 'connecting':
       return { cls: 'connecting', symbol: '◐', text: s.everConnected ? 'Reconnecting…' : 'Connecting…' };
@@ -77,9 +81,9 @@ export class ConnectionUI {
     this.last = { cls: '', text: '', banner: /** @type {string|null} */ (null) };
   }
 
-  /** @param {Status} s @param {number} now */
-  update(s, now) {
-    const ind = indicator(s, now);
+  /** @param {Status} s @param {number} now @param {boolean} [healthy] see {@link indicator} */
+  update(s, now, healthy = true) {
+    const ind = indicator(s, now, healthy);
     const { root, dot, text, banner, bannerText: bt } = this.els;
     if (this.last.cls !== ind.cls) {
       root.classList.remove(`conn-${this.last.cls}`);

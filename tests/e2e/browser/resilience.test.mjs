@@ -128,6 +128,15 @@ test('SIGSTOP: a link that stays OPEN but goes silent is dropped by the heartbea
 
   const stoppedAt = Date.now();
   hub.signal('SIGSTOP');
+  // One interval (+ slack) of silence: no longer green "Connected", though the
+  // link is not given up on yet (that takes two missed heartbeats).
+  await page.waitForFunction(() => document.querySelector('[data-testid=connection-status]')?.dataset.state === 'quiet',
+    null, { timeout: 10000, polling: 'raf' });
+  const quietAfter = Date.now() - stoppedAt;
+  const quietText = await page.locator(sel.connText).textContent();
+  t.diagnostic(`link quiet after ${quietAfter} ms: ${quietText}`);
+  assert.equal(quietText, 'Link quiet — data may be stale');
+  assert.ok(quietAfter <= learned + 500 + 1000, `quiet shown after ${quietAfter} ms`);
   // No close frame, no FIN: only silence. Two intervals (+ grace) later the page gives up on it.
   await until(async () => (await clientStatus(page)).state !== 'connected', { what: 'silence detected', timeout: 10000, interval: 50 });
   const detectedAfter = Date.now() - stoppedAt;

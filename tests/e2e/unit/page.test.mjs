@@ -83,6 +83,9 @@ test('connection texts: symbol, colour class and words, banner after 2 s with co
   assert.equal(indicator(st({ state: 'connecting', everConnected: false }), 0).text, 'Connecting…');
   assert.deepEqual(indicator(st({ state: 'waiting', retryAt: 4500 }), 1000), { cls: 'disconnected', symbol: '○', text: 'Disconnected — retry in 4 s' });
   assert.equal(indicator(st({ state: 'failed', errorCode: 'AUTH_FAILED' }), 0).cls, 'failed');
+  assert.deepEqual(indicator(st({}), 0, false), { cls: 'quiet', symbol: '◌', text: 'Link quiet — data may be stale' },
+    'connected but silent past one heartbeat: not green');
+  assert.equal(indicator(st({ state: 'waiting', retryAt: 4500 }), 1000, false).cls, 'disconnected', 'quiet only means something while connected');
   assert.equal(bannerText(st({}), 0), null);
   assert.equal(bannerText(st({ state: 'waiting', disconnectedSince: 1000, retryAt: 9000 }), 3000), null, 'not before 2 s');
   assert.equal(bannerText(st({ state: 'waiting', disconnectedSince: 1000, retryAt: 9000 }), 3001), 'Live updates paused — reconnecting in 6 s');
