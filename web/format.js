@@ -112,6 +112,22 @@ export function compileFilter(f) {
   };
 }
 
+/**
+ * The rate and ETA texts of an operation's row. A stalled operation has no
+ * countdown (the hub sends `eta_seconds: null` then; an older estimate must
+ * not be shown either); a finished one shows neither.
+ * @param {{state: string, rate: number|null, eta_seconds: number|null}} op
+ * @returns {{rate: string, eta: string}}
+ */
+export function rateEta(op) {
+  if (isFinished(op.state)) return { rate: '', eta: '' };
+  if (op.state === 'stalled') return { rate: 'stalled', eta: 'ETA unknown' };
+  return {
+    rate: op.rate !== null && op.rate !== undefined ? rate(op.rate) : '',
+    eta: op.eta_seconds !== null && op.eta_seconds !== undefined ? `ETA ${duration(op.eta_seconds)}` : '',
+  };
+}
+
 /** @param {string} s */
 export function isFinished(s) {
   return s === 'completed' || s === 'failed' || s === 'canceled';

@@ -10,7 +10,7 @@
  * the bar width is the CSS custom property `--p` (0..1) set through the CSSOM.
  */
 
-import { percent, duration, rate, isFinished } from './format.js';
+import { percent, duration, rateEta, isFinished } from './format.js';
 
 /** @typedef {import('./connection.js').OperationState} OperationState */
 /** @typedef {import('./store.js').OperationStore} OperationStore */
@@ -210,6 +210,13 @@ export class OperationsView {
         if (k) this.place(k);
       }
     }
+    if (movedGroup) {
+      // A group is finished only when all of it is: its top row may move.
+      const top = this.topOf(row);
+      if (top !== row) this.place(top);
+      const oldParent = prev?.parent_id && prev.parent_id !== op.parent_id ? this.rows.get(prev.parent_id) : undefined;
+      if (oldParent) this.place(this.topOf(oldParent));
+    }
     if (row.onscreen || !prev || movedGroup || prev.state !== op.state) this.write(row, op, now);
     else this.writeData(row, op);
     const m = this.filter(op);
@@ -233,6 +240,34 @@ export class OperationsView {
     }
   }
 
+  /** The top row of a row's group (following parents shown on the page). @param {Row} row @returns {Row} */
+  topOf(row) {
+    let r = row;
+    for (let depth = 0; depth < 256; depth++) {
+      const parent = r.op?.parent_id;
+      const p = parent ? this.rows.get(parent) : undefined;
+      if (!p || p === row) break;
+      r = p;
+    }
+    return r;
+  }
+
+  /**
+   * Whether a row and all its descendants on the page are finished: only
+   * then does its group belong in the Finished section. Running work under a
+   * failed or completed parent stays in the active area.
+   * @param {string} id @param {number} [depth]
+   */
+  groupFinished(id, depth = 0) {
+    const op = this.rows.get(id)?.op;
+    if (!op || !isFinished(op.state)) return false;
+    if (depth > 256) return true;
+    for (const kid of this.kids.get(id) ?? []) {
+      if (this.rows.has(kid) && !this.groupFinished(kid, depth + 1)) return false;
+    }
+    return true;
+  }
+
   /** @param {string} id */
   remove(id) {
     const row = this.rows.get(id);
@@ -247,6 +282,9 @@ export class OperationsView {
       const k = this.rows.get(kid);
       if (k) this.place(k);
     }
+    // Its group may be all finished now.
+    const parentRow = parent ? this.rows.get(parent) : undefined;
+    if (parentRow) this.place(this.topOf(parentRow));
   }
 
   /** Put a row in its container at its sorted position. @param {Row} row */
@@ -266,7 +304,7 @@ export class OperationsView {
       container = parentRow.kids;
       cmp = (a, b) => (a.started_at ?? 0) - (b.started_at ?? 0) || (a.operation_id < b.operation_id ? -1 : 1);
       fromEnd = true;
-    } else if (isFinished(op.state)) {
+    } else if (this.groupFinished(row.id)) {
       container = this.els.finished;
       cmp = (a, b) => (b.finished_at ?? 0) - (a.finished_at ?? 0) || (a.operation_id < b.operation_id ? -1 : 1);
     } else {
@@ -275,6 +313,19 @@ export class OperationsView {
     }
     row.el.classList.toggle('child', container !== this.els.active && container !== this.els.finished);
     row.container = container;
+    // Moving a node drops the focus inside it: put it back.
+    const focused = this.doc.activeElement;
+    const keep = focused instanceof HTMLElement && row.el.contains(focused) ? focused : null;
+    try { this.placeIn(row, op, container, cmp, fromEnd); } finally {
+      if (keep && this.doc.activeElement !== keep) keep.focus({ preventScroll: true });
+    }
+  }
+
+  /**
+   * @param {Row} row @param {OperationState} op @param {Element} container
+   * @param {(a: OperationState, b: OperationState) => number} cmp @param {boolean} fromEnd
+   */
+  placeIn(row, op, container, cmp, fromEnd) {
     const opOf = (/** @type {Element} */ el) => this.rows.get(/** @type {HTMLElement} */ (el).dataset.opId ?? '')?.op;
     if (fromEnd) {
       let before = null;
@@ -333,8 +384,9 @@ export class OperationsView {
     text('pct', f.pct, percent(op.progress));
     text('step', f.step, op.step ? `step: ${op.step}` : '');
     const running = !isFinished(op.state);
-    text('rate', f.rate, running && op.rate !== null ? rate(op.rate) : '');
-    text('eta', f.eta, running && op.eta_seconds !== null ? `ETA ${duration(op.eta_seconds)}` : '');
+    const re = rateEta(op);
+    text('rate', f.rate, re.rate);
+    text('eta', f.eta, re.eta);
     text('message', f.message, op.message ?? '');
     text('error', f.error, op.state === 'failed' ? (op.error ?? 'failed') : '');
     this.writeElapsed(row, op, now);

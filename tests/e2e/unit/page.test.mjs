@@ -2,7 +2,7 @@
 // the operation store, connection texts, tokens, timeline lanes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { percent, duration, rate, bytes, globToRegExp, compileFilter } from '../../../web/format.js';
+import { percent, duration, rate, rateEta, bytes, globToRegExp, compileFilter } from '../../../web/format.js';
 import { OperationStore } from '../../../web/store.js';
 import { indicator, bannerText, staleText, toastText, sparkPoints } from '../../../web/status.js';
 import { decodeClaims, mayCancel, checkToken, explainAuth } from '../../../web/auth.js';
@@ -72,6 +72,15 @@ test('store: finished operations are bounded, oldest finished dropped first', ()
   assert.deepEqual(s.recentlyFinished(2).map((o) => o.operation_id), ['f4', 'f3']);
 });
 
+test('rate and ETA: no countdown while stalled, nothing once finished', () => {
+  assert.deepEqual(rateEta(op('a', 'running', { rate: 7.6, eta_seconds: 8 })), { rate: '7.6 %/s', eta: 'ETA 8 s' });
+  assert.deepEqual(rateEta(op('a', 'stalled', { rate: 7.6, eta_seconds: 8 })), { rate: 'stalled', eta: 'ETA unknown' },
+    'an old estimate is not shown either');
+  assert.deepEqual(rateEta(op('a', 'stalled', { rate: 7.6, eta_seconds: null })), { rate: 'stalled', eta: 'ETA unknown' });
+  assert.deepEqual(rateEta(op('a', 'running')), { rate: '', eta: '' }, 'no estimate yet');
+  assert.deepEqual(rateEta(op('a', 'completed', { rate: 3, eta_seconds: 1 })), { rate: '', eta: '' });
+});
+
 const st = (over) => ({
   state: 'connected', transport: 'ws', attempt: 0, retryAt: null, disconnectedSince: null, lastLiveAt: 0,
   errorCode: null, errorMessage: null, heartbeatIntervalMs: 1000, clockSkewMs: 0, everConnected: true, reason: null, ...over,
@@ -135,3 +144,4 @@ test('timeline lanes never overlap; newest placed first', () => {
   }
   assert.deepEqual(placed.map((p) => p.op.operation_id).sort(), ['b', 'c', 'd'], 'newest placed first; a no longer fits (d fills a gap)');
 });
+
