@@ -86,7 +86,13 @@ client.on('snapshot', (s) => {
   scheduleFrame();
 });
 client.on('event', (ev) => { store.apply(ev.state, ev.timestamp); scheduleFrame(); });
-client.on('system_status', (m) => system.update(m));
+/** How long the hub keeps finished operations (from system_status), null until known. @type {number|null} */
+let retentionMs = null;
+client.on('system_status', (m) => {
+  system.update(m);
+  const r = m?.data?.finished_retention_ms;
+  if (typeof r === 'number' && Number.isFinite(r) && r >= 0) retentionMs = r;
+});
 client.on('heartbeat', () => { view.skewMs = client.status().clockSkewMs; });
 client.on('synced', (s) => { if (s.reconnect) connUI.toast(toastText(s)); });
 client.on('status', (s) => { connUI.update(s, Date.now(), client.healthy()); refreshStale(); refreshAuth(); });
@@ -116,6 +122,8 @@ setInterval(() => {
     timeline.render(store.recentlyFinished(150), now + client.status().clockSkewMs);
   }
   if (ticks % 4 !== 0) return;
+  // Finished operations leave the page when they leave the hub.
+  if (retentionMs !== null && store.expire(now + client.status().clockSkewMs, retentionMs)) scheduleFrame();
   refreshStale();
   view.tick(now);
   const kinds = store.kinds();

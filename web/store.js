@@ -83,6 +83,30 @@ export class OperationStore {
   }
 
   /**
+   * Forget finished operations the hub has dropped: those finished at least
+   * `retentionMs` (the hub's `finished_retention_ms`) before `now` (hub
+   * time). Without it the page would show what a reload would not.
+   * @param {number} now server-time ms @param {number} retentionMs
+   * @returns {number} how many were dropped
+   */
+  expire(now, retentionMs) {
+    if (!(retentionMs >= 0) || this.finishedCount === 0) return 0;
+    let dropped = 0;
+    for (const [id, op] of this.ops) {
+      if (!isFinished(op.state) || op.finished_at === null || op.finished_at === undefined) continue;
+      if (op.finished_at + retentionMs > now) continue;
+      this.ops.delete(id);
+      this.dirty.add(id);
+      dropped += 1;
+    }
+    if (dropped) {
+      this.finishedCount -= dropped;
+      this.finishedChanged = true;
+    }
+    return dropped;
+  }
+
+  /**
    * What changed since the last call; clears the change set.
    * @returns {{reset: boolean, dirty: Set<string>, finishedChanged: boolean, newestTimestamp: number}}
    */

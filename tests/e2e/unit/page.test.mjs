@@ -72,6 +72,23 @@ test('store: finished operations are bounded, oldest finished dropped first', ()
   assert.deepEqual(s.recentlyFinished(2).map((o) => o.operation_id), ['f4', 'f3']);
 });
 
+test('store: finished operations expire with the hub\'s retention; running ones never', () => {
+  const s = new OperationStore();
+  s.replace([op('r'), op('old', 'completed', { finished_at: 1000 }), op('new', 'failed', { finished_at: 5000 }), op('x', 'canceled', { finished_at: null })]);
+  s.take();
+  assert.equal(s.expire(3999, 3000), 0, 'not before finished_at + retention');
+  assert.equal(s.expire(4000, 3000), 1);
+  let c = s.take();
+  assert.deepEqual([...c.dirty], ['old'], 'the dropped row is dirty (removed from the view)');
+  assert.equal(c.finishedChanged, true);
+  assert.equal(s.finishedCount, 2);
+  assert.equal(s.expire(1e12, 3000), 1, 'a finished operation without finished_at is kept');
+  assert.deepEqual([...s.ops.keys()].sort(), ['r', 'x']);
+  assert.equal(s.finishedCount, 1);
+  c = s.take();
+  assert.deepEqual([...c.dirty], ['new']);
+});
+
 test('rate and ETA: no countdown while stalled, nothing once finished', () => {
   assert.deepEqual(rateEta(op('a', 'running', { rate: 7.6, eta_seconds: 8 })), { rate: '7.6 %/s', eta: 'ETA 8 s' });
   assert.deepEqual(rateEta(op('a', 'stalled', { rate: 7.6, eta_seconds: 8 })), { rate: 'stalled', eta: 'ETA unknown' },
