@@ -14,6 +14,22 @@ const LANE_H = 12;
 const LANE_GAP = 3;
 const AXIS_H = 18;
 export const MAX_LANES = 12;
+/** Room for one time label ("23:59:59" at 10 px) plus a gap, in SVG units. */
+export const LABEL_PX = 56;
+
+/**
+ * How many intervals the time axis of a `width`-unit plot is cut into (at
+ * most `max`), so that no two labels overlap: the outer labels are anchored
+ * at the ends and the inner ones centred, so neighbours need
+ * `1.5 × labelPx` between them (`2 × labelPx` with only the two outer ones).
+ * Pure. At least 1 (the two ends).
+ * @param {number} width @param {number} labelPx @param {number} [max]
+ * @returns {number}
+ */
+export function axisIntervals(width, labelPx, max = 4) {
+  for (let n = max; n >= 2; n--) if (width / n >= 1.5 * labelPx) return n;
+  return 1;
+}
 
 /**
  * Assigns operations to lanes so bars never overlap, newest first: each goes
@@ -79,9 +95,10 @@ export class Timeline {
     const x = (/** @type {number} */ t) => ((t - t0) / span) * (width - 8) + 4;
     const doc = this.svg.ownerDocument;
     const frag = doc.createDocumentFragment();
-    // Axis: 4 ticks with local times.
-    for (let i = 0; i <= 4; i++) {
-      const t = t0 + (span * i) / 4;
+    // Axis: up to 4 intervals with local times, as many as fit without overlapping labels.
+    const n = axisIntervals(width - 8, LABEL_PX);
+    for (let i = 0; i <= n; i++) {
+      const t = t0 + (span * i) / n;
       const line = doc.createElementNS(SVG_NS, 'line');
       line.setAttribute('x1', String(x(t)));
       line.setAttribute('x2', String(x(t)));
@@ -92,7 +109,8 @@ export class Timeline {
       label.setAttribute('x', String(x(t)));
       label.setAttribute('y', String(height - 4));
       label.setAttribute('class', 'tl-label');
-      label.setAttribute('text-anchor', i === 0 ? 'start' : i === 4 ? 'end' : 'middle');
+      label.setAttribute('data-testid', 'timeline-label');
+      label.setAttribute('text-anchor', i === 0 ? 'start' : i === n ? 'end' : 'middle');
       label.textContent = clock(t);
       frag.append(line, label);
     }

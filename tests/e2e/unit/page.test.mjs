@@ -6,7 +6,7 @@ import { percent, duration, rate, rateEta, bytes, globToRegExp, compileFilter } 
 import { OperationStore } from '../../../web/store.js';
 import { indicator, bannerText, staleText, toastText, sparkPoints } from '../../../web/status.js';
 import { decodeClaims, mayCancel, checkToken, explainAuth } from '../../../web/auth.js';
-import { packLanes } from '../../../web/timeline.js';
+import { packLanes, axisIntervals, LABEL_PX } from '../../../web/timeline.js';
 
 const op = (id, state = 'running', extra = {}) => ({
   operation_id: id, namespace: 'default', name: id.toUpperCase(), kind: 'k', state, progress: 0, current: null, total: null,
@@ -162,3 +162,14 @@ test('timeline lanes never overlap; newest placed first', () => {
   assert.deepEqual(placed.map((p) => p.op.operation_id).sort(), ['b', 'c', 'd'], 'newest placed first; a no longer fits (d fills a gap)');
 });
 
+test('timeline axis: as many labels as fit without overlapping', () => {
+  // Outer labels are anchored at the ends, inner ones centred: neighbours need 1.5 labels of room.
+  for (const width of [192, 288, 330, 500, 592, 1200]) {
+    const n = axisIntervals(width, LABEL_PX);
+    assert.ok(n >= 1 && n <= 4, `${width}: ${n}`);
+    if (n >= 2) assert.ok(width / n >= 1.5 * LABEL_PX, `${width}: ${n} intervals overlap`);
+    else assert.ok(width >= 2 * LABEL_PX, `${width}: even two labels overlap`);
+  }
+  assert.equal(axisIntervals(288, LABEL_PX), 3, 'the side panel: 4 labels, not 5 crammed ones');
+  assert.equal(axisIntervals(592, LABEL_PX), 4);
+});
