@@ -95,7 +95,12 @@ client.on('system_status', (m) => {
 });
 client.on('heartbeat', () => { view.skewMs = client.status().clockSkewMs; });
 client.on('synced', (s) => { if (s.reconnect) connUI.toast(toastText(s)); });
-client.on('status', (s) => { connUI.update(s, Date.now(), client.healthy()); refreshStale(); refreshAuth(); });
+client.on('status', (s) => {
+  connUI.update(s, Date.now(), client.healthy());
+  refreshStale();
+  onTokenStatus(s);
+  refreshAuth();
+});
 client.on('server_error', (e) => {
   if (e.code === 'SLOW_CLIENT' || e.code === 'SERVER_SHUTDOWN' || e.code === 'IDLE_TIMEOUT') return; // the reconnect says it
   if (AUTH_CODES.has(e.code)) return; // the auth panel says it
@@ -192,32 +197,74 @@ $('ns-form').addEventListener('submit', (e) => {
 const authPanel = $('auth-panel');
 const authMsg = $('auth-message');
 const tokenInput = /** @type {HTMLInputElement} */ ($('token-input'));
+const tokenButton = $('token-button');
+const retryButton = $('retry-now');
 let authOpenedByUser = false;
+/**
+ * A token entered on this page that the hub has not accepted yet: it is
+ * saved (and survives a reload) only once the hub took it — by answering
+ * `ok` to its `refresh`, or by a connection made with it.
+ * @type {{token: string, via: 'refresh'|'connect'}|null}
+ */
+let unconfirmed = null;
 function refreshPermission() {
   const ok = mayCancel(token, namespace);
   view.setPermission(() => ok);
 }
+/** The token input's placeholder names the token in use. */
+function showCurrentToken() {
+  const claims = token ? decodeClaims(token) : null;
+  tokenInput.placeholder = claims ? `current: ${claims.sub ?? 'token'} (${(claims.roles ?? ['viewer']).join(', ')})` : 'no token';
+}
+/** @param {boolean} open */
+function setAuthPanel(open) {
+  authPanel.hidden = !open;
+  tokenButton.setAttribute('aria-expanded', String(open));
+}
+/** Whether the link failed for a reason only another token can fix. @param {import('./client.js').Status} s */
+function needsNewToken(s) {
+  return s.state === 'failed' && !!s.errorCode && AUTH_CODES.has(s.errorCode);
+}
 function refreshAuth() {
   const s = client.status();
-  if (s.state === 'failed' && s.errorCode && AUTH_CODES.has(s.errorCode)) {
-    authPanel.hidden = false;
+  const newToken = needsNewToken(s);
+  // Retrying the same refused or expired token cannot help: the banner's button asks for another.
+  const label = newToken ? 'Enter a new token' : 'Retry now';
+  if (retryButton.textContent !== label) retryButton.textContent = label;
+  if (newToken) {
+    setAuthPanel(true);
     authMsg.textContent = explainAuth(s.errorCode, s.errorMessage);
     if (document.activeElement !== tokenInput) tokenInput.focus();
-  } else if (s.state === 'connected' && !authOpenedByUser) {
-    authPanel.hidden = true;
+  } else if (s.state === 'connected' && !authOpenedByUser && unconfirmed === null) {
+    setAuthPanel(false);
   }
 }
-$('token-button').addEventListener('click', () => {
+/** The hub accepted the token entered last: keep it, close the panel, name it. */
+function tokenAccepted() {
+  if (!unconfirmed) return;
+  saveToken(sessionStorage, unconfirmed.token);
+  unconfirmed = null;
+  authOpenedByUser = false;
+  authMsg.textContent = '';
+  showCurrentToken();
+  setAuthPanel(false);
+}
+/** @param {import('./client.js').Status} s */
+function onTokenStatus(s) {
+  if (s.state === 'connected' && unconfirmed?.via === 'connect' && client.machine.token === unconfirmed.token) tokenAccepted();
+  if (needsNewToken(s) && s.errorCode !== 'FORBIDDEN') {
+    // Refused: never keep it for the next reload.
+    if (unconfirmed && client.machine.token === unconfirmed.token) unconfirmed = null;
+    if (token && loadToken(sessionStorage) === token) saveToken(sessionStorage, null);
+  }
+}
+tokenButton.addEventListener('click', () => {
   authOpenedByUser = authPanel.hidden;
-  authPanel.hidden = !authPanel.hidden;
+  setAuthPanel(authPanel.hidden);
   if (!authPanel.hidden) {
-    const claims = token ? decodeClaims(token) : null;
     authMsg.textContent = '';
-    $('token-button').setAttribute('aria-expanded', 'true');
-    tokenInput.placeholder = claims ? `current: ${claims.sub ?? 'token'} (${(claims.roles ?? ['viewer']).join(', ')})` : 'no token';
+    showCurrentToken();
     tokenInput.focus();
-  } else {
-    $('token-button').setAttribute('aria-expanded', 'false');
   }
 });
 $('token-form').addEventListener('submit', (e) => {
@@ -226,17 +273,28 @@ $('token-form').addEventListener('submit', (e) => {
   const problem = checkToken(t, Date.now());
   if (problem) { authMsg.textContent = problem; return; }
   token = t;
-  saveToken(sessionStorage, t);
+  const live = client.status().state === 'connected' && client.status().transport === 'ws';
+  const attempt = { token: t, via: /** @type {'refresh'|'connect'} */ (live ? 'refresh' : 'connect') };
+  unconfirmed = attempt;
   tokenInput.value = '';
   authMsg.textContent = 'Connecting with this token…';
   authOpenedByUser = false;
   refreshPermission();
-  client.setToken(t);
+  client.setToken(t).then((reply) => {
+    if (unconfirmed !== attempt || reply === null) return; // superseded, or a new connection decides
+    if (reply.type === 'ok') { tokenAccepted(); return; }
+    unconfirmed = null;
+    // A refused refresh is also closed by the hub (4001): the status then says it too.
+    authMsg.textContent = explainAuth(reply.code ?? null, reply.message ?? null);
+    setAuthPanel(true);
+  });
 });
 $('token-forget').addEventListener('click', () => {
   token = null;
+  unconfirmed = null;
   saveToken(sessionStorage, null);
   authMsg.textContent = 'Token forgotten.';
+  showCurrentToken();
   refreshPermission();
   client.setToken(null);
 });
@@ -289,8 +347,18 @@ function explainCancel(code) {
 }
 
 // ---- start ---------------------------------------------------------------------------
-$('retry-now').addEventListener('click', () => client.retryNow());
+retryButton.addEventListener('click', () => {
+  if (needsNewToken(client.status())) {
+    // The same token would be refused again: ask for another instead.
+    setAuthPanel(true);
+    authMsg.textContent = explainAuth(client.status().errorCode, client.status().errorMessage);
+    tokenInput.focus();
+    return;
+  }
+  client.retryNow();
+});
 refreshPermission();
+showCurrentToken();
 applyFilter();
 connUI.update(client.status(), Date.now(), client.healthy());
 client.start();

@@ -207,12 +207,41 @@ export class HubClient {
 
   /**
    * Use another token: on a live WebSocket it is sent as `refresh`,
-   * otherwise the next connection uses it.
+   * otherwise the next connection uses it. Resolves with the hub's reply to
+   * the `refresh` (`ok`, or an `error` message; a TIMEOUT error after 10 s),
+   * or with null when the token goes with a new connection instead (then the
+   * `status` events say how it went).
    * @param {string|null} token
+   * @returns {Promise<Record<string, any>|null>}
    */
   setToken(token) {
-    this.run(this.machine.setToken(token, this.now()));
+    const actions = this.machine.setToken(token, this.now());
+    const refresh = actions.find((a) => a.type === 'send' && /** @type {any} */ (a.message).type === 'refresh');
+    /** @type {Promise<Record<string, any>|null>} */
+    let reply = Promise.resolve(null);
+    if (refresh && refresh.type === 'send') {
+      const id = /** @type {any} */ (refresh.message).id;
+      reply = this.awaitReply(id, 'The hub did not answer the token refresh in time.');
+    }
+    this.run(actions);
     this.scheduleRenewal(token);
+    return reply;
+  }
+
+  /**
+   * A promise for the reply to request `id` (an `error` with code TIMEOUT
+   * after 10 s).
+   * @param {number} id @param {string} timeoutMessage
+   * @returns {Promise<Record<string, any>>}
+   */
+  awaitReply(id, timeoutMessage) {
+    return new Promise((resolve) => {
+      const timer = this.env.setTimeout(() => {
+        this.pending.delete(id);
+        resolve({ type: 'error', code: 'TIMEOUT', message: timeoutMessage });
+      }, 10000);
+      this.pending.set(id, { resolve, timer });
+    });
   }
 
   /** With `getToken`, arranges to fetch the next token before `token` expires. @param {string|null} token */
@@ -255,13 +284,7 @@ export class HubClient {
   cancel(operationId, namespace = this.machine.namespace) {
     const { id, actions } = this.machine.request({ type: 'cancel', namespace, operation_id: operationId });
     if (id !== null) {
-      const reply = new Promise((resolve) => {
-        const timer = this.env.setTimeout(() => {
-          this.pending.delete(id);
-          resolve({ type: 'error', code: 'TIMEOUT', message: 'The hub did not answer the cancel request in time.' });
-        }, 10000);
-        this.pending.set(id, { resolve, timer });
-      });
+      const reply = this.awaitReply(id, 'The hub did not answer the cancel request in time.');
       this.run(actions);
       return reply;
     }

@@ -679,3 +679,29 @@ test('driver: fetches /api/v1/status with the token after each open; emits it as
   assert.equal(c.status().heartbeatIntervalMs, 70_000);
   c.stop();
 });
+
+test('driver: setToken resolves with the hub\'s answer to refresh; null when the token goes with a new connection', async () => {
+  FakeSocket.all = [];
+  const env = fakeEnv();
+  const c = new HubClient({ env, namespace: NS, token: 'old.t.k' });
+  c.start();
+  const s = FakeSocket.all[0];
+  s.serverOpen();
+  s.serverSend(subscribed(0, false, 'E', s.sent[0].id), { type: 'operation_list', namespace: NS, epoch: 'E', offset: 0, operations: [] });
+  const ok = c.setToken('new.t.k');
+  const r1 = s.sent.at(-1);
+  assert.equal(r1.type, 'refresh');
+  s.serverSend({ type: 'ok', id: r1.id });
+  assert.deepEqual(await ok, { type: 'ok', id: r1.id });
+  const refused = c.setToken('bad.t.k');
+  const r2 = s.sent.at(-1);
+  s.serverSend({ type: 'error', code: 'AUTH_FAILED', message: 'bad signature', id: r2.id });
+  const answer = await refused;
+  assert.equal(answer.type, 'error');
+  assert.equal(answer.code, 'AUTH_FAILED');
+  s.serverClose(4001);
+  assert.equal(c.status().state, 'failed');
+  assert.equal(await c.setToken('next.t.k'), null, 'not live: a new connection carries it');
+  assert.equal(FakeSocket.all.at(-1).url, 'ws://hub.test:8765/ws?token=next.t.k');
+  c.stop();
+});
