@@ -10,7 +10,7 @@ import { OperationStore } from './store.js';
 import { OperationsView } from './render.js';
 import { Timeline } from './timeline.js';
 import { ConnectionUI, SystemPanel, staleText, toastText } from './status.js';
-import { compileFilter } from './format.js';
+import { compileFilter, isFinished } from './format.js';
 import { loadToken, saveToken, decodeClaims, checkToken, mayCancel, explainAuth } from './auth.js';
 
 /** @param {string} id */
@@ -70,6 +70,7 @@ function frame(ts) {
   const changes = store.take();
   view.update(changes, store, Date.now());
   if (changes.finishedChanged) timelineDirty = true;
+  if (pendingCancel !== null && changes.dirty.has(pendingCancel)) pendingCancelChanged();
   const t1 = performance.now();
   perf.frames += 1;
   perf.rowsUpdated += changes.dirty.size;
@@ -112,7 +113,8 @@ function refreshStale() {
   const s = client.status();
   const stale = s.state !== 'connected' && s.lastLiveAt !== null;
   document.body.classList.toggle('stale', stale);
-  view.setStale(stale ? staleText(s.lastLiveAt, Date.now()) : '');
+  // Stale data is shown as of its last live moment: elapsed times stop there.
+  view.setStale(stale ? staleText(s.lastLiveAt, Date.now()) : '', stale ? s.lastLiveAt : null);
 }
 
 // ---- clocks: countdown, ages, elapsed times, timeline -------------------------
@@ -315,21 +317,42 @@ function askCancel(id) {
   dialog.showModal();
   $('confirm-no').focus();
 }
+/** Close the dialog; the focus goes back where it was, or to the row when that is gone or hidden. */
 function closeDialog() {
+  const id = pendingCancel;
   if (dialog.open) dialog.close();
   pendingCancel = null;
-  returnFocus?.focus?.();
+  const back = returnFocus;
+  returnFocus = null;
+  if (back && back.isConnected && back.getClientRects().length > 0) back.focus();
+  else if (id !== null) view.focusRow(id);
+}
+/** The operation the dialog is about changed: once it has ended (or is gone) there is nothing to cancel. */
+function pendingCancelChanged() {
+  const id = pendingCancel;
+  if (id === null || !dialog.open) return;
+  const op = store.ops.get(id);
+  if (op && !isFinished(op.state)) return;
+  closeDialog();
+  connUI.toast(op ? `“${op.name || id}” ${op.state} on its own — nothing to cancel.` : `“${id}” is gone — nothing to cancel.`);
 }
 $('confirm-no').addEventListener('click', closeDialog);
 dialog.addEventListener('cancel', (e) => { e.preventDefault(); closeDialog(); });
 $('confirm-yes').addEventListener('click', async () => {
   const id = pendingCancel;
+  if (!id) { closeDialog(); return; }
+  const op = store.ops.get(id);
+  if (!op || isFinished(op.state)) { pendingCancelChanged(); return; }
+  returnFocus = null;
   closeDialog();
-  if (!id) return;
+  // Its Cancel button is hidden now: the focus goes to the row's "cancel requested".
   view.markCancelSent(id);
+  view.focusRow(id);
   const reply = await client.cancel(id, namespace);
   if (reply.type === 'error') {
+    const focusHere = view.hasFocus(id);
     view.unmarkCancelSent(id);
+    if (focusHere) view.focusRow(id, true);
     if (reply.code === 'AUTH_REQUIRED' || reply.code === 'FORBIDDEN') {
       view.setPermission(() => false);
       connUI.toast(`Cancel refused: ${explainCancel(reply.code)}`, 'error');

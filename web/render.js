@@ -30,7 +30,11 @@ import { percent, duration, rateEta, isFinished } from './format.js';
  * @property {boolean} pending                text not written since the last change (off screen)
  */
 
-const FIELDS = ['name', 'opid', 'state', 'cancelreq', 'stale', 'cancel', 'bar', 'fill', 'pct', 'step', 'rate', 'eta', 'elapsed', 'message', 'error'];
+const FIELDS = ['name', 'opid', 'state', 'cancelreq', 'stale', 'cancel', 'bar', 'fill', 'pct', 'step', 'rate', 'eta', 'elapsed', 'message', 'more', 'error'];
+/** Messages longer than this are clamped to three lines, with a "more" toggle and the text as a tooltip. */
+export const LONG_MESSAGE = 180;
+/** At most this much of a message goes into its tooltip. */
+const TITLE_MAX = 1000;
 
 export class OperationsView {
   /**
@@ -56,8 +60,15 @@ export class OperationsView {
     this.io = typeof IntersectionObserver === 'function'
       ? new IntersectionObserver((entries) => this.onIntersect(entries), { rootMargin: '300px 0px' })
       : null;
+    /** @type {number|null} elapsed times are shown as of this moment (stale data), else now */
+    this.frozenAt = null;
+    /** For unique message element ids (the "more" toggle's aria-controls). */
+    this.messageIds = 0;
     const click = (/** @type {Event} */ e) => {
-      const btn = /** @type {HTMLElement|null} */ (e.target instanceof Element ? e.target.closest('.op-cancel') : null);
+      const target = e.target instanceof Element ? e.target : null;
+      const more = target?.closest('.op-more');
+      if (more) { this.toggleMessage(/** @type {HTMLElement} */ (more)); return; }
+      const btn = /** @type {HTMLElement|null} */ (target ? target.closest('.op-cancel') : null);
       const li = btn?.closest('li.op');
       if (btn && li instanceof HTMLElement && li.dataset.opId) els.onCancel(li.dataset.opId);
     };
@@ -77,8 +88,13 @@ export class OperationsView {
     const li = mk('li', 'op', 'op-row');
     const card = mk('div', 'op-card');
     const head = mk('div', 'op-head');
-    head.append(mk('span', 'op-name', 'op-name'), mk('code', 'op-id', 'op-id'), mk('span', 'badge state', 'op-state'),
-      mk('span', 'badge cancel-req', 'op-cancel-requested'), mk('span', 'badge stale-badge', 'op-stale'));
+    const state = mk('span', 'badge state', 'op-state');
+    const cancelReq = mk('span', 'badge cancel-req', 'op-cancel-requested');
+    // Focus targets when the Cancel button disappears (see focusRow).
+    state.tabIndex = -1;
+    cancelReq.tabIndex = -1;
+    head.append(mk('span', 'op-name', 'op-name'), mk('code', 'op-id', 'op-id'), state, cancelReq,
+      mk('span', 'badge stale-badge', 'op-stale'));
     const cancel = mk('button', 'op-cancel', 'op-cancel');
     cancel.setAttribute('type', 'button');
     cancel.textContent = 'Cancel';
@@ -91,7 +107,12 @@ export class OperationsView {
     const meta = mk('div', 'op-meta');
     meta.append(mk('span', 'pct', 'op-percent'), mk('span', 'step', 'op-step'), mk('span', 'rate', 'op-rate'),
       mk('span', 'eta', 'op-eta'), mk('span', 'elapsed', 'op-elapsed'));
-    card.append(head, bar, meta, mk('p', 'op-message', 'op-message'), mk('p', 'op-error', 'op-error'));
+    const more = mk('button', 'op-more', 'op-more');
+    more.setAttribute('type', 'button');
+    more.setAttribute('aria-expanded', 'false');
+    more.textContent = 'more';
+    more.hidden = true;
+    card.append(head, bar, meta, mk('p', 'op-message', 'op-message'), more, mk('p', 'op-error', 'op-error'));
     li.append(card);
     return li;
   }
@@ -104,8 +125,12 @@ export class OperationsView {
     const f = {
       name: q('.op-name'), opid: q('.op-id'), state: q('.state'), cancelreq: q('.cancel-req'), stale: q('.stale-badge'),
       cancel: q('.op-cancel'), bar: q('.bar'), fill: q('.bar-fill'), pct: q('.pct'), step: q('.step'),
-      rate: q('.rate'), eta: q('.eta'), elapsed: q('.elapsed'), message: q('.op-message'), error: q('.op-error'),
+      rate: q('.rate'), eta: q('.eta'), elapsed: q('.elapsed'), message: q('.op-message'), more: q('.op-more'),
+      error: q('.op-error'),
     };
+    this.messageIds += 1;
+    f.message.id = `op-message-${this.messageIds}`;
+    f.more.setAttribute('aria-controls', f.message.id);
     f.opid.textContent = id;
     /** @type {Row} */
     const row = { id, el, f, kids: null, container: null, matches: true, visible: true, op: null, last: {}, onscreen: true, pending: false };
@@ -387,12 +412,61 @@ export class OperationsView {
     const re = rateEta(op);
     text('rate', f.rate, re.rate);
     text('eta', f.eta, re.eta);
-    text('message', f.message, op.message ?? '');
+    const msg = op.message ?? '';
+    if (last.message !== msg) {
+      last.message = msg;
+      f.message.textContent = msg;
+      const long = msg.length > LONG_MESSAGE;
+      // Long messages are clamped to three lines (CSS); the whole text is a click or a hover away.
+      if (long) f.message.title = msg.length > TITLE_MAX ? `${msg.slice(0, TITLE_MAX)}…` : msg;
+      else f.message.removeAttribute('title');
+      if (last.more !== long) { last.more = long; f.more.hidden = !long; }
+    }
     text('error', f.error, op.state === 'failed' ? (op.error ?? 'failed') : '');
     this.writeElapsed(row, op, now);
     const cr = running && (!!op.cancel_requested || this.cancelSent.has(op.operation_id));
-    if (last.cancelreq !== cr) { last.cancelreq = cr; f.cancelreq.textContent = cr ? 'cancel requested' : ''; row.el.classList.toggle('cancel-pending', cr); }
+    if (last.cancelreq !== cr) {
+      const hadFocus = this.doc.activeElement === f.cancelreq;
+      last.cancelreq = cr;
+      f.cancelreq.textContent = cr ? 'cancel requested' : '';
+      row.el.classList.toggle('cancel-pending', cr);
+      // An emptied badge is not displayed and would drop the focus: keep it on the row.
+      if (hadFocus && !cr) f.state.focus({ preventScroll: true });
+    }
     this.writeCancel(row, op);
+  }
+
+  /**
+   * Put the keyboard focus on a row: its "cancel requested" badge when it
+   * shows one, else (or with `preferCancel`, when shown) its Cancel button,
+   * else its state badge. For when the focused control went away.
+   * @param {string} id @param {boolean} [preferCancel]
+   */
+  focusRow(id, preferCancel = false) {
+    const row = this.rows.get(id);
+    if (!row) return;
+    const { f } = row;
+    if (preferCancel && !f.cancel.hidden) f.cancel.focus();
+    else if (f.cancelreq.textContent) f.cancelreq.focus();
+    else f.state.focus();
+  }
+
+  /** Whether the focus is inside a row's own card (or nowhere). @param {string} id */
+  hasFocus(id) {
+    const a = this.doc.activeElement;
+    if (!a || a === this.doc.body) return true;
+    const card = this.rows.get(id)?.el.querySelector(':scope > .op-card');
+    return !!card && card.contains(a);
+  }
+
+  /** The "more"/"less" toggle of a clamped message. @param {HTMLElement} btn */
+  toggleMessage(btn) {
+    const li = btn.closest('li.op');
+    if (!li) return;
+    const open = !li.classList.contains('msg-open');
+    li.classList.toggle('msg-open', open);
+    btn.setAttribute('aria-expanded', String(open));
+    btn.textContent = open ? 'less' : 'more';
   }
 
   /** @param {Row} row @param {OperationState} op */
@@ -410,7 +484,7 @@ export class OperationsView {
   writeElapsed(row, op, now) {
     let s = null;
     if (op.started_at !== null) {
-      const end = op.finished_at ?? (now + this.skewMs);
+      const end = op.finished_at ?? ((this.frozenAt ?? now) + this.skewMs);
       s = Math.max(0, (end - op.started_at) / 1000);
     }
     const t = s === null ? '' : `${isFinished(op.state) ? 'took' : 'elapsed'} ${duration(s)}`;
@@ -426,10 +500,18 @@ export class OperationsView {
     }
   }
 
-  /** The stale badges' text (empty when live). @param {string} text */
-  setStale(text) {
+  /**
+   * The stale badges' text (empty when live) and the moment the data was
+   * last live (null when live): while stale, elapsed times stop there
+   * instead of counting on as if the operations were known to still run.
+   * @param {string} text @param {number|null} [frozenAt]
+   */
+  setStale(text, frozenAt = null) {
+    const changed = this.frozenAt !== frozenAt;
+    this.frozenAt = frozenAt;
     for (const row of this.rows.values()) {
       if (row.last.staleText !== text) { row.last.staleText = text; row.f.stale.textContent = text; }
+      if (changed && row.op && !isFinished(row.op.state) && row.onscreen) this.writeElapsed(row, row.op, Date.now());
     }
   }
 

@@ -1,9 +1,10 @@
 // Scenarios 2 and 3: the page tells the truth when the hub goes away.
-//  2. SIGKILL: banner and stale badges within the heartbeat window + 2 s, a
-//     countdown that counts; restart: the page reconnects by itself, says so,
+//  2. SIGKILL: banner and stale badges within the heartbeat window + 2 s,
+//     elapsed times frozen while stale, a countdown that counts; restart: the page reconnects by itself, says so,
 //     and ends with exactly the hub's state (events sent while it was away
 //     included, nothing twice).
-//  3. SIGSTOP (a dead link without a close): detected by the heartbeat rule.
+//  3. SIGSTOP (a dead link without a close): "link quiet" after one missed
+//     heartbeat, dropped by the heartbeat rule after two.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Hub, tempDir, cleanup } from '../lib/hub.mjs';
@@ -67,6 +68,12 @@ test('SIGKILL: banner + stale within heartbeat + 2 s, countdown counts; restart 
   assert.notEqual(await page.locator(sel.conn).getAttribute('data-state'), 'connected');
   t.diagnostic(`screenshot: ${await shot(page, '2-disconnected')}`);
 
+  // Stale data is shown as of its last live moment: elapsed times stop counting.
+  const elapsedOf = () => page.locator(`${sel.row('job.1')} [data-testid=op-elapsed]`).textContent();
+  const staleSecs = async () => Number(/(\d+) s$/.exec(await page.locator(`${sel.row('job.1')} [data-testid=op-stale]`).textContent())?.[1] ?? NaN);
+  const frozenElapsed = await elapsedOf();
+  const staleAt = await staleSecs();
+  assert.match(frozenElapsed, /^elapsed \d+ s$/);
   // The countdown counts down (sampled, no fixed sleep).
   const seen = [];
   await until(async () => {
@@ -76,6 +83,9 @@ test('SIGKILL: banner + stale within heartbeat + 2 s, countdown counts; restart 
     return false;
   }, { what: 'the countdown to count down', timeout: 40000, interval: 200 });
   t.diagnostic(`countdown values seen: ${[...new Set(seen)].join(' ')}`);
+  await until(async () => (await staleSecs()) >= staleAt + 2, { what: 'two more seconds of staleness', timeout: 10000 });
+  assert.equal(await elapsedOf(), frozenElapsed, 'elapsed frozen while the data is stale');
+  t.diagnostic(`elapsed stayed "${frozenElapsed}" while stale went from ${staleAt} s to ${await staleSecs()} s`);
   // "Retry now" tries at once instead of waiting out the countdown.
   const before = (await clientStatus(page)).attempt;
   await page.click('[data-testid=retry-now]');

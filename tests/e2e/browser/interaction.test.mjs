@@ -1,0 +1,121 @@
+// Keyboard focus and the cancel dialog, long messages, the timeline axis:
+//  - after confirming a cancel, the focus lands on the row's "cancel
+//    requested" status, not on <body>, and Tab goes on from there;
+//  - the confirm dialog closes when its operation ends on its own (no
+//    "Cancel failed" afterwards);
+//  - a 4,000-character message takes three lines until "more" is pressed;
+//  - the timeline's time labels never overlap.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Hub } from '../lib/hub.mjs';
+import { launch, shot, watchConsole } from '../lib/browser.mjs';
+import { Producer } from '../lib/producer.mjs';
+import { sel, waitConnected, until } from '../lib/dashboard.mjs';
+
+/** What has the keyboard focus: its test id and the row it is in. */
+const focused = (page) => page.evaluate(() => {
+  const a = document.activeElement;
+  return {
+    body: a === document.body || a === null,
+    what: a ? `${a.tagName.toLowerCase()}${a.id ? '#' + a.id : ''}${a.getAttribute('class') ? '.' + a.getAttribute('class') : ''}` : null,
+    testid: a?.getAttribute?.('data-testid') ?? null,
+    row: a?.closest?.('[data-testid=op-row]')?.getAttribute('data-op-id') ?? null,
+  };
+});
+
+/** Pairs of timeline labels whose boxes overlap (or touch). */
+const overlappingLabels = (page) => page.evaluate(() => {
+  const boxes = [...document.querySelectorAll('[data-testid=timeline-label]')].map((l) => l.getBoundingClientRect())
+    .sort((a, b) => a.left - b.left);
+  const bad = [];
+  for (let i = 1; i < boxes.length; i++) if (boxes[i].left < boxes[i - 1].right + 2) bad.push([boxes[i - 1].right, boxes[i].left]);
+  return { count: boxes.length, bad };
+});
+
+test('focus after a cancel, dialog closed when its operation ends, long messages clamped, timeline labels apart', async (t) => {
+  const hub = await Hub.start(['--memory', '--heartbeat-interval', '1s', '--status-interval', '1s']);
+  const browser = await launch();
+  let producer;
+  t.after(async () => { producer?.close(); await browser.close(); await hub.stop(); });
+  const page = await browser.page();
+  const problems = watchConsole(page);
+  await page.goto(`${hub.url}/`);
+  await waitConnected(page);
+  producer = await Producer.connect(hub.addr);
+  await producer.start('first', 'First job', { kind: 'etl' });
+  await producer.start('second', 'Second job', { kind: 'etl' });
+  const long = `${'chatty '.repeat(570)}END`; // 4,000 characters
+  assert.equal(long.length, 3993);
+  await producer.start('chatty', 'Chatty job', { kind: 'etl' });
+  await producer.progress('chatty', { progress: 5, message: long });
+  await producer.progress('chatty', { progress: 6, message: long });
+  await producer.start('done', 'Already done', { kind: 'etl' });
+  await producer.complete('done');
+  const row = (id) => page.locator(sel.row(id));
+  await until(async () => (await page.locator('[data-testid=op-row]').count()) === 4, { what: 'four rows' });
+
+  // Confirm a cancel from the keyboard: the focus must not fall to <body>.
+  await row('first').locator('[data-testid=op-cancel]').focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.locator('[data-testid=confirm-dialog]');
+  await dialog.waitFor({ state: 'visible' });
+  await page.locator('[data-testid=confirm-yes]').focus();
+  await page.keyboard.press('Enter');
+  await dialog.waitFor({ state: 'hidden' });
+  await producer.nextCancel(10000);
+  await until(async () => (await row('first').locator('[data-testid=op-cancel-requested]').textContent()) === 'cancel requested', { what: 'cancel requested' });
+  const after = await focused(page);
+  t.diagnostic(`focus after confirming: ${JSON.stringify(after)}`);
+  assert.deepEqual({ ...after, what: undefined }, { body: false, what: undefined, testid: 'op-cancel-requested', row: 'first' });
+  await page.keyboard.press('Tab');
+  const next = await focused(page);
+  t.diagnostic(`next Tab: ${JSON.stringify(next)}`);
+  assert.equal(next.body, false, 'Tab goes on from the row');
+  // When the operation then ends, the focus stays on its row.
+  await row('first').locator('[data-testid=op-cancel-requested]').focus();
+  await producer.canceled('first', 'stopped');
+  await until(async () => (await row('first').getAttribute('data-state')) === 'canceled', { what: 'first canceled' });
+  await until(async () => (await row('first').evaluate((li) => li.closest('[data-testid=op-finished]') !== null)), { what: 'moved to Finished' });
+  assert.deepEqual({ ...(await focused(page)), what: undefined }, { body: false, what: undefined, testid: 'op-state', row: 'first' });
+
+  // The dialog is open when the operation finishes on its own: it closes, and says why.
+  await row('second').locator('[data-testid=op-cancel]').click();
+  await dialog.waitFor({ state: 'visible' });
+  await producer.complete('second');
+  await dialog.waitFor({ state: 'hidden', timeout: 5000 });
+  const toast = page.locator(sel.toast);
+  await until(async () => /completed on its own/.test(await toast.textContent()), { what: 'explaining toast' });
+  assert.doesNotMatch(await toast.textContent(), /Cancel failed/);
+  assert.equal((await focused(page)).body, false, 'focus kept on the page, not <body>');
+  assert.equal(producer.cancels.length, 0, 'nothing was sent for it');
+
+  // A 4,000-character message: three lines and a "more" toggle, the text as a tooltip.
+  const msg = row('chatty').locator('[data-testid=op-message]');
+  const more = row('chatty').locator('[data-testid=op-more]');
+  await until(async () => (await msg.textContent()) === long, { what: 'long message' });
+  const lineHeight = await msg.evaluate((el) => parseFloat(getComputedStyle(el).lineHeight) || parseFloat(getComputedStyle(el).fontSize) * 1.4);
+  const clamped = (await msg.boundingBox()).height;
+  t.diagnostic(`clamped message: ${clamped.toFixed(0)} px for line height ${lineHeight.toFixed(1)} px`);
+  assert.ok(clamped <= 3 * lineHeight + 2, `message clamped to 3 lines (${clamped} px)`);
+  assert.equal(await msg.getAttribute('title'), `${long.slice(0, 1000)}…`);
+  assert.equal(await more.isVisible(), true);
+  assert.equal(await row('done').locator('[data-testid=op-more]').isVisible(), false, 'no toggle for a short message');
+  await more.click();
+  await until(async () => (await msg.boundingBox()).height > 6 * lineHeight, { what: 'message expanded' });
+  assert.equal(await more.getAttribute('aria-expanded'), 'true');
+  t.diagnostic(`screenshot: ${await shot(page, 'interaction-long-message-open')}`);
+  await more.click();
+  await until(async () => (await msg.boundingBox()).height <= 3 * lineHeight + 2, { what: 'message clamped again' });
+
+  // The timeline's time labels never overlap, wide or narrow.
+  for (const width of [1280, 1000, 375]) {
+    await page.setViewportSize({ width, height: 900 });
+    const res = await until(async () => {
+      const r = await overlappingLabels(page);
+      return r.count >= 2 && r.bad.length === 0 ? r : null;
+    }, { what: `timeline labels apart at ${width} px`, timeout: 8000 });
+    t.diagnostic(`${width} px: ${res.count} time labels, none overlapping`);
+  }
+  t.diagnostic(`screenshot: ${await shot(page, 'interaction-timeline-phone')}`);
+  assert.deepEqual(problems, [], 'no console errors or CSP violations');
+});
