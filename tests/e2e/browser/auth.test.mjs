@@ -4,8 +4,8 @@
 // token on the live connection (`refresh`) without reconnecting.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Hub } from '../lib/hub.mjs';
-import { launch, shot } from '../lib/browser.mjs';
+import { hubAndBrowser } from '../lib/setup.mjs';
+import { shot } from '../lib/browser.mjs';
 import { Producer } from '../lib/producer.mjs';
 import { mintToken } from '../lib/jwt.mjs';
 import { sel, waitConnected, assertSameState, until } from '../lib/dashboard.mjs';
@@ -13,12 +13,9 @@ import { sel, waitConnected, assertSameState, until } from '../lib/dashboard.mjs
 const SECRET = 'e2e-secret-0123456789abcdef';
 
 test('auth: token entry, clear message for a bad token, role-aware cancel, token never in the URL', async (t) => {
-  const hub = await Hub.start(['--memory', '--heartbeat-interval', '1s', '--jwt-secret', SECRET]);
-  const browser = await launch();
-  let producer;
-  t.after(async () => { producer?.close(); await browser.close(); await hub.stop(); });
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s', '--jwt-secret', SECRET]);
   const admin = mintToken(SECRET, { sub: 'producer', roles: ['admin'], namespaces: ['*'] });
-  producer = await Producer.connect(hub.addr, { token: admin });
+  const producer = keep(await Producer.connect(hub.addr, { token: admin }));
   await producer.start('secret.1', 'Secret job', { kind: 'etl', total: 10 });
   await producer.progress('secret.1', { current: 4 });
 

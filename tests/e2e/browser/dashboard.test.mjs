@@ -3,16 +3,13 @@
 // reaches the producer, which then reports canceled.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Hub } from '../lib/hub.mjs';
-import { launch, shot, watchConsole } from '../lib/browser.mjs';
+import { hubAndBrowser } from '../lib/setup.mjs';
+import { shot, watchConsole } from '../lib/browser.mjs';
 import { Producer } from '../lib/producer.mjs';
 import { sel, waitConnected, assertSameState, until } from '../lib/dashboard.mjs';
 
 test('operations move, finish, fail, nest, and cancel from the page reaches the producer', async (t) => {
-  const hub = await Hub.start(['--memory', '--heartbeat-interval', '1s', '--status-interval', '1s']);
-  const browser = await launch();
-  let producer;
-  t.after(async () => { producer?.close(); await browser.close(); await hub.stop(); });
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s', '--status-interval', '1s']);
 
   const page = await browser.page();
   const problems = watchConsole(page);
@@ -24,7 +21,7 @@ test('operations move, finish, fail, nest, and cancel from the page reaches the 
   assert.equal(await page.locator(sel.connText).textContent(), 'Connected');
   assert.equal(await page.locator(sel.conn).getAttribute('data-state'), 'connected');
 
-  producer = await Producer.connect(hub.addr);
+  const producer = keep(await Producer.connect(hub.addr));
   await producer.start('render.1', 'Render scene', { kind: 'render', total: 200 });
   await producer.start('render.1.frames', 'Frames', { kind: 'render', parent_id: 'render.1' });
   await producer.start('test.1', 'Unit tests', { kind: 'test' });

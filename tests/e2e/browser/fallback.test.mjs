@@ -4,16 +4,12 @@
 // `/api/v1/stream`, shows live updates, and cancels over the HTTP API.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Hub } from '../lib/hub.mjs';
-import { launch } from '../lib/browser.mjs';
+import { hubAndBrowser } from '../lib/setup.mjs';
 import { Producer } from '../lib/producer.mjs';
 import { sel, waitConnected, assertSameState, until } from '../lib/dashboard.mjs';
 
 test('WebSocket blocked, HTTP fine → live over SSE, cancel over HTTP', async (t) => {
-  const hub = await Hub.start(['--memory', '--heartbeat-interval', '1s']);
-  const browser = await launch();
-  let producer;
-  t.after(async () => { producer?.close(); await browser.close(); await hub.stop(); });
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s']);
   const page = await browser.page();
   await page.addInitScript(() => {
     window.__wsAttempts = 0;
@@ -27,7 +23,7 @@ test('WebSocket blocked, HTTP fine → live over SSE, cancel over HTTP', async (
       close() { this.readyState = 3; }
     };
   });
-  producer = await Producer.connect(hub.addr);
+  const producer = keep(await Producer.connect(hub.addr));
   await producer.start('sse.1', 'Over SSE', { kind: 'sse', total: 10 });
 
   await page.goto(`${hub.url}/`);

@@ -4,8 +4,8 @@
 // no countdown.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Hub } from '../lib/hub.mjs';
-import { launch, shot, watchConsole } from '../lib/browser.mjs';
+import { hubAndBrowser } from '../lib/setup.mjs';
+import { shot, watchConsole } from '../lib/browser.mjs';
 import { Producer } from '../lib/producer.mjs';
 import { sel, waitConnected, until } from '../lib/dashboard.mjs';
 
@@ -31,18 +31,16 @@ const where = (page, id) => page.evaluate((id) => {
 }, id);
 
 test('a row shows its own state; running children keep a finished parent active; stalled means no ETA', async (t) => {
-  const hub = await Hub.start(['--memory', '--heartbeat-interval', '1s', '--status-interval', '1s', '--stall-timeout', '2s']);
-  const browser = await launch();
-  let producer;
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s', '--status-interval', '1s', '--stall-timeout', '2s']);
   /** @type {any} */
   let pump = null;
-  t.after(async () => { clearInterval(pump); producer?.close(); await browser.close(); await hub.stop(); });
+  keep({ close: () => clearInterval(pump) });
   const page = await browser.page();
   const problems = watchConsole(page);
   await page.goto(`${hub.url}/`);
   await waitConnected(page);
 
-  producer = await Producer.connect(hub.addr);
+  const producer = keep(await Producer.connect(hub.addr));
   await producer.start('pipe', 'Pipeline (reports only through its steps)', { kind: 'etl' });
   await producer.start('pipe.a', 'Step A', { kind: 'etl', parent_id: 'pipe' });
   await producer.start('pipe.b', 'Step B', { kind: 'etl', parent_id: 'pipe' });

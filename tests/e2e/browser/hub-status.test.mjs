@@ -5,8 +5,8 @@
 // the page when the hub's finished retention says they left the hub.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Hub } from '../lib/hub.mjs';
-import { launch, shot, watchConsole } from '../lib/browser.mjs';
+import { hubAndBrowser } from '../lib/setup.mjs';
+import { shot, watchConsole } from '../lib/browser.mjs';
 import { Producer } from '../lib/producer.mjs';
 import { mintToken } from '../lib/jwt.mjs';
 import { sel, waitConnected, hubState, until } from '../lib/dashboard.mjs';
@@ -15,11 +15,8 @@ const SECRET = 'e2e-status-secret-0123456789';
 const RETENTION_MS = 3000;
 
 test('on connect: Hub panel filled, heartbeat_interval_ms expected, finished rows dropped after finished_retention_ms', async (t) => {
-  const hub = await Hub.start(['--memory', '--jwt-secret', SECRET, '--heartbeat-interval', '70s', '--status-interval', '70s',
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--jwt-secret', SECRET, '--heartbeat-interval', '70s', '--status-interval', '70s',
     '--finished-retention', `${RETENTION_MS / 1000}s`]);
-  const browser = await launch();
-  let producer;
-  t.after(async () => { producer?.close(); await browser.close(); await hub.stop(); });
   const admin = mintToken(SECRET, { sub: 'producer', roles: ['admin'], namespaces: ['*'] });
   const viewer = mintToken(SECRET, { sub: 'viewer-vic', roles: ['viewer'], namespaces: ['default'] });
   const page = await browser.page();
@@ -45,7 +42,7 @@ test('on connect: Hub panel filled, heartbeat_interval_ms expected, finished row
   assert.equal(await page.locator(sel.conn).getAttribute('data-state'), 'connected');
 
   // 5. A finished operation leaves the page when it leaves the hub.
-  producer = await Producer.connect(hub.addr, { token: admin });
+  const producer = keep(await Producer.connect(hub.addr, { token: admin }));
   await producer.start('keep', 'Still running', { kind: 'etl' });
   await producer.start('short', 'Done quickly', { kind: 'etl' });
   await producer.complete('short');

@@ -7,8 +7,8 @@
 //  - the timeline's time labels never overlap.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Hub } from '../lib/hub.mjs';
-import { launch, shot, watchConsole } from '../lib/browser.mjs';
+import { hubAndBrowser } from '../lib/setup.mjs';
+import { shot, watchConsole } from '../lib/browser.mjs';
 import { Producer } from '../lib/producer.mjs';
 import { sel, waitConnected, until } from '../lib/dashboard.mjs';
 
@@ -33,15 +33,12 @@ const overlappingLabels = (page) => page.evaluate(() => {
 });
 
 test('focus after a cancel, dialog closed when its operation ends, long messages clamped, timeline labels apart', async (t) => {
-  const hub = await Hub.start(['--memory', '--heartbeat-interval', '1s', '--status-interval', '1s']);
-  const browser = await launch();
-  let producer;
-  t.after(async () => { producer?.close(); await browser.close(); await hub.stop(); });
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s', '--status-interval', '1s']);
   const page = await browser.page();
   const problems = watchConsole(page);
   await page.goto(`${hub.url}/`);
   await waitConnected(page);
-  producer = await Producer.connect(hub.addr);
+  const producer = keep(await Producer.connect(hub.addr));
   await producer.start('first', 'First job', { kind: 'etl' });
   await producer.start('second', 'Second job', { kind: 'etl' });
   const long = `${'chatty '.repeat(570)}END`; // 4,000 characters

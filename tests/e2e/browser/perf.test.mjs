@@ -12,8 +12,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Hub } from '../lib/hub.mjs';
-import { launch, shot, screenshotDir } from '../lib/browser.mjs';
+import { hubAndBrowser } from '../lib/setup.mjs';
+import { shot, screenshotDir } from '../lib/browser.mjs';
 import { Producer } from '../lib/producer.mjs';
 import { waitConnected, assertSameState, hubState, until } from '../lib/dashboard.mjs';
 
@@ -60,10 +60,7 @@ const pageFigures = (perf, appliedBefore, seconds) => ({
 });
 
 test(`perf: ${OPS} operations × ${RATE} updates/s for ${SECONDS} s`, { timeout: 240000 }, async (t) => {
-  const hub = await Hub.start(['--memory', '--heartbeat-interval', '2s', '--stall-timeout', '5m']);
-  const browser = await launch();
-  let producer;
-  t.after(async () => { producer?.close(); await browser.close(); await hub.stop(); });
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '2s', '--stall-timeout', '5m']);
   const page = await browser.page();
   await page.goto(`${hub.url}/`);
   await waitConnected(page);
@@ -73,7 +70,7 @@ test(`perf: ${OPS} operations × ${RATE} updates/s for ${SECONDS} s`, { timeout:
   // outgoing queue passes 1 MiB is dropped as a slow client), so each keeps
   // at most WINDOW messages unacked and yields to the event loop often.
   const producers = [await Producer.connect(hub.addr), await Producer.connect(hub.addr)];
-  producer = { close: () => producers.forEach((p) => p.close()) };
+  producers.forEach(keep);
   const ids = Array.from({ length: OPS }, (_, i) => `perf.${String(i).padStart(4, '0')}`);
   const owner = (i) => producers[i % producers.length];
   const outstanding = () => producers.reduce((n, p) => n + p.outstanding(), 0);
@@ -141,7 +138,7 @@ test(`perf: ${OPS} operations × ${RATE} updates/s for ${SECONDS} s`, { timeout:
   assert.equal(n, OPS);
   assert.equal(perf.status.state, 'connected', 'the page never lost the connection under load');
   t.diagnostic(`screenshot: ${await shot(page, '5-perf')}`);
-  producer.close();
+  producers.forEach((p) => p.close());
 
   const hubPhase = {
     seconds: Math.round(loadMs / 100) / 10,

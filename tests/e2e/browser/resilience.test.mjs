@@ -154,7 +154,7 @@ test('SIGSTOP: a link that stays OPEN but goes silent is dropped by the heartbea
   t.diagnostic(`silence detected after ${detectedAfter} ms (learned heartbeat ${learned} ms); reason: ${status.reason}`);
   assert.match(status.reason ?? '', /heartbeat/, 'dropped by the heartbeat rule, not by a close');
   assert.ok(detectedAfter <= 2 * learned + 1000 + 500, `detection took ${detectedAfter} ms`);
-  await page.locator(sel.banner).waitFor({ state: 'visible', timeout: 4000 });
+  await page.locator(sel.banner).waitFor({ state: 'visible', timeout: 10000 });
   assert.ok(await page.evaluate(() => document.body.classList.contains('stale')), 'cards marked stale');
   t.diagnostic(`screenshot: ${await shot(page, '3-silent-link')}`);
 

@@ -5,8 +5,8 @@
 // token instead of retrying the expired one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Hub } from '../lib/hub.mjs';
-import { launch, shot } from '../lib/browser.mjs';
+import { hubAndBrowser } from '../lib/setup.mjs';
+import { shot } from '../lib/browser.mjs';
 import { Producer } from '../lib/producer.mjs';
 import { mintToken } from '../lib/jwt.mjs';
 import { sel, waitConnected, until } from '../lib/dashboard.mjs';
@@ -16,12 +16,9 @@ const KEY = 'progress-hub.token';
 const stored = (page) => page.evaluate((k) => sessionStorage.getItem(k), KEY);
 
 test('tokens: saved only once accepted; refresh answered → panel closed; expired → ask for a new one', async (t) => {
-  const hub = await Hub.start(['--memory', '--heartbeat-interval', '1s', '--jwt-secret', SECRET]);
-  const browser = await launch();
-  let producer;
-  t.after(async () => { producer?.close(); await browser.close(); await hub.stop(); });
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s', '--jwt-secret', SECRET]);
   const admin = mintToken(SECRET, { sub: 'producer', roles: ['admin'], namespaces: ['*'] });
-  producer = await Producer.connect(hub.addr, { token: admin });
+  const producer = keep(await Producer.connect(hub.addr, { token: admin }));
   await producer.start('job', 'A job', { kind: 'etl' });
   const page = await browser.page();
   let sockets = 0;
