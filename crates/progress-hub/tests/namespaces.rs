@@ -38,6 +38,16 @@ async fn counter(h: &Hub, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Subscribes `v` to "jobs" from `(epoch, offset)`; the `subscribed` reply.
+async fn resume_jobs(v: &mut Ws, epoch: &str, offset: u64) -> Value {
+    let resume = json!({"epoch": epoch, "offset": offset});
+    v.request(
+        json!({"type": "subscribe", "namespace": "jobs", "resume": resume}),
+        1,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_cap_counts_namespaces_in_use() {
     // An idle namespace would go by itself 2 s after its last operation
@@ -90,13 +100,7 @@ async fn a_forgotten_namespace_returns_under_a_new_epoch() {
     let ack = publish(&mut p, started("second", "jobs"), 3).await;
     assert_eq!(ack["offset"], 1, "{ack}");
     let mut v = Ws::connect(&h.ws_url()).await;
-    let resume = json!({"epoch": epoch, "offset": 2});
-    let s = v
-        .request(
-            json!({"type": "subscribe", "namespace": "jobs", "resume": resume}),
-            1,
-        )
-        .await;
+    let s = resume_jobs(&mut v, &epoch, 2).await;
     let new_epoch = s["epoch"].as_str().unwrap().to_owned();
     assert_ne!(new_epoch, epoch, "{s}");
     assert_eq!(
@@ -124,13 +128,7 @@ async fn a_forgotten_namespace_returns_under_a_new_epoch() {
     // The new epoch, and the count behind it, survive a restart.
     let h = hub().data_dir(dir.path()).args(args).start().await;
     let mut v = Ws::connect(&h.ws_url()).await;
-    let resume = json!({"epoch": new_epoch, "offset": 0});
-    let s = v
-        .request(
-            json!({"type": "subscribe", "namespace": "jobs", "resume": resume}),
-            1,
-        )
-        .await;
+    let s = resume_jobs(&mut v, &new_epoch, 0).await;
     assert_eq!(
         (s["epoch"].as_str(), s["recovered"].clone()),
         (Some(new_epoch.as_str()), json!(true)),
