@@ -149,3 +149,68 @@ impl ServerMessage {
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
     }
 }
+
+/// Encodes an `operation_list` from borrowed states, byte for byte as
+/// [`ServerMessage::OperationList`] would, without copying the states
+/// first (a snapshot of a big namespace is built on the hub's engine task).
+pub fn encode_operation_list(
+    namespace: &str,
+    epoch: &str,
+    offset: u64,
+    operations: &[&OperationState],
+) -> String {
+    #[derive(Serialize)]
+    struct List<'a> {
+        r#type: &'static str,
+        namespace: &'a str,
+        epoch: &'a str,
+        offset: u64,
+        operations: &'a [&'a OperationState],
+    }
+    let list = List {
+        r#type: "operation_list",
+        namespace,
+        epoch,
+        offset,
+        operations,
+    };
+    serde_json::to_string(&list).unwrap_or_else(|_| String::from("{}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_borrowed_operation_list_encodes_as_the_owned_one() {
+        let state: OperationState = serde_json::from_value(serde_json::json!({
+            "operation_id": "r.1", "namespace": "media", "name": "Render \"x\"", "kind": "render",
+            "state": "running", "progress": 12.5, "current": null, "total": null, "step": "s",
+            "message": null, "details": null, "error": null, "parent_id": null,
+            "started_at": 1, "updated_at": 2, "finished_at": null, "rate": 0.5,
+            "eta_seconds": null, "cancel_requested": false, "last_offset": 3,
+            "metadata": {"a": [1, 2]}
+        }))
+        .unwrap();
+        let mut other = state.clone();
+        other.operation_id = "r.2".into();
+        let owned = ServerMessage::OperationList {
+            namespace: "media".into(),
+            epoch: "e.1".into(),
+            offset: 9,
+            operations: vec![state.clone(), other.clone()],
+        }
+        .encode();
+        assert_eq!(
+            encode_operation_list("media", "e.1", 9, &[&state, &other]),
+            owned
+        );
+        let empty = ServerMessage::OperationList {
+            namespace: "n".into(),
+            epoch: "e".into(),
+            offset: 0,
+            operations: Vec::new(),
+        };
+        assert_eq!(encode_operation_list("n", "e", 0, &[]), empty.encode());
+    }
+}

@@ -89,6 +89,15 @@ pub struct Config {
     /// Bytes queued for a viewer after which it is dropped as `SLOW_CLIENT`.
     #[serde(deserialize_with = "lenient::usize")]
     pub slow_client_bytes: usize,
+    /// Bytes of snapshots (`operation_list`) made for viewers that have not
+    /// read them yet, hub-wide, past which a subscribe that needs one gets
+    /// `RATE_LIMITED` (`reason: "snapshots"`, `retry_after_ms`). A snapshot
+    /// is one message of a whole namespace and does not count against
+    /// `slow_client_bytes`; viewers that read let go of theirs at once.
+    /// One snapshot is always made when none waits, however big; 0: no
+    /// bound.
+    #[serde(deserialize_with = "lenient::usize")]
+    pub max_snapshot_bytes: usize,
     /// Most WebSocket and SSE connections the hub holds (more get HTTP 503
     /// `RATE_LIMITED`); connections being served as plain HTTP are capped
     /// at twice this plus 16 (past that the hub stops accepting until one
@@ -192,6 +201,7 @@ impl Default for Config {
             insecure_no_auth: false,
             conflate_after_bytes: 64 * 1024,
             slow_client_bytes: 1024 * 1024,
+            max_snapshot_bytes: 512 << 20,
             max_connections: 100_000,
             max_operations_per_namespace: 100_000,
             max_namespaces: 10_000,
@@ -237,6 +247,7 @@ pub const KEYS: &[&str] = &[
     "insecure_no_auth",
     "conflate_after_bytes",
     "slow_client_bytes",
+    "max_snapshot_bytes",
     "max_connections",
     "max_operations_per_namespace",
     "max_namespaces",

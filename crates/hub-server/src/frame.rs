@@ -203,28 +203,42 @@ impl Batch {
     }
 
     /// Writes the frame (header and text) to `to` without blocking; returns
-    /// the write's result and the bytes it did not take, to be written
-    /// later in order.
+    /// the write's result and the bytes it did not take (a copy), to be
+    /// written later in order.
     pub fn try_write_to(&self, to: &impl TryWrite) -> (std::io::Result<usize>, Vec<u8>) {
+        let result = self.try_write_some(to);
+        let (head, text) = self.rest(*result.as_ref().unwrap_or(&0));
+        let mut rest = Vec::with_capacity(head.len() + text.len());
+        rest.extend_from_slice(&head);
+        rest.extend_from_slice(text);
+        (result, rest)
+    }
+
+    /// Writes what `to` takes of the frame without blocking; returns how
+    /// many bytes it took. What is left stays here ([`Batch::rest`]).
+    pub fn try_write_some(&self, to: &impl TryWrite) -> std::io::Result<usize> {
         if let Text::One(_, Some(frame)) = &self.text {
-            let result = to.try_write(frame);
-            let done = *result.as_ref().unwrap_or(&0);
-            return (result, frame[done.min(frame.len())..].to_vec());
+            return to.try_write(frame);
         }
         let text = self.as_str().as_bytes();
         let (h, n) = text_header(text.len());
-        let header = &h[..n];
-        let result = to.try_write_vectored(&[IoSlice::new(header), IoSlice::new(text)]);
-        let done = *result.as_ref().unwrap_or(&0);
-        let mut rest = Vec::new();
-        if done < header.len() {
-            rest.reserve(header.len() - done + text.len());
-            rest.extend_from_slice(&header[done..]);
-            rest.extend_from_slice(text);
-        } else if done - header.len() < text.len() {
-            rest.extend_from_slice(&text[done - header.len()..]);
+        to.try_write_vectored(&[IoSlice::new(&h[..n]), IoSlice::new(text)])
+    }
+
+    /// The frame's bytes from `done` on, borrowed where they are: what is
+    /// left of its header (a few bytes) and of its text. A big frame
+    /// waiting for a slow reader is then never copied.
+    pub fn rest(&self, done: usize) -> (Vec<u8>, &[u8]) {
+        if let Text::One(_, Some(frame)) = &self.text {
+            return (Vec::new(), &frame[done.min(frame.len())..]);
         }
-        (result, rest)
+        let text = self.as_str().as_bytes();
+        let (h, n) = text_header(text.len());
+        if done < n {
+            (h[done..n].to_vec(), text)
+        } else {
+            (Vec::new(), &text[(done - n).min(text.len())..])
+        }
     }
 }
 

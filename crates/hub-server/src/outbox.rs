@@ -341,11 +341,13 @@ impl Outbox {
 
     fn after_push(&self, outcome: PushOutcome) -> bool {
         if matches!(outcome, PushOutcome::Slow) {
+            let limit = self.queue.lock().queue.config().slow_limit_bytes;
             let err = ProtoError::new(
                 hub_proto::ErrorCode::SlowClient,
                 "the connection could not keep up with its updates",
             )
-            .with_details("The hub dropped this connection instead of queueing without bound; reconnect and resume from your last offset.");
+            .with_details("The hub dropped this connection instead of queueing without bound; reconnect and resume from your last offset.")
+            .with_data(serde_json::json!({"reason": "queue", "limit": limit}));
             self.close(CloseCode::TryAgainLater, err, crate::clock::now_ms());
             return false;
         }
@@ -528,6 +530,9 @@ impl crate::sock::Capture for Outbox {
             let e = ProtoError::new(
                 hub_proto::ErrorCode::SlowClient,
                 "the connection does not read what the hub sends",
+            )
+            .with_data(
+                serde_json::json!({"reason": "unread_control_frames", "limit": PENDING_LIMIT}),
             );
             self.close(CloseCode::TryAgainLater, e, crate::clock::now_ms());
         }

@@ -411,12 +411,20 @@ async fn flush(
         match (next, wire) {
             (Next::Raw(bytes), Some(w)) => w.write_all(&bytes).await.map_err(failed)?,
             (Next::Frame(batch), Some(w)) => {
-                let (first, rest) = batch.try_write_to(w);
-                match first {
+                let done = match batch.try_write_some(w) {
                     Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => {
                         return Err(WriteFailed::Gone)
                     }
-                    _ => w.write_all(&rest).await.map_err(failed)?,
+                    r => r.unwrap_or(0),
+                };
+                // The rest is written from the frame itself: a snapshot of
+                // tens of MiB for a slow reader is held once, not twice.
+                let (head, text) = batch.rest(done);
+                if !head.is_empty() {
+                    w.write_all(&head).await.map_err(failed)?;
+                }
+                if !text.is_empty() {
+                    w.write_all(text).await.map_err(failed)?;
                 }
                 batch.receipt().record(m);
             }

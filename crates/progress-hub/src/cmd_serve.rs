@@ -84,6 +84,9 @@ pub struct ServeArgs {
     /// Bytes queued for a viewer after which it is dropped as slow.
     #[arg(long, allow_hyphen_values = true)]
     slow_client_bytes: Option<String>,
+    /// Bytes of snapshots not yet read by their viewers, hub-wide, past which subscribes needing one are refused (default 512 MiB; 0: unlimited)
+    #[arg(long, allow_hyphen_values = true)]
+    max_snapshot_bytes: Option<String>,
     /// Most connections.
     #[arg(long, allow_hyphen_values = true)]
     max_connections: Option<String>,
@@ -167,6 +170,7 @@ impl ServeArgs {
         s("tls_key", &self.tls_key);
         s("conflate_after_bytes", &self.conflate_after_bytes);
         s("slow_client_bytes", &self.slow_client_bytes);
+        s("max_snapshot_bytes", &self.max_snapshot_bytes);
         s("max_connections", &self.max_connections);
         s(
             "max_operations_per_namespace",

@@ -257,3 +257,54 @@ async fn long_histories_come_back_whole_and_in_order() {
     assert_eq!(events[0]["offset"], 101);
     assert_eq!(page["last_offset"], n);
 }
+
+/// Reads are answered on the engine's task: clients polling a big
+/// namespace's list must starve neither producers' acks nor the engine's
+/// clock (a running operation still stalls on time). The list picked and
+/// copied every operation for each request and the engine served requests
+/// before its timers, so a few pollers stopped stalls altogether.
+#[tokio::test]
+async fn polling_a_big_namespace_starves_neither_acks_nor_stalls() {
+    let h = hub().args(["--stall-timeout", "1s"]).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let n = 10_000u64;
+    for chunk in 0..n / 1000 {
+        for i in chunk * 1000..(chunk + 1) * 1000 {
+            let start = json!({"type": "operation_started", "namespace": "big", "operation_id": format!("b{i}"), "seq": 1, "name": "x", "id": i});
+            p.send(start).await;
+        }
+        let last = (chunk + 1) * 1000 - 1;
+        p.until(
+            |m| m["type"] == "ack" && m["id"] == last,
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+    let (mut v, _) = subscriber(&h, "small").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let url = format!("{}/api/v1/namespaces/big/operations?limit=1", h.http());
+    let pollers: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, url) = (stop.clone(), url.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut polls = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = http.get(&url).send().await.expect("poll");
+                    assert_eq!(r.status(), 200);
+                    polls += 1;
+                }
+                polls
+            })
+        })
+        .collect();
+    let mut w = Ws::connect(&h.ws_url()).await;
+    let ack = publish(&mut w, started("w", "small"), 1).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let stalled = v.next_of("operation_stalled", DEADLINE).await;
+    assert_eq!(stalled["operation_id"], "w");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for p in pollers {
+        assert!(p.await.unwrap() > 0, "the pollers polled");
+    }
+}

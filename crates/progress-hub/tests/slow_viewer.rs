@@ -65,6 +65,10 @@ async fn a_stuck_viewer_is_dropped_and_others_get_everything() {
     assert_eq!(code, Some(1013));
     let final_msg: Value = serde_json::from_str(texts.last().unwrap()).unwrap();
     assert_eq!(final_msg["code"], "SLOW_CLIENT");
+    assert_eq!(
+        final_msg["data"]["limit"], 2097152,
+        "names the limit: {final_msg}"
+    );
     // What it did get is in offset order (conflation keeps order).
     let offsets: Vec<u64> = texts
         .iter()
@@ -314,4 +318,70 @@ async fn subscribing_again_and_again_without_reading_stalls_only_that_connection
             .filter(|l| l.starts_with("{\"type\":\"subscribed\""))
             .count();
     }
+}
+
+/// A snapshot does not count against a viewer's slow limit, so viewers
+/// that subscribe and never read could hold one each, hub-wide without
+/// bound: past `--max-snapshot-bytes` of unread snapshots a subscribe that
+/// needs one is refused (the refused connection keeps what it had), and
+/// once the stuck viewer is gone its snapshot no longer counts.
+#[tokio::test]
+async fn unread_snapshots_are_bounded_hub_wide() {
+    let h = hub()
+        .args(["--max-snapshot-bytes", "1000000"])
+        .start()
+        .await;
+    // About 8 MB of operations: more than the kernel buffers between the
+    // hub and a viewer that does not read.
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let pad = "m".repeat(50_000);
+    for i in 0..160u64 {
+        let mut start = started(&format!("big{i}"), "default");
+        start["metadata"] = json!({ "pad": pad });
+        let ack = publish(&mut p, start, i).await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+    }
+    let mut stuck = RawWs::connect_with_buffer(&h.addr, "/ws", Some(4096)).await;
+    stuck
+        .send_frame(1, br#"{"type":"subscribe","id":1,"namespace":"default"}"#)
+        .await;
+    let mut v = Ws::connect(&h.ws_url()).await;
+    let e = subscribe_until(&mut v, "error", "the big snapshot to be held").await;
+    assert_eq!(e["code"], "RATE_LIMITED", "{e}");
+    assert_eq!(e["data"]["reason"], "snapshots", "{e}");
+    assert_eq!(e["data"]["limit"], 1_000_000, "{e}");
+    assert!(e["data"]["retry_after_ms"].is_u64(), "{e}");
+    // The producer is not held up meanwhile.
+    let ack = publish(&mut p, progress("big0", "default", 2, 5.0), 500).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    drop(stuck);
+    let s = subscribe_until(
+        &mut v,
+        "subscribed",
+        "a snapshot once the stuck viewer is gone",
+    )
+    .await;
+    assert_eq!(s["recovered"], false);
+    let list = v.next_of("operation_list", DEADLINE).await;
+    assert_eq!(list["operations"].as_array().map(Vec::len), Some(160));
+}
+
+/// Subscribes `v` to `default` again and again until the reply's type is
+/// `ty`; panics after the deadline.
+async fn subscribe_until(v: &mut Ws, ty: &str, what: &str) -> Value {
+    let end = tokio::time::Instant::now() + DEADLINE;
+    for id in 1.. {
+        let r = v
+            .request(json!({"type": "subscribe", "namespace": "default"}), id)
+            .await;
+        if r["type"] == ty {
+            return r;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for {what}: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    unreachable!()
 }

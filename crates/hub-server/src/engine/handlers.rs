@@ -4,6 +4,7 @@
 use super::coalesce::{Held, Verdict};
 use super::command::{Command, Reply, Who};
 use super::records;
+use super::snapshots::RETRY_AFTER_MS;
 use super::state::{AfterCommit, Ns, Sub};
 use super::Engine;
 use crate::clock::now_ms;
@@ -344,17 +345,39 @@ impl Engine {
             conn.reject(e);
             return;
         }
-        self.remove_sub(conn.id, &namespace);
-        // Held broadcasts belong to the viewers subscribed before this one,
-        // whose replay or snapshot below already covers them.
-        let (held, _) = self.coalesce.release(&namespace, None);
-        self.deliver_held(&namespace, held);
         let (last, first) = match self.namespaces.get(&namespace) {
             Some(ns) => (ns.log.last_offset(), ns.log.first_offset()),
             None => (0, 1),
         };
         let epoch = self.epoch_of(&namespace);
         let plan = plan_resume(resume.as_ref(), &epoch, last, first, self.cfg.replay_limit);
+        // The snapshot is made before anything changes: when too many
+        // made earlier still wait for viewers that do not read, this one
+        // is refused and the connection keeps what it had.
+        let snapshot = match plan {
+            ResumePlan::Replay { .. } => None,
+            ResumePlan::Snapshot(_) => {
+                let bytes: Arc<str> = self.snapshot(&namespace, &epoch, last, &filter).into();
+                let budget = self.cfg.max_snapshot_bytes;
+                if !self.snapshots.admit(&bytes, budget) {
+                    self.metrics.limited("snapshots");
+                    let e = ProtoError::new(
+                        ErrorCode::RateLimited,
+                        "the hub holds too many snapshots its viewers have not read yet; try again shortly",
+                    )
+                    .with_data(serde_json::json!({"reason": "snapshots", "limit": budget, "retry_after_ms": RETRY_AFTER_MS}))
+                    .with_id(id);
+                    conn.reject(e);
+                    return;
+                }
+                Some(bytes)
+            }
+        };
+        self.remove_sub(conn.id, &namespace);
+        // Held broadcasts belong to the viewers subscribed before this one,
+        // whose replay or snapshot below already covers them.
+        let (held, _) = self.coalesce.release(&namespace, None);
+        self.deliver_held(&namespace, held);
         let recovered = matches!(plan, ResumePlan::Replay { .. });
         let outcome = match plan {
             ResumePlan::Replay { .. } => "recovered",
@@ -370,15 +393,15 @@ impl Engine {
             ServerMessage::Subscribed {
                 id,
                 namespace: namespace.clone(),
-                epoch: epoch.clone(),
+                epoch,
                 offset: last,
                 recovered,
             }
             .encode()
             .into(),
         );
-        match plan {
-            ResumePlan::Replay { after } => {
+        match (plan, snapshot) {
+            (ResumePlan::Replay { after }, _) => {
                 if let Some(ns) = self.namespaces.get(&namespace) {
                     let mut replayed = 0;
                     for e in ns.log.after(after) {
@@ -394,30 +417,10 @@ impl Engine {
                     self.metrics.replayed.inc_by(replayed);
                 }
             }
-            ResumePlan::Snapshot(_) => {
-                let mut operations: Vec<OperationState> = self
-                    .namespaces
-                    .get(&namespace)
-                    .map(|ns| {
-                        ns.states
-                            .values()
-                            .filter(|s| filter.matches(&s.operation_id, &s.kind))
-                            .cloned()
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                operations.sort_by(|a, b| {
-                    (a.started_at, &a.operation_id).cmp(&(b.started_at, &b.operation_id))
-                });
-                let bytes = ServerMessage::OperationList {
-                    namespace: namespace.clone(),
-                    epoch,
-                    offset: last,
-                    operations,
-                }
-                .encode();
-                conn.push(OutItem::message(bytes.into()).with_offset(last).uncounted());
+            (ResumePlan::Snapshot(_), Some(bytes)) => {
+                conn.push(OutItem::message(bytes).with_offset(last).uncounted());
             }
+            (ResumePlan::Snapshot(_), None) => unreachable!("made above"),
         }
         conn.set_subscribed(true);
         conn.mark_role(crate::outbox::ROLE_VIEWER);
@@ -430,6 +433,31 @@ impl Engine {
             filter,
             conflate,
         });
+    }
+
+    /// The `operation_list` of `namespace` for `filter`, encoded from
+    /// references (no copy of every state first).
+    fn snapshot(
+        &self,
+        namespace: &str,
+        epoch: &str,
+        last: u64,
+        filter: &hub_core::glob::Filter,
+    ) -> String {
+        let mut operations: Vec<&OperationState> = self
+            .namespaces
+            .get(namespace)
+            .map(|ns| {
+                ns.states
+                    .values()
+                    .filter(|s| filter.matches(&s.operation_id, &s.kind))
+                    .collect()
+            })
+            .unwrap_or_default();
+        operations.sort_unstable_by(|a, b| {
+            (a.started_at, &a.operation_id).cmp(&(b.started_at, &b.operation_id))
+        });
+        hub_proto::encode_operation_list(namespace, epoch, last, &operations)
     }
 
     /// Drops the connection's subscription to `namespace` (if it has one)

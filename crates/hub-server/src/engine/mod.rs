@@ -19,6 +19,7 @@ mod forget;
 mod handlers;
 mod query;
 mod records;
+mod snapshots;
 mod state;
 
 pub use command::*;
@@ -38,6 +39,9 @@ use tokio::sync::mpsc;
 const MAX_IN_FLIGHT: usize = 8;
 /// How many requests one engine turn takes before it flushes a batch.
 const MAX_TURN: usize = 4096;
+/// How long one engine turn goes on taking requests before it flushes, and
+/// past which it yields to the runtime before the next.
+const MAX_TURN_TIME: Duration = Duration::from_millis(2);
 
 /// A cheap handle to send commands to the engine.
 #[derive(Clone)]
@@ -99,6 +103,8 @@ pub struct Engine {
     /// Recently closed connections, for the hub's cancel of operations
     /// whose producer is gone.
     departures: departures::Departures,
+    /// Snapshots made and maybe not yet read (the hub-wide bound).
+    snapshots: snapshots::Snapshots,
 }
 
 impl Engine {
@@ -134,6 +140,7 @@ impl Engine {
         let coalesce = coalesce::Coalescer::new(cfg.max_updates_per_operation_per_second);
         let engine = Engine {
             departures: departures::Departures::new(cfg.core.stall_timeout_ms),
+            snapshots: Default::default(),
             coalesce,
             cfg,
             epoch: loaded.epoch,
@@ -167,14 +174,22 @@ impl Engine {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown: Option<tokio::sync::oneshot::Sender<()>> = None;
         loop {
+            let turn = std::time::Instant::now();
+            // Commits first (acks and fan-out wait on them), then time
+            // (stalls, retention: due ticks must not starve behind a steady
+            // stream of requests), then requests.
             tokio::select! {
                 biased;
                 Some((ids, result)) = self.commits.recv() => self.on_commit(ids, result),
+                _ = tick.tick(), if shutdown.is_none() => {
+                    self.tick(now_ms());
+                    self.flush();
+                }
                 cmd = rx.recv(), if self.in_flight.len() < MAX_IN_FLIGHT && shutdown.is_none() => {
                     let Some(cmd) = cmd else { break };
                     if let Some(done) = self.handle(cmd) { shutdown = Some(done); }
                     let mut n = 1;
-                    while n < MAX_TURN && shutdown.is_none() {
+                    while n < MAX_TURN && shutdown.is_none() && turn.elapsed() < MAX_TURN_TIME {
                         match rx.try_recv() {
                             Ok(cmd) => {
                                 if let Some(done) = self.handle(cmd) { shutdown = Some(done); }
@@ -185,10 +200,13 @@ impl Engine {
                     }
                     self.flush();
                 }
-                _ = tick.tick(), if shutdown.is_none() => {
-                    self.tick(now_ms());
-                    self.flush();
-                }
+            }
+            if turn.elapsed() >= MAX_TURN_TIME {
+                // A long turn (a big snapshot, many requests): let the
+                // tasks it woke run (the last one waits in this worker's
+                // LIFO slot, which no other worker may take) before the
+                // next turn, or acks written for producers wait behind it.
+                tokio::task::yield_now().await;
             }
             if self.in_flight.is_empty() {
                 // Every message accepted before a drain is durable and
@@ -214,9 +232,8 @@ impl Engine {
     fn flush(&mut self) {
         self.take_dirty_records();
         let actions = std::mem::take(&mut self.actions);
-        let has_writes = !self.batch.events.is_empty()
-            || !self.batch.upsert_ops.is_empty()
-            || !self.batch.delete_ops.is_empty();
+        // Forgotten namespaces count: a drop alone is a write.
+        let has_writes = !self.batch.is_empty();
         if has_writes && self.inline.is_some() {
             let batch = std::mem::take(&mut self.batch);
             let started = std::time::Instant::now();

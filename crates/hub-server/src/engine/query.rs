@@ -10,15 +10,27 @@ impl Engine {
         let Some(ns) = self.namespaces.get(&q.namespace) else {
             return (self.epoch_of(&q.namespace), 0, Vec::new());
         };
-        let mut ops: Vec<OperationState> = ns
+        // This runs on the engine's task: pick the first `limit` by
+        // reference (linear) and clone only those, so a poller asking for
+        // a few operations of a namespace of 100,000 does not sort and
+        // copy all of them every time.
+        let mut ops: Vec<&OperationState> = ns
             .states
             .values()
             .filter(|s| q.state.is_none_or(|st| s.state == st))
             .filter(|s| q.kind.as_deref().is_none_or(|k| s.kind == k))
-            .cloned()
             .collect();
-        ops.sort_by(|a, b| (a.started_at, &a.operation_id).cmp(&(b.started_at, &b.operation_id)));
-        ops.truncate(q.limit);
+        let order = |a: &&OperationState, b: &&OperationState| {
+            (a.started_at, &a.operation_id).cmp(&(b.started_at, &b.operation_id))
+        };
+        if q.limit < ops.len() {
+            if q.limit > 0 {
+                ops.select_nth_unstable_by(q.limit - 1, order);
+            }
+            ops.truncate(q.limit);
+        }
+        ops.sort_unstable_by(order);
+        let ops = ops.into_iter().cloned().collect();
         (ns.core.epoch().to_owned(), ns.log.last_offset(), ops)
     }
 

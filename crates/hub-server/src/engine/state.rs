@@ -24,6 +24,8 @@ pub struct EngineConfig {
     pub max_namespaces: usize,
     /// Most subscriptions per connection.
     pub max_subscriptions_per_connection: usize,
+    /// Bytes of unread snapshots, hub-wide (see `engine::snapshots`).
+    pub max_snapshot_bytes: usize,
     /// Progress updates per operation per second broadcast live (0: all).
     pub max_updates_per_operation_per_second: u32,
 }
