@@ -83,7 +83,13 @@ async fn the_cap_counts_namespaces_in_use() {
 #[tokio::test]
 async fn a_forgotten_namespace_returns_under_a_new_epoch() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--finished-retention", "300ms"];
+    // Idle namespaces go after the longer of the two.
+    let args = [
+        "--finished-retention",
+        "300ms",
+        "--abandon-timeout",
+        "300ms",
+    ];
     let h = hub().data_dir(dir.path()).args(args).start().await;
     let mut p = Ws::connect(&h.ws_url()).await;
     run_one(&mut p, "first", "jobs", 1).await;
@@ -91,10 +97,39 @@ async fn a_forgotten_namespace_returns_under_a_new_epoch() {
     let epoch = sub["epoch"].as_str().unwrap().to_owned();
     assert_eq!(sub["offset"], 2);
     v.close().await;
+    // A viewer waits for a namespace that does not exist yet, and is told
+    // the epoch it will have.
+    let (mut waiting, told) = subscriber(&h, "later").await;
+    assert_eq!(told["epoch"], epoch.as_str());
     eventually("the idle namespace to be forgotten", DEADLINE, || async {
         (counter(&h, "progress_hub_namespaces_forgotten_total").await == 1).then_some(())
     })
     .await;
+    // Created after the forget, it still has the epoch its viewer was
+    // told: the viewer's position stays good (SSE ids too).
+    publish(&mut p, started("l", "later"), 10).await;
+    assert_eq!(
+        waiting.next_of("operation_started", DEADLINE).await["offset"],
+        1
+    );
+    let later = format!("{}/api/v1/stream?namespace=later", h.http());
+    let mut sse = Sse::resume(&later, &format!("{epoch}:0")).await.unwrap();
+    let ev = sse.next_of("operation_started", DEADLINE).await;
+    assert_eq!(ev.id.as_deref(), Some(format!("{epoch}:1").as_str()));
+    drop(sse);
+    let mut again = Ws::connect(&h.ws_url()).await;
+    let resume = json!({"epoch": epoch, "offset": 1});
+    let s = again
+        .request(
+            json!({"type": "subscribe", "namespace": "later", "resume": resume}),
+            1,
+        )
+        .await;
+    assert_eq!(
+        (s["epoch"].as_str(), s["recovered"].clone()),
+        (Some(epoch.as_str()), json!(true)),
+        "{s}"
+    );
 
     // The name comes back as a new stream: offsets from 1, a new epoch.
     let ack = publish(&mut p, started("second", "jobs"), 3).await;

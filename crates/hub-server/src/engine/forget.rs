@@ -3,11 +3,19 @@
 //!
 //! A namespace is idle when it holds no operation (finished ones are
 //! dropped `finished_retention` after they end), no viewer is subscribed
-//! to it and every event of it is durable. One idle for another
-//! `finished_retention` is forgotten: its history, tombstones and records
-//! go from memory and, in the same commit, from the store. When the hub
-//! is at `max_namespaces`, the longest-idle one is forgotten at once to
-//! make room.
+//! to it and every event of it is durable. One idle for the grace
+//! ([`grace_ms`]) is forgotten: its history, tombstones and records go
+//! from memory and, in the same commit, from the store. When the hub is at
+//! `max_namespaces`, the longest-idle one is forgotten at once to make
+//! room.
+//!
+//! The grace is long because the tombstones go too: a producer that
+//! resends a finished operation's messages (its ack was lost in a crash)
+//! gets a duplicate ack while the tombstone lasts, and, once the namespace
+//! is forgotten, `UNKNOWN_OPERATION` (a resent start then starts the
+//! operation anew). So an idle namespace stays as long as the hub would
+//! wait for a silent producer (`abandon_timeout`, 24 h by default), or
+//! `finished_retention` if that is longer or the hub never abandons.
 //!
 //! A forgotten name may come back, with offsets from 1 again, so it must
 //! come back under another epoch: a viewer's old position is then no
@@ -15,6 +23,13 @@
 //! the hub's generation counter (persisted), and a namespace created in
 //! generation `g > 0` has the epoch `<store epoch>.<g>` ([`epoch_for`]).
 //! A hub that never forgot anything has one epoch for every namespace.
+//!
+//! A viewer may subscribe to a namespace before it exists and is told the
+//! epoch it will have. Other namespaces may be forgotten before it is
+//! created: it is still created in the generation its first waiting viewer
+//! was told ([`Engine::promise_epoch`]), which no earlier incarnation of
+//! the name can have had (each was forgotten, bumping the counter past its
+//! own generation, before that viewer came).
 
 use super::state::{Ns, Sub};
 use super::Engine;
@@ -30,6 +45,13 @@ pub fn epoch_for(store_epoch: &str, generation: u64) -> String {
     }
 }
 
+/// How long a namespace stays idle before it is forgotten: the longer of
+/// `finished_retention` and `abandon_timeout` (0: never abandons, then
+/// `finished_retention`).
+pub fn grace_ms(core: &hub_core::CoreConfig) -> u64 {
+    core.finished_retention_ms.max(core.abandon_timeout_ms)
+}
+
 /// Whether `name` holds nothing a client could still ask for: no
 /// operation, no subscription, no event on its way to the store.
 fn idle(subs: &HashMap<String, Vec<Sub>>, name: &str, ns: &Ns) -> bool {
@@ -38,28 +60,48 @@ fn idle(subs: &HashMap<String, Vec<Sub>>, name: &str, ns: &Ns) -> bool {
 
 impl Engine {
     /// The epoch of `name`: its own when the hub holds it, else the one it
-    /// would be created with now.
+    /// will be created with (promised to viewers waiting for it, or now's).
     pub(super) fn epoch_of(&self, name: &str) -> String {
         match self.namespaces.get(name) {
             Some(ns) => ns.core.epoch().to_owned(),
-            None => epoch_for(&self.epoch, self.generation),
+            None => epoch_for(&self.epoch, self.generation_for(name)),
         }
     }
 
-    /// A new, empty namespace for `name` (recording its generation in the
-    /// batch when it is not 0).
+    fn generation_for(&self, name: &str) -> u64 {
+        self.promised.get(name).copied().unwrap_or(self.generation)
+    }
+
+    /// A viewer now waits for `name`, which does not exist yet: keep the
+    /// epoch it was told for when the namespace is created.
+    pub(super) fn promise_epoch(&mut self, name: &str) {
+        if !self.namespaces.contains_key(name) {
+            let generation = self.generation;
+            self.promised.entry(name.to_owned()).or_insert(generation);
+        }
+    }
+
+    /// No viewer waits for `name` any more: nothing to keep.
+    pub(super) fn forget_promise(&mut self, name: &str) {
+        if !self.subs.contains_key(name) {
+            self.promised.remove(name);
+        }
+    }
+
+    /// A new, empty namespace for `name`, in the generation promised to
+    /// its waiting viewers or the current one (recorded in the batch when
+    /// it is not 0).
     pub(super) fn create_namespace(&mut self, name: &str) -> Ns {
-        if self.generation > 0 {
-            self.batch
-                .generations
-                .push((name.to_owned(), self.generation));
+        let generation = self.promised.remove(name).unwrap_or(self.generation);
+        if generation > 0 {
+            self.batch.generations.push((name.to_owned(), generation));
         }
-        Ns::new(name, &epoch_for(&self.epoch, self.generation), &self.cfg)
+        Ns::new(name, &epoch_for(&self.epoch, generation), &self.cfg)
     }
 
-    /// Marks idle namespaces and forgets those idle for `finished_retention`.
+    /// Marks idle namespaces and forgets those idle for the grace.
     pub(super) fn forget_idle(&mut self, now: u64) {
-        let grace = self.cfg.core.finished_retention_ms;
+        let grace = grace_ms(&self.cfg.core);
         let mut due = Vec::new();
         for (name, ns) in self.namespaces.iter_mut() {
             if !idle(&self.subs, name, ns) {

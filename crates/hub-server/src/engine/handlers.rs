@@ -92,6 +92,7 @@ impl Engine {
                         list.retain(|s| s.conn.id != conn);
                         if list.is_empty() {
                             self.subs.remove(&ns);
+                            self.forget_promise(&ns);
                         }
                     }
                 }
@@ -422,6 +423,7 @@ impl Engine {
             }
             (ResumePlan::Snapshot(_), None) => unreachable!("made above"),
         }
+        self.promise_epoch(&namespace);
         conn.set_subscribed(true);
         conn.mark_role(crate::outbox::ROLE_VIEWER);
         self.conn_subs
@@ -501,6 +503,7 @@ impl Engine {
             list.retain(|s| s.conn.id != conn);
             if list.is_empty() {
                 self.subs.remove(namespace);
+                self.forget_promise(namespace);
             }
         }
         if let Some(l) = self.conn_subs.get_mut(&conn) {

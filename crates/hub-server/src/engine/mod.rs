@@ -75,6 +75,9 @@ pub struct Engine {
     epoch: String,
     /// How many namespaces the hub has forgotten ([`forget`]).
     generation: u64,
+    /// The generation promised to viewers waiting for a namespace that
+    /// does not exist yet (one entry per such namespace with a viewer).
+    promised: HashMap<String, u64>,
     namespaces: HashMap<String, Ns>,
     subs: HashMap<String, Vec<Sub>>,
     conn_subs: HashMap<u64, Vec<String>>,
@@ -145,6 +148,7 @@ impl Engine {
             cfg,
             epoch: loaded.epoch,
             generation: loaded.generation,
+            promised: HashMap::new(),
             namespaces,
             subs: HashMap::new(),
             conn_subs: HashMap::new(),
