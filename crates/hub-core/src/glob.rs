@@ -11,7 +11,11 @@
 //! [`glob_match`] is iterative (two pointers, backtracking only to the most
 //! recent `*`), so it runs in `O(pattern × text)` time in the worst case and
 //! linear time for typical patterns, with no recursion and no allocation for
-//! ASCII input: a hostile pattern cannot make it exponential.
+//! ASCII input: a hostile pattern cannot make it exponential. A glob with
+//! more literal characters than the text, or whose end after its last `*`
+//! is not the text's end, is refused before that loop (64 globs of 256
+//! bytes against 128-character ids made every event cost a viewer with
+//! such a filter milliseconds).
 
 /// Returns whether `text` matches the glob `pattern`.
 ///
@@ -42,6 +46,26 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// letting it swallow one more character. Backtracking to earlier stars is
 /// never needed: whatever an earlier star could absorb, the last one can too.
 fn match_slices<T: Copy + Eq>(p: &[T], t: &[T], star: T, any: T) -> bool {
+    // Cheap refusals first (a subscription's globs run against every
+    // event): every character but `*` takes one of the text's, and what
+    // follows the last `*` must be the text's end, since nothing after it
+    // can absorb more. A long hostile glob against a short id ends here.
+    if p.iter().filter(|&&c| c != star).count() > t.len() {
+        return false;
+    }
+    if let Some(last) = p.iter().rposition(|&c| c == star) {
+        let tail = &p[last + 1..];
+        let (head_t, tail_t) = t.split_at(t.len() - tail.len());
+        if !tail.iter().zip(tail_t).all(|(&c, &x)| c == any || c == x) {
+            return false;
+        }
+        return match_from_start(&p[..=last], head_t, star, any);
+    }
+    match_from_start(p, t, star, any)
+}
+
+/// The two-pointer matcher (see [`match_slices`]).
+fn match_from_start<T: Copy + Eq>(p: &[T], t: &[T], star: T, any: T) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
     // (index in p just after the last `*`, index in t that star matched up to)
     let mut backtrack: Option<(usize, usize)> = None;
