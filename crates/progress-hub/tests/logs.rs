@@ -258,3 +258,48 @@ async fn an_unread_stderr_pipe_never_stops_the_hub() {
     let mut ws = Ws::connect(&format!("ws://{addr}/ws")).await;
     assert_eq!(ws.request(json!({"type": "ping"}), 1).await["type"], "pong");
 }
+
+/// Many producers falling silent at once give one `info` line per
+/// namespace and tick, not one per operation (a storm of thousands filled
+/// the log queue and pushed other lines out).
+#[tokio::test]
+async fn stalls_are_summed_up_per_namespace() {
+    let mut h = hub()
+        .args(["--log-format", "json", "--stall-timeout", "500ms"])
+        .start()
+        .await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    for i in 0..5u64 {
+        publish(&mut p, started(&format!("quiet{i}"), "default"), i).await;
+    }
+    let mut lines = Vec::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let summed = loop {
+        json_lines(&mut lines, &mut h);
+        let total: u64 = lines
+            .iter()
+            .filter(|l| message(l) == "operations stalled")
+            .filter_map(|l| field(l, "stalled")?.as_u64())
+            .sum();
+        if total >= 5 {
+            break total;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no stall summary: {lines:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(summed, 5);
+    let summary = lines
+        .iter()
+        .find(|l| message(l) == "operations stalled")
+        .unwrap();
+    assert_eq!(summary["level"], "INFO");
+    assert_eq!(field(summary, "namespace").unwrap(), "default");
+    assert!(
+        !lines.iter().any(|l| message(l) == "operation event"
+            && field(l, "event").and_then(Value::as_str) == Some("operation_stalled")),
+        "no line per stalled operation at info"
+    );
+}

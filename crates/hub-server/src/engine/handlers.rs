@@ -560,6 +560,14 @@ impl Engine {
             for id in touched {
                 self.dirty.insert((name.clone(), id));
             }
+            let stalled = out
+                .events
+                .iter()
+                .filter(|e| e.event_type == hub_proto::EventType::OperationStalled)
+                .count();
+            if stalled > 0 {
+                tracing::info!(namespace = name.as_str(), stalled, "operations stalled");
+            }
             for event in out.events {
                 self.push_event(&name, event, stamp);
             }
@@ -662,8 +670,10 @@ impl Engine {
         }
         let event = entry.event_type.as_str();
         let op = &*entry.operation_id;
+        // Stalls are summed up per tick and namespace (see `tick`): one
+        // line each would flood the log when many producers fall silent.
         match entry.event_type {
-            T::OperationStalled | T::OperationFailed => {
+            T::OperationFailed => {
                 tracing::info!(
                     namespace = ns,
                     operation_id = op,
