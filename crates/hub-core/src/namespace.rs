@@ -312,7 +312,7 @@ impl Namespace {
         }
         Ok(Applied {
             events: Vec::new(),
-            ack: self.reack(msg.id, op_id, seq, t.last_offset, false),
+            ack: self.reack(msg.id, op_id, seq, t.last_offset, t.cancel_requested),
             cancel: None,
             offset_remembered: false,
         })
@@ -476,6 +476,7 @@ impl Namespace {
             state: op.state.state,
             owner_sub: op.owner_sub,
             dropped_at: now,
+            cancel_requested: op.state.cancel_requested,
         };
         self.tombstones.insert(&op.state.operation_id, t, cap)
     }

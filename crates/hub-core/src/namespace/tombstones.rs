@@ -27,6 +27,10 @@ pub struct Tombstone {
     pub owner_sub: String,
     /// When it was dropped, ms: restores keep the newest.
     pub dropped_at: u64,
+    /// Whether a cancel was asked for while it ran (its re-acks say so, as
+    /// its acks did). Absent in records written before it was kept.
+    #[serde(default)]
+    pub cancel_requested: bool,
 }
 
 /// The tombstones of one namespace, oldest first, at most `cap` of them.
@@ -87,6 +91,7 @@ mod tests {
             state: OperationStatus::Completed,
             owner_sub: "s".into(),
             dropped_at,
+            cancel_requested: false,
         }
     }
 

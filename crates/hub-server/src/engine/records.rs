@@ -59,9 +59,32 @@ mod tests {
             state: OperationStatus::Failed,
             owner_sub: "ci".into(),
             dropped_at: 12,
+            cancel_requested: true,
         };
         match decode(&encode_dropped(&t)).unwrap() {
             Record::Dropped(back) => assert_eq!(back, t),
+            Record::Live(_) => panic!("read back as a live operation"),
+        }
+    }
+
+    #[test]
+    fn a_tombstone_written_before_cancel_requested_was_kept_still_reads() {
+        let t = Tombstone {
+            started_offset: 2,
+            last_seq: 3,
+            last_offset: 9,
+            state: OperationStatus::Canceled,
+            owner_sub: "ci".into(),
+            dropped_at: 12,
+            cancel_requested: true,
+        };
+        let mut record: serde_json::Value = serde_json::from_slice(&encode_dropped(&t)).unwrap();
+        let fields = record["tombstone"]
+            .as_object_mut()
+            .expect("the tombstone's fields");
+        assert!(fields.remove("cancel_requested").is_some());
+        match decode(&serde_json::to_vec(&record).unwrap()).unwrap() {
+            Record::Dropped(back) => assert!(!back.cancel_requested),
             Record::Live(_) => panic!("read back as a live operation"),
         }
     }
