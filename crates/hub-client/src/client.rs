@@ -83,6 +83,9 @@ pub(crate) struct Inner {
     /// `cancel` requests sent and not answered yet: request id →
     /// (namespace, operation id).
     pub cancels: HashMap<u64, (String, String)>,
+    /// Subscriptions the hub refused for now (`RATE_LIMITED`, ...), to ask
+    /// for again: (when, ms on the client clock; namespace).
+    pub resubscribe: Vec<(u64, String)>,
     pub next_id: u64,
     pub last_heartbeat: Option<SystemTime>,
     pub clients_connected: Option<u64>,
@@ -192,6 +195,7 @@ impl Client {
                 views: HashMap::new(),
                 control: VecDeque::new(),
                 cancels: HashMap::new(),
+                resubscribe: Vec::new(),
                 next_id: 1,
                 last_heartbeat: None,
                 clients_connected: None,

@@ -92,6 +92,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiv
             () = sleep_until_ms(&d.shared, deadline) => {
                 let now = d.shared.now_ms();
                 d.renew_if_due(now);
+                resubscribe_due(&mut d.shared.inner.lock(), now);
                 let due = d.shared.inner.lock().machine.poll_timeout().is_some_and(|t| t <= now);
                 if due {
                     d.apply(Event::Timeout);
@@ -160,6 +161,7 @@ impl Driver {
             inner.outbox.next_wakeup().map(|t| t.max(now + 1)),
             linger_until,
             self.renew_at.filter(|_| self.socket.is_some()),
+            inner.resubscribe.iter().map(|(at, _)| *at).min(),
         ]
         .into_iter()
         .flatten()
@@ -472,6 +474,8 @@ impl Driver {
 
 fn on_connected(inner: &mut Inner) {
     inner.outbox.on_connected();
+    // Every view subscribes again on a new connection.
+    inner.resubscribe.clear();
     inner
         .control
         .retain(|c| matches!(c, Control::Cancel { .. }));
@@ -497,11 +501,19 @@ fn on_error(inner: &mut Inner, err: &crate::wire::ErrorMessage, now: u64) {
     }
     // A refused subscription?
     if let Some(id) = err.id {
-        if let Some(v) = inner
+        if let Some((ns, v)) = inner
             .views
-            .values_mut()
-            .find(|v| v.view.request_id() == Some(id))
+            .iter_mut()
+            .find(|(_, v)| v.view.request_id() == Some(id))
         {
+            if let Some(after) = retry_after_ms(err) {
+                // Refused for now (a limit, a hub stopping): ask again.
+                tracing::info!(namespace = %ns, code = %err.code, retry_after_ms = after,
+                    "subscription refused for now; asking again");
+                let ns = ns.clone();
+                inner.resubscribe.push((now.saturating_add(after), ns));
+                return;
+            }
             v.deliver(Update::Refused {
                 code: err.code.clone(),
                 message: err.message.clone(),
@@ -510,6 +522,41 @@ fn on_error(inner: &mut Inner, err: &crate::wire::ErrorMessage, now: u64) {
         }
     }
     inner.last_error = Some(format!("{}: {}", err.code, err.message));
+}
+
+/// When to ask again for a subscription the hub refused with `err`: for a
+/// refusal that waiting can end (`RATE_LIMITED`, `SERVER_SHUTDOWN`,
+/// `STORE_UNAVAILABLE`), after its `data.retry_after_ms` (1 s without,
+/// at most 60 s); None for one it cannot (auth, `FORBIDDEN`, a bad request).
+fn retry_after_ms(err: &crate::wire::ErrorMessage) -> Option<u64> {
+    if !matches!(
+        err.code.as_str(),
+        "RATE_LIMITED" | "SERVER_SHUTDOWN" | "STORE_UNAVAILABLE"
+    ) {
+        return None;
+    }
+    let after = err
+        .data
+        .as_ref()
+        .and_then(|d| d.get("retry_after_ms"))
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(1_000);
+    Some(after.clamp(1, 60_000))
+}
+
+/// Queues the subscriptions whose retry is due (those still wanted).
+fn resubscribe_due(inner: &mut Inner, now: u64) {
+    let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut inner.resubscribe)
+        .into_iter()
+        .partition(|(at, _)| *at <= now);
+    inner.resubscribe = later;
+    for (_, ns) in due {
+        let wanted = inner.views.contains_key(&ns);
+        let queued = inner.control.contains(&Control::Subscribe(ns.clone()));
+        if wanted && !queued {
+            inner.control.push_back(Control::Subscribe(ns));
+        }
+    }
 }
 
 /// Report the hub's answer to a `cancel` to the subscription of its

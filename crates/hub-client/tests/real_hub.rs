@@ -503,3 +503,80 @@ async fn wss_with_a_private_root_and_the_ready_wait() {
     let err = untrusted.connection_stats().last_error.unwrap_or_default();
     assert!(err.to_lowercase().contains("certificate"), "{err}");
 }
+
+/// A subscription the hub refuses for now (here `RATE_LIMITED`, reason
+/// `snapshots`: another viewer holds a big snapshot unread) is asked for
+/// again after `retry_after_ms`, not given up: the view fills once the
+/// hub has room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_refused_for_now_is_asked_for_again() {
+    let hub = HubBuilder::new(hub_bin())
+        .args(["--max-snapshot-bytes", "100000"])
+        .start()
+        .await;
+    // Several MB of operations, more than the kernel buffers of a viewer
+    // that does not read.
+    let mut p = Ws::connect(&hub.ws_url()).await;
+    let pad = "m".repeat(50_000);
+    for i in 0..120u64 {
+        let start = json!({"type": "operation_started", "operation_id": format!("big{i}"), "seq": 1, "name": "big", "metadata": {"pad": pad}});
+        let ack = p.request(start, i).await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+    }
+    let mut stuck = hub_testkit::RawWs::connect_with_buffer(&hub.addr, "/ws", Some(4096)).await;
+    stuck
+        .send_frame(1, br#"{"type":"subscribe","id":1,"namespace":"default"}"#)
+        .await;
+    // Until the hub refuses a raw subscribe, the stuck viewer's snapshot
+    // is not held yet (the probe reads each snapshot it is given).
+    let mut probe = Ws::connect(&hub.ws_url()).await;
+    let end = Instant::now() + WAIT;
+    for id in 1.. {
+        let r = probe
+            .request(json!({"type": "subscribe", "namespace": "default"}), id)
+            .await;
+        if r["type"] == "error" {
+            assert_eq!(r["data"]["reason"], "snapshots", "{r}");
+            break;
+        }
+        probe.next_of("operation_list", WAIT).await;
+        assert!(Instant::now() < end, "the big snapshot was never held");
+    }
+    let refusals = || async {
+        let text = metrics_text(&hub).await;
+        text.lines()
+            .find(|l| l.starts_with(r#"progress_hub_rate_limited_total{limit="snapshots"}"#))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = refusals().await;
+    let viewer = Subscriber::connect(fast(&hub.ws_url())).unwrap();
+    let sub = viewer.subscribe("default", Filter::default());
+    // Refused for now...
+    let end = Instant::now() + WAIT;
+    while refusals().await <= before {
+        assert!(
+            Instant::now() < end,
+            "the client's subscribe was never refused"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(sub.operations().is_empty());
+    // ... and asked for again: the view fills once the stuck viewer is gone.
+    drop(stuck);
+    until_view(viewer.client(), &sub, |ops| ops.len() == 120).await;
+}
+
+/// The hub's `/metrics` text, over a plain HTTP/1.1 request.
+async fn metrics_text(hub: &Hub) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(&hub.addr).await.unwrap();
+    let req = format!(
+        "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        hub.addr
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut body = String::new();
+    tcp.read_to_string(&mut body).await.unwrap();
+    body
+}
