@@ -105,6 +105,8 @@ client.on('status', (s) => {
 client.on('server_error', (e) => {
   if (e.code === 'SLOW_CLIENT' || e.code === 'SERVER_SHUTDOWN' || e.code === 'IDLE_TIMEOUT') return; // the reconnect says it
   if (AUTH_CODES.has(e.code)) return; // the auth panel says it
+  const s = client.status();
+  if (s.state === 'waiting' && s.errorCode === e.code) return; // a refusal for now: the banner says it and when it retries
   if (e.severity === 'error' || e.severity === 'critical') connUI.toast(`${e.code}: ${e.message}`, 'error');
 });
 

@@ -97,8 +97,10 @@
  * @property {number|null} retryAt       when `waiting`: time of the next attempt
  * @property {number|null} disconnectedSince  first moment without a live subscription (null while connected)
  * @property {number|null} lastLiveAt    last time a frame proved the connection alive
- * @property {string|null} errorCode     e.g. AUTH_REQUIRED, AUTH_FAILED, TOKEN_EXPIRED (when `failed`)
- * @property {string|null} errorMessage
+ * @property {string|null} errorCode     e.g. AUTH_REQUIRED, AUTH_FAILED, TOKEN_EXPIRED (when `failed`); when
+ *   `waiting` because the hub refused the subscription for now, that code (RATE_LIMITED, SERVER_SHUTDOWN,
+ *   STORE_UNAVAILABLE; see {@link RETRYABLE_CODES})
+ * @property {string|null} errorMessage  the hub's message for `errorCode` (with `data.reason` of a RATE_LIMITED)
  * @property {number} heartbeatIntervalMs  interval in effect: learned on this connection, else the hub's
  *   advertised one, else configured
  * @property {number} clockSkewMs        server clock minus local clock (from heartbeats)
@@ -122,6 +124,13 @@ export function heartbeatSlackMs(intervalMs) {
 }
 
 const AUTH_CODES = new Set(['AUTH_REQUIRED', 'AUTH_FAILED', 'TOKEN_EXPIRED']);
+/**
+ * Refusals of a `subscribe` that waiting can cure (a limit, a hub that is
+ * stopping, a store that failed): retried after the hub's `retry_after_ms`,
+ * else with the backoff. Every other refusal (FORBIDDEN, BAD_MESSAGE, auth)
+ * would be refused again as it stands, so it fails.
+ */
+export const RETRYABLE_CODES = new Set(['RATE_LIMITED', 'SERVER_SHUTDOWN', 'STORE_UNAVAILABLE']);
 const EVENT_TYPES = new Set([
   'operation_started', 'progress_update', 'operation_completed', 'operation_failed',
   'operation_canceled', 'operation_stalled', 'operation_resumed',
@@ -617,12 +626,22 @@ export class ConnectionMachine {
   /**
    * The link is gone: schedule the next attempt with backoff.
    * @param {number} now @param {string} why @param {boolean} [mustClose] whether the transport may still be open
+   * @param {{delayMs?: number|null, code?: string, message?: string}} [refusal] the hub refused the
+   *   subscription for now (see {@link RETRYABLE_CODES}): its code and message, and how long it asked to wait
    * @returns {Action[]}
    */
-  linkLost(now, why, mustClose = true) {
+  linkLost(now, why, mustClose = true, refusal = {}) {
     /** @type {Action[]} */
     const acts = [];
     if (mustClose) acts.push({ type: 'close', code: 4000, reason: why });
+    if (refusal.code) {
+      this.errorCode = refusal.code;
+      this.errorMessage = refusal.message ?? null;
+    } else if (this.errorCode !== null && RETRYABLE_CODES.has(this.errorCode)) {
+      // A temporary refusal explained the previous wait, not this one.
+      this.errorCode = null;
+      this.errorMessage = null;
+    }
     const wasOpened = this.opened;
     this.reason = why;
     this.lastFailedTransport = wasOpened ? null : this.transport;
@@ -631,7 +650,7 @@ export class ConnectionMachine {
     this.resetLink();
     if (this.disconnectedSince === null) this.disconnectedSince = now;
     this.replay = null;
-    const delay = backoffDelay(this.attempt, this.opts.baseDelayMs, this.opts.maxDelayMs, this.opts.random);
+    const delay = refusal.delayMs ?? backoffDelay(this.attempt, this.opts.baseDelayMs, this.opts.maxDelayMs, this.opts.random);
     this.attempt += 1;
     this.state = 'waiting';
     this.retryAt = now + delay;
@@ -743,6 +762,12 @@ export class ConnectionMachine {
           this.errorCode = msg.code;
           this.errorMessage = msg.message ?? null;
         }
+        if (msg.id !== undefined && msg.id === this.subscribeId && !this.subscribed && RETRYABLE_CODES.has(msg.code)) {
+          // Refused for now (e.g. RATE_LIMITED `snapshots` while other viewers'
+          // snapshots are unread): wait as the hub says, then try again.
+          acts.push(...this.refusedForNow(now, msg));
+          return;
+        }
         if (msg.id !== undefined && msg.id === this.subscribeId && !this.subscribed) {
           // The subscription itself was refused (FORBIDDEN namespace, bad filter…):
           // retrying the same request cannot help.
@@ -759,6 +784,27 @@ export class ConnectionMachine {
         return;
       default: acts.push({ type: 'message', message: msg });
     }
+  }
+
+  /**
+   * The hub refused the subscription for a reason that waiting cures: close
+   * (a new connection starts clean) and retry after `data.retry_after_ms`
+   * plus up to a quarter more of jitter (so viewers refused together do not
+   * come back together), else after the usual backoff. The status says why.
+   * @param {number} now @param {Record<string, any>} msg @returns {Action[]}
+   */
+  refusedForNow(now, msg) {
+    const after = Number(msg.data?.retry_after_ms);
+    const delay = Number.isFinite(after) && after >= 0
+      ? Math.floor(after + this.opts.random() * after / 4)
+      : null;
+    const limit = typeof msg.data?.reason === 'string' ? ` (${msg.data.reason})` : '';
+    const acts = this.linkLost(now, `subscription refused for now: ${msg.code}${limit}`, true, {
+      delayMs: delay, code: msg.code, message: `${msg.message ?? 'the hub refused the subscription for now'}${limit}`,
+    });
+    // After the status: a listener sees the error with the wait already set.
+    acts.push({ type: 'server_error', error: msg });
+    return acts;
   }
 
   isFiltered() {

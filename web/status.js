@@ -6,6 +6,7 @@
  */
 
 import { bytes, count, duration } from './format.js';
+import { RETRYABLE_CODES } from './connection.js';
 
 /** @typedef {import('./connection.js').Status} Status */
 
@@ -29,6 +30,11 @@ export function indicator(s, now, healthy = true) {
       return { cls: 'connecting', symbol: '◐', text: s.everConnected ? 'Reconnecting…' : 'Connecting…' };
     case 'waiting': {
       const secs = s.retryAt === null ? 0 : Math.max(0, Math.ceil((s.retryAt - now) / 1000));
+      // The hub refused the subscription for now (e.g. RATE_LIMITED): not a
+      // lost link, and not a failure either — it said to come back.
+      if (s.errorCode && RETRYABLE_CODES.has(s.errorCode)) {
+        return { cls: 'disconnected', symbol: '○', text: `Waiting: ${s.errorCode} — retry in ${secs} s` };
+      }
       return { cls: 'disconnected', symbol: '○', text: `Disconnected — retry in ${secs} s` };
     }
     case 'failed':
@@ -48,6 +54,9 @@ export function bannerText(s, now) {
   if (s.state === 'failed') return `Live updates stopped — ${s.errorMessage ?? s.errorCode ?? 'connection failed'}`;
   if (s.state === 'waiting' && s.retryAt !== null) {
     const secs = Math.max(0, Math.ceil((s.retryAt - now) / 1000));
+    if (s.errorCode && RETRYABLE_CODES.has(s.errorCode)) {
+      return `Live updates paused — ${s.errorCode}: ${s.errorMessage ?? 'the hub asked to wait'} — retrying in ${secs} s`;
+    }
     return `Live updates paused — reconnecting in ${secs} s`;
   }
   return 'Live updates paused — reconnecting now…';

@@ -380,6 +380,65 @@ test('a refused subscription fails instead of looping', () => {
   assert.equal(m.status().errorCode, 'FORBIDDEN');
 });
 
+test('a subscription refused for now (RATE_LIMITED snapshots) waits retry_after_ms and tries again', () => {
+  const m = new ConnectionMachine({ namespace: NS, random: () => 0 });
+  m.start(0);
+  const sub = sent(m.onOpen(1))[0];
+  const refusal = {
+    type: 'error', id: sub.id, code: 'RATE_LIMITED', message: 'the hub holds too many snapshots; try again shortly',
+    data: { reason: 'snapshots', limit: 50000, retry_after_ms: 1000 },
+  };
+  const acts = m.onFrame(frame(refusal), 2);
+  assert.equal(m.state, 'waiting', 'not failed: the hub said when to come back');
+  assert.equal(ofType(acts, 'close').length, 1);
+  assert.equal(m.retryAt, 1002, 'after retry_after_ms (jitter 0)');
+  const st = ofType(acts, 'status').at(-1).status;
+  assert.equal(st.errorCode, 'RATE_LIMITED', 'the status says why it waits');
+  assert.match(st.errorMessage, /snapshots/);
+  assert.equal(ofType(acts, 'server_error').length, 1);
+  assert.ok(acts.findIndex((a) => a.type === 'status') < acts.findIndex((a) => a.type === 'server_error'),
+    'the error is announced once the wait is set');
+  assert.deepEqual(m.tick(1001), [], 'not before retry_after_ms');
+  assert.equal(ofType(m.tick(1002), 'open').length, 1);
+  // Refused again: again after retry_after_ms, plus jitter of up to a quarter of it.
+  const m2 = new ConnectionMachine({ namespace: NS, random: () => 0.999 });
+  m2.start(0);
+  m2.onFrame(frame({ ...refusal, id: sent(m2.onOpen(1))[0].id }), 2);
+  assert.ok(m2.retryAt >= 1002 && m2.retryAt <= 1252, `${m2.retryAt}`);
+  // Then accepted: connected, the reason cleared.
+  const sub2 = sent(m.onOpen(1003))[0];
+  m.onFrame(frame(subscribed(0, false, 'E1', sub2.id), { type: 'operation_list', namespace: NS, epoch: 'E1', offset: 0, operations: [] }), 1004);
+  assert.equal(m.state, 'connected');
+  assert.equal(m.status().errorCode, null);
+});
+
+test('refusals for now without retry_after_ms use the backoff; SERVER_SHUTDOWN and STORE_UNAVAILABLE retry too', () => {
+  for (const code of ['RATE_LIMITED', 'SERVER_SHUTDOWN', 'STORE_UNAVAILABLE']) {
+    const m = new ConnectionMachine({ namespace: NS, random: () => 0.5 });
+    m.start(0);
+    const sub = sent(m.onOpen(1))[0];
+    m.onFrame(frame({ type: 'error', id: sub.id, code, message: 'later' }), 2);
+    assert.equal(m.state, 'waiting', code);
+    assert.equal(m.retryAt, 2 + backoffDelay(0, 500, 30000, () => 0.5), code);
+    assert.equal(m.status().errorCode, code);
+    // A plain lost link on the next attempt is no longer explained by it.
+    m.tick(m.retryAt);
+    m.onClose(1006, '', m.retryAt + 1);
+    assert.equal(m.status().errorCode, null, code);
+  }
+});
+
+test('permanent refusals of the subscription still fail', () => {
+  for (const code of ['FORBIDDEN', 'BAD_MESSAGE', 'AUTH_REQUIRED']) {
+    const m = new ConnectionMachine({ namespace: NS, random: () => 0.5 });
+    m.start(0);
+    const sub = sent(m.onOpen(1))[0];
+    m.onFrame(frame({ type: 'error', id: sub.id, code, message: 'no', data: { retry_after_ms: 10 } }), 2);
+    assert.equal(m.state, 'failed', code);
+    assert.equal(m.nextDeadline(), null, code);
+  }
+});
+
 test('SSE fallback after repeated WebSocket failures while HTTP works; resumes with Last-Event-ID', () => {
   const m = connected({ offset: 12 });
   m.onClose(1006, '', 0);

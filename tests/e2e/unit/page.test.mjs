@@ -103,6 +103,13 @@ const st = (over) => ({
   errorCode: null, errorMessage: null, heartbeatIntervalMs: 1000, clockSkewMs: 0, everConnected: true, reason: null, ...over,
 });
 
+test('connection texts: a subscription refused for now is a wait with its reason, not a failure', () => {
+  const busy = st({ state: 'waiting', disconnectedSince: 0, retryAt: 4500, errorCode: 'RATE_LIMITED', errorMessage: 'too many unread snapshots (snapshots)' });
+  assert.deepEqual(indicator(busy, 3000), { cls: 'disconnected', symbol: '○', text: 'Waiting: RATE_LIMITED — retry in 2 s' });
+  assert.equal(bannerText(busy, 3000), 'Live updates paused — RATE_LIMITED: too many unread snapshots (snapshots) — retrying in 2 s');
+  assert.doesNotMatch(indicator(busy, 3000).text, /Failed/);
+});
+
 test('connection texts: symbol, colour class and words, banner after 2 s with countdown', () => {
   assert.deepEqual(indicator(st({}), 0), { cls: 'connected', symbol: '●', text: 'Connected' });
   assert.equal(indicator(st({ state: 'connecting' }), 0).symbol, '◐');
