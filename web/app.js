@@ -183,7 +183,11 @@ $('ns-form').addEventListener('submit', (e) => {
   const ns = nsInput.value.trim();
   if (!NS_RE.test(ns)) { nsInput.setCustomValidity('1–128 characters of A–Z a–z 0–9 . _ : -'); nsInput.reportValidity(); return; }
   nsInput.setCustomValidity('');
-  if (ns === namespace) return;
+  if (ns === namespace) {
+    // The same namespace again: a retry, when its subscription was refused.
+    if (bannerAction(client.status()) !== 'token' && client.status().state === 'failed') client.retryNow();
+    return;
+  }
   namespace = ns;
   recent = [ns, ...recent.filter((n) => n !== ns)].slice(0, 10);
   try { localStorage.setItem(RECENT_KEY, JSON.stringify(recent)); } catch { /* ignore */ }
@@ -225,20 +229,35 @@ function setAuthPanel(open) {
   authPanel.hidden = !open;
   tokenButton.setAttribute('aria-expanded', String(open));
 }
-/** Whether the link failed for a reason only another token can fix. @param {import('./client.js').Status} s */
+/**
+ * Whether the link failed for a reason another token can fix (FORBIDDEN:
+ * another token, or another namespace). @param {import('./client.js').Status} s
+ */
 function needsNewToken(s) {
   return s.state === 'failed' && !!s.errorCode && AUTH_CODES.has(s.errorCode);
 }
+/**
+ * What the banner's button offers: another token when the token was refused
+ * or expired (retrying it cannot help), another namespace when this token may
+ * not read this one, else a retry.
+ * @param {import('./client.js').Status} s @returns {'token'|'namespace'|'retry'}
+ */
+function bannerAction(s) {
+  if (!needsNewToken(s)) return 'retry';
+  return s.errorCode === 'FORBIDDEN' ? 'namespace' : 'token';
+}
+const ACTION_LABELS = { token: 'Enter a new token', namespace: 'Pick another namespace', retry: 'Retry now' };
 function refreshAuth() {
   const s = client.status();
-  const newToken = needsNewToken(s);
-  // Retrying the same refused or expired token cannot help: the banner's button asks for another.
-  const label = newToken ? 'Enter a new token' : 'Retry now';
+  const action = bannerAction(s);
+  const label = ACTION_LABELS[action];
   if (retryButton.textContent !== label) retryButton.textContent = label;
-  if (newToken) {
+  if (action !== 'retry') {
+    // The panel explains it (for FORBIDDEN: pick another namespace or use
+    // another token); only a refused token takes the focus to the token input.
     setAuthPanel(true);
     authMsg.textContent = explainAuth(s.errorCode, s.errorMessage);
-    if (document.activeElement !== tokenInput) tokenInput.focus();
+    if (action === 'token' && document.activeElement !== tokenInput) tokenInput.focus();
   } else if (s.state === 'connected' && !authOpenedByUser && unconfirmed === null) {
     setAuthPanel(false);
   }
@@ -373,7 +392,14 @@ function explainCancel(code) {
 
 // ---- start ---------------------------------------------------------------------------
 retryButton.addEventListener('click', () => {
-  if (needsNewToken(client.status())) {
+  const action = bannerAction(client.status());
+  if (action === 'namespace') {
+    // This token may not read this namespace: choose another (Enter subscribes).
+    nsInput.focus();
+    nsInput.select();
+    return;
+  }
+  if (action === 'token') {
     // The same token would be refused again: ask for another instead.
     setAuthPanel(true);
     authMsg.textContent = explainAuth(client.status().errorCode, client.status().errorMessage);

@@ -418,7 +418,10 @@ export class ConnectionMachine {
 
   /**
    * Follow another namespace and/or filter. The position is dropped (the
-   * next `subscribed` brings a snapshot).
+   * next `subscribed` brings a snapshot). When the previous subscription
+   * was refused (`failed` with FORBIDDEN, BAD_MESSAGE…), this is a new
+   * request: it connects again. A failure of the token itself (AUTH_*,
+   * TOKEN_EXPIRED) waits for another token.
    * @param {string} namespace @param {Filter|null} filter @param {number} now @returns {Action[]}
    */
   setSubscription(namespace, filter, now) {
@@ -429,6 +432,11 @@ export class ConnectionMachine {
     this.offset = 0;
     this.replay = null;
     this.reconnecting = false;
+    if (this.state === 'failed' && !(this.errorCode !== null && AUTH_CODES.has(this.errorCode))) {
+      this.errorCode = null;
+      this.errorMessage = null;
+      return this.connect(now);
+    }
     if (this.state !== 'connected' && this.state !== 'connecting') return [];
     if (this.transport === 'sse') {
       // SSE carries the subscription in its URL: reopen.

@@ -87,3 +87,43 @@ test('auth: token entry, clear message for a bad token, role-aware cancel, token
   assert.equal(opened, 0, 'the new token was a refresh on the same connection');
   t.diagnostic(`screenshot: ${await shot(page, '4-authorized')}`);
 });
+
+test('FORBIDDEN namespace: the banner offers another namespace, and choosing one from the failed state goes live', async (t) => {
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s', '--jwt-secret', SECRET]);
+  const admin = mintToken(SECRET, { sub: 'producer', roles: ['admin'], namespaces: ['*'] });
+  const producer = keep(await Producer.connect(hub.addr, { token: admin }));
+  await producer.start('visible.1', 'Visible job', { kind: 'etl' });
+  const viewer = mintToken(SECRET, { sub: 'viewer-vic', roles: ['viewer'], namespaces: ['default'] });
+  const page = await browser.page();
+  await page.addInitScript(([tok]) => { if (!sessionStorage.getItem('seeded')) { sessionStorage.setItem('seeded', '1'); sessionStorage.setItem('progress-hub.token', tok); } }, [viewer]);
+  await page.goto(`${hub.url}/?ns=secret`);
+  await until(async () => (await page.locator(sel.connText).textContent()) === 'Failed: FORBIDDEN', { what: 'FORBIDDEN' });
+  await page.locator(sel.banner).waitFor({ state: 'visible', timeout: 5000 });
+  const retry = page.locator('[data-testid=retry-now]');
+  assert.equal(await retry.textContent(), 'Pick another namespace', 'not only "Enter a new token"');
+  assert.match(await page.locator('[data-testid=auth-message]').textContent(), /Pick another namespace or use another token/);
+  t.diagnostic(`screenshot: ${await shot(page, 'auth-forbidden')}`);
+
+  // The banner's button takes the user to the namespace picker.
+  await retry.click();
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'namespace-input');
+  assert.equal(await page.evaluate(() => { const i = document.activeElement; return i.selectionStart === 0 && i.selectionEnd === i.value.length; }), true,
+    'the old name is selected, ready to be typed over');
+  await page.keyboard.type('default');
+  await page.keyboard.press('Enter');
+  await waitConnected(page);
+  await page.locator(sel.row('visible.1')).waitFor({ timeout: 5000 });
+  await page.locator(sel.banner).waitFor({ state: 'hidden', timeout: 5000 });
+  await page.locator('[data-testid=auth-panel]').waitFor({ state: 'hidden', timeout: 5000 });
+  assert.equal(new URL(page.url()).searchParams.get('ns'), null, 'the address names the namespace shown');
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('progress-hub.token')), viewer, 'the token stays');
+
+  // And back to a forbidden one, then straight to an allowed one by typing (no banner click).
+  await page.fill('[data-testid=namespace-input]', 'secret');
+  await page.press('[data-testid=namespace-input]', 'Enter');
+  await until(async () => (await page.locator(sel.connText).textContent()) === 'Failed: FORBIDDEN', { what: 'FORBIDDEN again' });
+  await page.fill('[data-testid=namespace-input]', 'default');
+  await page.press('[data-testid=namespace-input]', 'Enter');
+  await waitConnected(page);
+  await page.locator(sel.row('visible.1')).waitFor({ timeout: 5000 });
+});

@@ -439,6 +439,32 @@ test('permanent refusals of the subscription still fail', () => {
   }
 });
 
+test('after a refused subscription, another namespace connects again; a refused token does not', () => {
+  const m = new ConnectionMachine({ namespace: 'secret', random: () => 0.5 });
+  m.start(0);
+  const sub = sent(m.onOpen(1))[0];
+  m.onFrame(frame({ type: 'error', id: sub.id, code: 'FORBIDDEN', message: "may not read 'secret'" }), 2);
+  assert.equal(m.state, 'failed');
+  const acts = m.setSubscription(NS, null, 10);
+  const open = ofType(acts, 'open')[0];
+  assert.equal(open?.namespace, NS, 'a new attempt, for the new namespace');
+  assert.equal(m.state, 'connecting');
+  assert.equal(m.status().errorCode, null, 'the old refusal no longer describes the page');
+  const sub2 = sent(m.onOpen(11))[0];
+  assert.equal(sub2.namespace, NS);
+  m.onFrame(frame(subscribed(0, false, 'E1', sub2.id)), 12);
+  assert.equal(m.state, 'connected');
+  // A token the hub refused stays refused whatever the namespace: wait for a new token.
+  const t = new ConnectionMachine({ namespace: NS, random: () => 0.5, token: 'bad' });
+  t.start(0);
+  t.onClose(1006, '', 1);
+  t.onProbe(401, 'AUTH_FAILED', 'bad signature', 2);
+  assert.equal(t.state, 'failed');
+  assert.deepEqual(t.setSubscription('other', null, 3), []);
+  assert.equal(t.state, 'failed');
+  assert.equal(ofType(t.setToken('good', 4), 'open')[0].namespace, 'other', 'the next token connects to it');
+});
+
 test('SSE fallback after repeated WebSocket failures while HTTP works; resumes with Last-Event-ID', () => {
   const m = connected({ offset: 12 });
   m.onClose(1006, '', 0);
