@@ -10,7 +10,7 @@ import { OperationStore } from './store.js';
 import { OperationsView } from './render.js';
 import { Timeline } from './timeline.js';
 import { ConnectionUI, SystemPanel, staleText, toastText } from './status.js';
-import { compileFilter, isFinished } from './format.js';
+import { compileFilter, isFinished, shortLabel } from './format.js';
 import { loadToken, saveToken, decodeClaims, checkToken, mayCancel, explainAuth } from './auth.js';
 
 /** @param {string} id */
@@ -140,7 +140,12 @@ setInterval(() => {
     knownKinds = kinds.join('\n');
     const sel = /** @type {HTMLSelectElement} */ ($('filter-kind'));
     const current = sel.value;
-    sel.replaceChildren(new Option('all kinds', ''), ...kinds.map((k) => new Option(k, k)));
+    // Long kinds are shortened in the list (full text as the title): a select is as wide as its longest option.
+    sel.replaceChildren(new Option('all kinds', ''), ...kinds.map((k) => {
+      const o = new Option(shortLabel(k), k);
+      if (o.text !== k) o.title = k;
+      return o;
+    }));
     sel.value = kinds.includes(current) ? current : '';
   }
 }, 250);
@@ -153,6 +158,7 @@ globInput.value = params.get('op') ?? '';
 stateSel.value = params.get('state') ?? '';
 let filterTimer = 0;
 function applyFilter() {
+  kindSel.title = kindSel.value; // the chosen kind in full, however short its label
   view.setFilter(compileFilter({ glob: globInput.value, kind: kindSel.value, state: stateSel.value }), store);
   syncUrl();
 }

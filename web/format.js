@@ -132,3 +132,13 @@ export function rateEta(op) {
 export function isFinished(s) {
   return s === 'completed' || s === 'failed' || s === 'canceled';
 }
+
+/**
+ * A label of at most `max` characters: longer text keeps its start and ends
+ * with "…" (the full text goes in a title). Pure.
+ * @param {string} text @param {number} [max=40] @returns {string}
+ */
+export function shortLabel(text, max = 40) {
+  const chars = Array.from(text);
+  return chars.length <= max ? text : `${chars.slice(0, max - 1).join('')}…`;
+}

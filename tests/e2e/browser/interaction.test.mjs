@@ -116,3 +116,35 @@ test('focus after a cancel, dialog closed when its operation ends, long messages
   t.diagnostic(`screenshot: ${await shot(page, 'interaction-timeline-phone')}`);
   assert.deepEqual(problems, [], 'no console errors or CSP violations');
 });
+
+test('a ~90-character kind: the Kind filter stays in its column at 360 px, the option names it in full as its title', async (t) => {
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s']);
+  const producer = keep(await Producer.connect(hub.addr));
+  const longKind = `nightly.reconciliation.${'ledger-partition-'.repeat(4)}eu-west-1.rebuild`;
+  assert.ok(longKind.length >= 90, `${longKind.length}`);
+  await producer.start('long.1', 'Long-kind job', { kind: longKind });
+  await producer.start('short.1', 'Short-kind job', { kind: 'etl' });
+  const page = await browser.page();
+  const problems = watchConsole(page);
+  await page.setViewportSize({ width: 360, height: 760 });
+  await page.goto(`${hub.url}/`);
+  await waitConnected(page);
+  const kindSel = page.locator('[data-testid=filter-kind]');
+  await until(async () => (await kindSel.locator('option').count()) === 3, { what: 'kinds listed' });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `no sideways scroll at 360 px (overflow ${overflow}px)`);
+  const box = await kindSel.boundingBox();
+  assert.ok(box.x >= 0 && box.x + box.width <= 360, `the select fits the viewport: ${JSON.stringify(box)}`);
+  const opt = await kindSel.locator('option').evaluateAll((os, k) => os.filter((o) => o.value === k)
+    .map((o) => ({ text: o.textContent, title: o.title })), longKind);
+  assert.equal(opt.length, 1);
+  assert.ok(opt[0].text.length < longKind.length && opt[0].text.endsWith('…'), `shortened label: ${opt[0].text}`);
+  assert.equal(opt[0].title, longKind, 'the full kind as the title');
+  // Choosing it still filters by the full kind.
+  await kindSel.selectOption(longKind);
+  await until(async () => (await page.locator(sel.row('short.1')).isHidden()) && (await page.locator(sel.row('long.1')).isVisible()), { what: 'filtered by the long kind' });
+  const overflow2 = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow2 <= 0, `still no sideways scroll with it chosen (overflow ${overflow2}px)`);
+  t.diagnostic(`screenshot: ${await shot(page, 'interaction-long-kind-phone')}`);
+  assert.deepEqual(problems, [], 'no console errors or CSP violations');
+});

@@ -2,7 +2,7 @@
 // the operation store, connection texts, tokens, timeline lanes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { percent, duration, rate, rateEta, bytes, globToRegExp, compileFilter } from '../../../web/format.js';
+import { percent, duration, rate, rateEta, bytes, globToRegExp, compileFilter, shortLabel } from '../../../web/format.js';
 import { OperationStore } from '../../../web/store.js';
 import { indicator, bannerText, staleText, toastText, sparkPoints } from '../../../web/status.js';
 import { decodeClaims, mayCancel, checkToken, explainAuth } from '../../../web/auth.js';
@@ -25,6 +25,10 @@ test('format', () => {
   assert.equal(rate(2.345), '2.3 %/s');
   assert.equal(rate(0.05), '3.00 %/min');
   assert.equal(bytes(1536), '1.5 KiB');
+  assert.equal(shortLabel('etl'), 'etl');
+  assert.equal(shortLabel('x'.repeat(40)), 'x'.repeat(40));
+  assert.equal(shortLabel('x'.repeat(90)), `${'x'.repeat(39)}…`, 'long kinds shortened for the Kind list');
+  assert.equal(Array.from(shortLabel('é'.repeat(50), 10)).length, 10);
 });
 
 test('globs follow the protocol: * any run, ? one, the rest literal', () => {
