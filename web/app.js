@@ -312,9 +312,23 @@ $('token-form').addEventListener('submit', (e) => {
   client.setToken(t).then((reply) => {
     if (unconfirmed !== attempt || reply === null) return; // superseded, or a new connection decides
     if (reply.type === 'ok') { tokenAccepted(); return; }
+    if (reply.code === 'TOKEN_EXPIRED' && client.machine.token === attempt.token) {
+      // The link's own token expired before the hub looked at this one: it
+      // goes with the new connection, whose status decides.
+      attempt.via = 'connect';
+      return;
+    }
     unconfirmed = null;
-    // A refused refresh is also closed by the hub (4001): the status then says it too.
-    authMsg.textContent = explainAuth(reply.code ?? null, reply.message ?? null);
+    // The hub refused the new token (and closes the link, 4001): the page
+    // reconnects with the token it was using, which stays saved. The panel
+    // stays open to say so until the user closes it.
+    token = client.machine.token;
+    showCurrentToken();
+    refreshPermission();
+    authOpenedByUser = true;
+    const still = reply.code === 'TIMEOUT' ? ''
+      : token ? ` The token in use (${decodeClaims(token)?.sub ?? 'previous'}) stays in use.` : ' The page goes on without a token.';
+    authMsg.textContent = `${explainAuth(reply.code ?? null, reply.message ?? null)}${still}`;
     setAuthPanel(true);
   });
 });

@@ -191,6 +191,12 @@ export class ConnectionMachine {
     this.namespace = this.opts.namespace;
     /** @type {Filter|null} */ this.filter = this.opts.filter ?? null;
     /** @type {string|null} */ this.token = this.opts.token ?? null;
+    /** @type {string|null} the token the hub holds for the current link (its connect token, or an accepted `refresh`) */
+    this.linkToken = null;
+    /** @type {{id: number, token: string|null}|null} a `refresh` sent on this link and not answered yet */
+    this.pendingRefresh = null;
+    /** The hub refused a `refresh` on this link: its close 4001 is about the new token, not the link's own. */
+    this.refreshRefused = false;
     this.attempt = 0;
     /** WebSocket attempts that never opened while the hub answered HTTP. */
     this.wsBlocked = 0;
@@ -394,8 +400,11 @@ export class ConnectionMachine {
 
   /**
    * Replace the token. On a live WebSocket it is sent as `refresh` (the
-   * subscription and position stay; a refused token gets an error and close
-   * 4001 from the hub); otherwise the link reconnects with it.
+   * subscription and position stay). A refresh the hub refuses (an error
+   * answering it, then close 4001) puts back the token the link held, and
+   * the link reconnects with that one instead of failing: the hub refused the
+   * new token, not the one the page was using. Otherwise the link reconnects
+   * with the new token.
    * @param {string|null} token @param {number} now @returns {Action[]}
    */
   setToken(token, now) {
@@ -403,7 +412,9 @@ export class ConnectionMachine {
     this.errorCode = null;
     this.errorMessage = null;
     if (token && this.state === 'connected' && this.transport === 'ws') {
-      return [{ type: 'send', message: { type: 'refresh', id: this.nextId++, token } }];
+      const id = this.nextId++;
+      this.pendingRefresh = { id, token };
+      return [{ type: 'send', message: { type: 'refresh', id, token } }];
     }
     /** @type {Action[]} */
     const acts = [];
@@ -503,6 +514,10 @@ export class ConnectionMachine {
    */
   onClose(code, reason, now) {
     if (this.state !== 'connecting' && this.state !== 'connected') return [];
+    if (code === 4001 && this.refreshRefused) {
+      // The refused refresh is why: reconnect at once with the link's own token.
+      return this.linkLost(now, 'token refresh refused', false, { delayMs: 0 });
+    }
     if (code === 4001) {
       const codeName = this.errorCode && AUTH_CODES.has(this.errorCode) ? this.errorCode : 'AUTH_FAILED';
       return this.fail(now, codeName, this.errorMessage ?? (reason || 'The hub refused the token.'));
@@ -593,6 +608,7 @@ export class ConnectionMachine {
   /** @param {number} now @returns {Action[]} */
   connect(now) {
     this.resetLink();
+    this.linkToken = this.token;
     this.state = 'connecting';
     this.retryAt = null;
     this.attemptStartedAt = now;
@@ -611,6 +627,8 @@ export class ConnectionMachine {
     this.subscribeId = null;
     this.probeDeadline = null;
     this.awaitingSnapshot = false;
+    this.pendingRefresh = null;
+    this.refreshRefused = false;
     // Heartbeat gaps are measured, and the interval learned, within one
     // connection: a reconnect may reach a restarted hub with another interval.
     this.lastHeartbeatAt = null;
@@ -766,6 +784,19 @@ export class ConnectionMachine {
         acts.push({ type: 'system_status', message: msg });
         return;
       case 'error': {
+        if (this.pendingRefresh !== null && msg.id === this.pendingRefresh.id) {
+          // The refresh was refused. An auth refusal is followed by close
+          // 4001 (see onClose), after which the link reconnects: with the
+          // token it held when the new one was refused (AUTH_FAILED: the new
+          // token is bad), with the new one when the link's own token expired
+          // (TOKEN_EXPIRED: the hub never judged the new one). Any other
+          // refusal leaves the link as it was, with its token.
+          this.pendingRefresh = null;
+          if (msg.code !== 'TOKEN_EXPIRED') this.token = this.linkToken;
+          if (AUTH_CODES.has(msg.code)) this.refreshRefused = true;
+          acts.push({ type: 'reply', id: msg.id, message: msg }, { type: 'server_error', error: msg });
+          return;
+        }
         if (AUTH_CODES.has(msg.code)) {
           this.errorCode = msg.code;
           this.errorMessage = msg.message ?? null;
@@ -788,6 +819,10 @@ export class ConnectionMachine {
         return;
       }
       case 'ok': case 'pong': case 'ack':
+        if (type === 'ok' && this.pendingRefresh !== null && msg.id === this.pendingRefresh.id) {
+          this.linkToken = this.pendingRefresh.token;
+          this.pendingRefresh = null;
+        }
         if (msg.id !== undefined && msg.id !== null) acts.push({ type: 'reply', id: msg.id, message: msg });
         return;
       default: acts.push({ type: 'message', message: msg });

@@ -1,8 +1,9 @@
 // Token changes the hub answers: a token is kept in sessionStorage only once
 // the hub accepted it; a new token on a live page (`refresh`) closes the
 // panel on the hub's `ok` and names the new subject; a refused one says so
-// and is not kept; after TOKEN_EXPIRED the banner's button asks for a new
-// token instead of retrying the expired one.
+// and is not kept, and the page reconnects with the token it was using;
+// after TOKEN_EXPIRED the banner's button asks for a new token instead of
+// retrying the expired one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hubAndBrowser } from '../lib/setup.mjs';
@@ -69,6 +70,17 @@ test('tokens: saved only once accepted; refresh answered → panel closed; expir
   await until(async () => /rejected this token/.test(await message.textContent()), { what: 'refresh refused' });
   assert.equal(await panel.isVisible(), true);
   assert.equal(await stored(page), operator, 'the refused token did not replace the accepted one');
+  // The hub closes the link (4001) after refusing the refresh: the page comes
+  // back with the token it was using instead of stopping at AUTH_FAILED.
+  await waitConnected(page);
+  assert.equal(await page.locator(sel.connText).textContent(), 'Connected');
+  assert.equal(await panel.isVisible(), true, 'the panel still says the new token was refused');
+  assert.match(await message.textContent(), /rejected this token.*The token in use \(olga\) stays in use\./);
+  assert.equal(await input.getAttribute('placeholder'), 'current: olga (operator)');
+  assert.equal(await stored(page), operator);
+  await producer.progress('job', { progress: 60 });
+  await until(async () => (await page.locator(sel.row('job')).getAttribute('data-progress')) === '60', { what: 'live again after the refused refresh' });
+  assert.equal(await page.locator(sel.row('job')).locator('[data-testid=op-cancel]').isVisible(), true, 'still an operator');
   t.diagnostic(`screenshot: ${await shot(page, 'token-refresh-refused')}`);
 
   // An expired token (e.g. left in the session): the banner asks for a new token, it does not retry it.

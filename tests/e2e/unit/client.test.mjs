@@ -370,6 +370,43 @@ test('auth: close 4001 after an error → failed, not retried', () => {
   assert.equal(m.status().errorCode, 'TOKEN_EXPIRED');
 });
 
+test('auth: a refresh the hub refuses (error, then close 4001) reconnects with the token the link held', () => {
+  const m = connected({ at: 0, offset: 4, token: 'good' });
+  const msg = sent(m.setToken('forged', 10))[0];
+  assert.equal(msg.type, 'refresh');
+  const acts = m.onFrame(frame({ type: 'error', id: msg.id, code: 'AUTH_FAILED', message: 'bad signature' }), 11);
+  assert.equal(ofType(acts, 'reply')[0]?.id, msg.id, 'the refresh gets its answer');
+  assert.equal(m.token, 'good', 'the hub kept the link\'s token: so does the machine');
+  m.onClose(4001, 'authentication failed', 12);
+  assert.equal(m.state, 'waiting', 'not failed: the token in use was never refused');
+  assert.equal(m.status().errorCode, null);
+  const open = ofType(m.tick(m.retryAt), 'open')[0];
+  assert.equal(open?.token, 'good');
+  assert.equal(m.retryAt, null);
+  assert.deepEqual(sent(m.onOpen(13))[0].resume, { epoch: 'E1', offset: 4 }, 'resumes where it was');
+  // An accepted refresh becomes the link's token: a later refused one falls back to it.
+  const m2 = connected({ at: 0, token: 'first' });
+  const r1 = sent(m2.setToken('second', 10))[0];
+  m2.onFrame(frame({ type: 'ok', id: r1.id }), 11);
+  const r2 = sent(m2.setToken('forged', 20))[0];
+  m2.onFrame(frame({ type: 'error', id: r2.id, code: 'AUTH_FAILED', message: 'no' }), 21);
+  m2.onClose(4001, '', 22);
+  assert.equal(ofType(m2.tick(m2.retryAt), 'open')[0]?.token, 'second');
+  // The link's own token expired under the refresh: the new one goes with the next connection.
+  const m3 = connected({ at: 0, token: 'expiring' });
+  const r3 = sent(m3.setToken('fresh', 10))[0];
+  m3.onFrame(frame({ type: 'error', id: r3.id, code: 'TOKEN_EXPIRED', message: 'token expired' }), 11);
+  m3.onClose(4001, '', 12);
+  assert.equal(m3.state, 'waiting');
+  assert.equal(ofType(m3.tick(m3.retryAt), 'open')[0]?.token, 'fresh');
+  // A token refused on a new connection still fails (nothing accepted to fall back on for that link).
+  const m4 = new ConnectionMachine({ namespace: NS, random: () => 0.5, token: 'forged' });
+  m4.start(0);
+  m4.onClose(1006, '', 1);
+  m4.onProbe(401, 'AUTH_FAILED', 'bad', 2);
+  assert.equal(m4.state, 'failed');
+});
+
 test('a refused subscription fails instead of looping', () => {
   const m = new ConnectionMachine({ namespace: 'secret', random: () => 0.5 });
   m.start(0);
@@ -785,8 +822,11 @@ test('driver: setToken resolves with the hub\'s answer to refresh; null when the
   assert.equal(answer.type, 'error');
   assert.equal(answer.code, 'AUTH_FAILED');
   s.serverClose(4001);
-  assert.equal(c.status().state, 'failed');
+  assert.equal(c.status().state, 'waiting', 'the refused token was the new one: not a failure');
+  env.advance(0);
+  assert.equal(FakeSocket.all.at(-1).url, 'ws://hub.test:8765/ws?token=new.t.k', 'back with the token the hub accepted');
   assert.equal(await c.setToken('next.t.k'), null, 'not live: a new connection carries it');
   assert.equal(FakeSocket.all.at(-1).url, 'ws://hub.test:8765/ws?token=next.t.k');
+  assert.equal(openSockets(), 1);
   c.stop();
 });
