@@ -35,6 +35,10 @@ if [ -f tests/e2e/package.json ]; then
   step "npm packages for tests/e2e"
   (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# --- the benchmark's Socket.IO peer: the bench smoke test measures one tiny
+# round against it (crates/hub-bench/tests/smoke.rs).
+step "npm packages for bench/socketio"
+(cd bench/socketio && npm ci --no-audit --no-fund --loglevel=error)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

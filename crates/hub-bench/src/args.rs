@@ -111,6 +111,42 @@ pub struct LatencyArgs {
     pub target: TargetArgs,
 }
 
+/// `targets`: issue 3's two relative targets judged in one run. Each round
+/// measures Socket.IO's and the hub's fan-out maximum, then both servers'
+/// latency at the lower of 100,000 delivered msgs/s and half of that
+/// round's Socket.IO maximum. `--target` is ignored: both are measured
+/// (give `--spawn`, or `--hub-url` and `--socketio-url`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TargetsArgs {
+    /// Rounds, each with its own Socket.IO maximum.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Subscribed viewers of the fan-out runs.
+    #[arg(long, default_value_t = 1000)]
+    pub viewers: usize,
+    /// Messages published per second in the latency runs; viewers = rate / this.
+    #[arg(long, default_value_t = 100)]
+    pub publish_rate: u64,
+    /// The latency rate never goes above this (issue 3: 100,000 delivered msgs/s).
+    #[arg(long, default_value_t = 100_000)]
+    pub rate_cap: u64,
+    /// Measurement time of each run (after its warm-up).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Warm-up of each fan-out run.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub fanout_warmup: Duration,
+    /// Warm-up of each latency run.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub latency_warmup: Duration,
+    /// Also measure latency to arrival at the viewer's socket (see `latency --arrival`).
+    #[arg(long)]
+    pub arrival: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub target: TargetArgs,
+}
+
 /// `idle`: server memory per idle subscribed connection.
 #[derive(clap::Args, Clone, Debug)]
 pub struct IdleArgs {

@@ -1,13 +1,16 @@
 //! hub-bench: the load generator behind `progress-hub bench`.
 //!
-//! Four scenarios, each measured against progress-hub and, with the very
-//! same generator code, against a Socket.IO 4.8 peer (`bench/socketio/`);
+//! Four scenarios (and `targets`, which combines two of them), each
+//! measured against progress-hub and, with the very same generator code,
+//! against a Socket.IO 4.8 peer (`bench/socketio/`);
 //! only the protocol adapter ([`adapter::Proto`]) differs:
 //!
 //! - `fanout`: delivered messages/s to N viewers at maximum publish rate;
 //! - `latency`: end-to-end latency percentiles at fixed delivered rates;
 //! - `idle`: server memory per idle subscribed connection;
-//! - `store`: durable events/s into the store (and through the hub).
+//! - `store`: durable events/s into the store (and through the hub);
+//! - `targets`: the fan-out and latency targets of issue 3 judged in one
+//!   run, the latency rate set from the Socket.IO maximum just measured.
 //!
 //! Only loopback addresses are dialled; every loop ends by its deadline.
 //!
@@ -37,7 +40,7 @@ pub mod sys;
 pub mod target;
 pub mod viewer;
 
-pub use args::{FanoutArgs, IdleArgs, LatencyArgs, StoreArgs, TargetArgs};
+pub use args::{FanoutArgs, IdleArgs, LatencyArgs, StoreArgs, TargetArgs, TargetsArgs};
 
 /// `progress-hub bench <scenario> [options]`.
 #[derive(clap::Args, Clone, Debug)]
@@ -61,6 +64,9 @@ pub enum Scenario {
     Idle(IdleArgs),
     /// Durable events/s into the store (and, with --via-hub, through a hub).
     Store(StoreArgs),
+    /// Issue 3's relative targets in one run: fan-out against Socket.IO, and
+    /// p99 at half of Socket.IO's maximum (at most 100k msgs/s), per round.
+    Targets(TargetsArgs),
 }
 
 /// Runs a benchmark inside an existing tokio runtime (multi-thread).

@@ -3,8 +3,8 @@
 //! hub / Socket.IO ratio when both were measured.
 
 use crate::adapter::Proto;
-use crate::args::{FanoutArgs, IdleArgs, LatencyArgs, StoreArgs, TargetArgs};
-use crate::scenario::{fanout, idle, latency, store};
+use crate::args::{FanoutArgs, IdleArgs, LatencyArgs, StoreArgs, TargetArgs, TargetsArgs};
+use crate::scenario::{fanout, idle, latency, store, targets};
 use crate::target::Target;
 use crate::{sys, Scenario};
 use std::path::Path;
@@ -21,6 +21,7 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<()> {
         Scenario::Latency(a) => run_latency(&a, nofile).await,
         Scenario::Idle(a) => run_idle(&a, nofile).await,
         Scenario::Store(a) => run_store(&a).await,
+        Scenario::Targets(a) => run_targets(&a, nofile).await,
     }
 }
 
@@ -142,6 +143,13 @@ async fn run_latency(a: &LatencyArgs, nofile: u64) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+async fn run_targets(a: &TargetsArgs, nofile: u64) -> anyhow::Result<()> {
+    check_fds(a.viewers + 8, nofile);
+    let rounds = targets::run(a).await?;
+    print!("{}", targets::summary(&rounds));
     Ok(())
 }
 

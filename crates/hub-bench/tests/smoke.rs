@@ -1,13 +1,18 @@
 //! Smoke tests: a tiny fan-out (10 viewers, 2 s) and a tiny latency run
 //! (with arrival stamps) against a hub binary started by the benchmark,
-//! when `PROGRESS_HUB_BIN` names one; skipped (with a note) otherwise.
+//! and one tiny `targets` round against both the hub and the Socket.IO
+//! peer (`bench/socketio`, installed with `npm ci`). The hub binary is
+//! `$PROGRESS_HUB_BIN`, or `progress-hub` next to the test's `deps/`
+//! directory (build it with `cargo build -p progress-hub`).
 
 use clap::Parser;
 use hub_bench::adapter::Proto;
-use hub_bench::scenario::{fanout, latency};
+use hub_bench::scenario::{fanout, latency, targets};
 use hub_bench::target::Target;
 use hub_bench::Scenario;
 use hub_bench::TargetArgs;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -16,23 +21,34 @@ struct Cli {
     scenario: Scenario,
 }
 
-/// Parses `bench ARGS --spawn-hub --hub-bin $PROGRESS_HUB_BIN`; None (with
-/// a note) when that variable is not set.
-fn scenario(args: &[&str]) -> Option<Scenario> {
-    let Some(bin) = std::env::var_os("PROGRESS_HUB_BIN") else {
-        eprintln!(
-            "note: PROGRESS_HUB_BIN is not set; skipping the {} smoke test",
-            args[0]
-        );
-        return None;
-    };
+/// The hub binary the benchmark starts.
+fn hub_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PROGRESS_HUB_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("test path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("progress-hub"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p progress-hub`",
+        bin.display()
+    );
+    bin
+}
+
+/// Parses `bench ARGS --spawn-hub --hub-bin BIN`.
+fn scenario(args: &[&str]) -> Scenario {
     let words = ["bench"]
         .iter()
         .chain(args)
         .chain(&["--spawn-hub", "--hub-bin"])
-        .map(std::ffi::OsString::from)
-        .chain([bin]);
-    Some(Cli::parse_from(words).scenario)
+        .map(OsString::from)
+        .chain([hub_bin().into_os_string()]);
+    Cli::parse_from(words).scenario
 }
 
 /// Starts the hub `target` describes, runs `f` against it and stops it,
@@ -58,10 +74,10 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiny_fanout_against_a_spawned_hub() {
     let words = ["fanout", "--viewers", "10", "--producers", "2"];
-    let Some(Scenario::Fanout(args)) =
+    let Scenario::Fanout(args) =
         scenario(&[&words[..], &["--duration", "2s", "--warmup", "500ms"]].concat())
     else {
-        return;
+        panic!("not fanout");
     };
     let r = against_hub(&args.target, |t| async {
         let r = fanout::run(&t, &args).await;
@@ -84,10 +100,10 @@ async fn tiny_latency_run_with_arrival_stamps() {
         "50",
         "--arrival",
     ];
-    let Some(Scenario::Latency(args)) =
+    let Scenario::Latency(args) =
         scenario(&[&words[..], &["--duration", "2s", "--warmup", "1500ms"]].concat())
     else {
-        return;
+        panic!("not latency");
     };
     let r = against_hub(&args.target, |t| async {
         let r = latency::run(&t, &args, 500).await;
@@ -101,4 +117,65 @@ async fn tiny_latency_run_with_arrival_stamps() {
     assert!(arrival.count > 0, "{r}");
     // Arrival comes before the read of the same messages.
     assert!(arrival.p50 <= r.latency.p50, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_targets_round_against_both_servers() {
+    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/socketio");
+    assert!(
+        peer.join("node_modules/socket.io").is_dir(),
+        "the Socket.IO peer is not installed: run `npm ci --prefix bench/socketio`"
+    );
+    let words = [
+        "targets",
+        "--rounds",
+        "1",
+        "--viewers",
+        "10",
+        "--publish-rate",
+        "50",
+        "--rate-cap",
+        "500",
+        "--duration",
+        "1s",
+        "--fanout-warmup",
+        "300ms",
+        "--latency-warmup",
+        "1s",
+        "--spawn",
+    ];
+    let args = words
+        .iter()
+        .map(OsString::from)
+        .chain([OsString::from("--socketio-dir"), peer.into_os_string()]);
+    let Scenario::Targets(mut args) =
+        Cli::parse_from(["bench".into()].into_iter().chain(args)).scenario
+    else {
+        panic!("not targets");
+    };
+    args.target.hub_bin = Some(hub_bin());
+    let rounds = tokio::time::timeout(Duration::from_secs(60), targets::run(&args))
+        .await
+        .expect("bounded")
+        .expect("the round runs");
+    assert_eq!(rounds.len(), 1);
+    let r = &rounds[0];
+    println!("{}", targets::summary(&rounds));
+    assert_eq!(r.socketio_fanout.server, "socket.io");
+    assert_eq!(r.hub_fanout.server, "progress-hub");
+    for f in [&r.socketio_fanout, &r.hub_fanout] {
+        assert!(f.delivered.messages > 0, "viewers received messages: {f}");
+        assert_eq!(f.delivered.closed, 0, "{f}");
+    }
+    // The rate comes from this round's Socket.IO maximum (half, capped,
+    // whole viewers).
+    assert_eq!(
+        r.rate,
+        targets::latency_rate(r.socketio_fanout.msgs_per_sec(), 500, 50)
+    );
+    for l in [&r.hub_latency, &r.socketio_latency] {
+        assert_eq!(l.rate, r.rate);
+        assert!(l.latency.count > 0, "latencies recorded: {l}");
+    }
+    assert_eq!(r.socketio_latency.server, "socket.io");
 }

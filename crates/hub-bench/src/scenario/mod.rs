@@ -5,6 +5,7 @@ pub mod fanout;
 pub mod idle;
 pub mod latency;
 pub mod store;
+pub mod targets;
 
 use crate::adapter::Proto;
 use crate::conn;
