@@ -98,7 +98,7 @@ pub struct Config {
     /// bound.
     #[serde(deserialize_with = "lenient::usize")]
     pub max_snapshot_bytes: usize,
-    /// Most WebSocket and SSE connections the hub holds (more get HTTP 503
+    /// Most WebSocket and SSE connections the hub holds (more get HTTP 429
     /// `RATE_LIMITED`); connections being served as plain HTTP are capped
     /// at twice this plus 16 (past that the hub stops accepting until one
     /// ends).

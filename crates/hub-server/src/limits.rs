@@ -232,14 +232,15 @@ impl Limits {
     /// (counted by subject); otherwise it is anonymous (counted by IP), and
     /// so is a token without a subject (`sub` empty or absent), which has
     /// nothing else to be counted by.
-    /// The returned slot frees its place when dropped. A refusal comes with
-    /// its HTTP status: 503 when the hub is full, 429 for a narrower cap.
+    /// The returned slot frees its place when dropped. A refusal is
+    /// `RATE_LIMITED` naming the cap in `data.reason` (HTTP 429, as the
+    /// contract maps the code, the hub-wide cap included).
     pub fn admit(
         self: &Arc<Self>,
         ip: IpAddr,
         sub: &str,
         authenticated: bool,
-    ) -> Result<Slot, (ProtoError, u16)> {
+    ) -> Result<Slot, ProtoError> {
         let reserved = self
             .open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -248,14 +249,11 @@ impl Limits {
             .is_ok();
         if !reserved {
             self.count("connections");
-            return Err((
-                rate_limited(
-                    "connections",
-                    "the hub holds the most connections it may",
-                    self.max_connections as u64,
-                    None,
-                ),
-                503,
+            return Err(rate_limited(
+                "connections",
+                "the hub holds the most connections it may",
+                self.max_connections as u64,
+                None,
             ));
         }
         // From here the place is held: a refusal below gives it back when
@@ -271,14 +269,11 @@ impl Limits {
                 if *n >= self.per_user {
                     drop(users);
                     self.count("connections_per_user");
-                    return Err((
-                        rate_limited(
-                            "connections_per_user",
-                            "this token's subject holds the most connections it may",
-                            self.per_user as u64,
-                            None,
-                        ),
-                        429,
+                    return Err(rate_limited(
+                        "connections_per_user",
+                        "this token's subject holds the most connections it may",
+                        self.per_user as u64,
+                        None,
                     ));
                 }
                 *n += 1;
@@ -291,14 +286,11 @@ impl Limits {
             if *n >= self.anonymous_per_ip {
                 drop(anon);
                 self.count("anonymous_per_ip");
-                return Err((
-                    rate_limited(
-                        "anonymous_per_ip",
-                        "this address holds the most connections without a token it may",
-                        self.anonymous_per_ip as u64,
-                        None,
-                    ),
-                    429,
+                return Err(rate_limited(
+                    "anonymous_per_ip",
+                    "this address holds the most connections without a token it may",
+                    self.anonymous_per_ip as u64,
+                    None,
                 ));
             }
             *n += 1;
@@ -458,13 +450,13 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let s1 = l.admit(ip, "alice", true).unwrap();
         let _s2 = l.admit(ip, "alice", true).unwrap();
-        let (e, _) = l.admit(ip, "alice", true).unwrap_err();
+        let e = l.admit(ip, "alice", true).unwrap_err();
         assert_eq!(e.data.unwrap()["reason"], "connections_per_user");
         assert!(l.admit(ip, "bob", true).is_ok());
         drop(s1);
         let _s3 = l.admit(ip, "alice", true).unwrap();
         let a1 = l.admit(ip, "anonymous", false).unwrap();
-        let (e, _) = l.admit(ip, "anonymous", false).unwrap_err();
+        let e = l.admit(ip, "anonymous", false).unwrap_err();
         assert_eq!(e.data.unwrap()["reason"], "anonymous_per_ip");
         // Loopback is exempt by default.
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
@@ -495,19 +487,13 @@ mod tests {
         });
         assert_eq!(slots.iter().flatten().count(), 6);
         assert_eq!(l.connections(), 6);
-        let (e, status) = l.admit(ip, "late", true).unwrap_err();
-        assert_eq!(
-            (e.data.unwrap()["reason"].clone(), status),
-            (json!("connections"), 503)
-        );
+        let e = l.admit(ip, "late", true).unwrap_err();
+        assert_eq!(e.data.unwrap()["reason"], json!("connections"));
         drop(slots);
         assert_eq!(l.connections(), 0);
         let _a = l.admit(ip, "alice", true).unwrap();
-        let (e, status) = l.admit(ip, "alice", true).unwrap_err();
-        assert_eq!(
-            (e.data.unwrap()["reason"].clone(), status),
-            (json!("connections_per_user"), 429)
-        );
+        let e = l.admit(ip, "alice", true).unwrap_err();
+        assert_eq!(e.data.unwrap()["reason"], json!("connections_per_user"));
         assert_eq!(l.connections(), 1, "the refused one gave its place back");
     }
 

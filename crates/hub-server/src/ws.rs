@@ -81,8 +81,8 @@ pub(crate) struct Edge {
 }
 
 impl Edge {
-    /// Takes a place under `max_connections` (HTTP 503 when the hub is
-    /// full) and the per-subject / per-IP caps (HTTP 429).
+    /// Takes a place under `max_connections` and the per-subject / per-IP
+    /// caps (HTTP 429 `RATE_LIMITED` naming the cap).
     #[allow(clippy::result_large_err)]
     pub(crate) fn admit(
         app: &Shared,
@@ -93,7 +93,7 @@ impl Edge {
         let slot = app
             .limits
             .admit(ip, &principal.sub, authenticated)
-            .map_err(|(e, status)| crate::http_api::error_response(e, Some(status)))?;
+            .map_err(|e| crate::http_api::error_response(e, None))?;
         Ok(Edge {
             _slot: slot,
             bucket: app.limits.message_bucket(ip),

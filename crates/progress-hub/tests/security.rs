@@ -1113,8 +1113,9 @@ async fn a_key_flag_beats_a_key_variable_of_another_kind() {
     .await;
 }
 
-/// The hub-wide connection cap answers 503 `RATE_LIMITED` naming the
-/// limit, like every other limit, and SSE counts against it too.
+/// The hub-wide connection cap answers 429 `RATE_LIMITED` with
+/// `Retry-After`, naming the limit, as the contract maps the code (it was
+/// 503), and SSE counts against it too.
 #[tokio::test]
 async fn the_hub_wide_connection_cap_names_its_limit() {
     let h = hub()
@@ -1127,7 +1128,7 @@ async fn the_hub_wide_connection_cap_names_its_limit() {
         .await
         .err()
         .expect("a third connection");
-    assert_eq!(status, 503, "{body}");
+    assert_eq!(status, 429, "{body}");
     let body: Value = serde_json::from_str(&body).expect("a JSON error body");
     let e = &body["error"];
     assert_eq!(e["code"], "RATE_LIMITED", "{body}");
@@ -1139,7 +1140,8 @@ async fn the_hub_wide_connection_cap_names_its_limit() {
     let r = reqwest::get(format!("{}/api/v1/stream?namespace=default", h.http()))
         .await
         .unwrap();
-    assert_eq!(r.status(), 503, "SSE counts too");
+    assert_eq!(r.status(), 429, "SSE counts too");
+    assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
 }
 
 /// Handshakes that arrive together cannot all pass the cap: each takes its
@@ -1161,7 +1163,7 @@ async fn concurrent_handshakes_do_not_overrun_the_connection_cap() {
             .iter()
             .filter_map(|r| r.as_ref().err().map(|e| e.0))
             .collect();
-        assert_eq!(refused, vec![503; 4], "round {round}");
+        assert_eq!(refused, vec![429; 4], "round {round}");
         drop(results);
         eventually("every place to be given back", DEADLINE, || {
             let status = status.clone();
