@@ -60,6 +60,34 @@ impl Wire {
         Ok(())
     }
 
+    /// Ends the hub's side of the stream (TCP FIN after everything already
+    /// written) while the client's side stays open for reading: once the
+    /// close frame is out, a client still reading its backlog gets all of
+    /// it and then the end of the stream.
+    pub fn shutdown_write(&self) {
+        let _ = socket2::SockRef::from(&self.tcp).shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Reads and throws away whatever the client still sends until it
+    /// ends its side (true) or the socket fails (false). Closing a socket
+    /// with unread data makes the kernel send a reset, which can destroy
+    /// what the client has not read yet: the error and close frame that
+    /// explain why the connection ends.
+    pub async fn discard_until_eof(&self) -> bool {
+        let mut scratch = vec![0u8; 64 * 1024];
+        loop {
+            if self.tcp.readable().await.is_err() {
+                return false;
+            }
+            match self.tcp.try_read(&mut scratch) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
     fn captured(&self) -> Option<Arc<dyn Capture>> {
         self.capture.get().and_then(Weak::upgrade)
     }

@@ -278,8 +278,11 @@ async fn run(
         }
     };
     let mut linger = None;
+    let restart = close
+        .as_ref()
+        .is_some_and(|(code, _)| *code == CloseCode::ServiceRestart.code());
     if let Some((code, reason)) = close {
-        let wait = if code == CloseCode::ServiceRestart.code() {
+        let wait = if restart {
             CLOSE_LINGER
         } else {
             CLOSE_REPLY_WAIT
@@ -317,16 +320,35 @@ async fn run(
     // data makes the kernel send a reset, and a reset can destroy the
     // error and close frame just sent before the client reads them.
     if let Some(wait) = linger {
-        let _ = tokio::time::timeout(wait, async {
+        // Nothing follows the close frame: on plain TCP the hub ends its
+        // side now, so a client still working through a backlog reads the
+        // error, the close frame and then the end of the stream.
+        if let Some(w) = wire {
+            w.shutdown_write();
+        }
+        let replied = tokio::time::timeout(wait, async {
             while let Some(Ok(m)) = socket.recv().await {
                 if matches!(m, Message::Close(_)) {
                     break;
                 }
             }
         })
-        .await;
+        .await
+        .is_ok();
+        // On shutdown a producer that kept sending may still be reading
+        // the acks, error and close frame sent before its messages: the
+        // hub goes on throwing its input away until it stops (within the
+        // hub's overall shutdown bound) rather than reset the connection.
+        if let (false, Some(w), true) = (replied, wire, restart) {
+            let _ = tokio::time::timeout(SHUTDOWN_DISCARD, w.discard_until_eof()).await;
+        }
     }
 }
+
+/// On shutdown, how long past [`CLOSE_LINGER`] the hub keeps discarding
+/// what a client that has not answered the close still sends (the hub
+/// waits at most 5 s for all sockets in all).
+const SHUTDOWN_DISCARD: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The disconnection reason label for a close the hub asked for.
 pub(crate) fn close_reason(code: CloseCode) -> &'static str {

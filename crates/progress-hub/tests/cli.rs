@@ -296,6 +296,23 @@ async fn sigterm_acks_everything_it_stored_before_closing() {
 /// everything the producer had not read yet.
 #[tokio::test]
 async fn a_producer_still_sending_at_sigterm_reads_why_it_was_closed() {
+    flood_through_sigterm(Duration::from_millis(300)).await;
+}
+
+/// The same with a producer that reads nothing for longer than the second
+/// the hub waits for its close frame: the hub ends its side of the stream
+/// after the close frame and discards the producer's input until it stops,
+/// instead of closing on unread input, which sent a reset that destroyed
+/// the acks, error and close frame the producer had not read yet.
+#[tokio::test]
+async fn a_producer_reading_slowly_at_sigterm_still_reads_why_it_was_closed() {
+    flood_through_sigterm(Duration::from_millis(1800)).await;
+}
+
+/// A producer floods one operation; SIGTERM; it reads nothing for `pause`,
+/// then reads everything: every ack, `SERVER_SHUTDOWN`, close 1012; the
+/// store holds exactly what was acked.
+async fn flood_through_sigterm(pause: Duration) {
     use futures_util::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().unwrap();
@@ -323,7 +340,7 @@ async fn a_producer_still_sending_at_sigterm_reads_why_it_was_closed() {
     let first = rx.next().await.unwrap().unwrap();
     assert!(first.to_text().unwrap().contains("\"ack\""), "{first:?}");
     h.signal(Signal::SIGTERM);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(pause).await;
     let (mut acked, mut told, mut close) = (0u64, false, None);
     while let Some(m) = tokio::time::timeout(DEADLINE, rx.next())
         .await
