@@ -58,11 +58,13 @@ pub(crate) struct TokenClaims {
     namespaces: Option<Vec<String>>,
 }
 
-/// Seconds (NumericDate) to milliseconds, `None` if not a sane time.
+/// Seconds (NumericDate) to milliseconds, `None` if not a number of
+/// seconds. A time before 1970 is a time in the past (0): a negative `exp`
+/// has expired, a negative `nbf` is long reached.
 fn seconds_to_ms(secs: f64) -> Option<u64> {
     // `as` saturates, so a huge exp becomes u64::MAX (never expires) rather
-    // than wrapping around into the past.
-    (secs.is_finite() && secs >= 0.0).then_some((secs * 1000.0) as u64)
+    // than wrapping around into the past, and a negative one becomes 0.
+    secs.is_finite().then_some((secs * 1000.0) as u64)
 }
 
 impl TokenClaims {
@@ -149,11 +151,15 @@ mod tests {
         assert!(c(serde_json::json!({"sub": "a", "exp": 95.001})).is_ok());
         assert!(c(serde_json::json!({"sub": "a", "exp": 1e300})).is_ok());
         assert_eq!(
-            c(serde_json::json!({"sub": "a", "exp": -1}))
-                .unwrap_err()
-                .reason_label(),
-            "claims"
+            c(serde_json::json!({"sub": "a", "exp": -1})).unwrap_err(),
+            AuthError::Expired,
+            "a NumericDate before 1970 is in the past"
         );
+        assert_eq!(
+            c(serde_json::json!({"sub": "a", "exp": -0.5})).unwrap_err(),
+            AuthError::Expired
+        );
+        assert!(c(serde_json::json!({"sub": "a", "exp": 200, "nbf": -3})).is_ok());
         assert!(c(serde_json::json!({"sub": "a", "exp": 200, "nbf": 105})).is_ok());
         assert_eq!(
             c(serde_json::json!({"sub": "a", "exp": 200, "nbf": 105.001}))

@@ -60,13 +60,14 @@ pub(crate) struct VerifyKey {
 impl VerifyKey {
     fn new(kid: Option<String>, alg: Algorithm, key: DecodingKey) -> Self {
         let mut validation = Validation::new(alg);
-        // Time is checked by the caller against `now_ms`, not the system clock;
-        // `exp` must still be present.
+        // Time is checked by the caller against `now_ms`, not the system
+        // clock, and so is the presence of `exp` (the library would take a
+        // negative `exp`, a time in the past, for a missing one).
         validation.validate_exp = false;
         validation.validate_nbf = false;
+        validation.required_spec_claims.clear();
         // The hub has no audience of its own: the key is what binds a token to it.
         validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp"]);
         VerifyKey {
             kid,
             alg,

@@ -104,6 +104,8 @@ fn auth_matrix() {
         ("expired exactly 5 s ago", "hs", hs(&claims("alice", -5)), Err("TOKEN_EXPIRED", "expired")),
         ("expired 6 s ago", "hs", hs(&claims("alice", -6)), Err("TOKEN_EXPIRED", "expired")),
         ("missing exp", "hs", hs_payload(r#"{"sub":"alice"}"#), Err("AUTH_FAILED", "missing_exp")),
+        ("negative exp: before 1970, so past", "hs", hs_payload(r#"{"sub":"alice","exp":-1}"#), Err("TOKEN_EXPIRED", "expired")),
+        ("exp null: missing", "hs", hs_payload(r#"{"sub":"alice","exp":null}"#), Err("AUTH_FAILED", "missing_exp")),
         ("HS256 token with a kid at a secret hub: the secret has none", "hs", hmac_token(Algorithm::HS256, SECRET.as_bytes(), r#"{"alg":"HS256","kid":"zz"}"#, &body), Err("AUTH_FAILED", "unknown_kid")),
         ("exp is a string", "hs", hs_payload(&format!(r#"{{"sub":"alice","exp":"{exp}"}}"#)), Err("AUTH_FAILED", "claims")),
         ("fractional exp", "hs", hs_payload(&format!(r#"{{"sub":"alice","exp":{exp}.5}}"#)), Sub("alice")),
