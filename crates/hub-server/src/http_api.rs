@@ -55,6 +55,19 @@ pub fn error_response(e: ProtoError, status: Option<u16>) -> Response {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
+    // RFC 6750: a 401 says which scheme it wants, and whether the token
+    // given was the problem.
+    let challenge = match e.code {
+        ErrorCode::AuthRequired => Some(r#"Bearer realm="progress-hub""#),
+        ErrorCode::AuthFailed | ErrorCode::TokenExpired => {
+            Some(r#"Bearer realm="progress-hub", error="invalid_token""#)
+        }
+        _ => None,
+    };
+    if let (Some(c), StatusCode::UNAUTHORIZED) = (challenge, status) {
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+    }
     resp
 }
 
@@ -150,6 +163,20 @@ pub async fn post_event(
         Err(e) => return refuse(e),
     };
     let max = app.cfg.max_message_size;
+    let too_large = || {
+        refuse(
+            ProtoError::new(
+                ErrorCode::MessageTooLarge,
+                format!("the body is larger than {max} bytes"),
+            )
+            .with_data(json!({"limit": max})),
+        )
+    };
+    // A body declared too large is refused before any of it is read (and
+    // before a `100 Continue` would invite the client to send it).
+    if declared_length(&headers).is_some_and(|n| n > max as u64) {
+        return too_large();
+    }
     // A body that trickles in, or never comes, would hold the connection
     // (one of the capped places, see serve.rs): it gets as long as the
     // headers did.
@@ -166,15 +193,7 @@ pub async fn post_event(
                 ),
             ))
         }
-        Ok(Err(_)) => {
-            return refuse(
-                ProtoError::new(
-                    ErrorCode::MessageTooLarge,
-                    format!("the body is larger than {max} bytes"),
-                )
-                .with_data(json!({"limit": max})),
-            )
-        }
+        Ok(Err(_)) => return too_large(),
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
         return refuse(ProtoError::bad("the body is not valid UTF-8"));
@@ -488,4 +507,15 @@ pub async fn wrong_method(method: Method, uri: Uri) -> Response {
         .with_details("This path exists with another HTTP method."),
         None,
     )
+}
+
+/// The request's `Content-Length`, when it has a valid one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }

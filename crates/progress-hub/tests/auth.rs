@@ -84,6 +84,14 @@ async fn refused_tokens_get_401_with_the_code() {
         };
         let r = http.send().await.unwrap();
         assert_eq!(r.status(), 401);
+        // RFC 6750's challenge: the scheme, and whether the token was bad.
+        let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(challenge.starts_with("Bearer realm="), "{challenge}");
+        assert_eq!(
+            challenge.contains(r#"error="invalid_token""#),
+            tok.is_some(),
+            "{code}: {challenge}"
+        );
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], code);
     }

@@ -308,3 +308,46 @@ async fn polling_a_big_namespace_starves_neither_acks_nor_stalls() {
         assert!(p.await.unwrap() > 0, "the pollers polled");
     }
 }
+
+/// A body whose `Content-Length` is over `--max-message-size` is refused
+/// with 413 from its headers: at once, without waiting for a body that
+/// may never come (it waited for the body timeout, then answered 408),
+/// and instead of inviting it with `100 Continue`.
+#[tokio::test]
+async fn a_body_declared_too_large_is_refused_before_it_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = hub().args(["--max-message-size", "1000"]).start().await;
+    let addr = h.http().trim_start_matches("http://").to_owned();
+    for expect in ["", "Expect: 100-continue\r\n"] {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /api/v1/namespaces/default/operations/big/events HTTP/1.1\r\n\
+             Host: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: 2000\r\n{expect}\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Well under the 10 s the hub gives a body to arrive.
+        let read = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got);
+                if n == 0 || text.contains("\"error\"") {
+                    break;
+                }
+            }
+        })
+        .await;
+        let text = String::from_utf8_lossy(&got).into_owned();
+        assert!(read.is_ok(), "no answer within 3 s ({expect:?}): {text}");
+        assert!(text.starts_with("HTTP/1.1 413"), "{expect:?}: {text}");
+        assert!(!text.contains("100 Continue"), "{text}");
+        assert!(text.contains("MESSAGE_TOO_LARGE"), "{text}");
+        assert!(text.contains("\"limit\":1000"), "{text}");
+    }
+    // The hub goes on serving.
+    let (s, _) = get_json(&format!("{}/health", h.http())).await;
+    assert_eq!(s, 200);
+}
