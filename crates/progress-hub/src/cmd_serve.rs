@@ -223,6 +223,8 @@ impl ServeArgs {
 /// fill. The returned guard flushes what is queued when dropped.
 fn init_logs(cfg: &Config) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::EnvFilter;
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .buffered_lines_limit(LOG_QUEUE_LINES)
@@ -239,11 +241,27 @@ fn init_logs(cfg: &Config) -> tracing_appender::non_blocking::WorkerGuard {
             .json()
             .with_current_span(true)
             .with_span_list(true)
+            .finish()
+            .with(no_message_contents())
             .init();
     } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).init();
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .finish()
+            .with(no_message_contents())
+            .init();
     }
     guard
+}
+
+/// Drops the WebSocket library's trace lines, whatever the level asked
+/// for: they print every message received in full, a `refresh`'s token
+/// included, and tokens are never logged (docs/SECURITY.md).
+fn no_message_contents(
+) -> tracing_subscriber::filter::FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
+    tracing_subscriber::filter::filter_fn(|m| {
+        !(*m.level() == tracing::Level::TRACE && m.target().contains("tungstenite"))
+    })
 }
 
 /// Log lines waiting for the writer thread before new ones are dropped.

@@ -303,3 +303,40 @@ async fn stalls_are_summed_up_per_namespace() {
         "no line per stalled operation at info"
     );
 }
+
+/// Even at `--log-level trace`, a token sent in a `refresh` message never
+/// reaches the log: the WebSocket library's trace lines print every
+/// received message in full, and they are dropped whatever the level.
+#[tokio::test]
+async fn trace_logs_never_carry_a_refreshed_token() {
+    let mut h = hub()
+        .args(["--jwt-secret", SECRET, "--log-level", "trace"])
+        .start()
+        .await;
+    let first = token("alice", &["viewer"], &["default"]);
+    let mut ws = ws_as(&h, &first).await;
+    let fresh = token("alice", &["viewer"], &["default", "ci"]);
+    assert_ne!(first, fresh);
+    let signature = fresh.rsplit('.').next().unwrap().to_owned();
+    let ok = ws
+        .request(json!({"type": "refresh", "token": fresh}), 7)
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let pong = ws.request(json!({"type": "ping"}), 8).await;
+    assert_eq!(pong["type"], "pong", "{pong}");
+    ws.close().await;
+    // Everything written up to a clean exit.
+    h.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(h.wait_exit(DEADLINE).await.is_some_and(|s| s.success()));
+    let lines = h.stderr_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("TRACE")),
+        "trace lines are written at this level: {lines:#?}"
+    );
+    for l in &lines {
+        assert!(
+            !l.contains(&signature),
+            "the refreshed token in a log line: {l}"
+        );
+    }
+}
