@@ -549,17 +549,8 @@ impl Namespace {
             }
             let abandoned =
                 cfg.abandon_timeout_ms > 0 && now >= silent_since + cfg.abandon_timeout_ms;
-            if hub_cancel || abandoned {
-                self.last_offset += 1;
-                let ending = if hub_cancel {
-                    HubEnding::ProducerGone
-                } else {
-                    HubEnding::Abandoned(cfg.abandon_timeout_ms)
-                };
-                out.events
-                    .push(finish_by_hub(op, ending, self.last_offset, now));
-                continue;
-            }
+            // A silent producer's operation is stalled first, also when the
+            // hub ends it in the same tick: viewers see why it ended.
             if op.state.state == OperationStatus::Running
                 && now >= silent_since + cfg.stall_timeout_ms
             {
@@ -577,6 +568,16 @@ impl Namespace {
                     None,
                     Map::new(),
                 ));
+            }
+            if hub_cancel || abandoned {
+                self.last_offset += 1;
+                let ending = if hub_cancel {
+                    HubEnding::ProducerGone
+                } else {
+                    HubEnding::Abandoned(cfg.abandon_timeout_ms)
+                };
+                out.events
+                    .push(finish_by_hub(op, ending, self.last_offset, now));
             }
         }
         out

@@ -141,10 +141,16 @@ async fn silent_producer_is_canceled_by_the_hub() {
         )
         .await;
     assert_eq!(ok["type"], "ok");
+    // Stalled first (no word from the producer for the stall timeout),
+    // also when the hub's cancel falls due in the same tick: it used to
+    // skip the stall and go straight to canceled.
+    let stalled = v.next_of("operation_stalled", Duration::from_secs(5)).await;
+    assert_eq!(stalled["operation_id"], "g");
     let ev = v
         .next_of("operation_canceled", Duration::from_secs(5))
         .await;
     assert_eq!(ev["state"]["state"], "canceled");
+    assert_eq!(ev["offset"], stalled["offset"].as_u64().unwrap() + 1);
     assert!(ev.get("seq").is_none());
 }
 

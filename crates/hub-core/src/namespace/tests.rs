@@ -241,8 +241,16 @@ fn stall_resume_and_hub_cancel() {
     assert!(ack.ack.cancel_requested);
     let notice = ack.cancel.unwrap();
     assert_eq!(notice.requested_by, "bob");
+    // The stall and the hub's cancel fall due together: the operation is
+    // stalled first, then canceled, so viewers see why.
     let t = n.tick(7_600, &cfg);
-    assert_eq!(t.events.len(), 1);
+    assert_eq!(t.events.len(), 2);
+    assert_eq!(t.events[0].event_type, EventType::OperationStalled);
+    assert_eq!(t.events[1].offset, t.events[0].offset + 1);
+    let t = TickOutput {
+        events: t.events[1..].to_vec(),
+        ..t
+    };
     assert_eq!(t.events[0].event_type, EventType::OperationCanceled);
     assert_eq!(t.events[0].state.state, OperationStatus::Canceled);
     assert_eq!(
@@ -329,8 +337,12 @@ fn after_a_restart_silence_counts_from_the_restart() {
     );
     assert!(r.tick(60_999, &cfg).events.is_empty());
     let t = r.tick(61_000, &cfg);
-    assert_eq!(t.events.len(), 1, "the pending cancel, made by the hub");
-    assert_eq!(t.events[0].event_type, EventType::OperationCanceled);
+    let kinds: Vec<EventType> = t.events.iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        kinds,
+        [EventType::OperationStalled, EventType::OperationCanceled],
+        "stalled, then the pending cancel, made by the hub"
+    );
     let done = r.operation("done").unwrap();
     assert_eq!(
         done.last_producer_at, 10,
