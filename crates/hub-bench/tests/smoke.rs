@@ -11,33 +11,15 @@ use hub_bench::scenario::{fanout, latency, targets};
 use hub_bench::target::Target;
 use hub_bench::Scenario;
 use hub_bench::TargetArgs;
+use hub_testkit::hub_bin;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
-}
-
-/// The hub binary the benchmark starts.
-fn hub_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("PROGRESS_HUB_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().expect("test path");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("progress-hub"))
-        .expect("target dir");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build -p progress-hub`",
-        bin.display()
-    );
-    bin
 }
 
 /// Parses `bench ARGS --spawn-hub --hub-bin BIN`.

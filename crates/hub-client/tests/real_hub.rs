@@ -7,35 +7,16 @@
 //! `deps/` directory (build it with `cargo build -p progress-hub`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hub_client::{
     Client, ClientConfig, ConnState, Filter, OpStatus, OperationState, Reporter, Subscriber,
     Subscription, TokenProvider, Update,
 };
-use hub_testkit::{Hub, HubBuilder, Ws};
+use hub_testkit::{hub_bin, Hub, HubBuilder, Ws};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn hub_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("PROGRESS_HUB_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().expect("test path");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("progress-hub"))
-        .expect("target dir");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build -p progress-hub`",
-        bin.display()
-    );
-    bin
-}
 
 async fn free_addr() -> String {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

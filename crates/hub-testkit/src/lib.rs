@@ -21,6 +21,28 @@ use std::time::Duration;
 /// The default deadline for a wait in tests.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
+/// The hub binary for tests of crates that do not build it: the
+/// `PROGRESS_HUB_BIN` variable, or `progress-hub` next to the running
+/// test's `deps/` directory (build it first with `cargo build -p
+/// progress-hub`; panics naming that command when it is missing).
+pub fn hub_bin() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("PROGRESS_HUB_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("test path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("progress-hub"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p progress-hub`",
+        bin.display()
+    );
+    bin
+}
+
 /// Polls `check` until it returns `Some`, or panics after `deadline`.
 pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
 where
