@@ -18,6 +18,10 @@
 //!   re-sent start is acked as new, or `SEQ_GAP` says it is behind), the
 //!   operation is re-registered: start, a snapshot of all progress so far,
 //!   then the unacked lifecycle messages, renumbered from where the hub is.
+//! - A message the hub refuses for good (`BAD_MESSAGE`, `FORBIDDEN`, ...)
+//!   is dropped, never silently: its code and the hub's sentence are kept
+//!   (the latest [`MAX_REFUSALS`] of the whole outbox) for
+//!   [`Outbox::refusal`], whether the operation stays or was dropped.
 //!
 //! [`Machine`]: crate::machine::Machine
 
@@ -33,6 +37,28 @@ pub type OpKey = u64;
 /// history: far ahead, so the hub answers `SEQ_GAP` with the seq it expects
 /// instead of taking it for a duplicate.
 pub const ATTACH_SEQ: u64 = 1 << 40;
+
+/// Refusals kept for [`Outbox::refusal`] (the latest; older ones are forgotten).
+pub const MAX_REFUSALS: usize = 64;
+
+/// A message the hub refused for good, as it said it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The error code (`BAD_MESSAGE`, `OPERATION_FINISHED`, ...).
+    pub code: String,
+    /// The hub's sentence.
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.message.is_empty() {
+            f.write_str(&self.code)
+        } else {
+            write!(f, "{}: {}", self.code, self.message)
+        }
+    }
+}
 
 /// Limits of the queue. Defaults: 10,000 waiting lifecycle messages, 100 ms
 /// between progress sends per operation (≤ 10/s), 64 unacked messages in
@@ -172,6 +198,16 @@ fn with_known_progress(mut fields: ProgressFields, op: &Op) -> ProgressFields {
     fields
 }
 
+/// Error codes that refuse a message for good (never sent again).
+const REFUSED_FOR_GOOD: [&str; 6] = [
+    "OPERATION_FINISHED",
+    "FORBIDDEN",
+    "AUTH_REQUIRED",
+    "AUTH_FAILED",
+    "BAD_MESSAGE",
+    "MESSAGE_TOO_LARGE",
+];
+
 /// The outgoing queue of one client.
 #[derive(Debug, Default)]
 pub struct Outbox {
@@ -185,6 +221,8 @@ pub struct Outbox {
     connected: bool,
     lifecycle_queued: u64,
     stats: OutboxStats,
+    /// The latest refusals, oldest first (at most [`MAX_REFUSALS`]).
+    refusals: VecDeque<(OpKey, Refusal)>,
 }
 
 impl Outbox {
@@ -623,6 +661,14 @@ impl Outbox {
         if matches!(op.probe, Probe::Awaiting(_)) {
             op.probe = Probe::None;
         }
+        let for_good = match err.code.as_str() {
+            "UNKNOWN_OPERATION" => op.start.is_none(),
+            c => REFUSED_FOR_GOOD.contains(&c),
+        };
+        if for_good {
+            self.note_refusal(key, err);
+        }
+        let op = self.ops.get_mut(&key)?;
         match err.code.as_str() {
             "SEQ_GAP" => {
                 let expected = err.data_u64("expected")?;
@@ -668,6 +714,30 @@ impl Outbox {
                 None
             }
         }
+    }
+
+    fn note_refusal(&mut self, key: OpKey, err: &ErrorMessage) {
+        if self.refusals.len() >= MAX_REFUSALS {
+            self.refusals.pop_front();
+        }
+        self.refusals.push_back((
+            key,
+            Refusal {
+                code: err.code.clone(),
+                message: err.message.clone(),
+            },
+        ));
+    }
+
+    /// The latest message of operation `key` the hub refused for good (its
+    /// code and sentence), among the outbox's last [`MAX_REFUSALS`]
+    /// refusals; kept after the operation itself was dropped.
+    pub fn refusal(&self, key: OpKey) -> Option<&Refusal> {
+        self.refusals
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, r)| r)
     }
 
     /// Remove message `seq` and renumber the ones after it.

@@ -545,6 +545,64 @@ fn refused_messages_are_dropped_and_renumbered() {
 }
 
 #[test]
+fn a_refused_update_is_kept_with_the_hubs_words() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.attach("default", "a");
+    o.progress(
+        k,
+        ProgressFields {
+            message: Some("hello".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    let gap = error_for(
+        &m[0],
+        "SEQ_GAP",
+        json!({"operation_id": "a", "expected": 2}),
+    );
+    assert_eq!(o.on_error(&gap, 0), None);
+    assert_eq!(o.refusal(k), None, "a SEQ_GAP is no refusal");
+    let m = drain(&mut o, 0, &mut id);
+    let bad = error_for(&m[0], "BAD_MESSAGE", json!({"operation_id": "a"}));
+    assert_eq!(o.on_error(&bad, 0), None);
+    assert!(o.is_idle(), "the refused update is dropped");
+    assert_eq!(
+        o.refusal(k).map(|r| r.to_string()),
+        Some("BAD_MESSAGE: x".to_owned())
+    );
+}
+
+#[test]
+fn refusals_kept_are_bounded() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let mut keys = Vec::new();
+    for i in 0..MAX_REFUSALS + 3 {
+        let k = o.attach("default", &format!("op{i}"));
+        o.on_connected();
+        o.finish(k, ProducerBody::OperationCompleted { details: None })
+            .unwrap();
+        let mut id = 1;
+        let m = drain(&mut o, 0, &mut id);
+        let e = error_for(
+            &m[0],
+            "OPERATION_FINISHED",
+            json!({"operation_id": format!("op{i}")}),
+        );
+        assert_eq!(
+            o.on_error(&e, 0),
+            Some(Notice::Dropped(k, "OPERATION_FINISHED".into()))
+        );
+        keys.push(k);
+    }
+    assert_eq!(o.refusal(keys[0]), None, "the oldest are forgotten");
+    assert!(o.refusal(*keys.last().unwrap()).is_some());
+}
+
+#[test]
 fn finished_on_the_hub_drops_the_operation() {
     let mut o = Outbox::new(OutboxConfig::default());
     let k = o.start("default", "a", start_fields("A")).unwrap();

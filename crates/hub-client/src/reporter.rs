@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use crate::client::{Client, OpSignal};
 use crate::config::ClientConfig;
 use crate::error::{ClientError, ReportError};
-use crate::outbox::OpKey;
+use crate::outbox::{OpKey, Refusal};
 use crate::stats::ConnectionStats;
 use crate::wire::{ProducerBody, ProgressFields, StartFields};
 
@@ -358,6 +358,21 @@ impl OperationHandle {
     /// `OPERATION_FINISHED`, `FORBIDDEN`); its queued messages were dropped.
     pub fn rejection(&self) -> Option<String> {
         self.signal.borrow().rejected.clone()
+    }
+
+    /// The latest of this operation's messages the hub refused for good,
+    /// with its code and the hub's sentence: also a single refused update
+    /// (e.g. `BAD_MESSAGE`) after which the operation goes on, which
+    /// [`OperationHandle::rejection`] does not show.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.reporter
+            .client
+            .shared
+            .inner
+            .lock()
+            .outbox
+            .refusal(self.key)
+            .cloned()
     }
 
     /// Keep the operation running on the hub after this handle is dropped

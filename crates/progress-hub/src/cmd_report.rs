@@ -5,7 +5,11 @@
 //! event, waits (at most `--timeout`) until the hub acknowledged it, and
 //! exits. `start` prints the operation id for the later commands; those
 //! learn the operation's next sequence number from the hub itself, so any
-//! number of processes can report on one operation. Also home of
+//! number of processes can report on one operation. An update without a
+//! value (only `--step`, `--message`, `--details`) repeats the one the hub
+//! holds ([`crate::report_known`]). Any message the hub refuses makes it
+//! print the hub's words and exit 1; values out of range are usage errors
+//! (exit 2) before anything is sent. Also home of
 //! [`HubArgs`], the connection flags every client subcommand shares, and
 //! [`hub_gave_up`], which ends their waits once the hub refused them.
 
@@ -63,8 +67,8 @@ enum ReportEvent {
         /// Kind, for grouping and ETA history.
         #[arg(long)]
         kind: Option<String>,
-        /// Total units of work (then `progress --current` gives the percentage).
-        #[arg(long)]
+        /// Total units of work, a positive number (then `progress --current` gives the percentage).
+        #[arg(long, value_parser = parse_total)]
         total: Option<f64>,
         /// Parent operation id.
         #[arg(long)]
@@ -76,14 +80,17 @@ enum ReportEvent {
         #[arg(long, value_parser = parse_json)]
         metadata: Option<Value>,
     },
-    /// Report progress.
+    /// Report progress. Without a percentage or `--current` (only `--step`,
+    /// `--message` or `--details`), the operation's progress is first read
+    /// from the hub and sent again unchanged with them.
     Progress {
         /// Operation id (printed by `start`).
         id: String,
         /// Percentage done (0-100).
+        #[arg(value_parser = parse_percent)]
         percent: Option<f64>,
-        /// Units done (of `--total`).
-        #[arg(long)]
+        /// Units done (of `--total`), a number >= 0.
+        #[arg(long, value_parser = parse_current)]
         current: Option<f64>,
         /// Current step.
         #[arg(long)]
@@ -115,6 +122,45 @@ enum ReportEvent {
     },
 }
 
+fn parse_number(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(format!("{s:?} is not a finite number"))
+    }
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v = parse_number(s)?;
+    if (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("a percentage is 0 to 100, not {v}"))
+    }
+}
+
+fn parse_current(s: &str) -> Result<f64, String> {
+    let v = parse_number(s)?;
+    if v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("units done cannot be negative ({v})"))
+    }
+}
+
+fn parse_total(s: &str) -> Result<f64, String> {
+    let v = parse_number(s)?;
+    if v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("the total must be positive, not {v}"))
+    }
+}
+
 fn parse_json(s: &str) -> Result<Value, String> {
     let v: Value = serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))?;
     if v.is_object() {
@@ -125,7 +171,7 @@ fn parse_json(s: &str) -> Result<Value, String> {
 }
 
 /// Run the subcommand; returns the exit code (0 delivered, 1 not delivered
-/// or refused by the hub).
+/// or any of it refused by the hub).
 pub async fn run(mut args: ReportArgs) -> anyhow::Result<i32> {
     // A start's id is chosen here, so that it can be printed whatever
     // becomes of the report.
@@ -171,7 +217,6 @@ pub async fn run(mut args: ReportArgs) -> anyhow::Result<i32> {
             message,
             details,
         } => {
-            let op = reporter.attach(&ns, &id)?;
             let fields = ProgressFields {
                 progress: percent,
                 current,
@@ -183,6 +228,10 @@ pub async fn run(mut args: ReportArgs) -> anyhow::Result<i32> {
                 !fields.is_empty(),
                 "nothing to report: give a percentage, --current, --step, --message or --details"
             );
+            let fields =
+                crate::report_known::with_hub_progress(&reporter, &ns, &id, fields, args.timeout)
+                    .await?;
+            let op = reporter.attach(&ns, &id)?;
             op.update(fields)?;
             op
         }
@@ -213,9 +262,15 @@ pub async fn run(mut args: ReportArgs) -> anyhow::Result<i32> {
 }
 
 fn finish(handle: OperationHandle, delivered: bool, reporter: &Reporter) -> i32 {
-    if let Some(code) = handle.rejection() {
+    // A refused message is dropped by the client, which then counts as
+    // delivered: the refusal decides.
+    let refused = handle
+        .refusal()
+        .map(|r| r.to_string())
+        .or_else(|| handle.rejection());
+    if let Some(why) = refused {
         eprintln!(
-            "progress-hub: the hub refused the report for {}: {code}",
+            "progress-hub: the hub refused the report for {}: {why}",
             handle.id()
         );
         handle.detach();
@@ -259,5 +314,18 @@ mod tests {
         assert!(parse_json(r#"{"a":1}"#).is_ok());
         assert!(parse_json("[1]").is_err());
         assert!(parse_json("nope").is_err());
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_usage_errors() {
+        assert_eq!(parse_percent("42.5"), Ok(42.5));
+        for bad in ["nan", "inf", "-1", "100.5", "x"] {
+            assert!(parse_percent(bad).is_err(), "{bad}");
+        }
+        assert!(parse_current("0").is_ok());
+        assert!(parse_current("-0.5").is_err());
+        assert!(parse_current("NaN").is_err());
+        assert!(parse_total("0").is_err());
+        assert!(parse_total("12").is_ok());
     }
 }

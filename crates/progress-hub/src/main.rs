@@ -8,6 +8,7 @@ mod cmd_serve;
 mod cmd_token;
 mod cmd_top;
 mod cmd_watch;
+mod report_known;
 mod run_signals;
 
 use clap::{Parser, Subcommand};

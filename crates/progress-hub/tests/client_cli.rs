@@ -722,3 +722,123 @@ async fn output_lines_without_a_percentage_reach_the_hub() {
         "the hub refused nothing: {metrics}"
     );
 }
+
+/// `report progress` with only a message, a step or details lands: a fresh
+/// process has no value of its own to repeat, so it repeats the hub's
+/// (the protocol wants one in every update).
+#[tokio::test]
+async fn report_progress_with_only_text_lands() {
+    let h = hub().start().await;
+    let url = h.ws_url();
+    let ok = |out: &Output| assert!(out.status.success(), "{out:?}");
+    ok(&cli(&["report", "--url", &url, "start", "--id", "d1", "x"]).await);
+    ok(&cli(&[
+        "report",
+        "--url",
+        &url,
+        "progress",
+        "d1",
+        "--message",
+        "hello",
+    ])
+    .await);
+    ok(&cli(&["report", "--url", &url, "progress", "d1", "30"]).await);
+    ok(&cli(&[
+        "report",
+        "--url",
+        &url,
+        "progress",
+        "d1",
+        "--step",
+        "s2",
+        "--details",
+        r#"{"a":1}"#,
+    ])
+    .await);
+    let op = state_of(&h, "d1").await;
+    assert_eq!(op["operation"]["message"], "hello", "{op}");
+    assert_eq!(op["operation"]["step"], "s2", "{op}");
+    assert_eq!(op["operation"]["progress"], 30.0, "the value stays: {op}");
+    assert_eq!(op["operation"]["details"]["a"], 1, "{op}");
+
+    ok(&cli(&[
+        "report", "--url", &url, "start", "--id", "t1", "--total", "10", "y",
+    ])
+    .await);
+    ok(&cli(&["report", "--url", &url, "progress", "t1", "--current", "4"]).await);
+    ok(&cli(&["report", "--url", &url, "progress", "t1", "--message", "m"]).await);
+    let op = state_of(&h, "t1").await;
+    assert_eq!(
+        (
+            op["operation"]["progress"].clone(),
+            op["operation"]["message"].clone()
+        ),
+        (json!(40.0), json!("m")),
+        "{op}"
+    );
+
+    let out = cli(&[
+        "report",
+        "--url",
+        &url,
+        "--timeout",
+        "5s",
+        "progress",
+        "nope",
+        "--message",
+        "m",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not on the hub"),
+        "{out:?}"
+    );
+}
+
+/// An update the hub refuses is never a success: exit 1 with the hub's
+/// words. A value out of range is refused before anything is sent (a
+/// usage error, exit 2).
+#[tokio::test]
+async fn report_exits_1_for_a_refused_update_and_2_for_a_bad_value() {
+    let h = hub().start().await;
+    let url = h.ws_url();
+    let out = cli(&["report", "--url", &url, "start", "--id", "r1", "x"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let long = "m".repeat(5000);
+    let out = cli(&[
+        "report",
+        "--url",
+        &url,
+        "progress",
+        "r1",
+        "50",
+        "--message",
+        &long,
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refused") && stderr.contains("BAD_MESSAGE"),
+        "{stderr}"
+    );
+    for bad in [
+        &["nan"][..],
+        &["inf"],
+        &["150"],
+        &["--current", "nan"],
+        &["--current=-3"],
+    ] {
+        let mut args = vec!["report", "--url", &url, "progress", "r1"];
+        args.extend_from_slice(bad);
+        let out = cli(&args).await;
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
+    }
+    let op = state_of(&h, "r1").await;
+    assert_eq!(
+        op["events"].as_array().unwrap().len(),
+        1,
+        "nothing but the start: {op}"
+    );
+}
