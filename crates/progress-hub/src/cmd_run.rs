@@ -6,10 +6,18 @@
 //! [`hub_client::ProgressParser`] for percentages, `12/300` counts, tqdm bars
 //! or the user's pattern, and the latest line becomes the operation's
 //! message. Exit status 0 reports `completed`, anything else `failed`; a
-//! cancel from the hub sends SIGTERM to the child and reports `canceled`.
+//! cancel from the hub sends SIGTERM to the child and every process it
+//! started ([`crate::run_tree`]) and reports `canceled`. When our own
+//! stdout (or stderr) is gone, the child's pipe is closed so that it gets
+//! SIGPIPE as in a pipeline without `run` (`run -- yes | head` ends, 141).
+//!
+//! `run` ends when the child has exited and its output pipes reached EOF;
+//! after a cancel or a signal it passed on, it waits at most
+//! [`OUTPUT_GRACE`] past the child's exit for that EOF (a process that
+//! left the tree may hold the pipes open).
 //!
 //! SIGINT, SIGTERM, SIGHUP and SIGQUIT do not stop the tool: the child gets the signal once
-//! (passed on when a process sent it; one the kernel sent, a terminal's
+//! (passed on, to its whole tree, when a process sent it; one the kernel sent, a terminal's
 //! Ctrl-C, already reached the child in the same foreground process group),
 //! the tool waits for the child and reports `canceled` with the signal as
 //! the reason unless the child still exited 0. The origin cannot tell a
@@ -27,6 +35,7 @@
 //! [`crate::run_signals`].
 
 use crate::run_signals::{command_with_clean_signals, until_execd, Caught, Signals};
+use crate::run_tree::signal_tree;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -34,7 +43,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hub_client::machine::Reason;
 use hub_client::{ConnState, OperationHandle, ProgressFields, ProgressParser, Reporter};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -69,6 +78,11 @@ pub struct RunArgs {
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }
+
+/// How long, after the command ended, `run` still waits for the end of
+/// its output once it passed on a cancel or a signal: a process that left
+/// the command's tree (and so was not signalled) may hold the pipes open.
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// Longest message taken from an output line.
 const MAX_MESSAGE: usize = 200;
@@ -133,7 +147,10 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
-/// Copy `from` to `to` unchanged, feeding a copy to the line parser.
+/// Copy `from` to `to` unchanged, feeding a copy to the line parser. When
+/// `to` is gone (our own stdout closed: `run -- yes | head`), it stops
+/// reading and closes `from`, so the command gets SIGPIPE (or EPIPE) on
+/// its next write, as it would without `run` in the pipeline.
 async fn pump<R, W>(mut from: R, mut to: W, parser: &ProgressParser, op: Option<&OperationHandle>)
 where
     R: AsyncRead + Unpin,
@@ -146,11 +163,12 @@ where
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        // Output goes through even if our own stdout is gone.
-        let _ = to.write_all(&buf[..n]).await;
-        let _ = to.flush().await;
         feed.push(&buf[..n], parser, op);
+        if to.write_all(&buf[..n]).await.is_err() || to.flush().await.is_err() {
+            break;
+        }
     }
+    drop(from);
     feed.line(parser, op);
 }
 
@@ -377,39 +395,60 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut canceled = false;
     let mut stopped_by: Option<Caught> = None;
     let mut check = tokio::time::interval(Duration::from_secs(1));
-    let status = {
-        let wait = async {
-            let (_, _, status) = tokio::join!(out, err, child.wait());
-            status
-        };
-        tokio::pin!(wait);
-        loop {
-            tokio::select! {
-                biased;
-                caught = signals.recv() => {
-                    stopped_by.get_or_insert(caught);
-                    if caught.must_pass_on() {
-                        if let Some(pid) = pid {
-                            let _ = kill(pid, caught.signal);
-                        }
-                        eprintln!("progress-hub: {}; passed on to the command", caught.describe());
-                    } else {
-                        eprintln!("progress-hub: {}; the command got it too", caught.describe());
+    let output = async { tokio::join!(out, err) };
+    tokio::pin!(output);
+    let mut output_done = false;
+    let mut exited: Option<ExitStatus> = None;
+    // Armed (to OUTPUT_GRACE) once the command ended after a cancel or a
+    // signal: the end of its output is not waited for longer.
+    let grace = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+    tokio::pin!(grace);
+    let mut grace_armed = false;
+    let status = loop {
+        if let (Some(status), true) = (exited, output_done) {
+            break status;
+        }
+        if exited.is_some() && (canceled || stopped_by.is_some()) && !grace_armed {
+            grace_armed = true;
+            grace
+                .as_mut()
+                .reset(tokio::time::Instant::now() + OUTPUT_GRACE);
+        }
+        tokio::select! {
+            biased;
+            caught = signals.recv() => {
+                stopped_by.get_or_insert(caught);
+                if caught.must_pass_on() {
+                    if let (Some(pid), None) = (pid, exited) {
+                        signal_tree(pid, caught.signal);
                     }
+                    eprintln!("progress-hub: {}; passed on to the command", caught.describe());
+                } else {
+                    eprintln!("progress-hub: {}; the command got it too", caught.describe());
                 }
-                status = &mut wait => break status.context("waiting for the command")?,
-                () = cancel_requested(op.as_ref()), if !canceled => {
-                    canceled = true;
-                    eprintln!("progress-hub: cancel requested{}; sending SIGTERM to the command",
-                        op.as_ref().and_then(|o| o.cancel_requested_by()).map(|b| format!(" by {b}")).unwrap_or_default());
-                    if let Some(pid) = pid {
-                        let _ = kill(pid, Signal::SIGTERM);
-                    }
+            }
+            status = child.wait(), if exited.is_none() => {
+                exited = Some(status.context("waiting for the command")?);
+            }
+            _ = &mut output, if !output_done => output_done = true,
+            () = &mut grace, if grace_armed && !output_done => {
+                eprintln!(
+                    "progress-hub: the command ended but its output is still held open \
+                     (by a process it left behind); not waiting for it any longer"
+                );
+                output_done = true;
+            }
+            () = cancel_requested(op.as_ref()), if !canceled => {
+                canceled = true;
+                eprintln!("progress-hub: cancel requested{}; sending SIGTERM to the command and every process it started",
+                    op.as_ref().and_then(|o| o.cancel_requested_by()).map(|b| format!(" by {b}")).unwrap_or_default());
+                if let (Some(pid), None) = (pid, exited) {
+                    signal_tree(pid, Signal::SIGTERM);
                 }
-                _ = check.tick(), if reporter.is_some() && !refused.told => {
-                    if let Some(r) = &reporter {
-                        refused.check(r, op.as_ref());
-                    }
+            }
+            _ = check.tick(), if reporter.is_some() && !refused.told => {
+                if let Some(r) = &reporter {
+                    refused.check(r, op.as_ref());
                 }
             }
         }

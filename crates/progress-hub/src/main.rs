@@ -10,6 +10,7 @@ mod cmd_top;
 mod cmd_watch;
 mod report_known;
 mod run_signals;
+mod run_tree;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,11 @@ enum Cmd {
     /// Report an operation from a shell script: start, progress, complete, fail.
     Report(cmd_report::ReportArgs),
     /// Run a command and report its progress (parsed from its output) and outcome.
+    ///
+    /// A cancel from the hub, or a signal a process sends `run`, goes to the
+    /// command's whole process tree; once the command ended, `run` waits at
+    /// most 2 s more for its output to close. When `run`'s own stdout is
+    /// gone, the command gets SIGPIPE, as in a pipeline without `run`.
     Run(cmd_run::RunArgs),
     /// Line-mode live view of a namespace.
     Watch(cmd_watch::WatchArgs),
