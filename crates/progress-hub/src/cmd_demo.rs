@@ -3,6 +3,11 @@
 //! backup with child operations) reported to a hub — the one at `--url`, or
 //! one started in-process when none answers there — through the client
 //! library's `Reporter`, like any job would.
+//!
+//! Only a hub that does not answer at all (the connection is refused) is
+//! replaced by an in-process one; a hub that answers but refuses the
+//! demo (HTTP 401/403: a token is missing or not good enough, `--token`)
+//! or answers something else is an error naming it.
 
 use anyhow::Context;
 use clap::Args;
@@ -13,13 +18,17 @@ use std::time::Duration;
 /// Flags of `demo`.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Hub WebSocket URL; when nothing answers there, a hub is started in-process on its address.
+    /// Hub WebSocket URL; when nothing answers there (connection refused), a hub is started
+    /// in-process on its address. A hub that refuses the demo (401/403) is an error.
     #[arg(
         long,
         env = "PROGRESS_HUB_URL",
         default_value = "ws://127.0.0.1:8765/ws"
     )]
     url: String,
+    /// Bearer token (a JWT, with the `reporter` role), if the hub requires one.
+    #[arg(long, env = "PROGRESS_HUB_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Namespace to report into.
     #[arg(long, default_value = "default")]
     namespace: String,
@@ -58,15 +67,52 @@ fn authority(url: &str) -> anyhow::Result<String> {
     Ok(rest.split('/').next().unwrap_or(rest).to_owned())
 }
 
+/// What answered at the hub's URL.
+enum Probe {
+    /// A hub took the WebSocket handshake.
+    Hub,
+    /// Nothing listens there (the connection itself failed).
+    Nothing,
+}
+
+/// Tries the WebSocket handshake at `url` (with the token, if any): a hub,
+/// nothing, or an error for a hub that refused or for anything else there.
+async fn probe(url: &str, token: Option<&str>) -> anyhow::Result<Probe> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Error;
+    let mut request = url.into_client_request().context("--url")?;
+    if let Some(t) = token {
+        let value = format!("Bearer {t}")
+            .parse()
+            .context("the token cannot be sent in a header")?;
+        request.headers_mut().insert("authorization", value);
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => Ok(Probe::Hub),
+        Err(Error::Io(_)) => Ok(Probe::Nothing),
+        Err(Error::Http(r)) if matches!(r.status().as_u16(), 401 | 403) => {
+            let status = r.status();
+            let hint = if token.is_some() {
+                "the token given is not accepted there"
+            } else {
+                "it requires a token: give --token or PROGRESS_HUB_TOKEN"
+            };
+            anyhow::bail!("the hub at {url} refused the demo (HTTP {status}): {hint}")
+        }
+        Err(e) => anyhow::bail!("something answers at {url} but is not a usable hub: {e}"),
+    }
+}
+
 async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let addr = authority(&args.url)?;
+    let token = args.token.as_deref().filter(|t| !t.is_empty());
     let mut local = None;
-    let url = match tokio_tungstenite::connect_async(&args.url).await {
-        Ok(_) => {
+    let url = match probe(&args.url, token).await? {
+        Probe::Hub => {
             println!("reporting to the hub at {}", args.url);
             args.url.clone()
         }
-        Err(_) => {
+        Probe::Nothing => {
             let cfg = hub_server::Config {
                 listen: addr.clone(),
                 ..hub_server::Config::default()
@@ -81,13 +127,17 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     println!("watch it live: http://{addr}/  (Ctrl-C to stop)");
-    let reporter = Reporter::connect(ClientConfig::new(url).namespace(args.namespace.clone()))
-        .context("connecting the reporter")?;
+    let mut config = ClientConfig::new(url).namespace(args.namespace.clone());
+    if let Some(t) = token {
+        config = config.token(t);
+    }
+    let reporter = Reporter::connect(config).context("connecting the reporter")?;
     let demo = Demo {
         reporter: reporter.clone(),
         speed: args.speed.max(0.05),
         addr: addr.clone(),
         namespace: args.namespace.clone(),
+        token: token.map(str::to_owned),
     };
     let mut round = 0u32;
     loop {
@@ -132,6 +182,7 @@ struct Demo {
     speed: f64,
     addr: String,
     namespace: String,
+    token: Option<String>,
 }
 
 /// Reports are queued, never awaited: a demo job cannot fail on them.
@@ -207,7 +258,7 @@ impl Demo {
                     "http://{}/api/v1/namespaces/{}/operations/{id}/cancel",
                     self.addr, self.namespace
                 );
-                let _ = http_post(&url).await;
+                let _ = http_post(&url, self.token.as_deref()).await;
             }
             if op.should_cancel() {
                 ignore(op.canceled(Some(&format!("stopped at epoch {epoch} on request"))));
@@ -258,12 +309,13 @@ impl Demo {
 }
 
 /// A bodiless HTTP/1.1 POST over a plain TCP connection (the demo's one HTTP call).
-async fn http_post(url: &str) -> std::io::Result<()> {
+async fn http_post(url: &str, token: Option<&str>) -> std::io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").unwrap_or(url);
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     let mut s = tokio::net::TcpStream::connect(host).await?;
-    s.write_all(format!("POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    s.write_all(format!("POST /{path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").as_bytes()).await?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await?;
     Ok(())

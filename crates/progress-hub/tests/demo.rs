@@ -42,3 +42,63 @@ async fn demo_round_reports_every_outcome() {
     assert_eq!(children.len(), 3);
     assert!(ops.iter().all(|o| o["state"] != "running"));
 }
+
+/// `demo` against a hub that requires a token: without one it says the hub
+/// refused it (HTTP 401) and never tries to start a hub of its own on the
+/// occupied port; with `--token` (or `PROGRESS_HUB_TOKEN`) it reports there.
+#[tokio::test]
+async fn demo_tells_a_refusing_hub_from_none_and_takes_a_token() {
+    let h = hub()
+        .args(["--jwt-secret", common::tokens::SECRET])
+        .start()
+        .await;
+    let demo = |token: Option<String>| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"));
+        c.args([
+            "demo",
+            "--rounds",
+            "1",
+            "--speed",
+            "40",
+            "--url",
+            &h.ws_url(),
+        ])
+        .env_remove("PROGRESS_HUB_URL")
+        .env_remove("PROGRESS_HUB_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+        if let Some(t) = token {
+            c.env("PROGRESS_HUB_TOKEN", t);
+        }
+        tokio::time::timeout(Duration::from_secs(60), c.output())
+    };
+    let out = demo(None).await.expect("demo ended").unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refused") && stderr.contains("401"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("in-process"), "{stderr}");
+
+    let token = common::tokens::token("demo", &["reporter", "operator"], &["*"]);
+    let out = demo(Some(token.clone()))
+        .await
+        .expect("demo ended")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/namespaces/default/operations", h.http()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!list["operations"].as_array().unwrap().is_empty(), "{list}");
+}
