@@ -62,8 +62,9 @@ pub struct RunArgs {
     #[arg(long)]
     kind: Option<String>,
     /// Extra regex for progress in the output: named groups `percent`, or
-    /// `current` and `total`, or else the first group is a percentage.
-    #[arg(long)]
+    /// `current` and `total`, or else the first group is a percentage. An
+    /// invalid one is a usage error (exit 2): the command is not run.
+    #[arg(long, value_parser = parse_pattern)]
     pattern: Option<String>,
     /// Choose the operation id (default: a new time-ordered id).
     #[arg(long)]
@@ -83,6 +84,14 @@ pub struct RunArgs {
 /// its output once it passed on a cancel or a signal: a process that left
 /// the command's tree (and so was not signalled) may hold the pipes open.
 const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+
+/// A `--pattern` the progress parser takes (checked when the flags are
+/// read, so that a bad one stops `run` before the command starts).
+fn parse_pattern(s: &str) -> Result<String, String> {
+    ProgressParser::with_pattern(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not a valid regular expression: {e}"))
+}
 
 /// Longest message taken from an output line.
 const MAX_MESSAGE: usize = 200;
@@ -497,5 +506,11 @@ mod tests {
         assert_eq!(strip_ansi("\u{1b}[32m42%\u{1b}[0m done"), "42% done");
         assert_eq!(strip_ansi("plain"), "plain");
         assert_eq!(strip_ansi("\u{1b}[2K\u{1b}[1G 5/10"), " 5/10");
+    }
+
+    #[test]
+    fn a_pattern_is_checked_with_the_flags() {
+        assert_eq!(parse_pattern(r"(\d+)%").as_deref(), Ok(r"(\d+)%"));
+        assert!(parse_pattern("(unclosed").is_err());
     }
 }

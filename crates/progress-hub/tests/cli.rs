@@ -494,3 +494,50 @@ async fn an_unknown_progress_hub_variable_is_warned_about() {
     .await;
     assert!(!err.contains("PROGRESS_HUB_URL"), "{err}");
 }
+
+/// The top-level help names every subcommand, `top` and `token` too.
+#[tokio::test]
+async fn the_help_names_every_subcommand() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+        .arg("--help")
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let about = help.lines().next().unwrap_or_default();
+    for cmd in [
+        "serve", "demo", "token", "report", "run", "watch", "top", "bench",
+    ] {
+        assert!(about.contains(cmd), "{cmd} missing from {about:?}");
+    }
+}
+
+/// An invalid `run --pattern` is a usage error: exit 2 naming the flag,
+/// before the command runs.
+#[tokio::test]
+async fn an_invalid_run_pattern_exits_2_without_running_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+        .args([
+            "run",
+            "--url",
+            "ws://127.0.0.1:1/ws",
+            "--pattern",
+            "(unclosed",
+            "--",
+        ])
+        .args(["touch", ran.to_str().unwrap()])
+        .env_remove("PROGRESS_HUB_URL")
+        .env_remove("PROGRESS_HUB_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--pattern") && stderr.contains("regular expression"),
+        "{stderr}"
+    );
+    assert!(!ran.exists(), "the command must not run");
+}
