@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch, Notify};
 
+use crate::backlog::Backlog;
 use crate::config::ClientConfig;
 use crate::connect::Endpoint;
 use crate::error::ClientError;
@@ -33,28 +34,32 @@ pub(crate) struct OpSignal {
 pub(crate) struct ViewEntry {
     pub view: View,
     pub tx: mpsc::Sender<Update>,
-    pub lagged: u64,
+    /// Where updates wait while `tx` is full; shared with the
+    /// [`Subscription`](crate::Subscription), which pops from it once the
+    /// channel is empty.
+    pub backlog: Arc<Mutex<Backlog>>,
     /// Which [`Subscription`](crate::Subscription) owns it.
     pub owner: u64,
 }
 
 impl ViewEntry {
-    /// Deliver `u` without ever waiting; count what does not fit.
+    /// Deliver `u` without ever waiting: into the channel while it has room
+    /// and nothing waits in the backlog, else into the backlog (which
+    /// conflates progress and counts what it skips). False once the
+    /// subscription is gone.
     pub fn deliver(&mut self, u: Update) -> bool {
-        if self.lagged > 0 {
-            match self.tx.try_send(Update::Lagged(self.lagged)) {
-                Ok(()) => self.lagged = 0,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.lagged += 1;
-                    return true;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
-            }
+        if self.tx.is_closed() {
+            return false;
+        }
+        let mut backlog = self.backlog.lock();
+        if !backlog.is_empty() {
+            backlog.push(u);
+            return true;
         }
         match self.tx.try_send(u) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.lagged += 1;
+            Err(mpsc::error::TrySendError::Full(u)) => {
+                backlog.push(u);
                 true
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,

@@ -12,6 +12,9 @@ use crate::outbox::OutboxConfig;
 /// The default hub URL.
 pub const DEFAULT_URL: &str = "ws://127.0.0.1:8765/ws";
 
+/// The default [`ClientConfig::max_incoming_bytes`]: 256 MiB.
+pub const DEFAULT_MAX_INCOMING_BYTES: usize = 256 * 1024 * 1024;
+
 type TokenFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 
 /// Supplies the bearer token; consulted before every (re)connect, and again
@@ -79,11 +82,22 @@ pub struct ClientConfig {
     pub wait_for_ready: bool,
     /// Extra trusted root certificates (PEM), e.g. a private CA, for `wss://`.
     pub tls_root_pem: Option<Vec<u8>>,
-    /// Capacity of each subscription's update channel (default 10,000);
-    /// a consumer that falls further behind gets [`Update::Lagged`](crate::Update::Lagged).
+    /// Capacity of each subscription's update channel (default 10,000).
+    /// Past it updates wait in an overflow backlog of at most
+    /// [`OVERFLOW_FACTOR`](crate::backlog::OVERFLOW_FACTOR) times as many,
+    /// where a newer progress update of an operation replaces its older
+    /// pending one; what is skipped is reported as
+    /// [`Update::Lagged`](crate::Update::Lagged). Lifecycle events are
+    /// dropped only past that bound.
     pub event_buffer: usize,
     /// Largest message the reporter will queue (default 64 KiB, the hub's default).
     pub max_message_bytes: usize,
+    /// Largest WebSocket frame or message the client accepts from the hub
+    /// (default [`DEFAULT_MAX_INCOMING_BYTES`], 256 MiB: room for the
+    /// snapshot of a namespace at the hub's operation limits). A larger one
+    /// ends the connection and is reported as
+    /// [`Update::MessageTooLarge`](crate::Update::MessageTooLarge).
+    pub max_incoming_bytes: usize,
     /// How long a client whose handles were all dropped keeps trying to
     /// deliver what is queued (default 10 s).
     pub linger: Duration,
@@ -104,6 +118,7 @@ impl ClientConfig {
             tls_root_pem: None,
             event_buffer: 10_000,
             max_message_bytes: 64 * 1024,
+            max_incoming_bytes: DEFAULT_MAX_INCOMING_BYTES,
             linger: Duration::from_secs(10),
             backoff_seed: None,
         }

@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{header, HeaderValue, Uri};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
@@ -44,6 +45,8 @@ pub(crate) struct Endpoint {
     host: String,
     port: u16,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Largest frame and message accepted from the hub.
+    max_incoming_bytes: usize,
 }
 
 impl Endpoint {
@@ -63,6 +66,7 @@ impl Endpoint {
             None
         };
         Ok(Endpoint {
+            max_incoming_bytes: config.max_incoming_bytes.max(1),
             url: config.url.clone(),
             host,
             port,
@@ -86,8 +90,16 @@ impl Endpoint {
             Some(cfg) => Connector::Rustls(cfg.clone()),
             None => Connector::Plain,
         };
-        match tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
-            .await
+        let ws_config = WebSocketConfig::default()
+            .max_message_size(Some(self.max_incoming_bytes))
+            .max_frame_size(Some(self.max_incoming_bytes));
+        match tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(ws_config),
+            true,
+            Some(connector),
+        )
+        .await
         {
             Ok((ws, _response)) => Ok(ws),
             Err(WsError::Http(resp)) => Err(ConnectError {

@@ -17,8 +17,9 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::client::{Command, Control, Inner, OpSignal, Shared};
 use crate::connect::{ConnectError, Ws};
@@ -136,7 +137,7 @@ async fn poll_opt<F: Future + Unpin>(f: &mut Option<F>) -> F::Output {
     }
 }
 
-type WsItem = Option<Result<Message, tokio_tungstenite::tungstenite::Error>>;
+type WsItem = Option<Result<Message, WsError>>;
 
 async fn next_opt(ws: &mut Option<Ws>) -> WsItem {
     match ws {
@@ -330,7 +331,23 @@ impl Driver {
             Some(Ok(Message::Binary(_))) => self.apply(Event::FrameReceived(FrameKind::Message)),
             Some(Ok(_)) => self.apply(Event::FrameReceived(FrameKind::Control)),
             Some(Err(e)) => {
-                self.shared.inner.lock().last_error = Some(e.to_string());
+                let mut inner = self.shared.inner.lock();
+                if let WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) = &e {
+                    tracing::warn!(
+                        size,
+                        limit = max_size,
+                        "the hub sent a message over the limit"
+                    );
+                    let u = Update::MessageTooLarge {
+                        size: *size,
+                        limit: *max_size,
+                    };
+                    for v in inner.views.values_mut() {
+                        v.deliver(u.clone());
+                    }
+                }
+                inner.last_error = Some(e.to_string());
+                drop(inner);
                 self.socket = None;
                 self.apply(Event::Closed { code: None });
             }
@@ -510,6 +527,17 @@ fn on_error(inner: &mut Inner, err: &crate::wire::ErrorMessage, now: u64) {
                 // Refused for now (a limit, a hub stopping): ask again.
                 tracing::info!(namespace = %ns, code = %err.code, retry_after_ms = after,
                     "subscription refused for now; asking again");
+                v.deliver(Update::RefusedForNow {
+                    code: err.code.clone(),
+                    message: err.message.clone(),
+                    reason: err
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("reason"))
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned),
+                    retry_after_ms: after,
+                });
                 let ns = ns.clone();
                 inner.resubscribe.push((now.saturating_add(after), ns));
                 return;

@@ -85,7 +85,7 @@
 //!
 //! # Layers
 //!
-//! - [`backoff`], [`machine`], [`outbox`], [`view`], [`progress_parse`]:
+//! - [`backoff`], [`backlog`], [`machine`], [`outbox`], [`view`], [`progress_parse`]:
 //!   pure, socket-free and clock-free logic, tested deterministically.
 //! - the driver (private): a thin tokio task executing the machine's
 //!   actions on a real socket.
@@ -101,6 +101,7 @@ mod reporter;
 mod stats;
 mod subscriber;
 
+pub mod backlog;
 pub mod backoff;
 pub mod machine;
 pub mod outbox;
@@ -110,7 +111,7 @@ pub mod view;
 pub mod wire;
 
 pub use client::Client;
-pub use config::{ClientConfig, TokenProvider, DEFAULT_URL};
+pub use config::{ClientConfig, TokenProvider, DEFAULT_MAX_INCOMING_BYTES, DEFAULT_URL};
 pub use error::{ClientError, ReportError};
 pub use id::{new_operation_id, uuid_v7};
 pub use machine::{ConnState, StateChange};

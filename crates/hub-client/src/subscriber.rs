@@ -1,13 +1,18 @@
 //! The viewer API: subscribe to a namespace, get an ordered stream of
 //! updates plus an always-exact map of operation states, resumed from the
-//! last `(epoch, offset)` after every reconnect.
+//! last `(epoch, offset)` after every reconnect. A consumer that falls
+//! behind loses superseded progress updates, never lifecycle events (see
+//! [`crate::backlog`]).
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
+use crate::backlog::{Backlog, OVERFLOW_FACTOR};
 use crate::client::{Client, Control, ViewEntry};
 use crate::config::ClientConfig;
 use crate::error::ClientError;
@@ -55,7 +60,11 @@ impl Subscriber {
 
     fn watch(&self, view: View) -> Subscription {
         let namespace = view.namespace().to_owned();
-        let (tx, rx) = mpsc::channel(self.client.shared.config.event_buffer.max(1));
+        let buffer = self.client.shared.config.event_buffer.max(1);
+        let (tx, rx) = mpsc::channel(buffer);
+        let backlog = Arc::new(Mutex::new(Backlog::new(
+            buffer.saturating_mul(OVERFLOW_FACTOR),
+        )));
         let mut inner = self.client.shared.inner.lock();
         let owner = inner.take_id();
         inner.views.insert(
@@ -63,7 +72,7 @@ impl Subscriber {
             ViewEntry {
                 view,
                 tx,
-                lagged: 0,
+                backlog: backlog.clone(),
                 owner,
             },
         );
@@ -79,6 +88,7 @@ impl Subscriber {
             namespace,
             owner,
             rx,
+            backlog,
         }
     }
 
@@ -109,17 +119,44 @@ pub struct Subscription {
     namespace: String,
     owner: u64,
     rx: mpsc::Receiver<Update>,
+    /// What did not fit in `rx`; read once `rx` is empty.
+    backlog: Arc<Mutex<Backlog>>,
 }
 
 impl Subscription {
     /// The next update, in order (`None` once the client is closed).
     pub async fn recv(&mut self) -> Option<Update> {
-        self.rx.recv().await
+        std::future::poll_fn(|cx| self.poll_update(cx)).await
     }
 
     /// The next update if one is ready.
     pub fn try_recv(&mut self) -> Option<Update> {
-        self.rx.try_recv().ok()
+        let mut backlog = self.backlog.lock();
+        match self.rx.try_recv() {
+            Ok(u) => Some(u),
+            Err(_) => backlog.pop(),
+        }
+    }
+
+    /// The channel first (it holds the older updates), then the backlog.
+    /// Both are looked at under the backlog's lock, which the driver holds
+    /// while it delivers: an empty channel then stays empty, so nothing in
+    /// it can be older than the backlog's front. A `Pending` with updates
+    /// in the channel (tokio's cooperative budget) stays `Pending` (the
+    /// task was woken already). The backlog is read only after `rx`
+    /// registered the waker: anything delivered later goes into the
+    /// channel (the backlog being empty) and wakes us.
+    fn poll_update(&mut self, cx: &mut Context<'_>) -> Poll<Option<Update>> {
+        let mut backlog = self.backlog.lock();
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(u)) => Poll::Ready(Some(u)),
+            Poll::Ready(None) => Poll::Ready(backlog.pop()),
+            Poll::Pending if self.rx.is_empty() => match backlog.pop() {
+                Some(u) => Poll::Ready(Some(u)),
+                None => Poll::Pending,
+            },
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// The namespace.
@@ -180,7 +217,7 @@ impl futures_util::Stream for Subscription {
     type Item = Update;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Update>> {
-        self.rx.poll_recv(cx)
+        self.poll_update(cx)
     }
 }
 
@@ -202,5 +239,65 @@ impl Drop for Subscription {
         }
         drop(inner);
         self.client.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ServerMessage;
+    use serde_json::json;
+
+    fn event(offset: u64, op: &str, kind: &str) -> Update {
+        match ServerMessage::from_value(json!({
+            "type": kind, "namespace": "default", "offset": offset, "timestamp": 1,
+            "operation_id": op, "seq": offset, "progress": 1.0,
+            "state": {"operation_id": op, "state": "running", "progress": 1.0}
+        })) {
+            ServerMessage::Event(e) => Update::Event(e),
+            m => panic!("{m:?}"),
+        }
+    }
+
+    /// Past a full channel, progress is conflated and lifecycle events
+    /// kept, and the stream stays in order across channel and backlog.
+    #[tokio::test]
+    async fn a_full_channel_overflows_into_the_backlog_in_order() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut config = ClientConfig::new(format!("ws://127.0.0.1:{port}/ws"));
+        config.event_buffer = 4;
+        let subscriber = Subscriber::connect(config).unwrap();
+        let mut sub = subscriber.subscribe("default", Filter::all());
+        {
+            let mut inner = subscriber.client.shared.inner.lock();
+            let v = inner.views.get_mut("default").unwrap();
+            for i in 1..=200u64 {
+                let kind = if i % 50 == 0 {
+                    "operation_completed"
+                } else {
+                    "progress_update"
+                };
+                assert!(v.deliver(event(i, &format!("op{}", i % 3), kind)));
+            }
+        }
+        let mut offsets = Vec::new();
+        let mut lagged = 0;
+        while offsets.last() != Some(&200) {
+            match sub.recv().await.expect("update") {
+                Update::Event(e) => offsets.push(e.offset),
+                Update::Lagged(n) => lagged += n,
+                _ => {}
+            }
+        }
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+        for done in [50, 100, 150, 200] {
+            assert!(offsets.contains(&done), "lifecycle {done} lost");
+        }
+        assert_eq!(offsets.len() as u64 + lagged, 200);
+        assert!(lagged > 0, "the channel of 4 overflowed");
     }
 }

@@ -39,7 +39,10 @@ pub enum Update {
     /// The connection changed state (`is_stale` follows it).
     Connection(crate::machine::StateChange),
     /// The consumer fell behind: this many updates were not delivered (the
-    /// map stays exact).
+    /// map stays exact). Past the channel (`event_buffer`) these are
+    /// progress updates superseded by a newer one of the same operation;
+    /// only past the overflow bound ([`crate::backlog`]) can other updates
+    /// be among them.
     Lagged(u64),
     /// The hub's `system_status` (hub-wide health, sent every status
     /// interval to connections that hold a subscription; delivered to every
@@ -61,12 +64,36 @@ pub enum Update {
         /// `Ok` when the cancel was accepted, else the hub's error.
         result: Result<(), crate::wire::ErrorMessage>,
     },
-    /// The hub refused the subscription (e.g. `FORBIDDEN`).
+    /// The hub refused the subscription (e.g. `FORBIDDEN`): it is not
+    /// asked for again.
     Refused {
         /// Error code.
         code: String,
         /// Human message.
         message: String,
+    },
+    /// The hub refused the subscription for now (`RATE_LIMITED`,
+    /// `SERVER_SHUTDOWN`, `STORE_UNAVAILABLE`): the client asks again after
+    /// `retry_after_ms`. No data arrives until then.
+    RefusedForNow {
+        /// Error code.
+        code: String,
+        /// Human message.
+        message: String,
+        /// The hub's `data.reason` (e.g. `snapshots`), when given.
+        reason: Option<String>,
+        /// When the subscription is asked for again.
+        retry_after_ms: u64,
+    },
+    /// The hub sent a frame or message larger than
+    /// [`ClientConfig::max_incoming_bytes`](crate::ClientConfig::max_incoming_bytes):
+    /// the connection was dropped (and is retried; the same data will be
+    /// too large again unless it shrinks or the limit is raised).
+    MessageTooLarge {
+        /// Its size in bytes.
+        size: usize,
+        /// The limit it exceeded.
+        limit: usize,
     },
 }
 

@@ -96,6 +96,60 @@ impl Counts {
     }
 }
 
+/// Why the dashboard gets no data although the hub may be reachable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocked {
+    /// The hub refused the subscription; `retry_at` (ms since the Unix
+    /// epoch) when it is asked for again, `None` when the refusal is final.
+    Refused {
+        /// Error code.
+        code: String,
+        /// The hub's sentence.
+        message: String,
+        /// The hub's `data.reason`.
+        reason: Option<String>,
+        /// When the client asks again.
+        retry_at: Option<u64>,
+    },
+    /// The hub's message was over the client's size limit.
+    TooLarge {
+        /// Its size in bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl Blocked {
+    /// One line for the status bar and the empty list at `now`.
+    pub fn describe(&self, now: u64) -> String {
+        match self {
+            Blocked::Refused {
+                code,
+                message,
+                reason,
+                retry_at,
+            } => {
+                let why = reason
+                    .as_ref()
+                    .map_or_else(String::new, |r| format!(" ({r})"));
+                match retry_at {
+                    Some(at) => {
+                        let secs = at.saturating_sub(now).div_ceil(1000);
+                        format!("subscription refused for now: {code}{why}, retrying in {secs}s")
+                    }
+                    None => format!("subscription refused: {code}{why}: {message}"),
+                }
+            }
+            Blocked::TooLarge { size, limit } => format!(
+                "hub message of {} MiB over the client's limit of {} MiB",
+                size.div_ceil(1 << 20),
+                limit / (1 << 20)
+            ),
+        }
+    }
+}
+
 /// The dashboard's state.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -113,6 +167,9 @@ pub struct App {
     /// the hub's state says so or they finish).
     pub(crate) cancel_sent: HashSet<String>,
     pub(crate) system: Option<SystemStatus>,
+    /// Why no data arrives although the connection may be up (a refused
+    /// subscription, a message over the size limit); cleared by data.
+    pub(crate) blocked: Option<Blocked>,
     /// Events received per second (shown when the hub's figure is absent).
     pub(crate) received: crate::meter::RateMeter,
     pub(crate) mode: Mode,
@@ -150,6 +207,7 @@ impl App {
             synced: false,
             cancel_sent: HashSet::new(),
             system: None,
+            blocked: None,
             received: crate::meter::RateMeter::default(),
             mode: Mode::Normal,
             show_detail: false,
@@ -275,6 +333,12 @@ impl App {
         };
         self.toasts
             .push(crate::format::one_line(&text.into()), level, now, ttl);
+    }
+
+    /// Why no data arrives, when the hub said so (shown in the status bar
+    /// and in place of the rows).
+    pub fn blocked(&self) -> Option<&Blocked> {
+        self.blocked.as_ref()
     }
 
     /// The toasts shown at `now`.

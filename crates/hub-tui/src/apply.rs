@@ -3,7 +3,7 @@
 //! a map update and a ring push; the row order is only marked dirty when an
 //! operation appears or changes state, parent or start.
 
-use crate::app::App;
+use crate::app::{App, Blocked};
 use crate::op::{OpEntry, OpState, RecentEvent};
 use crate::toast::ToastLevel;
 use crate::update::{ConnStatus, OpEvent, Update};
@@ -21,6 +21,7 @@ impl App {
             } => {
                 self.last_data_at = Some(now);
                 self.synced = recovered;
+                self.blocked = None;
                 let reconnect = self.subscribed_once;
                 self.subscribed_once = true;
                 if recovered {
@@ -50,6 +51,7 @@ impl App {
                 self.last_data_at = Some(now);
                 self.synced = true;
                 self.position = Some((epoch, offset));
+                self.blocked = None;
                 self.cancel_sent
                     .retain(|id| operations.iter().any(|o| o.operation_id == *id));
                 let mut old = std::mem::take(&mut self.ops);
@@ -64,6 +66,7 @@ impl App {
             }
             Update::Event(ev) => {
                 self.last_data_at = Some(now);
+                self.blocked = None;
                 self.received.record(now);
                 self.apply_event(*ev, now);
             }
@@ -90,6 +93,22 @@ impl App {
                     ToastLevel::Error,
                     now,
                 );
+            }
+            Update::SubscriptionRefused {
+                code,
+                message,
+                reason,
+                retry_at,
+            } => {
+                self.blocked = Some(Blocked::Refused {
+                    code,
+                    message,
+                    reason,
+                    retry_at,
+                });
+            }
+            Update::MessageTooLarge { size, limit } => {
+                self.blocked = Some(Blocked::TooLarge { size, limit });
             }
             Update::HubError { code, message } => {
                 self.toast(format!("Hub: {code}: {message}"), ToastLevel::Warning, now);

@@ -189,7 +189,24 @@ impl Adapter {
                     },
                 ]
             }
-            U::Refused { code, message } => vec![Update::HubError { code, message }],
+            U::Refused { code, message } => vec![Update::SubscriptionRefused {
+                code,
+                message,
+                reason: None,
+                retry_at: None,
+            }],
+            U::RefusedForNow {
+                code,
+                message,
+                reason,
+                retry_after_ms,
+            } => vec![Update::SubscriptionRefused {
+                code,
+                message,
+                reason,
+                retry_at: Some(wall_ms() + retry_after_ms),
+            }],
+            U::MessageTooLarge { size, limit } => vec![Update::MessageTooLarge { size, limit }],
             U::SystemStatus { data, is_stale, .. } => {
                 vec![Update::SystemStatus(system_status(&data, is_stale))]
             }

@@ -41,7 +41,7 @@ pub mod toast;
 pub mod token;
 pub mod update;
 
-pub use app::{App, AppConfig, Command, Counts, Mode, RowRef};
+pub use app::{App, AppConfig, Blocked, Command, Counts, Mode, RowRef};
 pub use filter::StateFilter;
 pub use op::{OpEntry, OpState, OpStatus, RecentEvent, StatusLook};
 pub use render::state_color;

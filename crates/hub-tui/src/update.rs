@@ -113,6 +113,27 @@ pub enum Update {
         /// The hub's sentence.
         message: String,
     },
+    /// The hub refused the subscription: no data comes until it accepts.
+    /// Shown persistently until data arrives.
+    SubscriptionRefused {
+        /// Error code (`FORBIDDEN`, `RATE_LIMITED`, ...).
+        code: String,
+        /// The hub's sentence.
+        message: String,
+        /// The hub's `data.reason` (e.g. `snapshots`), when given.
+        reason: Option<String>,
+        /// When the subscription is asked for again (ms since the Unix
+        /// epoch); `None` when the refusal is final.
+        retry_at: Option<u64>,
+    },
+    /// The hub sent a message over the client's size limit; the connection
+    /// was dropped and is retried. Shown persistently until data arrives.
+    MessageTooLarge {
+        /// Its size in bytes.
+        size: usize,
+        /// The client's limit.
+        limit: usize,
+    },
     /// Any other `error` from the hub.
     HubError {
         /// Error code.

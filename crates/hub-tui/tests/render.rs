@@ -279,3 +279,69 @@ fn without_hub_figures_the_status_bar_shows_the_received_rate() {
     let text = screen(&mut a, 100, 6, NOW);
     assert!(text.contains("recv 8.0/s"), "{text}");
 }
+
+/// A subscription refused for now (`RATE_LIMITED`, reason `snapshots`)
+/// says so in the status bar and in place of the rows, with the retry
+/// countdown, until data arrives; it does not look connected and waiting.
+#[test]
+fn refused_for_now_shows_why_until_data_arrives() {
+    let mut a = app();
+    a.apply(Update::Connection(ConnStatus::Connected), NOW);
+    a.apply(
+        Update::SubscriptionRefused {
+            code: "RATE_LIMITED".into(),
+            message: "too many snapshots in flight".into(),
+            reason: Some("snapshots".into()),
+            retry_at: Some(NOW + 1_500),
+        },
+        NOW,
+    );
+    let text = screen(&mut a, 140, 8, NOW);
+    let status = text.lines().last().unwrap_or_default().to_owned();
+    assert!(
+        status.contains("subscription refused for now: RATE_LIMITED (snapshots), retrying in 2s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("No data: subscription refused for now"),
+        "{text}"
+    );
+    assert!(!text.contains("Waiting for the hub"), "{text}");
+    // Still there after any toast would have expired.
+    a.tick(NOW + 60_000);
+    assert!(screen(&mut a, 140, 8, NOW + 60_000).contains("RATE_LIMITED"));
+    // Data clears it.
+    a.apply(
+        Update::Snapshot {
+            epoch: "e".into(),
+            offset: 0,
+            operations: Vec::new(),
+        },
+        NOW + 61_000,
+    );
+    assert!(a.blocked().is_none());
+    assert!(!screen(&mut a, 140, 8, NOW + 61_000).contains("refused"));
+}
+
+/// A final refusal (`FORBIDDEN`: the token does not cover the namespace)
+/// stays on screen, not only as a toast that disappears.
+#[test]
+fn forbidden_subscription_stays_on_screen() {
+    let mut a = app();
+    a.apply(Update::Connection(ConnStatus::Connected), NOW);
+    a.apply(
+        Update::SubscriptionRefused {
+            code: "FORBIDDEN".into(),
+            message: "token does not cover namespace default".into(),
+            reason: None,
+            retry_at: None,
+        },
+        NOW,
+    );
+    a.tick(NOW + 600_000);
+    let text = screen(&mut a, 140, 8, NOW + 600_000);
+    assert!(
+        text.contains("subscription refused: FORBIDDEN: token does not cover"),
+        "{text}"
+    );
+}

@@ -8,17 +8,32 @@
 //! message) and the `--` status lines go to stderr. It resumes exactly after
 //! reconnects (no line twice).
 //! With `--until-done ID` it exits when that operation finishes: 0 if it
-//! completed, 1 if it failed, 3 if it was canceled. It also exits 1 when the
-//! hub refuses the subscription or the credentials.
+//! completed, 1 if it failed, 3 if it was canceled (also when a slow reader
+//! made it skip the final event: the subscription's map is exact). It also
+//! exits 1 when the hub refuses the subscription or the credentials; a
+//! refusal for now (`RATE_LIMITED`, ...) is a `--` line on stderr and
+//! retried. A stdout whose reader went away (`watch | head`) ends it with
+//! 0. A reader too slow for the stream loses superseded progress updates
+//! (`-- N updates skipped`), never lifecycle events.
 
 use anyhow::Context;
 use hub_client::machine::Reason;
-use hub_client::{ConnState, Filter, OpStatus, OperationState, StateChange, Subscriber, Update};
+use std::io::{self, Write};
+
+use hub_client::{
+    ConnState, Filter, OpStatus, OperationState, StateChange, Subscriber, Subscription, Update,
+};
 
 use crate::cmd_report::HubArgs;
 
 /// Follow operations live, one line per change.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Exit status: 0 when interrupted, or when stdout's reader went away (`watch | head`);
+with --until-done 0/1/3 as the operation completed/failed/was canceled;
+1 when the hub refuses the subscription or the credentials for good.
+A reader too slow for the stream loses superseded progress updates
+(`-- N updates skipped`), never lifecycle events.")]
 pub struct WatchArgs {
     #[command(flatten)]
     hub: HubArgs,
@@ -128,18 +143,25 @@ fn operation_list(
 }
 
 /// Where lines go: everything on stdout, or (`--json`) JSON on stdout and
-/// status lines on stderr.
+/// status lines on stderr. A write error (a reader that went away) ends
+/// the watch.
 struct Out {
     json: bool,
 }
 
 impl Out {
+    /// A data line on stdout.
+    fn line(&self, line: impl std::fmt::Display) -> io::Result<()> {
+        writeln!(io::stdout().lock(), "{line}")
+    }
+
     /// A status line (`-- ...`).
-    fn status(&self, line: &str) {
+    fn status(&self, line: &str) -> io::Result<()> {
         if self.json {
             eprintln!("{line}");
+            Ok(())
         } else {
-            println!("{line}");
+            self.line(line)
         }
     }
 }
@@ -153,20 +175,57 @@ fn exit_code(status: OpStatus) -> Option<i32> {
     }
 }
 
-/// Watch until interrupted (or until the awaited operation finishes).
+/// The stderr line for a subscription the hub refused for now.
+fn refused_for_now(code: &str, reason: Option<&str>, retry_after_ms: u64) -> String {
+    let reason = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+    format!("-- subscription refused for now: {code}{reason}, retrying in {retry_after_ms} ms")
+}
+
+/// Watch until interrupted (or until the awaited operation finishes). A
+/// closed stdout (`watch | head`) ends it quietly with 0.
 pub async fn run(args: WatchArgs) -> anyhow::Result<i32> {
     let subscriber = Subscriber::connect(args.hub.config()).context("invalid hub settings")?;
+    match follow(&args, &subscriber).await {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
+        other => Ok(other.context("writing to stdout")?),
+    }
+}
+
+/// The next update; with `--until-done`, `Some(Err(code))` once the
+/// awaited operation is terminal in the subscription's exact map and
+/// every update delivered so far was read (its event may have been
+/// skipped by a slow reader).
+async fn next(sub: &mut Subscription, until_done: Option<&str>) -> Option<Result<Update, i32>> {
+    if let Some(id) = until_done {
+        // The map first: the update that made it terminal was delivered
+        // (or skipped) before, so draining what is ready prints it.
+        let done = sub.get(id).and_then(|s| exit_code(s.state));
+        if let Some(u) = sub.try_recv() {
+            return Some(Ok(u));
+        }
+        if let Some(code) = done {
+            return Some(Err(code));
+        }
+    }
+    sub.recv().await.map(Ok)
+}
+
+async fn follow(args: &WatchArgs, subscriber: &Subscriber) -> io::Result<i32> {
     let filter = Filter {
         operations: args.filters.clone(),
         kinds: args.kinds.clone(),
     };
     let mut sub = subscriber.subscribe(&args.hub.namespace, filter);
     let out = Out { json: args.json };
-    while let Some(update) = sub.recv().await {
+    while let Some(next) = next(&mut sub, args.until_done.as_deref()).await {
+        let update = match next {
+            Ok(u) => u,
+            Err(code) => return Ok(code),
+        };
         let mut finished: Option<&OperationState> = None;
         match &update {
             Update::Connection(c) => {
-                out.status(&describe_connection(c));
+                out.status(&describe_connection(c))?;
                 if c.state == ConnState::Failed {
                     eprintln!("progress-hub: giving up on {}", args.hub.url);
                     return Ok(1);
@@ -180,7 +239,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<i32> {
                 if *recovered {
                     out.status(&format!(
                         "-- resumed (epoch {epoch}, hub at offset {offset})"
-                    ));
+                    ))?;
                 }
             }
             Update::Snapshot {
@@ -191,16 +250,15 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<i32> {
                 out.status(&format!(
                     "-- snapshot at offset {offset}: {} operations",
                     operations.len()
-                ));
+                ))?;
                 let mut ops: Vec<&OperationState> = operations.iter().collect();
                 ops.sort_by_key(|s| (s.started_at, s.operation_id.clone()));
                 if args.json {
-                    let msg = operation_list(&args.hub.namespace, epoch, *offset, &ops);
-                    println!("{msg}");
+                    out.line(operation_list(&args.hub.namespace, epoch, *offset, &ops))?;
                 }
                 for s in ops {
                     if !args.json {
-                        println!("= {}", describe(s));
+                        out.line(format_args!("= {}", describe(s)))?;
                     }
                     if args.until_done.as_deref() == Some(s.operation_id.as_str()) {
                         finished = Some(s);
@@ -209,21 +267,41 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<i32> {
             }
             Update::Event(e) => {
                 if args.json {
-                    println!("{}", e.raw);
+                    out.line(&e.raw)?;
                 } else {
-                    println!("{} {} {}", clock(e.timestamp), e.kind, describe(&e.state));
+                    out.line(format_args!(
+                        "{} {} {}",
+                        clock(e.timestamp),
+                        e.kind,
+                        describe(&e.state)
+                    ))?;
                 }
                 if args.until_done.as_deref() == Some(e.operation_id()) {
                     finished = Some(&e.state);
                 }
             }
-            Update::Lagged(n) => out.status(&format!("-- {n} updates skipped (output too slow)")),
+            Update::Lagged(n) => {
+                out.status(&format!("-- {n} updates skipped (output too slow)"))?;
+            }
             // Hub health is not part of an operation stream.
             Update::SystemStatus { .. } | Update::CancelResult { .. } => {}
             Update::Refused { code, message } => {
                 eprintln!("progress-hub: subscription refused: {code}: {message}");
                 return Ok(1);
             }
+            Update::RefusedForNow {
+                code,
+                reason,
+                retry_after_ms,
+                ..
+            } => eprintln!(
+                "{}",
+                refused_for_now(code, reason.as_deref(), *retry_after_ms)
+            ),
+            Update::MessageTooLarge { size, limit } => eprintln!(
+                "progress-hub: the hub sent a message of {size} bytes, over this client's \
+                 limit of {limit} bytes; dropped the connection (it will be retried)"
+            ),
         }
         if let Some(code) = finished.and_then(|s| exit_code(s.state)) {
             return Ok(code);
@@ -249,6 +327,10 @@ mod tests {
             "render.1 running 42.0% (42/100) eta 12s [encode] \"Render\" - frame 42 (cancel requested)"
         );
         assert_eq!(clock(3_723_004), "01:02:03.004");
+        assert_eq!(
+            refused_for_now("RATE_LIMITED", Some("snapshots"), 250),
+            "-- subscription refused for now: RATE_LIMITED (snapshots), retrying in 250 ms"
+        );
         assert_eq!(exit_code(OpStatus::Failed), Some(1));
         assert_eq!(exit_code(OpStatus::Running), None);
         let c = StateChange {

@@ -118,6 +118,8 @@ pub(super) fn render(app: &mut App, frame: &mut Frame<'_>, area: Rect, now: u64)
         let text = if !app.ops.is_empty() {
             "No operation matches the filters (Esc clears the text filter, s cycles states)."
                 .to_owned()
+        } else if let Some(b) = &app.blocked {
+            format!("No data: {}.", b.describe(now))
         } else if let crate::update::ConnStatus::Failed { reason } = &app.conn {
             format!("Not connected: {reason}. Press r to try again.")
         } else if app.last_data_at.is_none() {

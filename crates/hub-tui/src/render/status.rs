@@ -1,4 +1,5 @@
-//! The status bar: connection indicator, URL, namespace, retry countdown,
+//! The status bar: connection indicator, why no data comes (a refused
+//! subscription), URL, namespace, retry countdown,
 //! data age while stale, counts by state and the hub's message rate.
 
 use super::state_color;
@@ -50,6 +51,12 @@ pub(super) fn render(app: &App, frame: &mut Frame<'_>, area: Rect, now: u64) {
         ),
         Span::styled(words, Style::new().fg(color)),
     ];
+    if let Some(b) = &app.blocked {
+        left.push(Span::styled(
+            format!(" · {}", b.describe(now)),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
+    }
     if app.is_stale() {
         if let Some(age) = app.data_age_ms(now) {
             left.push(Span::styled(
