@@ -153,7 +153,9 @@ impl ClientConfig {
     /// The hub's heartbeat interval as far as the client knows it (default
     /// 30 s): silence for twice this long is always death; once two
     /// heartbeats arrived on a connection, the interval learned from them
-    /// (never above this one) decides sooner.
+    /// (never above this one) decides sooner. A hub that announces its
+    /// interval in `system_status` (`data.heartbeat_interval_ms`, sent to
+    /// viewers) replaces this one on that connection.
     pub fn heartbeat_interval(mut self, d: Duration) -> Self {
         self.machine.heartbeat_interval_ms = millis(d);
         self

@@ -413,6 +413,13 @@ impl Driver {
                     }
                 }
                 ServerMessage::SystemStatus(raw) => {
+                    let announced = raw
+                        .get("data")
+                        .and_then(|d| d.get("heartbeat_interval_ms"))
+                        .and_then(serde_json::Value::as_u64);
+                    if let Some(ms) = announced {
+                        inner.machine.announce_heartbeat_interval(ms);
+                    }
                     let u = Update::system_status(&raw);
                     for v in inner.views.values_mut() {
                         v.deliver(u.clone());

@@ -37,6 +37,10 @@ use crate::backoff::{Backoff, BackoffConfig};
 /// such near-zero gaps from shrinking the estimate.
 pub const HEARTBEAT_GAP_WINDOW: usize = 4;
 
+/// The largest heartbeat interval a hub's announcement is trusted with
+/// (10 min): a wrong figure cannot hide a dead connection for longer.
+pub const MAX_ANNOUNCED_HEARTBEAT_MS: u64 = 600_000;
+
 /// Gaps between heartbeats shorter than this are not a sample of the
 /// interval (two heartbeats delivered back to back after a stall).
 pub const MIN_HEARTBEAT_GAP_MS: u64 = 50;
@@ -267,6 +271,8 @@ pub struct Machine {
     last_heartbeat_at: Option<u64>,
     /// Heartbeat gaps of the current connection.
     heartbeats: HeartbeatGaps,
+    /// The interval the hub announced on this connection.
+    announced_ms: Option<u64>,
     connections: u64,
     down_since: Option<u64>,
     down_total_ms: u64,
@@ -298,6 +304,7 @@ impl Machine {
             last_frame_at: None,
             last_heartbeat_at: None,
             heartbeats: HeartbeatGaps::default(),
+            announced_ms: None,
             connections: 0,
             down_since: None,
             down_total_ms: 0,
@@ -355,19 +362,36 @@ impl Machine {
         self.down_total_ms + self.down_since.map_or(0, |s| now.saturating_sub(s))
     }
 
+    /// The hub's own heartbeat interval, as its `system_status`
+    /// (`data.heartbeat_interval_ms`) announced it on this connection: from
+    /// the next frame on it takes the place of the configured interval
+    /// (also above it: a hub beating every 75 s is not dead after 60 s).
+    /// Clamped to [`MAX_ANNOUNCED_HEARTBEAT_MS`]; forgotten when the
+    /// connection ends.
+    pub fn announce_heartbeat_interval(&mut self, ms: u64) {
+        if self.state == ConnState::Connected {
+            self.announced_ms = Some(ms.clamp(1, MAX_ANNOUNCED_HEARTBEAT_MS));
+        }
+    }
+
+    /// The interval the hub announced, else the configured one: the
+    /// fallback before two heartbeats and the upper bound of the learned one.
+    fn ceiling_ms(&self) -> u64 {
+        self.announced_ms
+            .unwrap_or(self.config.heartbeat_interval_ms)
+    }
+
     /// The hub's heartbeat interval learned on the current connection (the
     /// largest of its recent heartbeat gaps, at most the configured
     /// interval); `None` until it has seen two heartbeats.
     pub fn learned_heartbeat_interval_ms(&self) -> Option<u64> {
-        self.heartbeats
-            .max()
-            .map(|gap| gap.min(self.config.heartbeat_interval_ms))
+        self.heartbeats.max().map(|gap| gap.min(self.ceiling_ms()))
     }
 
     /// The heartbeat interval in effect: learned, else configured.
     pub fn heartbeat_interval_ms(&self) -> u64 {
         self.learned_heartbeat_interval_ms()
-            .unwrap_or(self.config.heartbeat_interval_ms)
+            .unwrap_or(self.ceiling_ms())
     }
 
     /// How long a frame may take, after the previous one, before the
@@ -375,7 +399,7 @@ impl Machine {
     /// interval plus its slack (at most the configured interval), else the
     /// configured interval.
     pub fn healthy_window_ms(&self) -> u64 {
-        let configured = self.config.heartbeat_interval_ms;
+        let configured = self.ceiling_ms();
         match self.learned_heartbeat_interval_ms() {
             Some(l) => l.saturating_add(heartbeat_slack_ms(l)).min(configured),
             None => configured,
@@ -385,7 +409,7 @@ impl Machine {
     /// Silence (no frame at all) for this long means the connection is dead:
     /// `min(2 × learned + slack, 2 × configured)`, else `2 × configured`.
     pub fn dead_after_ms(&self) -> u64 {
-        let configured = self.config.heartbeat_interval_ms.saturating_mul(2);
+        let configured = self.ceiling_ms().saturating_mul(2);
         let ms = match self.learned_heartbeat_interval_ms() {
             Some(l) => l
                 .saturating_mul(2)
@@ -465,6 +489,7 @@ impl Machine {
                 self.connected_at = Some(now);
                 self.last_frame_at = Some(now);
                 self.heartbeats = HeartbeatGaps::default();
+                self.announced_ms = None;
                 if let Some(s) = self.down_since.take() {
                     self.down_total_ms += now.saturating_sub(s);
                 }
@@ -524,6 +549,7 @@ impl Machine {
     fn left_connected(&mut self, now: u64) {
         self.connected_at = None;
         self.heartbeats = HeartbeatGaps::default();
+        self.announced_ms = None;
         self.uptime_reset_at = None;
         self.mark_down(now);
     }

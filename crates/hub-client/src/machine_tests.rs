@@ -148,6 +148,34 @@ fn any_frame_keeps_a_learned_connection_alive() {
 }
 
 #[test]
+fn an_announced_interval_replaces_the_configured_one() {
+    // A hub with `--heartbeat-interval 75s`, a client configured with 30 s.
+    let mut m = connected_at(MachineConfig::default(), 0);
+    m.announce_heartbeat_interval(75_000);
+    m.handle(Event::FrameReceived(FrameKind::Message), 10);
+    assert_eq!(m.heartbeat_interval_ms(), 75_000);
+    assert_eq!(m.dead_after_ms(), 150_000);
+    assert_eq!(m.poll_timeout(), Some(10 + 150_000));
+    heartbeat(&mut m, 75_000);
+    heartbeat(&mut m, 150_000);
+    assert_eq!(m.learned_heartbeat_interval_ms(), Some(75_000));
+    assert_eq!(
+        m.dead_after_ms(),
+        150_000,
+        "min(2 x 75 s + slack, 2 x 75 s)"
+    );
+    assert!(m.handle(Event::Timeout, 150_000 + 149_999).is_empty());
+    assert_eq!(m.state(), ConnState::Connected);
+    // The announcement is per connection.
+    m.handle(Event::Closed { code: Some(1012) }, 200_000);
+    let mut m = connected_at(MachineConfig::default(), 0);
+    assert_eq!(m.dead_after_ms(), 60_000);
+    // Absurd figures are bounded.
+    m.announce_heartbeat_interval(u64::MAX);
+    assert_eq!(m.heartbeat_interval_ms(), MAX_ANNOUNCED_HEARTBEAT_MS);
+}
+
+#[test]
 fn learned_interval_never_exceeds_the_configured_one() {
     let cfg = MachineConfig {
         heartbeat_interval_ms: 1_000,

@@ -24,7 +24,8 @@ pub struct AppConfig {
     /// How many recent events to keep per operation (detail pane).
     pub recent_events: usize,
     /// Finished operations are forgotten this long after they finished
-    /// (the hub's `--finished-retention` default).
+    /// (the hub's `--finished-retention` default; replaced by the hub's
+    /// own figure once its `system_status` announces it).
     pub finished_retention_ms: u64,
 }
 

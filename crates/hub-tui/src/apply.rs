@@ -73,6 +73,10 @@ impl App {
             Update::Heartbeat => self.last_data_at = Some(now),
             Update::SystemStatus(s) => {
                 self.last_data_at = Some(now);
+                if let Some(ms) = s.finished_retention_ms {
+                    // The hub's retention, not the assumed default.
+                    self.config.finished_retention_ms = ms;
+                }
                 self.system = Some(s);
             }
             Update::CancelAccepted { operation_id } => {

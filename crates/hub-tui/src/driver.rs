@@ -269,6 +269,7 @@ pub fn system_status(data: &Value, is_stale: bool) -> SystemStatus {
         deliveries_per_second: data.get("deliveries_per_second").and_then(Value::as_f64),
         connections: data.get("connections").and_then(Value::as_u64),
         is_stale,
+        finished_retention_ms: data.get("finished_retention_ms").and_then(Value::as_u64),
     }
 }
 
@@ -321,7 +322,7 @@ mod tests {
     #[test]
     fn system_status_gives_the_status_bar_its_figures() {
         let data = json!({"events_per_second": 12.5, "deliveries_per_second": 40.0,
-            "connections": 3, "cpu_percent": 1.0});
+            "connections": 3, "cpu_percent": 1.0, "finished_retention_ms": 60_000});
         assert_eq!(
             system_status(&data, true),
             SystemStatus {
@@ -329,6 +330,7 @@ mod tests {
                 deliveries_per_second: Some(40.0),
                 connections: Some(3),
                 is_stale: true,
+                finished_retention_ms: Some(60_000),
             }
         );
         let unknown = json!({"events_per_second": null});

@@ -51,6 +51,9 @@ pub struct SystemStatus {
     pub connections: Option<u64>,
     /// Whether part of the figures comes from a cache.
     pub is_stale: bool,
+    /// The hub's `--finished-retention`, when it announces it: how long
+    /// finished rows are kept.
+    pub finished_retention_ms: Option<u64>,
 }
 
 /// One operation event of the subscribed namespace.

@@ -3,7 +3,7 @@
 
 mod support;
 
-use hub_tui::{Command, ConnStatus, Mode, OpStatus, StateFilter, Update};
+use hub_tui::{Command, ConnStatus, Mode, OpStatus, StateFilter, SystemStatus, Update};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use support::*;
 
@@ -230,6 +230,24 @@ fn finished_operations_are_forgotten_after_the_retention() {
     a.tick(NOW + 3_600_000 - 2_000);
     assert_eq!(a.len(), 8);
     a.tick(NOW + 3_600_000);
+    assert_eq!(a.len(), 4, "only running and stalled ones stay");
+}
+
+#[test]
+fn the_hubs_announced_retention_replaces_the_assumed_hour() {
+    let mut a = connected_app();
+    // A hub with `--finished-retention 60s` says so in `system_status`.
+    a.apply(
+        Update::SystemStatus(SystemStatus {
+            finished_retention_ms: Some(60_000),
+            ..SystemStatus::default()
+        }),
+        NOW,
+    );
+    assert_eq!(a.config().finished_retention_ms, 60_000);
+    a.tick(NOW + 60_000 - 2_000);
+    assert_eq!(a.len(), 8);
+    a.tick(NOW + 60_000);
     assert_eq!(a.len(), 4, "only running and stalled ones stay");
 }
 

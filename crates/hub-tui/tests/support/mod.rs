@@ -119,6 +119,7 @@ pub fn connected_app() -> App {
             deliveries_per_second: Some(400.0),
             connections: Some(3),
             is_stale: false,
+            finished_retention_ms: None,
         }),
         NOW - 1000,
     );
