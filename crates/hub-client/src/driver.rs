@@ -206,8 +206,11 @@ impl Driver {
                     inner
                         .views
                         .retain(|_, v| v.deliver(Update::Connection(change)));
-                    drop(inner);
+                    // Under the same lock as the views' delivery: a view
+                    // registered later starts from this state (see
+                    // `Subscriber::watch`), one registered earlier got it.
                     self.shared.state.send_replace(change);
+                    drop(inner);
                     if change.state == ConnState::Failed && change.reason == Reason::AuthRejected {
                         if let Some(p) = self.shared.config.token.clone() {
                             self.refreshing = Some(Box::pin(async move { p.token().await }));

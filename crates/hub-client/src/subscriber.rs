@@ -67,15 +67,19 @@ impl Subscriber {
         )));
         let mut inner = self.client.shared.inner.lock();
         let owner = inner.take_id();
-        inner.views.insert(
-            namespace.clone(),
-            ViewEntry {
-                view,
-                tx,
-                backlog: backlog.clone(),
-                owner,
-            },
-        );
+        let mut entry = ViewEntry {
+            view,
+            tx,
+            backlog: backlog.clone(),
+            owner,
+        };
+        // A subscription made after the client started learns where the
+        // connection stands: the changes before it went to no one.
+        let now = *self.client.shared.state.borrow();
+        if now.state != ConnState::Disconnected {
+            entry.deliver(Update::Connection(now));
+        }
+        inner.views.insert(namespace.clone(), entry);
         if inner.machine.state() == ConnState::Connected {
             inner
                 .control
@@ -256,6 +260,34 @@ mod tests {
         })) {
             ServerMessage::Event(e) => Update::Event(e),
             m => panic!("{m:?}"),
+        }
+    }
+
+    /// A subscription made after the connection changed state starts with
+    /// that state (the change itself went to no view): `watch` started
+    /// on a busy machine printed no `-- connecting` / `-- connected`.
+    #[tokio::test]
+    async fn a_late_subscription_learns_where_the_connection_stands() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Nothing listens there: the client goes on connecting and retrying.
+        let subscriber =
+            Subscriber::connect(ClientConfig::new(format!("ws://127.0.0.1:{port}/ws"))).unwrap();
+        let mut changes = subscriber.client().state_changes();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            changes.wait_for(|c| c.state != ConnState::Disconnected),
+        )
+        .await
+        .expect("the client starts connecting")
+        .unwrap();
+        let mut sub = subscriber.subscribe("default", Filter::all());
+        match sub.try_recv() {
+            Some(Update::Connection(c)) => assert_ne!(c.state, ConnState::Disconnected),
+            other => panic!("no connection state first: {other:?}"),
         }
     }
 
