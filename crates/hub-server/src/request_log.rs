@@ -56,9 +56,19 @@ pub fn redacted(uri: &Uri) -> String {
             out.push('&');
         }
         let name = pair.split_once('=').map_or(pair, |(k, _)| k);
-        if SECRET_PARAMS.iter().any(|p| name.eq_ignore_ascii_case(p)) {
+        let decoded = |t: &str| {
+            percent_encoding::percent_decode_str(t)
+                .decode_utf8_lossy()
+                .to_ascii_lowercase()
+        };
+        if SECRET_PARAMS.iter().any(|p| decoded(name) == *p) {
+            // `token`, also spelled `tok%65n` (the hub decodes names).
             out.push_str(name);
             out.push_str("=REDACTED");
+        } else if SECRET_PARAMS.iter().any(|p| decoded(pair).contains(p)) {
+            // A credential hidden anywhere in the pair (`a=b;token=...`,
+            // `token%3D...`): the whole pair goes.
+            out.push_str("REDACTED");
         } else {
             out.push_str(pair);
         }
@@ -124,6 +134,12 @@ mod tests {
         assert_eq!(redacted(&u), "/health");
         let u: Uri = "/x?token".parse().unwrap();
         assert_eq!(redacted(&u), "/x?token=REDACTED");
+        let u: Uri = "/x?tok%65n=abc.def&n=1".parse().unwrap();
+        assert_eq!(redacted(&u), "/x?tok%65n=REDACTED&n=1");
+        let u: Uri = "/x?a=b;token=abc&Access%5FToken=q".parse().unwrap();
+        assert_eq!(redacted(&u), "/x?REDACTED&Access%5FToken=REDACTED");
+        let u: Uri = "/x?token%3Dabc.def".parse().unwrap();
+        assert_eq!(redacted(&u), "/x?REDACTED");
     }
 
     #[test]

@@ -71,6 +71,17 @@ async fn json_lines_carry_ids_and_never_the_token() {
     assert_eq!(r.status(), 404);
     let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(generated.len(), 16, "{generated}");
+    // The parameter's name percent-encoded: the hub decodes it (and takes
+    // the token), the log must not print it either.
+    let r = client
+        .get(format!(
+            "{}/api/v1/namespaces/default/operations?tok%65n={token}",
+            h.http()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // A refused token is logged as a refusal, without the token.
     let r = client
         .get(format!("{}/api/v1/status?token={token}x", h.http()))
