@@ -12,9 +12,9 @@
 //! SIGPIPE as in a pipeline without `run` (`run -- yes | head` ends, 141).
 //!
 //! `run` ends when the child has exited and its output pipes reached EOF;
-//! after a cancel or a signal it passed on, it waits at most
-//! [`OUTPUT_GRACE`] past the child's exit for that EOF (a process that
-//! left the tree may hold the pipes open).
+//! it waits at most [`OUTPUT_GRACE`] past the child's exit for that EOF
+//! (a process the command left behind may hold the pipes open; it gets
+//! EPIPE on its next write once `run` stopped reading).
 //!
 //! SIGINT, SIGTERM, SIGHUP and SIGQUIT do not stop the tool: the child gets the signal once
 //! (passed on, to its whole tree, when a process sent it; one the kernel sent, a terminal's
@@ -408,8 +408,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     tokio::pin!(output);
     let mut output_done = false;
     let mut exited: Option<ExitStatus> = None;
-    // Armed (to OUTPUT_GRACE) once the command ended after a cancel or a
-    // signal: the end of its output is not waited for longer.
+    // Armed (to OUTPUT_GRACE) once the command ended: the end of its
+    // output is not waited for longer.
     let grace = tokio::time::sleep(Duration::from_secs(86_400 * 365));
     tokio::pin!(grace);
     let mut grace_armed = false;
@@ -417,7 +417,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         if let (Some(status), true) = (exited, output_done) {
             break status;
         }
-        if exited.is_some() && (canceled || stopped_by.is_some()) && !grace_armed {
+        if exited.is_some() && !grace_armed {
             grace_armed = true;
             grace
                 .as_mut()
@@ -430,8 +430,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                 if caught.must_pass_on() {
                     if let (Some(pid), None) = (pid, exited) {
                         signal_tree(pid, caught.signal);
+                        eprintln!("progress-hub: {}; passed on to the command", caught.describe());
+                    } else {
+                        eprintln!("progress-hub: {}; the command had already ended", caught.describe());
                     }
-                    eprintln!("progress-hub: {}; passed on to the command", caught.describe());
                 } else {
                     eprintln!("progress-hub: {}; the command got it too", caught.describe());
                 }

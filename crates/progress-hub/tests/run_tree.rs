@@ -116,3 +116,37 @@ async fn a_reader_that_goes_away_stops_the_command_with_sigpipe() {
         "{op}"
     );
 }
+
+/// A command that exits on its own and leaves a process holding its
+/// output: `run` waits at most 2 s more for that output, as its help says
+/// (it waited for the leftover, however long it lived), and the operation
+/// is completed.
+#[tokio::test]
+async fn a_leftover_holding_the_output_is_not_waited_for() {
+    let h = hub().start().await;
+    let url = h.ws_url();
+    let script = "sleep 60 & echo \"leftover $!\"; exit 0";
+    let started = std::time::Instant::now();
+    let mut child = spawn_run(&["--url", &url, "--id", "left", "--", "sh", "-c", script]);
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(DEADLINE, lines.next_line())
+        .await
+        .expect("the script printed its leftover's pid")
+        .unwrap()
+        .unwrap();
+    let leftover: i32 = line.trim_start_matches("leftover ").parse().unwrap();
+    let status = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("run ends within the grace, not with the leftover")
+        .unwrap();
+    let took = started.elapsed();
+    if alive(leftover) {
+        let _ = kill(Pid::from_raw(leftover), Signal::SIGKILL);
+    }
+    assert_eq!(status.code(), Some(0));
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    eventually("the operation completed", DEADLINE, || async {
+        (state_of(&h, "left").await["operation"]["state"] == "completed").then_some(())
+    })
+    .await;
+}
