@@ -82,7 +82,14 @@ enum ReportEvent {
     },
     /// Report progress. Without a percentage or `--current` (only `--step`,
     /// `--message` or `--details`), the operation's progress is first read
-    /// from the hub and sent again unchanged with them.
+    /// from the hub and sent again unchanged with them. With none of them
+    /// it is a usage error (exit 2).
+    #[command(group(
+        clap::ArgGroup::new("what")
+            .required(true)
+            .multiple(true)
+            .args(["percent", "current", "step", "message", "details"])
+    ))]
     Progress {
         /// Operation id (printed by `start`).
         id: String,

@@ -829,6 +829,8 @@ async fn report_exits_1_for_a_refused_update_and_2_for_a_bad_value() {
         &["150"],
         &["--current", "nan"],
         &["--current=-3"],
+        // Nothing to report at all: a usage error too (it exited 1).
+        &[],
     ] {
         let mut args = vec!["report", "--url", &url, "progress", "r1"];
         args.extend_from_slice(bad);
