@@ -7,7 +7,9 @@
 //! Only a hub that does not answer at all (the connection is refused) is
 //! replaced by an in-process one; a hub that answers but refuses the
 //! demo (HTTP 401/403: a token is missing or not good enough, `--token`)
-//! or answers something else is an error naming it.
+//! or answers something else is an error naming it, and so is a hub that
+//! refuses the demo's reports (`FORBIDDEN`), found by a first one-message
+//! operation before the jobs start.
 
 use anyhow::Context;
 use clap::Args;
@@ -19,7 +21,7 @@ use std::time::Duration;
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Hub WebSocket URL; when nothing answers there (connection refused), a hub is started
-    /// in-process on its address. A hub that refuses the demo (401/403) is an error.
+    /// in-process on its address. A hub that refuses the demo (401/403, or its reports: FORBIDDEN) is an error.
     #[arg(
         long,
         env = "PROGRESS_HUB_URL",
@@ -132,6 +134,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
         config = config.token(t);
     }
     let reporter = Reporter::connect(config).context("connecting the reporter")?;
+    check_reports_accepted(&reporter, &url_shown(&addr)).await?;
     let demo = Demo {
         reporter: reporter.clone(),
         speed: args.speed.max(0.05),
@@ -172,6 +175,30 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(h) = local.take() {
         h.shutdown();
         h.wait().await;
+    }
+    Ok(())
+}
+
+fn url_shown(addr: &str) -> String {
+    format!("ws://{addr}/ws")
+}
+
+/// A first, one-message operation ("Demo session started") acked or
+/// refused before the jobs begin: a hub that accepts the connection but
+/// refuses the token's reports (`FORBIDDEN`: no `reporter` role, another
+/// namespace) is an error, not a demo that silently records nothing.
+async fn check_reports_accepted(reporter: &Reporter, url: &str) -> anyhow::Result<()> {
+    let Ok(op) = reporter.start("Demo session started").kind("demo").begin() else {
+        return Ok(());
+    };
+    let _ = op.complete();
+    // A hub that is slow to answer is not an error: the jobs just queue.
+    reporter.flush(Duration::from_secs(5)).await;
+    if let Some(r) = op.refusal() {
+        anyhow::bail!(
+            "the hub at {url} refused the demo's reports: {r} (the token needs the \
+             `reporter` role on this namespace)"
+        );
     }
     Ok(())
 }

@@ -81,6 +81,14 @@ async fn demo_tells_a_refusing_hub_from_none_and_takes_a_token() {
     );
     assert!(!stderr.contains("in-process"), "{stderr}");
 
+    // A token the hub accepts but that may not report: an error naming
+    // the refusal (it exited 0 having recorded nothing).
+    let viewer = common::tokens::token("demo", &["viewer"], &["*"]);
+    let out = demo(Some(viewer)).await.expect("demo ended").unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("FORBIDDEN"), "{stderr}");
+
     let token = common::tokens::token("demo", &["reporter", "operator"], &["*"]);
     let out = demo(Some(token.clone()))
         .await
