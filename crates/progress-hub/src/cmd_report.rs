@@ -285,15 +285,9 @@ fn finish(handle: OperationHandle, delivered: bool, reporter: &Reporter) -> i32 
     }
     handle.detach();
     if !delivered {
-        let stats = reporter.connection_stats();
         eprintln!(
-            "progress-hub: not acknowledged by {} in time ({}{})",
-            stats.url,
-            stats.state,
-            stats
-                .last_error
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
+            "progress-hub: not acknowledged by {} in time",
+            where_things_stand(reporter)
         );
         return 1;
     }
@@ -310,6 +304,17 @@ pub(crate) async fn hub_gave_up(mut states: tokio::sync::watch::Receiver<hub_cli
     {
         std::future::pending::<()>().await;
     }
+}
+
+/// The hub's URL and the connection's state, with its last error:
+/// `ws://… (reconnecting: connection refused)`.
+pub(crate) fn where_things_stand(reporter: &Reporter) -> String {
+    let stats = reporter.connection_stats();
+    let error = stats
+        .last_error
+        .map(|e| format!(": {e}"))
+        .unwrap_or_default();
+    format!("{} ({}{error})", stats.url, stats.state)
 }
 
 #[cfg(test)]

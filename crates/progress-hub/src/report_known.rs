@@ -31,15 +31,9 @@ pub async fn with_hub_progress(
     let state = tokio::time::timeout(timeout, state_on_hub(reporter, namespace, operation_id))
         .await
         .with_context(|| {
-            let stats = reporter.connection_stats();
             format!(
-                "no answer from {} in {timeout:?} about operation {operation_id}'s progress ({}{})",
-                stats.url,
-                stats.state,
-                stats
-                    .last_error
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
+                "no answer from {} in {timeout:?} about operation {operation_id}'s progress",
+                crate::cmd_report::where_things_stand(reporter)
             )
         })??;
     Ok(repeat_progress(fields, &state))

@@ -337,17 +337,7 @@ async fn rest(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, seen: &mut 
 /// `run` with piped stdout and stderr (and no hub settings from the
 /// environment).
 fn spawn_run(args: &[&str]) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
-        .arg("run")
-        .args(args)
-        .env_remove("PROGRESS_HUB_URL")
-        .env_remove("PROGRESS_HUB_TOKEN")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+    spawn_cli("run", args)
 }
 
 /// A command that prints `started`, then counts the SIGINTs and SIGTERMs

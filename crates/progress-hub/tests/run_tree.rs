@@ -12,17 +12,7 @@ use tokio::io::AsyncBufReadExt;
 /// `run ARGS` with piped stdout and stderr and no hub settings from the
 /// environment.
 fn spawn_run(args: &[&str]) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
-        .arg("run")
-        .args(args)
-        .env_remove("PROGRESS_HUB_URL")
-        .env_remove("PROGRESS_HUB_TOKEN")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+    spawn_cli("run", args)
 }
 
 async fn state_of(h: &Hub, id: &str) -> Value {

@@ -6,9 +6,8 @@ mod common;
 use common::*;
 
 use nix::sys::signal::Signal;
-use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -39,18 +38,7 @@ fn lines_of(
 
 impl Watch {
     fn spawn(args: &[&str]) -> Watch {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_progress-hub"))
-            .arg("watch")
-            .args(args)
-            .env_remove("PROGRESS_HUB_URL")
-            .env_remove("PROGRESS_HUB_TOKEN")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn watch");
+        let mut child = spawn_cli("watch", args);
         let stdout = lines_of(child.stdout.take().unwrap());
         let stderr = lines_of(child.stderr.take().unwrap());
         Watch {

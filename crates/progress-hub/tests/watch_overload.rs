@@ -6,25 +6,13 @@
 mod common;
 use common::*;
 
-use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
-use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdout};
 use tokio::time::Instant;
 
 /// `progress-hub watch ARGS` with stdout and stderr piped, not read yet.
 fn spawn_watch(args: &[&str]) -> (Child, ChildStdout, ChildStderr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_progress-hub"))
-        .arg("watch")
-        .args(args)
-        .env_remove("PROGRESS_HUB_URL")
-        .env_remove("PROGRESS_HUB_TOKEN")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn watch");
+    let mut child = spawn_cli("watch", args);
     let out = child.stdout.take().unwrap();
     let err = child.stderr.take().unwrap();
     (child, out, err)

@@ -15,6 +15,24 @@ pub fn hub() -> HubBuilder {
     HubBuilder::new(env!("CARGO_BIN_EXE_progress-hub"))
 }
 
+/// `progress-hub SUBCOMMAND ARGS` as a child process with stdin closed,
+/// stdout and stderr piped (not read yet), no hub settings or log level
+/// from the environment, killed when dropped.
+pub fn spawn_cli(subcommand: &str, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+        .arg(subcommand)
+        .args(args)
+        .env_remove("PROGRESS_HUB_URL")
+        .env_remove("PROGRESS_HUB_TOKEN")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {subcommand}: {e}"))
+}
+
 /// A WebSocket subscribed to `ns` (returns the `subscribed` reply).
 pub async fn subscriber(h: &Hub, ns: &str) -> (Ws, Value) {
     let mut ws = Ws::connect(&h.ws_url()).await;
