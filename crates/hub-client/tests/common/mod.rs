@@ -275,6 +275,10 @@ async fn connection(
     signals: broadcast::Sender<Signal>,
     heartbeat: Duration,
 ) {
+    // Listening for signals from the accept on: a client sees its
+    // handshake answered before this task runs again, and a kill sent in
+    // between was missed (the connection then outlived a kill-all).
+    let mut rx = signals.subscribe();
     let st2 = st.clone();
     let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let token = req
@@ -296,7 +300,6 @@ async fn connection(
         return;
     };
     st.lock().connections += 1;
-    let mut rx = signals.subscribe();
     let mut tick = tokio::time::interval(heartbeat);
     tick.tick().await;
     let mut subscribed_from: Option<u64> = None;
