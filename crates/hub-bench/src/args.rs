@@ -6,6 +6,11 @@ use crate::adapter::Proto;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Producers of the fan-out and latency scenarios, each publishing one operation.
+pub const PRODUCERS: usize = 4;
+/// Unacked messages each fan-out producer keeps in flight.
+pub const WINDOW: u64 = 256;
+
 /// Which servers to measure and how to reach them.
 #[derive(clap::Args, Clone, Debug)]
 pub struct TargetArgs {
@@ -66,10 +71,10 @@ pub struct FanoutArgs {
     #[arg(long, default_value_t = 1000)]
     pub viewers: usize,
     /// Producers, each publishing one operation's progress.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = PRODUCERS)]
     pub producers: usize,
     /// Unacked messages each producer keeps in flight.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = WINDOW)]
     pub window: u64,
     /// Measurement time (after the warm-up), e.g. 10s.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -92,7 +97,7 @@ pub struct LatencyArgs {
     #[arg(long, default_value_t = 100)]
     pub publish_rate: u64,
     /// Producers sharing the publish rate.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = PRODUCERS)]
     pub producers: usize,
     /// Measurement time (after the warm-up).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]

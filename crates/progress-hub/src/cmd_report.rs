@@ -231,10 +231,7 @@ pub async fn run(mut args: ReportArgs) -> anyhow::Result<i32> {
                 message,
                 details,
             };
-            anyhow::ensure!(
-                !fields.is_empty(),
-                "nothing to report: give a percentage, --current, --step, --message or --details"
-            );
+            // Not empty: clap's `what` group requires one of them.
             let fields =
                 crate::report_known::with_hub_progress(&reporter, &ns, &id, fields, args.timeout)
                     .await?;

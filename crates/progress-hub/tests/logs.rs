@@ -231,15 +231,7 @@ async fn text_logs_by_default_are_plain_lines() {
 #[tokio::test]
 async fn an_unread_stderr_pipe_never_stops_the_hub() {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--memory"])
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_cli("serve", &["--listen", "127.0.0.1:0", "--memory"]);
     // Held, never read.
     let _stderr = child.stderr.take().unwrap();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();

@@ -8,7 +8,7 @@
 //! figures ([`Round::fanout_met`], [`Round::latency_met`]).
 
 use crate::adapter::Proto;
-use crate::args::{FanoutArgs, LatencyArgs, TargetArgs, TargetsArgs};
+use crate::args::{FanoutArgs, LatencyArgs, TargetArgs, TargetsArgs, PRODUCERS, WINDOW};
 use crate::scenario::fanout::{self, FanoutResult};
 use crate::scenario::latency::{self, LatencyResult};
 use crate::target::Target;
@@ -151,8 +151,8 @@ async fn measure_latency(
 pub fn fanout_args(t: &TargetArgs, a: &TargetsArgs) -> FanoutArgs {
     FanoutArgs {
         viewers: a.viewers,
-        producers: 4,
-        window: 256,
+        producers: PRODUCERS,
+        window: WINDOW,
         duration: a.duration,
         warmup: a.fanout_warmup,
         target: t.clone(),
@@ -164,7 +164,7 @@ pub fn latency_args(t: &TargetArgs, rate: u64, a: &TargetsArgs) -> LatencyArgs {
     LatencyArgs {
         rates: vec![rate],
         publish_rate: a.publish_rate,
-        producers: 4,
+        producers: PRODUCERS,
         duration: a.duration,
         warmup: a.latency_warmup,
         arrival: a.arrival,
