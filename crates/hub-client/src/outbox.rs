@@ -198,16 +198,6 @@ fn with_known_progress(mut fields: ProgressFields, op: &Op) -> ProgressFields {
     fields
 }
 
-/// Error codes that refuse a message for good (never sent again).
-const REFUSED_FOR_GOOD: [&str; 6] = [
-    "OPERATION_FINISHED",
-    "FORBIDDEN",
-    "AUTH_REQUIRED",
-    "AUTH_FAILED",
-    "BAD_MESSAGE",
-    "MESSAGE_TOO_LARGE",
-];
-
 /// The outgoing queue of one client.
 #[derive(Debug, Default)]
 pub struct Outbox {
@@ -661,14 +651,7 @@ impl Outbox {
         if matches!(op.probe, Probe::Awaiting(_)) {
             op.probe = Probe::None;
         }
-        let for_good = match err.code.as_str() {
-            "UNKNOWN_OPERATION" => op.start.is_none(),
-            c => REFUSED_FOR_GOOD.contains(&c),
-        };
-        if for_good {
-            self.note_refusal(key, err);
-        }
-        let op = self.ops.get_mut(&key)?;
+        // Each refusal for good (the message is never sent again) is noted.
         match err.code.as_str() {
             "SEQ_GAP" => {
                 let expected = err.data_u64("expected")?;
@@ -678,6 +661,7 @@ impl Outbox {
             "UNKNOWN_OPERATION" => {
                 if op.start.is_none() {
                     self.stats.rejected += 1;
+                    self.note_refusal(key, err);
                     self.remove(key);
                     return Some(Notice::Dropped(key, err.code.clone()));
                 }
@@ -687,11 +671,13 @@ impl Outbox {
             }
             "OPERATION_FINISHED" | "FORBIDDEN" | "AUTH_REQUIRED" | "AUTH_FAILED" => {
                 self.stats.rejected += 1;
+                self.note_refusal(key, err);
                 self.remove(key);
                 Some(Notice::Dropped(key, err.code.clone()))
             }
             "BAD_MESSAGE" | "MESSAGE_TOO_LARGE" => {
                 self.stats.rejected += 1;
+                self.note_refusal(key, err);
                 match seq {
                     Some(1) | None => {
                         self.remove(key);
