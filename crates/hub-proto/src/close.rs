@@ -5,6 +5,9 @@
 pub enum CloseCode {
     /// 1001: idle timeout; reconnect.
     Idle,
+    /// 1002: a frame that breaks RFC 6455 (unmasked, reserved bits or
+    /// opcodes, a fragmented control frame, a stray continuation).
+    ProtocolError,
     /// 1007: a text frame that is not valid UTF-8.
     InvalidPayload,
     /// 1008: repeated abuse; do not reconnect at once.
@@ -24,6 +27,7 @@ impl CloseCode {
     pub fn code(self) -> u16 {
         match self {
             CloseCode::Idle => 1001,
+            CloseCode::ProtocolError => 1002,
             CloseCode::InvalidPayload => 1007,
             CloseCode::Abuse => 1008,
             CloseCode::TooLarge => 1009,
@@ -37,6 +41,7 @@ impl CloseCode {
     pub fn reason(self) -> &'static str {
         match self {
             CloseCode::Idle => "idle timeout",
+            CloseCode::ProtocolError => "websocket protocol error",
             CloseCode::InvalidPayload => "invalid utf-8",
             CloseCode::Abuse => "too many rejected messages",
             CloseCode::TooLarge => "message too large",

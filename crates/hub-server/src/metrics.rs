@@ -97,7 +97,7 @@ pub const SERVER_TYPES: [&str; 17] = [
     "other",
 ];
 /// Disconnection reasons (`ws_updates_disconnections_total{reason}`).
-pub const DISCONNECT_REASONS: [&str; 9] = [
+pub const DISCONNECT_REASONS: [&str; 10] = [
     "client_close",
     "idle_timeout",
     "slow_client",
@@ -105,6 +105,7 @@ pub const DISCONNECT_REASONS: [&str; 9] = [
     "shutdown",
     "error",
     "invalid_payload",
+    "protocol_error",
     "abuse",
     "too_large",
 ];

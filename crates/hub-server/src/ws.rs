@@ -227,6 +227,14 @@ async fn run(
                             let _ = flush(&mut socket, &out, wire, stall).await;
                             break Some((CloseCode::TooLarge.code(), CloseCode::TooLarge.reason().into()));
                         }
+                        if text.starts_with("WebSocket protocol error") {
+                            // An unmasked frame, reserved bits or opcodes, a
+                            // fragmented control frame: RFC 6455 wants the
+                            // connection failed, and 1002 says why.
+                            tracing::debug!(conn = out.id, error = %text, "websocket protocol error");
+                            reason = "protocol_error";
+                            break Some((CloseCode::ProtocolError.code(), close_reason_text(&text)));
+                        }
                         tracing::debug!(conn = out.id, error = %text, "websocket read failed");
                         reason = "error";
                         break None;
@@ -355,12 +363,26 @@ pub(crate) fn close_reason(code: CloseCode) -> &'static str {
     match code {
         CloseCode::Idle => "idle_timeout",
         CloseCode::InvalidPayload => "invalid_payload",
+        CloseCode::ProtocolError => "protocol_error",
         CloseCode::Abuse => "abuse",
         CloseCode::TooLarge => "too_large",
         CloseCode::ServiceRestart => "shutdown",
         CloseCode::TryAgainLater => "slow_client",
         CloseCode::AuthFailure => "auth_expiry",
     }
+}
+
+/// The reason of a 1002 close: tungstenite's own words for what broke
+/// the protocol, cut to the 123 bytes a close frame's reason may hold.
+fn close_reason_text(error: &str) -> String {
+    let text = error
+        .strip_prefix("WebSocket protocol error: ")
+        .unwrap_or(error);
+    let mut end = text.len().min(123);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }
 
 /// Sends one message through tungstenite within `limit` (on plain TCP it

@@ -61,6 +61,12 @@ impl RawWs {
         self.stream.write_all(&f).await.expect("send frame");
     }
 
+    /// Writes `bytes` to the socket as they are (a frame the caller built,
+    /// e.g. one that breaks RFC 6455).
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("send bytes");
+    }
+
     /// Sends only the header of a masked frame announcing `len` bytes (a
     /// client about to send more than the hub takes); none of the payload.
     pub async fn send_header_only(&mut self, opcode: u8, len: u64) {

@@ -49,6 +49,30 @@ async fn invalid_utf8_closes_1007() {
 }
 
 #[tokio::test]
+async fn frames_that_break_rfc6455_close_1002_and_the_hub_goes_on() {
+    let h = hub().start().await;
+    let cases: [(&str, Vec<u8>); 4] = [
+        // A text frame `{}` sent without a mask.
+        ("unmasked", vec![0x81, 0x02, b'{', b'}']),
+        // RSV1 set without a negotiated extension.
+        ("reserved bit", vec![0xC1, 0x80, 0, 0, 0, 0]),
+        // Opcode 3 is reserved.
+        ("reserved opcode", vec![0x83, 0x80, 0, 0, 0, 0]),
+        // A ping without FIN: control frames must not be fragmented.
+        ("fragmented ping", vec![0x09, 0x80, 0, 0, 0, 0]),
+    ];
+    for (what, frame) in cases {
+        let mut raw = RawWs::connect(&h.addr, "/ws").await;
+        raw.send_bytes(&frame).await;
+        let (_, code) = raw.read_until_close(Duration::from_secs(5)).await;
+        assert_eq!(code, Some(1002), "{what}");
+    }
+    // The hub itself is unharmed.
+    let (_, sub) = subscriber(&h, "default").await;
+    assert_eq!(sub["type"], "subscribed");
+}
+
+#[tokio::test]
 async fn stall_and_resume_events() {
     let h = hub().args(["--stall-timeout", "300ms"]).start().await;
     let (mut v, _) = subscriber(&h, "default").await;
