@@ -389,9 +389,11 @@ impl RedbStore {
             .map_err(|e| StoreError::from_redb("starting a write", e))?;
         txn.set_durability(Durability::Immediate);
         if let Err(e) = self.write(&txn, batch) {
-            if let Err(abort) = txn.abort() {
-                tracing::warn!(error = %abort, "aborting a failed write transaction failed");
-            }
+            // Dropping aborts the transaction, or, after an I/O error (a
+            // full disk), only lets it go: redb then refuses every write
+            // until the file is reopened, and an explicit abort would
+            // assert and panic (which reads as a damaged file).
+            drop(txn);
             return Err(e);
         }
         txn.commit()

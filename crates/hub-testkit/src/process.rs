@@ -18,6 +18,7 @@ pub struct HubBuilder {
     envs: Vec<(String, String)>,
     data_dir: Option<PathBuf>,
     listen: String,
+    file_blocks: Option<u64>,
 }
 
 impl HubBuilder {
@@ -29,6 +30,7 @@ impl HubBuilder {
             envs: Vec::new(),
             data_dir: None,
             listen: "127.0.0.1:0".into(),
+            file_blocks: None,
         }
     }
 
@@ -61,6 +63,15 @@ impl HubBuilder {
         self
     }
 
+    /// Caps the size of every file the hub writes at `blocks` blocks of
+    /// the shell's `ulimit -f` (512 bytes under dash), with `SIGXFSZ`
+    /// ignored: a write past it fails with `EFBIG`, as on a full disk,
+    /// instead of killing the process.
+    pub fn file_size_limit(mut self, blocks: u64) -> Self {
+        self.file_blocks = Some(blocks);
+        self
+    }
+
     /// Starts the hub and waits for `listening on`.
     pub async fn start(&self) -> Hub {
         self.try_start().await.expect("hub did not start")
@@ -68,7 +79,19 @@ impl HubBuilder {
 
     /// Starts the hub; `Err` carries its exit code and stderr when it refuses to start.
     pub async fn try_start(&self) -> Result<Hub, (Option<i32>, String)> {
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = match self.file_blocks {
+            None => Command::new(&self.bin),
+            Some(blocks) => {
+                // `exec` keeps the process id: the hub is still this child.
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!(
+                        "ulimit -f {blocks}; trap '' XFSZ; exec \"$0\" \"$@\""
+                    ))
+                    .arg(&self.bin);
+                sh
+            }
+        };
         cmd.arg("serve");
         if !self.listen.is_empty() {
             cmd.arg("--listen").arg(&self.listen);

@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use nix::sys::signal::Signal;
 
 #[tokio::test]
 async fn kill9_keeps_every_acked_event() {
@@ -232,4 +233,120 @@ async fn damaged_records_are_refused_at_start() {
             assert!(err.contains(part), "{damage}: {part:?} in {err}");
         }
     }
+}
+
+/// A full disk (here: a file-size limit, so a write fails with `EFBIG`)
+/// makes the commit fail. The producer whose event it was gets
+/// `STORE_UNAVAILABLE` naming the OS error (not advice to throw the store
+/// away), later events are refused without being applied, `/ready` says
+/// why, reads go on, and after a restart with room on the disk every
+/// acked event is there under the same epoch and the refused one can be
+/// sent again.
+#[tokio::test]
+async fn a_full_disk_refuses_events_and_loses_nothing_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4096 blocks: 2 MiB under dash, 4 MiB under bash; the store file
+    // starts at about 1.5 MiB.
+    let mut h = hub()
+        .data_dir(dir.path())
+        .file_size_limit(4096)
+        .start()
+        .await;
+    let (mut v, sub) = subscriber(&h, "default").await;
+    let epoch = sub["epoch"].clone();
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("big", "default"), 1).await;
+    let padding = "x".repeat(3_000);
+    let fat = |seq: u64| json!({"type": "progress_update", "operation_id": "big", "seq": seq, "progress": 1, "message": padding});
+    let (mut acked, mut refusal) = (1u64, None);
+    for seq in 2..=5_000u64 {
+        let reply = publish(&mut p, fat(seq), seq).await;
+        if reply["type"] == "ack" {
+            assert_eq!(reply["offset"], seq, "{reply}");
+            acked = seq;
+        } else {
+            refusal = Some(reply);
+            break;
+        }
+    }
+    let refusal = refusal.expect("the store filled up within 15 MB");
+    assert_eq!(refusal["code"], "STORE_UNAVAILABLE", "{refusal}");
+    assert_eq!(refusal["component"], "store");
+    assert_eq!(refusal["severity"], "critical");
+    assert_eq!(refusal["data"]["operation_id"], "big");
+    let details = refusal["details"].as_str().unwrap_or_default();
+    assert!(details.contains("File too large"), "{details}");
+    assert!(
+        !details.contains("damaged") && !details.contains("corrupt"),
+        "{details}"
+    );
+
+    // Later events are refused, over WebSocket and HTTP, and change nothing.
+    let again = publish(&mut p, fat(acked + 1), 9_001).await;
+    assert_eq!(again["code"], "STORE_UNAVAILABLE", "{again}");
+    let url = format!(
+        "{}/api/v1/namespaces/default/operations/other/events",
+        h.http()
+    );
+    let (status, body) = post_json(&url, &json!({"type": "operation_started", "name": "n"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (503, json!("STORE_UNAVAILABLE"))
+    );
+    let (status, ready) = get_json(&format!("{}/ready", h.http())).await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["checks"]["store"], "failing", "{ready}");
+    // Reads go on, and show only what was made durable.
+    let events = format!(
+        "{}/api/v1/namespaces/default/events?after=0&limit=1",
+        h.http()
+    );
+    let (status, page) = get_json(&events).await;
+    assert_eq!(
+        (status, page["last_offset"].clone()),
+        (200, json!(acked)),
+        "{page}"
+    );
+    // The viewer got every acked event, in order.
+    for offset in 1..=acked {
+        let m = v.next(DEADLINE).await.expect("an event");
+        let m = if m["type"] == "operation_list" {
+            v.next(DEADLINE).await.expect("an event")
+        } else {
+            m
+        };
+        assert_eq!(m["offset"], offset, "{m}");
+    }
+    let panics: Vec<String> = h
+        .stderr_lines()
+        .into_iter()
+        .filter(|l| l.contains("panicked"))
+        .collect();
+    assert!(panics.is_empty(), "{panics:?}");
+    h.signal(Signal::SIGTERM);
+    let status = h.wait_exit(DEADLINE).await.expect("the hub exits");
+    assert_eq!(status.code(), Some(0));
+
+    let h = hub().data_dir(dir.path()).start().await;
+    let (status, page) = get_json(&format!(
+        "{}/api/v1/namespaces/default/events?after=0&limit=1000",
+        h.http()
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["epoch"], epoch, "same epoch after the restart");
+    let offsets: Vec<u64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, (1..=acked).collect::<Vec<_>>());
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let ack = publish(&mut p, fat(acked + 1), 1).await;
+    assert_eq!(
+        (ack["type"].clone(), ack["offset"].clone()),
+        (json!("ack"), json!(acked + 1)),
+        "{ack}"
+    );
 }
