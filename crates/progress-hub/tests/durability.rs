@@ -350,3 +350,39 @@ async fn a_full_disk_refuses_events_and_loses_nothing_acked() {
         "{ack}"
     );
 }
+
+/// An operation's state read back from the store after a restart is the
+/// state its last event carried, to the last bit of every float (the
+/// default JSON float parser is off by one unit in the last place for
+/// values like 1205 / 10000 * 100 = 12.049999999999999).
+#[tokio::test]
+async fn states_read_back_after_a_restart_keep_every_float_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = hub().data_dir(dir.path()).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let start = json!({"type": "operation_started", "operation_id": "f", "seq": 1, "name": "f", "total": 10000});
+    publish(&mut p, start, 1).await;
+    let update = json!({"type": "progress_update", "operation_id": "f", "seq": 2, "current": 1205});
+    let ack = publish(&mut p, update, 2).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let text = |url: String| async move { reqwest::get(url).await.unwrap().text().await.unwrap() };
+    let before = text(format!("{}/api/v1/namespaces/default/operations", h.http())).await;
+    assert!(
+        before.contains(r#""progress":12.049999999999999"#),
+        "{before}"
+    );
+    h.kill9().await;
+
+    let h = hub().data_dir(dir.path()).start().await;
+    let after = text(format!("{}/api/v1/namespaces/default/operations", h.http())).await;
+    assert!(
+        after.contains(r#""progress":12.049999999999999"#),
+        "{after}"
+    );
+    // This test's own JSON parser reads floats exactly (the workspace
+    // enables serde_json's `float_roundtrip`), so 12.05 would not match.
+    let (mut v, _) = subscriber(&h, "default").await;
+    let snapshot = v.next_of("operation_list", DEADLINE).await;
+    let progress = &snapshot["operations"][0]["progress"];
+    assert_eq!(progress.as_f64(), Some(12.049999999999999), "{snapshot}");
+}
