@@ -69,15 +69,19 @@ impl Wire {
     }
 
     /// Reads and throws away whatever the client still sends until it
-    /// ends its side (true) or the socket fails (false). Closing a socket
-    /// with unread data makes the kernel send a reset, which can destroy
-    /// what the client has not read yet: the error and close frame that
-    /// explain why the connection ends.
-    pub async fn discard_until_eof(&self) -> bool {
+    /// ends its side or has sent nothing for `quiet` (true), or the socket
+    /// fails (false). Closing a socket with unread data makes the kernel
+    /// send a reset, which can destroy what the client has not read yet:
+    /// the error and close frame that explain why the connection ends. A
+    /// client that has gone quiet leaves nothing unread, and the close is
+    /// an orderly end of the stream.
+    pub async fn discard_until_quiet(&self, quiet: std::time::Duration) -> bool {
         let mut scratch = vec![0u8; 64 * 1024];
         loop {
-            if self.tcp.readable().await.is_err() {
-                return false;
+            match tokio::time::timeout(quiet, self.tcp.readable()).await {
+                Err(_) => return true,
+                Ok(Err(_)) => return false,
+                Ok(Ok(())) => {}
             }
             match self.tcp.try_read(&mut scratch) {
                 Ok(0) => return true,

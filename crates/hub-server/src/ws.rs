@@ -348,7 +348,8 @@ async fn run(
         // hub goes on throwing its input away until it stops (within the
         // hub's overall shutdown bound) rather than reset the connection.
         if let (false, Some(w), true) = (replied, wire, restart) {
-            let _ = tokio::time::timeout(SHUTDOWN_DISCARD, w.discard_until_eof()).await;
+            let _ =
+                tokio::time::timeout(SHUTDOWN_DISCARD, w.discard_until_quiet(DISCARD_QUIET)).await;
         }
     }
 }
@@ -357,6 +358,10 @@ async fn run(
 /// what a client that has not answered the close still sends (the hub
 /// waits at most 5 s for all sockets in all).
 const SHUTDOWN_DISCARD: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A client that has sent nothing for this long has no input left to
+/// discard: the hub lets go of its socket without waiting for its end.
+const DISCARD_QUIET: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The disconnection reason label for a close the hub asked for.
 pub(crate) fn close_reason(code: CloseCode) -> &'static str {

@@ -309,6 +309,43 @@ async fn a_producer_reading_slowly_at_sigterm_still_reads_why_it_was_closed() {
     flood_through_sigterm(Duration::from_millis(1800)).await;
 }
 
+/// Clients that never answer the close frame (and send nothing) hold the
+/// exit up for the second the hub waits for their answer, not for the
+/// further seconds it gives a client that is still sending; each finds
+/// `SERVER_SHUTDOWN` and close 1012 in its socket afterwards.
+#[tokio::test]
+async fn clients_that_never_answer_the_close_do_not_hold_the_exit_up() {
+    let mut h = hub().start().await;
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(RawWs::connect(&h.addr, "/ws").await);
+    }
+    // All three are registered once the status endpoint counts them.
+    let status = format!("{}/api/v1/status", h.http());
+    eventually("the hub to hold the three connections", DEADLINE, || {
+        let status = status.clone();
+        async move {
+            let (_, s) = get_json(&status).await;
+            (s["data"]["connections"].as_u64() >= Some(3)).then_some(())
+        }
+    })
+    .await;
+    let t0 = std::time::Instant::now();
+    h.signal(Signal::SIGTERM);
+    let exit = h.wait_exit(DEADLINE).await.expect("the hub exits");
+    let took = t0.elapsed();
+    assert_eq!(exit.code(), Some(0));
+    assert!(took < Duration::from_secs(3), "exit took {took:?}");
+    for mut raw in silent {
+        let (texts, code) = raw.read_until_close(DEADLINE).await;
+        assert!(
+            texts.iter().any(|t| t.contains("SERVER_SHUTDOWN")),
+            "{texts:?}"
+        );
+        assert_eq!(code, Some(1012));
+    }
+}
+
 /// A producer floods one operation; SIGTERM; it reads nothing for `pause`,
 /// then reads everything: every ack, `SERVER_SHUTDOWN`, close 1012; the
 /// store holds exactly what was acked.
