@@ -77,14 +77,13 @@ async fn state_on_hub(
     }
 }
 
-/// `fields` with the operation's current value: `current` when it has a
-/// total (so the hub derives the same percentage), else its percentage
-/// (0 when it reported none since its start).
+/// `fields` with the operation's current values: its percentage (0 when
+/// it reported none since its start) and its units when it has some. The
+/// hub takes a given percentage as it is rather than deriving one from
+/// the units, so a percentage reported after the units stays.
 pub fn repeat_progress(mut fields: ProgressFields, state: &OperationState) -> ProgressFields {
-    match (state.current, state.total) {
-        (Some(c), Some(_)) => fields.current = Some(c),
-        _ => fields.progress = Some(state.progress.unwrap_or(0.0)),
-    }
+    fields.progress = Some(state.progress.unwrap_or(0.0));
+    fields.current = state.current;
     fields
 }
 
@@ -112,8 +111,8 @@ mod tests {
         let f = repeat_progress(message_only(), &state(Some(42.0), None, None));
         assert_eq!((f.progress, f.current), (Some(42.0), None));
         assert_eq!(f.message.as_deref(), Some("hello"));
-        let f = repeat_progress(message_only(), &state(Some(50.0), Some(5.0), Some(10.0)));
-        assert_eq!((f.progress, f.current), (None, Some(5.0)));
+        let f = repeat_progress(message_only(), &state(Some(75.0), Some(5.0), Some(10.0)));
+        assert_eq!((f.progress, f.current), (Some(75.0), Some(5.0)));
         let f = repeat_progress(message_only(), &state(None, None, None));
         assert_eq!((f.progress, f.current), (Some(0.0), None));
     }

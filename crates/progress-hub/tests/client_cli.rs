@@ -766,6 +766,21 @@ async fn report_progress_with_only_text_lands() {
         (json!(40.0), json!("m")),
         "{op}"
     );
+    // A percentage reported after units is what stays: repeating only the
+    // units would have the hub derive 40 % again from 4 / 10.
+    ok(&cli(&["report", "--url", &url, "progress", "t1", "75"]).await);
+    ok(&cli(&["report", "--url", &url, "progress", "t1", "--message", "n"]).await);
+    let op = state_of(&h, "t1").await;
+    let op = &op["operation"];
+    assert_eq!(
+        (
+            op["progress"].clone(),
+            op["current"].clone(),
+            op["message"].clone()
+        ),
+        (json!(75.0), json!(4.0), json!("n")),
+        "{op}"
+    );
 
     let out = cli(&[
         "report",
