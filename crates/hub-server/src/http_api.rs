@@ -5,8 +5,9 @@ use crate::app::Shared;
 use crate::auth::{auth_error, authorize, token_of};
 use crate::clock::now_ms;
 use crate::engine::{Command, ListQuery, Reply, Who};
+use crate::params::Params;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hub_auth::{Action, Principal};
@@ -142,7 +143,7 @@ async fn ask<T>(
 pub async fn post_event(
     State(app): State<Shared>,
     Path((ns, id)): Path<(String, String)>,
-    Query(q): Query<HashMap<String, String>>,
+    Params(q): Params,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -235,7 +236,7 @@ pub async fn post_event(
 pub async fn cancel(
     State(app): State<Shared>,
     Path((ns, id)): Path<(String, String)>,
-    Query(q): Query<HashMap<String, String>>,
+    Params(q): Params,
     headers: HeaderMap,
 ) -> Response {
     if let Some(e) = crate::door::foreign_origin(&app, &headers) {
@@ -297,7 +298,7 @@ fn parse_limit(
 pub async fn list_operations(
     State(app): State<Shared>,
     Path(ns): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    Params(q): Params,
     headers: HeaderMap,
 ) -> Response {
     if let Err(e) = authorized(&app, &headers, &q, Action::View, &ns) {
@@ -339,7 +340,7 @@ pub async fn list_operations(
 pub async fn get_operation(
     State(app): State<Shared>,
     Path((ns, id)): Path<(String, String)>,
-    Query(q): Query<HashMap<String, String>>,
+    Params(q): Params,
     headers: HeaderMap,
 ) -> Response {
     if let Err(e) = authorized(&app, &headers, &q, Action::View, &ns) {
@@ -376,7 +377,7 @@ pub async fn get_operation(
 pub async fn events(
     State(app): State<Shared>,
     Path(ns): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    Params(q): Params,
     headers: HeaderMap,
 ) -> Response {
     if let Err(e) = authorized(&app, &headers, &q, Action::View, &ns) {
@@ -422,11 +423,7 @@ pub async fn events(
 ///
 /// With auth on it needs a valid token of any role (401 otherwise), unless
 /// tokenless reads are allowed (`--allow-anonymous-read`).
-pub async fn metrics(
-    State(app): State<Shared>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn metrics(State(app): State<Shared>, Params(q): Params, headers: HeaderMap) -> Response {
     if let Err(e) = principal(&app, &headers, &q) {
         return error_response(e, None);
     }
@@ -471,11 +468,7 @@ pub async fn ready(State(app): State<Shared>) -> Response {
 }
 
 /// `GET /api/v1/status`: the latest `system_status`.
-pub async fn status(
-    State(app): State<Shared>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn status(State(app): State<Shared>, Params(q): Params, headers: HeaderMap) -> Response {
     if let Err(e) = principal(&app, &headers, &q) {
         return error_response(e, None);
     }

@@ -21,6 +21,7 @@ pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod outbox;
+pub mod params;
 pub mod process;
 pub mod registry;
 pub mod request_log;

@@ -7,7 +7,8 @@ use crate::auth::authorize;
 use crate::engine::Command;
 use crate::http_api::error_response;
 use crate::outbox::Outbox;
-use axum::extract::{ConnectInfo, Query, State};
+use crate::params::Params;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
@@ -52,7 +53,7 @@ pub async fn stream(
     State(app): State<Shared>,
     ConnectInfo(crate::Remote(remote, _)): ConnectInfo<crate::Remote>,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    Params(q): Params,
 ) -> Response {
     let handshake = crate::clock::stamp();
     let refuse = |r: Response| app.metrics.refusal("sse", r);

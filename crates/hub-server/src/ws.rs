@@ -12,16 +12,16 @@ use crate::auth::{auth_error, authorize, token_expired_error};
 use crate::clock::now_ms;
 use crate::engine::{Command, Reply, Who};
 use crate::outbox::{Next, Outbox};
+use crate::params::Params;
 use crate::sock::Wire;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use hub_auth::{Action, Principal};
 use hub_core::glob::Filter;
 use hub_proto::{decode_client, ClientMessage, CloseCode, ErrorCode, ProtoError, ServerMessage};
-use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -30,7 +30,7 @@ pub async fn upgrade(
     State(app): State<Shared>,
     ConnectInfo(crate::Remote(remote, wire)): ConnectInfo<crate::Remote>,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    Params(q): Params,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let handshake = crate::clock::stamp();

@@ -81,6 +81,15 @@ async fn publish_list_detail_events() {
     );
     let (s, _) = get_json(&format!("{base}/operations?limit=-1")).await;
     assert_eq!(s, 400);
+    // Parameters left empty (a template filled in by nobody) are absent.
+    let (s, list) = get_json(&format!("{base}/operations?state=&kind=&limit=")).await;
+    assert_eq!((s, list["offset"].clone()), (200, json!(2)), "{list}");
+    let (s, page) = get_json(&format!("{base}/events?after=&limit=")).await;
+    assert_eq!(
+        (s, page["events"].as_array().map(Vec::len)),
+        (200, Some(2)),
+        "{page}"
+    );
 
     let (s, detail) = get_json(&format!("{base}/operations/b1")).await;
     assert_eq!(s, 200);

@@ -53,6 +53,12 @@ async fn sse_stream_and_resume() {
     publish(&mut p, started("b1", "default"), 11).await;
     let ev = reader.await.unwrap();
     assert_eq!(ev[1].1["operation_id"], "b1", "filtered: only b*");
+    // An empty namespace parameter is the default namespace, as no
+    // parameter is.
+    let blank = format!("{}/api/v1/stream?namespace=&operations=", h.http());
+    let ev = read_events(&blank, None, 2).await;
+    assert_eq!(ev[0].1["namespace"], "default", "{:?}", ev[0]);
+    assert_eq!(ev[1].1["operations"].as_array().map(Vec::len), Some(3));
 }
 
 #[tokio::test]
