@@ -479,7 +479,16 @@ pub async fn status(State(app): State<Shared>, Params(q): Params, headers: Heade
 /// Unknown routes: the dashboard for GET, `NOT_FOUND` otherwise.
 pub async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     if (method == Method::GET || method == Method::HEAD) && !uri.path().starts_with("/api/") {
-        return hub_web::serve(uri, headers).await;
+        let mut resp = hub_web::serve(uri, headers).await;
+        if resp.status() == StatusCode::NOT_FOUND {
+            // The dashboard answers with the hub's JSON error; logged and
+            // counted by its code like every other.
+            resp.extensions_mut().insert(SentError {
+                code: ErrorCode::NotFound,
+                reason: None,
+            });
+        }
+        return resp;
     }
     error_response(
         ProtoError::new(

@@ -96,6 +96,25 @@ pub const SERVER_TYPES: [&str; 17] = [
     "pong",
     "other",
 ];
+/// The limits a `RATE_LIMITED` names in `data.reason`
+/// (`progress_hub_rate_limited_total{limit}`), listed at 0 from the start
+/// so that alerts on their rate see a series before the first refusal.
+pub const RATE_LIMITS: [&str; 14] = [
+    "messages",
+    "handshakes",
+    "ingest",
+    "connections",
+    "connections_per_user",
+    "anonymous_per_ip",
+    "abuse",
+    "namespaces",
+    "operations_per_namespace",
+    "queue",
+    "snapshots",
+    "subscriptions",
+    "unread_control_frames",
+    "broadcast",
+];
 /// Disconnection reasons (`ws_updates_disconnections_total{reason}`).
 pub const DISCONNECT_REASONS: [&str; 10] = [
     "client_close",
@@ -549,6 +568,9 @@ impl Metrics {
         }
         for c in ERROR_CODES {
             let _ = m.errors.get_or_create(&Code { code: c.into() });
+        }
+        for l in RATE_LIMITS {
+            let _ = m.rate_limited.get_or_create(&Limit { limit: l.into() });
         }
     }
 

@@ -71,6 +71,14 @@ async fn json_lines_carry_ids_and_never_the_token() {
     assert_eq!(r.status(), 404);
     let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(generated.len(), 16, "{generated}");
+    // A page the dashboard does not have: the same code in the log.
+    let r = client
+        .get(format!("{}/no-such-page", h.http()))
+        .header("x-request-id", "req-page-404")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
     // The parameter's name percent-encoded: the hub decodes it (and takes
     // the token), the log must not print it either.
     let r = client
@@ -165,6 +173,9 @@ async fn json_lines_carry_ids_and_never_the_token() {
     assert_eq!(field(req, "status").unwrap(), 200);
     assert!(lines.iter().any(|l| message(l) == "request"
         && field(l, "request_id").and_then(Value::as_str) == Some(generated.as_str())
+        && field(l, "code").and_then(Value::as_str) == Some("NOT_FOUND")));
+    assert!(lines.iter().any(|l| message(l) == "request"
+        && field(l, "request_id").and_then(Value::as_str) == Some("req-page-404")
         && field(l, "code").and_then(Value::as_str) == Some("NOT_FOUND")));
     assert!(lines.iter().any(|l| message(l) == "request"
         && field(l, "status") == Some(&json!(401))

@@ -92,6 +92,14 @@ async fn counters_move_by_exactly_the_traffic() {
         ),
         0.0
     );
+    // Labelled counters an alert watches are there at 0 before they move.
+    for limit in ["messages", "abuse", "connections"] {
+        assert_eq!(
+            before.get("progress_hub_rate_limited_total", &[("limit", limit)]),
+            Some(0.0),
+            "{limit}"
+        );
+    }
 
     let (mut v, sub) = subscriber(&h, "m").await;
     assert_eq!(sub["recovered"], false);
