@@ -130,6 +130,29 @@ async fn values_that_make_no_sense_exit_2_naming_key_and_source() {
         "environment variable PROGRESS_HUB_HEARTBEAT_INTERVAL",
     )
     .await;
+    // A variable reads `-5` as a number: the message still says what is
+    // wrong with it.
+    for (var, key, says) in [
+        (
+            "PROGRESS_HUB_HISTORY_SIZE",
+            "history_size",
+            "expected a whole number, found `-5`",
+        ),
+        (
+            "PROGRESS_HUB_IDLE_TIMEOUT",
+            "idle_timeout",
+            "`-5` is not a duration",
+        ),
+    ] {
+        let err = refused(
+            &[],
+            &[(var, "-5")],
+            key,
+            &format!("environment variable {var}"),
+        )
+        .await;
+        assert!(err.contains(says), "{err}");
+    }
     // From the file.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hub.toml");

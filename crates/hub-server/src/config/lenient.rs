@@ -10,13 +10,6 @@ use serde::Deserialize;
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum NumOrText {
-    Num(u64),
-    Text(String),
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum TextOrScalar {
     Text(String),
     Num(u64),
@@ -25,15 +18,29 @@ enum TextOrScalar {
     Bool(bool),
 }
 
+impl TextOrScalar {
+    /// The value as text (a number as its digits).
+    fn into_text(self) -> String {
+        match self {
+            TextOrScalar::Text(s) => s,
+            TextOrScalar::Num(n) => n.to_string(),
+            TextOrScalar::Int(n) => n.to_string(),
+            TextOrScalar::Float(f) => f.to_string(),
+            TextOrScalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
 /// A whole number, from a number or its text.
 pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    match NumOrText::deserialize(d)? {
-        NumOrText::Num(n) => Ok(n),
-        NumOrText::Text(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| D::Error::custom(format!("expected a whole number, found `{s}`"))),
-    }
+    let text = match TextOrScalar::deserialize(d)? {
+        TextOrScalar::Num(n) => return Ok(n),
+        TextOrScalar::Text(s) => s,
+        other => other.into_text(),
+    };
+    text.trim()
+        .parse()
+        .map_err(|_| D::Error::custom(format!("expected a whole number, found `{text}`")))
 }
 
 /// A whole number that fits a `usize`.
@@ -50,13 +57,7 @@ pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
 
 /// Optional text; a number is taken as its text.
 pub fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<TextOrScalar>::deserialize(d)?.map(|v| match v {
-        TextOrScalar::Text(s) => s,
-        TextOrScalar::Num(n) => n.to_string(),
-        TextOrScalar::Int(n) => n.to_string(),
-        TextOrScalar::Float(f) => f.to_string(),
-        TextOrScalar::Bool(b) => b.to_string(),
-    }))
+    Ok(Option::<TextOrScalar>::deserialize(d)?.map(TextOrScalar::into_text))
 }
 
 #[derive(Deserialize)]
@@ -120,7 +121,7 @@ pub fn opt_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Er
 /// number is refused, as on the command line: it needs a unit. So is a
 /// duration so long that adding it to a timestamp could overflow.
 pub mod duration {
-    use super::NumOrText;
+    use super::TextOrScalar;
     use serde::de::{Deserializer, Error};
     use serde::{Deserialize, Serializer};
     use std::time::Duration;
@@ -131,19 +132,21 @@ pub mod duration {
 
     /// Reads a duration (see the module).
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let parsed = match NumOrText::deserialize(d)? {
-            NumOrText::Num(0) => Duration::ZERO,
-            NumOrText::Num(n) => {
+        let parsed = match TextOrScalar::deserialize(d)? {
+            TextOrScalar::Num(0) => Duration::ZERO,
+            TextOrScalar::Num(n) => {
                 return Err(D::Error::custom(format!(
                     "`{n}` has no unit: expected a duration like 500ms, 10s or 2m"
                 )))
             }
-            NumOrText::Text(s) => humantime_serde::re::humantime::parse_duration(s.trim())
-                .map_err(|e| {
+            other => {
+                let s = other.into_text();
+                humantime_serde::re::humantime::parse_duration(s.trim()).map_err(|e| {
                     D::Error::custom(format!(
                         "`{s}` is not a duration ({e}): expected one like 500ms, 10s or 2m"
                     ))
-                })?,
+                })?
+            }
         };
         if parsed > MAX {
             return Err(D::Error::custom("too long a duration"));
