@@ -120,7 +120,7 @@ pub fn router(state: Shared) -> Router {
 /// check), so a page on another origin that embeds the client can use the
 /// SSE fallback and the HTTP API: the response names the requesting origin
 /// (never `*`), and preflights for `POST` with `Authorization` and a JSON
-/// body are answered. Other origins get no CORS headers, so browsers keep
+/// body are answered. Other origins get no `Access-Control-Allow-Origin`, so browsers keep
 /// their pages from reading the answers.
 fn cors(state: &Shared) -> tower_http::cors::CorsLayer {
     use axum::http::{header, HeaderName, Method};

@@ -320,8 +320,14 @@ impl Config {
                 .map(|path| (PathBuf::from(path), Metadata::named(ENV_SOURCE))),
         };
         if let Some((path, from)) = file {
-            if !path.exists() {
-                let mut e = figment::Error::from(format!("file {} does not exist", path.display()))
+            // Opened here, not only looked up: a file in a directory the
+            // hub's user cannot enter "does not exist" to `exists()`.
+            if let Err(err) = std::fs::File::open(&path) {
+                let why = match err.kind() {
+                    std::io::ErrorKind::NotFound => "does not exist".to_owned(),
+                    _ => format!("cannot be read: {err}"),
+                };
+                let mut e = figment::Error::from(format!("file {} {why}", path.display()))
                     .with_path("config");
                 e.metadata = Some(from);
                 return Err(ConfigError(describe(&fig, e)));

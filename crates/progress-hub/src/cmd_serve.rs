@@ -29,7 +29,7 @@ pub struct ServeArgs {
     #[arg(long, allow_hyphen_values = true)]
     heartbeat_interval: Option<String>,
     /// Close clients silent this long, and drop ones that read nothing for
-    /// this long (default 90s).
+    /// this long, but at least 30s (default 90s).
     #[arg(long, allow_hyphen_values = true)]
     idle_timeout: Option<String>,
     /// Mark operations stalled after this much producer silence (default 60s).
@@ -78,22 +78,26 @@ pub struct ServeArgs {
     /// Allow an open hub on a non-loopback address.
     #[arg(long)]
     insecure_no_auth: bool,
-    /// Bytes queued for a viewer after which progress is conflated (viewers that subscribed with conflate: true).
+    /// Bytes queued for a viewer after which progress is conflated (viewers
+    /// that subscribed with conflate: true; default 65536).
     #[arg(long, allow_hyphen_values = true)]
     conflate_after_bytes: Option<String>,
-    /// Bytes queued for a viewer after which it is dropped as slow.
+    /// Bytes queued for a viewer after which it is dropped as slow (default
+    /// 1048576).
     #[arg(long, allow_hyphen_values = true)]
     slow_client_bytes: Option<String>,
-    /// Bytes of snapshots not yet read by their viewers, hub-wide, past which subscribes needing one are refused (default 512 MiB; 0: unlimited)
+    /// Bytes of snapshots not yet read by their viewers, hub-wide, past
+    /// which subscribes needing one are refused (default 512 MiB; 0:
+    /// unlimited).
     #[arg(long, allow_hyphen_values = true)]
     max_snapshot_bytes: Option<String>,
-    /// Most connections.
+    /// Most WebSocket and SSE connections (default 100000).
     #[arg(long, allow_hyphen_values = true)]
     max_connections: Option<String>,
-    /// Most operations per namespace.
+    /// Most operations per namespace (default 100000).
     #[arg(long, allow_hyphen_values = true)]
     max_operations_per_namespace: Option<String>,
-    /// Most namespaces (idle ones are forgotten to make room)
+    /// Most namespaces; idle ones are forgotten to make room (default 10000).
     #[arg(long, allow_hyphen_values = true)]
     max_namespaces: Option<String>,
     /// WebSocket/SSE handshakes per IP per second (default 20; 0: unlimited).
@@ -128,10 +132,10 @@ pub struct ServeArgs {
     /// On SIGTERM, answer /ready with 503 this long before closing connections (default 0s).
     #[arg(long, allow_hyphen_values = true)]
     shutdown_grace: Option<String>,
-    /// Log format: text or json.
+    /// Log format: text or json (default text).
     #[arg(long, allow_hyphen_values = true)]
     log_format: Option<String>,
-    /// Log level (RUST_LOG overrides).
+    /// Log level (default info; RUST_LOG overrides).
     #[arg(long, allow_hyphen_values = true)]
     log_level: Option<String>,
     /// TOML configuration file with the same keys in snake_case (also

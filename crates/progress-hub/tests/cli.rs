@@ -20,6 +20,15 @@ async fn bad_values_and_unknown_keys_exit_2_naming_the_key() {
         err.contains("bogus_key") && err.contains("hub.toml"),
         "{err}"
     );
+    // A config file that cannot be read says why; only a missing one
+    // "does not exist" (here a path under a regular file, as good as a
+    // directory the hub's user may not enter).
+    let missing = dir.path().join("none.toml");
+    let err = exits_2(hub().args(["--config", missing.to_str().unwrap()])).await;
+    assert!(err.contains("does not exist"), "{err}");
+    let unreadable = file.join("hub.toml");
+    let err = exits_2(hub().args(["--config", unreadable.to_str().unwrap()])).await;
+    assert!(err.contains("cannot be read: Not a directory"), "{err}");
     let err = exits_2(hub().listen("0.0.0.0:0")).await;
     assert!(
         err.contains("insecure-no-auth") && err.contains("`listen`") && err.contains("flag"),
