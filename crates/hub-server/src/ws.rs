@@ -58,11 +58,12 @@ pub async fn upgrade(
         Ok(edge) => edge,
         Err(refusal) => return app.metrics.refusal("websocket", refusal),
     };
-    // Frames up to 4x the message limit are read and answered with
-    // MESSAGE_TOO_LARGE; larger ones break the connection at the codec.
-    let hard_limit = app.cfg.max_message_size.saturating_mul(4).max(1 << 20);
-    ws.max_message_size(hard_limit)
-        .max_frame_size(hard_limit)
+    // A frame or a fragmented message past the limit is refused as soon
+    // as its header (or the fragment that crosses it) says so: a client
+    // never makes the hub hold more than the limit for it.
+    let limit = app.cfg.max_message_size;
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
         // Client messages are small; the buffer grows for larger frames.
         .read_buffer_size(1024)
         .write_buffer_size(0)
@@ -218,9 +219,14 @@ async fn run(
                         if text.contains("too long") || text.contains("Space limit") {
                             reason = "too_large";
                             let max = app.cfg.max_message_size;
-                            // Refused while being read: its size is not known.
+                            // Refused by the codec, which says the size the
+                            // frame's header (or the fragments so far) gave.
+                            let mut data = serde_json::json!({"limit": max});
+                            if let Some(size) = declared_size(&text) {
+                                data["size"] = size.into();
+                            }
                             let e = ProtoError::new(ErrorCode::MessageTooLarge, format!("the message is larger than {max} bytes"))
-                                .with_data(serde_json::json!({"limit": max}));
+                                .with_data(data);
                             out.close(CloseCode::TooLarge, e, now);
                             let c = out.closing().expect("just set");
                             let _ = send_within(&mut socket, Message::Text(c.error.to_string().into()), CLOSE_LINGER).await;
@@ -375,6 +381,13 @@ pub(crate) fn close_reason(code: CloseCode) -> &'static str {
         CloseCode::TryAgainLater => "slow_client",
         CloseCode::AuthFailure => "auth_expiry",
     }
+}
+
+/// The size in tungstenite's "Message too long: SIZE > MAX".
+fn declared_size(error: &str) -> Option<u64> {
+    let rest = &error[error.find("too long: ")? + "too long: ".len()..];
+    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
 }
 
 /// The reason of a 1002 close: tungstenite's own words for what broke

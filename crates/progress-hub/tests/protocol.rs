@@ -211,13 +211,38 @@ async fn too_large_and_binary_frames() {
     assert_eq!(e["code"], "MESSAGE_TOO_LARGE");
     assert_eq!(e["data"]["limit"], 1024, "{e}");
     assert_eq!(p.closed(DEADLINE).await, Some(1009));
-    // So is one the WebSocket codec refuses from its header (past 1 MiB).
+    // So is a frame whose header alone says it is too large: refused at
+    // once, before any of it is sent (the hub never holds more than the
+    // limit for a client), with the size the header gave.
+    for declared in [1025u64, 3 << 20] {
+        let mut raw = RawWs::connect(&h.addr, "/ws").await;
+        raw.send_header_only(1, declared).await;
+        let (texts, code) = raw.read_until_close(DEADLINE).await;
+        let e: Value = serde_json::from_str(texts.last().expect("an error")).unwrap();
+        assert_eq!(e["code"], "MESSAGE_TOO_LARGE");
+        assert_eq!(
+            (e["data"]["limit"].clone(), e["data"]["size"].clone()),
+            (json!(1024), json!(declared)),
+            "{e}"
+        );
+        assert_eq!(code, Some(1009));
+    }
+    // And an unfinished fragmented message as soon as its fragments pass
+    // the limit (two of 600 bytes; the final fragment never comes).
     let mut raw = RawWs::connect(&h.addr, "/ws").await;
-    raw.send_header_only(1, 3 << 20).await;
+    let mut first = vec![0x01u8, 0x80 | 126, 0x02, 0x58, 0, 0, 0, 0];
+    first.extend(std::iter::repeat_n(b' ', 600));
+    let mut second = vec![0x00u8, 0x80 | 126, 0x02, 0x58, 0, 0, 0, 0];
+    second.extend(std::iter::repeat_n(b' ', 600));
+    raw.send_bytes(&first).await;
+    raw.send_bytes(&second).await;
     let (texts, code) = raw.read_until_close(DEADLINE).await;
     let e: Value = serde_json::from_str(texts.last().expect("an error")).unwrap();
-    assert_eq!(e["code"], "MESSAGE_TOO_LARGE");
-    assert_eq!(e["data"]["limit"], 1024, "{e}");
+    assert_eq!(
+        (e["code"].clone(), e["data"]["size"].clone()),
+        (json!("MESSAGE_TOO_LARGE"), json!(1200)),
+        "{e}"
+    );
     assert_eq!(code, Some(1009));
 }
 
