@@ -257,7 +257,7 @@ async fn a_full_disk_refuses_events_and_loses_nothing_acked() {
     let mut p = Ws::connect(&h.ws_url()).await;
     publish(&mut p, started("big", "default"), 1).await;
     let padding = "x".repeat(3_000);
-    let fat = |seq: u64| json!({"type": "progress_update", "operation_id": "big", "seq": seq, "progress": 1, "message": padding});
+    let fat = |seq: u64| json!({"type": "progress_update", "operation_id": "big", "seq": seq, "progress": seq % 100, "message": padding});
     let (mut acked, mut refusal) = (1u64, None);
     for seq in 2..=5_000u64 {
         let reply = publish(&mut p, fat(seq), seq).await;
@@ -306,6 +306,21 @@ async fn a_full_disk_refuses_events_and_loses_nothing_acked() {
         (status, page["last_offset"].clone()),
         (200, json!(acked)),
         "{page}"
+    );
+    let op = format!("{}/api/v1/namespaces/default/operations/big", h.http());
+    let (_, op) = get_json(&op).await;
+    let state = &op["operation"];
+    assert_eq!(
+        (state["last_offset"].clone(), state["progress"].clone()),
+        (json!(acked), json!((acked % 100) as f64)),
+        "the refused update is not shown"
+    );
+    let (mut late, _) = subscriber(&h, "default").await;
+    let list = late.next_of("operation_list", DEADLINE).await;
+    assert_eq!(list["offset"], acked);
+    assert_eq!(
+        list["operations"][0]["progress"],
+        json!((acked % 100) as f64)
     );
     // The viewer got every acked event, in order.
     for offset in 1..=acked {
