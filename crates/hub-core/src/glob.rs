@@ -111,6 +111,15 @@ impl Filter {
         }
     }
 
+    /// The bytes of its globs and kinds (what holding it costs, roughly).
+    pub fn bytes(&self) -> usize {
+        self.operations
+            .iter()
+            .chain(&self.kinds)
+            .map(String::len)
+            .sum()
+    }
+
     /// Whether an operation with this id and kind passes the filter.
     ///
     /// ```

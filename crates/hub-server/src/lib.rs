@@ -152,6 +152,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         replay_limit: cfg.replay_limit,
         max_namespaces: cfg.max_namespaces,
         max_subscriptions_per_connection: 128,
+        max_filter_bytes_per_connection: 64 * 1024,
         max_snapshot_bytes: cfg.max_snapshot_bytes,
         max_updates_per_operation_per_second: cfg.max_updates_per_operation_per_second,
     };

@@ -1263,3 +1263,66 @@ async fn an_event_body_that_never_comes_times_out() {
     );
     assert!(started.elapsed() >= Duration::from_millis(900));
 }
+
+/// What one connection's subscriptions may hold: 128 of them, and 64 KiB
+/// of filter text over all of them (a resubscription counts only its new
+/// filter, an unsubscribe gives its share back); past either, the
+/// subscribe gets `RATE_LIMITED` naming the limit and changes nothing.
+#[tokio::test]
+async fn a_connections_subscriptions_are_bounded_in_count_and_filter_bytes() {
+    let h = hub().start().await;
+    let mut v = Ws::connect(&h.ws_url()).await;
+    for i in 0..128u64 {
+        let ok = v
+            .request(
+                json!({"type": "subscribe", "namespace": format!("n{i}")}),
+                i + 1,
+            )
+            .await;
+        assert_eq!(ok["type"], "subscribed", "{ok}");
+    }
+    let e = v
+        .request(json!({"type": "subscribe", "namespace": "n128"}), 200)
+        .await;
+    assert_eq!(
+        (e["code"].clone(), e["data"]["reason"].clone()),
+        (json!("RATE_LIMITED"), json!("subscriptions")),
+        "{e}"
+    );
+    assert_eq!(e["data"]["limit"], 128);
+    // Replacing one of them is not a new one.
+    let again = v
+        .request(json!({"type": "subscribe", "namespace": "n0"}), 201)
+        .await;
+    assert_eq!(again["type"], "subscribed", "{again}");
+
+    let mut w = Ws::connect(&h.ws_url()).await;
+    // 64 globs of 250 bytes: 16,000 bytes of filter each.
+    let globs = |tag: &str| -> Vec<String> {
+        (0..64)
+            .map(|i| format!("{tag}{i:03}{}", "x".repeat(246)))
+            .collect()
+    };
+    let sub = |ns: &str, tag: &str| json!({"type": "subscribe", "namespace": ns, "filter": {"operations": globs(tag)}});
+    for (i, ns) in ["a", "b", "c", "d"].iter().enumerate() {
+        let ok = w.request(sub(ns, "g"), i as u64 + 1).await;
+        assert_eq!(ok["type"], "subscribed", "{ok}");
+    }
+    let e = w.request(sub("e", "g"), 10).await;
+    assert_eq!(
+        (e["code"].clone(), e["data"]["reason"].clone()),
+        (json!("RATE_LIMITED"), json!("filters")),
+        "{e}"
+    );
+    assert_eq!(e["data"]["limit"], 65536);
+    // A new filter for a namespace already held replaces its share.
+    let ok = w.request(sub("d", "h"), 11).await;
+    assert_eq!(ok["type"], "subscribed", "{ok}");
+    // Giving one back makes room.
+    let ok = w
+        .request(json!({"type": "unsubscribe", "namespace": "a"}), 12)
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let ok = w.request(sub("e", "g"), 13).await;
+    assert_eq!(ok["type"], "subscribed", "{ok}");
+}

@@ -346,6 +346,16 @@ impl Engine {
             conn.reject(e);
             return;
         }
+        let held = self.filter_bytes(conn.id, None);
+        let replaced = self.filter_bytes(conn.id, Some(&namespace));
+        let budget = self.cfg.max_filter_bytes_per_connection;
+        if held - replaced + filter.bytes() > budget {
+            let e = ProtoError::new(ErrorCode::RateLimited, "this connection's subscriptions hold the most filter text they may; unsubscribe or use fewer, shorter globs")
+                .with_data(serde_json::json!({"reason": "filters", "limit": budget}))
+                .with_id(id);
+            conn.reject(e);
+            return;
+        }
         let (last, first) = match self.namespaces.get(&namespace) {
             Some(ns) => (ns.log.last_offset(), ns.log.first_offset()),
             None => (0, 1),
@@ -496,6 +506,20 @@ impl Engine {
         if self.conn_subs.get(&conn.id).is_none_or(Vec::is_empty) {
             conn.set_subscribed(false);
         }
+    }
+
+    /// The filter bytes of connection `conn`'s subscription to `only`, or
+    /// of all its subscriptions.
+    fn filter_bytes(&self, conn: u64, only: Option<&str>) -> usize {
+        let Some(namespaces) = self.conn_subs.get(&conn) else {
+            return 0;
+        };
+        namespaces
+            .iter()
+            .filter(|ns| only.is_none_or(|o| o == ns.as_str()))
+            .filter_map(|ns| self.subs.get(ns)?.iter().find(|s| s.conn.id == conn))
+            .map(|s| s.filter.bytes())
+            .sum()
     }
 
     fn remove_sub(&mut self, conn: u64, namespace: &str) {

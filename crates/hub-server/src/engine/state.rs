@@ -24,6 +24,9 @@ pub struct EngineConfig {
     pub max_namespaces: usize,
     /// Most subscriptions per connection.
     pub max_subscriptions_per_connection: usize,
+    /// Most bytes of filters (globs and kinds) over one connection's
+    /// subscriptions.
+    pub max_filter_bytes_per_connection: usize,
     /// Bytes of unread snapshots, hub-wide (see `engine::snapshots`).
     pub max_snapshot_bytes: usize,
     /// Progress updates per operation per second broadcast live (0: all).
