@@ -20,6 +20,7 @@ pub mod keywatch;
 pub mod limits;
 pub mod log;
 pub mod metrics;
+pub mod open_files;
 pub mod outbox;
 pub mod params;
 pub mod process;
@@ -118,7 +119,19 @@ fn build_authn(cfg: &Config) -> Result<Authn, StartError> {
 
 /// Starts the hub: opens the store, binds the address, serves until
 /// [`Running::shutdown`].
-pub async fn start(cfg: Config) -> Result<Running, StartError> {
+pub async fn start(mut cfg: Config) -> Result<Running, StartError> {
+    if let Some(limit) = open_files::raise() {
+        if let Some(fitted) = open_files::fitted(cfg.max_connections, limit) {
+            tracing::warn!(
+                open_files = limit,
+                configured = cfg.max_connections,
+                max_connections = fitted,
+                "the open-files limit leaves room for only {fitted} connections: max_connections is lowered to that, so the next one is answered 429 instead of hanging; raise the limit (LimitNOFILE, ulimit -n) above max_connections + {}",
+                open_files::RESERVE
+            );
+            cfg.max_connections = fitted;
+        }
+    }
     let authn = build_authn(&cfg)?;
     let certs = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(c), Some(k)) => {

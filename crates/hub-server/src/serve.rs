@@ -52,7 +52,10 @@ where
         app,
         stop,
         cfg.handshake_timeout,
-        http_connection_cap(cfg.max_connections),
+        crate::open_files::http_cap(
+            http_connection_cap(cfg.max_connections),
+            crate::open_files::limit(),
+        ),
     ))
 }
 

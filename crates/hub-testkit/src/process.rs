@@ -18,7 +18,8 @@ pub struct HubBuilder {
     envs: Vec<(String, String)>,
     data_dir: Option<PathBuf>,
     listen: String,
-    file_blocks: Option<u64>,
+    /// `ulimit` options and values the hub starts under (`-f 4096`).
+    ulimits: Vec<(&'static str, u64)>,
 }
 
 impl HubBuilder {
@@ -30,7 +31,7 @@ impl HubBuilder {
             envs: Vec::new(),
             data_dir: None,
             listen: "127.0.0.1:0".into(),
-            file_blocks: None,
+            ulimits: Vec::new(),
         }
     }
 
@@ -68,7 +69,13 @@ impl HubBuilder {
     /// ignored: a write past it fails with `EFBIG`, as on a full disk,
     /// instead of killing the process.
     pub fn file_size_limit(mut self, blocks: u64) -> Self {
-        self.file_blocks = Some(blocks);
+        self.ulimits.push(("-f", blocks));
+        self
+    }
+
+    /// Starts the hub with at most `n` open files (soft and hard limit).
+    pub fn open_files_limit(mut self, n: u64) -> Self {
+        self.ulimits.push(("-n", n));
         self
     }
 
@@ -79,18 +86,20 @@ impl HubBuilder {
 
     /// Starts the hub; `Err` carries its exit code and stderr when it refuses to start.
     pub async fn try_start(&self) -> Result<Hub, (Option<i32>, String)> {
-        let mut cmd = match self.file_blocks {
-            None => Command::new(&self.bin),
-            Some(blocks) => {
-                // `exec` keeps the process id: the hub is still this child.
-                let mut sh = Command::new("sh");
-                sh.arg("-c")
-                    .arg(format!(
-                        "ulimit -f {blocks}; trap '' XFSZ; exec \"$0\" \"$@\""
-                    ))
-                    .arg(&self.bin);
-                sh
-            }
+        let mut cmd = if self.ulimits.is_empty() {
+            Command::new(&self.bin)
+        } else {
+            let limits: String = self
+                .ulimits
+                .iter()
+                .map(|(opt, v)| format!("ulimit {opt} {v}; "))
+                .collect();
+            // `exec` keeps the process id: the hub is still this child.
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("{limits}trap '' XFSZ; exec \"$0\" \"$@\""))
+                .arg(&self.bin);
+            sh
         };
         cmd.arg("serve");
         if !self.listen.is_empty() {

@@ -1144,6 +1144,55 @@ async fn the_hub_wide_connection_cap_names_its_limit() {
     assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
 }
 
+/// Under an open-files limit too small for `max_connections`, the hub
+/// lowers the cap to what fits (and says so), so the connection past it is
+/// answered 429 instead of hanging unaccepted once descriptors run out.
+#[tokio::test]
+async fn a_small_open_files_limit_lowers_the_connection_cap_instead_of_hanging() {
+    // 600 descriptors, 512 kept aside: room for 88 connections.
+    let mut h = hub()
+        .open_files_limit(600)
+        .args(["--max-connections", "1000", "--rate-limit-exempt", ""])
+        .args(["--max-anonymous-connections-per-ip", "0"])
+        .args(["--handshakes-per-ip-per-second", "0"])
+        .start()
+        .await;
+    // The warning is written before `listening on`; its line may still be
+    // on its way through the pipe reader.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !h
+        .stderr_lines()
+        .iter()
+        .any(|l| l.contains("max_connections is lowered"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a warning names the lowered cap"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut held = Vec::new();
+    for _ in 0..88 {
+        held.push(Ws::connect(&h.ws_url()).await);
+    }
+    let (status, body) = Ws::connect_with(&h.ws_url(), &[])
+        .await
+        .err()
+        .expect("the 89th is refused");
+    assert_eq!(status, 429, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("a JSON error body");
+    assert_eq!(
+        (
+            body["error"]["data"]["reason"].clone(),
+            body["error"]["data"]["limit"].clone()
+        ),
+        (json!("connections"), json!(88)),
+        "{body}"
+    );
+    let (status, _) = get_json(&format!("{}/health", h.http())).await;
+    assert_eq!(status, 200, "plain HTTP still answered");
+}
+
 /// Handshakes that arrive together cannot all pass the cap: each takes its
 /// place atomically (the check used to read the count of connections
 /// already open, so ten at once could let seven in under a cap of six).
