@@ -11,7 +11,7 @@ mod sse;
 mod ws;
 
 pub use process::{Hub, HubBuilder};
-pub use raw::RawWs;
+pub use raw::{RawHttp, RawWs};
 pub use sse::{Sse, SseEnd, SseEvent};
 pub use tokio_tungstenite::tungstenite::Message;
 pub use ws::{Ws, WsError};

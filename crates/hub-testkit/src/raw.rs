@@ -1,10 +1,41 @@
-//! A bare-bones WebSocket client over a raw TCP socket, for what a real
-//! client library will not do: stay silent (no automatic pongs) and send
-//! malformed frames (invalid UTF-8).
+//! Bare-bones clients over raw TCP sockets, for what a real client
+//! library will not do: a WebSocket that stays silent (no automatic
+//! pongs) and sends malformed frames (invalid UTF-8); an HTTP request
+//! whose answer is never read, or whose body stops half-way.
 
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// A TCP connection to `host:port`, with a kernel receive buffer of
+/// `recv_buffer` bytes when given (a small one makes a peer that stops
+/// reading back up into the hub quickly).
+async fn tcp(addr: &str, recv_buffer: Option<u32>) -> TcpStream {
+    let sock_addr: std::net::SocketAddr = addr.parse().expect("socket address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
+    }
+    socket.connect(sock_addr).await.expect("connect")
+}
+
+/// A raw HTTP/1.1 connection that has sent what the test wrote (a whole
+/// request, or headers and part of a body) and reads nothing: dropping it
+/// closes the connection.
+pub struct RawHttp {
+    /// Held open, never read.
+    _stream: TcpStream,
+}
+
+impl RawHttp {
+    /// Connects to `host:port` (with a receive buffer of `recv_buffer`
+    /// bytes when given) and writes `bytes`.
+    pub async fn send(addr: &str, recv_buffer: Option<u32>, bytes: &[u8]) -> RawHttp {
+        let mut stream = tcp(addr, recv_buffer).await;
+        stream.write_all(bytes).await.expect("write the request");
+        RawHttp { _stream: stream }
+    }
+}
 
 /// A raw WebSocket connection (after the HTTP upgrade).
 pub struct RawWs {
@@ -20,12 +51,7 @@ impl RawWs {
     /// Like [`RawWs::connect`], with a small kernel receive buffer so that a
     /// client that stops reading backs up into the hub quickly.
     pub async fn connect_with_buffer(addr: &str, path: &str, recv_buffer: Option<u32>) -> RawWs {
-        let sock_addr: std::net::SocketAddr = addr.parse().expect("socket address");
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        if let Some(size) = recv_buffer {
-            socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
-        }
-        let mut stream = socket.connect(sock_addr).await.expect("connect");
+        let mut stream = tcp(addr, recv_buffer).await;
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );

@@ -5,7 +5,7 @@
 pub mod tokens;
 
 pub use hub_testkit::{
-    eventually, Hub, HubBuilder, RawWs, Sse, SseEnd, SseEvent, Ws, WsError, DEADLINE,
+    eventually, Hub, HubBuilder, RawHttp, RawWs, Sse, SseEnd, SseEvent, Ws, WsError, DEADLINE,
 };
 pub use serde_json::{json, Value};
 pub use std::time::Duration;
