@@ -94,8 +94,10 @@ pub struct Config {
     /// `RATE_LIMITED` (`reason: "snapshots"`, `retry_after_ms`). A snapshot
     /// is one message of a whole namespace and does not count against
     /// `slow_client_bytes`; viewers that read let go of theirs at once.
-    /// One snapshot is always made when none waits, however big; 0: no
-    /// bound.
+    /// HTTP operation listings (`GET .../operations`) count the same way
+    /// until they are sent, and past it get HTTP 429 with `Retry-After`.
+    /// One snapshot or listing is always made when none waits, however
+    /// big; 0: no bound.
     #[serde(deserialize_with = "lenient::usize")]
     pub max_snapshot_bytes: usize,
     /// Most WebSocket and SSE connections the hub holds (more get HTTP 429

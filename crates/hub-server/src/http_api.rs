@@ -326,12 +326,12 @@ pub async fn list_operations(
         kind: q.get("kind").cloned(),
         limit,
     };
+    // The answer (every operation of a namespace, tens of MiB) is encoded
+    // once and counted against `max_snapshot_bytes` until it is written
+    // out: past that, `RATE_LIMITED` (`snapshots`) as for a subscribe.
     match ask(&app, |tx| Command::List(query, tx)).await {
-        Ok((epoch, offset, operations)) => json_response(
-            StatusCode::OK,
-            json!({"namespace": ns, "epoch": epoch, "offset": offset, "operations": operations})
-                .to_string(),
-        ),
+        Ok(Ok(doc)) => crate::json_list::encoded(doc),
+        Ok(Err(e)) => engine_error(&app, e),
         Err(r) => r,
     }
 }

@@ -1,9 +1,17 @@
-//! A JSON response around a list of already-encoded events (`head` +
-//! `[e1,e2,...]` + `tail`), streamed in chunks of about
-//! [`CHUNK_BYTES`]: the response holds pointers to the shared encodings
-//! while it is written, never one string copying them all (an operation's
-//! retained history can be tens of megabytes, and many readers may ask
-//! for it at once).
+//! JSON responses of HTTP listings, streamed in chunks of about
+//! [`CHUNK_BYTES`] as the connection takes them.
+//!
+//! - [`response`]: a list of already-encoded events (`head` +
+//!   `[e1,e2,...]` + `tail`). The response holds pointers to the shared
+//!   encodings the retained log holds anyway while it is written, never
+//!   one string copying them all (an operation's retained history can be
+//!   tens of megabytes, and many readers may ask for it at once), so an
+//!   unread one costs little beyond its pointers.
+//! - [`encoded`]: one document encoded whole (an operations listing, whose
+//!   states the hub does not keep encoded), sent in slices of it without a
+//!   copy. It is held until the last slice is taken or the response is
+//!   dropped, which is what `max_snapshot_bytes` counts (see
+//!   `engine/snapshots.rs`).
 
 use axum::body::Body;
 use axum::http::{header, StatusCode};
@@ -41,6 +49,35 @@ pub fn response(head: String, items: Vec<Arc<str>>, tail: &'static str) -> Respo
         body,
     )
         .into_response()
+}
+
+/// A 200 `application/json` response of `doc`, with its `Content-Length`,
+/// streamed in slices of [`CHUNK_BYTES`] that share `doc` (no copy): `doc`
+/// is released once the last slice is taken, or the response dropped.
+pub fn encoded(doc: Arc<str>) -> Response {
+    let len = doc.len();
+    let whole = Bytes::from_owner(Encoded(doc));
+    let slices = (0..len).step_by(CHUNK_BYTES).map(move |at| {
+        Ok::<_, std::convert::Infallible>(whole.slice(at..len.min(at + CHUNK_BYTES)))
+    });
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        Body::from_stream(futures_util::stream::iter(slices)),
+    )
+        .into_response()
+}
+
+/// A shared encoding as the owner of [`Bytes`].
+struct Encoded(Arc<str>);
+
+impl AsRef<[u8]> for Encoded {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }
 
 /// The body's chunks, made as the connection asks for them.
@@ -123,6 +160,28 @@ mod tests {
                 assert!(chunks.len() > 1, "a long list is more than one chunk");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn an_encoded_document_is_sent_in_slices_and_then_released() {
+        for n in [0, 1, CHUNK_BYTES, 3 * CHUNK_BYTES + 7] {
+            let doc: Arc<str> = Arc::from("x".repeat(n).as_str());
+            let held = Arc::downgrade(&doc);
+            let r = encoded(doc);
+            assert_eq!(r.headers()[header::CONTENT_LENGTH], n.to_string());
+            assert_eq!(held.strong_count(), 1, "held by the unsent response");
+            let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            assert_eq!(body.len(), n);
+            assert!(body.iter().all(|&b| b == b'x'));
+            drop(body);
+            assert_eq!(held.strong_count(), 0, "released once sent");
+        }
+        let doc: Arc<str> = Arc::from("y".repeat(100).as_str());
+        let held = Arc::downgrade(&doc);
+        drop(encoded(doc));
+        assert_eq!(held.strong_count(), 0, "released when dropped unsent");
     }
 
     #[tokio::test]

@@ -86,9 +86,9 @@ pub struct ServeArgs {
     /// 1048576).
     #[arg(long, allow_hyphen_values = true)]
     slow_client_bytes: Option<String>,
-    /// Bytes of snapshots not yet read by their viewers, hub-wide, past
-    /// which subscribes needing one are refused (default 512 MiB; 0:
-    /// unlimited).
+    /// Bytes of snapshots and HTTP operation listings not yet read by
+    /// their clients, hub-wide, past which subscribes needing one and
+    /// listings are refused (default 512 MiB; 0: unlimited).
     #[arg(long, allow_hyphen_values = true)]
     max_snapshot_bytes: Option<String>,
     /// Most WebSocket and SSE connections (default 100000).

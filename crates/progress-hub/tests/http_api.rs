@@ -360,3 +360,102 @@ async fn a_body_declared_too_large_is_refused_before_it_is_sent() {
     let (s, _) = get_json(&format!("{}/health", h.http())).await;
     assert_eq!(s, 200);
 }
+
+/// `progress_hub_rate_limited_total{limit}` from the hub's `/metrics`.
+async fn rate_limited(h: &Hub, limit: &str) -> u64 {
+    let prefix = format!("progress_hub_rate_limited_total{{limit=\"{limit}\"}} ");
+    let text = metrics_text(h).await;
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {prefix} in the metrics"));
+    line.trim().parse().expect("a count")
+}
+
+/// An operations listing is one document of a whole namespace (tens of
+/// MiB for a big one), made for each request: while the listings and
+/// snapshots that clients have not read add up past
+/// `--max-snapshot-bytes`, another listing gets 429 `RATE_LIMITED`
+/// (`snapshots`) with `Retry-After`, as a subscribe that needs a snapshot
+/// does; once those clients are gone, listing works again. (Before, each
+/// request built its answer outside any bound: 12 unread listings of a
+/// 60 MB namespace held about 1 GB.)
+#[tokio::test]
+async fn unread_listings_count_against_the_snapshot_budget() {
+    let h = hub()
+        .args(["--max-snapshot-bytes", "30000000"])
+        .start()
+        .await;
+    // About 12 MB per listing: more than the kernel buffers between the
+    // hub and a client that does not read. Two fit in the budget, the
+    // third does not.
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let pad = "m".repeat(60_000);
+    for i in 0..200u64 {
+        let mut start = started(&format!("big{i}"), "default");
+        start["metadata"] = json!({ "pad": pad });
+        let ack = publish(&mut p, start, i).await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+    }
+    let path = "/api/v1/namespaces/default/operations?limit=10000";
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", h.addr);
+    let url = format!("{}{path}", h.http());
+    // One more reader that never reads, then one listing read whole, until
+    // that one is refused: a listing read here may still be held when a
+    // reader's request arrives and get that one refused instead, so the
+    // count of readers it takes is not fixed (two when nothing races).
+    let end = tokio::time::Instant::now() + DEADLINE;
+    let mut readers = Vec::new();
+    let refused = loop {
+        assert!(
+            tokio::time::Instant::now() < end && readers.len() < 20,
+            "no listing refused with {} unread ones",
+            readers.len()
+        );
+        readers.push(RawHttp::send(&h.addr, Some(4096), request.as_bytes()).await);
+        let r = reqwest::get(&url).await.expect("GET");
+        if r.status() == 429 {
+            break r;
+        }
+        assert_eq!(r.status(), 200);
+        let _ = r.bytes().await;
+    };
+    assert!(readers.len() >= 2, "two listings fit: {}", readers.len());
+    assert_eq!(
+        refused.headers()["retry-after"].to_str().ok(),
+        Some("1"),
+        "{:?}",
+        refused.headers()
+    );
+    let e: Value = refused.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "RATE_LIMITED", "{e}");
+    assert_eq!(e["error"]["data"]["reason"], "snapshots", "{e}");
+    assert_eq!(e["error"]["data"]["limit"], 30_000_000, "{e}");
+    assert!(e["error"]["data"]["retry_after_ms"].is_u64(), "{e}");
+    // Counted like every refusal: this one, and any reader refused
+    // because a listing read here was held when its request came.
+    let refusals = readers.len() as u64 - 1;
+    eventually("every refusal counted", DEADLINE, || async {
+        (rate_limited(&h, "snapshots").await == refusals).then_some(())
+    })
+    .await;
+    // The stream is not held up meanwhile.
+    let ack = publish(&mut p, progress("big0", "default", 2, 5.0), 500).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    drop(readers);
+    let list = eventually("a listing once the readers are gone", DEADLINE, || {
+        let url = url.clone();
+        async move {
+            let (s, list) = get_json(&url).await;
+            (s == 200).then_some(list)
+        }
+    })
+    .await;
+    assert_eq!(list["operations"].as_array().map(Vec::len), Some(200));
+    assert_eq!(
+        list["operations"][0]["metadata"]["pad"]
+            .as_str()
+            .map(str::len),
+        Some(60_000)
+    );
+}

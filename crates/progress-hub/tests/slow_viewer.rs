@@ -351,6 +351,14 @@ async fn unread_snapshots_are_bounded_hub_wide() {
     assert_eq!(e["data"]["reason"], "snapshots", "{e}");
     assert_eq!(e["data"]["limit"], 1_000_000, "{e}");
     assert!(e["data"]["retry_after_ms"].is_u64(), "{e}");
+    // Counted once (the engine and the outbox each counted it before).
+    let metrics = metrics_text(&h).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == r#"progress_hub_rate_limited_total{limit="snapshots"} 1"#),
+        "{metrics}"
+    );
     // The producer is not held up meanwhile.
     let ack = publish(&mut p, progress("big0", "default", 2, 5.0), 500).await;
     assert_eq!(ack["type"], "ack", "{ack}");

@@ -38,8 +38,11 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
-/// The answer to a listing: epoch, last offset and states.
-pub type ListResult = (String, u64, Vec<OperationState>);
+/// The answer to a listing: the whole JSON document
+/// `{"epoch","namespace","offset","operations"}`, encoded once and counted
+/// against `max_snapshot_bytes` while it is held, or `RATE_LIMITED`
+/// (`snapshots`) when unread snapshots and listings already fill it.
+pub type ListResult = Result<Arc<str>, ProtoError>;
 
 /// The answer to an event listing.
 #[derive(Clone, Debug)]

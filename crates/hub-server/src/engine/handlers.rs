@@ -4,7 +4,6 @@
 use super::coalesce::{Held, Verdict};
 use super::command::{Command, Reply, Who};
 use super::records;
-use super::snapshots::RETRY_AFTER_MS;
 use super::state::{AfterCommit, Ns, Sub};
 use super::Engine;
 use crate::clock::now_ms;
@@ -369,16 +368,9 @@ impl Engine {
             ResumePlan::Replay { .. } => None,
             ResumePlan::Snapshot(_) => {
                 let bytes: Arc<str> = self.snapshot(&namespace, &epoch, last, &filter).into();
-                let budget = self.cfg.max_snapshot_bytes;
-                if !self.snapshots.admit(&bytes, budget) {
-                    self.metrics.limited("snapshots");
-                    let e = ProtoError::new(
-                        ErrorCode::RateLimited,
-                        "the hub holds too many snapshots its viewers have not read yet; try again shortly",
-                    )
-                    .with_data(serde_json::json!({"reason": "snapshots", "limit": budget, "retry_after_ms": RETRY_AFTER_MS}))
-                    .with_id(id);
-                    conn.reject(e);
+                // Counted by the outbox as it sends the refusal.
+                if let Err(e) = self.snapshots.take(&bytes, self.cfg.max_snapshot_bytes) {
+                    conn.reject(e.with_id(id));
                     return;
                 }
                 Some(bytes)

@@ -3,17 +3,45 @@
 use super::command::{EngineStats, EventsPage, ListQuery, ListResult};
 use super::Engine;
 use hub_proto::{OperationState, OperationStatus};
+use serde::Serialize;
 use std::sync::Arc;
 
+/// JSON of a value that always encodes (borrowed strings, numbers, states).
+fn encode(v: &impl Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| String::from("{}"))
+}
+
 impl Engine {
-    pub(super) fn list(&self, q: &ListQuery) -> ListResult {
+    /// The answer to an HTTP listing, encoded from references on the
+    /// engine's task (no copy of the states first) and admitted under the
+    /// snapshot budget (see `snapshots.rs`).
+    pub(super) fn list(&mut self, q: &ListQuery) -> ListResult {
+        let body: Arc<str> = self.encode_list(q).into();
+        self.snapshots.take(&body, self.cfg.max_snapshot_bytes)?;
+        Ok(body)
+    }
+
+    fn encode_list(&self, q: &ListQuery) -> String {
+        #[derive(Serialize)]
+        struct List<'a> {
+            epoch: &'a str,
+            namespace: &'a str,
+            offset: u64,
+            operations: &'a [&'a OperationState],
+        }
         let Some(ns) = self.namespaces.get(&q.namespace) else {
-            return (self.epoch_of(&q.namespace), 0, Vec::new());
+            let epoch = self.epoch_of(&q.namespace);
+            return encode(&List {
+                epoch: &epoch,
+                namespace: &q.namespace,
+                offset: 0,
+                operations: &[],
+            });
         };
         // This runs on the engine's task: pick the first `limit` by
-        // reference (linear) and clone only those, so a poller asking for
+        // reference (linear) and encode only those, so a poller asking for
         // a few operations of a namespace of 100,000 does not sort and
-        // copy all of them every time.
+        // encode all of them every time.
         let mut ops: Vec<&OperationState> = ns
             .states
             .values()
@@ -30,8 +58,12 @@ impl Engine {
             ops.truncate(q.limit);
         }
         ops.sort_unstable_by(order);
-        let ops = ops.into_iter().cloned().collect();
-        (ns.core.epoch().to_owned(), ns.log.last_offset(), ops)
+        encode(&List {
+            epoch: ns.core.epoch(),
+            namespace: &q.namespace,
+            offset: ns.log.last_offset(),
+            operations: &ops,
+        })
     }
 
     pub(super) fn get(&self, namespace: &str, op: &str) -> Option<(OperationState, Vec<Arc<str>>)> {

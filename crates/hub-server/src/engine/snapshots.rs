@@ -10,7 +10,13 @@
 //! or a writer add up past `max_snapshot_bytes`, refuses new ones with
 //! `RATE_LIMITED` (`reason: "snapshots"`, `retry_after_ms`). Viewers that
 //! read let go of theirs within milliseconds, so only unread ones count.
+//!
+//! HTTP operation listings (`GET .../operations`) are the same kind of
+//! answer (every operation of a namespace, up to 10,000) and count against
+//! the same budget: each is encoded once here and held by its response
+//! body until that is written out or dropped (`json_list::encoded`).
 
+use hub_proto::{ErrorCode, ProtoError};
 use std::sync::{Arc, Weak};
 
 /// When a refused viewer should try again.
@@ -40,6 +46,26 @@ impl Snapshots {
         self.made.push((Arc::downgrade(bytes), bytes.len()));
         true
     }
+
+    /// [`Snapshots::admit`], with the refusal a client gets when it says
+    /// no (not counted here: the outbox or the HTTP handler that sends it
+    /// counts it, by its `data.reason`).
+    pub fn take(&mut self, bytes: &Arc<str>, budget: usize) -> Result<(), ProtoError> {
+        if self.admit(bytes, budget) {
+            Ok(())
+        } else {
+            Err(refusal(budget))
+        }
+    }
+}
+
+/// `RATE_LIMITED` (`snapshots`) for a snapshot or listing past `budget`.
+pub fn refusal(budget: usize) -> ProtoError {
+    ProtoError::new(
+        ErrorCode::RateLimited,
+        "the hub holds too many snapshots its viewers have not read yet; try again shortly",
+    )
+    .with_data(serde_json::json!({"reason": "snapshots", "limit": budget, "retry_after_ms": RETRY_AFTER_MS}))
 }
 
 #[cfg(test)]
