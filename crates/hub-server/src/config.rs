@@ -100,6 +100,16 @@ pub struct Config {
     /// big; 0: no bound.
     #[serde(deserialize_with = "lenient::usize")]
     pub max_snapshot_bytes: usize,
+    /// Bytes of HTTP request bodies being received, hub-wide: each `POST`
+    /// of an event reserves its `Content-Length` (`max_message_size` when
+    /// it has none) before its body is read and gives it back once
+    /// answered; one that does not fit gets HTTP 429 `RATE_LIMITED`
+    /// (`reason: "bodies"`) with `Retry-After`. Bounds the memory of
+    /// bodies sent slowly or never finished (each may take
+    /// `handshake_timeout`). A body is always admitted when none is being
+    /// received, however big; 0: no bound.
+    #[serde(deserialize_with = "lenient::usize")]
+    pub max_body_bytes_in_flight: usize,
     /// Most WebSocket and SSE connections the hub holds (more get HTTP 429
     /// `RATE_LIMITED`); connections being served as plain HTTP are capped
     /// at twice this plus 16 (past that the hub stops accepting until one
@@ -204,6 +214,7 @@ impl Default for Config {
             conflate_after_bytes: 64 * 1024,
             slow_client_bytes: 1024 * 1024,
             max_snapshot_bytes: 512 << 20,
+            max_body_bytes_in_flight: 64 << 20,
             max_connections: 100_000,
             max_operations_per_namespace: 100_000,
             max_namespaces: 10_000,
@@ -250,6 +261,7 @@ pub const KEYS: &[&str] = &[
     "conflate_after_bytes",
     "slow_client_bytes",
     "max_snapshot_bytes",
+    "max_body_bytes_in_flight",
     "max_connections",
     "max_operations_per_namespace",
     "max_namespaces",

@@ -175,14 +175,26 @@ pub async fn post_event(
     };
     // A body declared too large is refused before any of it is read (and
     // before a `100 Continue` would invite the client to send it).
-    if declared_length(&headers).is_some_and(|n| n > max as u64) {
+    let declared = declared_length(&headers);
+    if declared.is_some_and(|n| n > max as u64) {
         return too_large();
     }
+    // The bytes it may hold while it arrives are reserved hub-wide first:
+    // many bodies sent slowly, or never finished, would otherwise each
+    // hold up to `max_message_size` for `handshake_timeout`.
+    let expected = declared.map_or(max, |n| n as usize);
+    let _reserved = match app.limits.body(expected) {
+        Ok(permit) => permit,
+        Err(e) => {
+            app.limits.count("bodies");
+            return refuse(e);
+        }
+    };
     // A body that trickles in, or never comes, would hold the connection
     // (one of the capped places, see serve.rs): it gets as long as the
     // headers did.
     let stall = app.cfg.handshake_timeout;
-    let read = tokio::time::timeout(stall, axum::body::to_bytes(body, max)).await;
+    let read = tokio::time::timeout(stall, read_body(body, expected, max)).await;
     let bytes = match read {
         Ok(Ok(b)) => b,
         Err(_) => {
@@ -194,7 +206,10 @@ pub async fn post_event(
                 ),
             ))
         }
-        Ok(Err(_)) => return too_large(),
+        Ok(Err(BodyError::TooLarge)) => return too_large(),
+        Ok(Err(BodyError::Broken)) => {
+            return refuse(ProtoError::bad("the request body could not be read"))
+        }
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
         return refuse(ProtoError::bad("the body is not valid UTF-8"));
@@ -509,6 +524,34 @@ pub async fn wrong_method(method: Method, uri: Uri) -> Response {
         .with_details("This path exists with another HTTP method."),
         None,
     )
+}
+
+/// Why a request body was not read whole.
+enum BodyError {
+    /// More than the limit arrived.
+    TooLarge,
+    /// The connection failed or the encoding was broken.
+    Broken,
+}
+
+/// Reads a request body of at most `max` bytes into one buffer of
+/// `expected` bytes (its `Content-Length`; it grows only for a body without
+/// one), copying each piece as it arrives and letting it go. Collecting
+/// the pieces instead (`axum::body::to_bytes`) keeps each of them, and the
+/// connection read buffer each was cut from, until the last arrives, and
+/// then copies them all into one.
+async fn read_body(body: Body, expected: usize, max: usize) -> Result<Vec<u8>, BodyError> {
+    use futures_util::StreamExt;
+    let mut out = Vec::with_capacity(expected.min(max));
+    let mut stream = body.into_data_stream();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|_| BodyError::Broken)?;
+        if out.len() + piece.len() > max {
+            return Err(BodyError::TooLarge);
+        }
+        out.extend_from_slice(&piece);
+    }
+    Ok(out)
 }
 
 /// The request's `Content-Length`, when it has a valid one.

@@ -1,7 +1,8 @@
 //! Rate and resource limits at the hub's edge (issue 6): handshakes per IP
 //! per second, messages per connection per second (token bucket), the
-//! global ingest ceiling, connections per token subject and unauthenticated
-//! connections per IP. Each refusal is a `RATE_LIMITED` error whose
+//! global ingest ceiling, connections per token subject, unauthenticated
+//! connections per IP, and the bytes of HTTP request bodies being
+//! received hub-wide (`max_body_bytes_in_flight`). Each refusal is a `RATE_LIMITED` error whose
 //! `data.reason` names the limit, is counted in
 //! `progress_hub_rate_limited_total{limit}` (by `data.reason`), and carries `retry_after_ms`
 //! when waiting helps.
@@ -25,6 +26,11 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// When a body refused for want of room should be sent again: bodies
+/// being received are answered within `handshake_timeout`, most at once.
+pub const BODY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// An address block (`10.0.0.0/8`, `::1`, `192.168.1.7`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +153,10 @@ pub struct Limits {
     open: AtomicUsize,
     users: Mutex<HashMap<String, usize>>,
     anonymous: Mutex<HashMap<IpAddr, usize>>,
+    /// `max_body_bytes_in_flight` (clamped to what a semaphore holds) and
+    /// its bytes, one permit each (none: no bound).
+    body_budget: usize,
+    bodies: Option<Arc<Semaphore>>,
     metrics: Arc<Metrics>,
 }
 
@@ -166,6 +176,12 @@ impl Limits {
             open: AtomicUsize::new(0),
             users: Mutex::default(),
             anonymous: Mutex::default(),
+            body_budget: cfg.max_body_bytes_in_flight.min(Semaphore::MAX_PERMITS),
+            bodies: (cfg.max_body_bytes_in_flight > 0).then(|| {
+                Arc::new(Semaphore::new(
+                    cfg.max_body_bytes_in_flight.min(Semaphore::MAX_PERMITS),
+                ))
+            }),
             metrics,
         })
     }
@@ -225,6 +241,30 @@ impl Limits {
                 Some(not_until.wait_time_from(DefaultClock::default().now())),
             )
         })
+    }
+
+    /// Reserves `bytes` of `max_body_bytes_in_flight` for a request body
+    /// about to be read, given back when the returned permit drops. At
+    /// most the whole budget is reserved, so one body of any size is
+    /// admitted when none is being received. A refusal is `RATE_LIMITED`
+    /// (`bodies`, `retry_after_ms`); not counted here: the caller's answer is.
+    pub fn body(&self, bytes: usize) -> Result<BodyPermit, ProtoError> {
+        let Some(bodies) = &self.bodies else {
+            return Ok(BodyPermit { _bytes: None });
+        };
+        let want = bytes.min(self.body_budget);
+        let want = u32::try_from(want).unwrap_or(u32::MAX);
+        match bodies.clone().try_acquire_many_owned(want) {
+            Ok(permit) => Ok(BodyPermit {
+                _bytes: Some(permit),
+            }),
+            Err(_) => Err(rate_limited(
+                "bodies",
+                "the hub is receiving as many request bodies as it holds at once; retry shortly",
+                self.body_budget as u64,
+                Some(BODY_RETRY_AFTER),
+            )),
+        }
     }
 
     /// Admits a connection against the per-subject and per-IP connection
@@ -311,6 +351,14 @@ impl Limits {
             l.shrink_to_fit();
         }
     }
+}
+
+/// Bytes reserved for a request body being received (see
+/// [`Limits::body`]); dropping it gives them back.
+#[derive(Debug)]
+pub struct BodyPermit {
+    /// Held for its `Drop`, which gives the bytes back (none: no bound).
+    _bytes: Option<OwnedSemaphorePermit>,
 }
 
 #[derive(Debug)]
@@ -495,6 +543,35 @@ mod tests {
         let e = l.admit(ip, "alice", true).unwrap_err();
         assert_eq!(e.data.unwrap()["reason"], json!("connections_per_user"));
         assert_eq!(l.connections(), 1, "the refused one gave its place back");
+    }
+
+    #[test]
+    fn body_bytes_are_reserved_and_given_back() {
+        let l = limits(|c| c.max_body_bytes_in_flight = 100);
+        let a = l.body(60).unwrap();
+        let b = l.body(40).unwrap();
+        let e = l.body(1).unwrap_err();
+        assert_eq!(e.code, ErrorCode::RateLimited);
+        let data = e.data.unwrap();
+        assert_eq!(
+            (data["reason"].clone(), data["limit"].clone()),
+            (json!("bodies"), json!(100))
+        );
+        assert!(data["retry_after_ms"].as_u64().unwrap() >= 1);
+        assert!(l.body(0).is_ok(), "an empty body takes nothing");
+        drop(a);
+        let _c = l.body(60).unwrap();
+        drop(b);
+        assert!(l.body(41).is_err(), "60 held + 41 > 100");
+        drop(_c);
+        let big = l.body(1_000_000).unwrap();
+        assert!(
+            l.body(1).is_err(),
+            "alone, any size: it takes the whole budget"
+        );
+        drop(big);
+        let l = limits(|c| c.max_body_bytes_in_flight = 0);
+        let _held: Vec<BodyPermit> = (0..10).map(|_| l.body(usize::MAX).unwrap()).collect();
     }
 
     #[test]

@@ -103,6 +103,7 @@ pub const RATE_LIMITS: [&str; 15] = [
     "messages",
     "handshakes",
     "ingest",
+    "bodies",
     "connections",
     "connections_per_user",
     "anonymous_per_ip",

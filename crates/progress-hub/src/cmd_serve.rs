@@ -91,6 +91,11 @@ pub struct ServeArgs {
     /// listings are refused (default 512 MiB; 0: unlimited).
     #[arg(long, allow_hyphen_values = true)]
     max_snapshot_bytes: Option<String>,
+    /// Bytes of HTTP request bodies being received, hub-wide, past which
+    /// a POST gets 429 before its body is read (default 64 MiB; 0:
+    /// unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    max_body_bytes_in_flight: Option<String>,
     /// Most WebSocket and SSE connections (default 100000).
     #[arg(long, allow_hyphen_values = true)]
     max_connections: Option<String>,
@@ -175,6 +180,7 @@ impl ServeArgs {
         s("conflate_after_bytes", &self.conflate_after_bytes);
         s("slow_client_bytes", &self.slow_client_bytes);
         s("max_snapshot_bytes", &self.max_snapshot_bytes);
+        s("max_body_bytes_in_flight", &self.max_body_bytes_in_flight);
         s("max_connections", &self.max_connections);
         s(
             "max_operations_per_namespace",

@@ -459,3 +459,108 @@ async fn unread_listings_count_against_the_snapshot_budget() {
         Some(60_000)
     );
 }
+
+/// Request bodies being received are bounded hub-wide
+/// (`max_body_bytes_in_flight`, here from its variable): a POST reserves
+/// its `Content-Length` before reading the body, so connections that send
+/// the headers and part of a body and then nothing hold only that much,
+/// and once they hold it all the next POST gets 429 `RATE_LIMITED`
+/// (`bodies`) with `Retry-After` at once, instead of one more body held
+/// until `--handshake-timeout`. When they close, POSTs go through again.
+/// (Before, 10,000 such connections held 2 GB for 10 s.)
+#[tokio::test]
+async fn bodies_being_received_are_bounded_hub_wide() {
+    // Four bodies of 65,000 bytes fill the budget exactly; the long
+    // handshake timeout keeps the stalled ones from being answered 408
+    // during the test.
+    let h = hub()
+        .env("PROGRESS_HUB_MAX_BODY_BYTES_IN_FLIGHT", "260000")
+        .args(["--handshake-timeout", "60s"])
+        .start()
+        .await;
+    let stall = |i: usize| {
+        let head = format!(
+            "POST /api/v1/namespaces/default/operations/slow{i}/events HTTP/1.1\r\n\
+             Host: {}\r\nContent-Type: application/json\r\nContent-Length: 65000\r\n\r\n",
+            h.addr
+        );
+        let mut bytes = head.into_bytes();
+        bytes.extend(std::iter::repeat_n(b' ', 60_000));
+        let addr = h.addr.clone();
+        async move { RawHttp::send(&addr, None, &bytes).await }
+    };
+    let post = |n: usize| {
+        let url = format!(
+            "{}/api/v1/namespaces/default/operations/quick{n}/events",
+            h.http()
+        );
+        async move {
+            let body = json!({"type": "operation_started", "name": "quick"});
+            reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .expect("an answer well before the body timeout")
+        }
+    };
+    // One more stalled body, then one POST, until that one is refused: a
+    // POST may still be in flight when a stalled body's head arrives and
+    // get that one refused instead, so the count it takes is not fixed
+    // (four when nothing races).
+    let end = tokio::time::Instant::now() + DEADLINE;
+    let mut stalled = Vec::new();
+    let mut n = 0;
+    let refused = loop {
+        assert!(
+            tokio::time::Instant::now() < end && stalled.len() < 40,
+            "no POST refused with {} stalled bodies",
+            stalled.len()
+        );
+        stalled.push(stall(stalled.len()).await);
+        n += 1;
+        let r = post(n).await;
+        if r.status() == 429 {
+            break r;
+        }
+        assert_eq!(r.status(), 200);
+    };
+    assert!(stalled.len() >= 4, "four bodies fit: {}", stalled.len());
+    assert_eq!(
+        refused.headers()["retry-after"].to_str().ok(),
+        Some("1"),
+        "{:?}",
+        refused.headers()
+    );
+    let e: Value = refused.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "RATE_LIMITED", "{e}");
+    assert_eq!(e["error"]["data"]["reason"], "bodies", "{e}");
+    assert_eq!(e["error"]["data"]["limit"], 260_000, "{e}");
+    assert_eq!(
+        e["error"]["data"]["operation_id"],
+        format!("quick{n}"),
+        "{e}"
+    );
+    // Counted like every refusal: this one, and any stalled body refused
+    // because a POST was in flight when its head came.
+    let refusals = stalled.len() as u64 - 3;
+    eventually("every refusal counted", DEADLINE, || async {
+        (rate_limited(&h, "bodies").await == refusals).then_some(())
+    })
+    .await;
+    // Reads are not bodies: they go on.
+    let (s, _) = get_json(&format!(
+        "{}/api/v1/namespaces/default/operations",
+        h.http()
+    ))
+    .await;
+    assert_eq!(s, 200);
+    drop(stalled);
+    eventually("a POST once the stalled bodies are gone", DEADLINE, || {
+        n += 1;
+        let sent = post(n);
+        async move { (sent.await.status() == 200).then_some(()) }
+    })
+    .await;
+}

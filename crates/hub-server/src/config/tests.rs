@@ -364,3 +364,21 @@ fn durations_take_zero_as_a_number_and_want_a_unit_otherwise() {
         Ok(())
     });
 }
+
+#[test]
+fn the_body_budget_is_set_like_every_key() {
+    figment::Jail::expect_with(|jail| {
+        let load = |flags_given: FlagValues| {
+            Config::load(Some(std::path::Path::new("hub.toml")), flags_given).unwrap()
+        };
+        jail.create_file("hub.toml", "")?;
+        assert_eq!(load(flags(&[])).max_body_bytes_in_flight, 64 << 20);
+        jail.create_file("hub.toml", "max_body_bytes_in_flight = 1000\n")?;
+        assert_eq!(load(flags(&[])).max_body_bytes_in_flight, 1000);
+        jail.set_env("PROGRESS_HUB_MAX_BODY_BYTES_IN_FLIGHT", "2000");
+        assert_eq!(load(flags(&[])).max_body_bytes_in_flight, 2000);
+        let c = load(flags(&[("max_body_bytes_in_flight", "0")]));
+        assert_eq!(c.max_body_bytes_in_flight, 0);
+        Ok(())
+    });
+}
