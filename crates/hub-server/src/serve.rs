@@ -1,12 +1,15 @@
 //! The accept loop: each accepted connection is served by hyper (HTTP/1
 //! with upgrades; HTTP/2 is not spoken, as with `axum::serve` before, and
-//! TLS offers only `http/1.1`) with the router, under two bounds that
+//! TLS offers only `http/1.1`) with the router, under bounds that
 //! `axum::serve` cannot set:
 //!
 //! - **idle keep-alive connections close**: HTTP/1's header-read timeout
 //!   (`handshake_timeout`) runs whenever a connection waits for a request's
 //!   headers, the first one and every later one on a kept-alive connection,
 //!   so a plain HTTP connection left open, or trickling its headers, goes;
+//! - **a bounded read buffer** ([`MAX_READ_BUFFER`]), so a request body
+//!   being received costs about its own size, and headers are at most
+//!   that long;
 //! - **a cap on TCP connections being served as HTTP**
 //!   ([`http_connection_cap`]): past it the loop stops accepting until one
 //!   ends (the kernel's backlog holds the rest). WebSocket and SSE
@@ -25,6 +28,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
+
+/// The most a connection's read buffer grows to, and so the longest
+/// request line and headers the hub takes (longer gets 431): 16 KiB, as
+/// Node.js allows. hyper's default (about 400 KiB) let the buffer double
+/// from 8 KiB while a body arrived, each size left behind in the
+/// allocator: a 60 KB event body held about 200 KiB until it was answered,
+/// about 100 KiB with this bound.
+pub const MAX_READ_BUFFER: usize = 16 * 1024;
 
 /// How many connections may be served as HTTP at once: twice
 /// `max_connections` (plus 16), room for the short requests (health
@@ -72,7 +83,8 @@ async fn serve<L>(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_READ_BUFFER);
     let cap = u32::try_from(cap.max(1)).unwrap_or(u32::MAX);
     let permits = Arc::new(Semaphore::new(cap as usize));
     loop {
