@@ -302,41 +302,76 @@ impl Limits {
             limits: self.clone(),
             held: Held::Nothing,
         };
+        slot.held = self.take(ip, sub, authenticated)?;
+        Ok(slot)
+    }
+
+    /// What a connection of `sub` (or, without a verified subject, from
+    /// `ip`) holds under the per-subject or per-IP cap, taken now; a
+    /// refusal names the cap that is full.
+    fn take(&self, ip: IpAddr, sub: &str, authenticated: bool) -> Result<Held, ProtoError> {
         if authenticated && !sub.is_empty() {
-            if self.per_user > 0 {
-                let mut users = self.users.lock();
-                let n = users.entry(sub.to_owned()).or_insert(0);
-                if *n >= self.per_user {
-                    drop(users);
-                    self.count("connections_per_user");
-                    return Err(rate_limited(
-                        "connections_per_user",
-                        "this token's subject holds the most connections it may",
-                        self.per_user as u64,
-                        None,
-                    ));
-                }
-                *n += 1;
-                slot.held = Held::User(sub.to_owned());
+            if self.per_user == 0 {
+                return Ok(Held::Nothing);
             }
-        } else if self.anonymous_per_ip > 0 && !self.is_exempt(ip) {
-            let ip = peer_key(ip);
-            let mut anon = self.anonymous.lock();
-            let n = anon.entry(ip).or_insert(0);
-            if *n >= self.anonymous_per_ip {
-                drop(anon);
-                self.count("anonymous_per_ip");
+            let mut users = self.users.lock();
+            let n = users.entry(sub.to_owned()).or_insert(0);
+            if *n >= self.per_user {
+                drop(users);
+                self.count("connections_per_user");
                 return Err(rate_limited(
-                    "anonymous_per_ip",
-                    "this address holds the most connections without a token it may",
-                    self.anonymous_per_ip as u64,
+                    "connections_per_user",
+                    "this token's subject holds the most connections it may",
+                    self.per_user as u64,
                     None,
                 ));
             }
             *n += 1;
-            slot.held = Held::Ip(ip);
+            return Ok(Held::User(sub.to_owned()));
         }
-        Ok(slot)
+        if self.anonymous_per_ip == 0 || self.is_exempt(ip) {
+            return Ok(Held::Nothing);
+        }
+        let ip = peer_key(ip);
+        let mut anon = self.anonymous.lock();
+        let n = anon.entry(ip).or_insert(0);
+        if *n >= self.anonymous_per_ip {
+            drop(anon);
+            self.count("anonymous_per_ip");
+            return Err(rate_limited(
+                "anonymous_per_ip",
+                "this address holds the most connections without a token it may",
+                self.anonymous_per_ip as u64,
+                None,
+            ));
+        }
+        *n += 1;
+        Ok(Held::Ip(ip))
+    }
+
+    /// Gives back what [`Limits::take`] took.
+    fn give_back(&self, held: &Held) {
+        match held {
+            Held::Nothing => {}
+            Held::User(sub) => {
+                let mut users = self.users.lock();
+                if let Some(n) = users.get_mut(sub) {
+                    *n -= 1;
+                    if *n == 0 {
+                        users.remove(sub);
+                    }
+                }
+            }
+            Held::Ip(ip) => {
+                let mut anon = self.anonymous.lock();
+                if let Some(n) = anon.get_mut(ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        anon.remove(ip);
+                    }
+                }
+            }
+        }
     }
 
     /// Connections holding a place under `max_connections`.
@@ -375,6 +410,26 @@ pub struct Slot {
     held: Held,
 }
 
+impl Slot {
+    /// Moves the place to another subject (a `refresh` with another
+    /// subject's token), or from an address to a subject: the new one's
+    /// cap is checked and the old one's place given back. On a refusal
+    /// nothing changes.
+    pub fn rehome(&mut self, ip: IpAddr, sub: &str, authenticated: bool) -> Result<(), ProtoError> {
+        let same = match &self.held {
+            Held::User(held) => authenticated && held == sub,
+            Held::Ip(_) | Held::Nothing => !authenticated || sub.is_empty(),
+        };
+        if same {
+            return Ok(());
+        }
+        let new = self.limits.take(ip, sub, authenticated)?;
+        let old = std::mem::replace(&mut self.held, new);
+        self.limits.give_back(&old);
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for Slot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Slot").field("held", &self.held).finish()
@@ -384,27 +439,7 @@ impl std::fmt::Debug for Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.limits.open.fetch_sub(1, Ordering::AcqRel);
-        match &self.held {
-            Held::Nothing => {}
-            Held::User(sub) => {
-                let mut users = self.limits.users.lock();
-                if let Some(n) = users.get_mut(sub) {
-                    *n -= 1;
-                    if *n == 0 {
-                        users.remove(sub);
-                    }
-                }
-            }
-            Held::Ip(ip) => {
-                let mut anon = self.limits.anonymous.lock();
-                if let Some(n) = anon.get_mut(ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        anon.remove(ip);
-                    }
-                }
-            }
-        }
+        self.limits.give_back(&self.held);
     }
 }
 

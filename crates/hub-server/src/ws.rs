@@ -77,7 +77,8 @@ pub async fn upgrade(
 /// What the edge limits give a connection: its place under the connection
 /// caps (freed when dropped) and its message bucket.
 pub(crate) struct Edge {
-    _slot: crate::limits::Slot,
+    slot: crate::limits::Slot,
+    ip: std::net::IpAddr,
     bucket: Option<crate::limits::MessageBucket>,
 }
 
@@ -96,7 +97,8 @@ impl Edge {
             .admit(ip, &principal.sub, authenticated)
             .map_err(|e| crate::http_api::error_response(e, None))?;
         Ok(Edge {
-            _slot: slot,
+            slot,
+            ip,
             bucket: app.limits.message_bucket(ip),
         })
     }
@@ -639,8 +641,15 @@ impl Conn {
                 match self.app.authn.refresh(&token, now_ms()) {
                     // The new token may be another subject's (the dashboard
                     // switching users): it could open its own connection
-                    // anyway, so it simply becomes this one's identity.
+                    // anyway, so it becomes this one's identity, and the
+                    // connection counts under its cap from now on (if that
+                    // is full, the refresh is refused and nothing changes).
                     Ok(p) => {
+                        let authenticated = self.app.cfg.auth_enabled() && !p.anonymous;
+                        if let Err(e) = self.edge.slot.rehome(self.edge.ip, &p.sub, authenticated) {
+                            self.out.reject(e.with_id(id));
+                            return;
+                        }
                         self.out.set_token_expiry(p.expires_at);
                         let may = p.clone();
                         self.principal = p;

@@ -713,6 +713,64 @@ async fn connections_per_user_and_anonymous_per_ip_are_capped() {
     assert_eq!(r.status(), 429, "SSE counts too");
 }
 
+/// A `refresh` with another subject's token moves the connection under
+/// that subject's cap: refused (nothing changes) while the new subject's
+/// cap is full, and the old subject's place is given back once it moves.
+#[tokio::test]
+async fn a_refresh_to_another_subject_moves_the_connection_between_caps() {
+    let h = hub()
+        .args(["--jwt-secret", SECRET, "--max-connections-per-user", "1"])
+        .args(["--rate-limit-exempt", ""])
+        .start()
+        .await;
+    let alice = token("alice", &["viewer"], &["default"]);
+    let bob = token("bob", &["viewer"], &["default"]);
+    let a = ws_as(&h, &alice).await;
+    let mut b = ws_as(&h, &bob).await;
+    let e = b
+        .request(json!({"type": "refresh", "token": alice}), 1)
+        .await;
+    assert_eq!(
+        (e["code"].clone(), e["data"]["reason"].clone()),
+        (json!("RATE_LIMITED"), json!("connections_per_user")),
+        "{e}"
+    );
+    let pong = b.request(json!({"type": "ping"}), 2).await;
+    assert_eq!(pong["type"], "pong", "the connection stays, as bob");
+    a.close().await;
+    let status = format!("{}/api/v1/status", h.http());
+    eventually("alice's connection to be gone", DEADLINE, || {
+        let (status, bob) = (status.clone(), bob.clone());
+        async move {
+            let r = reqwest::Client::new()
+                .get(status)
+                .bearer_auth(bob)
+                .send()
+                .await
+                .ok()?;
+            let v: Value = r.json().await.ok()?;
+            (v["data"]["connections"] == 1).then_some(())
+        }
+    })
+    .await;
+    let ok = b
+        .request(json!({"type": "refresh", "token": alice}), 3)
+        .await;
+    assert_eq!(
+        (ok["type"].clone(), ok["id"].clone()),
+        (json!("ok"), json!(3)),
+        "{ok}"
+    );
+    let url = format!("{}?token={bob}", h.ws_url());
+    // That connection is alice's now: bob may connect again.
+    let again = Ws::connect_with(&url, &[]).await;
+    assert!(
+        again.is_ok(),
+        "bob's place was given back: {:?}",
+        again.err()
+    );
+}
+
 #[tokio::test]
 async fn the_global_ingest_ceiling_refuses_with_retry_after() {
     let h = hub().args(["--max-ingest-per-second", "3"]).start().await;
