@@ -168,6 +168,9 @@ pub async fn build_message(app: &Shared) -> ServerMessage {
     let known = |v: Value| if known { v } else { Value::Null };
     let data = json!({
         "connections": app.registry.len(),
+        // Places taken under `max_connections`: also the upgrades admitted
+        // and not yet serving (the cap counts a connection from then on).
+        "connection_places": app.limits.connections(),
         "subscriptions": known(json!(s.subscriptions)),
         "namespaces": known(json!(s.namespaces)),
         "operations": known(json!({

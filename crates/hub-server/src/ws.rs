@@ -342,22 +342,31 @@ async fn run(
         if let Some(w) = wire {
             w.shutdown_write();
         }
+        let mut sent_since = false;
         let replied = tokio::time::timeout(wait, async {
             while let Some(Ok(m)) = socket.recv().await {
                 if matches!(m, Message::Close(_)) {
                     break;
                 }
+                sent_since = true;
             }
         })
         .await
         .is_ok();
         // On shutdown a producer that kept sending may still be reading
-        // the acks, error and close frame sent before its messages: the
-        // hub goes on throwing its input away until it stops (within the
-        // hub's overall shutdown bound) rather than reset the connection.
+        // the acks, error and close frame sent before its messages, part
+        // of them perhaps still in the hub's send queue: the hub goes on
+        // throwing its input away until it ends its side (within the
+        // hub's overall shutdown bound), since closing now would make its
+        // next message draw a reset that loses all that. A client that
+        // has sent nothing since the close frame is let go once quiet.
         if let (false, Some(w), true) = (replied, wire, restart) {
-            let _ =
-                tokio::time::timeout(SHUTDOWN_DISCARD, w.discard_until_quiet(DISCARD_QUIET)).await;
+            let quiet = if sent_since {
+                SHUTDOWN_DISCARD
+            } else {
+                DISCARD_QUIET
+            };
+            let _ = tokio::time::timeout(SHUTDOWN_DISCARD, w.discard_until_quiet(quiet)).await;
         }
     }
 }

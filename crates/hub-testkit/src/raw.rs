@@ -69,6 +69,14 @@ impl RawWs {
 
     /// Sends one masked frame with the given opcode (1 text, 2 binary).
     pub async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
+        self.try_send_frame(opcode, payload)
+            .await
+            .expect("send frame");
+    }
+
+    /// Like [`RawWs::send_frame`], saying whether the write failed (a
+    /// reset connection) instead of panicking.
+    pub async fn try_send_frame(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
         let mask = [0x12u8, 0x34, 0x56, 0x78];
         let mut f = vec![0x80 | opcode];
         match payload.len() {
@@ -84,7 +92,7 @@ impl RawWs {
         }
         f.extend_from_slice(&mask);
         f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.stream.write_all(&f).await.expect("send frame");
+        self.stream.write_all(&f).await
     }
 
     /// Writes `bytes` to the socket as they are (a frame the caller built,

@@ -341,6 +341,49 @@ async fn a_producer_reading_slowly_at_sigterm_still_reads_why_it_was_closed() {
     flood_through_sigterm(Duration::from_millis(1800)).await;
 }
 
+/// A producer that floods without reading, stops both sending and
+/// reading at the signal for longer than the hub waits for its close
+/// frame, then sends again and reads everything: part of what the hub sent
+/// it is still in the hub's send queue, so the hub must not let go of the
+/// socket that soon (the next message would draw a reset that loses the
+/// rest); it reads every ack, SERVER_SHUTDOWN and close 1012.
+#[tokio::test]
+async fn a_producer_silent_at_sigterm_then_sending_still_reads_why_it_was_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = hub()
+        .data_dir(dir.path())
+        .args(["--max-messages-per-second", "0"])
+        .start()
+        .await;
+    let mut raw = RawWs::connect(&h.addr, "/ws").await;
+    raw.send_frame(1, started("quiet", "default").to_string().as_bytes())
+        .await;
+    let mut seq = 1u64;
+    let flood_until = tokio::time::Instant::now() + Duration::from_millis(400);
+    while tokio::time::Instant::now() < flood_until {
+        seq += 1;
+        let m = progress("quiet", "default", seq, (seq % 100) as f64).to_string();
+        raw.send_frame(1, m.as_bytes()).await;
+    }
+    h.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..200 {
+        seq += 1;
+        let m = progress("quiet", "default", seq, (seq % 100) as f64).to_string();
+        if raw.try_send_frame(1, m.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let (texts, code) = raw.read_until_close(DEADLINE).await;
+    assert!(
+        texts.iter().any(|t| t.contains("SERVER_SHUTDOWN")),
+        "the error was read ({} lines before the end)",
+        texts.len()
+    );
+    assert_eq!(code, Some(1012));
+    assert_eq!(h.wait_exit(DEADLINE).await.and_then(|s| s.code()), Some(0));
+}
+
 /// Clients that never answer the close frame (and send nothing) hold the
 /// exit up for the second the hub waits for their answer, not for the
 /// further seconds it gives a client that is still sending; each finds
