@@ -336,11 +336,16 @@ impl Config {
         if let Some((path, from)) = file {
             // Opened here, not only looked up: a file in a directory the
             // hub's user cannot enter "does not exist" to `exists()`.
-            if let Err(err) = std::fs::File::open(&path) {
-                let why = match err.kind() {
-                    std::io::ErrorKind::NotFound => "does not exist".to_owned(),
-                    _ => format!("cannot be read: {err}"),
-                };
+            let opened = std::fs::File::open(&path).and_then(|f| f.metadata());
+            let why = match opened {
+                Ok(m) if m.is_dir() => Some("is a directory, not a TOML file".to_owned()),
+                Ok(_) => None,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    Some("does not exist".to_owned())
+                }
+                Err(err) => Some(format!("cannot be read: {err}")),
+            };
+            if let Some(why) = why {
                 let mut e = figment::Error::from(format!("file {} {why}", path.display()))
                     .with_path("config");
                 e.metadata = Some(from);

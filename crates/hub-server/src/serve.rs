@@ -30,12 +30,14 @@ use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 
 /// The most a connection's read buffer grows to, and so the longest
-/// request line and headers the hub takes (longer gets 431): 16 KiB, as
-/// Node.js allows. hyper's default (about 400 KiB) let the buffer double
-/// from 8 KiB while a body arrived, each size left behind in the
-/// allocator: a 60 KB event body held about 200 KiB until it was answered,
-/// about 100 KiB with this bound.
-pub const MAX_READ_BUFFER: usize = 16 * 1024;
+/// request line and headers the hub takes (longer gets 431): 32 KiB, room
+/// for the longest token the hub verifies (`hub_auth::MAX_TOKEN_LEN`,
+/// 16 KiB) in the query or a header next to a browser's usual headers and
+/// cookies. hyper's default (about 400 KiB) let the buffer double from
+/// 8 KiB while a body arrived, each size left behind in the allocator: a
+/// 60 KB event body held about 200 KiB until it was answered, about
+/// 100 KiB with a 16 KiB bound.
+pub const MAX_READ_BUFFER: usize = 2 * hub_auth::MAX_TOKEN_LEN;
 
 /// How many connections may be served as HTTP at once: twice
 /// `max_connections` (plus 16), room for the short requests (health

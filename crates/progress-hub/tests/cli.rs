@@ -26,6 +26,8 @@ async fn bad_values_and_unknown_keys_exit_2_naming_the_key() {
     let missing = dir.path().join("none.toml");
     let err = exits_2(hub().args(["--config", missing.to_str().unwrap()])).await;
     assert!(err.contains("does not exist"), "{err}");
+    let err = exits_2(hub().args(["--config", dir.path().to_str().unwrap()])).await;
+    assert!(err.contains("is a directory"), "{err}");
     let unreadable = file.join("hub.toml");
     let err = exits_2(hub().args(["--config", unreadable.to_str().unwrap()])).await;
     assert!(err.contains("cannot be read: Not a directory"), "{err}");
