@@ -352,11 +352,7 @@ async fn a_producer_reading_slowly_at_sigterm_still_reads_why_it_was_closed() {
 #[tokio::test]
 async fn a_producer_silent_at_sigterm_then_sending_still_reads_why_it_was_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut h = hub()
-        .data_dir(dir.path())
-        .args(["--max-messages-per-second", "0"])
-        .start()
-        .await;
+    let mut h = flood_hub(dir.path()).await;
     let mut raw = RawWs::connect(&h.addr, "/ws").await;
     raw.send_frame(1, started("quiet", "default").to_string().as_bytes())
         .await;
@@ -430,11 +426,7 @@ async fn flood_through_sigterm(pause: Duration) {
     use futures_util::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().unwrap();
-    let mut h = hub()
-        .data_dir(dir.path())
-        .args(["--max-messages-per-second", "0"])
-        .start()
-        .await;
+    let mut h = flood_hub(dir.path()).await;
     let (ws, _) = tokio_tungstenite::connect_async(h.ws_url()).await.unwrap();
     let (mut tx, mut rx) = ws.split();
     let writer = tokio::spawn(async move {
@@ -654,4 +646,13 @@ async fn an_invalid_run_pattern_exits_2_without_running_the_command() {
         "{stderr}"
     );
     assert!(!ran.exists(), "the command must not run");
+}
+
+/// A hub on `dir` that takes a producer's flood (no message rate limit).
+async fn flood_hub(dir: &std::path::Path) -> Hub {
+    hub()
+        .data_dir(dir)
+        .args(["--max-messages-per-second", "0"])
+        .start()
+        .await
 }

@@ -432,16 +432,7 @@ async fn unread_listings_count_against_the_snapshot_budget() {
         let _ = r.bytes().await;
     };
     assert!(readers.len() >= 2, "two listings fit: {}", readers.len());
-    assert_eq!(
-        refused.headers()["retry-after"].to_str().ok(),
-        Some("1"),
-        "{:?}",
-        refused.headers()
-    );
-    let e: Value = refused.json().await.unwrap();
-    assert_eq!(e["error"]["code"], "RATE_LIMITED", "{e}");
-    assert_eq!(e["error"]["data"]["reason"], "snapshots", "{e}");
-    assert_eq!(e["error"]["data"]["limit"], 30_000_000, "{e}");
+    let e = rate_limited_answer(refused, "snapshots", 30_000_000).await;
     assert!(e["error"]["data"]["retry_after_ms"].is_u64(), "{e}");
     // Counted like every refusal: this one, and any reader refused
     // because a listing read here was held when its request came.
@@ -538,16 +529,7 @@ async fn bodies_being_received_are_bounded_hub_wide() {
         assert_eq!(r.status(), 200);
     };
     assert!(stalled.len() >= 4, "four bodies fit: {}", stalled.len());
-    assert_eq!(
-        refused.headers()["retry-after"].to_str().ok(),
-        Some("1"),
-        "{:?}",
-        refused.headers()
-    );
-    let e: Value = refused.json().await.unwrap();
-    assert_eq!(e["error"]["code"], "RATE_LIMITED", "{e}");
-    assert_eq!(e["error"]["data"]["reason"], "bodies", "{e}");
-    assert_eq!(e["error"]["data"]["limit"], 260_000, "{e}");
+    let e = rate_limited_answer(refused, "bodies", 260_000).await;
     assert_eq!(
         e["error"]["data"]["operation_id"],
         format!("quick{n}"),
@@ -574,4 +556,20 @@ async fn bodies_being_received_are_bounded_hub_wide() {
         async move { (sent.await.status() == 200).then_some(()) }
     })
     .await;
+}
+
+/// Checks that `r` is a 429 `RATE_LIMITED` naming `reason` and `limit`,
+/// with `Retry-After: 1`; returns its JSON body.
+async fn rate_limited_answer(r: reqwest::Response, reason: &str, limit: u64) -> Value {
+    assert_eq!(
+        r.headers()["retry-after"].to_str().ok(),
+        Some("1"),
+        "{:?}",
+        r.headers()
+    );
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "RATE_LIMITED", "{e}");
+    assert_eq!(e["error"]["data"]["reason"], reason, "{e}");
+    assert_eq!(e["error"]["data"]["limit"], limit, "{e}");
+    e
 }
