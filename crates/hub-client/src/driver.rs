@@ -565,12 +565,23 @@ fn on_error(inner: &mut Inner, err: &crate::wire::ErrorMessage, now: u64) {
 /// When to ask again for a subscription the hub refused with `err`: for a
 /// refusal that waiting can end (`RATE_LIMITED`, `SERVER_SHUTDOWN`,
 /// `STORE_UNAVAILABLE`), after its `data.retry_after_ms` (1 s without,
-/// at most 60 s); None for one it cannot (auth, `FORBIDDEN`, a bad request).
+/// at most 60 s); None for one it cannot (auth, `FORBIDDEN`, a bad
+/// request, and the connection's own subscription limits: `RATE_LIMITED`
+/// for `subscriptions` or `filters` stays until the caller holds fewer,
+/// and asking again every second would only count toward the abuse rule).
 fn retry_after_ms(err: &crate::wire::ErrorMessage) -> Option<u64> {
     if !matches!(
         err.code.as_str(),
         "RATE_LIMITED" | "SERVER_SHUTDOWN" | "STORE_UNAVAILABLE"
     ) {
+        return None;
+    }
+    let reason = err
+        .data
+        .as_ref()
+        .and_then(|d| d.get("reason"))
+        .and_then(serde_json::Value::as_str);
+    if matches!(reason, Some("subscriptions" | "filters")) {
         return None;
     }
     let after = err

@@ -548,6 +548,55 @@ async fn a_subscription_refused_for_now_is_asked_for_again() {
     until_view(viewer.client(), &sub, |ops| ops.len() == 120).await;
 }
 
+/// A subscription past the connection's own limits (here 64 KiB of filter
+/// text over its subscriptions) is refused for good, not asked for again
+/// every second (which would only count toward the abuse rule).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_past_the_filter_limit_is_refused_for_good() {
+    let hub = HubBuilder::new(hub_bin()).start().await;
+    let viewer = Subscriber::connect(fast(&hub.ws_url())).unwrap();
+    // 64 globs of 250 bytes: 16,000 bytes of filter each; four fit.
+    let filter = |tag: &str| Filter {
+        operations: (0..64)
+            .map(|i| format!("{tag}{i:03}{}", "x".repeat(246)))
+            .collect(),
+        kinds: Vec::new(),
+    };
+    let end = Instant::now() + WAIT;
+    let mut held = Vec::new();
+    for ns in ["a", "b", "c", "d"] {
+        // One at a time, each in place (its snapshot read) before the
+        // next: the fifth is then the one past the limit.
+        let mut sub = viewer.subscribe(ns, filter("g"));
+        loop {
+            let update = tokio::time::timeout_at(end.into(), sub.recv())
+                .await
+                .expect("a snapshot");
+            if matches!(update, Some(Update::Snapshot { .. })) {
+                break;
+            }
+        }
+        held.push(sub);
+    }
+    let mut fifth = viewer.subscribe("e", filter("g"));
+    loop {
+        let update = tokio::time::timeout_at(end.into(), fifth.recv())
+            .await
+            .expect("an answer to the fifth subscription");
+        match update {
+            Some(Update::Refused { code, .. }) => {
+                assert_eq!(code, "RATE_LIMITED");
+                break;
+            }
+            Some(Update::RefusedForNow { reason, .. }) => {
+                panic!("refused for now ({reason:?}): it would be asked for again")
+            }
+            Some(_) => {}
+            None => panic!("the subscription ended without an answer"),
+        }
+    }
+}
+
 /// The hub's `/metrics` text, over a plain HTTP/1.1 request.
 async fn metrics_text(hub: &Hub) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
