@@ -540,12 +540,7 @@ fn on_error(inner: &mut Inner, err: &crate::wire::ErrorMessage, now: u64) {
                 v.deliver(Update::RefusedForNow {
                     code: err.code.clone(),
                     message: err.message.clone(),
-                    reason: err
-                        .data
-                        .as_ref()
-                        .and_then(|d| d.get("reason"))
-                        .and_then(serde_json::Value::as_str)
-                        .map(str::to_owned),
+                    reason: err.data_str("reason").map(str::to_owned),
                     retry_after_ms: after,
                 });
                 let ns = ns.clone();
@@ -576,20 +571,10 @@ fn retry_after_ms(err: &crate::wire::ErrorMessage) -> Option<u64> {
     ) {
         return None;
     }
-    let reason = err
-        .data
-        .as_ref()
-        .and_then(|d| d.get("reason"))
-        .and_then(serde_json::Value::as_str);
-    if matches!(reason, Some("subscriptions" | "filters")) {
+    if matches!(err.data_str("reason"), Some("subscriptions" | "filters")) {
         return None;
     }
-    let after = err
-        .data
-        .as_ref()
-        .and_then(|d| d.get("retry_after_ms"))
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(1_000);
+    let after = err.data_u64("retry_after_ms").unwrap_or(1_000);
     Some(after.clamp(1, 60_000))
 }
 

@@ -163,6 +163,7 @@ pub struct Limits {
 impl Limits {
     /// The limits a configuration asks for (validated: `rate_limit_exempt` parses).
     pub fn new(cfg: &Config, metrics: Arc<Metrics>) -> Arc<Self> {
+        let body_budget = cfg.max_body_bytes_in_flight.min(Semaphore::MAX_PERMITS);
         Arc::new(Limits {
             exempt: parse_networks(&cfg.rate_limit_exempt).unwrap_or_default(),
             handshakes: quota(cfg.handshakes_per_ip_per_second).map(DefaultKeyedRateLimiter::keyed),
@@ -176,12 +177,8 @@ impl Limits {
             open: AtomicUsize::new(0),
             users: Mutex::default(),
             anonymous: Mutex::default(),
-            body_budget: cfg.max_body_bytes_in_flight.min(Semaphore::MAX_PERMITS),
-            bodies: (cfg.max_body_bytes_in_flight > 0).then(|| {
-                Arc::new(Semaphore::new(
-                    cfg.max_body_bytes_in_flight.min(Semaphore::MAX_PERMITS),
-                ))
-            }),
+            body_budget,
+            bodies: (body_budget > 0).then(|| Arc::new(Semaphore::new(body_budget))),
             metrics,
         })
     }
@@ -302,75 +299,59 @@ impl Limits {
             limits: self.clone(),
             held: Held::Nothing,
         };
-        slot.held = self.take(ip, sub, authenticated)?;
+        let held = self.place_for(ip, sub, authenticated);
+        self.take(&held)?;
+        slot.held = held;
         Ok(slot)
     }
 
-    /// What a connection of `sub` (or, without a verified subject, from
-    /// `ip`) holds under the per-subject or per-IP cap, taken now; a
-    /// refusal names the cap that is full.
-    fn take(&self, ip: IpAddr, sub: &str, authenticated: bool) -> Result<Held, ProtoError> {
+    /// Which place a connection of `sub` (or, without a verified subject,
+    /// from `ip`) takes under the per-subject or per-IP cap (none when
+    /// that cap is off or the address exempt).
+    fn place_for(&self, ip: IpAddr, sub: &str, authenticated: bool) -> Held {
         if authenticated && !sub.is_empty() {
             if self.per_user == 0 {
-                return Ok(Held::Nothing);
+                return Held::Nothing;
             }
-            let mut users = self.users.lock();
-            let n = users.entry(sub.to_owned()).or_insert(0);
-            if *n >= self.per_user {
-                drop(users);
+            return Held::User(sub.to_owned());
+        }
+        if self.anonymous_per_ip == 0 || self.is_exempt(ip) {
+            return Held::Nothing;
+        }
+        Held::Ip(peer_key(ip))
+    }
+
+    /// Takes `held`'s place now; a refusal names the cap that is full.
+    fn take(&self, held: &Held) -> Result<(), ProtoError> {
+        match held {
+            Held::Nothing => Ok(()),
+            Held::User(sub) => count_up(&self.users, sub, self.per_user).map_err(|()| {
                 self.count("connections_per_user");
-                return Err(rate_limited(
+                rate_limited(
                     "connections_per_user",
                     "this token's subject holds the most connections it may",
                     self.per_user as u64,
                     None,
-                ));
-            }
-            *n += 1;
-            return Ok(Held::User(sub.to_owned()));
+                )
+            }),
+            Held::Ip(ip) => count_up(&self.anonymous, ip, self.anonymous_per_ip).map_err(|()| {
+                self.count("anonymous_per_ip");
+                rate_limited(
+                    "anonymous_per_ip",
+                    "this address holds the most connections without a token it may",
+                    self.anonymous_per_ip as u64,
+                    None,
+                )
+            }),
         }
-        if self.anonymous_per_ip == 0 || self.is_exempt(ip) {
-            return Ok(Held::Nothing);
-        }
-        let ip = peer_key(ip);
-        let mut anon = self.anonymous.lock();
-        let n = anon.entry(ip).or_insert(0);
-        if *n >= self.anonymous_per_ip {
-            drop(anon);
-            self.count("anonymous_per_ip");
-            return Err(rate_limited(
-                "anonymous_per_ip",
-                "this address holds the most connections without a token it may",
-                self.anonymous_per_ip as u64,
-                None,
-            ));
-        }
-        *n += 1;
-        Ok(Held::Ip(ip))
     }
 
     /// Gives back what [`Limits::take`] took.
     fn give_back(&self, held: &Held) {
         match held {
             Held::Nothing => {}
-            Held::User(sub) => {
-                let mut users = self.users.lock();
-                if let Some(n) = users.get_mut(sub) {
-                    *n -= 1;
-                    if *n == 0 {
-                        users.remove(sub);
-                    }
-                }
-            }
-            Held::Ip(ip) => {
-                let mut anon = self.anonymous.lock();
-                if let Some(n) = anon.get_mut(ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        anon.remove(ip);
-                    }
-                }
-            }
+            Held::User(sub) => count_down(&self.users, sub),
+            Held::Ip(ip) => count_down(&self.anonymous, ip),
         }
     }
 
@@ -396,7 +377,7 @@ pub struct BodyPermit {
     _bytes: Option<OwnedSemaphorePermit>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 enum Held {
     Nothing,
     User(String),
@@ -416,17 +397,39 @@ impl Slot {
     /// cap is checked and the old one's place given back. On a refusal
     /// nothing changes.
     pub fn rehome(&mut self, ip: IpAddr, sub: &str, authenticated: bool) -> Result<(), ProtoError> {
-        let same = match &self.held {
-            Held::User(held) => authenticated && held == sub,
-            Held::Ip(_) | Held::Nothing => !authenticated || sub.is_empty(),
-        };
-        if same {
+        let new = self.limits.place_for(ip, sub, authenticated);
+        if new == self.held {
             return Ok(());
         }
-        let new = self.limits.take(ip, sub, authenticated)?;
+        self.limits.take(&new)?;
         let old = std::mem::replace(&mut self.held, new);
         self.limits.give_back(&old);
         Ok(())
+    }
+}
+
+/// Counts one more under `key` in `counts` unless it holds `cap` already.
+fn count_up<K>(counts: &Mutex<HashMap<K, usize>>, key: &K, cap: usize) -> Result<(), ()>
+where
+    K: std::hash::Hash + Eq + Clone,
+{
+    let mut counts = counts.lock();
+    let n = counts.entry(key.clone()).or_insert(0);
+    if *n >= cap {
+        return Err(());
+    }
+    *n += 1;
+    Ok(())
+}
+
+/// Counts one less under `key`, forgetting it at zero.
+fn count_down<K: std::hash::Hash + Eq>(counts: &Mutex<HashMap<K, usize>>, key: &K) {
+    let mut counts = counts.lock();
+    if let Some(n) = counts.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(key);
+        }
     }
 }
 

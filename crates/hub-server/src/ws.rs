@@ -91,10 +91,9 @@ impl Edge {
         ip: std::net::IpAddr,
         principal: &Principal,
     ) -> Result<Edge, Response> {
-        let authenticated = app.cfg.auth_enabled() && !principal.anonymous;
         let slot = app
             .limits
-            .admit(ip, &principal.sub, authenticated)
+            .admit(ip, &principal.sub, counted_by_subject(app, principal))
             .map_err(|e| crate::http_api::error_response(e, None))?;
         Ok(Edge {
             slot,
@@ -102,6 +101,20 @@ impl Edge {
             bucket: app.limits.message_bucket(ip),
         })
     }
+
+    /// Moves the connection's place to `principal` (a `refresh` to
+    /// another subject's token); refused, changing nothing, while that
+    /// subject's cap is full.
+    fn rehome(&mut self, app: &Shared, principal: &Principal) -> Result<(), ProtoError> {
+        let by_subject = counted_by_subject(app, principal);
+        self.slot.rehome(self.ip, &principal.sub, by_subject)
+    }
+}
+
+/// Whether `principal`'s connections count under its subject's cap (a
+/// verified token) rather than its address's (anonymous).
+fn counted_by_subject(app: &Shared, principal: &Principal) -> bool {
+    app.cfg.auth_enabled() && !principal.anonymous
 }
 
 struct Conn {
@@ -654,8 +667,7 @@ impl Conn {
                     // connection counts under its cap from now on (if that
                     // is full, the refresh is refused and nothing changes).
                     Ok(p) => {
-                        let authenticated = self.app.cfg.auth_enabled() && !p.anonymous;
-                        if let Err(e) = self.edge.slot.rehome(self.edge.ip, &p.sub, authenticated) {
+                        if let Err(e) = self.edge.rehome(&self.app, &p) {
                             self.out.reject(e.with_id(id));
                             return;
                         }
