@@ -4,6 +4,7 @@
 //! socket or spawns a task. Time is passed in as milliseconds since the Unix
 //! epoch (`now: u64`), so every rule here is deterministic and testable.
 
+pub mod budget;
 pub mod config;
 pub mod eta;
 pub mod glob;

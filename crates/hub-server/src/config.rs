@@ -44,6 +44,13 @@ pub struct Config {
     /// At least the newest N events per namespace are kept for replay.
     #[serde(deserialize_with = "lenient::u64")]
     pub history_size: u64,
+    /// Bytes the retained history of all namespaces together may hold
+    /// (each event counted as its encoding plus 64 bytes). Past it, the
+    /// namespaces holding the most give up their oldest events, down to
+    /// a common level, until all hold 90% of it; each keeps at least its
+    /// newest event. 0: no bound.
+    #[serde(deserialize_with = "lenient::usize")]
+    pub max_history_bytes: usize,
     /// Interval of `system_status` to subscribed connections.
     #[serde(with = "lenient::duration")]
     pub status_interval: Duration,
@@ -198,6 +205,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(90),
             stall_timeout: Duration::from_secs(60),
             history_size: 100_000,
+            max_history_bytes: 1 << 30,
             status_interval: Duration::from_secs(5),
             replay_limit: 10_000,
             finished_retention: Duration::from_secs(3600),
@@ -245,6 +253,7 @@ pub const KEYS: &[&str] = &[
     "idle_timeout",
     "stall_timeout",
     "history_size",
+    "max_history_bytes",
     "status_interval",
     "replay_limit",
     "finished_retention",

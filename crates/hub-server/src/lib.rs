@@ -162,6 +162,7 @@ pub async fn start(mut cfg: Config) -> Result<Running, StartError> {
             ..CoreConfig::default()
         },
         history_size: cfg.history_size,
+        max_history_bytes: cfg.max_history_bytes,
         replay_limit: cfg.replay_limit,
         max_namespaces: cfg.max_namespaces,
         max_subscriptions_per_connection: 128,

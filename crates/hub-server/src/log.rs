@@ -27,12 +27,27 @@ pub struct LogEntry {
 /// Most log entries [`EventLog::offset_of_seq`] reads for one resend.
 pub const MAX_SEQ_SCAN: usize = 16_384;
 
-/// The newest `capacity` events of a namespace.
+/// What one retained event is counted as besides its encoding: the entry
+/// itself and its share of the queue (the hub-wide history budget counts
+/// [`LogEntry::cost`]).
+pub const ENTRY_OVERHEAD: usize = 64;
+
+impl LogEntry {
+    /// Bytes this entry is counted as: its encoding plus [`ENTRY_OVERHEAD`].
+    pub fn cost(&self) -> usize {
+        self.bytes.len() + ENTRY_OVERHEAD
+    }
+}
+
+/// The newest `capacity` events of a namespace (fewer when the hub-wide
+/// history budget trimmed it, [`EventLog::trim_to_bytes`]).
 #[derive(Debug)]
 pub struct EventLog {
     entries: VecDeque<LogEntry>,
     capacity: usize,
     last_offset: u64,
+    /// Sum of the retained entries' [`LogEntry::cost`].
+    bytes: usize,
 }
 
 impl EventLog {
@@ -42,17 +57,54 @@ impl EventLog {
             entries: VecDeque::new(),
             capacity: capacity.max(1),
             last_offset,
+            bytes: 0,
         }
     }
 
-    /// Appends the next event (offsets must be contiguous).
-    pub fn push(&mut self, entry: LogEntry) {
+    /// Appends the next event (offsets must be contiguous), dropping the
+    /// oldest past the capacity. Returns the bytes (as [`LogEntry::cost`])
+    /// it dropped.
+    pub fn push(&mut self, entry: LogEntry) -> usize {
         debug_assert!(entry.offset == self.last_offset + 1 || self.entries.is_empty());
         self.last_offset = entry.offset;
+        self.bytes += entry.cost();
         self.entries.push_back(entry);
+        let mut freed = 0;
         while self.entries.len() > self.capacity {
-            self.entries.pop_front();
+            freed += self.pop_oldest();
         }
+        freed
+    }
+
+    fn pop_oldest(&mut self) -> usize {
+        let cost = self.entries.pop_front().map_or(0, |e| e.cost());
+        self.bytes -= cost;
+        cost
+    }
+
+    /// Drops the oldest events until the rest cost at most `max` bytes,
+    /// always keeping the newest one. Returns the bytes it dropped.
+    pub fn trim_to_bytes(&mut self, max: usize) -> usize {
+        let mut freed = 0;
+        while self.bytes > max && self.entries.len() > 1 {
+            freed += self.pop_oldest();
+        }
+        freed
+    }
+
+    /// Bytes the retained events are counted as (sum of [`LogEntry::cost`]).
+    pub fn retained_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// How many events are retained.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no event is retained.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// The offset of the newest event (0 when none ever).
@@ -162,6 +214,32 @@ mod tests {
         assert_eq!(all, vec![3, 4, 5]);
         assert_eq!(log.after(5).count(), 0);
         assert_eq!(log.after(u64::MAX).count(), 0);
+    }
+
+    #[test]
+    fn bytes_follow_what_is_retained() {
+        let mut log = EventLog::new(3, 0);
+        let cost = |o: u64| entry(o).cost();
+        let mut freed = 0;
+        for o in 1..=5 {
+            freed += log.push(entry(o));
+        }
+        assert_eq!(
+            freed,
+            cost(1) + cost(2),
+            "the count trim frees the two oldest"
+        );
+        assert_eq!(log.retained_bytes(), cost(3) + cost(4) + cost(5));
+        assert_eq!(log.trim_to_bytes(cost(4) + cost(5)), cost(3));
+        assert_eq!(log.first_offset(), 4);
+        assert_eq!(log.trim_to_bytes(0), cost(4), "the newest event stays");
+        assert_eq!(
+            (log.len(), log.first_offset(), log.last_offset()),
+            (1, 5, 5)
+        );
+        assert_eq!(log.retained_bytes(), cost(5));
+        assert_eq!(log.trim_to_bytes(0), 0);
+        assert_eq!(log.after(4).map(|e| e.offset).collect::<Vec<_>>(), vec![5]);
     }
 
     #[test]

@@ -250,6 +250,11 @@ pub struct Metrics {
     pub operations_finished: Family<KindOutcome, Counter>,
     /// `operation_stalled` events.
     pub stalls: Counter,
+    /// Retained events dropped to keep the history within
+    /// `max_history_bytes` (see `engine::history`).
+    pub history_cut: Counter,
+    /// Bytes the retained history is counted as (set at scrape).
+    pub history_bytes: Gauge,
     /// Operations the hub ended itself, by reason (`producer_gone`: a
     /// cancel its producer left unanswered; `abandoned`: producer silent
     /// past `abandon_timeout`).
@@ -336,6 +341,8 @@ impl Metrics {
             operations_started: Family::default(),
             operations_finished: Family::default(),
             stalls: Counter::default(),
+            history_cut: Counter::default(),
+            history_bytes: Gauge::default(),
             ended_by_hub: {
                 // Both reasons exported from the start (at 0), for rates.
                 let f: Family<Reason, Counter> = Family::default();
@@ -492,6 +499,16 @@ impl Metrics {
             "progress_hub_operations_stalled",
             "Operations marked stalled",
             m.stalls.clone(),
+        );
+        r.register(
+            "progress_hub_history_bytes",
+            "Bytes of retained events held for replay, hub-wide (each its encoding plus 64)",
+            m.history_bytes.clone(),
+        );
+        r.register(
+            "progress_hub_history_cut_events",
+            "Retained events dropped before history_size to keep within max_history_bytes",
+            m.history_cut.clone(),
         );
         r.register(
             "progress_hub_operations_ended_by_hub",
@@ -736,6 +753,7 @@ impl Metrics {
                 .set(n as i64);
         }
         self.namespaces.set(s.namespaces as i64);
+        self.history_bytes.set(s.history_bytes as i64);
         self.subscriptions.set(s.subscriptions as i64);
         self.store_in_flight.set(s.in_flight_batches as i64);
     }

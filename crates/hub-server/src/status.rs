@@ -173,6 +173,7 @@ pub async fn build_message(app: &Shared) -> ServerMessage {
         "connection_places": app.limits.connections(),
         "subscriptions": known(json!(s.subscriptions)),
         "namespaces": known(json!(s.namespaces)),
+        "history_bytes": known(json!(s.history_bytes)),
         "operations": known(json!({
             "running": s.by_state[0], "stalled": s.by_state[1], "completed": s.by_state[2],
             "failed": s.by_state[3], "canceled": s.by_state[4],

@@ -50,8 +50,9 @@ pub trait EventStore: Send + Sync + 'static {
     fn load(&self) -> Result<Loaded, StoreError>;
 
     /// Writes the batch atomically; when it returns Ok the batch is durable (fsync'd).
-    /// Also trims each touched namespace to its newest `history_size` events
-    /// (never trims the newest event, so last_offset survives restarts).
+    /// Also trims each touched namespace to its newest `history_size` events,
+    /// and each of [`Batch::trim_below`] below its floor (never the newest
+    /// event, so last_offset survives restarts).
     ///
     /// An event whose offset is not greater than its namespace's last offset
     /// is a caller bug: [`StoreError::OffsetNotIncreasing`], nothing written.

@@ -92,6 +92,13 @@ impl EventStore for MemoryStore {
         for (ns, generation) in &batch.generations {
             namespaces.entry(ns.clone()).or_default().generation = *generation;
         }
+        for (name, floor) in &batch.trim_below {
+            if let Some(ns) = namespaces.get_mut(name) {
+                while ns.events.len() > 1 && ns.events.front().is_some_and(|e| e.offset < *floor) {
+                    ns.events.pop_front();
+                }
+            }
+        }
         for event in &batch.events {
             let ns = namespaces.entry(event.namespace.clone()).or_default();
             ns.events.push_back(event.clone());

@@ -30,7 +30,9 @@ pub struct OpRecord {
 ///
 /// Within one batch the store first removes each namespace of
 /// `drop_namespaces` whole (events, operations, generation; dropping a
-/// missing one is not an error), then records `generations`, appends
+/// missing one is not an error), then records `generations`, trims the
+/// events below each `trim_below` floor (the newest stored event of a
+/// namespace always stays), appends
 /// `events` (each namespace's offsets must increase, starting above its
 /// stored last offset: 0 for a namespace just dropped), then applies
 /// `upsert_ops` in order (a later upsert of the same op wins), then
@@ -43,6 +45,11 @@ pub struct Batch {
     /// Namespaces created in a generation above 0, as `(name, generation)`;
     /// kept with the namespace until it is dropped ([`NamespaceData::generation`]).
     pub generations: Vec<(String, u64)>,
+    /// `(namespace, floor)`: its stored events with offset below `floor`
+    /// may go (the hub's history budget cut its replay log there). The
+    /// store keeps at least its newest stored event, and may keep a few
+    /// more below the floor (it trims whole chunks).
+    pub trim_below: Vec<(String, u64)>,
     /// Events to append.
     pub events: Vec<EventRecord>,
     /// Operation snapshots to insert or replace.
@@ -61,6 +68,7 @@ impl Batch {
             && self.delete_ops.is_empty()
             && self.drop_namespaces.is_empty()
             && self.generations.is_empty()
+            && self.trim_below.is_empty()
             && self.generation.is_none()
     }
 
@@ -81,6 +89,7 @@ impl Batch {
             + self
                 .generations
                 .iter()
+                .chain(&self.trim_below)
                 .map(|(n, _)| n.len() + 8)
                 .sum::<usize>();
         events + ups + dels + names
@@ -99,17 +108,23 @@ impl Batch {
         let mut ops: BTreeMap<(String, String), Option<Arc<[u8]>>> = BTreeMap::new();
         let mut drops: Vec<String> = Vec::new();
         let mut generations: Vec<(String, u64)> = Vec::new();
+        let mut trims: BTreeMap<String, u64> = BTreeMap::new();
         let mut generation = None;
         for batch in batches {
             for ns in batch.drop_namespaces {
                 events.retain(|e| e.namespace != ns);
                 ops.retain(|(n, _), _| *n != ns);
                 generations.retain(|(n, _)| *n != ns);
+                trims.remove(&ns);
                 if !drops.contains(&ns) {
                     drops.push(ns);
                 }
             }
             generations.extend(batch.generations);
+            for (ns, floor) in batch.trim_below {
+                let at = trims.entry(ns).or_default();
+                *at = (*at).max(floor);
+            }
             events.extend(batch.events);
             for op in batch.upsert_ops {
                 ops.insert((op.namespace, op.operation_id), Some(op.data));
@@ -122,6 +137,7 @@ impl Batch {
         let mut merged = Batch {
             drop_namespaces: drops,
             generations,
+            trim_below: trims.into_iter().collect(),
             events,
             generation,
             ..Batch::default()

@@ -136,6 +136,14 @@ impl RedbStore {
                 .map_err(engine_err(ctx))?;
         }
         let touched = check_offsets(batch, |ns| last_offset(&chunks, ns))?;
+        // The history budget's cuts: every chunk wholly below the floor.
+        // The newest chunk stays (its key is the namespace's last offset).
+        for (ns, floor) in &batch.trim_below {
+            let floor = (*floor).min(last_offset(&chunks, ns)?);
+            chunks
+                .retain_in((ns.as_str(), 0u64)..(ns.as_str(), floor), |_, _| false)
+                .map_err(|e| StoreError::from_redb("trimming history", e))?;
+        }
         let mut by_ns: BTreeMap<&str, Vec<&EventRecord>> = BTreeMap::new();
         for e in &batch.events {
             by_ns.entry(e.namespace.as_str()).or_default().push(e);

@@ -124,6 +124,74 @@ fn trims_to_history_size_but_keeps_last_offset() {
     });
 }
 
+/// The history budget's cuts (`trim_below`): events below the floor go,
+/// the newest stays, other namespaces are untouched, and a floor for a
+/// namespace dropped and recreated in the same batch cannot reach the new
+/// events (drops, then trims, then appends).
+#[test]
+fn trims_below_a_floor_but_keeps_the_newest() {
+    both(100, |store| {
+        // One event per commit: redb's chunks are then single events, so
+        // both engines trim to the same offset.
+        for o in 1..=5 {
+            store.commit(&events(&[("a", o)])).unwrap();
+        }
+        store.commit(&events(&[("b", 1)])).unwrap();
+        store.commit(&events(&[("b", 2)])).unwrap();
+        let trims = Batch {
+            trim_below: vec![("a".into(), 4), ("b".into(), 10), ("missing".into(), 3)],
+            ..Batch::default()
+        };
+        assert!(!trims.is_empty());
+        store.commit(&trims).unwrap();
+        assert_eq!(offsets(store, "a"), [4, 5]);
+        assert_eq!(
+            offsets(store, "b"),
+            [2],
+            "a floor past the end keeps the newest"
+        );
+        let loaded = store.load().unwrap();
+        let last: Vec<u64> = loaded.namespaces.iter().map(|n| n.last_offset).collect();
+        assert_eq!(last, [5, 2]);
+        assert!(!loaded.namespaces.iter().any(|n| n.name == "missing"));
+        // The offsets go on where they were.
+        store.commit(&events(&[("a", 6)])).unwrap();
+        assert_eq!(offsets(store, "a"), [4, 5, 6]);
+
+        let mut again = events(&[("a", 1), ("a", 2)]);
+        again.drop_namespaces = vec!["a".into()];
+        again.trim_below = vec![("a".into(), 2)];
+        store.commit(&again).unwrap();
+        assert_eq!(offsets(store, "a"), [1, 2]);
+    });
+}
+
+/// Merged batches keep the highest floor per namespace, and a later drop
+/// takes away the floors before it.
+#[test]
+fn merging_keeps_the_highest_floor_and_drops_cancel_floors() {
+    let floor = |ns: &str, f: u64| Batch {
+        trim_below: vec![(ns.into(), f)],
+        ..Batch::default()
+    };
+    let drop_b = Batch {
+        drop_namespaces: vec!["b".into()],
+        ..Batch::default()
+    };
+    let merged = Batch::merge([
+        floor("a", 5),
+        floor("b", 3),
+        floor("a", 4),
+        drop_b,
+        floor("c", 2),
+    ]);
+    assert_eq!(
+        merged.trim_below,
+        vec![("a".to_string(), 5), ("c".to_string(), 2)]
+    );
+    assert_eq!(merged.drop_namespaces, ["b"]);
+}
+
 #[test]
 fn out_of_order_offset_is_rejected_and_nothing_written() {
     both(100, |store| {

@@ -38,6 +38,11 @@ pub struct ServeArgs {
     /// Events kept per namespace for replay (default 100000).
     #[arg(long, allow_hyphen_values = true)]
     history_size: Option<String>,
+    /// Bytes of retained history, hub-wide, past which the namespaces
+    /// holding the most give up their oldest events (default 1 GiB; 0:
+    /// unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    max_history_bytes: Option<String>,
     /// system_status interval (default 5s).
     #[arg(long, allow_hyphen_values = true)]
     status_interval: Option<String>,
@@ -166,6 +171,7 @@ impl ServeArgs {
         s("idle_timeout", &self.idle_timeout);
         s("stall_timeout", &self.stall_timeout);
         s("history_size", &self.history_size);
+        s("max_history_bytes", &self.max_history_bytes);
         s("status_interval", &self.status_interval);
         s("replay_limit", &self.replay_limit);
         s("finished_retention", &self.finished_retention);

@@ -401,3 +401,121 @@ async fn states_read_back_after_a_restart_keep_every_float_bit() {
     let progress = &snapshot["operations"][0]["progress"];
     assert_eq!(progress.as_f64(), Some(12.049999999999999), "{snapshot}");
 }
+
+/// The metric `name` (a single sample) from `/metrics`.
+async fn metric(h: &Hub, name: &str) -> f64 {
+    let text = metrics_text(h).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+/// `(first_offset, last_offset, offsets listed)` of a namespace's events.
+async fn retained(h: &Hub, ns: &str) -> (u64, u64, Vec<u64>) {
+    let url = format!(
+        "{}/api/v1/namespaces/{ns}/events?after=0&limit=1000",
+        h.http()
+    );
+    let (status, body) = get_json(&url).await;
+    assert_eq!(status, 200, "{body}");
+    let offsets = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["offset"].as_u64().unwrap())
+        .collect();
+    let at = |k: &str| body[k].as_u64().unwrap();
+    (at("first_offset"), at("last_offset"), offsets)
+}
+
+/// `--max-history-bytes` bounds the retained events of all namespaces
+/// together: the namespace that wrote the most gives up its oldest events,
+/// a quiet one keeps all of its own; a resume from before the cut gets a
+/// snapshot, one after it an exact replay; and the store follows the cut,
+/// so a SIGKILL and restart do not bring the old events back.
+#[tokio::test]
+async fn the_history_budget_cuts_the_busiest_namespace_and_a_restart_keeps_the_cut() {
+    const BUDGET: u64 = 60_000;
+    let dir = tempfile::tempdir().unwrap();
+    let h = hub()
+        .data_dir(dir.path())
+        .args(["--max-history-bytes", &BUDGET.to_string()])
+        .start()
+        .await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("q", "quiet"), 1).await;
+    for seq in 2..=6 {
+        publish(&mut p, progress("q", "quiet", seq, seq as f64), seq).await;
+    }
+    publish(&mut p, started("b", "busy"), 10).await;
+    for seq in 2..=200u64 {
+        publish(
+            &mut p,
+            progress("b", "busy", seq, seq as f64 / 2.0),
+            10 + seq,
+        )
+        .await;
+    }
+    // Each message was its own commit; the cut made after the last one
+    // goes to the store with the next batch: this one.
+    publish(&mut p, progress("q", "quiet", 7, 7.0), 300).await;
+
+    let (first, last, offsets) = retained(&h, "busy").await;
+    assert_eq!(last, 200);
+    assert!(
+        first > 100,
+        "the busy namespace gave up its oldest events: {first}"
+    );
+    assert_eq!(offsets, (first..=200).collect::<Vec<_>>(), "no hole");
+    assert_eq!(retained(&h, "quiet").await.2, (1..=7).collect::<Vec<_>>());
+    let held = metric(&h, "progress_hub_history_bytes").await;
+    assert!(held > 0.0 && held <= BUDGET as f64, "{held}");
+    let cut = metric(&h, "progress_hub_history_cut_events_total").await;
+    assert!(cut >= (first - 1) as f64, "{cut} events cut, first {first}");
+
+    let (_, sub) = subscriber(&h, "busy").await;
+    let epoch = sub["epoch"].clone();
+    let mut v = Ws::connect(&h.ws_url()).await;
+    let s = v.request(json!({"type": "subscribe", "namespace": "busy", "resume": {"epoch": epoch, "offset": first - 2}}), 1).await;
+    assert_eq!(s["recovered"], false, "{s}");
+    v.next_of("operation_list", DEADLINE).await;
+    let s = v.request(json!({"type": "subscribe", "namespace": "busy", "resume": {"epoch": epoch, "offset": 195}}), 2).await;
+    assert_eq!(s["recovered"], true, "{s}");
+    for o in 196..=200 {
+        assert_eq!(v.next_of("progress_update", DEADLINE).await["offset"], o);
+    }
+    h.kill9().await;
+
+    // Back with no budget flag (1 GiB): what was cut stays cut.
+    let h = hub().data_dir(dir.path()).start().await;
+    let (first_again, last_again, offsets) = retained(&h, "busy").await;
+    assert_eq!((first_again, last_again), (first, 200));
+    assert_eq!(offsets, (first..=200).collect::<Vec<_>>());
+    assert_eq!(retained(&h, "quiet").await.2, (1..=7).collect::<Vec<_>>());
+}
+
+/// A budget smaller than one event per namespace: each namespace keeps its
+/// newest event (offsets, replays at the latest offset and idempotency go
+/// on), and the hub keeps accepting events.
+#[tokio::test]
+async fn a_budget_below_one_event_per_namespace_keeps_each_newest_event() {
+    let h = hub().args(["--max-history-bytes", "2000"]).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    for i in 0..8u64 {
+        let ns = format!("n{i}");
+        publish(&mut p, started("a", &ns), 100 + i).await;
+        let ack = publish(&mut p, progress("a", &ns, 2, 50.0), 200 + i).await;
+        assert_eq!(ack["offset"], 2, "{ack}");
+    }
+    for i in 0..8u64 {
+        let (first, last, offsets) = retained(&h, &format!("n{i}")).await;
+        assert_eq!((first, last, offsets), (2, 2, vec![2]), "n{i}");
+    }
+    let dup = publish(&mut p, progress("a", "n3", 2, 50.0), 300).await;
+    assert_eq!(
+        (dup["duplicate"].clone(), dup["offset"].clone()),
+        (json!(true), json!(2))
+    );
+    let next = publish(&mut p, progress("a", "n3", 3, 60.0), 301).await;
+    assert_eq!(next["offset"], 3, "{next}");
+}

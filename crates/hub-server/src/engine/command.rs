@@ -74,6 +74,8 @@ pub struct EngineStats {
     pub store_failed: Option<String>,
     /// Subscriptions held.
     pub subscriptions: usize,
+    /// Bytes of retained history, hub-wide (`engine::history`).
+    pub history_bytes: usize,
 }
 
 /// A request to the engine.

@@ -138,9 +138,10 @@ impl Engine {
 
     /// Drops `name` from memory and, with this turn's batch, from the store.
     fn forget(&mut self, name: &str) {
-        if self.namespaces.remove(name).is_none() {
+        let Some(ns) = self.namespaces.remove(name) else {
             return;
-        }
+        };
+        self.history_changed(0, ns.log.retained_bytes());
         // The store drops before it writes the rest of a batch: what this
         // batch still holds for the namespace would outlive the drop.
         let b = &mut self.batch;
@@ -148,6 +149,7 @@ impl Engine {
         b.upsert_ops.retain(|o| o.namespace != name);
         b.delete_ops.retain(|(n, _)| n != name);
         b.generations.retain(|(n, _)| n != name);
+        b.trim_below.retain(|(n, _)| n != name);
         self.dirty.retain(|(n, _)| n != name);
         self.generation += 1;
         b.drop_namespaces.push(name.to_owned());

@@ -630,8 +630,9 @@ impl Engine {
                     self.metrics.events.inc();
                     self.count_event(&ns, &entry);
                     if let Some(n) = self.namespaces.get_mut(&ns) {
-                        n.log.push(entry.clone());
+                        let freed = n.log.push(entry.clone());
                         n.states.insert(state.operation_id.clone(), *state);
+                        self.history_changed(entry.cost(), freed);
                     }
                     let key = op_key(&ns, &entry.operation_id);
                     let lifecycle = entry.event_type.is_lifecycle();
@@ -658,6 +659,7 @@ impl Engine {
             }
         }
         self.fan_out(fan);
+        self.keep_history_in_budget();
     }
 
     /// Lifecycle metrics and log lines of a durable event.

@@ -17,6 +17,7 @@ mod command;
 mod departures;
 mod forget;
 mod handlers;
+mod history;
 mod query;
 mod records;
 mod snapshots;
@@ -108,6 +109,11 @@ pub struct Engine {
     departures: departures::Departures,
     /// Snapshots made and maybe not yet read (the hub-wide bound).
     snapshots: snapshots::Snapshots,
+    /// Bytes the namespaces' retained events are counted as ([`history`]).
+    history_bytes: usize,
+    /// After a cut that could not get under the budget: no new try until
+    /// the history holds more than this (0: none pending).
+    history_retry_above: usize,
 }
 
 impl Engine {
@@ -126,6 +132,7 @@ impl Engine {
             let ns = Ns::restore(&epoch, data, &cfg, now)?;
             namespaces.insert(ns.core.name().to_owned(), ns);
         }
+        let history_bytes = namespaces.values().map(|ns| ns.log.retained_bytes()).sum();
         let (ctx, crx) = mpsc::unbounded_channel();
         let (writer, inline) = if store.commits_inline() {
             (None, Some(store))
@@ -167,7 +174,13 @@ impl Engine {
             events_total: 0,
             deliveries_total: 0,
             kinds: Default::default(),
+            history_bytes,
+            history_retry_above: 0,
         };
+        let mut engine = engine;
+        // A lower budget than the last run's, or a file from before it:
+        // cut now, and the store follows with the first batch.
+        engine.keep_history_in_budget();
         let task = tokio::spawn(engine.run(rx));
         Ok((EngineHandle { tx }, epoch, task))
     }

@@ -117,6 +117,7 @@ impl Engine {
             in_flight_batches: self.in_flight.len(),
             store_failed: self.store_failed.clone(),
             subscriptions: self.subs.values().map(Vec::len).sum(),
+            history_bytes: self.history_bytes,
         }
     }
 }

@@ -18,6 +18,9 @@ pub struct EngineConfig {
     pub core: CoreConfig,
     /// Events kept per namespace for replay.
     pub history_size: u64,
+    /// Bytes of retained events, hub-wide (0: no bound; see
+    /// `engine::history`).
+    pub max_history_bytes: usize,
     /// Resume further back than this → snapshot.
     pub replay_limit: u64,
     /// Most namespaces.
