@@ -126,6 +126,12 @@ pub struct Config {
     /// Most operations one namespace holds.
     #[serde(deserialize_with = "lenient::usize")]
     pub max_operations_per_namespace: usize,
+    /// Most operations (live and finished ones still retained) all
+    /// namespaces together hold; a start past it gets `RATE_LIMITED`
+    /// (`reason: "operations"`) until finished ones leave after
+    /// `finished_retention`. 0: no bound.
+    #[serde(deserialize_with = "lenient::usize")]
+    pub max_operations: usize,
     /// Most namespaces the hub holds (one with no operation and no viewer is forgotten to make room).
     #[serde(deserialize_with = "lenient::usize")]
     pub max_namespaces: usize,
@@ -225,6 +231,7 @@ impl Default for Config {
             max_body_bytes_in_flight: 64 << 20,
             max_connections: 100_000,
             max_operations_per_namespace: 100_000,
+            max_operations: 1_000_000,
             max_namespaces: 10_000,
             handshakes_per_ip_per_second: 20,
             max_messages_per_second: 500,
@@ -273,6 +280,7 @@ pub const KEYS: &[&str] = &[
     "max_body_bytes_in_flight",
     "max_connections",
     "max_operations_per_namespace",
+    "max_operations",
     "max_namespaces",
     "handshakes_per_ip_per_second",
     "max_messages_per_second",

@@ -165,6 +165,7 @@ pub async fn start(mut cfg: Config) -> Result<Running, StartError> {
         max_history_bytes: cfg.max_history_bytes,
         replay_limit: cfg.replay_limit,
         max_namespaces: cfg.max_namespaces,
+        max_operations: cfg.max_operations,
         max_subscriptions_per_connection: 128,
         max_filter_bytes_per_connection: 64 * 1024,
         max_snapshot_bytes: cfg.max_snapshot_bytes,

@@ -99,7 +99,7 @@ pub const SERVER_TYPES: [&str; 17] = [
 /// The limits a `RATE_LIMITED` names in `data.reason`
 /// (`progress_hub_rate_limited_total{limit}`), listed at 0 from the start
 /// so that alerts on their rate see a series before the first refusal.
-pub const RATE_LIMITS: [&str; 16] = [
+pub const RATE_LIMITS: [&str; 17] = [
     "messages",
     "handshakes",
     "ingest",
@@ -110,6 +110,7 @@ pub const RATE_LIMITS: [&str; 16] = [
     "abuse",
     "namespaces",
     "operations_per_namespace",
+    "operations",
     "queue",
     "snapshots",
     "subscriptions",

@@ -107,6 +107,10 @@ pub struct ServeArgs {
     /// Most operations per namespace (default 100000).
     #[arg(long, allow_hyphen_values = true)]
     max_operations_per_namespace: Option<String>,
+    /// Most operations in all namespaces together (default 1000000; 0:
+    /// unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    max_operations: Option<String>,
     /// Most namespaces; idle ones are forgotten to make room (default 10000).
     #[arg(long, allow_hyphen_values = true)]
     max_namespaces: Option<String>,
@@ -192,6 +196,7 @@ impl ServeArgs {
             "max_operations_per_namespace",
             &self.max_operations_per_namespace,
         );
+        s("max_operations", &self.max_operations);
         s("max_namespaces", &self.max_namespaces);
         s(
             "handshakes_per_ip_per_second",

@@ -181,3 +181,79 @@ async fn a_forgotten_namespace_returns_under_a_new_epoch() {
     let (_, page) = get_json(&format!("{}/api/v1/namespaces/fresh/events", h.http())).await;
     assert_eq!(page["epoch"].as_str(), Some(new_epoch.as_str()), "{page}");
 }
+
+/// `--max-operations-per-namespace` and `--max-operations` (all namespaces
+/// together): a start past either is `RATE_LIMITED` naming the limit, over
+/// WebSocket and HTTP (429 with `Retry-After`), and changes nothing;
+/// resent starts and the operations already held go on; a place comes
+/// back when a finished operation is dropped; a restart counts what the
+/// store holds.
+#[tokio::test]
+async fn operation_caps_per_namespace_and_hub_wide() {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = hub().data_dir(dir.path()).args([
+        "--max-operations-per-namespace",
+        "2",
+        "--max-operations",
+        "3",
+        "--finished-retention",
+        "1s",
+    ]);
+    let h = builder.start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("a", "x"), 1).await;
+    publish(&mut p, started("b", "x"), 2).await;
+    let e = publish(&mut p, started("c", "x"), 3).await;
+    assert_eq!(e["code"], "RATE_LIMITED", "{e}");
+    assert_eq!(e["data"]["reason"], "operations_per_namespace", "{e}");
+    let ack = publish(&mut p, started("c", "y"), 4).await;
+    assert_eq!(ack["offset"], 1, "{ack}");
+
+    // The hub holds 3: a new start anywhere is refused, also in a new
+    // namespace, which is not created.
+    for (op, ns) in [("d", "y"), ("d", "z")] {
+        let e = publish(&mut p, started(op, ns), 5).await;
+        assert_eq!(e["code"], "RATE_LIMITED", "{e}");
+        assert_eq!(e["data"]["reason"], "operations", "{e}");
+        assert_eq!(e["data"]["limit"], 3, "{e}");
+        assert_eq!(e["data"]["operation_id"], op, "{e}");
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/namespaces/y/operations/d/events", h.http()))
+        .json(&json!({"type": "operation_started", "name": "D"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["data"]["reason"], "operations", "{body}");
+    assert_eq!(get_json(&format!("{}/api/v1/namespaces/z/events", h.http())).await.1["last_offset"], 0);
+    // What is held goes on: a resent start is re-acked, updates apply.
+    assert_reacked(&publish(&mut p, started("a", "x"), 6).await, 1);
+    let ack = publish(&mut p, progress("a", "x", 2, 50.0), 7).await;
+    assert_eq!(ack["offset"], 3, "{ack}");
+    assert!(metrics_text(&h)
+        .await
+        .lines()
+        .any(|l| l.starts_with("progress_hub_rate_limited_total{limit=\"operations\"} ") && !l.ends_with(" 0")));
+
+    // a finishes and is dropped after the retention: one place again.
+    let done = json!({"type": "operation_completed", "namespace": "x", "operation_id": "a", "seq": 3});
+    publish(&mut p, done, 8).await;
+    eventually("a to be dropped", DEADLINE, || {
+        let url = format!("{}/api/v1/namespaces/x/operations/a", h.http());
+        async move { (get_json(&url).await.0 == 404).then_some(()) }
+    })
+    .await;
+    assert_reacked(&publish(&mut p, started("a", "x"), 9).await, 1);
+    let ack = publish(&mut p, started("d", "z"), 10).await;
+    assert_eq!(ack["offset"], 1, "{ack}");
+    h.kill9().await;
+
+    // After a restart the hub counts what its store holds: b, c, d.
+    let h = builder.start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let e = publish(&mut p, started("e", "w"), 1).await;
+    assert_eq!(e["data"]["reason"], "operations", "{e}");
+}

@@ -126,6 +126,25 @@ impl Engine {
         None
     }
 
+    /// Whether `msg` would start a new operation while the hub holds
+    /// `max_operations` (a resent start, of a live operation or of one
+    /// dropped after `finished_retention`, starts nothing).
+    fn hub_full_for(&self, msg: &ProducerMessage) -> bool {
+        let max = self.cfg.max_operations;
+        if max == 0 || self.operations < max || msg.seq.is_some_and(|s| s != 1) {
+            return false;
+        }
+        if !matches!(msg.body, hub_proto::ProducerBody::Started { .. }) {
+            return false;
+        }
+        match (&msg.operation_id, self.namespaces.get(&msg.namespace)) {
+            (Some(id), Some(ns)) => {
+                ns.core.operation(id).is_none() && ns.core.tombstone(id).is_none()
+            }
+            _ => true,
+        }
+    }
+
     fn namespace_mut(&mut self, name: &str) -> Result<&mut Ns, ProtoError> {
         if !self.namespaces.contains_key(name) {
             if self.namespaces.len() >= self.cfg.max_namespaces && !self.make_room() {
@@ -178,6 +197,16 @@ impl Engine {
             .with_id(req_id);
             return send_reply(reply, Err(e), |_| String::new());
         }
+        if self.hub_full_for(&msg) {
+            let e = ProtoError::new(
+                ErrorCode::RateLimited,
+                "the hub holds the most operations it may; finished ones leave after finished_retention",
+            )
+            .with_data(serde_json::json!({"reason": "operations", "limit": self.cfg.max_operations}))
+            .with_operation(op_hint.as_deref())
+            .with_id(req_id);
+            return send_reply(reply, Err(e), |_| String::new());
+        }
         let ns = match self.namespace_mut(&msg.namespace) {
             Ok(ns) => ns,
             Err(e) => {
@@ -193,6 +222,7 @@ impl Engine {
             sub: &who.sub,
             admin: who.admin,
         };
+        let held = ns.core.len();
         let mut applied = match ns
             .core
             .apply(msg, &producer, now, &cfg, || new_operation_id(now))
@@ -222,6 +252,7 @@ impl Engine {
             }
         }
         let ns_name = ns.core.name().to_owned();
+        self.operations += ns.core.len().saturating_sub(held);
         if !applied.events.is_empty() {
             self.dirty
                 .insert((ns_name.clone(), applied.ack.operation_id.clone()));
@@ -563,6 +594,7 @@ impl Engine {
             // A dropped operation's record becomes its tombstone; the
             // records of tombstones pushed out by the cap go (the store
             // applies deletes after upserts, so an id in both ends deleted).
+            self.operations = self.operations.saturating_sub(out.removed.len());
             for id in &out.removed {
                 ns.states.remove(id);
                 match ns.core.tombstone(id) {

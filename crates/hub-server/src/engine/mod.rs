@@ -114,6 +114,9 @@ pub struct Engine {
     /// After a cut that could not get under the budget: no new try until
     /// the history holds more than this (0: none pending).
     history_retry_above: usize,
+    /// Operations held in all namespaces (live, and finished ones not yet
+    /// dropped), against `max_operations`.
+    operations: usize,
 }
 
 impl Engine {
@@ -133,6 +136,7 @@ impl Engine {
             namespaces.insert(ns.core.name().to_owned(), ns);
         }
         let history_bytes = namespaces.values().map(|ns| ns.log.retained_bytes()).sum();
+        let operations = namespaces.values().map(|ns| ns.core.len()).sum();
         let (ctx, crx) = mpsc::unbounded_channel();
         let (writer, inline) = if store.commits_inline() {
             (None, Some(store))
@@ -176,6 +180,7 @@ impl Engine {
             kinds: Default::default(),
             history_bytes,
             history_retry_above: 0,
+            operations,
         };
         let mut engine = engine;
         // A lower budget than the last run's, or a file from before it:

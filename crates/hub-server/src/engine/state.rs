@@ -25,6 +25,8 @@ pub struct EngineConfig {
     pub replay_limit: u64,
     /// Most namespaces.
     pub max_namespaces: usize,
+    /// Most operations in all namespaces together (0: no bound).
+    pub max_operations: usize,
     /// Most subscriptions per connection.
     pub max_subscriptions_per_connection: usize,
     /// Most bytes of filters (globs and kinds) over one connection's
