@@ -34,6 +34,7 @@ pub mod status;
 pub mod tasks;
 pub mod tls;
 pub mod ws;
+pub mod ws_read_error;
 
 pub use config::{Config, ConfigError, FlagValues};
 

@@ -14,6 +14,7 @@ use crate::engine::{Command, Reply, Who};
 use crate::outbox::{Next, Outbox};
 use crate::params::Params;
 use crate::sock::Wire;
+use crate::ws_read_error::ReadFailure;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -225,19 +226,18 @@ async fn run(
                         let _ = futures_util::SinkExt::flush(&mut socket).await;
                         break None;
                     }
-                    Some(Err(e)) => {
-                        let text = e.to_string();
-                        if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
+                    Some(Err(e)) => match crate::ws_read_error::classify(e) {
+                        ReadFailure::InvalidUtf8 => {
                             reason = "invalid_payload";
                             break Some((CloseCode::InvalidPayload.code(), CloseCode::InvalidPayload.reason().into()));
                         }
-                        if text.contains("too long") || text.contains("Space limit") {
+                        ReadFailure::TooLarge { size } => {
                             reason = "too_large";
                             let max = app.cfg.max_message_size;
                             // Refused by the codec, which says the size the
                             // frame's header (or the fragments so far) gave.
                             let mut data = serde_json::json!({"limit": max});
-                            if let Some(size) = declared_size(&text) {
+                            if let Some(size) = size {
                                 data["size"] = size.into();
                             }
                             let e = ProtoError::new(ErrorCode::MessageTooLarge, format!("the message is larger than {max} bytes"))
@@ -248,18 +248,20 @@ async fn run(
                             let _ = flush(&mut socket, &out, wire, stall).await;
                             break Some((CloseCode::TooLarge.code(), CloseCode::TooLarge.reason().into()));
                         }
-                        if text.starts_with("WebSocket protocol error") {
+                        ReadFailure::Protocol(why) => {
                             // An unmasked frame, reserved bits or opcodes, a
                             // fragmented control frame: RFC 6455 wants the
                             // connection failed, and 1002 says why.
-                            tracing::debug!(conn = out.id, error = %text, "websocket protocol error");
+                            tracing::debug!(conn = out.id, error = %why, "websocket protocol error");
                             reason = "protocol_error";
-                            break Some((CloseCode::ProtocolError.code(), close_reason_text(&text)));
+                            break Some((CloseCode::ProtocolError.code(), why));
                         }
-                        tracing::debug!(conn = out.id, error = %text, "websocket read failed");
-                        reason = "error";
-                        break None;
-                    }
+                        ReadFailure::Other(text) => {
+                            tracing::debug!(conn = out.id, error = %text, "websocket read failed");
+                            reason = "error";
+                            break None;
+                        }
+                    },
                     Some(Ok(Message::Text(t))) => {
                         out.touch(now);
                         if conn.close_if_expired(Some(t.as_str()), now) {
@@ -405,26 +407,6 @@ pub(crate) fn close_reason(code: CloseCode) -> &'static str {
         CloseCode::TryAgainLater => "slow_client",
         CloseCode::AuthFailure => "auth_expiry",
     }
-}
-
-/// The size in tungstenite's "Message too long: SIZE > MAX".
-fn declared_size(error: &str) -> Option<u64> {
-    let rest = &error[error.find("too long: ")? + "too long: ".len()..];
-    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
-    digits.parse().ok()
-}
-
-/// The reason of a 1002 close: tungstenite's own words for what broke
-/// the protocol, cut to the 123 bytes a close frame's reason may hold.
-fn close_reason_text(error: &str) -> String {
-    let text = error
-        .strip_prefix("WebSocket protocol error: ")
-        .unwrap_or(error);
-    let mut end = text.len().min(123);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
 }
 
 /// Sends one message through tungstenite within `limit` (on plain TCP it

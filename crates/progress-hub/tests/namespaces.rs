@@ -219,7 +219,10 @@ async fn operation_caps_per_namespace_and_hub_wide() {
         assert_eq!(e["data"]["operation_id"], op, "{e}");
     }
     let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/namespaces/y/operations/d/events", h.http()))
+        .post(format!(
+            "{}/api/v1/namespaces/y/operations/d/events",
+            h.http()
+        ))
         .json(&json!({"type": "operation_started", "name": "D"}))
         .send()
         .await
@@ -228,18 +231,23 @@ async fn operation_caps_per_namespace_and_hub_wide() {
     assert!(r.headers().contains_key("retry-after"));
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["data"]["reason"], "operations", "{body}");
-    assert_eq!(get_json(&format!("{}/api/v1/namespaces/z/events", h.http())).await.1["last_offset"], 0);
+    assert_eq!(
+        get_json(&format!("{}/api/v1/namespaces/z/events", h.http()))
+            .await
+            .1["last_offset"],
+        0
+    );
     // What is held goes on: a resent start is re-acked, updates apply.
     assert_reacked(&publish(&mut p, started("a", "x"), 6).await, 1);
     let ack = publish(&mut p, progress("a", "x", 2, 50.0), 7).await;
     assert_eq!(ack["offset"], 3, "{ack}");
-    assert!(metrics_text(&h)
-        .await
-        .lines()
-        .any(|l| l.starts_with("progress_hub_rate_limited_total{limit=\"operations\"} ") && !l.ends_with(" 0")));
+    assert!(metrics_text(&h).await.lines().any(|l| l
+        .starts_with("progress_hub_rate_limited_total{limit=\"operations\"} ")
+        && !l.ends_with(" 0")));
 
     // a finishes and is dropped after the retention: one place again.
-    let done = json!({"type": "operation_completed", "namespace": "x", "operation_id": "a", "seq": 3});
+    let done =
+        json!({"type": "operation_completed", "namespace": "x", "operation_id": "a", "seq": 3});
     publish(&mut p, done, 8).await;
     eventually("a to be dropped", DEADLINE, || {
         let url = format!("{}/api/v1/namespaces/x/operations/a", h.http());
