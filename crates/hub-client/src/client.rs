@@ -152,6 +152,8 @@ impl Shared {
 #[derive(Debug)]
 pub(crate) enum Command {
     ReconnectNow,
+    /// A flush waits this long: retry at once and keep retries short.
+    Hurry(Duration),
     NetworkOnline,
     Close,
 }
@@ -280,7 +282,15 @@ impl Client {
 
     /// Wait until every queued message was acked, at most `timeout`.
     /// Returns whether the queue is empty.
+    ///
+    /// While it waits, a client that is between attempts tries again at
+    /// once and no retry waits longer than half a second
+    /// ([`crate::machine::Event::Hurry`]), so a hub that is back within
+    /// `timeout` gets what is queued.
     pub async fn flush(&self, timeout: Duration) -> bool {
+        if !self.shared.inner.lock().outbox.is_idle() {
+            let _ = self.commands.send(Command::Hurry(timeout));
+        }
         let mut rx = self.shared.idle.subscribe();
         let wait = async {
             loop {

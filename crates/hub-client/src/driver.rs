@@ -70,10 +70,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiv
             cmd = commands.recv(), if linger_until.is_none() => match cmd {
                 Some(Command::ReconnectNow) => d.apply(Event::ReconnectNow),
                 Some(Command::NetworkOnline) => d.apply(Event::NetworkOnline),
+                Some(Command::Hurry(wait)) => {
+                    let wait = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                    let until = d.shared.now_ms().saturating_add(wait);
+                    d.apply(Event::Hurry { until });
+                }
                 Some(Command::Close) => break,
                 None => {
                     let linger = u64::try_from(d.shared.config.linger.as_millis()).unwrap_or(u64::MAX);
-                    linger_until = Some(d.shared.now_ms().saturating_add(linger));
+                    let until = d.shared.now_ms().saturating_add(linger);
+                    linger_until = Some(until);
+                    // What is left is delivered while the client lingers.
+                    d.apply(Event::Hurry { until });
                 }
             },
             () = d.shared.wake.notified() => {}

@@ -185,6 +185,14 @@ pub enum Event {
     NetworkOnline,
     /// Explicit request to reconnect at once (also leaves `Failed`).
     ReconnectNow,
+    /// Someone waits, until `until`, for what is queued to be delivered
+    /// (a flush before the job exits): a wait for a retry ends at once,
+    /// and until `until` no retry waits longer than [`HURRY_DELAY_MS`],
+    /// so a hub that comes back within the wait is reached within it.
+    Hurry {
+        /// When the waiting ends (the machine's time scale).
+        until: u64,
+    },
     /// The token provider returned a new token after an auth refusal.
     TokenRefreshed,
     /// The user closed the client.
@@ -219,6 +227,8 @@ pub enum Reason {
     NetworkOnline,
     /// Explicit reconnect request.
     ReconnectNow,
+    /// A flush is waiting ([`Event::Hurry`]).
+    Hurry,
     /// A new token was supplied.
     TokenRefreshed,
     /// The user closed the client.
@@ -277,7 +287,14 @@ pub struct Machine {
     down_since: Option<u64>,
     down_total_ms: u64,
     last_announced_timeout: Option<u64>,
+    /// Until when retries are kept short ([`Event::Hurry`]).
+    hurry_until: u64,
 }
+
+/// The longest wait between attempts while a flush waits
+/// ([`Event::Hurry`]): a job's last events reach a hub that came back
+/// within half a second, instead of after a backoff drawn over 30 s.
+pub const HURRY_DELAY_MS: u64 = 500;
 
 impl Machine {
     /// A machine with a random backoff seed.
@@ -309,6 +326,7 @@ impl Machine {
             down_since: None,
             down_total_ms: 0,
             last_announced_timeout: None,
+            hurry_until: 0,
         }
     }
 
@@ -472,6 +490,12 @@ impl Machine {
                 self.open(now, Reason::ReconnectNow, out);
             }
             (Reconnecting, Event::NetworkOnline) => self.open(now, Reason::NetworkOnline, out),
+            (state, Event::Hurry { until }) => {
+                self.hurry_until = self.hurry_until.max(until);
+                if state == Reconnecting && now < until {
+                    self.open(now, Reason::Hurry, out);
+                }
+            }
             (Failed, Event::TokenRefreshed) if self.failed_reason == Some(Reason::AuthRejected) => {
                 self.failed_reason = None;
                 self.schedule_retry(now, Reason::TokenRefreshed, out);
@@ -623,7 +647,10 @@ impl Machine {
     }
 
     fn schedule_retry(&mut self, now: u64, reason: Reason, out: &mut Vec<Action>) {
-        let delay = self.backoff.delay_ms(self.retries).max(1);
+        let mut delay = self.backoff.delay_ms(self.retries).max(1);
+        if now < self.hurry_until {
+            delay = delay.min(HURRY_DELAY_MS);
+        }
         // A token refresh may retry past `max_retries`; the counter stays
         // within it so the bound keeps its meaning.
         self.retries = self

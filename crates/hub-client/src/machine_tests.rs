@@ -463,6 +463,7 @@ fn any_event() -> impl Strategy<Value = Event> {
         1 => Just(Event::Timeout),
         1 => Just(Event::NetworkOnline),
         1 => Just(Event::ReconnectNow),
+        1 => (0u64..300_000).prop_map(|until| Event::Hurry { until }),
         1 => Just(Event::TokenRefreshed),
         1 => Just(Event::DisconnectRequested),
     ]
@@ -501,6 +502,8 @@ struct World {
     open: bool,
     opens: u64,
     now: u64,
+    /// The latest end of a flush seen ([`Event::Hurry`]).
+    hurry_until: u64,
 }
 
 impl World {
@@ -600,6 +603,17 @@ impl World {
         if let Some(max) = self.config.max_retries {
             prop_assert!(m.retries() <= max);
         }
+        // While a flush waits, no retry waits longer than HURRY_DELAY_MS.
+        if let Event::Hurry { until } = event {
+            self.hurry_until = self.hurry_until.max(until);
+        }
+        if now < self.hurry_until {
+            for c in notifications(&actions) {
+                if let Some(d) = c.next_delay_ms {
+                    prop_assert!(d <= HURRY_DELAY_MS, "{} ms while a flush waits", d);
+                }
+            }
+        }
         // Notifications report the state actually entered.
         if let Some(c) = notifications(&actions).last() {
             prop_assert_eq!(c.state, m.state());
@@ -622,7 +636,7 @@ proptest! {
         seed in any::<u64>(),
         steps in prop::collection::vec(any_step(), 1..120),
     ) {
-        let mut w = World { m: Machine::with_seed(config, seed), config, open: false, opens: 0, now: 0 };
+        let mut w = World { m: Machine::with_seed(config, seed), config, open: false, opens: 0, now: 0, hurry_until: 0 };
         for (step, dt) in steps {
             let target = w.now + dt;
             match step {
@@ -823,4 +837,75 @@ proptest! {
         prop_assert!(t <= now + limit);
         prop_assert!(is_heartbeat_timeout(&m.handle(Event::Timeout, t)));
     }
+}
+
+/// A machine that failed to connect `n` times in a row, now waiting for
+/// its next retry; returns the time.
+fn failed_n_times(m: &mut Machine, n: u32) -> u64 {
+    let mut now = 0;
+    m.handle(Event::ConnectRequested, now);
+    for _ in 0..n {
+        now += 1;
+        m.handle(Event::ConnectFailed { http_status: None }, now);
+        if m.state() == ConnState::Reconnecting && m.retries() < n {
+            now = m.poll_timeout().unwrap();
+            m.handle(Event::Timeout, now);
+        }
+    }
+    now
+}
+
+#[test]
+fn a_flush_retries_at_once_and_keeps_retries_short_until_it_ends() {
+    let mut m = machine();
+    let now = failed_n_times(&mut m, 9);
+    assert_eq!(m.state(), ConnState::Reconnecting);
+    let until = now + 10_000;
+    let a = m.handle(Event::Hurry { until }, now);
+    assert_eq!(a[0], Action::OpenSocket, "no waiting out the backoff");
+    assert_eq!(notifications(&a)[0].reason, Reason::Hurry);
+    // Failures while the flush waits: retries within HURRY_DELAY_MS.
+    let mut t = now;
+    while t < until {
+        t += 1;
+        let a = m.handle(Event::ConnectFailed { http_status: None }, t);
+        let d = notifications(&a)[0].next_delay_ms.unwrap();
+        assert!(d <= HURRY_DELAY_MS, "{d} ms at {t}");
+        t += d;
+        m.handle(Event::Timeout, t);
+    }
+    // Past it, the backoff is the usual one again (attempt 9+: up to 30 s).
+    let longest = (0..20)
+        .map(|_| {
+            t += 1;
+            let a = m.handle(Event::ConnectFailed { http_status: None }, t);
+            let d = notifications(&a)[0].next_delay_ms.unwrap();
+            t += d;
+            m.handle(Event::Timeout, t);
+            d
+        })
+        .max()
+        .unwrap();
+    assert!(longest > HURRY_DELAY_MS, "{longest}");
+}
+
+#[test]
+fn a_flush_does_not_leave_failed_or_disconnected_nor_touch_a_live_connection() {
+    let mut m = machine();
+    assert!(m.handle(Event::Hurry { until: 5_000 }, 0).is_empty());
+    assert_eq!(m.state(), ConnState::Disconnected);
+    m.handle(Event::ConnectRequested, 0);
+    m.handle(Event::Connected, 10);
+    assert!(m.handle(Event::Hurry { until: 5_000 }, 20).is_empty());
+    assert_eq!(m.state(), ConnState::Connected);
+    let mut m = machine();
+    m.handle(Event::ConnectRequested, 0);
+    m.handle(Event::ConnectFailed { http_status: Some(401) }, 1);
+    assert_eq!(m.state(), ConnState::Failed);
+    assert!(notifications(&m.handle(Event::Hurry { until: 5_000 }, 2)).is_empty());
+    assert_eq!(m.state(), ConnState::Failed);
+    // A flush that already ended changes nothing.
+    let mut m = machine();
+    let now = failed_n_times(&mut m, 3);
+    assert!(m.handle(Event::Hurry { until: now }, now).is_empty());
 }

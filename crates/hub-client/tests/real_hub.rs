@@ -164,6 +164,43 @@ async fn reports_while_the_hub_is_down_then_it_starts() {
     assert!(reporter.flush(WAIT).await);
 }
 
+/// A flush does not sleep out a long backoff: the client that failed while
+/// the hub was down (and drew a retry a minute away) tries again at once
+/// when the flush begins and every half second while it waits, so a hub
+/// that is up gets the job's last events within the flush.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_reaches_a_hub_that_came_back_during_a_long_backoff() {
+    let addr = free_addr().await;
+    let config = ClientConfig::new(format!("ws://{addr}/ws"))
+        .backoff(Duration::from_secs(60), Duration::from_secs(60))
+        .backoff_seed(1);
+    let client = Client::connect(config).unwrap();
+    let mut states = client.state_changes();
+    let reporter = client.reporter();
+    let job = reporter.start("Render").begin().unwrap();
+    job.progress(40.0);
+    job.complete().unwrap();
+    // The first attempt failed: the next one is drawn up to a minute away.
+    let delay = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(d) = states.borrow_and_update().next_delay_ms {
+                return d;
+            }
+            states.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("a failed attempt");
+    assert!(delay > 10_000, "seed 1 draws a long wait: {delay} ms");
+
+    let hub = HubBuilder::new(hub_bin()).listen(&addr).start().await;
+    let t0 = Instant::now();
+    assert!(reporter.flush(Duration::from_secs(10)).await, "flushed within 10 s");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    let states = hub_states(&hub).await;
+    assert_eq!(states[job.id()]["state"], "completed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_and_restart_on_the_same_data_dir_loses_nothing() {
     let addr = free_addr().await;

@@ -449,11 +449,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                 );
                 output_done = true;
             }
-            () = cancel_requested(op.as_ref()), if !canceled => {
+            // Once the command has ended its exit code is the outcome: a
+            // cancel that comes while a leftover still holds the output
+            // open changes nothing.
+            () = cancel_requested(op.as_ref()), if !canceled && exited.is_none() => {
                 canceled = true;
                 eprintln!("progress-hub: cancel requested{}; sending SIGTERM to the command and every process it started",
                     op.as_ref().and_then(|o| o.cancel_requested_by()).map(|b| format!(" by {b}")).unwrap_or_default());
-                if let (Some(pid), None) = (pid, exited) {
+                if let Some(pid) = pid {
                     signal_tree(pid, Signal::SIGTERM);
                 }
             }

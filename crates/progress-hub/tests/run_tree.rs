@@ -140,3 +140,64 @@ async fn a_leftover_holding_the_output_is_not_waited_for() {
     })
     .await;
 }
+
+/// The pid on the next line, after `prefix`.
+async fn next_pid(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    prefix: &str,
+) -> i32 {
+    let line = tokio::time::timeout(DEADLINE, lines.next_line())
+        .await
+        .expect("the script printed a pid")
+        .unwrap()
+        .unwrap();
+    line.strip_prefix(prefix).unwrap().parse().unwrap()
+}
+
+/// A cancel that arrives after the command ended (while `run` still waits
+/// for output a leftover holds open) does not change the outcome: the
+/// command's exit code stands, and `run` signals nothing (it used to
+/// report `canceled`, and say it sent SIGTERM to a tree it never touched).
+#[tokio::test]
+async fn a_cancel_after_the_command_ended_does_not_change_its_outcome() {
+    let h = hub().start().await;
+    let url = h.ws_url();
+    let script = "echo \"pid $$\"; sleep 60 & echo \"leftover $!\"; exit 3";
+    let mut child = spawn_run(&["--url", &url, "--id", "late", "--", "sh", "-c", script]);
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let shell = next_pid(&mut lines, "pid ").await;
+    let leftover = next_pid(&mut lines, "leftover ").await;
+    eventually("the command to end", DEADLINE, || async move {
+        (!alive(shell)).then_some(())
+    })
+    .await;
+    eventually("the operation to be known", DEADLINE, || {
+        let h = &h;
+        async move { (state_of(h, "late").await["operation"]["state"] == "running").then_some(()) }
+    })
+    .await;
+    let cancel = format!("{}/api/v1/namespaces/default/operations/late/cancel", h.http());
+    assert_eq!(post_json(&cancel, &json!({})).await.0, 202);
+    let status = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("run ends")
+        .unwrap();
+    let leftover_alive = alive(leftover);
+    if leftover_alive {
+        let _ = kill(Pid::from_raw(leftover), Signal::SIGKILL);
+    }
+    assert_eq!(status.code(), Some(3));
+    assert!(leftover_alive, "nothing was sent to what the command left");
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(!stderr.contains("sending SIGTERM"), "{stderr}");
+    eventually("the operation failed with the exit code", DEADLINE, || async {
+        let op = state_of(&h, "late").await;
+        (op["operation"]["state"] == "failed").then_some(op)
+    })
+    .await;
+    let op = state_of(&h, "late").await;
+    assert!(op["operation"]["error"].as_str().unwrap().contains('3'), "{op}");
+}
