@@ -900,7 +900,12 @@ fn a_flush_does_not_leave_failed_or_disconnected_nor_touch_a_live_connection() {
     assert_eq!(m.state(), ConnState::Connected);
     let mut m = machine();
     m.handle(Event::ConnectRequested, 0);
-    m.handle(Event::ConnectFailed { http_status: Some(401) }, 1);
+    m.handle(
+        Event::ConnectFailed {
+            http_status: Some(401),
+        },
+        1,
+    );
     assert_eq!(m.state(), ConnState::Failed);
     assert!(notifications(&m.handle(Event::Hurry { until: 5_000 }, 2)).is_empty());
     assert_eq!(m.state(), ConnState::Failed);

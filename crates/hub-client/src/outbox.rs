@@ -127,6 +127,11 @@ pub enum Notice {
 struct Pending {
     seq: u64,
     body: ProducerBody,
+    /// A terminal message sent again past a seq whose duplicate ack may
+    /// have been its own (an attached operation, the first ack lost): an
+    /// `OPERATION_FINISHED` naming its own final state then means it was
+    /// applied the first time.
+    may_be_applied: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,6 +320,7 @@ impl Outbox {
         op.queue.push_back(Pending {
             seq: op.next_seq,
             body,
+            may_be_applied: false,
         });
         op.next_seq += 1;
         self.mark_ready(key);
@@ -504,6 +510,7 @@ impl Outbox {
             op.queue.push_back(Pending {
                 seq: op.next_seq,
                 body: ProducerBody::ProgressUpdate(fields),
+                may_be_applied: false,
             });
             op.next_seq += 1;
         }
@@ -577,21 +584,23 @@ impl Outbox {
         // A duplicate ack for an attached operation's message: someone else
         // took the seq if we never sent it before this connection. If we
         // did (the ack of the first send was lost), it may be ours or
-        // theirs: a progress update is then sent again past it (twice is
-        // harmless, lost is not); a lifecycle message is taken as ours
-        // (sending it twice would end the operation twice).
+        // theirs: it is sent again past it either way. A progress update
+        // twice is harmless; a terminal message that was applied the
+        // first time gets `OPERATION_FINISHED` naming its own state, which
+        // `on_error` takes as its ack (and one that was not is applied now).
         let collided = op.start.is_none()
             && ack.duplicate
             && ack.seq == op.acked + 1
-            && op.queue.front().is_some_and(|p| {
-                p.seq == ack.seq && (ack.seq > op.maybe_applied_upto || !p.body.is_lifecycle())
-            });
+            && op.queue.front().is_some_and(|p| p.seq == ack.seq);
         if collided {
-            // Someone else reporting on this operation took the seq first:
-            // ours was not applied. Move our messages past it and send again.
+            // Move our messages past the seq and send again.
             op.gen += 1;
+            let uncertain = ack.seq <= op.maybe_applied_upto;
             for p in op.queue.iter_mut() {
                 p.seq += 1;
+            }
+            if let Some(front) = op.queue.front_mut() {
+                front.may_be_applied = uncertain && front.body.is_terminal();
             }
             op.next_seq += 1;
             op.acked = ack.seq;
@@ -669,6 +678,13 @@ impl Outbox {
                 self.rebase(key, 1);
                 None
             }
+            "OPERATION_FINISHED" if Self::was_applied(op, seq, err) => {
+                // Our terminal message had been applied before its ack was
+                // lost: the hub ended the operation the way we reported.
+                self.stats.acked += op.queue.len() as u64;
+                self.remove(key);
+                Some(Notice::Done(key))
+            }
             "OPERATION_FINISHED" | "FORBIDDEN" | "AUTH_REQUIRED" | "AUTH_FAILED" => {
                 self.stats.rejected += 1;
                 self.note_refusal(key, err);
@@ -700,6 +716,15 @@ impl Outbox {
                 None
             }
         }
+    }
+
+    /// Whether `OPERATION_FINISHED` for message `seq` answers a terminal
+    /// message of ours that may have been applied earlier, and the
+    /// operation ended in that message's own state.
+    fn was_applied(op: &Op, seq: Option<u64>, err: &ErrorMessage) -> bool {
+        op.queue.front().is_some_and(|p| {
+            p.may_be_applied && Some(p.seq) == seq && err.data_str("state") == p.body.final_state()
+        })
     }
 
     fn note_refusal(&mut self, key: OpKey, err: &ErrorMessage) {
@@ -801,7 +826,11 @@ impl Outbox {
                 if matches!(body, ProducerBody::OperationStarted(_)) {
                     self.lifecycle_queued += 1;
                 }
-                op.queue.push_back(Pending { seq, body });
+                op.queue.push_back(Pending {
+                    seq,
+                    body,
+                    may_be_applied: false,
+                });
                 seq += 1;
             }
             op.next_seq = seq;

@@ -447,22 +447,72 @@ fn attached_operation_moves_past_a_seq_another_reporter_took() {
     assert_eq!(o.on_ack(&ack_of(&m[0], false)), vec![Notice::Done(k)]);
 }
 
-/// A duplicate ack for a message sent before a reconnect is ours: the hub
-/// applied it and the ack was lost. No collision then.
-#[test]
-fn an_attached_resend_after_a_reconnect_is_its_own_duplicate() {
-    let (mut o, k, mut id) = attached_completion("mine", 2);
+/// A completion sent, then the connection drops before its ack; resent
+/// (same seq) after the reconnect, it gets a duplicate ack.
+fn completion_resent_after_a_reconnect(id_name: &str) -> (Outbox, OpKey, u64, Value) {
+    let (mut o, k, mut id) = attached_completion(id_name, 2);
     assert_eq!(
         seqs(&drain(&mut o, 0, &mut id)),
         vec![s("operation_completed", 2)]
     );
-    // The connection drops before the ack; the resend is re-acked.
     o.on_disconnected();
     o.on_connected();
     let m = drain(&mut o, 0, &mut id);
     assert_eq!(seqs(&m), vec![s("operation_completed", 2)]);
-    assert_eq!(o.on_ack(&ack_of(&m[0], true)), vec![Notice::Done(k)]);
-    assert_eq!(o.stats().collisions, 0);
+    assert!(
+        o.on_ack(&ack_of(&m[0], true)).is_empty(),
+        "not taken as ours yet"
+    );
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(
+        seqs(&m),
+        vec![s("operation_completed", 3)],
+        "sent again past it"
+    );
+    (o, k, id, m[0].clone())
+}
+
+/// The duplicate was our own completion (its first ack was lost): sent
+/// again past it, it gets `OPERATION_FINISHED` naming `completed`, which is
+/// its ack, not a refusal.
+#[test]
+fn an_attached_completion_whose_ack_was_lost_is_done_when_the_hub_says_completed() {
+    let (mut o, k, _, m) = completion_resent_after_a_reconnect("mine");
+    let e = error_for(
+        &m,
+        "OPERATION_FINISHED",
+        json!({"operation_id": "mine", "state": "completed"}),
+    );
+    assert_eq!(o.on_error(&e, 0), Some(Notice::Done(k)));
+    assert!(o.is_idle());
+    assert_eq!(o.refusal(k), None);
+    assert_eq!(o.stats().lifecycle_queued, 0);
+}
+
+/// The duplicate was another process's message on the same operation
+/// (its progress took seq 2 while we were away): our completion, sent
+/// again past it, is applied. It used to be taken as acked and lost.
+#[test]
+fn an_attached_completion_is_not_lost_to_another_reporters_duplicate() {
+    let (mut o, k, _, m) = completion_resent_after_a_reconnect("shared");
+    assert_eq!(o.on_ack(&ack_of(&m, false)), vec![Notice::Done(k)]);
+    assert!(o.is_idle());
+}
+
+/// Someone else ended the operation differently: that is a refusal.
+#[test]
+fn an_attached_completion_after_another_ending_is_refused() {
+    let (mut o, k, _, m) = completion_resent_after_a_reconnect("other");
+    let e = error_for(
+        &m,
+        "OPERATION_FINISHED",
+        json!({"operation_id": "other", "state": "failed"}),
+    );
+    assert_eq!(
+        o.on_error(&e, 0),
+        Some(Notice::Dropped(k, "OPERATION_FINISHED".into()))
+    );
+    assert_eq!(o.refusal(k).unwrap().code, "OPERATION_FINISHED");
 }
 
 #[test]

@@ -119,6 +119,17 @@ impl ProducerBody {
         !matches!(self, ProducerBody::ProgressUpdate(_))
     }
 
+    /// The state a terminal message ends its operation in (`completed`,
+    /// `failed`, `canceled`); `None` for the others.
+    pub fn final_state(&self) -> Option<&'static str> {
+        match self {
+            ProducerBody::OperationCompleted { .. } => Some("completed"),
+            ProducerBody::OperationFailed { .. } => Some("failed"),
+            ProducerBody::OperationCanceled { .. } => Some("canceled"),
+            _ => None,
+        }
+    }
+
     /// Completed, failed or canceled.
     pub fn is_terminal(&self) -> bool {
         matches!(

@@ -195,7 +195,10 @@ async fn a_flush_reaches_a_hub_that_came_back_during_a_long_backoff() {
 
     let hub = HubBuilder::new(hub_bin()).listen(&addr).start().await;
     let t0 = Instant::now();
-    assert!(reporter.flush(Duration::from_secs(10)).await, "flushed within 10 s");
+    assert!(
+        reporter.flush(Duration::from_secs(10)).await,
+        "flushed within 10 s"
+    );
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     let states = hub_states(&hub).await;
     assert_eq!(states[job.id()]["state"], "completed");

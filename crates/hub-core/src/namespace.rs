@@ -751,7 +751,10 @@ fn apply_body(op: &mut Operation, body: ProducerBody, now: u64) -> Map<String, V
 }
 
 /// `OPERATION_FINISHED` for an operation in a final state (`dropped`: and
-/// already past the finished-retention window).
+/// already past the finished-retention window). `data.state` names the
+/// final state, so a producer that cannot tell whether its own terminal
+/// message was applied (its ack was lost) can tell whether the operation
+/// ended the way it reported.
 fn already_finished(state: OperationStatus, dropped: bool) -> ProtoError {
     let past = if dropped {
         " (and past the finished-retention window)"
@@ -762,6 +765,7 @@ fn already_finished(state: OperationStatus, dropped: bool) -> ProtoError {
         ErrorCode::OperationFinished,
         format!("operation is already {}{past}", state.as_str()),
     )
+    .with_data(json!({"state": state.as_str()}))
 }
 
 /// Only the subject that started an operation (or an admin) may report on it.

@@ -79,6 +79,7 @@ async fn producer_lifecycle_acks_and_events() {
     let err = publish(&mut p, progress("r.1", "default", 4, 1.0), 13).await;
     assert_eq!(err["code"], "OPERATION_FINISHED");
     assert_eq!(err["data"]["operation_id"], "r.1");
+    assert_eq!(err["data"]["state"], "completed", "the state it ended in");
     let dup = publish(
         &mut p,
         json!({"type": "operation_completed", "operation_id": "r.1", "seq": 3}),

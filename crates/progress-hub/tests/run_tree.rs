@@ -176,7 +176,10 @@ async fn a_cancel_after_the_command_ended_does_not_change_its_outcome() {
         async move { (state_of(h, "late").await["operation"]["state"] == "running").then_some(()) }
     })
     .await;
-    let cancel = format!("{}/api/v1/namespaces/default/operations/late/cancel", h.http());
+    let cancel = format!(
+        "{}/api/v1/namespaces/default/operations/late/cancel",
+        h.http()
+    );
     assert_eq!(post_json(&cancel, &json!({})).await.0, 202);
     let status = tokio::time::timeout(DEADLINE, child.wait())
         .await
@@ -193,11 +196,18 @@ async fn a_cancel_after_the_command_ended_does_not_change_its_outcome() {
         .await
         .unwrap();
     assert!(!stderr.contains("sending SIGTERM"), "{stderr}");
-    eventually("the operation failed with the exit code", DEADLINE, || async {
-        let op = state_of(&h, "late").await;
-        (op["operation"]["state"] == "failed").then_some(op)
-    })
+    eventually(
+        "the operation failed with the exit code",
+        DEADLINE,
+        || async {
+            let op = state_of(&h, "late").await;
+            (op["operation"]["state"] == "failed").then_some(op)
+        },
+    )
     .await;
     let op = state_of(&h, "late").await;
-    assert!(op["operation"]["error"].as_str().unwrap().contains('3'), "{op}");
+    assert!(
+        op["operation"]["error"].as_str().unwrap().contains('3'),
+        "{op}"
+    );
 }
