@@ -5,6 +5,7 @@ use super::coalesce::{Held, Verdict};
 use super::command::{Command, Reply, Who};
 use super::records;
 use super::state::{AfterCommit, Ns, Sub};
+use super::states;
 use super::Engine;
 use crate::clock::now_ms;
 use crate::log::LogEntry;
@@ -469,8 +470,8 @@ impl Engine {
         });
     }
 
-    /// The `operation_list` of `namespace` for `filter`, encoded from
-    /// references (no copy of every state first).
+    /// The `operation_list` of `namespace` for `filter`, made of the
+    /// states' cached JSON in start order (see `states.rs`).
     fn snapshot(
         &self,
         namespace: &str,
@@ -478,20 +479,30 @@ impl Engine {
         last: u64,
         filter: &hub_core::glob::Filter,
     ) -> String {
-        let mut operations: Vec<&OperationState> = self
+        #[derive(serde::Serialize)]
+        struct Head<'a> {
+            r#type: &'static str,
+            namespace: &'a str,
+            epoch: &'a str,
+            offset: u64,
+        }
+        let entries: Vec<&states::Entry> = self
             .namespaces
             .get(namespace)
             .map(|ns| {
                 ns.states
-                    .values()
-                    .filter(|s| filter.matches(&s.operation_id, &s.kind))
+                    .in_order()
+                    .filter(|e| filter.matches(&e.state().operation_id, &e.state().kind))
                     .collect()
             })
             .unwrap_or_default();
-        operations.sort_unstable_by(|a, b| {
-            (a.started_at, &a.operation_id).cmp(&(b.started_at, &b.operation_id))
-        });
-        hub_proto::encode_operation_list(namespace, epoch, last, &operations)
+        let head = Head {
+            r#type: "operation_list",
+            namespace,
+            epoch,
+            offset: last,
+        };
+        states::with_operations(&head, &entries)
     }
 
     /// Drops the connection's subscription to `namespace` (if it has one)
@@ -663,7 +674,7 @@ impl Engine {
                     self.count_event(&ns, &entry);
                     if let Some(n) = self.namespaces.get_mut(&ns) {
                         let freed = n.log.push(entry.clone());
-                        n.states.insert(state.operation_id.clone(), *state);
+                        n.states.insert(*state);
                         self.history_changed(entry.cost(), freed);
                     }
                     let key = op_key(&ns, &entry.operation_id);
@@ -846,9 +857,8 @@ impl Engine {
             AfterCommit::Event { .. } => {}
             AfterCommit::State(state) => {
                 if let Some(n) = self.namespaces.get_mut(&state.namespace) {
-                    if let Some(s) = n.states.get_mut(&state.operation_id) {
-                        s.cancel_requested = state.cancel_requested;
-                    }
+                    n.states
+                        .set_cancel_requested(&state.operation_id, state.cancel_requested);
                 }
             }
             AfterCommit::Ack(reply, ack, received) => {

@@ -22,6 +22,7 @@ mod query;
 mod records;
 mod snapshots;
 mod state;
+pub mod states;
 
 pub use command::*;
 pub use state::EngineConfig;

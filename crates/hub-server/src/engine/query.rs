@@ -1,15 +1,11 @@
 //! Read-only answers for the HTTP API, status and readiness.
 
 use super::command::{EngineStats, EventsPage, ListQuery, ListResult};
+use super::states::{with_operations, Entry};
 use super::Engine;
 use hub_proto::{OperationState, OperationStatus};
 use serde::Serialize;
 use std::sync::Arc;
-
-/// JSON of a value that always encodes (borrowed strings, numbers, states).
-fn encode(v: &impl Serialize) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| String::from("{}"))
-}
 
 impl Engine {
     /// The answer to an HTTP listing, encoded from references on the
@@ -23,47 +19,36 @@ impl Engine {
 
     fn encode_list(&self, q: &ListQuery) -> String {
         #[derive(Serialize)]
-        struct List<'a> {
+        struct Head<'a> {
             epoch: &'a str,
             namespace: &'a str,
             offset: u64,
-            operations: &'a [&'a OperationState],
         }
         let Some(ns) = self.namespaces.get(&q.namespace) else {
             let epoch = self.epoch_of(&q.namespace);
-            return encode(&List {
+            let head = Head {
                 epoch: &epoch,
                 namespace: &q.namespace,
                 offset: 0,
-                operations: &[],
-            });
+            };
+            return with_operations(&head, &[]);
         };
-        // This runs on the engine's task: pick the first `limit` by
-        // reference (linear) and encode only those, so a poller asking for
-        // a few operations of a namespace of 100,000 does not sort and
-        // encode all of them every time.
-        let mut ops: Vec<&OperationState> = ns
+        // In start order already: the first `limit` that match, and only
+        // those encoded (cached), so a poller asking for a few operations
+        // of a namespace of 100,000 does not pay for all of them.
+        let ops: Vec<&Entry> = ns
             .states
-            .values()
-            .filter(|s| q.state.is_none_or(|st| s.state == st))
-            .filter(|s| q.kind.as_deref().is_none_or(|k| s.kind == k))
+            .in_order()
+            .filter(|e| q.state.is_none_or(|st| e.state().state == st))
+            .filter(|e| q.kind.as_deref().is_none_or(|k| e.state().kind == k))
+            .take(q.limit)
             .collect();
-        let order = |a: &&OperationState, b: &&OperationState| {
-            (a.started_at, &a.operation_id).cmp(&(b.started_at, &b.operation_id))
-        };
-        if q.limit < ops.len() {
-            if q.limit > 0 {
-                ops.select_nth_unstable_by(q.limit - 1, order);
-            }
-            ops.truncate(q.limit);
-        }
-        ops.sort_unstable_by(order);
-        encode(&List {
+        let head = Head {
             epoch: ns.core.epoch(),
             namespace: &q.namespace,
             offset: ns.log.last_offset(),
-            operations: &ops,
-        })
+        };
+        with_operations(&head, &ops)
     }
 
     pub(super) fn get(&self, namespace: &str, op: &str) -> Option<(OperationState, Vec<Arc<str>>)> {

@@ -2,13 +2,13 @@
 
 use super::command::Reply;
 use super::records::{self, Record};
+use super::states::States;
 use crate::log::{EventLog, LogEntry};
 use crate::outbox::Outbox;
 use hub_core::glob::Filter;
 use hub_core::{CoreConfig, Namespace, Operation};
 use hub_proto::{Ack, Event, OperationState};
 use hub_store::{NamespaceData, StoreError};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Engine settings (from the server config).
@@ -45,8 +45,8 @@ pub struct Ns {
     pub core: Namespace,
     /// Durable events, encoded.
     pub log: EventLog,
-    /// Durable states (what snapshots show).
-    pub states: HashMap<String, OperationState>,
+    /// Durable states (what snapshots show), with their JSON cached.
+    pub states: States,
     /// Since when it has been idle (see [`super::forget`]).
     pub idle_since: Option<u64>,
 }
@@ -57,7 +57,7 @@ impl Ns {
         Ns {
             core: Namespace::new(name, epoch),
             log: EventLog::new(cfg.history_size as usize, 0),
-            states: HashMap::new(),
+            states: States::default(),
             idle_since: None,
         }
     }
@@ -104,10 +104,7 @@ impl Ns {
                 }
             }
         }
-        let states = ops
-            .iter()
-            .map(|o| (o.state.operation_id.clone(), o.state.clone()))
-            .collect();
+        let states = ops.iter().map(|o| o.state.clone()).collect();
         let first = data
             .events
             .first()
