@@ -289,6 +289,13 @@ pub struct Machine {
     last_announced_timeout: Option<u64>,
     /// Until when retries are kept short ([`Event::Hurry`]).
     hurry_until: u64,
+    /// The hub's interval as an earlier connection knew it (announced, or
+    /// learned from two heartbeats): the fallback of the next connection
+    /// until it knows its own, so a hub that freezes right after a
+    /// reconnect is found dead in two of its intervals, not two of the
+    /// configured 30 s. Forgotten when a connection relying on it died
+    /// for silence (the hub may beat more slowly since a restart).
+    remembered_ms: Option<u64>,
 }
 
 /// The longest wait between attempts while a flush waits
@@ -327,6 +334,7 @@ impl Machine {
             down_total_ms: 0,
             last_announced_timeout: None,
             hurry_until: 0,
+            remembered_ms: None,
         }
     }
 
@@ -392,11 +400,33 @@ impl Machine {
         }
     }
 
-    /// The interval the hub announced, else the configured one: the
-    /// fallback before two heartbeats and the upper bound of the learned one.
+    /// The interval the hub announced, else the configured one: the upper
+    /// bound of the learned one.
     fn ceiling_ms(&self) -> u64 {
         self.announced_ms
             .unwrap_or(self.config.heartbeat_interval_ms)
+    }
+
+    /// What this connection knows of the hub's interval itself (announced,
+    /// else learned), if anything.
+    fn own_interval_ms(&self) -> Option<u64> {
+        self.announced_ms
+            .or_else(|| self.learned_heartbeat_interval_ms())
+    }
+
+    /// The interval an earlier connection knew, when this one has not
+    /// been told one ([`Machine::remembered_heartbeat_interval_ms`]).
+    fn remembered_fallback(&self) -> Option<u64> {
+        match self.announced_ms {
+            Some(_) => None,
+            None => self.remembered_ms,
+        }
+    }
+
+    /// The hub's interval as an earlier connection knew it (announced or
+    /// learned): used by the next connection until it knows its own.
+    pub fn remembered_heartbeat_interval_ms(&self) -> Option<u64> {
+        self.remembered_ms
     }
 
     /// The hub's heartbeat interval learned on the current connection (the
@@ -406,9 +436,11 @@ impl Machine {
         self.heartbeats.max().map(|gap| gap.min(self.ceiling_ms()))
     }
 
-    /// The heartbeat interval in effect: learned, else configured.
+    /// The heartbeat interval in effect: learned, else announced, else
+    /// remembered from an earlier connection, else configured.
     pub fn heartbeat_interval_ms(&self) -> u64 {
         self.learned_heartbeat_interval_ms()
+            .or(self.remembered_fallback())
             .unwrap_or(self.ceiling_ms())
     }
 
@@ -418,22 +450,30 @@ impl Machine {
     /// configured interval.
     pub fn healthy_window_ms(&self) -> u64 {
         let configured = self.ceiling_ms();
-        match self.learned_heartbeat_interval_ms() {
-            Some(l) => l.saturating_add(heartbeat_slack_ms(l)).min(configured),
-            None => configured,
+        match (
+            self.learned_heartbeat_interval_ms(),
+            self.remembered_fallback(),
+        ) {
+            (Some(l), _) => l.saturating_add(heartbeat_slack_ms(l)).min(configured),
+            (None, Some(r)) => r.saturating_add(heartbeat_slack_ms(r)),
+            (None, None) => configured,
         }
     }
 
     /// Silence (no frame at all) for this long means the connection is dead:
-    /// `min(2 × learned + slack, 2 × configured)`, else `2 × configured`.
+    /// `min(2 × learned + slack, 2 × configured)`; before two heartbeats
+    /// `2 × remembered + slack` (an earlier connection's interval), else
+    /// `2 × configured` (announced, if the hub said).
     pub fn dead_after_ms(&self) -> u64 {
         let configured = self.ceiling_ms().saturating_mul(2);
-        let ms = match self.learned_heartbeat_interval_ms() {
-            Some(l) => l
-                .saturating_mul(2)
-                .saturating_add(heartbeat_slack_ms(l))
-                .min(configured),
-            None => configured,
+        let twice = |i: u64| i.saturating_mul(2).saturating_add(heartbeat_slack_ms(i));
+        let ms = match (
+            self.learned_heartbeat_interval_ms(),
+            self.remembered_fallback(),
+        ) {
+            (Some(l), _) => twice(l).min(configured),
+            (None, Some(r)) => twice(r),
+            (None, None) => configured,
         };
         ms.max(1)
     }
@@ -571,6 +611,9 @@ impl Machine {
     }
 
     fn left_connected(&mut self, now: u64) {
+        if let Some(known) = self.own_interval_ms() {
+            self.remembered_ms = Some(known);
+        }
         self.connected_at = None;
         self.heartbeats = HeartbeatGaps::default();
         self.announced_ms = None;
@@ -608,6 +651,12 @@ impl Machine {
                 self.retries_failure(now, Reason::ConnectTimeout, out);
             }
             ConnState::Connected => {
+                if self.own_interval_ms().is_none() {
+                    // Died on a remembered interval: the hub may beat more
+                    // slowly now; the next connection goes by the
+                    // configured one until it learns.
+                    self.remembered_ms = None;
+                }
                 self.close_socket(now, out);
                 self.left_connected(now);
                 self.retries_failure(now, Reason::HeartbeatTimeout, out);

@@ -234,10 +234,12 @@ fn the_interval_is_learned_again_on_every_connection() {
     let t = m.poll_timeout().unwrap();
     m.handle(Event::Timeout, t);
     m.handle(Event::Connected, t + 10);
-    // A restarted hub may beat at another pace: configured until two
-    // heartbeats of this connection were seen; no gap spans connections.
+    // No gap spans connections: until two heartbeats of this connection
+    // were seen, it goes by the interval the last one knew (300 ms: dead
+    // after 2 x 300 + the 500 ms slack), not the configured 30 s.
     assert_eq!(m.learned_heartbeat_interval_ms(), None);
-    assert_eq!(m.dead_after_ms(), 60_000);
+    assert_eq!(m.remembered_heartbeat_interval_ms(), Some(300));
+    assert_eq!(m.dead_after_ms(), 1_100);
     heartbeat(&mut m, t + 20);
     assert_eq!(m.learned_heartbeat_interval_ms(), None);
     heartbeat(&mut m, t + 5_020);
@@ -913,4 +915,36 @@ fn a_flush_does_not_leave_failed_or_disconnected_nor_touch_a_live_connection() {
     let mut m = machine();
     let now = failed_n_times(&mut m, 3);
     assert!(m.handle(Event::Hurry { until: now }, now).is_empty());
+}
+
+/// A hub that froze right after a reconnect is found dead within two of
+/// the intervals the last connection knew (announced by its status, here
+/// 1 s), not two configured 30 s intervals; and a connection that died
+/// on that remembered interval without a word from the hub goes back to
+/// the configured one (the hub may beat more slowly since a restart), so
+/// a remembered interval costs at most one needless reconnect.
+#[test]
+fn a_reconnect_goes_by_the_interval_the_last_connection_knew() {
+    let mut m = connected_at(MachineConfig::default(), 0);
+    m.announce_heartbeat_interval(1_000);
+    m.handle(Event::Closed { code: Some(1006) }, 500);
+    let t = m.poll_timeout().unwrap();
+    m.handle(Event::Timeout, t);
+    m.handle(Event::Connected, t + 10);
+    assert_eq!(m.remembered_heartbeat_interval_ms(), Some(1_000));
+    assert_eq!(m.dead_after_ms(), 2_500);
+    assert_eq!(m.poll_timeout(), Some(t + 10 + 2_500));
+    assert!(m.healthy(t + 10 + 1_500) && !m.healthy(t + 10 + 1_501));
+    // Silence: dead at 2.5 s.
+    let a = m.handle(Event::Timeout, t + 10 + 2_500);
+    assert_eq!(
+        notifications(&a)[0].reason,
+        Reason::HeartbeatTimeout,
+        "{a:?}"
+    );
+    assert_eq!(m.remembered_heartbeat_interval_ms(), None, "forgotten");
+    let t = m.poll_timeout().unwrap();
+    m.handle(Event::Timeout, t);
+    m.handle(Event::Connected, t + 10);
+    assert_eq!(m.dead_after_ms(), 60_000, "the configured interval again");
 }
