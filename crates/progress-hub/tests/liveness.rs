@@ -310,3 +310,42 @@ async fn a_client_back_after_an_idle_close_still_reads_why() {
     let last: Value = serde_json::from_str(texts.last().expect("the error")).unwrap();
     assert_eq!(last["code"], "IDLE_TIMEOUT");
 }
+
+/// A hub that was stopped (SIGSTOP, a paused VM) for longer than the idle
+/// timeout sent no pings meanwhile: its clients' silence is its own. When
+/// it runs again they get a whole idle timeout (in which they answer the
+/// next ping) instead of IDLE_TIMEOUT at once, and one heartbeat instead of
+/// every one it missed in a burst.
+#[tokio::test]
+async fn after_the_hub_was_stopped_its_clients_are_not_idle_and_heartbeats_do_not_burst() {
+    use nix::sys::signal::Signal;
+    let h = hub()
+        .args(["--heartbeat-interval", "500ms", "--idle-timeout", "2s"])
+        .start()
+        .await;
+    let mut v = Ws::connect(&h.ws_url()).await;
+    v.next_of("heartbeat", DEADLINE).await;
+    h.signal(Signal::SIGSTOP);
+    // The length of the stop (not a synchronisation): past the idle
+    // timeout and seven heartbeat intervals.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    h.signal(Signal::SIGCONT);
+    let end = tokio::time::Instant::now() + Duration::from_secs(4);
+    let mut beats = Vec::new();
+    loop {
+        let left = end.saturating_duration_since(tokio::time::Instant::now());
+        match v.next(left).await {
+            Ok(m) if m["type"] == "heartbeat" => beats.push(m["timestamp"].as_u64().unwrap()),
+            Ok(m) => assert_ne!(m["type"], "error", "{m}"),
+            Err(WsError::Timeout) => break,
+            Err(e) => panic!("closed after the hub came back: {e:?}"),
+        }
+    }
+    assert!(beats.len() >= 4, "heartbeats go on: {beats:?}");
+    for w in beats.windows(2) {
+        assert!(
+            w[1] >= w[0] + 200,
+            "no burst of missed heartbeats: {beats:?}"
+        );
+    }
+}
