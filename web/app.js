@@ -113,7 +113,8 @@ client.on('server_error', (e) => {
 // ---- stale data --------------------------------------------------------------
 function refreshStale() {
   const s = client.status();
-  const stale = s.state !== 'connected' && s.lastLiveAt !== null;
+  // Also while the missed events are still coming in after a reconnect.
+  const stale = (s.state !== 'connected' || s.syncing) && s.lastLiveAt !== null;
   document.body.classList.toggle('stale', stale);
   // Stale data is shown as of its last live moment: elapsed times stop there.
   view.setStale(stale ? staleText(s.lastLiveAt, Date.now()) : '', stale ? s.lastLiveAt : null);

@@ -106,6 +106,8 @@
  * @property {number} clockSkewMs        server clock minus local clock (from heartbeats)
  * @property {boolean} everConnected
  * @property {string|null} reason       why the last connection was lost (e.g. "no heartbeat within two intervals")
+ * @property {boolean} syncing          connected, but the replay or snapshot that brings the view up to the
+ *   `subscribed` offset is not all in yet: what is shown may be behind the hub
  */
 
 /** How many recent heartbeat gaps the learned interval is the maximum of. */
@@ -251,6 +253,7 @@ export class ConnectionMachine {
       errorCode: this.errorCode, errorMessage: this.errorMessage,
       heartbeatIntervalMs: this.hbInterval, clockSkewMs: this.clockSkewMs,
       everConnected: this.everConnected, reason: this.reason,
+      syncing: this.state === 'connected' && (this.replay !== null || this.awaitingSnapshot),
     };
   }
 
@@ -777,6 +780,7 @@ export class ConnectionMachine {
         acts.push({ type: 'snapshot', namespace: msg.namespace, epoch: this.epoch ?? '', offset: this.offset, operations: msg.operations ?? [] });
         acts.push({ type: 'synced', mode: 'snapshot', recovered: 0, reconnect: !!this.pendingReconnect });
         this.pendingReconnect = false;
+        acts.push(this.statusAction());
         return;
       }
       case 'system_status':
@@ -859,6 +863,6 @@ export class ConnectionMachine {
     const r = this.replay;
     if (!r) return [];
     this.replay = null;
-    return [{ type: 'synced', mode: 'recovered', recovered: r.count, reconnect: r.reconnect }];
+    return [{ type: 'synced', mode: 'recovered', recovered: r.count, reconnect: r.reconnect }, this.statusAction()];
   }
 }

@@ -25,6 +25,9 @@ export function indicator(s, now, healthy = true) {
   switch (s.state) {
     case 'connected':
       if (!healthy) return { cls: 'quiet', symbol: '◌', text: 'Link quiet — data may be stale' };
+      // Connected, but the missed events (or the snapshot) are still coming:
+      // rows may be behind the hub until they are all in.
+      if (s.syncing) return { cls: 'syncing', symbol: '◐', text: 'Catching up…' };
       return { cls: 'connected', symbol: '●', text: s.transport === 'sse' ? 'Connected (SSE)' : 'Connected' };
     case 'connecting':
       return { cls: 'connecting', symbol: '◐', text: s.everConnected ? 'Reconnecting…' : 'Connecting…' };

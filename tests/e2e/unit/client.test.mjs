@@ -100,10 +100,25 @@ test('reconnect resumes from (epoch, offset); recovered:true counts replayed upd
   const t = m.retryAt + 10;
   let acts = m.onFrame(frame(subscribed(9, true, 'E1', sub.id), ev(6), ev(7), ev(8)), t);
   assert.equal(ofType(acts, 'synced').length, 0, 'not done before the target offset');
+  assert.equal(m.status().syncing, true, 'connected, but behind the hub until offset 9');
   assert.deepEqual(ofType(acts, 'event').map((a) => a.event.offset), [7, 8]);
   acts = m.onFrame(frame(ev(9), ev(10)), t + 1);
   assert.deepEqual(ofType(acts, 'synced')[0], { type: 'synced', mode: 'recovered', recovered: 3, reconnect: true });
+  assert.equal(m.status().syncing, false);
+  assert.equal(ofType(acts, 'status').at(-1)?.status.syncing, false, 'the page hears that it caught up');
   assert.equal(m.offset, 10);
+});
+
+test('a snapshot still to come is syncing too; its arrival ends it', () => {
+  const m = new ConnectionMachine({ namespace: NS, random: () => 0.5 });
+  m.start(0);
+  const id = sent(m.onOpen(0))[0].id;
+  m.onFrame(frame(subscribed(3, false, 'E1', id)), 1);
+  assert.equal(m.state, 'connected');
+  assert.equal(m.status().syncing, true);
+  const acts = m.onFrame(frame({ type: 'operation_list', namespace: NS, epoch: 'E1', offset: 3, operations: [] }), 2);
+  assert.equal(m.status().syncing, false);
+  assert.equal(ofType(acts, 'status').at(-1)?.status.syncing, false);
 });
 
 test('recovered with nothing missed: toast at once with 0', () => {

@@ -116,6 +116,8 @@ test('connection texts: a subscription refused for now is a wait with its reason
 
 test('connection texts: symbol, colour class and words, banner after 2 s with countdown', () => {
   assert.deepEqual(indicator(st({}), 0), { cls: 'connected', symbol: '●', text: 'Connected' });
+  assert.deepEqual(indicator(st({ syncing: true }), 0), { cls: 'syncing', symbol: '◐', text: 'Catching up…' },
+    'not "Connected" while the missed events are still coming');
   assert.equal(indicator(st({ state: 'connecting' }), 0).symbol, '◐');
   assert.equal(indicator(st({ state: 'connecting', everConnected: false }), 0).text, 'Connecting…');
   assert.deepEqual(indicator(st({ state: 'waiting', retryAt: 4500 }), 1000), { cls: 'disconnected', symbol: '○', text: 'Disconnected — retry in 4 s' });
