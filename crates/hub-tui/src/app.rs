@@ -162,8 +162,13 @@ pub struct App {
     /// The stream position the data reflects.
     pub(crate) position: Option<(String, u64)>,
     pub(crate) subscribed_once: bool,
-    /// Connected and resynchronised (subscribed, snapshot applied if any).
+    /// Connected and resynchronised (subscribed, then the snapshot or every
+    /// replayed event up to the `subscribed` offset applied).
     pub(crate) synced: bool,
+    /// A resume whose replay has not reached the `subscribed` offset yet:
+    /// that offset, and how many updates it recovers (the toast says so
+    /// once they are in).
+    pub(crate) catch_up: Option<(u64, u64)>,
     /// Operations this session asked to cancel (shown as "canceling" until
     /// the hub's state says so or they finish).
     pub(crate) cancel_sent: HashSet<String>,
@@ -206,6 +211,7 @@ impl App {
             position: None,
             subscribed_once: false,
             synced: false,
+            catch_up: None,
             cancel_sent: HashSet::new(),
             system: None,
             blocked: None,
@@ -282,9 +288,15 @@ impl App {
     }
 
     /// Whether the rows may be out of date: not connected, or connected but
-    /// not yet resynchronised (no `subscribed`/snapshot since).
+    /// not yet resynchronised (no `subscribed`/snapshot since, or a resume's
+    /// missed events still coming).
     pub fn is_stale(&self) -> bool {
         !self.conn.is_connected() || !self.synced
+    }
+
+    /// Connected, with the missed events (or the snapshot) still coming.
+    pub fn is_catching_up(&self) -> bool {
+        self.conn.is_connected() && !self.synced
     }
 
     /// Whether a cancel is pending for the operation (the hub says so, or

@@ -20,19 +20,20 @@ impl App {
                 resumed_from,
             } => {
                 self.last_data_at = Some(now);
-                self.synced = recovered;
                 self.blocked = None;
                 let reconnect = self.subscribed_once;
                 self.subscribed_once = true;
+                self.catch_up = None;
+                // Synced once the snapshot, or every missed event up to
+                // `offset`, is in (the subscription is unfiltered, so the
+                // replay reaches it).
+                self.synced = false;
                 if recovered {
-                    if reconnect {
-                        let n = offset.saturating_sub(resumed_from.unwrap_or(offset));
-                        let word = if n == 1 { "update" } else { "updates" };
-                        self.toast(
-                            format!("Reconnected — {n} {word} recovered"),
-                            ToastLevel::Info,
-                            now,
-                        );
+                    let n = offset.saturating_sub(resumed_from.unwrap_or(offset));
+                    if n == 0 {
+                        self.caught_up(reconnect.then_some(0), now);
+                    } else {
+                        self.catch_up = Some((offset, if reconnect { n } else { u64::MAX }));
                     }
                 } else if reconnect {
                     self.toast("Reloaded from snapshot", ToastLevel::Warning, now);
@@ -50,6 +51,7 @@ impl App {
             } => {
                 self.last_data_at = Some(now);
                 self.synced = true;
+                self.catch_up = None;
                 self.position = Some((epoch, offset));
                 self.blocked = None;
                 self.cancel_sent
@@ -68,7 +70,14 @@ impl App {
                 self.last_data_at = Some(now);
                 self.blocked = None;
                 self.received.record(now);
+                let offset = ev.offset;
                 self.apply_event(*ev, now);
+                if let Some((target, n)) = self.catch_up {
+                    if offset >= target {
+                        self.catch_up = None;
+                        self.caught_up((n != u64::MAX).then_some(n), now);
+                    }
+                }
             }
             Update::Heartbeat => self.last_data_at = Some(now),
             Update::SystemStatus(s) => {
@@ -135,6 +144,7 @@ impl App {
             // connection is noticed only some heartbeats after the hub last
             // spoke, and the data was known current only until then.
             self.synced = false;
+            self.catch_up = None;
         }
         if let ConnStatus::Failed { reason } = &status {
             self.toast(
@@ -144,6 +154,20 @@ impl App {
             );
         }
         self.conn = status;
+    }
+
+    /// The view is current again; after a reconnect the toast says how many
+    /// updates the resume brought (`recovered`).
+    fn caught_up(&mut self, recovered: Option<u64>, now: u64) {
+        self.synced = true;
+        if let Some(n) = recovered {
+            let word = if n == 1 { "update" } else { "updates" };
+            self.toast(
+                format!("Reconnected — {n} {word} recovered"),
+                ToastLevel::Info,
+                now,
+            );
+        }
     }
 
     fn apply_event(&mut self, ev: OpEvent, now: u64) {

@@ -161,6 +161,12 @@ fn cancel_prompt_and_toasts() {
         },
         NOW,
     );
+    // Until the replay reaches offset 133 the rows may be behind the hub.
+    let text = screen(&mut a, 100, 14, NOW);
+    assert!(text.contains("catching up"), "{text}");
+    assert!(!text.contains("Reconnected"), "{text}");
+    let backup = a.op("backup.1").expect("op").state.clone();
+    a.apply(event("progress_update", 133, backup), NOW);
     a.handle_key(key('c'), NOW); // backup.1 is selected first
     let text = screen(&mut a, 100, 14, NOW + 100);
     assert!(

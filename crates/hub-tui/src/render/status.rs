@@ -57,7 +57,12 @@ pub(super) fn render(app: &App, frame: &mut Frame<'_>, area: Rect, now: u64) {
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         ));
     }
-    if app.is_stale() {
+    if app.is_catching_up() && app.blocked.is_none() {
+        left.push(Span::styled(
+            " · catching up",
+            Style::new().fg(Color::Yellow),
+        ));
+    } else if app.is_stale() {
         if let Some(age) = app.data_age_ms(now) {
             left.push(Span::styled(
                 format!(" · data {} old", duration_ms(age)),
