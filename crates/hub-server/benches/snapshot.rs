@@ -7,18 +7,9 @@
 
 use criterion::{BatchSize, Criterion, Throughput};
 use hub_proto::OperationState;
-use hub_server::engine::states::{with_operations, Entry, States};
-use serde::Serialize;
+use hub_server::engine::states::{operation_list, Entry, States};
 
 const OPERATIONS: usize = 100_000;
-
-#[derive(Serialize)]
-struct Head<'a> {
-    r#type: &'static str,
-    namespace: &'a str,
-    epoch: &'a str,
-    offset: u64,
-}
 
 fn states() -> Vec<OperationState> {
     (0..OPERATIONS)
@@ -39,12 +30,6 @@ fn states() -> Vec<OperationState> {
 
 fn snapshot(c: &mut Criterion) {
     let all = states();
-    let head = Head {
-        r#type: "operation_list",
-        namespace: "big",
-        epoch: "e",
-        offset: OPERATIONS as u64,
-    };
     let mut group = c.benchmark_group("snapshot_100k");
     group.sample_size(10);
     group.throughput(Throughput::Elements(OPERATIONS as u64));
@@ -67,18 +52,18 @@ fn snapshot(c: &mut Criterion) {
             || all.iter().cloned().collect::<States>(),
             |states| {
                 let entries: Vec<&Entry> = states.in_order().collect();
-                with_operations(&head, &entries).len()
+                operation_list("big", "e", OPERATIONS as u64, &entries).len()
             },
             BatchSize::LargeInput,
         )
     });
     let warm: States = all.iter().cloned().collect();
     let entries: Vec<&Entry> = warm.in_order().collect();
-    with_operations(&head, &entries);
+    operation_list("big", "e", OPERATIONS as u64, &entries);
     group.bench_function("in_order_warm_cache", |b| {
         b.iter(|| {
             let entries: Vec<&Entry> = warm.in_order().collect();
-            with_operations(&head, &entries)
+            operation_list("big", "e", OPERATIONS as u64, &entries)
         })
     });
     group.finish();

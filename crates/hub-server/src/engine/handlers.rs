@@ -479,13 +479,6 @@ impl Engine {
         last: u64,
         filter: &hub_core::glob::Filter,
     ) -> String {
-        #[derive(serde::Serialize)]
-        struct Head<'a> {
-            r#type: &'static str,
-            namespace: &'a str,
-            epoch: &'a str,
-            offset: u64,
-        }
         let entries: Vec<&states::Entry> = self
             .namespaces
             .get(namespace)
@@ -496,13 +489,7 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
-        let head = Head {
-            r#type: "operation_list",
-            namespace,
-            epoch,
-            offset: last,
-        };
-        states::with_operations(&head, &entries)
+        states::operation_list(namespace, epoch, last, &entries)
     }
 
     /// Drops the connection's subscription to `namespace` (if it has one)

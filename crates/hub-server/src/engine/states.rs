@@ -147,6 +147,25 @@ pub fn with_operations(head: &impl Serialize, entries: &[&Entry]) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// An `operation_list` (a subscription's snapshot) of `entries`, as
+/// [`hub_proto::ServerMessage::OperationList`] encodes it.
+pub fn operation_list(namespace: &str, epoch: &str, offset: u64, entries: &[&Entry]) -> String {
+    #[derive(Serialize)]
+    struct Head<'a> {
+        r#type: &'static str,
+        namespace: &'a str,
+        epoch: &'a str,
+        offset: u64,
+    }
+    let head = Head {
+        r#type: "operation_list",
+        namespace,
+        epoch,
+        offset,
+    };
+    with_operations(&head, entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,25 +201,12 @@ mod tests {
             .collect();
         assert_eq!(ids, ["c", "a", "b"]);
         let borrowed: Vec<&OperationState> = entries.iter().map(|e| e.state()).collect();
-        #[derive(Serialize)]
-        struct Head<'a> {
-            r#type: &'static str,
-            namespace: &'a str,
-            epoch: &'a str,
-            offset: u64,
-        }
-        let head = Head {
-            r#type: "operation_list",
-            namespace: "n\"s",
-            epoch: "e.1",
-            offset: 9,
-        };
         assert_eq!(
-            with_operations(&head, &entries),
+            operation_list("n\"s", "e.1", 9, &entries),
             hub_proto::encode_operation_list("n\"s", "e.1", 9, &borrowed)
         );
         assert_eq!(
-            with_operations(&head, &[]),
+            operation_list("n\"s", "e.1", 9, &[]),
             hub_proto::encode_operation_list("n\"s", "e.1", 9, &[])
         );
     }
