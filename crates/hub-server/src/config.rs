@@ -48,7 +48,9 @@ pub struct Config {
     /// (each event counted as its encoding plus 64 bytes). Past it, the
     /// namespaces holding the most give up their oldest events, down to
     /// a common level, until all hold 90% of it; each keeps at least its
-    /// newest event. 0: no bound.
+    /// newest event. 0 (the default): no bound, so `history_size` events
+    /// per namespace are always kept, as the protocol promises; set it to
+    /// bound memory at the cost of that promise when the budget is full.
     #[serde(deserialize_with = "lenient::usize")]
     pub max_history_bytes: usize,
     /// Interval of `system_status` to subscribed connections.
@@ -211,7 +213,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(90),
             stall_timeout: Duration::from_secs(60),
             history_size: 100_000,
-            max_history_bytes: 1 << 30,
+            max_history_bytes: 0,
             status_interval: Duration::from_secs(5),
             replay_limit: 10_000,
             finished_retention: Duration::from_secs(3600),

@@ -15,7 +15,7 @@
 //! frames never interleave and messages leave in queue order.
 
 use hub_core::outqueue::{OutItem, OutQueue, OutQueueConfig, PushOutcome};
-use hub_proto::{CloseCode, ErrorMessage, ProtoError, ServerMessage};
+use hub_proto::{CloseCode, ErrorCode, ErrorMessage, ProtoError, ServerMessage};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -120,6 +120,27 @@ pub const PENDING_LIMIT: usize = 1 << 20;
 
 /// More than this many rejected messages ...
 pub const ABUSE_REJECTIONS: usize = 20;
+
+/// `RATE_LIMITED` reasons that are about the whole hub, not what one
+/// connection does: they do not count towards the abuse rule.
+pub const HUB_CAPACITY_LIMITS: [&str; 5] = [
+    "operations",
+    "operations_per_namespace",
+    "namespaces",
+    "ingest",
+    "snapshots",
+];
+
+/// Whether `error` refuses for the hub's capacity ([`HUB_CAPACITY_LIMITS`]).
+fn is_hub_capacity(error: &ProtoError) -> bool {
+    error.code == ErrorCode::RateLimited
+        && error
+            .data
+            .as_ref()
+            .and_then(|d| d.get("reason"))
+            .and_then(|r| r.as_str())
+            .is_some_and(|r| HUB_CAPACITY_LIMITS.contains(&r))
+}
 /// ... within this window is abuse.
 pub const ABUSE_WINDOW_MS: u64 = 10_000;
 
@@ -446,10 +467,12 @@ impl Outbox {
     /// (1008) when it has sent more than [`ABUSE_REJECTIONS`] rejected
     /// messages within [`ABUSE_WINDOW_MS`]. Refusals for the hub's own
     /// state ([`hub_proto::ErrorCode::is_hubs_fault`]: a shutdown, a store
-    /// down) do not count: a producer resending through them is no abuser.
+    /// down) and for its capacity ([`HUB_CAPACITY_LIMITS`]: it holds the
+    /// most operations or namespaces it may, ...) do not count: a producer
+    /// resending its backlog through them is no abuser.
     pub fn reject(&self, error: ProtoError) {
         let now = crate::clock::now_ms();
-        let counts = !error.code.is_hubs_fault();
+        let counts = !error.code.is_hubs_fault() && !is_hub_capacity(&error);
         self.notify_error(error);
         if !counts {
             return;

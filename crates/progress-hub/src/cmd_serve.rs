@@ -39,8 +39,8 @@ pub struct ServeArgs {
     #[arg(long, allow_hyphen_values = true)]
     history_size: Option<String>,
     /// Bytes of retained history, hub-wide, past which the namespaces
-    /// holding the most give up their oldest events (default 1 GiB; 0:
-    /// unlimited).
+    /// holding the most give up their oldest events, even below
+    /// --history-size (default 0: unlimited).
     #[arg(long, allow_hyphen_values = true)]
     max_history_bytes: Option<String>,
     /// system_status interval (default 5s).

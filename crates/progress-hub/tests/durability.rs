@@ -486,7 +486,7 @@ async fn the_history_budget_cuts_the_busiest_namespace_and_a_restart_keeps_the_c
     }
     h.kill9().await;
 
-    // Back with no budget flag (1 GiB): what was cut stays cut.
+    // Back with no budget (the default): what was cut stays cut.
     let h = hub().data_dir(dir.path()).start().await;
     let (first_again, last_again, offsets) = retained(&h, "busy").await;
     assert_eq!((first_again, last_again), (first, 200));

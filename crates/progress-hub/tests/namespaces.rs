@@ -264,4 +264,12 @@ async fn operation_caps_per_namespace_and_hub_wide() {
     let mut p = Ws::connect(&h.ws_url()).await;
     let e = publish(&mut p, started("e", "w"), 1).await;
     assert_eq!(e["data"]["reason"], "operations", "{e}");
+    // A full hub is the hub's state, not abuse: a producer resending a
+    // backlog of starts through it is refused each time, never closed.
+    for i in 0..30u64 {
+        let e = publish(&mut p, started(&format!("n{i}"), "w"), 100 + i).await;
+        assert_eq!(e["data"]["reason"], "operations", "{e}");
+    }
+    let pong = p.request(json!({"type": "ping"}), 999).await;
+    assert_eq!(pong["type"], "pong", "still open: {pong}");
 }
