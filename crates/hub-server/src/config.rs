@@ -385,6 +385,12 @@ impl Config {
         }
         cfg.keep_one_key_source(&fig);
         cfg.warn_unknown_vars(std::env::vars_os().map(|(k, _)| k));
+        if cfg.memory && cfg.sources.contains_key("data_dir") {
+            let from = cfg.sources["data_dir"].clone();
+            cfg.warnings.push(format!(
+                "ignoring `data_dir` from {from}: `memory` keeps nothing on disk"
+            ));
+        }
         cfg.check().map_err(|e| ConfigError(describe(&fig, *e)))?;
         cfg.check_open_hub()?;
         Ok(cfg)
@@ -489,6 +495,10 @@ impl Config {
             if d.is_zero() {
                 return bad(k, "must be greater than zero");
             }
+            if d < Duration::from_millis(1) {
+                // 1ns would be a timer firing as fast as the hub can.
+                return bad(k, "must be at least 1ms");
+            }
         }
         if self.handshake_timeout.is_zero() {
             return bad("handshake_timeout", "must be greater than zero");
@@ -503,6 +513,12 @@ impl Config {
                     "`{o}` is not an origin: expected scheme://host[:port] with no path, \
                      e.g. https://app.example.com, or `*` for any"
                 ),
+            );
+        }
+        if !self.memory && self.data_dir.as_os_str().is_empty() {
+            return bad(
+                "data_dir",
+                "must not be empty (the default is ./progress-hub-data)",
             );
         }
         if self.history_size == 0 {

@@ -186,9 +186,10 @@ pub async fn start(mut cfg: Config) -> Result<Running, StartError> {
             },
         )?;
     let addr = cfg.listen_addr().map_err(StartError::Config)?;
-    let listener = bind(addr).map_err(|source| StartError::Bind {
-        addr: cfg.listen.clone(),
-        source,
+    // An address that cannot be bound (in use, not this machine's) is a
+    // setting that cannot be used: exit 2 naming `listen` and its source.
+    let listener = bind(addr).map_err(|e| {
+        StartError::Config(cfg.blame("listen", format!("cannot listen on {}: {e}", cfg.listen)))
     })?;
     let local = listener.local_addr().map_err(|source| StartError::Bind {
         addr: cfg.listen.clone(),

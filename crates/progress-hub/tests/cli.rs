@@ -656,3 +656,16 @@ async fn flood_hub(dir: &std::path::Path) -> Hub {
         .start()
         .await
 }
+
+/// An address that cannot be bound (in use by another hub) is a setting
+/// that cannot be used: exit 2, naming `listen` and where it came from,
+/// like every other bad value (it was exit 1 with neither).
+#[tokio::test]
+async fn an_address_in_use_is_refused_with_exit_2_naming_listen() {
+    let h = hub().start().await;
+    let err = exits_2(hub().listen(&h.addr)).await;
+    assert!(
+        err.contains("`listen`") && err.contains("flag --listen") && err.contains("in use"),
+        "{err}"
+    );
+}

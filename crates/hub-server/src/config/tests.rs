@@ -173,6 +173,11 @@ fn checks_after_parsing_name_key_and_source() {
             ("listen", "127.0.0.1:99999"),
             ("heartbeat_interval", "0s"),
             ("status_interval", "0s"),
+            // A timer firing as fast as the hub can is no interval.
+            ("heartbeat_interval", "1ns"),
+            ("status_interval", "500us"),
+            ("idle_timeout", "999us"),
+            ("data_dir", ""),
             ("history_size", "0"),
             ("max_message_size", "0"),
             ("jwt_secret", ""),
@@ -379,6 +384,24 @@ fn the_body_budget_is_set_like_every_key() {
         assert_eq!(load(flags(&[])).max_body_bytes_in_flight, 2000);
         let c = load(flags(&[("max_body_bytes_in_flight", "0")]));
         assert_eq!(c.max_body_bytes_in_flight, 0);
+        Ok(())
+    });
+}
+
+/// `--memory` with a data directory keeps nothing there: said, not silent.
+#[test]
+fn a_data_dir_beside_memory_is_a_warning() {
+    figment::Jail::expect_with(|_| {
+        let c = Config::load(None, flags(&[("memory", "true"), ("data_dir", "/tmp/x")])).unwrap();
+        assert!(
+            c.warnings()
+                .iter()
+                .any(|w| w.contains("data_dir") && w.contains("flag --data-dir")),
+            "{:?}",
+            c.warnings()
+        );
+        let c = Config::load(None, flags(&[("memory", "true")])).unwrap();
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
         Ok(())
     });
 }
