@@ -48,21 +48,24 @@ pub struct States {
 }
 
 impl States {
-    /// Sets (or replaces) the state of `state.operation_id`.
+    /// Sets (or replaces) the state of `state.operation_id`. A replace
+    /// (every event of a known operation) clones nothing.
     pub fn insert(&mut self, state: OperationState) {
-        let key = (state.started_at, state.operation_id.clone());
-        match self
-            .map
-            .insert(state.operation_id.clone(), Entry::new(state))
-        {
-            Some(old) if old.state.started_at == key.0 => {}
-            Some(old) => {
-                self.order
-                    .remove(&(old.state.started_at, old.state.operation_id));
-                self.order.insert(key);
+        match self.map.get_mut(&state.operation_id) {
+            Some(e) => {
+                if e.state.started_at != state.started_at {
+                    let old = (e.state.started_at, e.state.operation_id.clone());
+                    self.order.remove(&old);
+                    self.order
+                        .insert((state.started_at, state.operation_id.clone()));
+                }
+                *e = Entry::new(state);
             }
             None => {
-                self.order.insert(key);
+                self.order
+                    .insert((state.started_at, state.operation_id.clone()));
+                self.map
+                    .insert(state.operation_id.clone(), Entry::new(state));
             }
         }
     }
