@@ -29,6 +29,13 @@ pub struct SentError {
     pub reason: Option<String>,
 }
 
+/// `resp` with `Connection: close`: the request's body was left unread.
+fn closing(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
 /// A JSON error response `{"error": {code, message, details, data}}`.
 pub fn error_response(e: ProtoError, status: Option<u16>) -> Response {
     let status = StatusCode::from_u16(status.unwrap_or_else(|| e.code.http_status()))
@@ -150,22 +157,28 @@ pub async fn post_event(
     let received = crate::clock::stamp();
     // A producer's error names its operation, whatever refused it.
     let refuse = |e: ProtoError| error_response(e.with_operation(Some(&id)), None);
+    // Until the body is read, a refusal leaves it in the connection: say
+    // the connection ends with this answer (hyper closes it, as it cannot
+    // find where the next request starts), so a client that keeps
+    // connections alive opens a new one instead of writing into a closed
+    // one.
+    let refuse_unread = |e: ProtoError| closing(refuse(e));
     if let Some(e) = crate::door::foreign_origin(&app, &headers) {
-        return refuse(e);
+        return refuse_unread(e);
     }
     if app.is_shutting_down() {
-        return refuse(ProtoError::new(
+        return refuse_unread(ProtoError::new(
             ErrorCode::ServerShutdown,
             "the hub is shutting down; resend this after reconnecting",
         ));
     }
     let who = match authorized(&app, &headers, &q, Action::Publish, &ns) {
         Ok(p) => p,
-        Err(e) => return refuse(e),
+        Err(e) => return refuse_unread(e),
     };
     let max = app.cfg.max_message_size;
     let too_large = || {
-        refuse(
+        refuse_unread(
             ProtoError::new(
                 ErrorCode::MessageTooLarge,
                 format!("the body is larger than {max} bytes"),
@@ -187,7 +200,7 @@ pub async fn post_event(
         Ok(permit) => permit,
         Err(e) => {
             app.limits.count("bodies");
-            return refuse(e);
+            return refuse_unread(e);
         }
     };
     // A body that trickles in, or never comes, would hold the connection
@@ -198,7 +211,7 @@ pub async fn post_event(
     let bytes = match read {
         Ok(Ok(b)) => b,
         Err(_) => {
-            return refuse(ProtoError::new(
+            return refuse_unread(ProtoError::new(
                 ErrorCode::IdleTimeout,
                 format!(
                     "the request body did not arrive within {} ms",
@@ -208,7 +221,7 @@ pub async fn post_event(
         }
         Ok(Err(BodyError::TooLarge)) => return too_large(),
         Ok(Err(BodyError::Broken)) => {
-            return refuse(ProtoError::bad("the request body could not be read"))
+            return refuse_unread(ProtoError::bad("the request body could not be read"))
         }
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {

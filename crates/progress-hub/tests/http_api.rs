@@ -366,6 +366,13 @@ async fn a_body_declared_too_large_is_refused_before_it_is_sent() {
         assert!(!text.contains("100 Continue"), "{text}");
         assert!(text.contains("MESSAGE_TOO_LARGE"), "{text}");
         assert!(text.contains("\"limit\":1000"), "{text}");
+        // The unread body is still in the connection, which ends with this
+        // answer: said so, so a keep-alive client does not reuse it.
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("\r\nconnection: close\r\n"),
+            "{text}"
+        );
     }
     // The hub goes on serving.
     let (s, _) = get_json(&format!("{}/health", h.http())).await;
