@@ -191,11 +191,10 @@ impl Namespace {
     ) -> Result<Applied, ProtoError> {
         let Some(op) = self.ops.get_mut(&op_id) else {
             if let Some(t) = self.tombstones.get(&op_id) {
-                return self.after_retention(msg, op_id, t.clone(), producer);
+                return self.after_retention(msg, op_id, t.clone());
             }
             return self.start_new(msg, op_id, producer, now, cfg);
         };
-        check_owner(&op.owner_sub, producer)?;
         let seq = seq_of(&msg, op.last_seq);
         if seq <= op.last_seq {
             let remembered = op.offset_of(seq);
@@ -303,9 +302,7 @@ impl Namespace {
         msg: ProducerMessage,
         op_id: String,
         t: Tombstone,
-        producer: &Producer<'_>,
     ) -> Result<Applied, ProtoError> {
-        check_owner(&t.owner_sub, producer)?;
         let seq = seq_of(&msg, t.last_seq);
         if seq > t.last_seq {
             return Err(already_finished(t.state, true));
@@ -766,17 +763,6 @@ fn already_finished(state: OperationStatus, dropped: bool) -> ProtoError {
         format!("operation is already {}{past}", state.as_str()),
     )
     .with_data(json!({"state": state.as_str()}))
-}
-
-/// Only the subject that started an operation (or an admin) may report on it.
-fn check_owner(owner_sub: &str, producer: &Producer<'_>) -> Result<(), ProtoError> {
-    if producer.admin || owner_sub == producer.sub {
-        return Ok(());
-    }
-    Err(ProtoError::new(
-        ErrorCode::Forbidden,
-        "only the subject that started this operation may report on it",
-    ))
 }
 
 /// The message's seq. One left out (HTTP only) is the next after

@@ -23,7 +23,7 @@ pub struct Tombstone {
     pub last_offset: u64,
     /// Its terminal state.
     pub state: OperationStatus,
-    /// The subject that started it (only it, or an admin, may resend).
+    /// The subject that started it (kept for the record).
     pub owner_sub: String,
     /// When it was dropped, ms: restores keep the newest.
     pub dropped_at: u64,
