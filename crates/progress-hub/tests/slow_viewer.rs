@@ -345,6 +345,17 @@ async fn unread_snapshots_are_bounded_hub_wide() {
     stuck
         .send_frame(1, br#"{"type":"subscribe","id":1,"namespace":"default"}"#)
         .await;
+    // Its subscription (and so its snapshot) first: were the other
+    // viewer's snapshot made first and still unread, the stuck one would
+    // be the one refused, and hold nothing.
+    eventually("the stuck viewer's subscription", DEADLINE, || async {
+        metrics_text(&h)
+            .await
+            .lines()
+            .any(|l| l == "progress_hub_subscriptions 1")
+            .then_some(())
+    })
+    .await;
     let mut v = Ws::connect(&h.ws_url()).await;
     let e = subscribe_until(&mut v, "error", "the big snapshot to be held").await;
     assert_eq!(e["code"], "RATE_LIMITED", "{e}");
