@@ -198,6 +198,16 @@ impl ProtoError {
         self
     }
 
+    /// `data.<key>` as a string (e.g. the `reason` of a `RATE_LIMITED`).
+    pub fn data_str(&self, key: &str) -> Option<&str> {
+        self.data.as_ref()?.get(key)?.as_str()
+    }
+
+    /// `data.<key>` as an integer (e.g. `retry_after_ms`).
+    pub fn data_u64(&self, key: &str) -> Option<u64> {
+        self.data.as_ref()?.get(key)?.as_u64()
+    }
+
     /// Adds `operation_id` to `data` (producer errors carry it).
     pub fn with_operation(mut self, operation_id: Option<&str>) -> Self {
         if let Some(op) = operation_id {

@@ -43,22 +43,14 @@ pub fn error_response(e: ProtoError, status: Option<u16>) -> Response {
     let retry = e.code == ErrorCode::RateLimited;
     let body = json!({"error": {"code": e.code, "message": e.message, "details": e.details, "data": e.data}});
     let mut resp = json_response(status, body.to_string());
-    let reason = e
-        .data
-        .as_ref()
-        .and_then(|d| d.get("reason"))
-        .and_then(|r| r.as_str())
-        .map(str::to_owned);
+    let reason = e.data_str("reason").map(str::to_owned);
     resp.extensions_mut().insert(SentError {
         code: e.code,
         reason,
     });
     if retry {
         let secs = e
-            .data
-            .as_ref()
-            .and_then(|d| d.get("retry_after_ms"))
-            .and_then(|v| v.as_u64())
+            .data_u64("retry_after_ms")
             .map_or(1, |ms| ms.div_ceil(1000).max(1));
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -83,12 +75,7 @@ pub fn error_response(e: ProtoError, status: Option<u16>) -> Response {
 /// (namespace or operation caps) is counted under its limit.
 fn engine_error(app: &Shared, e: ProtoError) -> Response {
     if e.code == ErrorCode::RateLimited {
-        let limit = e
-            .data
-            .as_ref()
-            .and_then(|d| d.get("reason"))
-            .and_then(|r| r.as_str());
-        app.metrics.limited(limit.unwrap_or("other"));
+        app.metrics.limited(e.data_str("reason").unwrap_or("other"));
     }
     error_response(e, None)
 }

@@ -607,13 +607,7 @@ impl Metrics {
     pub fn error_sent(&self, e: &hub_proto::ProtoError) {
         self.error(e.code);
         if e.code == hub_proto::ErrorCode::RateLimited {
-            let limit = e
-                .data
-                .as_ref()
-                .and_then(|d| d.get("reason"))
-                .and_then(|r| r.as_str())
-                .unwrap_or("other");
-            self.limited(limit);
+            self.limited(e.data_str("reason").unwrap_or("other"));
         }
     }
 

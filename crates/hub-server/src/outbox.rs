@@ -135,10 +135,7 @@ pub const HUB_CAPACITY_LIMITS: [&str; 5] = [
 fn is_hub_capacity(error: &ProtoError) -> bool {
     error.code == ErrorCode::RateLimited
         && error
-            .data
-            .as_ref()
-            .and_then(|d| d.get("reason"))
-            .and_then(|r| r.as_str())
+            .data_str("reason")
             .is_some_and(|r| HUB_CAPACITY_LIMITS.contains(&r))
 }
 /// ... within this window is abuse.
