@@ -21,5 +21,5 @@ pub use error::{Component, ErrorCode, ProtoError, Severity};
 pub use event::{Event, EventType};
 pub use ids::{validate_namespace, validate_operation_id, DEFAULT_NAMESPACE};
 pub use message::{ClientMessage, FilterSpec, Position, ProducerBody, ProducerMessage};
-pub use server::{encode_operation_list, Ack, ErrorMessage, ServerMessage};
+pub use server::{Ack, ErrorMessage, ServerMessage};
 pub use state::{OperationState, OperationStatus};

@@ -203,15 +203,20 @@ mod tests {
             .map(|e| e.state().operation_id.as_str())
             .collect();
         assert_eq!(ids, ["c", "a", "b"]);
-        let borrowed: Vec<&OperationState> = entries.iter().map(|e| e.state()).collect();
+        let owned = |operations: Vec<OperationState>| {
+            hub_proto::ServerMessage::OperationList {
+                namespace: "n\"s".into(),
+                epoch: "e.1".into(),
+                offset: 9,
+                operations,
+            }
+            .encode()
+        };
         assert_eq!(
             operation_list("n\"s", "e.1", 9, &entries),
-            hub_proto::encode_operation_list("n\"s", "e.1", 9, &borrowed)
+            owned(entries.iter().map(|e| e.state().clone()).collect())
         );
-        assert_eq!(
-            operation_list("n\"s", "e.1", 9, &[]),
-            hub_proto::encode_operation_list("n\"s", "e.1", 9, &[])
-        );
+        assert_eq!(operation_list("n\"s", "e.1", 9, &[]), owned(Vec::new()));
     }
 
     /// A change drops the cached JSON: what is read next is the new state.
