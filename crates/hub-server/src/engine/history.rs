@@ -1,15 +1,18 @@
-//! The hub-wide bound on retained history (`max_history_bytes`).
+//! The hub-wide bound on retained history (`max_history_bytes`, off by
+//! default: the protocol promises `history_size` events per namespace).
 //!
 //! Every namespace keeps its newest `history_size` events in memory for
-//! exact replay. Together they may hold at most `max_history_bytes`
+//! exact replay. When an operator sets it, together they may hold at most
+//! `max_history_bytes`
 //! (each event counted as [`crate::log::LogEntry::cost`]): past it, the
 //! namespaces holding the most are cut down to a common level
 //! ([`hub_core::budget::water_level`]) until all hold 90% of the budget,
 //! so one busy namespace gives up its oldest events before a quiet
 //! neighbour loses any, and the next cut is a while away. Each namespace
 //! keeps at least its newest event. The store is told the same floors
-//! with the next batch ([`hub_store::Batch::trim_below`]), so a restart
-//! does not bring back what was cut. A viewer that resumes from before
+//! with the next batch ([`hub_store::Batch::trim_below`]) and drops the
+//! chunks wholly below them, so a restart brings back at most the rest of
+//! the oldest chunk (never a gap). A viewer that resumes from before
 //! a namespace's oldest retained event gets a snapshot, as it would past
 //! `history_size`.
 //!
