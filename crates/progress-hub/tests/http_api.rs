@@ -408,13 +408,7 @@ async fn unread_listings_count_against_the_snapshot_budget() {
     // hub and a client that does not read. Two fit in the budget, the
     // third does not.
     let mut p = Ws::connect(&h.ws_url()).await;
-    let pad = "m".repeat(60_000);
-    for i in 0..200u64 {
-        let mut start = started(&format!("big{i}"), "default");
-        start["metadata"] = json!({ "pad": pad });
-        let ack = publish(&mut p, start, i).await;
-        assert_eq!(ack["type"], "ack", "{ack}");
-    }
+    start_padded(&mut p, "big", 200, 60_000).await;
     let path = "/api/v1/namespaces/default/operations?limit=10000";
     let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", h.addr);
     let url = format!("{}{path}", h.http());
@@ -449,7 +443,7 @@ async fn unread_listings_count_against_the_snapshot_budget() {
     })
     .await;
     // The stream is not held up meanwhile.
-    let ack = publish(&mut p, progress("big0", "default", 2, 5.0), 500).await;
+    let ack = publish(&mut p, progress("big1", "default", 2, 5.0), 500).await;
     assert_eq!(ack["type"], "ack", "{ack}");
     drop(readers);
     let list = eventually("a listing once the readers are gone", DEADLINE, || {

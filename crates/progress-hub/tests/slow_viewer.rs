@@ -188,12 +188,7 @@ async fn a_viewer_that_pauses_past_the_idle_timeout_still_learns_why_it_was_clos
         }
     }
     let mut p = Ws::connect(&h.ws_url()).await;
-    let pad = "f".repeat(8000);
-    for id in 1..=300u64 {
-        let mut m = started(&format!("flood{id}"), "default");
-        m["metadata"] = json!({ "pad": pad });
-        publish(&mut p, m, id).await;
-    }
+    start_padded(&mut p, "flood", 300, 8000).await;
     // The pause itself (not a synchronisation): twice the idle timeout.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (texts, code) = stuck.read_until_close(Duration::from_secs(30)).await;
@@ -255,12 +250,7 @@ async fn one_large_event_is_not_a_slow_viewer() {
 async fn subscribing_again_and_again_without_reading_stalls_only_that_connection() {
     let h = hub().start().await;
     let mut p = Ws::connect(&h.ws_url()).await;
-    let pad = "f".repeat(8000);
-    for id in 1..=300u64 {
-        let mut m = started(&format!("big{id}"), "default");
-        m["metadata"] = json!({ "pad": pad });
-        publish(&mut p, m, id).await;
-    }
+    start_padded(&mut p, "big", 300, 8000).await;
     // Each snapshot is about 2.5 MB.
     let mut stuck = RawWs::connect_with_buffer(&h.addr, "/ws", Some(4096)).await;
     for id in 1..=40u64 {
@@ -334,13 +324,7 @@ async fn unread_snapshots_are_bounded_hub_wide() {
     // About 8 MB of operations: more than the kernel buffers between the
     // hub and a viewer that does not read.
     let mut p = Ws::connect(&h.ws_url()).await;
-    let pad = "m".repeat(50_000);
-    for i in 0..160u64 {
-        let mut start = started(&format!("big{i}"), "default");
-        start["metadata"] = json!({ "pad": pad });
-        let ack = publish(&mut p, start, i).await;
-        assert_eq!(ack["type"], "ack", "{ack}");
-    }
+    start_padded(&mut p, "big", 160, 50_000).await;
     let mut stuck = RawWs::connect_with_buffer(&h.addr, "/ws", Some(4096)).await;
     stuck
         .send_frame(1, br#"{"type":"subscribe","id":1,"namespace":"default"}"#)
@@ -371,7 +355,7 @@ async fn unread_snapshots_are_bounded_hub_wide() {
         "{metrics}"
     );
     // The producer is not held up meanwhile.
-    let ack = publish(&mut p, progress("big0", "default", 2, 5.0), 500).await;
+    let ack = publish(&mut p, progress("big1", "default", 2, 5.0), 500).await;
     assert_eq!(ack["type"], "ack", "{ack}");
     drop(stuck);
     let s = subscribe_until(

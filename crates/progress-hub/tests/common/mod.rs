@@ -58,6 +58,19 @@ pub async fn publish(ws: &mut Ws, msg: Value, id: u64) -> Value {
     ws.request(msg, id).await
 }
 
+/// Starts operations `{prefix}1..={prefix}{n}` in the default namespace,
+/// each with `pad_bytes` of metadata (big snapshots and listings), each
+/// acked before the next.
+pub async fn start_padded(p: &mut Ws, prefix: &str, n: u64, pad_bytes: usize) {
+    let pad = "m".repeat(pad_bytes);
+    for i in 1..=n {
+        let mut start = started(&format!("{prefix}{i}"), "default");
+        start["metadata"] = json!({ "pad": pad });
+        let ack = publish(p, start, i).await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+    }
+}
+
 /// Starts and completes `op` in the default namespace (seqs 1 and 2, on
 /// `p` with request ids 1 and 2), then waits until `--finished-retention`
 /// has dropped it (its HTTP URL, returned, answers 404).
