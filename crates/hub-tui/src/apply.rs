@@ -50,8 +50,17 @@ impl App {
                 operations,
             } => {
                 self.last_data_at = Some(now);
-                self.synced = true;
-                self.catch_up = None;
+                // A snapshot of the client's own map (after updates were
+                // dropped) may come while a resume is still being replayed:
+                // current only once it reaches the subscribed offset.
+                match self.catch_up {
+                    Some((target, n)) if offset >= target => {
+                        self.catch_up = None;
+                        self.caught_up((n != u64::MAX).then_some(n), now);
+                    }
+                    Some(_) => {}
+                    None => self.synced = true,
+                }
                 self.position = Some((epoch, offset));
                 self.blocked = None;
                 self.cancel_sent

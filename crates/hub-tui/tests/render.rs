@@ -180,6 +180,41 @@ fn cancel_prompt_and_toasts() {
     insta::assert_snapshot!(text);
 }
 
+/// The driver reloads from the client's own map when updates were dropped
+/// (`Lagged`); during a resume that reload may still be behind the
+/// subscribed offset and must not end "catching up", and the one that
+/// reaches it must, even when the event at that offset itself was dropped.
+#[test]
+fn reload_during_a_resume_ends_catching_up_only_at_the_subscribed_offset() {
+    let mut a = connected_app();
+    a.apply(Update::Connection(ConnStatus::Disconnected), NOW);
+    a.apply(Update::Connection(ConnStatus::Connected), NOW);
+    a.apply(
+        Update::Subscribed {
+            epoch: "e1".into(),
+            offset: 133,
+            recovered: true,
+            resumed_from: Some(121),
+        },
+        NOW,
+    );
+    let reload = |offset| Update::Snapshot {
+        epoch: "e1".into(),
+        offset,
+        operations: fixture_ops(),
+    };
+    a.apply(reload(125), NOW);
+    let text = screen(&mut a, 100, 14, NOW);
+    assert!(text.contains("catching up"), "{text}");
+    a.apply(reload(133), NOW + 10);
+    let text = screen(&mut a, 100, 14, NOW + 10);
+    assert!(!text.contains("catching up"), "{text}");
+    assert!(
+        text.contains("Reconnected — 12 updates recovered"),
+        "{text}"
+    );
+}
+
 #[test]
 fn snapshot_after_reconnect_is_announced() {
     let mut a = connected_app();
