@@ -113,9 +113,9 @@ export function compileFilter(f) {
 }
 
 /**
- * The rate and ETA texts of an operation's row. A stalled operation has no
- * countdown (the hub sends `eta_seconds: null` then; an older estimate must
- * not be shown either); a finished one shows neither.
+ * The rate and ETA texts of an operation's row. A stalled operation shows
+ * no countdown (the hub's estimate then only extrapolates the rate its
+ * silence decayed: no promise worth a clock); a finished one shows neither.
  * @param {{state: string, rate: number|null, eta_seconds: number|null}} op
  * @returns {{rate: string, eta: string}}
  */

@@ -695,7 +695,14 @@ fn apply_body(op: &mut Operation, body: ProducerBody, now: u64) -> Map<String, V
             if let Some(c) = current {
                 s.current = Some(c);
             }
+            // Whichever of progress and units is left out follows the
+            // other, when the total relates them: the state never shows
+            // 80% beside an older 50 of 200 units.
             match (progress, current, s.total) {
+                (Some(p), None, Some(t)) => {
+                    s.progress = Some(p);
+                    s.current = Some(p / 100.0 * t);
+                }
                 (Some(p), _, _) => s.progress = Some(p),
                 (None, Some(c), Some(t)) => s.progress = Some((c / t * 100.0).clamp(0.0, 100.0)),
                 _ => {}

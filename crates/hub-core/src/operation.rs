@@ -75,19 +75,15 @@ impl Operation {
     }
 
     /// Refreshes `rate` and `eta_seconds` as of `now`. A stalled
-    /// operation has no ETA: its producer is silent, so no estimate of
-    /// when it ends is worth showing (its rate, decayed by the silence,
-    /// stays); a finished one has neither.
+    /// operation keeps both, from the rate its silence has decayed (so its
+    /// ETA has grown); a finished one has neither.
     pub fn refresh_estimate(&mut self, now: u64) {
         if self.is_finished() {
             self.state.rate = None;
             self.state.eta_seconds = None;
         } else {
             self.state.rate = self.eta.rate(now);
-            self.state.eta_seconds = match self.state.state {
-                OperationStatus::Stalled => None,
-                _ => self.eta.eta_seconds(now),
-            };
+            self.state.eta_seconds = self.eta.eta_seconds(now);
         }
     }
 

@@ -90,6 +90,36 @@ async fn stall_and_resume_events() {
     assert_eq!(u["offset"], 4);
 }
 
+/// A stalled operation keeps the hub's estimate: its rate decayed by the
+/// silence, so its ETA has grown (null is for "cannot estimate" and
+/// "finished" only).
+#[tokio::test]
+async fn a_stalled_operation_carries_its_grown_eta() {
+    let h = hub().args(["--stall-timeout", "1s"]).start().await;
+    let (mut v, _) = subscriber(&h, "default").await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("e", "default"), 1).await;
+    let first = std::time::Instant::now();
+    publish(&mut p, progress("e", "default", 2, 10.0), 2).await;
+    // The estimator needs reports spanning a second: time must pass here,
+    // this is not a wait for the hub.
+    tokio::time::sleep_until((first + Duration::from_millis(1100)).into()).await;
+    publish(&mut p, progress("e", "default", 3, 20.0), 3).await;
+    let last = loop {
+        let u = v.next_of("progress_update", DEADLINE).await;
+        if u["state"]["progress"] == 20.0 {
+            break u;
+        }
+    };
+    let eta = last["state"]["eta_seconds"].as_f64().expect("an estimate");
+    let rate = last["state"]["rate"].as_f64().expect("a rate");
+    let st = v.next_of("operation_stalled", Duration::from_secs(5)).await;
+    assert_eq!(st["state"]["state"], "stalled");
+    let stalled_rate = st["state"]["rate"].as_f64().expect("a decayed rate");
+    let stalled_eta = st["state"]["eta_seconds"].as_f64().expect("a grown ETA");
+    assert!(stalled_rate < rate && stalled_eta > eta, "{last}\n{st}");
+}
+
 #[tokio::test]
 async fn cancel_reaches_the_producer_and_ends_with_canceled() {
     let h = hub().start().await;

@@ -426,3 +426,32 @@ async fn subscribed_and_the_snapshot_are_one_message_per_frame() {
         assert_eq!(whole, ["subscribed", "operation_list"]);
     }
 }
+
+/// A report of only `progress` moves `current` with it through the total
+/// (and only `current` moves `progress`): no state shows 80% beside an
+/// older 50 of 200 units.
+#[tokio::test]
+async fn progress_and_current_never_disagree() {
+    let h = hub().start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let mut start = started("u", "default");
+    start["total"] = 200.into();
+    publish(&mut p, start, 1).await;
+    let (mut v, _) = subscriber(&h, "default").await;
+    v.next_of("operation_list", DEADLINE).await;
+    let units = json!({"type": "progress_update", "operation_id": "u", "seq": 2, "current": 50});
+    publish(&mut p, units, 2).await;
+    let s = v.next_of("progress_update", DEADLINE).await["state"].clone();
+    assert_eq!(
+        (s["progress"].as_f64(), s["current"].as_f64()),
+        (Some(25.0), Some(50.0)),
+        "{s}"
+    );
+    publish(&mut p, progress("u", "default", 3, 80.0), 3).await;
+    let s = v.next_of("progress_update", DEADLINE).await["state"].clone();
+    assert_eq!(
+        (s["progress"].as_f64(), s["current"].as_f64()),
+        (Some(80.0), Some(160.0)),
+        "{s}"
+    );
+}

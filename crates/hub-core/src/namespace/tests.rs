@@ -197,20 +197,18 @@ fn generated_ids_and_http_seq() {
 }
 
 #[test]
-fn a_stalled_operation_has_no_eta() {
+fn a_stalled_operations_eta_has_grown_with_its_silence() {
     let (mut n, cfg) = ns();
     apply(&mut n, start("a"), 0, &cfg).unwrap();
     apply(&mut n, progress("a", 2, 10.0), 600, &cfg).unwrap();
     let r = apply(&mut n, progress("a", 3, 20.0), 1_200, &cfg).unwrap();
-    assert!(r.events[0].state.eta_seconds.is_some(), "estimating");
+    let (rate, eta) = (&r.events[0].state.rate, &r.events[0].state.eta_seconds);
+    let (rate, eta) = (rate.expect("estimating"), eta.expect("estimating"));
     let t = n.tick(2_200, &cfg);
     let stalled = &t.events[0].state;
     assert_eq!(stalled.state, OperationStatus::Stalled);
-    assert_eq!(
-        stalled.eta_seconds, None,
-        "no ETA while its producer is silent"
-    );
-    assert!(stalled.rate.is_some(), "what it was doing lately");
+    assert!(stalled.rate.expect("decayed rate") < rate, "{stalled:?}");
+    assert!(stalled.eta_seconds.expect("grown ETA") > eta, "{stalled:?}");
     let r = apply(&mut n, progress("a", 4, 30.0), 2_500, &cfg).unwrap();
     assert!(
         r.events[1].state.eta_seconds.is_some(),
@@ -626,4 +624,33 @@ fn the_hub_cancels_only_once_the_producer_has_been_gone_a_stall_timeout() {
         ack.events.last().unwrap().state.state,
         OperationStatus::Canceled
     );
+}
+
+/// Progress and units never disagree in the state: whichever a report
+/// leaves out follows the other through the total.
+#[test]
+fn progress_and_units_follow_each_other_through_the_total() {
+    let (mut n, cfg) = ns();
+    apply(&mut n, start("u"), 0, &cfg).unwrap(); // total 200
+    let units = msg(r#"{"type":"progress_update","operation_id":"u","seq":2,"current":50}"#);
+    let s = &apply(&mut n, units, 10, &cfg).unwrap().events[0].state;
+    assert_eq!((s.progress, s.current), (Some(25.0), Some(50.0)));
+    let s = &apply(&mut n, progress("u", 3, 80.0), 20, &cfg)
+        .unwrap()
+        .events[0]
+        .state;
+    assert_eq!((s.progress, s.current), (Some(80.0), Some(160.0)));
+    // Both given: both as reported.
+    let both =
+        msg(r#"{"type":"progress_update","operation_id":"u","seq":4,"progress":90,"current":7}"#);
+    let s = &apply(&mut n, both, 30, &cfg).unwrap().events[0].state;
+    assert_eq!((s.progress, s.current), (Some(90.0), Some(7.0)));
+    // No total: nothing to relate them by, units stay unknown.
+    let untotalled = msg(r#"{"type":"operation_started","operation_id":"v","seq":1,"name":"v"}"#);
+    apply(&mut n, untotalled, 40, &cfg).unwrap();
+    let s = &apply(&mut n, progress("v", 2, 40.0), 50, &cfg)
+        .unwrap()
+        .events[0]
+        .state;
+    assert_eq!((s.progress, s.current), (Some(40.0), None));
 }
