@@ -11,7 +11,7 @@ use crate::message::{ClientMessage, FilterSpec, Position, ProducerBody, Producer
 use serde_json::{Map, Value};
 
 /// Most globs or kinds a subscription filter may list.
-pub const MAX_FILTER_ENTRIES: usize = 64;
+pub const MAX_FILTER_ENTRIES: usize = FilterSpec::MAX_ENTRIES;
 /// Longest operation name, in characters.
 pub const MAX_NAME_LEN: usize = 256;
 /// Longest kind, in characters.
@@ -19,12 +19,75 @@ pub const MAX_KIND_LEN: usize = 128;
 /// Longest token, in bytes.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
+/// Deepest nesting a client message may have, its own object being level 1.
+///
+/// Far below serde_json's own limit (128) on purpose: what a producer sends
+/// in `details` or `metadata` is stored and sent on inside other objects
+/// (the stored record, an event's `state`, the HTTP answers' lists), each
+/// of which must stay readable by a 128-level parser, the hub's own store
+/// and clients included.
+pub const MAX_DEPTH: usize = 64;
+
 fn parse_object(text: &str) -> Result<Map<String, Value>, ProtoError> {
     match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) => {
+            if nesting(&map) > MAX_DEPTH {
+                let f = Fields::new(&map);
+                return Err(ProtoError::bad(format!(
+                    "the message is nested more than {MAX_DEPTH} levels deep"
+                ))
+                .with_id(f.opt_u64("id").ok().flatten())
+                .with_operation(producer_operation(&map)));
+            }
+            Ok(map)
+        }
         Ok(_) => Err(ProtoError::bad("a message must be a JSON object")),
-        Err(e) => Err(ProtoError::bad("the message is not valid JSON").with_details(e.to_string())),
+        Err(e) => Err(unreadable(text, &e)),
     }
+}
+
+/// How deep an object nests, itself being level 1 (serde_json's own limit
+/// bounds the recursion).
+fn nesting(map: &Map<String, Value>) -> usize {
+    fn depth(v: &Value) -> usize {
+        match v {
+            Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+            Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    1 + map.values().map(depth).max().unwrap_or(0)
+}
+
+/// The error for text serde_json could not read into values. Valid JSON
+/// that holds a number beyond an `f64` (`1e999`) still has a readable `id`
+/// and `operation_id`: read them while skipping every other value, so the
+/// error answers the request it refuses.
+fn unreadable(text: &str, e: &serde_json::Error) -> ProtoError {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(default, rename = "type")]
+        ty: Option<String>,
+        #[serde(default)]
+        id: Option<u64>,
+        #[serde(default)]
+        operation_id: Option<String>,
+    }
+    let not_json = || ProtoError::bad("the message is not valid JSON").with_details(e.to_string());
+    if !e.to_string().starts_with("number out of range") {
+        return not_json();
+    }
+    let Ok(env) = serde_json::from_str::<Envelope>(text) else {
+        return not_json();
+    };
+    let viewer = matches!(
+        env.ty.as_deref(),
+        Some("subscribe" | "unsubscribe" | "cancel" | "ping" | "refresh")
+    );
+    ProtoError::bad("the message holds a value the hub cannot represent (a number beyond the range of a 64-bit float)")
+        .with_details(e.to_string())
+        .with_id(env.id)
+        .with_operation((!viewer).then_some(env.operation_id.as_deref()).flatten())
 }
 
 fn read_id(map: &Map<String, Value>) -> Result<Option<u64>, ProtoError> {
@@ -66,6 +129,7 @@ fn decode_map(map: &Map<String, Value>, id: Option<u64>) -> Result<ClientMessage
                     kinds: ff.opt_str_list("kinds", MAX_FILTER_ENTRIES)?,
                 },
             };
+            filter.validate()?;
             let resume = match f.opt_fields("resume")? {
                 None => None,
                 Some(rf) => Some(Position {
@@ -260,7 +324,7 @@ pub fn decode_http_producer(
 ) -> Result<ProducerMessage, ProtoError> {
     validate_namespace(path_namespace)?;
     validate_operation_id(path_operation)?;
-    let map = parse_object(text)?;
+    let map = parse_object(text).map_err(|e| e.with_operation(Some(path_operation)))?;
     let id = read_id(&map)?;
     let f = Fields::new(&map);
     let with_op = |e: ProtoError| e.with_operation(Some(path_operation)).with_id(id);

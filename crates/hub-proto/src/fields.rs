@@ -105,7 +105,8 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An optional list of strings, at most `max_items` long.
+    /// An optional list of strings, at most `max_items` long (the caller
+    /// checks each entry's length).
     pub fn opt_str_list(&self, key: &str, max_items: usize) -> Result<Vec<String>, ProtoError> {
         match self.get(key) {
             None => Ok(Vec::new()),
@@ -118,9 +119,9 @@ impl<'a> Fields<'a> {
                 items
                     .iter()
                     .map(|v| match v {
-                        Value::String(s) if !s.is_empty() && s.len() <= 256 => Ok(s.clone()),
+                        Value::String(s) => Ok(s.clone()),
                         _ => Err(ProtoError::bad(format!(
-                            "field `{key}` must be a list of non-empty strings (at most 256 bytes each)"
+                            "field `{key}` must be a list of strings"
                         ))),
                     })
                     .collect()

@@ -1,5 +1,6 @@
 //! Client → server messages, as decoded and validated.
 
+use crate::error::ProtoError;
 use serde_json::{Map, Value};
 
 /// A position in a namespace stream a viewer can resume from.
@@ -18,6 +19,39 @@ pub struct FilterSpec {
     pub operations: Vec<String>,
     /// Exact kinds.
     pub kinds: Vec<String>,
+}
+
+impl FilterSpec {
+    /// Most globs, and most kinds, a filter may list.
+    pub const MAX_ENTRIES: usize = 64;
+    /// Longest glob, in characters (twice the longest operation id).
+    pub const MAX_GLOB_LEN: usize = 256;
+
+    /// The filter's limits, the same whichever transport it came over:
+    /// at most [`Self::MAX_ENTRIES`] of each; globs non-empty and at most
+    /// [`Self::MAX_GLOB_LEN`] characters; kinds non-empty and at most as
+    /// long as a kind may be ([`crate::decode::MAX_KIND_LEN`] characters).
+    pub fn validate(&self) -> Result<(), ProtoError> {
+        let check = |key: &str, items: &[String], max_chars: usize| {
+            if items.len() > Self::MAX_ENTRIES {
+                return Err(ProtoError::bad(format!(
+                    "filter `{key}` has more than {} entries",
+                    Self::MAX_ENTRIES
+                )));
+            }
+            match items
+                .iter()
+                .find(|s| s.is_empty() || s.chars().nth(max_chars).is_some())
+            {
+                Some(_) => Err(ProtoError::bad(format!(
+                    "filter `{key}` entries must be non-empty and at most {max_chars} characters"
+                ))),
+                None => Ok(()),
+            }
+        };
+        check("operations", &self.operations, Self::MAX_GLOB_LEN)?;
+        check("kinds", &self.kinds, crate::decode::MAX_KIND_LEN)
+    }
 }
 
 /// What a producer reports, per message type.

@@ -16,7 +16,9 @@ use futures_util::stream::{self, Stream};
 use hub_auth::Action;
 use hub_core::glob::Filter;
 use hub_core::outqueue::OutItem;
-use hub_proto::{validate_namespace, ErrorCode, Position, ProtoError, DEFAULT_NAMESPACE};
+use hub_proto::{
+    validate_namespace, ErrorCode, FilterSpec, Position, ProtoError, DEFAULT_NAMESPACE,
+};
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -83,14 +85,14 @@ pub async fn stream(
         };
         return refuse(error_response(e, Some(status)));
     }
-    let operations = list(&q, "operations");
-    let kinds = list(&q, "kinds");
-    if operations.len() > 64 || kinds.len() > 64 {
-        return refuse(error_response(
-            ProtoError::bad("a filter may list at most 64 entries"),
-            None,
-        ));
+    let spec = FilterSpec {
+        operations: list(&q, "operations"),
+        kinds: list(&q, "kinds"),
+    };
+    if let Err(e) = spec.validate() {
+        return refuse(error_response(e, None));
     }
+    let FilterSpec { operations, kinds } = spec;
     let conflate = match q.get("conflate").map(String::as_str) {
         None | Some("") => Some(false),
         Some(v) => crate::config::lenient::switch_word(v),

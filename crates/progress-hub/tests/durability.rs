@@ -402,6 +402,58 @@ async fn states_read_back_after_a_restart_keep_every_float_bit() {
     assert_eq!(progress.as_f64(), Some(12.049999999999999), "{snapshot}");
 }
 
+/// The deepest `details` and `metadata` the hub accepts come back after a
+/// restart, and reach viewers and HTTP readers in events a 128-level JSON
+/// parser reads (the stored record and the events wrap them in more
+/// objects); one level more is refused with the request's id and changes
+/// nothing. (Until the limit was 64 levels, a message nested 127 deep was
+/// acked and its record then refused the whole data dir at start.)
+#[tokio::test]
+async fn the_deepest_accepted_details_survive_a_restart() {
+    // `levels` counts the message's own object as 1; `details` is level 2.
+    let nested = |levels: usize| -> Value {
+        let mut v = json!(1);
+        for _ in 2..=levels {
+            v = json!({ "a": v });
+        }
+        v
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = hub().data_dir(dir.path()).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let start = json!({"type": "operation_started", "operation_id": "deep", "seq": 1,
+        "name": "deep", "metadata": nested(64)});
+    assert_eq!(publish(&mut p, start, 1).await["type"], "ack");
+    let too_deep = json!({"type": "progress_update", "operation_id": "deep", "seq": 2,
+        "progress": 5, "details": nested(65)});
+    let refused = publish(&mut p, too_deep, 2).await;
+    assert_eq!(refused["code"], "BAD_MESSAGE", "{refused}");
+    assert_eq!(refused["id"], 2, "{refused}");
+    assert_eq!(refused["data"]["operation_id"], "deep", "{refused}");
+    let update = json!({"type": "progress_update", "operation_id": "deep", "seq": 2,
+        "progress": 5, "details": nested(64)});
+    let ack = publish(&mut p, update, 3).await;
+    assert_eq!(
+        (ack["type"].as_str(), ack["offset"].as_u64()),
+        (Some("ack"), Some(2)),
+        "{ack}"
+    );
+    h.signal(Signal::SIGTERM);
+    let status = h.wait_exit(DEADLINE).await.expect("exits");
+    assert!(status.success(), "{status:?}");
+
+    let h = hub().data_dir(dir.path()).start().await;
+    let url = format!("{}/api/v1/namespaces/default/operations/deep", h.http());
+    // reqwest's parser is serde_json's, with its 128-level limit.
+    let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    assert_eq!(body["operation"]["metadata"], nested(64), "metadata kept");
+    assert_eq!(body["operation"]["details"], nested(64), "details kept");
+    assert_eq!(body["events"].as_array().map(Vec::len), Some(2));
+    let (mut v, _) = subscriber(&h, "default").await;
+    let snapshot = v.next_of("operation_list", DEADLINE).await;
+    assert_eq!(snapshot["operations"][0]["details"], nested(64));
+}
+
 /// The metric `name` (a single sample) from `/metrics`.
 async fn metric(h: &Hub, name: &str) -> f64 {
     let text = metrics_text(h).await;

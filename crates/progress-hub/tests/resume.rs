@@ -144,6 +144,51 @@ async fn filters_by_glob_and_kind() {
     assert_eq!(ok["type"], "ok");
 }
 
+/// Any kind an operation may have (1-128 characters, of any script) can be
+/// named in a filter, over the WebSocket and over SSE alike; one character
+/// more is refused by both.
+#[tokio::test]
+async fn a_filter_can_name_the_longest_kind() {
+    let h = hub().start().await;
+    let kind = "\u{1f680}".repeat(128); // 512 bytes
+    let mut p = Ws::connect(&h.ws_url()).await;
+    let mut start = started("rocket", "default");
+    start["kind"] = kind.clone().into();
+    assert_eq!(publish(&mut p, start, 1).await["type"], "ack");
+    let mut v = Ws::connect(&h.ws_url()).await;
+    let sub = |kinds: Vec<String>| json!({"type": "subscribe", "namespace": "default", "filter": {"kinds": kinds}});
+    let ok = v.request(sub(vec![kind.clone()]), 1).await;
+    assert_eq!(ok["type"], "subscribed", "{ok}");
+    let snap = v.next_of("operation_list", DEADLINE).await;
+    assert_eq!(snap["operations"][0]["operation_id"], "rocket", "{snap}");
+    let refused = v.request(sub(vec![format!("{kind}x")]), 2).await;
+    assert_eq!(refused["code"], "BAD_MESSAGE", "{refused}");
+    let glob = v
+        .request(
+            json!({"type": "subscribe", "namespace": "default",
+        "filter": {"operations": ["*".repeat(257)]}}),
+            3,
+        )
+        .await;
+    assert_eq!(glob["code"], "BAD_MESSAGE", "{glob}");
+
+    let url = |k: &str| {
+        let mut u = reqwest::Url::parse(&format!("{}/api/v1/stream", h.http())).unwrap();
+        u.query_pairs_mut()
+            .append_pair("namespace", "default")
+            .append_pair("kinds", k);
+        u.to_string()
+    };
+    let mut sse = Sse::connect(&url(&kind), None).await.expect("sse");
+    let snap = sse.next_of("operation_list", DEADLINE).await;
+    assert_eq!(snap.data["operations"][0]["operation_id"], "rocket");
+    let status = Sse::connect(&url(&format!("{kind}x")), None)
+        .await
+        .err()
+        .map(|e| e.0);
+    assert_eq!(status, Some(400));
+}
+
 #[tokio::test]
 async fn namespaces_are_separate_streams() {
     let h = hub().start().await;

@@ -474,6 +474,20 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         )
         .await;
     assert_eq!(pong["type"], "pong");
+    // A number beyond an f64 (valid JSON all the same) and nesting past 64
+    // levels are refused as answers to the requests they came in.
+    for (id, text) in [
+        (9, r#"{"type":"ping","id":9,"color":1e999}"#.to_owned()),
+        (10, r#"{"type":"progress_update","id":10,"operation_id":"b1","seq":2,"progress":5,"details":{"x":-1e999}}"#.to_owned()),
+        (11, format!(r#"{{"type":"progress_update","id":11,"operation_id":"b1","seq":2,"progress":5,"details":{}1{}}}"#, "[".repeat(63), "]".repeat(63))),
+    ] {
+        ws.send_text(&text).await;
+        let e = ws.next_of("error", DEADLINE).await;
+        assert_eq!((e["code"].as_str(), e["id"].as_u64()), (Some("BAD_MESSAGE"), Some(id)), "{e}");
+        if id > 9 {
+            assert_eq!(e["data"]["operation_id"], "b1", "{e}");
+        }
+    }
     // Binary frames.
     ws.send_raw(hub_testkit::Message::Binary(
         b"\x00\x01{\"type\":\"ping\"}".to_vec().into(),

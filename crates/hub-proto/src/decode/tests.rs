@@ -349,8 +349,81 @@ proptest! {
             close.repeat(depth)
         );
         match decode_client(&text) {
-            Ok(msg) => { prop_assert!(depth < 128); assert_valid(&msg)?; }
-            Err(e) => prop_assert_eq!(e.code, crate::ErrorCode::BadMessage),
+            // The message is level 1, `details` level 2.
+            Ok(msg) => { prop_assert!(2 + depth <= MAX_DEPTH); assert_valid(&msg)?; }
+            Err(e) => {
+                prop_assert_eq!(e.code, crate::ErrorCode::BadMessage);
+                prop_assert!(2 + depth > MAX_DEPTH);
+                if depth < 126 {
+                    // Read whole: the refusal answers the request.
+                    prop_assert_eq!(e.data_str("operation_id"), Some("op"));
+                }
+            }
         }
     }
+
+}
+
+#[test]
+fn nesting_is_limited_to_max_depth_and_the_refusal_answers_the_request() {
+    let msg = |levels: usize| {
+        // `details` is level 2; each `{"a":` adds one.
+        let inner = levels - 2;
+        format!(
+            r#"{{"type":"progress_update","id":7,"operation_id":"op","seq":2,"progress":1,"details":{}1{}}}"#,
+            r#"{"a":"#.repeat(inner) + "{\"b\":",
+            "}".repeat(inner + 1)
+        )
+    };
+    assert!(decode_client(&msg(MAX_DEPTH)).is_ok());
+    let e = decode_client(&msg(MAX_DEPTH + 1)).unwrap_err();
+    assert_eq!(e.code, crate::ErrorCode::BadMessage);
+    assert!(e.message.contains("nested more than 64"), "{}", e.message);
+    assert_eq!(e.id, Some(7));
+    assert_eq!(e.data_str("operation_id"), Some("op"));
+    let e = decode_http_producer(&msg(MAX_DEPTH + 1), "default", "op").unwrap_err();
+    assert_eq!((e.id, e.data_str("operation_id")), (Some(7), Some("op")));
+    let body = msg(MAX_DEPTH + 1).replace(r#""operation_id":"op","#, "");
+    let e = decode_http_producer(&body, "default", "path-op").unwrap_err();
+    assert_eq!(e.data_str("operation_id"), Some("path-op"));
+}
+
+#[test]
+fn a_number_beyond_f64_is_refused_with_the_request_id() {
+    let e = decode_client(r#"{"type":"ping","id":5,"color":1e999}"#).unwrap_err();
+    assert_eq!(e.code, crate::ErrorCode::BadMessage);
+    assert_eq!(e.id, Some(5));
+    assert!(e.message.contains("64-bit float"), "{}", e.message);
+    let e = decode_client(
+        r#"{"type":"operation_started","id":8,"operation_id":"job1","seq":1,"name":"x","total":1e999}"#,
+    )
+    .unwrap_err();
+    assert_eq!((e.id, e.data_str("operation_id")), (Some(8), Some("job1")));
+    // Broken JSON stays "not valid JSON", with nothing read from it.
+    let e = decode_client(r#"{"type":"ping","id":5,"#).unwrap_err();
+    assert_eq!(
+        (e.id, e.message.as_str()),
+        (None, "the message is not valid JSON")
+    );
+}
+
+#[test]
+fn filter_entries_are_limited_in_characters_like_the_fields_they_match() {
+    let sub = |ops: &str, kinds: &str| {
+        decode_client(&format!(
+            r#"{{"type":"subscribe","namespace":"default","filter":{{"operations":[{ops}],"kinds":[{kinds}]}}}}"#
+        ))
+    };
+    let kind = "\u{1f680}".repeat(MAX_KIND_LEN);
+    assert!(
+        sub(r#""a*""#, &format!("\"{kind}\"")).is_ok(),
+        "a 512-byte kind of 128 characters"
+    );
+    assert!(sub(r#""a*""#, &format!("\"{kind}x\"")).is_err());
+    let glob = "é".repeat(FilterSpec::MAX_GLOB_LEN);
+    assert!(sub(&format!("\"{glob}\""), r#""k""#).is_ok());
+    assert!(sub(&format!("\"{glob}?\""), r#""k""#).is_err());
+    assert!(sub(r#""""#, r#""k""#).is_err(), "empty glob");
+    assert!(sub(r#""a""#, r#""""#).is_err(), "empty kind");
+    assert!(sub(r#""a""#, "7").is_err(), "not a string");
 }
