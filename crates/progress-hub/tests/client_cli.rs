@@ -767,7 +767,8 @@ async fn report_progress_with_only_text_lands() {
         "{op}"
     );
     // A percentage reported after units is what stays: repeating only the
-    // units would have the hub derive 40 % again from 4 / 10.
+    // units would have the hub derive 40 % again from 4 / 10. (The hub
+    // moves the units with it: 75 % of 10.)
     ok(&cli(&["report", "--url", &url, "progress", "t1", "75"]).await);
     ok(&cli(&["report", "--url", &url, "progress", "t1", "--message", "n"]).await);
     let op = state_of(&h, "t1").await;
@@ -778,7 +779,7 @@ async fn report_progress_with_only_text_lands() {
             op["current"].clone(),
             op["message"].clone()
         ),
-        (json!(75.0), json!(4.0), json!("n")),
+        (json!(75.0), json!(7.5), json!("n")),
         "{op}"
     );
 
