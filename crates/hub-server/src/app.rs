@@ -37,6 +37,10 @@ pub struct AppState {
     pub shutting_down: AtomicBool,
     /// Extra allowed browser origins.
     pub origins: Vec<String>,
+    /// When the hub runs open on a loopback address, the hosts it answers
+    /// besides IP literals and `localhost` (see [`crate::host`]); `None`:
+    /// any `Host`.
+    pub hosts: Option<Vec<String>>,
     /// Start time, ms.
     pub started_at: u64,
     /// Status rates, cached figures and readiness history.
@@ -112,6 +116,10 @@ pub fn router(state: Shared) -> Router {
         .method_not_allowed_fallback(api::wrong_method)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(cors(&state))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::host::layer,
+        ))
         .with_state(state)
 }
 

@@ -81,14 +81,18 @@ pub struct Config {
     pub allow_anonymous_read: bool,
     /// Browser origins allowed besides the hub's own (comma-separated, or
     /// an array in TOML): each `scheme://host[:port]` with no path, `null`,
-    /// or `*` for any; anything else is refused at start.
+    /// or `*` for any; anything else is refused at start. An open hub on a
+    /// loopback address also answers requests whose `Host` is one of their
+    /// hosts (besides IP addresses and `localhost`).
     #[serde(deserialize_with = "lenient::opt_list")]
     pub allowed_origins: Option<String>,
     /// TLS certificate chain (PEM).
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
     pub tls_key: Option<PathBuf>,
-    /// Allow an open hub (no auth) on a non-loopback address.
+    /// Allow an open hub (no auth) on a non-loopback address, which then
+    /// answers requests for any `Host` (on loopback an open hub answers only
+    /// IP addresses, `localhost` and the hosts of `allowed_origins`).
     #[serde(deserialize_with = "lenient::bool")]
     pub insecure_no_auth: bool,
     /// Bytes queued for a viewer after which its progress updates are

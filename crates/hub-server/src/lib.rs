@@ -14,6 +14,7 @@ pub mod direct;
 pub mod door;
 pub mod engine;
 pub mod frame;
+pub mod host;
 pub mod http_api;
 pub mod json_list;
 pub mod keywatch;
@@ -196,8 +197,13 @@ pub async fn start(mut cfg: Config) -> Result<Running, StartError> {
         source,
     })?;
     let limits = limits::Limits::new(&cfg, metrics.clone());
+    // DNS rebinding: an open hub on loopback answers only the names a
+    // page of the user's own machine or of a listed origin uses.
+    let hosts = (matches!(authn, Authn::Open) && local.ip().is_loopback())
+        .then(|| host::allowed_hosts(&cfg.origins()));
     let state = Arc::new(AppState {
         limits: limits.clone(),
+        hosts,
         origins: cfg.origins(),
         cfg,
         engine: engine.clone(),

@@ -1344,7 +1344,7 @@ async fn an_event_body_that_never_comes_times_out() {
     let h = hub().args(["--handshake-timeout", "1s"]).start().await;
     let mut c = tokio::net::TcpStream::connect(&h.addr).await.unwrap();
     c.write_all(
-        b"POST /api/v1/namespaces/default/operations/slow/events HTTP/1.1\r\nHost: x\r\n\
+        b"POST /api/v1/namespaces/default/operations/slow/events HTTP/1.1\r\nHost: localhost\r\n\
           Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"type\":",
     )
     .await
@@ -1425,4 +1425,169 @@ async fn a_connections_subscriptions_are_bounded_in_count_and_filter_bytes() {
     assert_eq!(ok["type"], "ok", "{ok}");
     let ok = w.request(sub("e", "g"), 13).await;
     assert_eq!(ok["type"], "subscribed", "{ok}");
+}
+
+/// One HTTP request written as is (`Connection: close`), over a new TCP
+/// connection to `addr`: the status, the lower-cased headers and the body.
+async fn raw_request(addr: &str, request: &str) -> (u16, Vec<(String, String)>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(DEADLINE, c.read_to_end(&mut buf))
+        .await
+        .expect("the hub answers and closes")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {text}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+/// `GET path` with these extra header lines (each `Name: value\r\n`).
+async fn get_with(addr: &str, path: &str, headers: &str) -> (u16, String) {
+    let req = format!("GET {path} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n");
+    let (status, _, body) = raw_request(addr, &req).await;
+    (status, body)
+}
+
+/// The hub's port, from its `host:port`.
+fn port_of(h: &Hub) -> &str {
+    h.addr.rsplit_once(':').unwrap().1
+}
+
+/// Asserts a 403 `FORBIDDEN` with `data.reason: "host"`.
+fn assert_host_refused(status: u16, body: &str, what: &str) {
+    assert_eq!(status, 403, "{what}: {body}");
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{what}: {body}"));
+    assert_eq!(v["error"]["code"], "FORBIDDEN", "{what}: {v}");
+    assert_eq!(v["error"]["data"]["reason"], "host", "{what}: {v}");
+}
+
+/// DNS rebinding: a page at `http://evil.test:PORT` whose name is
+/// re-pointed to 127.0.0.1 sends `Host: evil.test:PORT` and its own
+/// origin. An open hub on loopback refuses every route but the probes for
+/// such a Host (403, `reason: "host"`), and serves IP literals, localhost
+/// and requests with no Host at all.
+#[tokio::test]
+async fn an_open_loopback_hub_refuses_foreign_host_names() {
+    let h = hub().start().await;
+    let port = port_of(&h).to_owned();
+    let evil = format!("Host: evil.test:{port}\r\nOrigin: http://evil.test:{port}\r\n");
+    for path in [
+        "/api/v1/status",
+        "/api/v1/namespaces/default/operations",
+        "/api/v1/namespaces/default/events",
+        "/metrics",
+        "/",
+        "/api/v1/stream?namespace=default",
+    ] {
+        let (status, body) = get_with(&h.addr, path, &evil).await;
+        assert_host_refused(status, &body, path);
+    }
+    // A rebinding page that starts and cancels operations.
+    let post = format!(
+        "POST /api/v1/namespaces/default/operations/r1/events HTTP/1.1\r\n{evil}Content-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    let (status, _, body) = raw_request(&h.addr, &post).await;
+    assert_host_refused(status, &body, "POST event");
+    let cancel = format!(
+        "POST /api/v1/namespaces/default/operations/r1/cancel HTTP/1.1\r\n{evil}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let (status, _, body) = raw_request(&h.addr, &cancel).await;
+    assert_host_refused(status, &body, "POST cancel");
+    // The WebSocket upgrade too.
+    let (status, body) = Ws::connect_with(
+        &h.ws_url(),
+        &[
+            ("host", &format!("evil.test:{port}")),
+            ("origin", &format!("http://evil.test:{port}")),
+        ],
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert_host_refused(status, &body, "websocket");
+    assert!(metrics_text(&h).await.contains(
+        r#"progress_hub_connections_refused_total{transport="websocket",reason="host"} 1"#
+    ));
+    // Probes answer whatever the Host.
+    for path in ["/health", "/ready"] {
+        assert_eq!(get_with(&h.addr, path, &evil).await.0, 200, "{path}");
+    }
+    // The machine's own names, and no Host at all (HTTP/1.0).
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        format!("hub.localhost:{port}"),
+    ] {
+        let hdrs = format!("Host: {host}\r\nOrigin: http://{host}\r\n");
+        let (status, body) = get_with(&h.addr, "/api/v1/status", &hdrs).await;
+        assert_eq!(status, 200, "{host}: {body}");
+    }
+    let (status, _, body) = raw_request(&h.addr, "GET /api/v1/status HTTP/1.0\r\n\r\n").await;
+    assert_eq!(status, 200, "no Host: {body}");
+    let ok = Ws::connect_with(&h.ws_url(), &[("host", &format!("localhost:{port}"))]).await;
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    // Nothing was started by the refused POSTs.
+    let (_, list) = get_json(&format!(
+        "{}/api/v1/namespaces/default/operations",
+        h.http()
+    ))
+    .await;
+    assert_eq!(list["operations"], json!([]), "{list}");
+}
+
+/// The Host rule is the open loopback hub's only: a listed origin's host
+/// passes it, a hub with a key leaves it to tokens, and an open hub on a
+/// non-loopback address (`--insecure-no-auth`) is reached by any name.
+#[tokio::test]
+async fn the_host_rule_spares_listed_origins_keyed_hubs_and_non_loopback_hubs() {
+    let listed = hub()
+        .args(["--allowed-origins", "http://evil.test:8080"])
+        .start()
+        .await;
+    let port = port_of(&listed).to_owned();
+    let evil = format!("Host: evil.test:{port}\r\nOrigin: http://evil.test:{port}\r\n");
+    let (status, body) = get_with(&listed.addr, "/api/v1/status", &evil).await;
+    assert_eq!(status, 200, "listed: {body}");
+    let ok = Ws::connect_with(
+        &listed.ws_url(),
+        &[
+            ("host", &format!("evil.test:{port}")),
+            ("origin", &format!("http://evil.test:{port}")),
+        ],
+    )
+    .await;
+    assert!(ok.is_ok(), "listed: {:?}", ok.err());
+    let (status, body) = get_with(&listed.addr, "/api/v1/status", "Host: other.test\r\n").await;
+    assert_host_refused(status, &body, "another name");
+
+    let keyed = hub().args(["--jwt-secret", SECRET]).start().await;
+    let port = port_of(&keyed).to_owned();
+    let evil = format!(
+        "Host: evil.test:{port}\r\nOrigin: http://evil.test:{port}\r\nAuthorization: Bearer {}\r\n",
+        admin()
+    );
+    let (status, body) = get_with(&keyed.addr, "/api/v1/status", &evil).await;
+    assert_eq!(status, 200, "keyed: {body}");
+
+    let wide = hub()
+        .listen("0.0.0.0:0")
+        .args(["--insecure-no-auth"])
+        .start()
+        .await;
+    let addr = format!("127.0.0.1:{}", port_of(&wide));
+    let (status, body) = get_with(&addr, "/api/v1/status", "Host: hub.example.net\r\n").await;
+    assert_eq!(status, 200, "non-loopback: {body}");
 }
