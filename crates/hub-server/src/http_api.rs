@@ -436,11 +436,23 @@ pub async fn events(
 /// Prometheus asks for OpenMetrics in its `Accept` header and gets it; any
 /// other client gets the classic text format 0.0.4.
 ///
-/// With auth on it needs a valid token of any role (401 otherwise), unless
+/// With auth on it needs a valid token (401 otherwise) that may view every
+/// namespace: its labels name the producer-chosen kinds of all of them
+/// (403 otherwise, see [`Principal::may_view_every_namespace`]), unless
 /// tokenless reads are allowed (`--allow-anonymous-read`).
 pub async fn metrics(State(app): State<Shared>, Params(q): Params, headers: HeaderMap) -> Response {
-    if let Err(e) = principal(&app, &headers, &q) {
-        return error_response(e, None);
+    match principal(&app, &headers, &q) {
+        Err(e) => return error_response(e, None),
+        Ok(p) if !p.may_view_every_namespace() => {
+            return error_response(
+                ProtoError::new(
+                    ErrorCode::Forbidden,
+                    "/metrics needs a token that may view every namespace (a viewing role and the namespace glob `*`) or the admin role",
+                ),
+                None,
+            )
+        }
+        Ok(_) => {}
     }
     if let Some(stats) = crate::status::engine_stats(&app).await {
         app.metrics.set_engine(&stats);
@@ -482,10 +494,22 @@ pub async fn ready(State(app): State<Shared>) -> Response {
     json_response(status, body.to_string())
 }
 
-/// `GET /api/v1/status`: the latest `system_status`.
+/// `GET /api/v1/status`: the latest `system_status`. With auth on it needs a
+/// valid token (401) with a role that may view (403 for `roles: []` or
+/// only unknown names), unless tokenless reads are allowed.
 pub async fn status(State(app): State<Shared>, Params(q): Params, headers: HeaderMap) -> Response {
-    if let Err(e) = principal(&app, &headers, &q) {
-        return error_response(e, None);
+    match principal(&app, &headers, &q) {
+        Err(e) => return error_response(e, None),
+        Ok(p) if !p.may_view_something() => {
+            return error_response(
+                ProtoError::new(
+                    ErrorCode::Forbidden,
+                    "the token has no role that may view (viewer, operator, reporter or admin)",
+                ),
+                None,
+            )
+        }
+        Ok(_) => {}
     }
     let msg = crate::status::latest(&app).await;
     json_response(StatusCode::OK, msg.to_string())

@@ -214,6 +214,46 @@ async fn get_json_auth(url: &str, tok: &str) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// A token with no usable role (`roles: []`, or only unknown names, which
+/// grant nothing) still connects, but every action is `FORBIDDEN`, the
+/// hub-wide status included; any viewing role may read the status.
+#[tokio::test]
+async fn a_token_without_a_usable_role_may_not_read_the_status() {
+    let h = authed_hub(&[]).await;
+    let status = format!("{}/api/v1/status", h.http());
+    let list = format!("{}/api/v1/namespaces/default/operations", h.http());
+    for roles in [&[][..], &["superuser"], &["Viewer", "ADMIN"]] {
+        let tok = token("nobody", roles, &["*"]);
+        for url in [&status, &list] {
+            let (s, v) = get_json_auth(url, &tok).await;
+            assert_eq!(
+                (s, v["error"]["code"].clone()),
+                (403, json!("FORBIDDEN")),
+                "{roles:?} {url}: {v}"
+            );
+        }
+        let mut ws = ws_as(&h, &tok).await;
+        let e = ws
+            .request(json!({"type": "subscribe", "namespace": "default"}), 1)
+            .await;
+        assert_eq!(e["code"], "FORBIDDEN", "{roles:?}: {e}");
+    }
+    for role in ["viewer", "operator", "reporter", "admin"] {
+        let (s, v) = get_json_auth(&status, &token("x", &[role], &["default"])).await;
+        assert_eq!(
+            (s, v["type"].clone()),
+            (200, json!("system_status")),
+            "{role}"
+        );
+    }
+    // With anonymous read, tokenless requests read it as before, and a
+    // token never allows less than no token.
+    let h = authed_hub(&["--allow-anonymous-read"]).await;
+    let status = format!("{}/api/v1/status", h.http());
+    assert_eq!(get_json(&status).await.0, 200);
+    assert_eq!(get_json_auth(&status, &token("n", &[], &[])).await.0, 200);
+}
+
 #[tokio::test]
 async fn anonymous_read_allows_viewing_only() {
     let h = authed_hub(&["--allow-anonymous-read"]).await;

@@ -314,6 +314,7 @@ async fn auth_failures_refusals_and_idle_disconnections() {
         .start()
         .await;
     let exp = now_s() + 3600;
+    let scraper = token("prometheus", &["viewer"], &["*"]);
     let token = token("alice", &["viewer"], &["default"]);
     // Refused: no token, a malformed one, a wrongly signed one.
     for (query, code) in [
@@ -337,7 +338,7 @@ async fn auth_failures_refusals_and_idle_disconnections() {
     let (_, code) = raw.read_until_close(Duration::from_secs(5)).await;
     assert_eq!(code, Some(1001));
     let m = eventually("the idle disconnection counted", DEADLINE, || async {
-        let m = Metrics::scrape_as(&h, Some(&token)).await;
+        let m = Metrics::scrape_as(&h, Some(&scraper)).await;
         (m.val(
             "ws_updates_disconnections_total",
             &[("reason", "idle_timeout")],
@@ -391,10 +392,12 @@ async fn error_code(r: reqwest::Response) -> Value {
     v["error"]["code"].clone()
 }
 
-/// With a key configured `/metrics` needs a valid token of any role, like
-/// every HTTP call but `/health` and `/ready`.
+/// With a key configured `/metrics` needs a valid token, like every HTTP
+/// call but `/health`, `/ready` and the dashboard's files, and one that may
+/// view every namespace (its `kind` labels name what producers of all
+/// namespaces chose): a viewing role with the glob `*`, or `admin`.
 #[tokio::test]
-async fn metrics_need_a_token_when_auth_is_on() {
+async fn metrics_need_a_token_for_every_namespace_when_auth_is_on() {
     let h = hub().args(["--jwt-secret", SECRET]).start().await;
     let expired = mint_hs256(SECRET, &Claims::new("old", now_s() - 60)).unwrap();
     for (tok, code) in [
@@ -405,7 +408,7 @@ async fn metrics_need_a_token_when_auth_is_on() {
         let (status, r) = get_metrics(&h, tok).await;
         assert_eq!((status, error_code(r).await), (401, json!(code)), "{tok:?}");
     }
-    let viewer = token("prometheus", &["viewer"], &["default"]);
+    let viewer = token("prometheus", &["viewer"], &["*"]);
     let m = Metrics::scrape_as(&h, Some(&viewer)).await;
     assert_eq!(
         m.val(
@@ -420,6 +423,23 @@ async fn metrics_need_a_token_when_auth_is_on() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // Narrower tokens, or tokens without a role, are refused.
+    for (tok, what) in [
+        (token("p", &["viewer"], &["default"]), "one namespace"),
+        (token("p", &["operator"], &["team-*"]), "a glob"),
+        (token("p", &[], &["*"]), "roles: []"),
+        (token("p", &["superuser"], &["*"]), "an unknown role"),
+    ] {
+        let (status, r) = get_metrics(&h, Some(&tok)).await;
+        assert_eq!(
+            (status, error_code(r).await),
+            (403, json!("FORBIDDEN")),
+            "{what}"
+        );
+    }
+    // An admin may scrape whatever its globs.
+    let admin = token("root", &["admin"], &["prod-*"]);
+    assert_eq!(get_metrics(&h, Some(&admin)).await.0, 200);
 }
 
 /// `--allow-anonymous-read` lets tokenless GETs read, `/metrics` included;
@@ -431,6 +451,13 @@ async fn anonymous_read_opens_metrics() {
         .start()
         .await;
     Metrics::scrape(&h).await;
+    // A token never allows less than no token.
+    for tok in [
+        token("p", &["viewer"], &["default"]),
+        token("p", &[], &["default"]),
+    ] {
+        assert_eq!(get_metrics(&h, Some(&tok)).await.0, 200);
+    }
     let (status, r) = get_metrics(&h, Some("not-a-jwt")).await;
     assert_eq!((status, error_code(r).await), (401, json!("AUTH_FAILED")));
 }

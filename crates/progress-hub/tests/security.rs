@@ -1005,6 +1005,34 @@ async fn progress_hub_token_mints_tokens_the_hub_accepts() {
     );
 }
 
+/// The scrape token OPERATIONS.md tells operators to mint (a viewer of
+/// `*`) may read `/metrics`; the same command without `--namespace '*'`
+/// (a viewer of `default`) may not.
+#[tokio::test]
+async fn the_documented_scrape_token_may_read_metrics() {
+    let mint = |namespace: &[&'static str]| {
+        let mut args = vec!["--sub", "prometheus", "--role", "viewer"];
+        args.extend_from_slice(namespace);
+        args.extend_from_slice(&["--ttl", "8760h", "--jwt-secret", SECRET]);
+        let out = token_cmd(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let h = hub().args(["--jwt-secret", SECRET]).start().await;
+    let url = format!("{}/metrics", h.http());
+    let (status, _) = http_get(&url, Some(&mint(&["--namespace", "*"]))).await;
+    assert_eq!(status, 200);
+    let (status, v) = http_get(&url, Some(&mint(&[]))).await;
+    assert_eq!(
+        (status, v["error"]["code"].clone()),
+        (403, json!("FORBIDDEN"))
+    );
+}
+
 // ----------------------------------------------------------- key rotation
 
 fn oct_jwks(kid: &str, secret: &str) -> String {
