@@ -1619,3 +1619,85 @@ async fn the_host_rule_spares_listed_origins_keyed_hubs_and_non_loopback_hubs() 
     let (status, body) = get_with(&addr, "/api/v1/status", "Host: hub.example.net\r\n").await;
     assert_eq!(status, 200, "non-loopback: {body}");
 }
+
+/// RFC 7235: every 401 names the scheme it wants (`WWW-Authenticate:
+/// Bearer`), and per RFC 6750 says `error="invalid_token"` when a token was
+/// given and refused (expired included): on the HTTP API, SSE and the
+/// WebSocket upgrade alike.
+#[tokio::test]
+async fn every_401_carries_a_bearer_challenge() {
+    let h = hub()
+        .args(["--jwt-secret", SECRET, "--allow-anonymous-read"])
+        .start()
+        .await;
+    let expired = mint_hs256(SECRET, &Claims::new("old", now_s() - 60)).unwrap();
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    // (method, path, extra headers): each refused for its token.
+    let requests = [
+        ("GET", "/ws", upgrade),
+        ("GET", "/api/v1/stream?namespace=default", ""),
+        ("GET", "/api/v1/namespaces/default/operations", ""),
+        ("GET", "/api/v1/status", ""),
+        ("GET", "/metrics", ""),
+        ("POST", "/api/v1/namespaces/default/operations/x/cancel", ""),
+    ];
+    for token in ["garbage", expired.as_str()] {
+        for (method, path, extra) in requests {
+            for auth in [format!("Authorization: Bearer {token}\r\n"), String::new()] {
+                let sep = if path.contains('?') { '&' } else { '?' };
+                let target = if auth.is_empty() {
+                    format!("{path}{sep}token={token}")
+                } else {
+                    path.to_owned()
+                };
+                let req = format!(
+                    "{method} {target} HTTP/1.1\r\nHost: {}\r\n{auth}{extra}Content-Length: 0\r\nConnection: close\r\n\r\n",
+                    h.addr
+                );
+                let (status, headers, body) = raw_request(&h.addr, &req).await;
+                assert_eq!(status, 401, "{method} {target}: {body}");
+                let challenges: Vec<&str> = headers
+                    .iter()
+                    .filter(|(k, _)| k == "www-authenticate")
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                assert_eq!(challenges.len(), 1, "{method} {target}: {headers:?}");
+                assert!(challenges[0].starts_with("Bearer "), "{challenges:?}");
+                assert!(
+                    challenges[0].contains(r#"error="invalid_token""#),
+                    "{method} {target}: {challenges:?}"
+                );
+            }
+        }
+    }
+    // No token where one is needed (a tokenless cancel on an
+    // anonymous-read hub): the bare challenge.
+    let req = format!(
+        "POST /api/v1/namespaces/default/operations/x/cancel HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        h.addr
+    );
+    let (status, headers, body) = raw_request(&h.addr, &req).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("AUTH_REQUIRED"), "{body}");
+    let challenge = headers
+        .iter()
+        .find(|(k, _)| k == "www-authenticate")
+        .map(|(_, v)| v.clone());
+    assert_eq!(challenge.as_deref(), Some(r#"Bearer realm="progress-hub""#));
+    // A hub without anonymous read asks the same of tokenless upgrades.
+    let h = hub().args(["--jwt-secret", SECRET]).start().await;
+    for (path, extra) in [("/ws", upgrade), ("/api/v1/stream?namespace=default", "")] {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n{extra}Connection: close\r\n\r\n",
+            h.addr
+        );
+        let (status, headers, body) = raw_request(&h.addr, &req).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(
+            headers
+                .iter()
+                .any(|(k, v)| k == "www-authenticate" && v == r#"Bearer realm="progress-hub""#),
+            "{path}: {headers:?}"
+        );
+    }
+}
