@@ -309,6 +309,22 @@ pub const MIN_WRITE_STALL: Duration = Duration::from_secs(30);
 /// read by other commands and tools (so they may be in the environment).
 const OTHER_VARS: &[&str] = &["CONFIG", "URL", "TOKEN", "BIN"];
 
+/// The settings whose value is text (strings and paths). A TOML file must
+/// write them as strings: `jwt_secret = 5` is refused, not read as the
+/// secret "5" (variables and flags are text by nature and are not
+/// concerned).
+const TEXT_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "jwt_secret",
+    "jwt_public_key",
+    "jwks_file",
+    "tls_cert",
+    "tls_key",
+    "log_format",
+    "log_level",
+];
+
 /// The three token-key settings: at most one may be in effect.
 const KEY_SETTINGS: [&str; 3] = ["jwt_secret", "jwt_public_key", "jwks_file"];
 
@@ -379,6 +395,7 @@ impl Config {
         fig = fig
             .merge(Env::prefixed("PROGRESS_HUB_").only(KEYS))
             .merge(flags);
+        check_file_text(&fig).map_err(|e| ConfigError(describe(&fig, *e)))?;
         let mut cfg: Config = fig.extract().map_err(|e| ConfigError(describe(&fig, e)))?;
         for key in KEYS {
             if let Some(m) = fig.find_metadata(key) {
@@ -633,6 +650,29 @@ impl Config {
             .filter(|s| !s.is_empty())
             .collect()
     }
+}
+
+/// Refuses a [`TEXT_KEYS`] setting whose value comes from the TOML file as
+/// anything but a string (a number, a boolean, a table...): the lenient
+/// readers would take `jwt_secret = 5` as the text "5", and a secret the
+/// operator did not write as one is more likely a mistake than a choice.
+fn check_file_text(fig: &Figment) -> Result<(), Box<figment::Error>> {
+    for key in TEXT_KEYS {
+        let (Ok(value), Some(meta)) = (fig.find_value(key), fig.find_metadata(key)) else {
+            continue;
+        };
+        let from_file = matches!(meta.source, Some(figment::Source::File(_)));
+        if from_file && !matches!(value, figment::value::Value::String(..)) {
+            let kind = figment::error::Kind::InvalidType(
+                value.to_actual(),
+                "a string (in quotes)".to_owned(),
+            );
+            let mut e = figment::Error::from(kind).with_path(key);
+            e.metadata = Some(meta.clone());
+            return Err(Box::new(e));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a (normalized) entry of `allowed_origins` can match a browser's

@@ -191,6 +191,54 @@ async fn values_that_make_no_sense_exit_2_naming_key_and_source() {
     .await;
 }
 
+/// A text setting written in the TOML file as a number or a boolean is
+/// refused (exit 2, naming the key and the file), not read as its text:
+/// `jwt_secret = 5` used to start a hub whose secret was "5". A variable
+/// is text by nature: `PROGRESS_HUB_JWT_SECRET=12345` is that secret.
+#[tokio::test]
+async fn a_text_setting_that_is_no_string_in_the_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hub.toml");
+    let source = format!("config file {}", file.display());
+    for (key, value) in [
+        ("jwt_secret", "5"),
+        ("jwt_secret", "true"),
+        ("jwt_secret", "1.5"),
+        ("listen", "5"),
+        ("data_dir", "5"),
+        ("jwt_public_key", "5"),
+        ("jwks_file", "true"),
+        ("tls_cert", "5"),
+        ("tls_key", "5"),
+        ("log_format", "5"),
+        ("log_level", "true"),
+        ("allowed_origins", "5"),
+        ("rate_limit_exempt", "true"),
+    ] {
+        std::fs::write(&file, format!("{key} = {value}\n")).unwrap();
+        let mut args = vec!["--config", file.to_str().unwrap()];
+        if key != "listen" {
+            args.extend(["--listen", "127.0.0.1:0"]);
+        }
+        let err = refused(&args, &[], key, &source).await;
+        assert!(err.contains("expected"), "{key} = {value}: {err}");
+    }
+    // Written as a string, digits are a secret; so is a variable's value.
+    std::fs::write(&file, "jwt_secret = \"12345\"\n").unwrap();
+    let h = hub()
+        .args(["--config", file.to_str().unwrap()])
+        .start()
+        .await;
+    let tok = {
+        let mut c = hub_auth::Claims::new("a", common::tokens::now_s() + 60);
+        c.roles = Some(vec!["viewer".into()]);
+        hub_auth::mint_hs256("12345", &c).unwrap()
+    };
+    Ws::connect(&format!("{}?token={tok}", h.ws_url())).await;
+    let h = hub().env("PROGRESS_HUB_JWT_SECRET", "12345").start().await;
+    Ws::connect(&format!("{}?token={tok}", h.ws_url())).await;
+}
+
 #[tokio::test]
 async fn config_file_from_the_variable() {
     let dir = tempfile::tempdir().unwrap();

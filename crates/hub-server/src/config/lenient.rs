@@ -1,6 +1,8 @@
 //! Lenient field readers: flags and environment variables arrive as text
 //! ("10", "12345"), TOML as typed values; numeric settings accept both,
-//! text settings accept a number as its text (a secret may be all digits),
+//! text settings accept a number as its text (a secret may be all digits,
+//! and figment reads such a variable as a number; in the TOML file a text
+//! setting must be a string, checked before these readers run),
 //! switches accept `true`/`false`, `1`/`0`, `yes`/`no` and `on`/`off`
 //! (`PROGRESS_HUB_MEMORY=1`), and lists are comma-separated text or, in
 //! TOML, an array of strings.
@@ -110,7 +112,9 @@ pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 /// An optional list, as [`list`].
 pub fn opt_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<ListOrText>::deserialize(d)?.map(|v| match v {
+    let value = Option::<ListOrText>::deserialize(d)
+        .map_err(|_| D::Error::custom("expected comma-separated text or an array of strings"))?;
+    Ok(value.map(|v| match v {
         ListOrText::List(items) => items.join(","),
         ListOrText::Text(s) => s,
     }))

@@ -139,6 +139,40 @@ fn numeric_secret_stays_a_string() {
 }
 
 #[test]
+fn text_settings_in_the_file_must_be_strings() {
+    figment::Jail::expect_with(|jail| {
+        for (key, value) in [
+            ("jwt_secret", "5"),
+            ("jwt_secret", "true"),
+            ("jwt_secret", "1.5"),
+            ("jwt_secret", "[\"a\"]"),
+            ("listen", "5"),
+            ("log_level", "true"),
+            ("tls_cert", "1"),
+        ] {
+            jail.create_file("hub.toml", &format!("{key} = {value}\n"))?;
+            let e = Config::load(Some("hub.toml".as_ref()), FlagValues::default()).unwrap_err();
+            assert!(
+                e.0.contains(&format!("`{key}`"))
+                    && e.0.contains("config file")
+                    && e.0.contains("hub.toml")
+                    && e.0.contains("expected a string"),
+                "{key} = {value}: {e}"
+            );
+        }
+        // A string is a string, digits or not; and a variable is text.
+        jail.create_file("hub.toml", "jwt_secret = \"5\"\n")?;
+        let c = Config::load(Some("hub.toml".as_ref()), FlagValues::default()).unwrap();
+        assert_eq!(c.jwt_secret.as_deref(), Some("5"));
+        jail.create_file("hub.toml", "jwt_secret = 5\n")?;
+        jail.set_env("PROGRESS_HUB_JWT_SECRET", "12345");
+        let c = Config::load(Some("hub.toml".as_ref()), FlagValues::default()).unwrap();
+        assert_eq!(c.jwt_secret.as_deref(), Some("12345"), "the variable wins");
+        Ok(())
+    });
+}
+
+#[test]
 fn open_hub_only_on_loopback() {
     figment::Jail::expect_with(|_| {
         let e = Config::load(None, flags(&[("listen", "0.0.0.0:0")])).unwrap_err();
