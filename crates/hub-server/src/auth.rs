@@ -134,9 +134,13 @@ pub fn origin_allowed(headers: &HeaderMap, tls: bool, allowed: &[String]) -> boo
     normalize_origin(&format!("{scheme}://{host}")) == origin
 }
 
-/// An origin in one spelling: lower case, no trailing `/`, no default port.
+/// An origin in one spelling: lower case, without a lone trailing `/`
+/// (`https://a.example/`, as a URL's root is often copied, is
+/// `https://a.example`; more slashes are a path, which
+/// `--allowed-origins` refuses), no default port.
 pub fn normalize_origin(origin: &str) -> String {
-    let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    let o = origin.trim();
+    let o = o.strip_suffix('/').unwrap_or(o).to_ascii_lowercase();
     for (scheme, port) in [("http://", ":80"), ("https://", ":443")] {
         if o.starts_with(scheme) {
             if let Some(short) = o.strip_suffix(port) {

@@ -80,8 +80,9 @@ pub struct Config {
     #[serde(deserialize_with = "lenient::bool")]
     pub allow_anonymous_read: bool,
     /// Browser origins allowed besides the hub's own (comma-separated, or
-    /// an array in TOML): each `scheme://host[:port]` with no path, `null`,
-    /// or `*` for any; anything else is refused at start. An open hub on a
+    /// an array in TOML): each `scheme://host[:port]` with no path, query or
+    /// fragment (a lone trailing `/` is dropped), `null`, or `*` for any;
+    /// anything else is refused at start. An open hub on a
     /// loopback address also answers requests whose `Host` is one of their
     /// hosts (besides IP addresses and `localhost`).
     #[serde(deserialize_with = "lenient::opt_list")]
@@ -527,12 +528,19 @@ impl Config {
         if let Err(e) = crate::limits::parse_networks(&self.rate_limit_exempt) {
             return bad("rate_limit_exempt", &e);
         }
-        if let Some(o) = self.origins().into_iter().find(|o| !is_origin(o)) {
+        // Each entry as written is named (its normalised spelling could
+        // hide what is wrong, or be empty for a lone `/`).
+        let entries = self.allowed_origins.as_deref().unwrap_or("").split(',');
+        if let Some(o) = entries
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .find(|e| !is_origin(&crate::auth::normalize_origin(e)))
+        {
             return bad(
                 "allowed_origins",
                 &format!(
                     "`{o}` is not an origin: expected scheme://host[:port] with no path, \
-                     e.g. https://app.example.com, or `*` for any"
+                     query or fragment, e.g. https://app.example.com, or `*` for any"
                 ),
             );
         }

@@ -239,6 +239,56 @@ async fn a_text_setting_that_is_no_string_in_the_file_exits_2() {
     Ws::connect(&format!("{}?token={tok}", h.ws_url())).await;
 }
 
+/// `--allowed-origins` takes origins, which have no path, query or
+/// fragment: such an entry is refused at start naming the entry, the key
+/// and its source. A lone trailing `/` (a URL's root, as often copied) is
+/// dropped, and the origin then matches browsers' `Origin`.
+#[tokio::test]
+async fn an_allowed_origin_with_a_path_exits_2_but_a_lone_slash_is_dropped() {
+    for bad in [
+        "http://c.example//",
+        "http://c.example/app",
+        "http://c.example/?q=1",
+        "http://c.example/#top",
+        "/",
+    ] {
+        let err = refused(
+            &["--listen", "127.0.0.1:0", "--allowed-origins", bad],
+            &[],
+            "allowed_origins",
+            "flag --allowed-origins",
+        )
+        .await;
+        assert!(err.contains(&format!("`{bad}` is not an origin")), "{err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hub.toml");
+    std::fs::write(&file, "allowed_origins = [\"http://c.example//\"]\n").unwrap();
+    refused(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            file.to_str().unwrap(),
+        ],
+        &[],
+        "allowed_origins",
+        &format!("config file {}", file.display()),
+    )
+    .await;
+    let h = hub()
+        .args(["--allowed-origins", "http://c.example/"])
+        .start()
+        .await;
+    let ok = Ws::connect_with(&h.ws_url(), &[("origin", "http://c.example")]).await;
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    let (status, body) = Ws::connect_with(&h.ws_url(), &[("origin", "http://d.example")])
+        .await
+        .err()
+        .expect("another origin is refused");
+    assert_eq!(status, 403, "{body}");
+}
+
 #[tokio::test]
 async fn config_file_from_the_variable() {
     let dir = tempfile::tempdir().unwrap();

@@ -338,6 +338,9 @@ fn allowed_origins_must_be_origins() {
         for bad in [
             "not a url",
             "https://a.example/path",
+            "https://a.example//",
+            "https://a.example/#x",
+            "/",
             "app.example.com",
             "https://",
             "https://a.example?x=1",
