@@ -684,3 +684,107 @@ async fn allowed_origins_get_cors_answers_and_others_do_not() {
         .unwrap();
     assert_eq!(allow(&r), None, "no CORS for a foreign origin");
 }
+
+/// A token with these claims (any JSON), signed with the hubs' secret.
+fn raw_token(claims: Value) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+}
+
+/// `GET url` with an optional `Authorization` header: status and error code.
+async fn get_code(url: &str, authorization: Option<&str>) -> (u16, Value) {
+    let mut r = reqwest::Client::new().get(url);
+    if let Some(a) = authorization {
+        r = r.header("authorization", a);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    (status, v["error"]["code"].clone())
+}
+
+/// What SECURITY.md says of claim shapes and of which token counts.
+#[tokio::test]
+async fn claim_shapes_and_token_sources_are_as_documented() {
+    let h = authed_hub(&[]).await;
+    let exp = now_s() + 600;
+    let list = |ns: &str| format!("{}/api/v1/namespaces/{ns}/operations", h.http());
+    let ok = (200, Value::Null);
+    let failed = (401, json!("AUTH_FAILED"));
+    let forbidden = (403, json!("FORBIDDEN"));
+    // (claims, answer for `default`, answer for `other`)
+    let cases = [
+        (
+            json!({"exp": exp, "roles": null, "namespaces": null}),
+            &ok,
+            &forbidden,
+        ),
+        (json!({"exp": exp, "roles": "admin"}), &failed, &failed),
+        (json!({"exp": exp, "roles": [1]}), &failed, &failed),
+        (json!({"exp": exp, "namespaces": "other"}), &failed, &failed),
+        (
+            json!({"exp": exp, "roles": ["Viewer"], "namespaces": ["*"]}),
+            &forbidden,
+            &forbidden,
+        ),
+        (
+            json!({"exp": exp, "namespaces": []}),
+            &forbidden,
+            &forbidden,
+        ),
+        (
+            json!({"exp": exp, "namespaces": ["other"], "aud": "elsewhere", "iss": "someone"}),
+            &forbidden,
+            &ok,
+        ),
+        (json!({"exp": exp, "nbf": now_s() + 2}), &ok, &forbidden),
+        (json!({"exp": exp, "nbf": now_s() + 60}), &failed, &failed),
+    ];
+    for (claims, default, other) in cases {
+        let bearer = format!("Bearer {}", raw_token(claims.clone()));
+        assert_eq!(
+            &get_code(&list("default"), Some(&bearer)).await,
+            default,
+            "{claims}"
+        );
+        assert_eq!(
+            &get_code(&list("other"), Some(&bearer)).await,
+            other,
+            "{claims}"
+        );
+    }
+    // Which token counts: the Bearer header over ?token=, the last ?token=.
+    let good = token("v", &["viewer"], &["default"]);
+    let url = list("default");
+    let bearer = format!("Bearer {good}");
+    assert_eq!(
+        get_code(&format!("{url}?token=garbage"), Some(&bearer)).await,
+        ok
+    );
+    assert_eq!(
+        get_code(&format!("{url}?token=garbage&token={good}"), None).await,
+        ok
+    );
+    assert_eq!(
+        get_code(&format!("{url}?token={good}&token=garbage"), None).await,
+        failed
+    );
+    // Another scheme, or Bearer with nothing after it, is no token.
+    let required = (401, json!("AUTH_REQUIRED"));
+    for header in [
+        format!("Basic {good}"),
+        "Bearer".to_owned(),
+        "Bearer   ".to_owned(),
+    ] {
+        assert_eq!(get_code(&url, Some(&header)).await, required, "{header}");
+        assert_eq!(
+            get_code(&format!("{url}?token={good}"), Some(&header)).await,
+            ok,
+            "{header} and ?token="
+        );
+    }
+    assert_eq!(get_code(&url, Some(&format!("bEaReR {good}"))).await, ok);
+    let h = authed_hub(&["--allow-anonymous-read"]).await;
+    let url = format!("{}/api/v1/namespaces/default/operations", h.http());
+    assert_eq!(get_code(&url, Some(&format!("Basic {good}"))).await, ok);
+}
