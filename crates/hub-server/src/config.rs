@@ -312,8 +312,8 @@ const OTHER_VARS: &[&str] = &["CONFIG", "URL", "TOKEN", "BIN"];
 
 /// The settings whose value is text (strings and paths). A TOML file must
 /// write them as strings: `jwt_secret = 5` is refused, not read as the
-/// secret "5" (variables and flags are text by nature and are not
-/// concerned).
+/// secret "5"; variables and flags are text by nature and are taken as
+/// written ([`TextVars`]).
 const TEXT_KEYS: &[&str] = &[
     "listen",
     "data_dir",
@@ -393,8 +393,14 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
+        let non_text: Vec<&str> = KEYS
+            .iter()
+            .copied()
+            .filter(|k| !TEXT_KEYS.contains(k))
+            .collect();
         fig = fig
-            .merge(Env::prefixed("PROGRESS_HUB_").only(KEYS))
+            .merge(Env::prefixed("PROGRESS_HUB_").only(&non_text))
+            .merge(TextVars)
             .merge(flags);
         check_file_text(&fig).map_err(|e| ConfigError(describe(&fig, *e)))?;
         let mut cfg: Config = fig.extract().map_err(|e| ConfigError(describe(&fig, e)))?;
@@ -657,6 +663,27 @@ impl Config {
             .map(crate::auth::normalize_origin)
             .filter(|s| !s.is_empty())
             .collect()
+    }
+}
+
+/// The [`TEXT_KEYS`] settings from `PROGRESS_HUB_*` variables, taken as
+/// written. figment's [`Env`] reads every value as TOML-like data first,
+/// so `PROGRESS_HUB_JWT_SECRET=007` became the number 7 and then the
+/// secret "7", and `true` a boolean.
+struct TextVars;
+
+impl Provider for TextVars {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(ENV_SOURCE)
+    }
+
+    fn data(&self) -> Result<FMap<Profile, Dict>, figment::Error> {
+        let dict = Env::prefixed("PROGRESS_HUB_")
+            .only(TEXT_KEYS)
+            .iter()
+            .map(|(key, value)| (key.as_str().to_owned(), value.into()))
+            .collect();
+        Ok(Profile::Default.collect(dict))
     }
 }
 

@@ -788,3 +788,28 @@ async fn claim_shapes_and_token_sources_are_as_documented() {
     let url = format!("{}/api/v1/namespaces/default/operations", h.http());
     assert_eq!(get_code(&url, Some(&format!("Basic {good}"))).await, ok);
 }
+
+/// A secret from `PROGRESS_HUB_JWT_SECRET` is the text as written: `007`
+/// was read as the number 7 and became the secret "7", so tokens signed
+/// with the operator's secret were refused and ones signed with "7" taken.
+#[tokio::test]
+async fn a_secret_from_the_environment_is_taken_as_written() {
+    let h = hub().env("PROGRESS_HUB_JWT_SECRET", "007").start().await;
+    let url = format!("{}/api/v1/namespaces/default/operations", h.http());
+    let status_with = |secret: &'static str| {
+        let url = url.clone();
+        async move {
+            let t = mint_hs256(secret, &Claims::new("u", now_s() + 60)).unwrap();
+            reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status_with("007").await, 200);
+    assert_eq!(status_with("7").await, 401);
+}

@@ -138,6 +138,24 @@ fn numeric_secret_stays_a_string() {
     });
 }
 
+/// Text settings from variables are taken as written: not read as numbers
+/// (`007` was the secret "7"), booleans or lists first.
+#[test]
+fn text_variables_are_taken_as_written() {
+    figment::Jail::expect_with(|jail| {
+        for secret in ["007", "1e3", "true", "[a]", "0x10", "+5", " 42 "] {
+            jail.set_env("PROGRESS_HUB_JWT_SECRET", secret);
+            let c = Config::load(None, FlagValues::default()).unwrap();
+            assert_eq!(c.jwt_secret.as_deref(), Some(secret), "{secret:?}");
+            assert_eq!(
+                c.sources.get("jwt_secret").map(String::as_str),
+                Some("environment variable PROGRESS_HUB_JWT_SECRET")
+            );
+        }
+        Ok(())
+    });
+}
+
 #[test]
 fn text_settings_in_the_file_must_be_strings() {
     figment::Jail::expect_with(|jail| {
