@@ -104,7 +104,7 @@ impl Endpoint {
             Ok((ws, _response)) => Ok(ws),
             Err(WsError::Http(resp)) => Err(ConnectError {
                 http_status: Some(resp.status().as_u16()),
-                message: format!("upgrade refused: HTTP {}", resp.status()),
+                message: refusal_message(resp.status(), resp.body().as_deref()),
             }),
             Err(e) => Err(ConnectError::io(e)),
         }
@@ -134,6 +134,32 @@ impl Endpoint {
                 message: format!("/ready answered {status}"),
             })
         }
+    }
+}
+
+/// What a refused upgrade says: its status and, when its body is the
+/// hub's JSON error (`{"error": {code, message}}`), the code and message,
+/// e.g. `upgrade refused: HTTP 401 Unauthorized: TOKEN_EXPIRED: the token
+/// has expired`, so a caller can tell a missing token from an expired one.
+fn refusal_message(
+    status: tokio_tungstenite::tungstenite::http::StatusCode,
+    body: Option<&[u8]>,
+) -> String {
+    let error = body
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .and_then(|v| {
+            let e = v.get("error")?;
+            Some((
+                e.get("code")?.as_str()?.to_owned(),
+                e.get("message")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("")
+                    .to_owned(),
+            ))
+        });
+    match error {
+        Some((code, message)) => format!("upgrade refused: HTTP {status}: {code}: {message}"),
+        None => format!("upgrade refused: HTTP {status}"),
     }
 }
 

@@ -228,7 +228,7 @@ impl Adapter {
             },
             ConnState::Failed => ConnStatus::Failed {
                 reason: match c.reason {
-                    Reason::AuthRejected => "token rejected".to_owned(),
+                    Reason::AuthRejected => self.auth_refusal(),
                     Reason::PolicyViolation => "closed by the hub (policy)".to_owned(),
                     Reason::RetriesExhausted => "gave up retrying".to_owned(),
                     other => format!("{other:?}"),
@@ -236,6 +236,27 @@ impl Adapter {
             },
             ConnState::Disconnected => ConnStatus::Disconnected,
         })
+    }
+
+    /// Why the hub refused the credentials, by the code it gave (the
+    /// upgrade's 401 body, or the error before a 4001 close): no token, an
+    /// expired one, or one refused.
+    fn auth_refusal(&self) -> String {
+        let last = self
+            .subscriber
+            .client()
+            .connection_stats()
+            .last_error
+            .unwrap_or_default();
+        if last.contains("AUTH_REQUIRED") {
+            "no token given (AUTH_REQUIRED): pass --token".to_owned()
+        } else if last.contains("TOKEN_EXPIRED") {
+            "token expired (TOKEN_EXPIRED)".to_owned()
+        } else if last.contains("AUTH_FAILED") {
+            "token rejected (AUTH_FAILED)".to_owned()
+        } else {
+            "token rejected".to_owned()
+        }
     }
 
     fn cause(&self, reason: Reason) -> Option<String> {

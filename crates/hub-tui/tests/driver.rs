@@ -176,3 +176,47 @@ async fn the_driver_feeds_the_model_cancels_and_reconnects() {
     again.shutdown();
     again.wait().await;
 }
+
+/// A refused token says which refusal it was (the 401's code): no token,
+/// an expired one, or a bad one, so the user knows what to fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_says_why() {
+    const SECRET: &str = "a-test-secret-of-some-length-0123";
+    let cfg = hub_server::Config {
+        listen: "127.0.0.1:0".to_owned(),
+        memory: true,
+        jwt_secret: Some(SECRET.to_owned()),
+        ..hub_server::Config::default()
+    };
+    let running = hub_server::start(cfg).await.expect("hub starts");
+    let url = format!("ws://{}/ws", running.addr);
+    let exp = now() / 1000;
+    let expired = hub_auth::mint_hs256(SECRET, &hub_auth::Claims::new("u", exp - 60)).unwrap();
+    let foreign =
+        hub_auth::mint_hs256("another-secret", &hub_auth::Claims::new("u", exp + 60)).unwrap();
+    for (token, says) in [
+        (None, "AUTH_REQUIRED"),
+        (Some(expired), "token expired (TOKEN_EXPIRED)"),
+        (Some(foreign), "token rejected (AUTH_FAILED)"),
+    ] {
+        let (tx, mut rx) = mpsc::channel(1024);
+        let _d = driver::spawn(
+            DriverConfig {
+                url: url.clone(),
+                token,
+                namespace: "default".into(),
+            },
+            tx,
+        )
+        .expect("driver");
+        let mut app = App::new(AppConfig::new(&url, "default"));
+        pump(&mut app, &mut rx, "the refusal", |a| {
+            matches!(a.conn(), ConnStatus::Failed { .. })
+        })
+        .await;
+        match app.conn() {
+            ConnStatus::Failed { reason } => assert!(reason.contains(says), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
