@@ -313,7 +313,16 @@ impl App {
     pub(crate) fn mark_cancel_sent(&mut self, id: &str, now: u64) {
         self.cancel_sent.insert(id.to_owned());
         let name = self.name_of(id);
-        self.toast(format!("Cancel requested: {name}"), ToastLevel::Info, now);
+        if self.conn.is_connected() {
+            self.toast(format!("Cancel requested: {name}"), ToastLevel::Info, now);
+        } else {
+            // The client keeps the request and sends it once connected.
+            self.toast(
+                format!("Cancel of {name} queued: it is sent when the hub is reachable again"),
+                ToastLevel::Warning,
+                now,
+            );
+        }
     }
 
     /// How old the data is at `now` (since data last arrived).

@@ -60,6 +60,21 @@ pub fn fit(text: &str, width: usize) -> String {
     out
 }
 
+/// `text` cut to `width` characters in the middle (`Render Man…frame #1`):
+/// the start says what it is, the end which one.
+pub fn fit_middle(text: &str, width: usize) -> String {
+    let count = text.chars().count();
+    if count <= width || width < 8 {
+        return fit(text, width);
+    }
+    let tail = (width - 1) / 2;
+    let head = width - 1 - tail;
+    let mut out: String = text.chars().take(head).collect();
+    out.push('…');
+    out.extend(text.chars().skip(count - tail));
+    out
+}
+
 /// The first line of `text`, tabs as spaces (one table cell never wraps).
 pub fn one_line(text: &str) -> String {
     text.lines().next().unwrap_or("").replace('\t', " ")
@@ -68,6 +83,17 @@ pub fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fit_middle_keeps_both_ends() {
+        let a = fit_middle("Render Mandelbrot frame #1", 19);
+        let b = fit_middle("Render Mandelbrot frame #2", 19);
+        assert_eq!(a.chars().count(), 19);
+        assert_ne!(a, b);
+        assert!(a.starts_with("Render Ma") && a.ends_with("frame #1"), "{a}");
+        assert_eq!(fit_middle("short", 19), "short");
+        assert_eq!(fit_middle("abcdefghij", 5), "abcd…");
+    }
 
     #[test]
     fn durations_use_two_units_at_most() {

@@ -89,6 +89,22 @@ fn c_asks_then_y_cancels() {
     assert!(!a.is_canceling("backup.1"));
 }
 
+/// A cancel confirmed while the hub is unreachable is kept by the client
+/// and sent on reconnect: the toast says it is queued, not requested.
+#[test]
+fn a_cancel_while_disconnected_is_announced_as_queued() {
+    let mut a = connected_app();
+    a.apply(Update::Connection(ConnStatus::Disconnected), NOW);
+    a.handle_key(key('c'), NOW);
+    assert_eq!(
+        a.handle_key(key('y'), NOW),
+        vec![Command::Cancel("backup.1".into())]
+    );
+    let text = screen(&mut a, 120, 12, NOW);
+    assert!(text.contains("Cancel of Nightly backup queued"), "{text}");
+    assert!(!text.contains("Cancel requested"), "{text}");
+}
+
 #[test]
 fn n_or_esc_declines() {
     let mut a = connected_app();

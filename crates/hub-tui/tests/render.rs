@@ -79,8 +79,8 @@ fn failed_token_rejected() {
         .content()
         .iter()
         .rev()
-        .find(|c| c.symbol() == "●")
-        .expect("indicator");
+        .find(|c| c.symbol() == "✗")
+        .expect("indicator: not the ● of connected, which colour alone told apart");
     assert_eq!(ind.fg, Color::Red);
 }
 

@@ -3,7 +3,7 @@
 
 use super::state_color;
 use crate::app::App;
-use crate::format::{duration_ms, eta, fit, one_line, rate};
+use crate::format::{duration_ms, eta, fit, fit_middle, one_line, rate};
 use crate::op::{OpEntry, StatusLook};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -213,7 +213,15 @@ impl RowCtx {
             name.push_str("└ ");
         }
         name.push_str(&one_line(s.display_name()));
-        put(buf, c.name, y, &name, plain);
+        // Similar names differ at their end ("… frame #1", "… frame #2"):
+        // cut in the middle, so both ends stay.
+        buf.set_stringn(
+            c.name.x,
+            y,
+            fit_middle(&name, c.name.w as usize),
+            c.name.w as usize,
+            plain,
+        );
         if c.bar.w > 0 {
             let ratio = s.ratio();
             LineGauge::default()
@@ -241,21 +249,29 @@ impl RowCtx {
             }
             put(buf, c.info, y, &one_line(&parts.join(" · ")), plain);
         }
+        // No rate or countdown for a finished operation, nor while the data
+        // is stale: the estimate was the hub's at the last word it said.
+        let estimate = !terminal && self.stale_age.is_none();
         if let Some(rc) = c.rate {
-            let t = if terminal {
-                String::new()
-            } else {
+            let t = if estimate {
                 rate(s.rate)
+            } else {
+                String::new()
             };
             put_right(buf, rc, y, &t, plain);
         }
-        let eta_text = if terminal {
-            String::new()
-        } else {
+        let eta_text = if estimate {
             eta(s.eta_seconds)
+        } else {
+            String::new()
         };
         put_right(buf, c.eta, y, &eta_text, plain);
-        let end = s.finished_at.unwrap_or(self.now);
+        // While stale a running row's time stops where the data did: the
+        // hub has said nothing since, so counting on would claim it runs.
+        let end = s.finished_at.unwrap_or(match self.stale_age {
+            Some(Some(age)) => self.now.saturating_sub(age),
+            _ => self.now,
+        });
         put_right(
             buf,
             c.elapsed,
@@ -264,14 +280,16 @@ impl RowCtx {
             plain,
         );
         match self.stale_age {
-            Some(age) => {
+            // A finished operation's state is final: stale data cannot
+            // change it.
+            Some(age) if !terminal => {
                 let t = match age {
                     Some(a) => format!("stale {}", duration_ms(a)),
                     None => "stale".to_owned(),
                 };
                 put(buf, c.state, y, &t, Style::new().fg(Color::DarkGray));
             }
-            None => {
+            _ => {
                 let t = if self.canceling {
                     "canceling"
                 } else {

@@ -34,7 +34,7 @@ pub(crate) fn indicator(conn: &ConnStatus, now: u64) -> (&'static str, Color, St
             }
             ("◐", Color::Yellow, t)
         }
-        ConnStatus::Failed { reason } => ("●", Color::Red, format!("failed: {reason} · r retries")),
+        ConnStatus::Failed { reason } => ("✗", Color::Red, format!("failed: {reason} · r retries")),
         ConnStatus::Disconnected => ("○", Color::DarkGray, "disconnected".to_owned()),
     }
 }
