@@ -441,18 +441,14 @@ pub async fn events(
 /// (403 otherwise, see [`Principal::may_view_every_namespace`]), unless
 /// tokenless reads are allowed (`--allow-anonymous-read`).
 pub async fn metrics(State(app): State<Shared>, Params(q): Params, headers: HeaderMap) -> Response {
-    match principal(&app, &headers, &q) {
-        Err(e) => return error_response(e, None),
-        Ok(p) if !p.may_view_every_namespace() => {
-            return error_response(
-                ProtoError::new(
-                    ErrorCode::Forbidden,
-                    "/metrics needs a token that may view every namespace (a viewing role and the namespace glob `*`) or the admin role",
-                ),
-                None,
-            )
-        }
-        Ok(_) => {}
+    if let Some(refused) = hub_wide_refusal(
+        &app,
+        &headers,
+        &q,
+        Principal::may_view_every_namespace,
+        "/metrics needs a token that may view every namespace (a viewing role and the namespace glob `*`) or the admin role",
+    ) {
+        return refused;
     }
     if let Some(stats) = crate::status::engine_stats(&app).await {
         app.metrics.set_engine(&stats);
@@ -474,6 +470,26 @@ pub async fn metrics(State(app): State<Shared>, Params(q): Params, headers: Head
         )
     };
     (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// The refusal of a hub-wide read (`/metrics`, `/api/v1/status`), if any:
+/// none for a valid token (or tokenless, when allowed) that `may` read it,
+/// else the 401, or the 403 saying `why`.
+fn hub_wide_refusal(
+    app: &Shared,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    may: fn(&Principal) -> bool,
+    why: &str,
+) -> Option<Response> {
+    match principal(app, headers, q) {
+        Err(e) => Some(error_response(e, None)),
+        Ok(p) if !may(&p) => Some(error_response(
+            ProtoError::new(ErrorCode::Forbidden, why),
+            None,
+        )),
+        Ok(_) => None,
+    }
 }
 
 /// `GET /health`: the process is alive.
@@ -498,18 +514,14 @@ pub async fn ready(State(app): State<Shared>) -> Response {
 /// valid token (401) with a role that may view (403 for `roles: []` or
 /// only unknown names), unless tokenless reads are allowed.
 pub async fn status(State(app): State<Shared>, Params(q): Params, headers: HeaderMap) -> Response {
-    match principal(&app, &headers, &q) {
-        Err(e) => return error_response(e, None),
-        Ok(p) if !p.may_view_something() => {
-            return error_response(
-                ProtoError::new(
-                    ErrorCode::Forbidden,
-                    "the token has no role that may view (viewer, operator, reporter or admin)",
-                ),
-                None,
-            )
-        }
-        Ok(_) => {}
+    if let Some(refused) = hub_wide_refusal(
+        &app,
+        &headers,
+        &q,
+        Principal::may_view_something,
+        "the token has no role that may view (viewer, operator, reporter or admin)",
+    ) {
+        return refused;
     }
     let msg = crate::status::latest(&app).await;
     json_response(StatusCode::OK, msg.to_string())

@@ -135,6 +135,19 @@ fn detail_pane() {
     insta::assert_snapshot!(screen(&mut a, 100, 30, NOW));
 }
 
+/// The reply to a resume from offset 121 that finds the hub at 133.
+fn resumed_from_121_to_133(a: &mut hub_tui::App) {
+    a.apply(
+        Update::Subscribed {
+            epoch: "e1".into(),
+            offset: 133,
+            recovered: true,
+            resumed_from: Some(121),
+        },
+        NOW,
+    );
+}
+
 #[test]
 fn cancel_prompt_and_toasts() {
     let mut a = connected_app();
@@ -152,15 +165,7 @@ fn cancel_prompt_and_toasts() {
         NOW,
     );
     a.apply(Update::Connection(ConnStatus::Connected), NOW);
-    a.apply(
-        Update::Subscribed {
-            epoch: "e1".into(),
-            offset: 133,
-            recovered: true,
-            resumed_from: Some(121),
-        },
-        NOW,
-    );
+    resumed_from_121_to_133(&mut a);
     // Until the replay reaches offset 133 the rows may be behind the hub.
     let text = screen(&mut a, 100, 14, NOW);
     assert!(text.contains("catching up"), "{text}");
@@ -189,15 +194,7 @@ fn reload_during_a_resume_ends_catching_up_only_at_the_subscribed_offset() {
     let mut a = connected_app();
     a.apply(Update::Connection(ConnStatus::Disconnected), NOW);
     a.apply(Update::Connection(ConnStatus::Connected), NOW);
-    a.apply(
-        Update::Subscribed {
-            epoch: "e1".into(),
-            offset: 133,
-            recovered: true,
-            resumed_from: Some(121),
-        },
-        NOW,
-    );
+    resumed_from_121_to_133(&mut a);
     let reload = |offset| Update::Snapshot {
         epoch: "e1".into(),
         offset,
