@@ -801,6 +801,15 @@ export class ConnectionMachine {
           acts.push({ type: 'reply', id: msg.id, message: msg }, { type: 'server_error', error: msg });
           return;
         }
+        if (msg.code === 'FORBIDDEN' && (msg.id === undefined || msg.id === null)
+            && msg.data?.namespace === this.namespace) {
+          // The hub ended this subscription (a refreshed token may not read
+          // the namespace; the connection stays, but nothing more comes):
+          // the same state as a subscription refused at the start.
+          acts.push({ type: 'server_error', error: msg }, { type: 'close', code: 1000, reason: 'subscription ended' });
+          acts.push(...this.fail(now, 'FORBIDDEN', msg.message ?? 'The hub ended the subscription to this namespace.'));
+          return;
+        }
         if (AUTH_CODES.has(msg.code)) {
           this.errorCode = msg.code;
           this.errorMessage = msg.message ?? null;

@@ -108,3 +108,49 @@ test('tokens: saved only once accepted; refresh answered → panel closed; expir
   t.diagnostic(`screenshot: ${await shot(page2, 'token-expired')}`);
   await page2.close();
 });
+
+test('refresh to a valid token that may not read the namespace: the page stops claiming to be live (as after a reload)', async (t) => {
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s', '--jwt-secret', SECRET]);
+  const admin = mintToken(SECRET, { sub: 'producer', roles: ['admin'], namespaces: ['*'] });
+  const producer = keep(await Producer.connect(hub.addr, { token: admin }));
+  await producer.start('job', 'A job', { kind: 'etl' });
+  const viewer = mintToken(SECRET, { sub: 'viewer-vic', roles: ['viewer'], namespaces: ['default'] });
+  const page = await browser.page();
+  await page.addInitScript(([k, tok]) => { if (!sessionStorage.getItem('seeded')) { sessionStorage.setItem('seeded', '1'); sessionStorage.setItem(k, tok); } }, [KEY, viewer]);
+  await page.goto(`${hub.url}/`);
+  await waitConnected(page);
+  const row = page.locator(sel.row('job'));
+  await row.waitFor();
+  const panel = page.locator('[data-testid=auth-panel]');
+  const message = page.locator('[data-testid=auth-message]');
+  const input = page.locator('[data-testid=token-input]');
+
+  for (const [label, claims] of [
+    ['a token for another namespace', { sub: 'otto', roles: ['viewer'], namespaces: ['other'] }],
+    ['a token without the viewer role', { sub: 'nobody', roles: [], namespaces: ['default'] }],
+  ]) {
+    const other = mintToken(SECRET, claims);
+    if (await panel.isHidden()) await page.click('[data-testid=token-button]');
+    await input.fill(other);
+    await input.press('Enter');
+    await until(async () => (await page.locator(sel.connText).textContent()) === 'Failed: FORBIDDEN', { what: `FORBIDDEN after refresh to ${label}` });
+    assert.notEqual(await page.locator(sel.conn).getAttribute('data-state'), 'connected', label);
+    await page.locator(sel.banner).waitFor({ state: 'visible', timeout: 5000 });
+    assert.match(await page.locator(sel.bannerText).textContent(), /Live updates stopped/, label);
+    assert.equal(await page.locator('[data-testid=retry-now]').textContent(), 'Pick another namespace', label);
+    assert.equal(await panel.isVisible(), true, label);
+    assert.match(await message.textContent(), /may not read this namespace.*Pick another namespace or use another token/, label);
+    assert.equal(await page.evaluate(() => document.body.classList.contains('stale')), true, `${label}: rows shown as stale`);
+    assert.match(await row.locator('[data-testid=op-stale]').textContent(), /^stale/, label);
+    t.diagnostic(`screenshot: ${await shot(page, `token-refresh-forbidden-${claims.sub}`)}`);
+
+    // Back to the viewer token: live again.
+    await input.fill(viewer);
+    await input.press('Enter');
+    await waitConnected(page);
+    await page.locator(sel.banner).waitFor({ state: 'hidden', timeout: 5000 });
+    await producer.progress('job', { progress: claims.sub === 'otto' ? 30 : 60 });
+    await until(async () => (await row.getAttribute('data-progress')) === (claims.sub === 'otto' ? '30' : '60'), { what: `live again after ${label}` });
+    assert.equal(await page.evaluate(() => document.body.classList.contains('stale')), false);
+  }
+});

@@ -422,6 +422,30 @@ test('auth: a refresh the hub refuses (error, then close 4001) reconnects with t
   assert.equal(m4.state, 'failed');
 });
 
+test('auth: a refresh the hub accepts but whose token may not read the namespace ends the subscription → failed FORBIDDEN', () => {
+  const m = connected({ at: 0, offset: 4, token: 'viewer' });
+  const r = sent(m.setToken('other-ns', 10))[0];
+  m.onFrame(frame({ type: 'ok', id: r.id }), 11);
+  assert.equal(m.state, 'connected');
+  const msg = 'the refreshed token does not allow namespace `default`: its subscription has ended';
+  const acts = m.onFrame(frame({ type: 'error', code: 'FORBIDDEN', message: msg, data: { namespace: NS } }), 12);
+  assert.equal(m.state, 'failed', 'no more events come: not connected');
+  assert.equal(m.status().errorCode, 'FORBIDDEN');
+  assert.equal(m.status().errorMessage, msg);
+  assert.ok(ofType(acts, 'close').length === 1, 'the link that holds no subscription is closed');
+  assert.ok(ofType(acts, 'status').some((a) => a.status.state === 'failed'));
+  assert.equal(m.status().lastLiveAt, 12, 'the data is stale from the moment the subscription ended');
+  assert.equal(m.nextDeadline(), null, 'not retried as it stands');
+  // Another namespace (or another token) is a new request, with the token the hub accepted.
+  const open = ofType(m.setSubscription('mine', null, 20), 'open')[0];
+  assert.equal(open?.token, 'other-ns');
+  // A FORBIDDEN about another namespace (or answering a request) leaves this subscription alone.
+  const m2 = connected({ at: 0 });
+  m2.onFrame(frame({ type: 'error', code: 'FORBIDDEN', message: 'x', data: { namespace: 'elsewhere' } }), 5);
+  m2.onFrame(frame({ type: 'error', id: 99, code: 'FORBIDDEN', message: 'may not cancel', data: { namespace: NS } }), 6);
+  assert.equal(m2.state, 'connected');
+});
+
 test('a refused subscription fails instead of looping', () => {
   const m = new ConnectionMachine({ namespace: 'secret', random: () => 0.5 });
   m.start(0);
