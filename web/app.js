@@ -71,6 +71,7 @@ function frame(ts) {
   view.update(changes, store, Date.now());
   if (changes.finishedChanged) timelineDirty = true;
   if (pendingCancel !== null && changes.dirty.has(pendingCancel)) pendingCancelChanged();
+  if (unansweredCancels.size) unansweredCancelsChanged(changes.dirty);
   const t1 = performance.now();
   perf.frames += 1;
   perf.rowsUpdated += changes.dirty.size;
@@ -391,6 +392,7 @@ $('confirm-yes').addEventListener('click', async () => {
   view.markCancelSent(id);
   view.focusRow(id);
   const reply = await client.cancel(id, namespace);
+  if (reply.type === 'error' && reply.code === 'TIMEOUT') { cancelUnanswered(id); return; }
   if (reply.type === 'error') {
     const focusHere = view.hasFocus(id);
     view.unmarkCancelSent(id);
@@ -402,9 +404,42 @@ $('confirm-yes').addEventListener('click', async () => {
       connUI.toast(`Cancel failed: ${reply.message ?? reply.code}`, 'error');
     }
   } else {
-    connUI.toast('Cancel requested — waiting for the producer to stop.');
+    connUI.toast(CANCEL_SENT);
   }
 });
+const CANCEL_SENT = 'Cancel requested — waiting for the producer to stop.';
+const CANCEL_UNANSWERED = 'No answer to the cancel yet; the row shows whether the hub took it.';
+/**
+ * Cancels sent that got no answer in time (e.g. the link died under them):
+ * their outcome is unknown, not failed — the hub may well have applied them
+ * (a reconnect's snapshot then says so). @type {Set<string>}
+ */
+const unansweredCancels = new Set();
+/** @param {string} id */
+function cancelUnanswered(id) {
+  const op = store.ops.get(id);
+  // The hub's own state already says it took the cancel (or the operation ended: the row says how).
+  if (op && op.cancel_requested && !isFinished(op.state)) { connUI.toast(CANCEL_SENT); return; }
+  if (op?.state === 'canceled') return;
+  // Not known to be taken: the row shows the hub's state, not a claim of ours.
+  const focusHere = view.hasFocus(id);
+  view.unmarkCancelSent(id);
+  if (focusHere) view.focusRow(id, true);
+  if (op && !isFinished(op.state)) unansweredCancels.add(id);
+  connUI.toast(CANCEL_UNANSWERED, 'info');
+}
+/** Operations with an unanswered cancel changed: once the hub's state shows the cancel, say so. @param {Set<string>} dirty */
+function unansweredCancelsChanged(dirty) {
+  for (const id of unansweredCancels) {
+    if (!dirty.has(id)) continue;
+    const op = store.ops.get(id);
+    if (op && !op.cancel_requested && !isFinished(op.state)) continue;
+    unansweredCancels.delete(id);
+    // The outcome is known now: the hub took it (a cancel the row shows as
+    // ended needs no word; neither does one still not taken — the row says).
+    if (op?.cancel_requested && !isFinished(op.state)) connUI.toast(CANCEL_SENT);
+  }
+}
 /** @param {string} code */
 function explainCancel(code) {
   return code === 'AUTH_REQUIRED' ? 'cancelling needs a token with the operator role.'

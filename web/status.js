@@ -114,14 +114,18 @@ export class ConnectionUI {
     }
   }
 
-  /** @param {string} message @param {'ok'|'error'} [kind] */
+  /**
+   * @param {string} message
+   * @param {'ok'|'info'|'error'} [kind] `info`: neither a success nor a failure (e.g. an outcome not known yet)
+   */
   toast(message, kind = 'ok') {
     const t = this.els.toast;
     t.textContent = message;
     t.classList.toggle('toast-error', kind === 'error');
+    t.classList.toggle('toast-info', kind === 'info');
     t.hidden = false;
     if (this.toastTimer) clearTimeout(this.toastTimer);
-    this.toastTimer = setTimeout(() => { t.hidden = true; }, kind === 'error' ? 8000 : 6000);
+    this.toastTimer = setTimeout(() => { t.hidden = true; }, kind === 'ok' ? 6000 : 8000);
   }
 }
 

@@ -167,3 +167,67 @@ test('SIGSTOP: a link that stays OPEN but goes silent is dropped by the heartbea
   const sockets = await page.evaluate(() => window.__hub.client.maxConcurrent);
   assert.equal(sockets, 1, 'never two sockets open');
 });
+
+test('a cancel confirmed while the hub is frozen: no answer in time is an unknown outcome, never "Cancel failed"', async (t) => {
+  const hub = await Hub.start(['--memory', ...HB]);
+  const browser = await launch();
+  let producer;
+  t.after(async () => { producer?.close(); await browser.close(); hub.signal('SIGCONT'); await hub.stop(); });
+  producer = await Producer.connect(hub.addr);
+  await producer.start('job.a', 'Job A');
+  await producer.start('job.b', 'Job B');
+  const page = await browser.page();
+  await page.goto(`${hub.url}/`);
+  await waitConnected(page);
+  // Every toast the page shows, in order.
+  await page.evaluate(() => {
+    const el = document.querySelector('[data-testid=toast]');
+    window.__toasts = [];
+    new MutationObserver(() => {
+      const last = window.__toasts.at(-1);
+      const now = { text: el.textContent, cls: el.className, hidden: el.hidden };
+      if (!now.hidden && (last?.text !== now.text || last?.cls !== now.cls)) window.__toasts.push(now);
+    }).observe(el, { childList: true, attributes: true, characterData: true, subtree: true });
+  });
+  const toasts = () => page.evaluate(() => window.__toasts);
+  const hubCancelRequested = async (id) => (await hub.get(`/api/v1/namespaces/default/operations/${id}`)).body.operation.cancel_requested;
+  const sentText = 'Cancel requested — waiting for the producer to stop.';
+  const unknownText = 'No answer to the cancel yet; the row shows whether the hub took it.';
+
+  // 1. The hub freezes as the user confirms, and is back before the request times out (10 s):
+  //    the hub applied it; the page must not call it failed.
+  await page.locator(sel.row('job.a')).locator('[data-testid=op-cancel]').click();
+  hub.signal('SIGSTOP');
+  await page.locator('[data-testid=confirm-yes]').click();
+  await until(async () => (await clientStatus(page)).state !== 'connected', { what: 'frozen hub noticed', timeout: 10000 });
+  hub.signal('SIGCONT');
+  await waitConnected(page);
+  assert.equal(await hubCancelRequested('job.a'), true, 'the hub took the cancel');
+  // The cancel is no event of its own: the page sees it in the operation's next one.
+  await producer.progress('job.a', { progress: 10 });
+  await until(async () => (await page.evaluate(() => window.__hub.store.ops.get('job.a')?.progress)) === 10, { what: 'next event of job.a' });
+  await until(async () => (await toasts()).some((x) => x.text === sentText), { what: 'the cancel reported as requested', timeout: 15000 })
+    .catch(async (e) => { throw new Error(`${e.message}; toasts: ${JSON.stringify(await toasts())}`); });
+  assert.equal(await page.locator(sel.row('job.a')).locator('[data-testid=op-cancel-requested]').textContent(), 'cancel requested');
+  assert.ok(!(await toasts()).some((x) => /Cancel failed/.test(x.text)), 'not "Cancel failed"');
+
+  // 2. Still frozen when the request times out: the outcome is unknown (said
+  //    so, not as an error); once the hub is back and shows the cancel, the page says it was taken.
+  await page.evaluate(() => { window.__toasts = []; });
+  await page.locator(sel.row('job.b')).locator('[data-testid=op-cancel]').click();
+  hub.signal('SIGSTOP');
+  await page.locator('[data-testid=confirm-yes]').click();
+  await until(async () => (await toasts()).some((x) => x.text === unknownText), { what: 'unknown outcome said', timeout: 15000 });
+  const unknown = (await toasts()).find((x) => x.text === unknownText);
+  assert.doesNotMatch(unknown.cls, /toast-error/, 'an unknown outcome is not shown as a failure');
+  t.diagnostic(`screenshot: ${await shot(page, 'cancel-unanswered')}`);
+  hub.signal('SIGCONT');
+  await waitConnected(page);
+  await producer.progress('job.b', { progress: 20 });
+  await until(async () => (await toasts()).some((x) => x.text === sentText), { what: 'the cancel reported once the hub shows it', timeout: 15000 });
+  assert.equal(await hubCancelRequested('job.b'), true);
+  assert.equal(await page.locator(sel.row('job.b')).locator('[data-testid=op-cancel-requested]').textContent(), 'cancel requested');
+  const all = await toasts();
+  t.diagnostic(`toasts: ${JSON.stringify(all.map((x) => x.text))}`);
+  assert.ok(!all.some((x) => /Cancel failed/.test(x.text)), 'never "Cancel failed" for a cancel the hub applied');
+});
