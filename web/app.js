@@ -140,15 +140,7 @@ setInterval(() => {
   const kinds = store.kinds();
   if (kinds.join('\n') !== knownKinds) {
     knownKinds = kinds.join('\n');
-    const sel = /** @type {HTMLSelectElement} */ ($('filter-kind'));
-    const current = sel.value;
-    // Long kinds are shortened in the list (full text as the title): a select is as wide as its longest option.
-    sel.replaceChildren(new Option('all kinds', ''), ...kinds.map((k) => {
-      const o = new Option(shortLabel(k), k);
-      if (o.text !== k) o.title = k;
-      return o;
-    }));
-    sel.value = kinds.includes(current) ? current : '';
+    fillKinds(kinds);
   }
 }, 250);
 
@@ -156,7 +148,27 @@ setInterval(() => {
 const globInput = /** @type {HTMLInputElement} */ ($('filter-glob'));
 const kindSel = /** @type {HTMLSelectElement} */ ($('filter-kind'));
 const stateSel = /** @type {HTMLSelectElement} */ ($('filter-state'));
+/**
+ * The Kind list: the kinds seen, plus the chosen one even while none of its
+ * operations is shown (e.g. from the address bar, before the snapshot), so
+ * the list, the filter and the URL always agree.
+ * @param {string[]} kinds
+ */
+function fillKinds(kinds) {
+  const current = kindSel.value;
+  const all = current && !kinds.includes(current) ? [...kinds, current].sort() : kinds;
+  // Long kinds are shortened in the list (full text as the title): a select is as wide as its longest option.
+  kindSel.replaceChildren(new Option('all kinds', ''), ...all.map((k) => {
+    const o = new Option(shortLabel(k), k);
+    if (o.text !== k) o.title = k;
+    return o;
+  }));
+  kindSel.value = current;
+}
 globInput.value = params.get('op') ?? '';
+const urlKind = params.get('kind') ?? '';
+fillKinds(urlKind ? [urlKind] : []);
+kindSel.value = urlKind;
 stateSel.value = params.get('state') ?? '';
 let filterTimer = 0;
 function applyFilter() {
@@ -175,6 +187,7 @@ function syncUrl() {
   u.search = '';
   if (namespace !== 'default') u.searchParams.set('ns', namespace);
   if (globInput.value) u.searchParams.set('op', globInput.value);
+  if (kindSel.value) u.searchParams.set('kind', kindSel.value);
   if (stateSel.value) u.searchParams.set('state', stateSel.value);
   history.replaceState(null, '', u);
 }

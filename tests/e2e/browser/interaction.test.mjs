@@ -148,3 +148,33 @@ test('a ~90-character kind: the Kind filter stays in its column at 360 px, the o
   t.diagnostic(`screenshot: ${await shot(page, 'interaction-long-kind-phone')}`);
   assert.deepEqual(problems, [], 'no console errors or CSP violations');
 });
+
+test('the Kind filter goes in the address like the others, and a reload keeps it', async (t) => {
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s']);
+  const producer = keep(await Producer.connect(hub.addr));
+  await producer.start('r.1', 'Render', { kind: 'render' });
+  await producer.start('b.1', 'Backup', { kind: 'backup' });
+  const page = await browser.page();
+  await page.goto(`${hub.url}/`);
+  await waitConnected(page);
+  const kindSel = page.locator('[data-testid=filter-kind]');
+  await until(async () => (await kindSel.locator('option').count()) === 3, { what: 'kinds listed' });
+  await kindSel.selectOption('render');
+  await page.selectOption('[data-testid=filter-state]', 'running');
+  await until(async () => new URL(page.url()).searchParams.get('kind') === 'render', { what: 'kind in the URL' });
+  assert.equal(new URL(page.url()).searchParams.get('state'), 'running');
+  await until(async () => (await page.locator(sel.row('b.1')).isHidden()), { what: 'filtered' });
+
+  await page.reload();
+  await waitConnected(page);
+  await page.locator(sel.row('r.1')).waitFor();
+  assert.equal(await kindSel.inputValue(), 'render', 'the kind chosen before the reload');
+  assert.equal(await page.locator('[data-testid=filter-state]').inputValue(), 'running');
+  assert.equal(await page.locator(sel.row('b.1')).isHidden(), true, 'and it filters');
+  assert.match(await page.locator('[data-testid=op-count]').textContent(), /^1 of 2 operations shown$/);
+  assert.equal(new URL(page.url()).searchParams.get('kind'), 'render', 'still in the address');
+  // Back to all kinds: out of the address.
+  await kindSel.selectOption('');
+  await until(async () => new URL(page.url()).searchParams.get('kind') === null, { what: 'kind out of the URL' });
+  await page.locator(sel.row('b.1')).waitFor();
+});
