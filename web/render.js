@@ -408,6 +408,12 @@ export class OperationsView {
     row.el.dataset.offset = String(op.last_offset ?? '');
     text('pct', f.pct, percent(op.progress));
     text('step', f.step, op.step ? `step: ${op.step}` : '');
+    if (last.stepTitle !== op.step) {
+      // A long step (a path, a URL) wraps in its card; its title gives it whole on one line.
+      last.stepTitle = op.step;
+      if (op.step) f.step.title = op.step;
+      else f.step.removeAttribute('title');
+    }
     const running = !isFinished(op.state);
     const re = rateEta(op);
     text('rate', f.rate, re.rate);

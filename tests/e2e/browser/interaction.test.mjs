@@ -178,3 +178,33 @@ test('the Kind filter goes in the address like the others, and a reload keeps it
   await until(async () => new URL(page.url()).searchParams.get('kind') === null, { what: 'kind out of the URL' });
   await page.locator(sel.row('b.1')).waitFor();
 });
+
+test('a 250-character step without spaces wraps inside its card (390 px and desktop), whole in its title', async (t) => {
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s']);
+  const producer = keep(await Producer.connect(hub.addr));
+  const step = `s3://bucket/${'a'.repeat(237)}Z`;
+  assert.equal(step.length, 250);
+  await producer.start('long', 'Long step');
+  await producer.progress('long', { progress: 33, step });
+  const page = await browser.page();
+  await page.goto(`${hub.url}/`);
+  await waitConnected(page);
+  const row = page.locator(sel.row('long'));
+  await until(async () => (await row.locator('[data-testid=op-step]').textContent()) === `step: ${step}`, { what: 'step shown' });
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: 800 });
+    const m = await row.evaluate((li) => {
+      const card = li.querySelector(':scope > .op-card');
+      const s = card.querySelector('[data-testid=op-step]');
+      const c = card.getBoundingClientRect();
+      const r = s.getBoundingClientRect();
+      return { cardClient: card.clientWidth, cardScroll: card.scrollWidth, stepRight: r.right, cardRight: c.right, stepLeft: r.left, cardLeft: c.left,
+        page: document.documentElement.scrollWidth - document.documentElement.clientWidth };
+    });
+    assert.ok(m.cardScroll <= m.cardClient, `${width} px: the card does not overflow ${JSON.stringify(m)}`);
+    assert.ok(m.stepRight <= m.cardRight && m.stepLeft >= m.cardLeft, `${width} px: the step stays inside the card ${JSON.stringify(m)}`);
+    assert.ok(m.page <= 0, `${width} px: no sideways scroll ${JSON.stringify(m)}`);
+  }
+  assert.equal(await row.locator('[data-testid=op-step]').getAttribute('title'), step, 'the whole step as its title');
+  t.diagnostic(`screenshot: ${await shot(page, 'interaction-long-step-phone')}`);
+});
