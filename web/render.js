@@ -62,6 +62,8 @@ export class OperationsView {
       : null;
     /** @type {number|null} elapsed times are shown as of this moment (stale data), else now */
     this.frozenAt = null;
+    /** The latest moment elapsed times were shown for while live (local ms). */
+    this.shownUntil = 0;
     /** For unique message element ids (the "more" toggle's aria-controls). */
     this.messageIds = 0;
     const click = (/** @type {Event} */ e) => {
@@ -415,9 +417,7 @@ export class OperationsView {
       else f.step.removeAttribute('title');
     }
     const running = !isFinished(op.state);
-    const re = rateEta(op);
-    text('rate', f.rate, re.rate);
-    text('eta', f.eta, re.eta);
+    this.writeRateEta(row, op);
     const msg = op.message ?? '';
     if (last.message !== msg) {
       last.message = msg;
@@ -486,11 +486,27 @@ export class OperationsView {
     }
   }
 
+  /**
+   * Rate and ETA: the hub's estimate as of the last live moment. While the
+   * data is stale they are not shown (a countdown would claim progress
+   * nobody sees); they come back with the next live state.
+   * @param {Row} row @param {OperationState} op
+   */
+  writeRateEta(row, op) {
+    const re = this.frozenAt === null ? rateEta(op) : { rate: '', eta: '' };
+    const { f, last } = row;
+    if (last.rate !== re.rate) { last.rate = re.rate; f.rate.textContent = re.rate; }
+    if (last.eta !== re.eta) { last.eta = re.eta; f.eta.textContent = re.eta; }
+  }
+
   /** @param {Row} row @param {OperationState} op @param {number} now local ms */
   writeElapsed(row, op, now) {
     let s = null;
+    if (this.frozenAt === null) this.shownUntil = Math.max(this.shownUntil, now);
     if (op.started_at !== null) {
-      const end = op.finished_at ?? ((this.frozenAt ?? now) + this.skewMs);
+      // While stale, elapsed times stop — at the last live moment, or at the
+      // last time shown if that was later: they never step backwards.
+      const end = op.finished_at ?? ((this.frozenAt === null ? now : Math.max(this.frozenAt, this.shownUntil)) + this.skewMs);
       s = Math.max(0, (end - op.started_at) / 1000);
     }
     const t = s === null ? '' : `${isFinished(op.state) ? 'took' : 'elapsed'} ${duration(s)}`;
@@ -509,7 +525,8 @@ export class OperationsView {
   /**
    * The stale badges' text (empty when live) and the moment the data was
    * last live (null when live): while stale, elapsed times stop there
-   * instead of counting on as if the operations were known to still run.
+   * instead of counting on as if the operations were known to still run
+   * (never going back from what was shown), and no rate or ETA is shown.
    * @param {string} text @param {number|null} [frozenAt]
    */
   setStale(text, frozenAt = null) {
@@ -517,7 +534,8 @@ export class OperationsView {
     this.frozenAt = frozenAt;
     for (const row of this.rows.values()) {
       if (row.last.staleText !== text) { row.last.staleText = text; row.f.stale.textContent = text; }
-      if (changed && row.op && !isFinished(row.op.state) && row.onscreen) this.writeElapsed(row, row.op, Date.now());
+      if (!changed || !row.op || isFinished(row.op.state)) continue;
+      if (row.onscreen) { this.writeElapsed(row, row.op, Date.now()); this.writeRateEta(row, row.op); } else row.pending = true;
     }
   }
 

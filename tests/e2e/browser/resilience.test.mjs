@@ -231,3 +231,51 @@ test('a cancel confirmed while the hub is frozen: no answer in time is an unknow
   t.diagnostic(`toasts: ${JSON.stringify(all.map((x) => x.text))}`);
   assert.ok(!all.some((x) => /Cancel failed/.test(x.text)), 'never "Cancel failed" for a cancel the hub applied');
 });
+
+test('stale rows: no rate or ETA as if live, and elapsed never steps backwards', async (t) => {
+  const hub = await Hub.start(['--memory', ...HB]);
+  const browser = await launch();
+  let producer;
+  t.after(async () => { producer?.close(); await browser.close(); hub.signal('SIGCONT'); await hub.stop(); });
+  producer = await Producer.connect(hub.addr);
+  await producer.start('eta', 'With an ETA');
+  const page = await browser.page();
+  await page.goto(`${hub.url}/`);
+  await waitConnected(page);
+  const row = page.locator(sel.row('eta'));
+  const rateEl = row.locator('[data-testid=op-rate]');
+  const etaEl = row.locator('[data-testid=op-eta]');
+  // Reports until the hub has a rate and an ETA for it (reports must span a second).
+  let p = 0;
+  await until(async () => {
+    p += 2;
+    await producer.progress('eta', { progress: p });
+    return /^ETA \d/.test(await etaEl.textContent()) && /%\/(s|min)$/.test(await rateEl.textContent());
+  }, { what: 'a rate and an ETA', interval: 250 });
+  // Every elapsed text the row shows from now on.
+  await row.locator('[data-testid=op-elapsed]').evaluate((el) => {
+    window.__elapsed = [el.textContent];
+    new MutationObserver(() => window.__elapsed.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
+  });
+  await until(async () => (await page.evaluate(() => window.__elapsed.length)) >= 2, { what: 'elapsed counting' });
+
+  // A frozen hub: the page counts on until the link is given up on (two heartbeats), then shows the data as stale.
+  hub.signal('SIGSTOP');
+  await until(async () => await page.evaluate(() => document.body.classList.contains('stale')), { what: 'stale', timeout: 10000, interval: 50 });
+  assert.equal(await rateEl.textContent(), '', 'no rate while stale');
+  assert.equal(await etaEl.textContent(), '', 'no ETA countdown while stale');
+  await until(async () => /^stale · [2-9] s$/.test(await row.locator('[data-testid=op-stale]').textContent()), { what: 'stale for a while', timeout: 10000 });
+  const seen = (await page.evaluate(() => window.__elapsed)).map((x) => Number(/elapsed (\d+) s/.exec(x)?.[1]));
+  t.diagnostic(`elapsed shown: ${seen.join(' ')}`);
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1], `elapsed went back: ${seen.join(' ')}`);
+  assert.equal(await rateEl.textContent(), '');
+  assert.equal(await etaEl.textContent(), '');
+  t.diagnostic(`screenshot: ${await shot(page, 'stale-no-eta')}`);
+
+  // Live again: the hub's estimate is shown again with the next state.
+  hub.signal('SIGCONT');
+  await waitConnected(page);
+  await until(async () => !(await page.evaluate(() => document.body.classList.contains('stale'))), { what: 'live again' });
+  await producer.progress('eta', { progress: p + 2 });
+  await until(async () => /^ETA \d/.test(await etaEl.textContent()), { what: 'ETA back once live' });
+});
