@@ -197,7 +197,7 @@ export class OperationsView {
       if (!op) this.remove(id);
       else this.upsert(op, now);
     }
-    if (changes.dirty.size) this.updateSummary(store);
+    if (changes.dirty.size || changes.reset) this.updateSummary(store);
   }
 
   /** @param {OperationStore} store */
@@ -206,8 +206,10 @@ export class OperationsView {
     let shown = 0;
     for (const r of this.rows.values()) if (r.visible) shown += 1;
     const c = store.counts();
-    const text = shown === n ? `${n} operations · ${c.running} running · ${c.stalled} stalled · ${c.failed} failed`
-      : `${shown} of ${n} operations shown`;
+    // Before the first snapshot nothing is known: no counts (not "0 operations").
+    const text = !store.known ? '—'
+      : shown === n ? `${n} operations · ${c.running} running · ${c.stalled} stalled · ${c.failed} failed`
+        : `${shown} of ${n} operations shown`;
     if (this.els.count.textContent !== text) this.els.count.textContent = text;
     this.els.empty.hidden = n > 0;
     const fin = `Finished (${store.finishedCount})`;

@@ -27,6 +27,8 @@ export class OperationStore {
     this.newestTimestamp = 0;
     this.applied = 0;
     this.finishedCount = 0;
+    /** Whether a snapshot arrived (since the last `clear`): until then nothing is known, not "0 operations". */
+    this.known = false;
   }
 
   /** Replace everything with a snapshot. @param {OperationState[]} operations */
@@ -42,11 +44,15 @@ export class OperationStore {
     }
     this.reset = true;
     this.finishedChanged = true;
+    this.known = true;
     this.trim();
   }
 
-  /** Forget everything (namespace switch). */
-  clear() { this.replace([]); }
+  /** Forget everything (namespace switch): nothing is known until the next snapshot. */
+  clear() {
+    this.replace([]);
+    this.known = false;
+  }
 
   /**
    * Apply one event's resulting state.

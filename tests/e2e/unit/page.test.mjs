@@ -137,6 +137,17 @@ test('connection texts: symbol, colour class and words, banner after 2 s with co
   assert.equal(sparkPoints([0, 10], 100, 20), '0.0,19.0 100.0,1.0');
 });
 
+test('store: nothing is known before the first snapshot (no "0 operations"), nor after a namespace switch', () => {
+  const s = new OperationStore();
+  assert.equal(s.known, false);
+  s.replace([]);
+  assert.equal(s.known, true, 'an empty snapshot is knowledge: 0 operations');
+  s.replace([op('a')]);
+  s.clear();
+  assert.equal(s.known, false);
+  assert.equal(s.ops.size, 0);
+});
+
 function jwt(claims) {
   const b = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
   return `${b({ alg: 'HS256' })}.${b(claims)}.sig`;
