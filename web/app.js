@@ -9,7 +9,7 @@ import { HubClient } from './client.js';
 import { OperationStore } from './store.js';
 import { OperationsView } from './render.js';
 import { Timeline } from './timeline.js';
-import { ConnectionUI, SystemPanel, staleText, toastText } from './status.js';
+import { ConnectionUI, SystemPanel, pageTitle, staleText, toastText } from './status.js';
 import { compileFilter, isFinished, shortLabel } from './format.js';
 import { loadToken, saveToken, decodeClaims, checkToken, mayCancel, explainAuth } from './auth.js';
 
@@ -99,6 +99,7 @@ client.on('heartbeat', () => { view.skewMs = client.status().clockSkewMs; });
 client.on('synced', (s) => { if (s.reconnect) connUI.toast(toastText(s)); });
 client.on('status', (s) => {
   connUI.update(s, Date.now(), client.healthy());
+  refreshTitle();
   refreshStale();
   onTokenStatus(s);
   refreshAuth();
@@ -110,6 +111,12 @@ client.on('server_error', (e) => {
   if (s.state === 'waiting' && s.errorCode === e.code) return; // a refusal for now: the banner says it and when it retries
   if (e.severity === 'error' || e.severity === 'critical') connUI.toast(`${e.code}: ${e.message}`, 'error');
 });
+
+/** The tab's title says the namespace and, when not live, that first. */
+function refreshTitle() {
+  const t = pageTitle(client.status(), namespace, client.healthy());
+  if (document.title !== t) document.title = t;
+}
 
 // ---- stale data --------------------------------------------------------------
 function refreshStale() {
@@ -127,6 +134,7 @@ let knownKinds = '';
 setInterval(() => {
   const now = Date.now();
   connUI.update(client.status(), now, client.healthy());
+  refreshTitle();
   ticks += 1;
   if (timelineDirty || ticks % 20 === 0) {
     timelineDirty = false;
@@ -220,6 +228,7 @@ $('ns-form').addEventListener('submit', (e) => {
   refreshPermission();
   client.subscribe(ns);
   syncUrl();
+  refreshTitle();
 });
 
 // ---- auth ----------------------------------------------------------------------
@@ -481,4 +490,5 @@ refreshPermission();
 showCurrentToken();
 applyFilter();
 connUI.update(client.status(), Date.now(), client.healthy());
+refreshTitle();
 client.start();

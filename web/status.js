@@ -74,6 +74,24 @@ export function staleText(lastLiveAt, now) {
   return `stale · ${duration(Math.max(0, (now - lastLiveAt) / 1000))}`;
 }
 
+/**
+ * The page title: the namespace, and — whenever the data is not live — why,
+ * first, so a background tab tells the truth. Pure. `healthy` as in
+ * {@link indicator}.
+ * @param {Status} s @param {string} namespace @param {boolean} [healthy]
+ * @returns {string}
+ */
+export function pageTitle(s, namespace, healthy = true) {
+  const base = `${namespace} · progress-hub`;
+  /** @type {string|null} */
+  let why;
+  if (s.state === 'connected') why = !healthy ? 'link quiet' : s.syncing ? 'catching up' : null;
+  else if (s.state === 'failed') why = 'failed';
+  else if (s.lastLiveAt !== null) why = 'stale';
+  else why = s.state === 'waiting' ? 'disconnected' : 'connecting';
+  return why ? `⚠ ${why} · ${base}` : base;
+}
+
 /** @param {{type: string, mode: string, recovered: number}} synced */
 export function toastText(synced) {
   if (synced.mode === 'recovered') {

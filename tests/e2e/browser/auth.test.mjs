@@ -127,3 +127,36 @@ test('FORBIDDEN namespace: the banner offers another namespace, and choosing one
   await waitConnected(page);
   await page.locator(sel.row('visible.1')).waitFor({ timeout: 5000 });
 });
+
+test('title and counts tell the truth: no counts before a snapshot, the namespace in the title, "⚠ stale" once not live', async (t) => {
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s', '--jwt-secret', SECRET]);
+  const admin = mintToken(SECRET, { sub: 'producer', roles: ['admin'], namespaces: ['*'] });
+  const producer = keep(await Producer.connect(hub.addr, { token: admin }));
+  await producer.start('job.1', 'A job', { kind: 'etl' });
+  const page = await browser.page();
+  const count = page.locator('[data-testid=op-count]');
+  await page.goto(`${hub.url}/`);
+  // No token: nothing is known — no "0 operations · 0 running …".
+  await until(async () => (await page.locator(sel.connText).textContent()) === 'Failed: AUTH_REQUIRED', { what: 'AUTH_REQUIRED' });
+  assert.doesNotMatch(await count.textContent(), /\d/, 'no counts while nothing is known');
+  assert.equal(await page.title(), '⚠ failed · default · progress-hub');
+  t.diagnostic(`screenshot: ${await shot(page, 'auth-no-counts')}`);
+
+  await page.fill('[data-testid=token-input]', mintToken(SECRET, { sub: 'vic', roles: ['viewer'], namespaces: ['*'] }));
+  await page.press('[data-testid=token-input]', 'Enter');
+  await waitConnected(page);
+  await until(async () => (await count.textContent()) === '1 operations · 1 running · 0 stalled · 0 failed', { what: 'counts once known' });
+  await until(async () => (await page.title()) === 'default · progress-hub', { what: 'live title' });
+
+  // Another namespace: nothing known about it until its snapshot; then its name in the title.
+  await page.fill('[data-testid=namespace-input]', 'empty');
+  await page.press('[data-testid=namespace-input]', 'Enter');
+  await until(async () => (await page.title()) === 'empty · progress-hub' && (await count.textContent()) === '0 operations · 0 running · 0 stalled · 0 failed',
+    { what: 'the other namespace, known and empty' });
+
+  // The hub goes away: the title says so first.
+  producer.close();
+  await hub.kill();
+  await until(async () => /^⚠ (stale|link quiet) · empty · progress-hub$/.test(await page.title()), { what: 'not-live title', timeout: 10000 });
+  await until(async () => (await page.title()) === '⚠ stale · empty · progress-hub', { what: 'stale title', timeout: 10000 });
+});

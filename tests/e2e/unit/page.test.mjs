@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { percent, duration, rate, rateEta, bytes, globToRegExp, compileFilter, shortLabel } from '../../../web/format.js';
 import { OperationStore } from '../../../web/store.js';
-import { indicator, bannerText, staleText, toastText, sparkPoints } from '../../../web/status.js';
+import { indicator, bannerText, staleText, toastText, sparkPoints, pageTitle } from '../../../web/status.js';
 import { decodeClaims, mayCancel, checkToken, explainAuth } from '../../../web/auth.js';
 import { packLanes, axisIntervals, LABEL_PX } from '../../../web/timeline.js';
 
@@ -135,6 +135,18 @@ test('connection texts: symbol, colour class and words, banner after 2 s with co
   assert.equal(toastText({ type: 'synced', mode: 'recovered', recovered: 1 }), 'Live again — 1 update recovered');
   assert.equal(toastText({ type: 'synced', mode: 'snapshot', recovered: 0 }), 'Live again — reloaded from snapshot');
   assert.equal(sparkPoints([0, 10], 100, 20), '0.0,19.0 100.0,1.0');
+});
+
+test('page title: the namespace, and when the data is not live, why (first, for a background tab)', () => {
+  assert.equal(pageTitle(st({}), 'default'), 'default · progress-hub');
+  assert.equal(pageTitle(st({}), 'media', false), '⚠ link quiet · media · progress-hub');
+  assert.equal(pageTitle(st({ syncing: true }), 'default'), '⚠ catching up · default · progress-hub');
+  assert.equal(pageTitle(st({ state: 'waiting', retryAt: 9000, lastLiveAt: 1000 }), 'default'), '⚠ stale · default · progress-hub');
+  assert.equal(pageTitle(st({ state: 'connecting', lastLiveAt: 1000 }), 'default'), '⚠ stale · default · progress-hub');
+  assert.equal(pageTitle(st({ state: 'failed', errorCode: 'FORBIDDEN', lastLiveAt: 1000 }), 'default'), '⚠ failed · default · progress-hub');
+  assert.equal(pageTitle(st({ state: 'failed', errorCode: 'AUTH_REQUIRED', lastLiveAt: null }), 'default'), '⚠ failed · default · progress-hub');
+  assert.equal(pageTitle(st({ state: 'connecting', lastLiveAt: null, everConnected: false }), 'default'), '⚠ connecting · default · progress-hub');
+  assert.equal(pageTitle(st({ state: 'waiting', retryAt: 900, lastLiveAt: null }), 'default'), '⚠ disconnected · default · progress-hub');
 });
 
 test('store: nothing is known before the first snapshot (no "0 operations"), nor after a namespace switch', () => {
