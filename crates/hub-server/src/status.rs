@@ -144,11 +144,16 @@ pub async fn build_message(app: &Shared) -> ServerMessage {
                 _ => None,
             },
         ),
+        // The first report: since the hub started (its counters and CPU
+        // time start with the process).
         None if fresh => (
-            Some(0.0),
-            Some(0.0),
-            Some(0.0),
-            proc.cpu_seconds.map(|_| 0.0),
+            Some(rate(events, 0, app.started_at)),
+            Some(rate(deliveries, 0, app.started_at)),
+            Some(rate(sent, 0, app.started_at)),
+            proc.cpu_seconds.map(|c| {
+                let dt = now.saturating_sub(app.started_at).max(1) as f64 / 1000.0;
+                (c / dt * 1000.0).round() / 10.0
+            }),
         ),
         _ => (None, None, None, None),
     };

@@ -156,6 +156,25 @@ async fn system_status_has_every_field_the_dashboard_reads() {
     }
 }
 
+/// The first `system_status` has no previous report to measure from: its
+/// rates are over the time since the hub started (they read 0, however
+/// busy the hub had been).
+#[tokio::test]
+async fn the_first_system_status_has_rates_since_the_start() {
+    let h = hub().args(["--status-interval", "3s"]).start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("r", "default"), 1).await;
+    for seq in 2..=20 {
+        publish(&mut p, progress("r", "default", seq, seq as f64), seq).await;
+    }
+    let (mut v, _) = subscriber(&h, "default").await;
+    let first = v.next_of("system_status", DEADLINE).await;
+    let d = &first["data"];
+    assert_eq!(d["events_total"], 20, "the first report: {d}");
+    assert!(d["events_per_second"].as_f64().unwrap() > 0.0, "{d}");
+    assert!(d["deliveries_per_second"].as_f64().is_some(), "{d}");
+}
+
 /// Reads `n` heartbeats (the hub's clock, one per interval) and panics if
 /// a `system_status` arrives meanwhile.
 async fn no_status_for_heartbeats(ws: &mut Ws, n: usize) {
