@@ -373,6 +373,7 @@ impl Config {
             None => std::env::var_os(CONFIG_VAR)
                 .map(|path| (PathBuf::from(path), Metadata::named(ENV_SOURCE))),
         };
+        let mut file_provider = None;
         if let Some((path, from)) = file {
             // Opened here, not only looked up: a file in a directory the
             // hub's user cannot enter "does not exist" to `exists()`.
@@ -391,17 +392,25 @@ impl Config {
                 e.metadata = Some(from);
                 return Err(ConfigError(describe(&fig, e)));
             }
-            fig = fig.merge(Toml::file(path));
+            file_provider = Some(Toml::file(path));
         }
         let non_text: Vec<&str> = KEYS
             .iter()
             .copied()
             .filter(|k| !TEXT_KEYS.contains(k))
             .collect();
-        fig = fig
-            .merge(Env::prefixed("PROGRESS_HUB_").only(&non_text))
-            .merge(TextVars)
-            .merge(flags);
+        let vars = || hub_vars().only(&non_text);
+        // A value each lower source holds must be good on its own too: one
+        // a higher source overrides is still a mistake the operator made.
+        if let Some(file) = &file_provider {
+            check_alone(file)?;
+        }
+        check_alone(vars())?;
+        check_alone(TextVars)?;
+        if let Some(file) = file_provider {
+            fig = fig.merge(file);
+        }
+        fig = fig.merge(vars()).merge(TextVars).merge(flags);
         check_file_text(&fig).map_err(|e| ConfigError(describe(&fig, *e)))?;
         let mut cfg: Config = fig.extract().map_err(|e| ConfigError(describe(&fig, e)))?;
         for key in KEYS {
@@ -413,6 +422,14 @@ impl Config {
         }
         cfg.keep_one_key_source(&fig);
         cfg.warn_unknown_vars(std::env::vars_os().map(|(k, _)| k));
+        if cfg.idle_timeout <= cfg.heartbeat_interval {
+            // The hub pings with each heartbeat: a client that only answers
+            // pings (browsers, most libraries) says nothing in between.
+            cfg.warnings.push(format!(
+                "idle_timeout ({:?}) is not longer than heartbeat_interval ({:?}): clients that only answer the hub's pings will be closed as idle; make it at least twice as long",
+                cfg.idle_timeout, cfg.heartbeat_interval
+            ));
+        }
         if cfg.memory && cfg.sources.contains_key("data_dir") {
             let from = cfg.sources["data_dir"].clone();
             cfg.warnings.push(format!(
@@ -475,7 +492,20 @@ impl Config {
     /// `PROGRESS_HUB_*` variables in the environment the hub inherits.
     fn warn_unknown_vars(&mut self, names: impl Iterator<Item = std::ffi::OsString>) {
         for name in names {
-            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("PROGRESS_HUB_")) else {
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            if name.len() > 13
+                && name[..13].eq_ignore_ascii_case("PROGRESS_HUB_")
+                && name != name.to_ascii_uppercase()
+            {
+                self.warnings.push(format!(
+                    "ignoring environment variable {name}: settings are read from upper-case names ({})",
+                    name.to_ascii_uppercase()
+                ));
+                continue;
+            }
+            let Some(rest) = name.strip_prefix("PROGRESS_HUB_") else {
                 continue;
             };
             let key = rest.to_ascii_lowercase();
@@ -666,6 +696,29 @@ impl Config {
     }
 }
 
+/// The `PROGRESS_HUB_<KEY>` variables, keyed by their setting. Names are
+/// matched exactly, upper case as the contract spells them: figment's own
+/// prefix match ignores case, so `progress_hub_heartbeat_interval` was
+/// applied (and its bad value blamed on a variable nobody set).
+fn hub_vars() -> Env {
+    Env::raw().filter_map(|name| {
+        let rest = name.as_str().strip_prefix("PROGRESS_HUB_")?;
+        let upper = !rest.is_empty() && !rest.bytes().any(|b| b.is_ascii_lowercase());
+        upper.then(|| rest.to_ascii_lowercase().into())
+    })
+}
+
+/// Refuses a value `provider` holds that is bad on its own (a type or
+/// format no setting takes), whatever higher source overrides it. Rules
+/// over several keys are left to the merged configuration.
+fn check_alone(provider: impl Provider) -> Result<(), ConfigError> {
+    let fig = Figment::from(Serialized::defaults(Config::default())).merge(provider);
+    check_file_text(&fig).map_err(|e| ConfigError(describe(&fig, *e)))?;
+    fig.extract::<Config>()
+        .map(drop)
+        .map_err(|e| ConfigError(describe(&fig, e)))
+}
+
 /// The [`TEXT_KEYS`] settings from `PROGRESS_HUB_*` variables, taken as
 /// written. figment's [`Env`] reads every value as TOML-like data first,
 /// so `PROGRESS_HUB_JWT_SECRET=007` became the number 7 and then the
@@ -678,7 +731,7 @@ impl Provider for TextVars {
     }
 
     fn data(&self) -> Result<FMap<Profile, Dict>, figment::Error> {
-        let dict = Env::prefixed("PROGRESS_HUB_")
+        let dict = hub_vars()
             .only(TEXT_KEYS)
             .iter()
             .map(|(key, value)| (key.as_str().to_owned(), value.into()))

@@ -767,3 +767,24 @@ async fn an_address_in_use_is_refused_with_exit_2_naming_listen() {
         "{err}"
     );
 }
+
+/// A bad value is refused even where a higher source overrides it (it is
+/// still a mistake, which would surface the day the override goes), and
+/// variables are read by their upper-case names only: a lower-case one was
+/// applied, and its bad value blamed on a variable nobody had set.
+#[tokio::test]
+async fn overridden_bad_values_exit_2_and_variable_names_are_upper_case() {
+    refused(
+        &["--listen", "127.0.0.1:0", "--heartbeat-interval", "1s"],
+        &[("PROGRESS_HUB_HEARTBEAT_INTERVAL", "bogus")],
+        "heartbeat_interval",
+        "environment variable PROGRESS_HUB_HEARTBEAT_INTERVAL",
+    )
+    .await;
+    let h = hub()
+        .env("progress_hub_heartbeat_interval", "bogus")
+        .start()
+        .await;
+    let (_, status) = get_json(&format!("{}/api/v1/status", h.http())).await;
+    assert_eq!(status["data"]["heartbeat_interval_ms"], 30_000, "{status}");
+}

@@ -182,10 +182,14 @@ fn text_settings_in_the_file_must_be_strings() {
         jail.create_file("hub.toml", "jwt_secret = \"5\"\n")?;
         let c = Config::load(Some("hub.toml".as_ref()), FlagValues::default()).unwrap();
         assert_eq!(c.jwt_secret.as_deref(), Some("5"));
+        // A bad value is refused even where a higher source overrides it.
         jail.create_file("hub.toml", "jwt_secret = 5\n")?;
         jail.set_env("PROGRESS_HUB_JWT_SECRET", "12345");
-        let c = Config::load(Some("hub.toml".as_ref()), FlagValues::default()).unwrap();
-        assert_eq!(c.jwt_secret.as_deref(), Some("12345"), "the variable wins");
+        let e = Config::load(Some("hub.toml".as_ref()), FlagValues::default()).unwrap_err();
+        assert!(
+            e.0.contains("jwt_secret") && e.0.contains("config file"),
+            "{e}"
+        );
         Ok(())
     });
 }
@@ -413,6 +417,7 @@ fn durations_take_zero_as_a_number_and_want_a_unit_otherwise() {
                 && e.0.contains("has no unit"),
             "{e}"
         );
+        jail.set_env("PROGRESS_HUB_STALL_TIMEOUT", "5s");
         let e =
             Config::load(None, flags(&[("abandon_timeout", "18446744073709552s")])).unwrap_err();
         assert!(
@@ -456,6 +461,69 @@ fn a_data_dir_beside_memory_is_a_warning() {
             c.warnings()
         );
         let c = Config::load(None, flags(&[("memory", "true")])).unwrap();
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+        Ok(())
+    });
+}
+
+/// Every source's values must be good on their own: one that a higher
+/// source overrides is refused too, naming where it came from.
+#[test]
+fn a_bad_value_is_refused_even_when_overridden() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("hub.toml", "heartbeat_interval = \"bogus\"\n")?;
+        let flag = flags(&[("heartbeat_interval", "1s")]);
+        let e = Config::load(Some("hub.toml".as_ref()), flag).unwrap_err();
+        assert!(
+            e.0.contains("heartbeat_interval") && e.0.contains("config file"),
+            "{e}"
+        );
+        jail.create_file("hub.toml", "")?;
+        jail.set_env("PROGRESS_HUB_HISTORY_SIZE", "-5");
+        let e = Config::load(None, flags(&[("history_size", "10")])).unwrap_err();
+        assert!(e.0.contains("PROGRESS_HUB_HISTORY_SIZE"), "{e}");
+        Ok(())
+    });
+}
+
+/// Variables are read by their upper-case names only; another spelling is
+/// ignored with a warning that names the right one.
+#[test]
+fn variable_names_are_upper_case() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("progress_hub_heartbeat_interval", "2s");
+        let c = Config::load(None, FlagValues::default()).unwrap();
+        assert_eq!(c.heartbeat_interval, Config::default().heartbeat_interval);
+        assert!(
+            c.warnings()
+                .iter()
+                .any(|w| w.contains("PROGRESS_HUB_HEARTBEAT_INTERVAL")),
+            "{:?}",
+            c.warnings()
+        );
+        jail.set_env("PROGRESS_HUB_HEARTBEAT_INTERVAL", "3s");
+        let c = Config::load(None, FlagValues::default()).unwrap();
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(3));
+        Ok(())
+    });
+}
+
+/// An idle timeout no longer than the heartbeat (the hub's ping) closes
+/// clients that only answer pings: the hub says so at start.
+#[test]
+fn an_idle_timeout_within_the_heartbeat_is_warned_about() {
+    figment::Jail::expect_with(|_| {
+        let c = Config::load(
+            None,
+            flags(&[("heartbeat_interval", "10s"), ("idle_timeout", "3s")]),
+        )
+        .unwrap();
+        assert!(
+            c.warnings().iter().any(|w| w.contains("idle_timeout")),
+            "{:?}",
+            c.warnings()
+        );
+        let c = Config::load(None, FlagValues::default()).unwrap();
         assert!(c.warnings().is_empty(), "{:?}", c.warnings());
         Ok(())
     });
