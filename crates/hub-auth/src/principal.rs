@@ -142,20 +142,10 @@ impl Principal {
 
     /// Whether some role lets the principal view (whatever the namespace),
     /// or the hub allows anonymous reads: what hub-wide read-only figures
-    /// (`/api/v1/status`) ask. A token whose roles are `[]` or all unknown
+    /// (`/api/v1/status`, `/metrics`) ask. A token whose roles are `[]` or all unknown
     /// has none.
     pub fn may_view_something(&self) -> bool {
         self.views_everything || self.roles.iter().any(|r| r.permits(Action::View))
-    }
-
-    /// Whether the principal may view what concerns every namespace at once
-    /// (`/metrics`, whose labels name producer-chosen kinds of all
-    /// namespaces): a viewing role with a namespace glob that is `*`, the
-    /// `admin` role, or a hub that allows anonymous reads.
-    pub fn may_view_every_namespace(&self) -> bool {
-        self.views_everything
-            || self.is_admin()
-            || (self.may_view_something() && self.namespaces.iter().any(|g| g == "*"))
     }
 
     /// Whether the principal has the `admin` role. Its namespace globs still
@@ -264,26 +254,23 @@ mod tests {
     #[test]
     fn hub_wide_views() {
         use Role::*;
-        // (roles, globs) -> (may_view_something, may_view_every_namespace)
-        let cases: &[(&[Role], &[&str], bool, bool)] = &[
-            (&[], &["*"], false, false),
-            (&[Viewer], &["default"], true, false),
-            (&[Reporter], &["team-*"], true, false),
-            (&[Viewer], &["*"], true, true),
-            (&[Operator], &["a", "*"], true, true),
-            (&[Admin], &["prod-*"], true, true),
-            (&[Admin], &[], true, true),
+        // (roles, globs) -> may_view_something
+        let cases: &[(&[Role], &[&str], bool)] = &[
+            (&[], &["*"], false),
+            (&[Viewer], &["default"], true),
+            (&[Reporter], &["team-*"], true),
+            (&[Operator], &["a", "*"], true),
+            (&[Admin], &[], true),
         ];
-        for &(roles, globs, some, every) in cases {
+        for &(roles, globs, some) in cases {
             let p = principal(roles, globs);
             assert_eq!(p.may_view_something(), some, "{roles:?} {globs:?}");
-            assert_eq!(p.may_view_every_namespace(), every, "{roles:?} {globs:?}");
         }
-        let p = principal(&[], &[]).with_anonymous_read();
-        assert!(p.may_view_something() && p.may_view_every_namespace());
-        let anon = Principal::anonymous_reader();
-        assert!(anon.may_view_something() && anon.may_view_every_namespace());
-        assert!(Principal::open_admin().may_view_every_namespace());
+        assert!(principal(&[], &[])
+            .with_anonymous_read()
+            .may_view_something());
+        assert!(Principal::anonymous_reader().may_view_something());
+        assert!(Principal::open_admin().may_view_something());
     }
 
     #[test]

@@ -436,17 +436,17 @@ pub async fn events(
 /// Prometheus asks for OpenMetrics in its `Accept` header and gets it; any
 /// other client gets the classic text format 0.0.4.
 ///
-/// With auth on it needs a valid token (401 otherwise) that may view every
-/// namespace: its labels name the producer-chosen kinds of all of them
-/// (403 otherwise, see [`Principal::may_view_every_namespace`]), unless
-/// tokenless reads are allowed (`--allow-anonymous-read`).
+/// With auth on it needs a valid token (401 otherwise) with a role that may
+/// view (403 otherwise), as `/api/v1/status` does, unless tokenless reads
+/// are allowed (`--allow-anonymous-read`). Its figures are hub-wide: the
+/// `kind` labels name kinds of every namespace (docs/SECURITY.md).
 pub async fn metrics(State(app): State<Shared>, Params(q): Params, headers: HeaderMap) -> Response {
     if let Some(refused) = hub_wide_refusal(
         &app,
         &headers,
         &q,
-        Principal::may_view_every_namespace,
-        "/metrics needs a token that may view every namespace (a viewing role and the namespace glob `*`) or the admin role",
+        Principal::may_view_something,
+        "the token has no role that may view (viewer, operator, reporter or admin)",
     ) {
         return refused;
     }
