@@ -495,10 +495,11 @@ impl Config {
             let Some(name) = name.to_str() else {
                 continue;
             };
-            if name.len() > 13
-                && name[..13].eq_ignore_ascii_case("PROGRESS_HUB_")
-                && name != name.to_ascii_uppercase()
-            {
+            // `get`, not slicing: a variable's name may hold any UTF-8.
+            let prefixed = name
+                .get(..13)
+                .is_some_and(|p| p.eq_ignore_ascii_case("PROGRESS_HUB_"));
+            if prefixed && name.len() > 13 && name != name.to_ascii_uppercase() {
                 self.warnings.push(format!(
                     "ignoring environment variable {name}: settings are read from upper-case names ({})",
                     name.to_ascii_uppercase()

@@ -783,6 +783,8 @@ async fn overridden_bad_values_exit_2_and_variable_names_are_upper_case() {
     .await;
     let h = hub()
         .env("progress_hub_heartbeat_interval", "bogus")
+        // Not a setting, and a name whose 13th byte is inside a character.
+        .env("PROGRESS_HUB\u{e9}", "1")
         .start()
         .await;
     let (_, status) = get_json(&format!("{}/api/v1/status", h.http())).await;

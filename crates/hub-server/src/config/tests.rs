@@ -528,3 +528,25 @@ fn an_idle_timeout_within_the_heartbeat_is_warned_about() {
         Ok(())
     });
 }
+
+/// Variable names may hold any UTF-8: one with a multi-byte character
+/// where the prefix ends is no setting, and no reason to panic at start.
+#[test]
+fn odd_variable_names_are_looked_at_safely() {
+    let mut c = Config::default();
+    c.warn_unknown_vars(
+        [
+            "PROGRESS_HUBé",
+            "PROGRESS_HUé_X",
+            "pröGRESS_HUB_X",
+            "PROGRESS_HUB_",
+        ]
+        .into_iter()
+        .map(std::ffi::OsString::from),
+    );
+    assert!(
+        c.warnings().iter().all(|w| !w.contains("PROGRESS_HUBé")),
+        "{:?}",
+        c.warnings()
+    );
+}
