@@ -534,6 +534,22 @@ fn on_error(inner: &mut Inner, err: &crate::wire::ErrorMessage, now: u64) {
         apply_notices(inner, vec![notice], None);
         return;
     }
+    // A subscription the hub ended (a `refresh` to a token that may not
+    // read its namespace): no request id, `data.namespace` names it. The
+    // connection stays, but nothing more comes for it: as refused.
+    if err.id.is_none() && err.code == "FORBIDDEN" {
+        if let Some(v) = err
+            .data_str("namespace")
+            .and_then(|ns| inner.views.get_mut(ns))
+        {
+            v.view.on_ended();
+            v.deliver(Update::Refused {
+                code: err.code.clone(),
+                message: err.message.clone(),
+            });
+            return;
+        }
+    }
     // A refused subscription?
     if let Some(id) = err.id {
         if let Some((ns, v)) = inner

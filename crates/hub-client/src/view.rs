@@ -213,6 +213,12 @@ impl View {
         }
     }
 
+    /// The hub ended the subscription on a live connection (a refreshed
+    /// token may not read the namespace): not live until subscribed again.
+    pub fn on_ended(&mut self) {
+        self.on_disconnected();
+    }
+
     /// The connection dropped.
     pub fn on_disconnected(&mut self) {
         self.request = None;

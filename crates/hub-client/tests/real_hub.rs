@@ -392,6 +392,14 @@ fn unix_s() -> u64 {
 
 /// An HS256 JWT (admin of every namespace) that expires at `exp` (Unix seconds).
 fn mint_until(secret: &str, sub: &str, exp: u64) -> String {
+    mint_claims(
+        secret,
+        json!({"sub": sub, "exp": exp, "roles": ["admin"], "namespaces": ["*"]}),
+    )
+}
+
+/// An HS256 JWT with these claims.
+fn mint_claims(secret: &str, claims: serde_json::Value) -> String {
     fn b64url(data: &[u8]) -> String {
         const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let mut out = String::new();
@@ -405,11 +413,7 @@ fn mint_until(secret: &str, sub: &str, exp: u64) -> String {
         out
     }
     let header = b64url(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let claims = b64url(
-        json!({"sub": sub, "exp": exp, "roles": ["admin"], "namespaces": ["*"]})
-            .to_string()
-            .as_bytes(),
-    );
+    let claims = b64url(claims.to_string().as_bytes());
     let signing_input = format!("{header}.{claims}");
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     let sig = ring::hmac::sign(&key, signing_input.as_bytes());
@@ -483,6 +487,58 @@ async fn a_live_connection_renews_its_token_in_place() {
     let stats = client.connection_stats();
     assert_eq!(stats.state, ConnState::Connected);
     assert_eq!(stats.reconnects, 0, "the connection was never dropped");
+}
+
+/// A renewed token that may not read a subscribed namespace: the hub ends
+/// that subscription (FORBIDDEN, no request id, `data.namespace`) and keeps
+/// the connection. The subscription says it was refused and is stale from
+/// then on, instead of looking live while nothing more comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_ended_by_a_narrower_token_is_refused_and_stale() {
+    let secret = "s3cret-for-tests-only-0123456789abcdef";
+    let hub = HubBuilder::new(hub_bin())
+        .args(["--jwt-secret", secret])
+        .start()
+        .await;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let c2 = calls.clone();
+    // The first token lives 3 s (renewed before that); the next one may
+    // read only namespace `other`.
+    let provider = TokenProvider::from_fn(move || {
+        let n = c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(if n == 0 {
+            mint_until(secret, "viewer", unix_s() + 3)
+        } else {
+            mint_claims(
+                secret,
+                json!({"sub": "viewer", "exp": unix_s() + 3600, "roles": ["viewer"], "namespaces": ["other"]}),
+            )
+        })
+    });
+    let viewer = Subscriber::connect(fast(&hub.ws_url()).token_provider(provider)).unwrap();
+    let mut sub = viewer.subscribe("default", Filter::all());
+    let end = Instant::now() + WAIT;
+    let mut live = false;
+    loop {
+        let update = tokio::time::timeout_at(end.into(), sub.recv())
+            .await
+            .expect("an update");
+        match update {
+            Some(Update::Snapshot { .. }) => {
+                live = true;
+                assert!(!sub.is_stale(), "live after its snapshot");
+            }
+            Some(Update::Refused { code, .. }) => {
+                assert!(live, "refused only after the renewal");
+                assert_eq!(code, "FORBIDDEN");
+                break;
+            }
+            Some(_) => {}
+            None => panic!("the subscription ended without a word"),
+        }
+    }
+    assert!(sub.is_stale(), "nothing more comes: stale");
+    assert_eq!(viewer.client().state().state, ConnState::Connected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
