@@ -441,13 +441,7 @@ pub async fn events(
 /// are allowed (`--allow-anonymous-read`). Its figures are hub-wide: the
 /// `kind` labels name kinds of every namespace (docs/SECURITY.md).
 pub async fn metrics(State(app): State<Shared>, Params(q): Params, headers: HeaderMap) -> Response {
-    if let Some(refused) = hub_wide_refusal(
-        &app,
-        &headers,
-        &q,
-        Principal::may_view_something,
-        "the token has no role that may view (viewer, operator, reporter or admin)",
-    ) {
+    if let Some(refused) = hub_wide_refusal(&app, &headers, &q) {
         return refused;
     }
     if let Some(stats) = crate::status::engine_stats(&app).await {
@@ -473,19 +467,20 @@ pub async fn metrics(State(app): State<Shared>, Params(q): Params, headers: Head
 }
 
 /// The refusal of a hub-wide read (`/metrics`, `/api/v1/status`), if any:
-/// none for a valid token (or tokenless, when allowed) that `may` read it,
-/// else the 401, or the 403 saying `why`.
+/// none for a valid token with a role that may view (or tokenless, when
+/// allowed), else the 401, or a 403.
 fn hub_wide_refusal(
     app: &Shared,
     headers: &HeaderMap,
     q: &HashMap<String, String>,
-    may: fn(&Principal) -> bool,
-    why: &str,
 ) -> Option<Response> {
     match principal(app, headers, q) {
         Err(e) => Some(error_response(e, None)),
-        Ok(p) if !may(&p) => Some(error_response(
-            ProtoError::new(ErrorCode::Forbidden, why),
+        Ok(p) if !p.may_view_something() => Some(error_response(
+            ProtoError::new(
+                ErrorCode::Forbidden,
+                "the token has no role that may view (viewer, operator, reporter or admin)",
+            ),
             None,
         )),
         Ok(_) => None,
@@ -514,13 +509,7 @@ pub async fn ready(State(app): State<Shared>) -> Response {
 /// valid token (401) with a role that may view (403 for `roles: []` or
 /// only unknown names), unless tokenless reads are allowed.
 pub async fn status(State(app): State<Shared>, Params(q): Params, headers: HeaderMap) -> Response {
-    if let Some(refused) = hub_wide_refusal(
-        &app,
-        &headers,
-        &q,
-        Principal::may_view_something,
-        "the token has no role that may view (viewer, operator, reporter or admin)",
-    ) {
+    if let Some(refused) = hub_wide_refusal(&app, &headers, &q) {
         return refused;
     }
     let msg = crate::status::latest(&app).await;
