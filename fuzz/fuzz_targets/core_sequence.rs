@@ -31,8 +31,8 @@ enum Step {
         progress: Option<f64>,
         current: Option<f64>,
         total: Option<f64>,
-        admin: bool,
-        other_sub: bool,
+        /// Sent from a second producer connection.
+        other_conn: bool,
     },
     /// Arbitrary text through the decoder.
     Raw(String),
@@ -69,7 +69,7 @@ fuzz_target!(|steps: Vec<Step>| {
     for step in steps.into_iter().take(256) {
         now += 3;
         let before = n.last_offset();
-        let msg: Option<(ProducerMessage, bool, bool)> = match step {
+        let msg: Option<(ProducerMessage, bool)> = match step {
             Step::Message {
                 kind,
                 op,
@@ -77,8 +77,7 @@ fuzz_target!(|steps: Vec<Step>| {
                 progress,
                 current,
                 total,
-                admin,
-                other_sub,
+                other_conn,
             } => {
                 let id = op_name(op);
                 let expected = next_seq.get(&id).copied().unwrap_or(0) + 1;
@@ -102,12 +101,12 @@ fuzz_target!(|steps: Vec<Step>| {
                     v["total"] = json!(t);
                 }
                 match decode_client(&v.to_string()) {
-                    Ok(ClientMessage::Publish(p)) => Some((p, admin, other_sub)),
+                    Ok(ClientMessage::Publish(p)) => Some((p, other_conn)),
                     _ => None,
                 }
             }
             Step::Raw(text) => match decode_client(&text) {
-                Ok(ClientMessage::Publish(p)) => Some((p, false, false)),
+                Ok(ClientMessage::Publish(p)) => Some((p, false)),
                 _ => None,
             },
             Step::Cancel { op } => {
@@ -168,14 +167,11 @@ fuzz_target!(|steps: Vec<Step>| {
                 None
             }
         };
-        let Some((msg, admin, other_sub)) = msg else {
+        let Some((msg, other_conn)) = msg else {
             continue;
         };
-        let sub = if other_sub { "mallory" } else { "alice" };
         let producer = Producer {
-            conn: 1,
-            sub,
-            admin,
+            conn: if other_conn { 2 } else { 1 },
         };
         let states = snapshot(&n);
         match n.apply(msg, &producer, now, &cfg, || "gen-1".to_owned()) {

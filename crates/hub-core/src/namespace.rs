@@ -15,15 +15,13 @@ use hub_proto::{
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
-/// Who sends a producer message.
-#[derive(Clone, Debug)]
-pub struct Producer<'a> {
-    /// The connection (or HTTP request) id, for cancel delivery.
+/// Who sends a producer message: any token whose roles and namespaces
+/// allow publishing (checked before the core) may report on any operation
+/// of the namespace, so only the connection matters, for cancel delivery.
+#[derive(Clone, Copy, Debug)]
+pub struct Producer {
+    /// The connection (or HTTP request) id.
     pub conn: u64,
-    /// The token subject.
-    pub sub: &'a str,
-    /// Admins may report on anyone's operations.
-    pub admin: bool,
 }
 
 /// A `cancel_requested` notice to deliver to a producer connection.
@@ -167,7 +165,7 @@ impl Namespace {
     pub fn apply(
         &mut self,
         msg: ProducerMessage,
-        producer: &Producer<'_>,
+        producer: &Producer,
         now: u64,
         cfg: &CoreConfig,
         new_id: impl FnOnce() -> String,
@@ -185,7 +183,7 @@ impl Namespace {
         &mut self,
         msg: ProducerMessage,
         op_id: String,
-        producer: &Producer<'_>,
+        producer: &Producer,
         now: u64,
         cfg: &CoreConfig,
     ) -> Result<Applied, ProtoError> {
@@ -319,7 +317,7 @@ impl Namespace {
         &mut self,
         msg: ProducerMessage,
         op_id: String,
-        producer: &Producer<'_>,
+        producer: &Producer,
         now: u64,
         cfg: &CoreConfig,
     ) -> Result<Applied, ProtoError> {
@@ -391,7 +389,6 @@ impl Namespace {
             started_offset: offset,
             recent: Default::default(),
             last_producer_at: now,
-            owner_sub: producer.sub.to_owned(),
             eta,
             cancel_requested_at: None,
             cancel_requested_by: None,
@@ -471,7 +468,6 @@ impl Namespace {
             last_seq: op.last_seq,
             last_offset: op.state.last_offset,
             state: op.state.state,
-            owner_sub: op.owner_sub,
             dropped_at: now,
             cancel_requested: op.state.cancel_requested,
         };

@@ -18,10 +18,6 @@ pub struct Operation {
     pub recent: VecDeque<(u64, u64)>,
     /// Last time the producer sent an accepted message, ms.
     pub last_producer_at: u64,
-    /// The subject that started the operation (kept for the record; any
-    /// token whose roles and namespaces allow it may report on it, as the
-    /// protocol says).
-    pub owner_sub: String,
     /// Rate / ETA estimator.
     pub eta: EtaEstimator,
     /// When a cancel was requested, ms.

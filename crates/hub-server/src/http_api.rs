@@ -159,10 +159,9 @@ pub async fn post_event(
             "the hub is shutting down; resend this after reconnecting",
         ));
     }
-    let who = match authorized(&app, &headers, &q, Action::Publish, &ns) {
-        Ok(p) => p,
-        Err(e) => return refuse_unread(e),
-    };
+    if let Err(e) = authorized(&app, &headers, &q, Action::Publish, &ns) {
+        return refuse_unread(e);
+    }
     let max = app.cfg.max_message_size;
     let too_large = || {
         refuse_unread(
@@ -222,17 +221,12 @@ pub async fn post_event(
         app.limits.count("ingest");
         return refuse(e);
     }
-    let who = Who {
-        conn: 0,
-        sub: who.sub.clone(),
-        admin: who.is_admin(),
-    };
     let (tx, rx) = oneshot::channel();
     if !app
         .engine
         .send(Command::Publish {
             msg,
-            who,
+            conn: 0,
             reply: Reply::Http(tx),
             received,
         })
@@ -271,7 +265,6 @@ pub async fn cancel(
     let who = Who {
         conn: 0,
         sub: p.sub.clone(),
-        admin: p.is_admin(),
     };
     let (tx, rx) = oneshot::channel();
     let cmd = Command::Cancel {

@@ -514,7 +514,6 @@ impl Conn {
         Who {
             conn: self.out.id,
             sub: self.principal.sub.clone(),
-            admin: self.principal.is_admin(),
         }
     }
 
@@ -560,11 +559,10 @@ impl Conn {
                         .reject(e.with_operation(p.operation_id.as_deref()).with_id(p.id));
                 }
                 self.out.mark_role(crate::outbox::ROLE_PRODUCER);
-                let who = self.who();
                 engine
                     .send(Command::Publish {
                         msg: p,
-                        who,
+                        conn: self.out.id,
                         reply: Reply::Conn(self.out.clone()),
                         received,
                     })

@@ -4,18 +4,10 @@ use super::*;
 use hub_proto::{decode_client, ClientMessage};
 use proptest::prelude::*;
 
-const P: Producer<'static> = Producer {
-    conn: 1,
-    sub: "alice",
-    admin: false,
-};
+const P: Producer = Producer { conn: 1 };
 
-/// Another subject, on another connection.
-const OTHER: Producer<'static> = Producer {
-    conn: 2,
-    sub: "mallory",
-    admin: false,
-};
+/// Another producer connection (another subject's, say).
+const OTHER: Producer = Producer { conn: 2 };
 
 fn msg(text: &str) -> ProducerMessage {
     match decode_client(text).unwrap() {
@@ -376,11 +368,7 @@ fn pending_cancel_is_delivered_to_the_next_connection() {
     // The owner (conn 1) is away: the server does not mark it delivered.
     let c = n.request_cancel("a", "bob", 10).unwrap();
     assert_eq!(c.owner_conn, Some(1));
-    let p2 = Producer {
-        conn: 2,
-        sub: "alice",
-        admin: false,
-    };
+    let p2 = Producer { conn: 2 };
     let r = n
         .apply(progress("a", 2, 1.0), &p2, 20, &cfg, || unreachable!())
         .unwrap();

@@ -23,8 +23,6 @@ pub struct Tombstone {
     pub last_offset: u64,
     /// Its terminal state.
     pub state: OperationStatus,
-    /// The subject that started it (kept for the record).
-    pub owner_sub: String,
     /// When it was dropped, ms: restores keep the newest.
     pub dropped_at: u64,
     /// Whether a cancel was asked for while it ran (its re-acks say so, as
@@ -89,7 +87,6 @@ mod tests {
             last_seq: 2,
             last_offset: 7,
             state: OperationStatus::Completed,
-            owner_sub: "s".into(),
             dropped_at,
             cancel_requested: false,
         }

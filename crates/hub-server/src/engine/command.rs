@@ -6,15 +6,13 @@ use hub_proto::{Ack, OperationState, OperationStatus, Position, ProducerMessage,
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// Who sends a producer message or a cancel.
+/// Who asks for a cancel.
 #[derive(Clone, Debug)]
 pub struct Who {
     /// Connection id (0 for HTTP requests).
     pub conn: u64,
-    /// Token subject (`anonymous` on an open hub).
+    /// Token subject (`anonymous` on an open hub): `requested_by`.
     pub sub: String,
-    /// Admins may report on anyone's operations.
-    pub admin: bool,
 }
 
 /// Where the answer to a request goes.
@@ -84,8 +82,9 @@ pub enum Command {
     Publish {
         /// The message.
         msg: ProducerMessage,
-        /// Sender.
-        who: Who,
+        /// The sender's connection id (0 for HTTP requests), for cancel
+        /// delivery.
+        conn: u64,
         /// Where the ack or error goes.
         reply: Reply<Ack>,
         /// When the hub read the message ([`crate::clock::stamp`]): the

@@ -55,10 +55,10 @@ impl Engine {
         match cmd {
             Command::Publish {
                 msg,
-                who,
+                conn,
                 reply,
                 received,
-            } => self.publish(msg, who, reply, received),
+            } => self.publish(msg, conn, reply, received),
             Command::Subscribe {
                 conn,
                 id,
@@ -163,7 +163,7 @@ impl Engine {
         Ok(self.namespaces.get_mut(name).expect("inserted above"))
     }
 
-    fn publish(&mut self, msg: ProducerMessage, who: Who, reply: Reply<Ack>, received: u64) {
+    fn publish(&mut self, msg: ProducerMessage, conn: u64, reply: Reply<Ack>, received: u64) {
         let now = now_ms();
         if self.draining {
             let e = ProtoError::new(
@@ -218,11 +218,7 @@ impl Engine {
                 )
             }
         };
-        let producer = Producer {
-            conn: who.conn,
-            sub: &who.sub,
-            admin: who.admin,
-        };
+        let producer = Producer { conn };
         let held = ns.core.len();
         let mut applied = match ns
             .core

@@ -57,7 +57,6 @@ mod tests {
             last_seq: 3,
             last_offset: 9,
             state: OperationStatus::Failed,
-            owner_sub: "ci".into(),
             dropped_at: 12,
             cancel_requested: true,
         };
@@ -74,7 +73,6 @@ mod tests {
             last_seq: 3,
             last_offset: 9,
             state: OperationStatus::Canceled,
-            owner_sub: "ci".into(),
             dropped_at: 12,
             cancel_requested: true,
         };
