@@ -96,11 +96,19 @@ pub(crate) struct Inner {
     pub clients_connected: Option<u64>,
     pub frames_received: u64,
     pub last_error: Option<String>,
+    /// The hub's code in the last error, when it named one.
+    pub last_error_code: Option<String>,
     /// The driver stopped: nothing will be sent any more.
     pub closed: bool,
 }
 
 impl Inner {
+    /// Remembers the last error seen, and the hub's code for it if any.
+    pub fn note_error(&mut self, message: impl ToString, code: Option<String>) {
+        self.last_error = Some(message.to_string());
+        self.last_error_code = code;
+    }
+
     pub fn take_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -208,6 +216,7 @@ impl Client {
                 clients_connected: None,
                 frames_received: 0,
                 last_error: None,
+                last_error_code: None,
                 closed: false,
             }),
             config,

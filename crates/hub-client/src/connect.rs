@@ -27,6 +27,8 @@ pub(crate) struct ConnectError {
     pub http_status: Option<u16>,
     /// What happened.
     pub message: String,
+    /// The hub's error code, when its refusal said one (`TOKEN_EXPIRED`).
+    pub code: Option<String>,
 }
 
 impl ConnectError {
@@ -34,6 +36,7 @@ impl ConnectError {
         ConnectError {
             http_status: None,
             message: message.to_string(),
+            code: None,
         }
     }
 }
@@ -102,10 +105,20 @@ impl Endpoint {
         .await
         {
             Ok((ws, _response)) => Ok(ws),
-            Err(WsError::Http(resp)) => Err(ConnectError {
-                http_status: Some(resp.status().as_u16()),
-                message: refusal_message(resp.status(), resp.body().as_deref()),
-            }),
+            Err(WsError::Http(resp)) => {
+                let (code, message) = refusal(resp.body().as_deref());
+                let message = match &code {
+                    Some(code) => {
+                        format!("upgrade refused: HTTP {}: {code}: {message}", resp.status())
+                    }
+                    None => format!("upgrade refused: HTTP {}", resp.status()),
+                };
+                Err(ConnectError {
+                    http_status: Some(resp.status().as_u16()),
+                    message,
+                    code,
+                })
+            }
             Err(e) => Err(ConnectError::io(e)),
         }
     }
@@ -132,35 +145,20 @@ impl Endpoint {
             Err(ConnectError {
                 http_status: Some(status),
                 message: format!("/ready answered {status}"),
+                code: None,
             })
         }
     }
 }
 
-/// What a refused upgrade says: its status and, when its body is the
-/// hub's JSON error (`{"error": {code, message}}`), the code and message,
-/// e.g. `upgrade refused: HTTP 401 Unauthorized: TOKEN_EXPIRED: the token
-/// has expired`, so a caller can tell a missing token from an expired one.
-fn refusal_message(
-    status: tokio_tungstenite::tungstenite::http::StatusCode,
-    body: Option<&[u8]>,
-) -> String {
-    let error = body
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-        .and_then(|v| {
-            let e = v.get("error")?;
-            Some((
-                e.get("code")?.as_str()?.to_owned(),
-                e.get("message")
-                    .and_then(|m| m.as_str())
-                    .unwrap_or("")
-                    .to_owned(),
-            ))
-        });
-    match error {
-        Some((code, message)) => format!("upgrade refused: HTTP {status}: {code}: {message}"),
-        None => format!("upgrade refused: HTTP {status}"),
-    }
+/// The code and message of a refused upgrade's body when it is the hub's
+/// JSON error (`{"error": {code, message}}`), so a caller can tell a
+/// missing token from an expired one.
+fn refusal(body: Option<&[u8]>) -> (Option<String>, String) {
+    let error = body.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+    let error = error.as_ref().and_then(|v| v.get("error"));
+    let text = |key: &str| error.and_then(|e| e.get(key)?.as_str()).map(str::to_owned);
+    (text("code"), text("message").unwrap_or_default())
 }
 
 /// A minimal HTTP/1.1 GET returning the status code.

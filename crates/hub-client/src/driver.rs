@@ -259,7 +259,7 @@ impl Driver {
             }
             Err(e) => {
                 tracing::debug!(error = %e.message, "hub connect failed");
-                self.shared.inner.lock().last_error = Some(e.message);
+                self.shared.inner.lock().note_error(e.message, e.code);
                 self.apply(Event::ConnectFailed {
                     http_status: e.http_status,
                 });
@@ -357,7 +357,7 @@ impl Driver {
                         v.deliver(u.clone());
                     }
                 }
-                inner.last_error = Some(e.to_string());
+                inner.note_error(e, None);
                 drop(inner);
                 self.socket = None;
                 self.apply(Event::Closed { code: None });
@@ -495,7 +495,7 @@ impl Driver {
         match tokio::time::timeout(limit, send).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                self.shared.inner.lock().last_error = Some(e.to_string());
+                self.shared.inner.lock().note_error(e, None);
                 self.socket = None;
                 self.apply(Event::Closed { code: None });
             }
@@ -578,7 +578,10 @@ fn on_error(inner: &mut Inner, err: &crate::wire::ErrorMessage, now: u64) {
             return;
         }
     }
-    inner.last_error = Some(format!("{}: {}", err.code, err.message));
+    inner.note_error(
+        format!("{}: {}", err.code, err.message),
+        Some(err.code.clone()),
+    );
 }
 
 /// When to ask again for a subscription the hub refused with `err`: for a

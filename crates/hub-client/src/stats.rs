@@ -46,6 +46,8 @@ pub struct ConnectionStats {
     pub frames_received: u64,
     /// The last connection or protocol error seen.
     pub last_error: Option<String>,
+    /// The hub's error code for it, when it named one (`TOKEN_EXPIRED`).
+    pub last_error_code: Option<String>,
 }
 
 impl ConnectionStats {
@@ -74,6 +76,7 @@ impl ConnectionStats {
             time_disconnected: Duration::from_millis(m.time_disconnected_ms(now)),
             frames_received: inner.frames_received,
             last_error: inner.last_error.clone(),
+            last_error_code: inner.last_error_code.clone(),
         }
     }
 }

@@ -242,20 +242,12 @@ impl Adapter {
     /// upgrade's 401 body, or the error before a 4001 close): no token, an
     /// expired one, or one refused.
     fn auth_refusal(&self) -> String {
-        let last = self
-            .subscriber
-            .client()
-            .connection_stats()
-            .last_error
-            .unwrap_or_default();
-        if last.contains("AUTH_REQUIRED") {
-            "no token given (AUTH_REQUIRED): pass --token".to_owned()
-        } else if last.contains("TOKEN_EXPIRED") {
-            "token expired (TOKEN_EXPIRED)".to_owned()
-        } else if last.contains("AUTH_FAILED") {
-            "token rejected (AUTH_FAILED)".to_owned()
-        } else {
-            "token rejected".to_owned()
+        let code = self.subscriber.client().connection_stats().last_error_code;
+        match code.as_deref() {
+            Some("AUTH_REQUIRED") => "no token given (AUTH_REQUIRED): pass --token".to_owned(),
+            Some("TOKEN_EXPIRED") => "token expired (TOKEN_EXPIRED)".to_owned(),
+            Some("AUTH_FAILED") => "token rejected (AUTH_FAILED)".to_owned(),
+            _ => "token rejected".to_owned(),
         }
     }
 
