@@ -166,9 +166,9 @@ pub struct App {
     /// replayed event up to the `subscribed` offset applied).
     pub(crate) synced: bool,
     /// A resume whose replay has not reached the `subscribed` offset yet:
-    /// that offset, and how many updates it recovers (the toast says so
-    /// once they are in).
-    pub(crate) catch_up: Option<(u64, u64)>,
+    /// that offset, and after a reconnect how many updates it recovers
+    /// (the toast says so once they are in).
+    pub(crate) catch_up: Option<(u64, Option<u64>)>,
     /// Operations this session asked to cancel (shown as "canceling" until
     /// the hub's state says so or they finish).
     pub(crate) cancel_sent: HashSet<String>,

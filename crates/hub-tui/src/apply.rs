@@ -33,7 +33,7 @@ impl App {
                     if n == 0 {
                         self.caught_up(reconnect.then_some(0), now);
                     } else {
-                        self.catch_up = Some((offset, if reconnect { n } else { u64::MAX }));
+                        self.catch_up = Some((offset, reconnect.then_some(n)));
                     }
                 } else if reconnect {
                     self.toast("Reloaded from snapshot", ToastLevel::Warning, now);
@@ -53,14 +53,10 @@ impl App {
                 // A snapshot of the client's own map (after updates were
                 // dropped) may come while a resume is still being replayed:
                 // current only once it reaches the subscribed offset.
-                match self.catch_up {
-                    Some((target, n)) if offset >= target => {
-                        self.catch_up = None;
-                        self.caught_up((n != u64::MAX).then_some(n), now);
-                    }
-                    Some(_) => {}
-                    None => self.synced = true,
+                if self.catch_up.is_none() {
+                    self.synced = true;
                 }
+                self.reached(offset, now);
                 self.position = Some((epoch, offset));
                 self.blocked = None;
                 self.cancel_sent
@@ -81,12 +77,7 @@ impl App {
                 self.received.record(now);
                 let offset = ev.offset;
                 self.apply_event(*ev, now);
-                if let Some((target, n)) = self.catch_up {
-                    if offset >= target {
-                        self.catch_up = None;
-                        self.caught_up((n != u64::MAX).then_some(n), now);
-                    }
-                }
+                self.reached(offset, now);
             }
             Update::Heartbeat => self.last_data_at = Some(now),
             Update::SystemStatus(s) => {
@@ -163,6 +154,17 @@ impl App {
             );
         }
         self.conn = status;
+    }
+
+    /// The data now reaches `offset`: a resume that was catching up to it
+    /// (or to less) is done.
+    fn reached(&mut self, offset: u64, now: u64) {
+        if let Some((target, recovered)) = self.catch_up {
+            if offset >= target {
+                self.catch_up = None;
+                self.caught_up(recovered, now);
+            }
+        }
     }
 
     /// The view is current again; after a reconnect the toast says how many
