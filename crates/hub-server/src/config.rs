@@ -537,8 +537,13 @@ impl Config {
     /// key to blame (for a rule over two keys, one that was set), so
     /// [`describe`] can name where that key came from.
     fn check(&self) -> Result<(), Box<figment::Error>> {
-        let bad =
-            |k: &str, why: &str| Err(Box::new(figment::Error::from(why.to_owned()).with_path(k)));
+        self.check_values()?;
+        self.check_rules()
+    }
+
+    /// The rules over one key each: a source's value must keep them on its
+    /// own, whatever other sources say ([`check_alone`]).
+    fn check_values(&self) -> Result<(), Box<figment::Error>> {
         if let Err(e) = self.listen_addr() {
             return bad(
                 "listen",
@@ -581,17 +586,29 @@ impl Config {
                 ),
             );
         }
-        if !self.memory && self.data_dir.as_os_str().is_empty() {
-            return bad(
-                "data_dir",
-                "must not be empty (the default is ./progress-hub-data)",
-            );
-        }
         if self.history_size == 0 {
             return bad("history_size", "must be at least 1");
         }
         if self.max_message_size == 0 {
             return bad("max_message_size", "must be at least 1 byte");
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return bad("log_format", "expected `text` or `json`");
+        }
+        if self.jwt_secret.as_deref() == Some("") {
+            return bad("jwt_secret", "must not be empty");
+        }
+        Ok(())
+    }
+
+    /// The rules over several keys, which only the merged configuration
+    /// can be held to.
+    fn check_rules(&self) -> Result<(), Box<figment::Error>> {
+        if !self.memory && self.data_dir.as_os_str().is_empty() {
+            return bad(
+                "data_dir",
+                "must not be empty (the default is ./progress-hub-data)",
+            );
         }
         if self.slow_client_bytes <= self.conflate_after_bytes {
             // Blame the one that was set: a raised conflate_after_bytes
@@ -607,9 +624,6 @@ impl Config {
                     "must be larger than conflate_after_bytes",
                 )
             };
-        }
-        if !matches!(self.log_format.as_str(), "text" | "json") {
-            return bad("log_format", "expected `text` or `json`");
         }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => return bad("tls_cert", "given without tls_key (they go together)"),
@@ -634,9 +648,6 @@ impl Config {
                     ),
                 );
             }
-        }
-        if self.jwt_secret.as_deref() == Some("") {
-            return bad("jwt_secret", "must not be empty");
         }
         Ok(())
     }
@@ -697,6 +708,13 @@ impl Config {
     }
 }
 
+/// A refusal of `key`'s value, saying `why` ([`describe`] names its source).
+fn bad(key: &str, why: &str) -> Result<(), Box<figment::Error>> {
+    Err(Box::new(
+        figment::Error::from(why.to_owned()).with_path(key),
+    ))
+}
+
 /// The `PROGRESS_HUB_<KEY>` variables, keyed by their setting. Names are
 /// matched exactly, upper case as the contract spells them: figment's own
 /// prefix match ignores case, so `progress_hub_heartbeat_interval` was
@@ -710,14 +728,15 @@ fn hub_vars() -> Env {
 }
 
 /// Refuses a value `provider` holds that is bad on its own (a type or
-/// format no setting takes), whatever higher source overrides it. Rules
-/// over several keys are left to the merged configuration.
+/// format no setting takes, or one [`Config::check_values`] refuses),
+/// whatever higher source overrides it. Rules over several keys are left
+/// to the merged configuration.
 fn check_alone(provider: impl Provider) -> Result<(), ConfigError> {
     let fig = Figment::from(Serialized::defaults(Config::default())).merge(provider);
     check_file_text(&fig).map_err(|e| ConfigError(describe(&fig, *e)))?;
-    fig.extract::<Config>()
-        .map(drop)
-        .map_err(|e| ConfigError(describe(&fig, e)))
+    let cfg: Config = fig.extract().map_err(|e| ConfigError(describe(&fig, e)))?;
+    cfg.check_values()
+        .map_err(|e| ConfigError(describe(&fig, *e)))
 }
 
 /// The [`TEXT_KEYS`] settings from `PROGRESS_HUB_*` variables, taken as

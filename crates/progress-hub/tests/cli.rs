@@ -165,30 +165,24 @@ async fn values_that_make_no_sense_exit_2_naming_key_and_source() {
         assert!(err.contains(says), "{err}");
     }
     // From the file.
+    refused_in_file("listen = \"notanaddr\"\n", "listen").await;
+    refused_in_file("heartbeat_interval = \"0s\"\n", "heartbeat_interval").await;
+}
+
+/// A hub started with `toml` as its config file (and `--listen
+/// 127.0.0.1:0`, which a file's own bad `listen` does not hide) exits 2
+/// blaming `key` in that file.
+async fn refused_in_file(toml: &str, key: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hub.toml");
-    std::fs::write(&file, "listen = \"notanaddr\"\n").unwrap();
-    let source = format!("config file {}", file.display());
-    refused(
-        &["--config", file.to_str().unwrap()],
-        &[],
-        "listen",
-        &source,
-    )
-    .await;
-    std::fs::write(&file, "heartbeat_interval = \"0s\"\n").unwrap();
-    refused(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            file.to_str().unwrap(),
-        ],
-        &[],
-        "heartbeat_interval",
-        &source,
-    )
-    .await;
+    std::fs::write(&file, toml).unwrap();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        file.to_str().unwrap(),
+    ];
+    refused(&args, &[], key, &format!("config file {}", file.display())).await
 }
 
 /// A text setting written in the TOML file as a number or a boolean is
@@ -197,9 +191,6 @@ async fn values_that_make_no_sense_exit_2_naming_key_and_source() {
 /// is text by nature: `PROGRESS_HUB_JWT_SECRET=12345` is that secret.
 #[tokio::test]
 async fn a_text_setting_that_is_no_string_in_the_file_exits_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("hub.toml");
-    let source = format!("config file {}", file.display());
     for (key, value) in [
         ("jwt_secret", "5"),
         ("jwt_secret", "true"),
@@ -215,15 +206,12 @@ async fn a_text_setting_that_is_no_string_in_the_file_exits_2() {
         ("allowed_origins", "5"),
         ("rate_limit_exempt", "true"),
     ] {
-        std::fs::write(&file, format!("{key} = {value}\n")).unwrap();
-        let mut args = vec!["--config", file.to_str().unwrap()];
-        if key != "listen" {
-            args.extend(["--listen", "127.0.0.1:0"]);
-        }
-        let err = refused(&args, &[], key, &source).await;
+        let err = refused_in_file(&format!("{key} = {value}\n"), key).await;
         assert!(err.contains("expected"), "{key} = {value}: {err}");
     }
     // Written as a string, digits are a secret; so is a variable's value.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hub.toml");
     std::fs::write(&file, "jwt_secret = \"12345\"\n").unwrap();
     let h = hub()
         .args(["--config", file.to_str().unwrap()])
@@ -261,19 +249,9 @@ async fn an_allowed_origin_with_a_path_exits_2_but_a_lone_slash_is_dropped() {
         .await;
         assert!(err.contains(&format!("`{bad}` is not an origin")), "{err}");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("hub.toml");
-    std::fs::write(&file, "allowed_origins = [\"http://c.example//\"]\n").unwrap();
-    refused(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            file.to_str().unwrap(),
-        ],
-        &[],
+    refused_in_file(
+        "allowed_origins = [\"http://c.example//\"]\n",
         "allowed_origins",
-        &format!("config file {}", file.display()),
     )
     .await;
     let h = hub()

@@ -482,6 +482,18 @@ fn a_bad_value_is_refused_even_when_overridden() {
         jail.set_env("PROGRESS_HUB_HISTORY_SIZE", "-5");
         let e = Config::load(None, flags(&[("history_size", "10")])).unwrap_err();
         assert!(e.0.contains("PROGRESS_HUB_HISTORY_SIZE"), "{e}");
+        jail.set_env("PROGRESS_HUB_HISTORY_SIZE", "10");
+        // A value that parses but no setting takes (a zero heartbeat).
+        jail.create_file("hub.toml", "heartbeat_interval = \"0s\"\n")?;
+        let flag = flags(&[("heartbeat_interval", "1s")]);
+        let e = Config::load(Some("hub.toml".as_ref()), flag).unwrap_err();
+        assert!(e.0.contains("must be greater than zero"), "{e}");
+        // A rule over two keys holds for the merged settings only: a
+        // raised conflate_after_bytes in the file is fine beside a
+        // slow_client_bytes raised further by a flag.
+        jail.create_file("hub.toml", "conflate_after_bytes = 100000000\n")?;
+        let flag = flags(&[("slow_client_bytes", "200000000")]);
+        assert!(Config::load(Some("hub.toml".as_ref()), flag).is_ok());
         Ok(())
     });
 }
