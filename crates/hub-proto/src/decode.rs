@@ -59,10 +59,11 @@ fn nesting(map: &Map<String, Value>) -> usize {
     1 + map.values().map(depth).max().unwrap_or(0)
 }
 
-/// The error for text serde_json could not read into values. Valid JSON
-/// that holds a number beyond an `f64` (`1e999`) still has a readable `id`
-/// and `operation_id`: read them while skipping every other value, so the
-/// error answers the request it refuses.
+/// The error for text serde_json could not read into values. Text that is
+/// valid JSON all the same (a number beyond an `f64` such as `1e999`, or
+/// nesting past serde_json's 128 levels) still has a readable `id` and
+/// `operation_id`: read them while skipping every other value (serde_json
+/// skips without recursing), so the error answers the request it refuses.
 fn unreadable(text: &str, e: &serde_json::Error) -> ProtoError {
     #[derive(serde::Deserialize)]
     struct Envelope {
@@ -73,21 +74,26 @@ fn unreadable(text: &str, e: &serde_json::Error) -> ProtoError {
         #[serde(default)]
         operation_id: Option<String>,
     }
-    let not_json = || ProtoError::bad("the message is not valid JSON").with_details(e.to_string());
-    if !e.to_string().starts_with("number out of range") {
-        return not_json();
-    }
     let Ok(env) = serde_json::from_str::<Envelope>(text) else {
-        return not_json();
+        return ProtoError::bad("the message is not valid JSON").with_details(e.to_string());
     };
-    let viewer = matches!(
-        env.ty.as_deref(),
+    let operation = (!is_viewer_type(env.ty.as_deref()))
+        .then_some(env.operation_id.as_deref())
+        .flatten();
+    ProtoError::bad(format!(
+        "the message holds what the hub cannot read (a number beyond a 64-bit float, or nesting past {MAX_DEPTH} levels)"
+    ))
+    .with_details(e.to_string())
+    .with_id(env.id)
+    .with_operation(operation)
+}
+
+/// Whether `ty` is a viewer's request (its errors carry no operation).
+fn is_viewer_type(ty: Option<&str>) -> bool {
+    matches!(
+        ty,
         Some("subscribe" | "unsubscribe" | "cancel" | "ping" | "refresh")
-    );
-    ProtoError::bad("the message holds a value the hub cannot represent (a number beyond the range of a 64-bit float)")
-        .with_details(e.to_string())
-        .with_id(env.id)
-        .with_operation((!viewer).then_some(env.operation_id.as_deref()).flatten())
+    )
 }
 
 fn read_id(map: &Map<String, Value>) -> Result<Option<u64>, ProtoError> {
@@ -104,11 +110,7 @@ pub fn decode_client(text: &str) -> Result<ClientMessage, ProtoError> {
 /// The `operation_id` of a message that is not a viewer's (a producer
 /// message, or one of unknown type), which its errors carry in `data`.
 fn producer_operation(map: &Map<String, Value>) -> Option<&str> {
-    let ty = map.get("type").and_then(Value::as_str);
-    if matches!(
-        ty,
-        Some("subscribe" | "unsubscribe" | "cancel" | "ping" | "refresh")
-    ) {
+    if is_viewer_type(map.get("type").and_then(Value::as_str)) {
         return None;
     }
     map.get("operation_id").and_then(Value::as_str)

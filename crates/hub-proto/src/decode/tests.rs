@@ -354,10 +354,8 @@ proptest! {
             Err(e) => {
                 prop_assert_eq!(e.code, crate::ErrorCode::BadMessage);
                 prop_assert!(2 + depth > MAX_DEPTH);
-                if depth < 126 {
-                    // Read whole: the refusal answers the request.
-                    prop_assert_eq!(e.data_str("operation_id"), Some("op"));
-                }
+                // Valid JSON however deep: the refusal answers the request.
+                prop_assert_eq!(e.data_str("operation_id"), Some("op"));
             }
         }
     }
@@ -393,7 +391,7 @@ fn a_number_beyond_f64_is_refused_with_the_request_id() {
     let e = decode_client(r#"{"type":"ping","id":5,"color":1e999}"#).unwrap_err();
     assert_eq!(e.code, crate::ErrorCode::BadMessage);
     assert_eq!(e.id, Some(5));
-    assert!(e.message.contains("64-bit float"), "{}", e.message);
+    assert!(e.message.contains("cannot read"), "{}", e.message);
     let e = decode_client(
         r#"{"type":"operation_started","id":8,"operation_id":"job1","seq":1,"name":"x","total":1e999}"#,
     )
