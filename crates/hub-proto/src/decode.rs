@@ -10,8 +10,6 @@ use crate::ids::{validate_namespace, validate_operation_id, DEFAULT_NAMESPACE};
 use crate::message::{ClientMessage, FilterSpec, Position, ProducerBody, ProducerMessage};
 use serde_json::{Map, Value};
 
-/// Most globs or kinds a subscription filter may list.
-pub const MAX_FILTER_ENTRIES: usize = FilterSpec::MAX_ENTRIES;
 /// Longest operation name, in characters.
 pub const MAX_NAME_LEN: usize = 256;
 /// Longest kind, in characters.
@@ -127,8 +125,8 @@ fn decode_map(map: &Map<String, Value>, id: Option<u64>) -> Result<ClientMessage
             let filter = match f.opt_fields("filter")? {
                 None => FilterSpec::default(),
                 Some(ff) => FilterSpec {
-                    operations: ff.opt_str_list("operations", MAX_FILTER_ENTRIES)?,
-                    kinds: ff.opt_str_list("kinds", MAX_FILTER_ENTRIES)?,
+                    operations: ff.opt_str_list("operations", FilterSpec::MAX_ENTRIES)?,
+                    kinds: ff.opt_str_list("kinds", FilterSpec::MAX_ENTRIES)?,
                 },
             };
             filter.validate()?;
