@@ -228,7 +228,8 @@ fn decode_producer(
         )));
     }
     if operation_id.is_none() && !started {
-        return Err(ProtoError::bad("field `operation_id` is required"));
+        return Err(ProtoError::bad("field `operation_id` is required")
+            .with_data(serde_json::json!({ "operation_id": null })));
     }
     Ok(ProducerMessage {
         id,
@@ -291,8 +292,8 @@ fn decode_body(ty: &str, f: &Fields<'_>) -> Result<ProducerBody, ProtoError> {
             ProducerBody::Progress {
                 progress,
                 current,
-                step: f.opt_text("step", MAX_NAME_LEN)?,
-                message: f.opt_text("message", MAX_TEXT_LEN)?,
+                step: f.opt_clipped("step", MAX_NAME_LEN)?,
+                message: f.opt_clipped("message", MAX_TEXT_LEN)?,
                 details: f.opt_object("details")?,
             }
         }
@@ -300,11 +301,11 @@ fn decode_body(ty: &str, f: &Fields<'_>) -> Result<ProducerBody, ProtoError> {
             details: f.opt_object("details")?,
         },
         "operation_failed" => ProducerBody::Failed {
-            error: f.req_text("error", MAX_TEXT_LEN)?,
+            error: f.req_clipped("error", MAX_TEXT_LEN)?,
             details: f.opt_object("details")?,
         },
         "operation_canceled" => ProducerBody::Canceled {
-            reason: f.opt_text("reason", MAX_TEXT_LEN)?,
+            reason: f.opt_clipped("reason", MAX_TEXT_LEN)?,
         },
         other => {
             let shown: String = other.chars().take(64).collect();

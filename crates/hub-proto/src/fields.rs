@@ -11,8 +11,28 @@ pub struct Fields<'a> {
     map: &'a Map<String, Value>,
 }
 
-/// Longest free-text field (`message`, `error`, `step`, `reason`), in characters.
+/// Longest free-text field (`message`, `error`, `reason`), in characters;
+/// longer text is kept cut to this length (see [`clip`]).
 pub const MAX_TEXT_LEN: usize = 4096;
+
+/// `s` cut to at most `max` characters, the last one kept being `…` when
+/// anything was cut, so a reader sees that the text goes on.
+///
+/// Free text is cut rather than refused: a producer reporting a failure
+/// with a long stack trace must still be able to end its operation, and a
+/// progress message is not worth losing the update it came with.
+pub fn clip(s: &str, max: usize) -> String {
+    if max == 0 {
+        return String::new();
+    }
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some(_) => {
+            let keep = s.char_indices().nth(max - 1).map_or(0, |(i, _)| i);
+            format!("{}…", &s[..keep])
+        }
+    }
+}
 
 impl<'a> Fields<'a> {
     /// Wraps an object.
@@ -57,7 +77,19 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An optional string of at most `max` characters, without control characters.
+    /// An optional string, cut to `max` characters when longer ([`clip`]).
+    pub fn opt_clipped(&self, key: &str, max: usize) -> Result<Option<String>, ProtoError> {
+        Ok(self.opt_str(key)?.map(|s| clip(s, max)))
+    }
+
+    /// A required string (empty allowed), cut to `max` characters when
+    /// longer ([`clip`]).
+    pub fn req_clipped(&self, key: &str, max: usize) -> Result<String, ProtoError> {
+        self.opt_clipped(key, max)?
+            .ok_or_else(|| ProtoError::bad(format!("field `{key}` is required")))
+    }
+
+    /// An optional string of at most `max` characters.
     pub fn opt_text(&self, key: &str, max: usize) -> Result<Option<String>, ProtoError> {
         match self.opt_str(key)? {
             None => Ok(None),

@@ -455,3 +455,56 @@ async fn progress_and_current_never_disagree() {
         "{s}"
     );
 }
+
+/// Free text past its limit is kept cut, not refused: a producer failing
+/// with a long stack trace still ends its operation, over WebSocket and
+/// HTTP alike, and an empty `error` is an error too.
+#[tokio::test]
+async fn a_long_error_still_ends_the_operation() {
+    let h = hub().start().await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    publish(&mut p, started("t", "default"), 1).await;
+    let long_message = "m".repeat(5000);
+    let update = json!({"type": "progress_update", "operation_id": "t", "seq": 2,
+        "progress": 10, "message": long_message, "step": "s".repeat(300)});
+    publish(&mut p, update, 2).await;
+    let trace = "at frame\n".repeat(2000);
+    let failed = json!({"type": "operation_failed", "operation_id": "t", "seq": 3, "error": trace});
+    let ack = publish(&mut p, failed, 3).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let (status, body) = get_json(&format!(
+        "{}/api/v1/namespaces/default/operations/t",
+        h.http()
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let s = &body["operation"];
+    assert_eq!(s["state"], "failed", "{s}");
+    let error = s["error"].as_str().unwrap();
+    assert_eq!(error.chars().count(), 4096, "{error}");
+    assert!(error.starts_with("at frame\nat frame") && error.ends_with('…'));
+    assert_eq!(s["message"].as_str().unwrap().chars().count(), 4096);
+    assert_eq!(s["step"].as_str().unwrap().chars().count(), 256);
+    // Over HTTP: the same cut, and an empty error ends an operation too.
+    let ops = format!("{}/api/v1/namespaces/default/operations", h.http());
+    for (op, error, len) in [("h1", "e".repeat(9000), 4096), ("h2", String::new(), 0)] {
+        let (status, _) = post_json(
+            &format!("{ops}/{op}/events"),
+            &json!({"type": "operation_started", "seq": 1, "name": "n"}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, ack) = post_json(
+            &format!("{ops}/{op}/events"),
+            &json!({"type": "operation_failed", "seq": 2, "error": error}),
+        )
+        .await;
+        assert_eq!(status, 200, "{ack}");
+        let (_, body) = get_json(&format!("{ops}/{op}")).await;
+        assert_eq!(body["operation"]["state"], "failed");
+        assert_eq!(
+            body["operation"]["error"].as_str().unwrap().chars().count(),
+            len
+        );
+    }
+}

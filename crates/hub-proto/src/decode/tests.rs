@@ -125,6 +125,66 @@ fn producer_errors_carry_operation_id() {
     // A viewer's message has no operation of its own.
     let e = err(r#"{"type":"cancel","id":"x","operation_id":"a"}"#);
     assert_eq!(e.data, None);
+    // A producer message without one says so in `data` all the same.
+    let e = err(r#"{"type":"progress_update","seq":2,"progress":1}"#);
+    assert_eq!(e.data, Some(serde_json::json!({ "operation_id": null })));
+}
+
+#[test]
+fn long_free_text_is_cut_not_refused() {
+    let body = |ty: &str, field: &str, text: &str| {
+        let extra = if ty == "progress_update" {
+            r#","progress":5"#
+        } else {
+            ""
+        };
+        let text = serde_json::to_string(text).unwrap();
+        let msg =
+            format!(r#"{{"type":"{ty}","operation_id":"a","seq":2{extra},"{field}":{text}}}"#);
+        let ClientMessage::Publish(p) = decode_client(&msg).unwrap() else {
+            panic!("{msg}")
+        };
+        p.body
+    };
+    let long = "é".repeat(5000);
+    let ProducerBody::Failed { error, .. } = body("operation_failed", "error", &long) else {
+        panic!()
+    };
+    assert_eq!(error.chars().count(), MAX_TEXT_LEN);
+    assert!(error.ends_with("é…") && error.starts_with("éé"), "{error}");
+    let ProducerBody::Progress { message, .. } = body("progress_update", "message", &long) else {
+        panic!()
+    };
+    assert_eq!(message.unwrap().chars().count(), MAX_TEXT_LEN);
+    let ProducerBody::Progress { step, .. } = body("progress_update", "step", &long) else {
+        panic!()
+    };
+    assert_eq!(step.unwrap().chars().count(), MAX_NAME_LEN);
+    let ProducerBody::Canceled { reason } = body("operation_canceled", "reason", &long) else {
+        panic!()
+    };
+    assert_eq!(reason.unwrap().chars().count(), MAX_TEXT_LEN);
+    // Exactly at the limit nothing is cut; an empty error is an error too.
+    let exact = "x".repeat(MAX_TEXT_LEN);
+    let ProducerBody::Failed { error, .. } = body("operation_failed", "error", &exact) else {
+        panic!()
+    };
+    assert_eq!(error, exact);
+    let ProducerBody::Failed { error, .. } = body("operation_failed", "error", "") else {
+        panic!()
+    };
+    assert_eq!(error, "");
+}
+
+#[test]
+fn clip_keeps_whole_characters() {
+    use crate::fields::clip;
+    assert_eq!(clip("abc", 3), "abc");
+    assert_eq!(clip("abcd", 3), "ab…");
+    assert_eq!(clip("🚀🚀🚀🚀", 2), "🚀…");
+    assert_eq!(clip("", 1), "");
+    assert_eq!(clip("ab", 1), "…");
+    assert_eq!(clip("ab", 0), "");
 }
 
 #[test]
