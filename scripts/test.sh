@@ -20,12 +20,15 @@ for pair in chromium:chromium promtool:prometheus tmux:tmux; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  # As root, or through sudo when it needs no password; else say what to install.
+  as_root=()
+  [ "$(id -u)" = 0 ] || as_root=(sudo -n)
+  if command -v apt-get >/dev/null && { [ ${#as_root[@]} = 0 ] || sudo -n true 2>/dev/null; }; then
     step "installing ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   else
-    echo "missing system packages: ${need[*]} (run as root to install them)" >&2
+    echo "missing system packages: ${need[*]}; install them (apt-get install ${need[*]}) or run this as root or with passwordless sudo" >&2
     exit 1
   fi
 fi

@@ -79,7 +79,7 @@ fn unreadable(text: &str, e: &serde_json::Error) -> ProtoError {
         .then_some(env.operation_id.as_deref())
         .flatten();
     ProtoError::bad(format!(
-        "the message holds what the hub cannot read (a number beyond a 64-bit float, or nesting past {MAX_DEPTH} levels)"
+        "the message holds what the hub cannot read (a number beyond a 64-bit float, or nesting past 128 levels, twice the {MAX_DEPTH} allowed)"
     ))
     .with_details(e.to_string())
     .with_id(env.id)

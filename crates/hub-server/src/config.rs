@@ -72,7 +72,7 @@ pub struct Config {
     /// HS256 secret for JWTs.
     #[serde(deserialize_with = "lenient::opt_text")]
     pub jwt_secret: Option<String>,
-    /// RS256/ES256 public key (PEM) for JWTs.
+    /// Public key (PEM) for JWTs: RSA (RS256), P-256 (ES256), P-384 (ES384) or Ed25519 (EdDSA).
     pub jwt_public_key: Option<PathBuf>,
     /// JWKS file for JWTs (keys by `kid`).
     pub jwks_file: Option<PathBuf>,

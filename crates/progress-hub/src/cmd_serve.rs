@@ -62,7 +62,7 @@ pub struct ServeArgs {
     /// HS256 secret for JWTs.
     #[arg(long, allow_hyphen_values = true)]
     jwt_secret: Option<String>,
-    /// RS256/ES256 public key file (PEM).
+    /// Public key file (PEM) for JWTs: RSA (RS256), P-256 (ES256), P-384 (ES384) or Ed25519 (EdDSA).
     #[arg(long, allow_hyphen_values = true)]
     jwt_public_key: Option<String>,
     /// JWKS file.

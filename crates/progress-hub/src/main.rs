@@ -26,6 +26,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the hub.
+    #[command(
+        after_help = "Every flag is also read from the environment as PROGRESS_HUB_<FLAG> \
+(--max-message-size: PROGRESS_HUB_MAX_MESSAGE_SIZE) and from the TOML file given by --config \
+or PROGRESS_HUB_CONFIG (max_message_size = 65536); precedence: flag > environment > file > \
+default. The full table: docs/OPERATIONS.md."
+    )]
     Serve(Box<cmd_serve::ServeArgs>),
     /// Simulated operations against a hub (started in-process when none answers).
     Demo(cmd_demo::DemoArgs),
