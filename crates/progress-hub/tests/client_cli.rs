@@ -811,7 +811,8 @@ async fn report_exits_1_for_a_refused_update_and_2_for_a_bad_value() {
     let url = h.ws_url();
     let out = cli(&["report", "--url", &url, "start", "--id", "r1", "x"]).await;
     assert!(out.status.success(), "{out:?}");
-    let long = "m".repeat(5000);
+    // Details nested past the hub's 64 levels: valid JSON the hub refuses.
+    let deep = format!("{}1{}", r#"{"a":"#.repeat(70), "}".repeat(70));
     let out = cli(&[
         "report",
         "--url",
@@ -819,8 +820,8 @@ async fn report_exits_1_for_a_refused_update_and_2_for_a_bad_value() {
         "progress",
         "r1",
         "50",
-        "--message",
-        &long,
+        "--details",
+        &deep,
     ])
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
