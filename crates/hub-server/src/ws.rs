@@ -43,6 +43,14 @@ pub async fn upgrade(
         Ok(p) => p,
         Err(refusal) => return app.metrics.refusal("websocket", refusal),
     };
+    // The connection caps come before the upgrade check, so a plain HTTP
+    // `GET /ws` (a browser client asking why its WebSocket did not open: it
+    // cannot read an upgrade's status) gets the refusal an upgrade would
+    // get, 429 naming the cap; its place is given back at once.
+    let edge = match Edge::admit(&app, remote.ip(), &principal) {
+        Ok(edge) => edge,
+        Err(refusal) => return app.metrics.refusal("websocket", refusal),
+    };
     // A plain HTTP request to /ws gets the API's JSON error, not axum's text.
     let ws = match ws {
         Ok(ws) => ws,
@@ -54,10 +62,6 @@ pub async fn upgrade(
             let refusal = crate::http_api::error_response(e, Some(r.status().as_u16()));
             return app.metrics.refusal("websocket", refusal);
         }
-    };
-    let edge = match Edge::admit(&app, remote.ip(), &principal) {
-        Ok(edge) => edge,
-        Err(refusal) => return app.metrics.refusal("websocket", refusal),
     };
     // A frame or a fragmented message past the limit is refused as soon
     // as its header (or the fragment that crosses it) says so: a client

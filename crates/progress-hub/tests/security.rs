@@ -674,8 +674,32 @@ async fn connections_per_user_and_anonymous_per_ip_are_capped() {
         .expect("third connection of alice");
     assert_eq!(status, 429, "{body}");
     assert!(body.contains("connections_per_user"), "{body}");
+    // A plain HTTP `GET /ws` (how a browser learns why its upgrade failed)
+    // gets the same refusal, with `Retry-After`, and takes no place.
+    let r = reqwest::Client::new()
+        .get(format!("{}/ws", h.http()))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        body["error"]["data"]["reason"], "connections_per_user",
+        "{body}"
+    );
     // Another subject is not affected.
     let _b = ws_as(&h, &token("bob", &["viewer"], &["default"])).await;
+    // With a place free, a plain `GET /ws` is told it would be upgraded.
+    let bob = token("bob2", &["viewer"], &["default"]);
+    let r = reqwest::Client::new()
+        .get(format!("{}/ws", h.http()))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     // A freed place can be taken again.
     a1.close().await;
     eventually("alice's place to be freed", DEADLINE, || async {
