@@ -336,9 +336,10 @@ $('token-form').addEventListener('submit', (e) => {
   client.setToken(t).then((reply) => {
     if (unconfirmed !== attempt || reply === null) return; // superseded, or a new connection decides
     if (reply.type === 'ok') { tokenAccepted(); return; }
-    if (reply.code === 'TOKEN_EXPIRED' && client.machine.token === attempt.token) {
-      // The link's own token expired before the hub looked at this one: it
-      // goes with the new connection, whose status decides.
+    if ((reply.code === 'TOKEN_EXPIRED' || reply.code === 'CONNECTION_LOST') && client.machine.token === attempt.token) {
+      // The link's own token expired before the hub looked at this one (or
+      // the link dropped first): it goes with the new connection, whose
+      // status decides.
       attempt.via = 'connect';
       return;
     }
@@ -350,7 +351,7 @@ $('token-form').addEventListener('submit', (e) => {
     showCurrentToken();
     refreshPermission();
     authOpenedByUser = true;
-    const still = reply.code === 'TIMEOUT' ? ''
+    const still = reply.code === 'TIMEOUT' || reply.code === 'CONNECTION_LOST' ? ''
       : token ? ` The token in use (${decodeClaims(token)?.sub ?? 'previous'}) stays in use.` : ' The page goes on without a token.';
     authMsg.textContent = `${explainAuth(reply.code ?? null, reply.message ?? null)}${still}`;
     setAuthPanel(true);
@@ -414,7 +415,8 @@ $('confirm-yes').addEventListener('click', async () => {
   view.markCancelSent(id);
   view.focusRow(id);
   const reply = await client.cancel(id, namespace);
-  if (reply.type === 'error' && reply.code === 'TIMEOUT') { cancelUnanswered(id); return; }
+  // No answer in time, or the link dropped before the answer: unknown, not failed.
+  if (reply.type === 'error' && (reply.code === 'TIMEOUT' || reply.code === 'CONNECTION_LOST')) { cancelUnanswered(id); return; }
   if (reply.type === 'error') {
     const focusHere = view.hasFocus(id);
     view.unmarkCancelSent(id);

@@ -76,7 +76,8 @@
  * @typedef {{type:'open', transport: Transport, namespace: string, filter: Filter|null, token: string|null, lastEventId: string|null}
  *  | {type:'close', code: number, reason: string}
  *  | {type:'send', message: Object}
- *  | {type:'probe'}
+ *  | {type:'probe', transport: Transport, link: number}
+ *  | {type:'get_token'}
  *  | {type:'fetch_status', link: number}
  *  | {type:'status', status: Status}
  *  | {type:'snapshot', namespace: string, epoch: string, offset: number, operations: OperationState[]}
@@ -93,19 +94,26 @@
  * @typedef {Object} Status
  * @property {ConnState} state
  * @property {Transport} transport
- * @property {number} attempt            consecutive failed attempts
+ * @property {number} attempt            consecutive failed attempts (0 while connected)
  * @property {number|null} retryAt       when `waiting`: time of the next attempt
  * @property {number|null} disconnectedSince  first moment without a live subscription (null while connected)
  * @property {number|null} lastLiveAt    last time a frame proved the connection alive
- * @property {string|null} errorCode     e.g. AUTH_REQUIRED, AUTH_FAILED, TOKEN_EXPIRED (when `failed`); when
- *   `waiting` because the hub refused the subscription for now, that code (RATE_LIMITED, SERVER_SHUTDOWN,
- *   STORE_UNAVAILABLE; see {@link RETRYABLE_CODES})
+ * @property {string|null} errorCode     why the client is not connected:
+ *   - `failed` (final until a new token, subscription or `retryNow`): AUTH_REQUIRED, AUTH_FAILED,
+ *     TOKEN_EXPIRED, FORBIDDEN, BAD_MESSAGE, RATE_LIMITED for a connection's own limits
+ *     (`subscriptions`, `filters`), ORIGIN_NOT_ALLOWED (the hub answers but refuses this page's origin:
+ *     list it in the hub's `--allowed-origins`), TOKEN_UNAVAILABLE (the `getToken` provider kept failing);
+ *   - `waiting` (retried on its own): RATE_LIMITED (a subscribe refused for now, or the upgrade refused
+ *     at the door, e.g. `connections_per_user`: the wait honours the hub's `retry_after_ms` or
+ *     `Retry-After`), SERVER_SHUTDOWN, STORE_UNAVAILABLE (see {@link RETRYABLE_CODES}),
+ *     TOKEN_UNAVAILABLE (the token provider failed; asked again with backoff)
  * @property {string|null} errorMessage  the hub's message for `errorCode` (with `data.reason` of a RATE_LIMITED)
  * @property {number} heartbeatIntervalMs  interval in effect: learned on this connection, else the hub's
  *   advertised one, else configured
  * @property {number} clockSkewMs        server clock minus local clock (from heartbeats)
  * @property {boolean} everConnected
- * @property {string|null} reason       why the last connection was lost (e.g. "no heartbeat within two intervals")
+ * @property {string|null} reason       why the last connection was lost (e.g. "no heartbeat within two intervals");
+ *   null while connected
  * @property {boolean} syncing          connected, but the replay or snapshot that brings the view up to the
  *   `subscribed` offset is not all in yet: what is shown may be behind the hub
  */
@@ -133,6 +141,22 @@ const AUTH_CODES = new Set(['AUTH_REQUIRED', 'AUTH_FAILED', 'TOKEN_EXPIRED']);
  * would be refused again as it stands, so it fails.
  */
 export const RETRYABLE_CODES = new Set(['RATE_LIMITED', 'SERVER_SHUTDOWN', 'STORE_UNAVAILABLE']);
+/**
+ * `RATE_LIMITED` limits of the connection's own making (`data.reason`):
+ * more subscriptions or filter globs than one connection may hold. The
+ * same request is refused again however long one waits, so they fail,
+ * as in hub-client (docs/PROTOCOL.md, "Limits answered at the door").
+ */
+export const FINAL_LIMITS = new Set(['subscriptions', 'filters']);
+/** Error code of a request whose connection closed before its answer: the outcome is unknown. */
+export const CONNECTION_LOST = 'CONNECTION_LOST';
+/**
+ * Client-side code: the hub answered over HTTP but refused this page's
+ * origin (the browser hid the answer: CORS), so no transport can work.
+ */
+export const ORIGIN_NOT_ALLOWED = 'ORIGIN_NOT_ALLOWED';
+/** Client-side code: the `getToken` provider threw, or returned something that is not a token. */
+export const TOKEN_UNAVAILABLE = 'TOKEN_UNAVAILABLE';
 const EVENT_TYPES = new Set([
   'operation_started', 'progress_update', 'operation_completed', 'operation_failed',
   'operation_canceled', 'operation_stalled', 'operation_resumed',
@@ -241,18 +265,28 @@ export class ConnectionMachine {
     this.nextId = 1;
     /** Events dropped as duplicates (offset already applied). */
     this.duplicates = 0;
-    /** Gaps seen in an unfiltered stream (should stay 0). */
+    /**
+     * Offsets skipped in an unfiltered stream. The client subscribes with
+     * `conflate: true`, so a viewer that falls behind gets superseded
+     * progress updates replaced by newer ones: skips then are expected, not
+     * lost events (lifecycle events are never conflated).
+     */
     this.gaps = 0;
+    /** @type {Set<number>} ids of requests (`cancel`, `refresh`…) sent on this link and not answered yet */
+    this.outstanding = new Set();
+    /** The token provider failed: waiting for the driver to get a token, not for `retryAt`. */
+    this.awaitingToken = false;
   }
 
   /** @returns {Status} */
   status() {
     return {
-      state: this.state, transport: this.transport, attempt: this.attempt, retryAt: this.retryAt,
+      state: this.state, transport: this.transport,
+      attempt: this.state === 'connected' ? 0 : this.attempt, retryAt: this.retryAt,
       disconnectedSince: this.disconnectedSince, lastLiveAt: this.lastLiveAt,
       errorCode: this.errorCode, errorMessage: this.errorMessage,
       heartbeatIntervalMs: this.hbInterval, clockSkewMs: this.clockSkewMs,
-      everConnected: this.everConnected, reason: this.reason,
+      everConnected: this.everConnected, reason: this.state === 'connected' ? null : this.reason,
       syncing: this.state === 'connected' && (this.replay !== null || this.awaitingSnapshot),
     };
   }
@@ -261,7 +295,7 @@ export class ConnectionMachine {
   nextDeadline() {
     /** @type {number[]} */
     const ds = [];
-    if (this.state === 'waiting' && this.retryAt !== null) ds.push(this.retryAt);
+    if (this.state === 'waiting' && this.retryAt !== null && !this.awaitingToken) ds.push(this.retryAt);
     if (this.state === 'connecting' && !this.opened && this.attemptStartedAt !== null) {
       ds.push(this.attemptStartedAt + this.opts.connectTimeoutMs);
     }
@@ -368,7 +402,8 @@ export class ConnectionMachine {
     if (this.state === 'connecting' || this.state === 'connected') {
       acts.push({ type: 'close', code: 1000, reason: 'client stopped' });
     }
-    this.resetLink();
+    acts.push(...this.resetLink());
+    this.awaitingToken = false;
     this.state = 'stopped';
     this.retryAt = null;
     if (this.disconnectedSince === null) this.disconnectedSince = now;
@@ -381,6 +416,7 @@ export class ConnectionMachine {
     if (this.state === 'connecting' || this.state === 'connected') return [];
     this.errorCode = null;
     this.errorMessage = null;
+    this.awaitingToken = false;
     return this.connect(now);
   }
 
@@ -391,6 +427,7 @@ export class ConnectionMachine {
    * @param {string} _reason @param {number} now @returns {Action[]}
    */
   wake(_reason, now) {
+    if (this.state === 'waiting' && this.awaitingToken) return [{ type: 'get_token' }];
     if (this.state === 'waiting') return this.connect(now);
     if (this.state !== 'connected') return [];
     if (now >= this.livenessDeadline()) return this.linkLost(now, 'silent past the heartbeat window');
@@ -414,16 +451,18 @@ export class ConnectionMachine {
     this.token = token;
     this.errorCode = null;
     this.errorMessage = null;
+    this.awaitingToken = false;
     if (token && this.state === 'connected' && this.transport === 'ws') {
       const id = this.nextId++;
       this.pendingRefresh = { id, token };
+      this.outstanding.add(id);
       return [{ type: 'send', message: { type: 'refresh', id, token } }];
     }
     /** @type {Action[]} */
     const acts = [];
     if (this.state === 'connecting' || this.state === 'connected') {
       acts.push({ type: 'close', code: 1000, reason: 'token changed' });
-      this.resetLink();
+      acts.push(...this.resetLink());
       this.state = 'waiting';
     }
     if (this.state === 'idle' || this.state === 'stopped') return acts; // takes effect on start()
@@ -454,8 +493,7 @@ export class ConnectionMachine {
     if (this.state !== 'connected' && this.state !== 'connecting') return [];
     if (this.transport === 'sse') {
       // SSE carries the subscription in its URL: reopen.
-      this.resetLink();
-      return [{ type: 'close', code: 1000, reason: 'resubscribe' }, ...this.connect(now)];
+      return [{ type: 'close', code: 1000, reason: 'resubscribe' }, ...this.resetLink(), ...this.connect(now)];
     }
     if (!this.opened) return []; // `onOpen` subscribes to the new one
     /** @type {Action[]} */
@@ -476,6 +514,7 @@ export class ConnectionMachine {
       return { id: null, actions: [] };
     }
     const id = this.nextId++;
+    this.outstanding.add(id);
     return { id, actions: [{ type: 'send', message: { ...message, id } }] };
   }
 
@@ -530,12 +569,22 @@ export class ConnectionMachine {
 
   /**
    * Result of the HTTP probe the machine asked for after a transport failed
-   * to open: `status` is the HTTP status (0 when the hub is unreachable) and
-   * `code` the error code of a JSON error body.
+   * to open (`GET /ws` after a WebSocket, which the hub answers with the
+   * refusal the upgrade got: 401, 403, 429…, or 400 when it would have
+   * upgraded; the namespace's listing after SSE). `status` is the HTTP
+   * status, 0 when the hub is unreachable or did not answer within the
+   * driver's probe timeout (never evidence that WebSocket is blocked);
+   * `code` and `message` come from a JSON error body, or from the driver:
+   * {@link ORIGIN_NOT_ALLOWED} when the hub answered but the browser hid the
+   * answer (CORS). `info.link` is the probe action's (an answer about an
+   * older link only counts for auth); `info.retryAfterMs` the hub's
+   * `Retry-After` or `data.retry_after_ms`; `info.reason` its `data.reason`.
    * @param {number} status @param {string|null} code @param {string|null} message @param {number} now
+   * @param {{link?: number|null, retryAfterMs?: number|null, reason?: string|null}} [info]
    * @returns {Action[]}
    */
-  onProbe(status, code, message, now) {
+  onProbe(status, code, message, now, info = {}) {
+    const current = info.link === undefined || info.link === null || info.link === this.link;
     if (status === 401 || (code !== null && AUTH_CODES.has(code))) {
       if (this.opened || this.state === 'failed' || this.state === 'stopped' || this.state === 'idle') return [];
       // Waiting, or a newer attempt that has not opened (and will not, with this token).
@@ -543,13 +592,32 @@ export class ConnectionMachine {
       const acts = this.state === 'connecting' ? [{ type: 'close', code: 1000, reason: 'auth' }] : [];
       return acts.concat(this.fail(now, code ?? 'AUTH_REQUIRED', message ?? 'The hub requires a token.'));
     }
-    if (status === 403 && this.state === 'waiting') {
+    if (code === ORIGIN_NOT_ALLOWED) {
+      // No transport can work from this page until the hub's configuration
+      // changes: final, like FORBIDDEN, and said at once.
+      if (this.opened || this.state === 'failed' || this.state === 'stopped' || this.state === 'idle') return [];
+      /** @type {Action[]} */
+      const acts = this.state === 'connecting' ? [{ type: 'close', code: 1000, reason: 'origin not allowed' }] : [];
+      return acts.concat(this.fail(now, ORIGIN_NOT_ALLOWED, message ?? 'The hub refuses pages from this origin: add it to the hub\'s --allowed-origins.'));
+    }
+    if (!current || this.state !== 'waiting') return [];
+    if (status === 403) {
       this.errorCode = code ?? 'FORBIDDEN';
       this.errorMessage = message ?? 'The hub refused this page (origin or namespace not allowed).';
       return [this.statusAction()];
     }
-    if (status >= 200 && status < 500 && this.lastFailedTransport === 'ws' && this.transport === 'ws'
-        && this.state === 'waiting') {
+    if (status === 429 || code === 'RATE_LIMITED') {
+      // Refused at the door (a connection cap, the handshake rate): the hub
+      // is there and WebSocket works. Wait at least as long as it asks.
+      const after = Number(info.retryAfterMs);
+      const floor = Number.isFinite(after) && after > 0 ? Math.floor(after + this.opts.random() * after / 4) : 0;
+      if (this.retryAt !== null) this.retryAt = Math.max(this.retryAt, now + floor);
+      const limit = info.reason ? ` (${info.reason})` : '';
+      this.errorCode = 'RATE_LIMITED';
+      this.errorMessage = `${message ?? 'the hub refused the connection for now'}${limit}`;
+      return [this.statusAction()];
+    }
+    if (status >= 200 && status < 500 && this.lastFailedTransport === 'ws' && this.transport === 'ws') {
       // HTTP works but the WebSocket would not open: count towards SSE.
       this.wsBlocked += 1;
       if (this.wsBlocked >= this.opts.sseAfterFailures) {
@@ -560,9 +628,42 @@ export class ConnectionMachine {
     return [];
   }
 
+  /**
+   * The driver could not even create the transport (`new WebSocket()`
+   * threw: a mixed-content `ws:` URL from an `https:` page, a CSP, a bad
+   * URL): a failed attempt like any other, retried with the backoff, with
+   * `reason` saying why.
+   * @param {string} reason @param {number} now @returns {Action[]}
+   */
+  openFailed(reason, now) {
+    if (this.state !== 'connecting' || this.opened) return [];
+    return this.linkLost(now, reason, false);
+  }
+
+  /**
+   * The token provider (`getToken`) failed: it threw, or returned something
+   * that is not a token. While connected nothing changes (the link's token
+   * still works). Otherwise the status says so ({@link TOKEN_UNAVAILABLE},
+   * `waiting` with `retryAt` set to when the driver asks again); no
+   * connection is attempted without a token meanwhile. `retryAt` null: the
+   * driver gives up, `failed`.
+   * @param {string} message @param {number|null} retryAt @param {number} now @returns {Action[]}
+   */
+  tokenUnavailable(message, retryAt, now) {
+    if (this.state === 'connected' || this.state === 'connecting' || this.state === 'stopped') return [];
+    if (retryAt === null) return this.fail(now, TOKEN_UNAVAILABLE, message);
+    this.state = 'waiting';
+    this.awaitingToken = true;
+    this.retryAt = retryAt;
+    this.errorCode = TOKEN_UNAVAILABLE;
+    this.errorMessage = message;
+    if (this.disconnectedSince === null) this.disconnectedSince = now;
+    return [this.statusAction()];
+  }
+
   /** A timer fired. @param {number} now @returns {Action[]} */
   tick(now) {
-    if (this.state === 'waiting' && this.retryAt !== null && now >= this.retryAt) return this.connect(now);
+    if (this.state === 'waiting' && !this.awaitingToken && this.retryAt !== null && now >= this.retryAt) return this.connect(now);
     if (this.state === 'connecting' && !this.opened && this.attemptStartedAt !== null
         && now >= this.attemptStartedAt + this.opts.connectTimeoutMs) {
       return this.linkLost(now, 'connect timeout', true);
@@ -579,7 +680,9 @@ export class ConnectionMachine {
    * Generic entry point in the style of the Rust client: `handle(event, now)`.
    * @param {{type:'start'}|{type:'stop'}|{type:'retry_now'}|{type:'wake', reason?: string}|{type:'open'}
    *   |{type:'frame', data: string}|{type:'close', code?: number, reason?: string}|{type:'tick'}
-   *   |{type:'probe', status: number, code?: string|null, message?: string|null}
+   *   |{type:'probe', status: number, code?: string|null, message?: string|null, link?: number|null,
+   *     retryAfterMs?: number|null, reason?: string|null}
+   *   |{type:'open_failed', reason: string}|{type:'token_unavailable', message: string, retryAt: number|null}
    *   |{type:'token', token: string|null}|{type:'hub_status', link: number|null, data: Record<string, any>|null}} ev
    * @param {number} now
    * @returns {Action[]}
@@ -594,7 +697,10 @@ export class ConnectionMachine {
       case 'frame': return this.onFrame(ev.data, now);
       case 'close': return this.onClose(ev.code ?? 1006, ev.reason ?? '', now);
       case 'tick': return this.tick(now);
-      case 'probe': return this.onProbe(ev.status, ev.code ?? null, ev.message ?? null, now);
+      case 'probe': return this.onProbe(ev.status, ev.code ?? null, ev.message ?? null, now,
+        { link: ev.link ?? null, retryAfterMs: ev.retryAfterMs ?? null, reason: ev.reason ?? null });
+      case 'open_failed': return this.openFailed(ev.reason, now);
+      case 'token_unavailable': return this.tokenUnavailable(ev.message, ev.retryAt, now);
       case 'token': return this.setToken(ev.token, now);
       case 'hub_status': return this.onHubStatus(ev.link, ev.data, now);
       default: return [];
@@ -610,7 +716,8 @@ export class ConnectionMachine {
 
   /** @param {number} now @returns {Action[]} */
   connect(now) {
-    this.resetLink();
+    const orphans = this.resetLink();
+    this.awaitingToken = false;
     this.linkToken = this.token;
     this.state = 'connecting';
     this.retryAt = null;
@@ -618,12 +725,27 @@ export class ConnectionMachine {
     let lastEventId = null;
     if (this.transport === 'sse' && this.epoch !== null) lastEventId = `${this.epoch}:${this.offset}`;
     return [
+      ...orphans,
       { type: 'open', transport: this.transport, namespace: this.namespace, filter: this.filter, token: this.token, lastEventId },
       this.statusAction(),
     ];
   }
 
+  /**
+   * Forgets the link. Requests sent on it and not answered are answered
+   * here, at once, with {@link CONNECTION_LOST}: the hub may or may not have
+   * applied them (the next snapshot or replay says which).
+   * @returns {Action[]} those replies
+   */
   resetLink() {
+    /** @type {Action[]} */
+    const orphans = [...this.outstanding].map((id) => ({
+      type: 'reply', id, message: {
+        type: 'error', id, code: CONNECTION_LOST, outcome: 'unknown',
+        message: 'The connection closed before the hub answered: the request may or may not have taken effect.',
+      },
+    }));
+    this.outstanding.clear();
     this.opened = false;
     this.openedAt = null;
     this.subscribed = false;
@@ -638,6 +760,7 @@ export class ConnectionMachine {
     this.hbGaps = [];
     this.advertisedHbMs = null;
     this.link += 1;
+    return orphans;
   }
 
   /** @returns {Action[]} */
@@ -676,7 +799,7 @@ export class ConnectionMachine {
     this.lastFailedTransport = wasOpened ? null : this.transport;
     if (this.openedAt !== null && now - this.openedAt >= this.opts.minUptimeMs) this.attempt = 0;
     if (this.state === 'connected' || this.subscribed) this.reconnecting = true;
-    this.resetLink();
+    acts.push(...this.resetLink());
     if (this.disconnectedSince === null) this.disconnectedSince = now;
     this.replay = null;
     const delay = refusal.delayMs ?? backoffDelay(this.attempt, this.opts.baseDelayMs, this.opts.maxDelayMs, this.opts.random);
@@ -689,19 +812,22 @@ export class ConnectionMachine {
       this.wsBlocked = Math.max(0, this.opts.sseAfterFailures - 1);
     }
     acts.push(this.statusAction());
-    if (!wasOpened) acts.push({ type: 'probe' }); // why did it not open? (auth, blocked WS, hub down)
+    // Why did it not open? (auth, origin, a limit at the door, blocked WS, hub down)
+    if (!wasOpened) acts.push({ type: 'probe', transport: this.lastFailedTransport ?? this.transport, link: this.link });
     return acts;
   }
 
   /** @param {number} now @param {string} code @param {string} message @returns {Action[]} */
   fail(now, code, message) {
-    this.resetLink();
+    const acts = this.resetLink();
+    this.awaitingToken = false;
     this.state = 'failed';
     this.retryAt = null;
     this.errorCode = code;
     this.errorMessage = message;
     if (this.disconnectedSince === null) this.disconnectedSince = now;
-    return [this.statusAction()];
+    acts.push(this.statusAction());
+    return acts;
   }
 
   /**
@@ -796,6 +922,7 @@ export class ConnectionMachine {
           // (TOKEN_EXPIRED: the hub never judged the new one). Any other
           // refusal leaves the link as it was, with its token.
           this.pendingRefresh = null;
+          this.outstanding.delete(msg.id);
           if (msg.code !== 'TOKEN_EXPIRED') this.token = this.linkToken;
           if (AUTH_CODES.has(msg.code)) this.refreshRefused = true;
           acts.push({ type: 'reply', id: msg.id, message: msg }, { type: 'server_error', error: msg });
@@ -814,7 +941,8 @@ export class ConnectionMachine {
           this.errorCode = msg.code;
           this.errorMessage = msg.message ?? null;
         }
-        if (msg.id !== undefined && msg.id === this.subscribeId && !this.subscribed && RETRYABLE_CODES.has(msg.code)) {
+        if (msg.id !== undefined && msg.id === this.subscribeId && !this.subscribed && RETRYABLE_CODES.has(msg.code)
+            && !(msg.code === 'RATE_LIMITED' && FINAL_LIMITS.has(msg.data?.reason))) {
           // Refused for now (e.g. RATE_LIMITED `snapshots` while other viewers'
           // snapshots are unread): wait as the hub says, then try again.
           acts.push(...this.refusedForNow(now, msg));
@@ -824,10 +952,14 @@ export class ConnectionMachine {
           // The subscription itself was refused (FORBIDDEN namespace, bad filter…):
           // retrying the same request cannot help.
           acts.push({ type: 'server_error', error: msg }, { type: 'close', code: 1000, reason: 'subscribe refused' });
-          acts.push(...this.fail(now, msg.code ?? 'BAD_MESSAGE', msg.message ?? 'The hub refused the subscription.'));
+          const limit = typeof msg.data?.reason === 'string' ? ` (${msg.data.reason})` : '';
+          acts.push(...this.fail(now, msg.code ?? 'BAD_MESSAGE', `${msg.message ?? 'The hub refused the subscription.'}${limit}`));
           return;
         }
-        if (msg.id !== undefined && msg.id !== null) acts.push({ type: 'reply', id: msg.id, message: msg });
+        if (msg.id !== undefined && msg.id !== null) {
+          this.outstanding.delete(msg.id);
+          acts.push({ type: 'reply', id: msg.id, message: msg });
+        }
         acts.push({ type: 'server_error', error: msg });
         return;
       }
@@ -836,7 +968,10 @@ export class ConnectionMachine {
           this.linkToken = this.pendingRefresh.token;
           this.pendingRefresh = null;
         }
-        if (msg.id !== undefined && msg.id !== null) acts.push({ type: 'reply', id: msg.id, message: msg });
+        if (msg.id !== undefined && msg.id !== null) {
+          this.outstanding.delete(msg.id);
+          acts.push({ type: 'reply', id: msg.id, message: msg });
+        }
         return;
       default: acts.push({ type: 'message', message: msg });
     }

@@ -7,42 +7,14 @@
 // Both work when the hub lists the page's origin in --allowed-origins.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
-import { once } from 'node:events';
 import { Hub } from '../lib/hub.mjs';
 import { launch } from '../lib/browser.mjs';
 import { Producer } from '../lib/producer.mjs';
 import { mintToken } from '../lib/jwt.mjs';
 import { until } from '../lib/dashboard.mjs';
+import { appServer } from '../lib/app.mjs';
 
 const SECRET = 'e2e-embed-secret-0123456789';
-const WEB = new URL('../../../web/', import.meta.url);
-
-/** An "application" server: an empty page and the client's modules from web/. */
-async function appServer() {
-  const server = createServer(async (req, res) => {
-    const path = new URL(req.url ?? '/', 'http://app').pathname;
-    if (path === '/') {
-      res.writeHead(200, { 'content-type': 'text/html' });
-      res.end('<!doctype html><title>An app that embeds progress</title><p>app</p>');
-      return;
-    }
-    const name = path.slice(1);
-    if (!/^[a-z-]+\.js$/.test(name)) { res.writeHead(404); res.end(); return; }
-    try {
-      const body = await readFile(new URL(name, WEB));
-      res.writeHead(200, { 'content-type': 'text/javascript' });
-      res.end(body);
-    } catch {
-      res.writeHead(404); res.end();
-    }
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
-  return { server, origin: `http://127.0.0.1:${port}` };
-}
 
 test('client on another origin: SSE fallback and HTTP cancel through CORS', async (t) => {
   const app = await appServer();

@@ -2,7 +2,8 @@
 // argument, randomness injected) and the driver against fake transports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConnectionMachine, HubClient, backoffDelay, renewalDelay, splitFrame, wsUrl, sseUrl } from '../../../web/client.js';
+import { ConnectionMachine, HubClient, backoffDelay, renewalDelay, splitFrame, wsUrl, sseUrl, hubUrl, MAX_TOKEN_RETRIES } from '../../../web/client.js';
+import { until } from '../lib/dashboard.mjs';
 import { heartbeatSlackMs, HEARTBEAT_GAP_WINDOW, MIN_HEARTBEAT_GAP_MS } from '../../../web/connection.js';
 
 const NS = 'default';
@@ -867,5 +868,318 @@ test('driver: setToken resolves with the hub\'s answer to refresh; null when the
   assert.equal(await c.setToken('next.t.k'), null, 'not live: a new connection carries it');
   assert.equal(FakeSocket.all.at(-1).url, 'ws://hub.test:8765/ws?token=next.t.k');
   assert.equal(openSockets(), 1);
+  c.stop();
+});
+
+// ---- why an attempt failed, settled requests, token provider ------------
+
+/** A machine whose WebSocket attempt failed before opening at t=0: waiting, probe asked for. */
+function failedOpen(opts = {}) {
+  const m = new ConnectionMachine({ namespace: NS, random: () => 0.5, ...opts });
+  m.start(0);
+  const acts = m.onClose(1006, '', 10);
+  const probe = ofType(acts, 'probe')[0];
+  assert.deepEqual(probe, { type: 'probe', transport: 'ws', link: m.link });
+  return { m, probe };
+}
+
+test('probe: 429 at the door (a connection cap) → waiting RATE_LIMITED, at least Retry-After, never SSE', () => {
+  const { m, probe } = failedOpen();
+  const acts = m.onProbe(429, 'RATE_LIMITED', 'this token\'s subject holds the most connections it may', 20,
+    { link: probe.link, retryAfterMs: 4000, reason: 'connections_per_user' });
+  assert.equal(m.state, 'waiting');
+  assert.equal(m.status().errorCode, 'RATE_LIMITED');
+  assert.match(m.status().errorMessage, /connections_per_user/);
+  assert.ok(m.retryAt >= 20 + 4000, `${m.retryAt}`);
+  assert.equal(ofType(acts, 'status').length, 1);
+  let now = m.retryAt;
+  for (let i = 0; i < 6; i++) {
+    m.tick(now);
+    const p = ofType(m.onClose(1006, '', now + 5), 'probe')[0];
+    m.onProbe(429, 'RATE_LIMITED', 'full', now + 6, { link: p.link, retryAfterMs: 1000, reason: 'connections_per_user' });
+    assert.equal(m.transport, 'ws', 'a refusal at the door is not a blocked WebSocket');
+    now = m.retryAt;
+  }
+});
+
+test('probe: an answer about an older link, or none (0: down or timed out), never counts towards SSE', () => {
+  const { m, probe } = failedOpen({ sseAfterFailures: 1 });
+  m.tick(m.retryAt); // a newer attempt…
+  m.onClose(1006, '', m.retryAt + 1); // …failed too: waiting again, with a newer link
+  m.onProbe(400, 'BAD_MESSAGE', '/ws takes WebSocket upgrades only', m.retryAt, { link: probe.link });
+  assert.equal(m.transport, 'ws', 'the late answer is about a link that is gone');
+  m.onProbe(0, null, null, m.retryAt, { link: m.link });
+  assert.equal(m.transport, 'ws');
+  m.onProbe(400, 'BAD_MESSAGE', '/ws takes WebSocket upgrades only', m.retryAt, { link: m.link });
+  assert.equal(m.transport, 'sse', 'the hub would have upgraded: something between blocks WebSocket');
+});
+
+test('probe: the hub refuses this page\'s origin → failed ORIGIN_NOT_ALLOWED at once, no more attempts; retryNow tries again', () => {
+  const { m, probe } = failedOpen();
+  const acts = m.onProbe(0, 'ORIGIN_NOT_ALLOWED', 'add it with --allowed-origins http://app', 20, { link: probe.link });
+  assert.equal(m.state, 'failed');
+  assert.equal(m.status().errorCode, 'ORIGIN_NOT_ALLOWED');
+  assert.equal(m.nextDeadline(), null);
+  assert.equal(ofType(acts, 'status')[0].status.errorMessage, 'add it with --allowed-origins http://app');
+  assert.equal(ofType(m.retryNow(30), 'open').length, 1);
+  // A newer attempt already under way is closed: it cannot work either.
+  const m2 = failedOpen().m;
+  m2.tick(m2.retryAt);
+  const acts2 = m2.onProbe(0, 'ORIGIN_NOT_ALLOWED', 'no', m2.retryAt, {});
+  assert.equal(ofType(acts2, 'close').length, 1);
+  assert.equal(m2.state, 'failed');
+});
+
+test('open failed (new WebSocket() threw): a failed attempt with its reason, the timers keep running', () => {
+  const m = new ConnectionMachine({ namespace: NS, random: () => 0.5 });
+  m.start(0);
+  const acts = m.openFailed('cannot open ws://h/ws from an https: page (mixed content)', 0);
+  assert.equal(m.state, 'waiting');
+  assert.match(m.status().reason, /mixed content/);
+  assert.equal(m.status().attempt, 1);
+  assert.notEqual(m.nextDeadline(), null);
+  assert.equal(ofType(acts, 'close').length, 0, 'nothing was open');
+  assert.deepEqual(m.openFailed('late', 0), [], 'only while connecting');
+  assert.equal(ofType(m.tick(m.retryAt), 'open').length, 1, 'tried again');
+});
+
+test('requests sent on a link are settled at once when it drops, or on stop: CONNECTION_LOST, outcome unknown', () => {
+  const m = connected({ heartbeatIntervalMs: 1000 });
+  const a = m.request({ type: 'cancel', namespace: NS, operation_id: 'x' });
+  const b = m.request({ type: 'cancel', namespace: NS, operation_id: 'y' });
+  const answered = m.onFrame(frame({ type: 'ok', id: b.id }), 10);
+  assert.deepEqual(ofType(answered, 'reply').map((r) => r.id), [b.id]);
+  const lost = m.tick(m.livenessDeadline());
+  const replies = ofType(lost, 'reply');
+  assert.deepEqual(replies.map((r) => r.id), [a.id], 'only the unanswered one');
+  assert.equal(replies[0].message.code, 'CONNECTION_LOST');
+  assert.equal(replies[0].message.outcome, 'unknown');
+  const m2 = connected();
+  const c = m2.request({ type: 'cancel', namespace: NS, operation_id: 'x' });
+  m2.setToken('new.t.k', 5); // a refresh, outstanding too
+  const stopped = ofType(m2.stop(10), 'reply');
+  assert.deepEqual(stopped.map((r) => r.message.code), ['CONNECTION_LOST', 'CONNECTION_LOST']);
+  assert.ok(stopped.some((r) => r.id === c.id));
+  assert.deepEqual(ofType(m2.stop(11), 'reply'), [], 'settled once');
+});
+
+test('RATE_LIMITED for the connection\'s own limits (subscriptions, filters) is final, as in hub-client', () => {
+  for (const reason of ['subscriptions', 'filters']) {
+    const m = new ConnectionMachine({ namespace: NS, random: () => 0.5 });
+    m.start(0);
+    const id = sent(m.onOpen(0))[0].id;
+    const acts = m.onFrame(frame({ type: 'error', id, code: 'RATE_LIMITED', message: 'too many', data: { reason, limit: 128 } }), 5);
+    assert.equal(m.state, 'failed', reason);
+    assert.equal(m.status().errorCode, 'RATE_LIMITED');
+    assert.match(m.status().errorMessage, new RegExp(reason));
+    assert.equal(ofType(acts, 'close').length, 1);
+    assert.equal(m.nextDeadline(), null);
+  }
+});
+
+test('status: attempt 0 and no reason once connected (the backoff still needs the uptime rule)', () => {
+  const m = new ConnectionMachine({ namespace: NS, random: () => 0.5 });
+  m.start(0);
+  m.onClose(1006, 'refused', 1);
+  m.tick(m.retryAt);
+  assert.equal(m.status().attempt, 1);
+  const id = sent(m.onOpen(2000))[0].id;
+  m.onFrame(frame(subscribed(0, false, 'E', id)), 2001);
+  assert.equal(m.status().state, 'connected');
+  assert.equal(m.status().attempt, 0);
+  assert.equal(m.status().reason, null);
+  assert.equal(m.attempt, 1, 'internally kept until the connection has lived minUptimeMs');
+});
+
+test('token unavailable: waiting with the provider\'s error, no connection without a token; a token connects; null retryAt fails', () => {
+  const m = new ConnectionMachine({ namespace: NS, random: () => 0.5 });
+  const acts = m.tokenUnavailable('getToken failed: 500', 2000, 0);
+  assert.equal(m.state, 'waiting');
+  assert.equal(m.status().errorCode, 'TOKEN_UNAVAILABLE');
+  assert.equal(m.status().retryAt, 2000);
+  assert.equal(ofType(acts, 'status').length, 1);
+  assert.equal(m.nextDeadline(), null, 'the driver asks the provider, not the machine\'s timer');
+  assert.deepEqual(m.tick(5000), []);
+  assert.deepEqual(m.wake('online', 5000), [{ type: 'get_token' }]);
+  assert.deepEqual(m.start(5000), [], 'start does not connect without the token');
+  const open = ofType(m.setToken('a.b.c', 6000), 'open')[0];
+  assert.equal(open.token, 'a.b.c');
+  assert.equal(m.status().errorCode, null);
+  const c = connected();
+  assert.deepEqual(c.tokenUnavailable('x', 10, 5), [], 'while connected the link\'s token still works');
+  const f = new ConnectionMachine({ namespace: NS });
+  f.tokenUnavailable('gave up', null, 0);
+  assert.equal(f.state, 'failed');
+  assert.equal(f.status().errorCode, 'TOKEN_UNAVAILABLE');
+});
+
+test('urls: a path prefix in the hub URL is kept (a hub behind a reverse proxy)', () => {
+  assert.equal(wsUrl('https://x.example/progress/', null), 'wss://x.example/progress/ws');
+  assert.equal(wsUrl('https://x.example/progress', 't'), 'wss://x.example/progress/ws?token=t');
+  assert.equal(new URL(sseUrl('http://x/p', NS, null, null, null)).pathname, '/p/api/v1/stream');
+  assert.equal(hubUrl('http://h:1', 'api/v1/status').toString(), 'http://h:1/api/v1/status');
+});
+
+test('driver: the probe after a failed WebSocket asks GET /ws; unanswered within probeTimeoutMs it means "unreachable"', async () => {
+  FakeSocket.all = [];
+  const env = fakeEnv();
+  const urls = [];
+  env.fetch = (url) => { urls.push(url); return new Promise(() => {}); }; // a frozen hub
+  const c = new HubClient({ env, namespace: NS, probeTimeoutMs: 1000, machine: { sseAfterFailures: 1 } });
+  c.start();
+  FakeSocket.all[0].serverClose(1006);
+  assert.equal(urls[0], 'http://hub.test:8765/ws');
+  env.advance(1000);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(c.status().transport, 'ws', 'a timed-out probe is no evidence of a blocked WebSocket');
+  c.stop();
+});
+
+test('driver: a 429 probe reads Retry-After; the wait honours it', async () => {
+  FakeSocket.all = [];
+  const env = fakeEnv();
+  env.fetch = async () => ({
+    ok: false, status: 429, headers: { get: (h) => (h === 'retry-after' ? '3' : null) },
+    json: async () => ({ error: { code: 'RATE_LIMITED', message: 'full', data: { reason: 'connections_per_user', limit: 1 } } }),
+  });
+  const c = new HubClient({ env, namespace: NS });
+  c.start();
+  const t0 = env.Date.now();
+  FakeSocket.all[0].serverClose(1006);
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  const s = c.status();
+  assert.equal(s.errorCode, 'RATE_LIMITED');
+  assert.ok(s.retryAt >= t0 + 3000, `${s.retryAt - t0}`);
+  c.stop();
+});
+
+test('driver: a page on another origin whose probe the browser blocks, but which gets an opaque answer → ORIGIN_NOT_ALLOWED', async () => {
+  FakeSocket.all = [];
+  const env = fakeEnv();
+  env.location = { origin: 'http://app.test', protocol: 'http:' };
+  env.fetch = async (_url, init) => {
+    if (init?.mode === 'no-cors') return { type: 'opaque', status: 0, ok: false };
+    throw new TypeError('Failed to fetch');
+  };
+  const c = new HubClient({ env, url: 'http://hub.test:8765', namespace: NS });
+  c.start();
+  FakeSocket.all[0].serverClose(1006);
+  await until(async () => c.status().state === 'failed', { what: 'failed', timeout: 1000, interval: 1 });
+  assert.equal(c.status().errorCode, 'ORIGIN_NOT_ALLOWED');
+  assert.match(c.status().errorMessage, /--allowed-origins http:\/\/app\.test/);
+});
+
+test('driver: new WebSocket() throwing does not throw from start(); mixed content is named, wss suggested', () => {
+  const env = fakeEnv();
+  env.location = { origin: 'https://app.test', protocol: 'https:' };
+  env.WebSocket = class { constructor() { throw new DOMException('insecure', 'SecurityError'); } };
+  const c = new HubClient({ env, url: 'http://hub.test:8765', namespace: NS });
+  const statuses = [];
+  c.on('status', (s) => statuses.push(s));
+  c.start();
+  assert.equal(statuses.at(-1).state, 'waiting', 'the failure comes after the `connecting` status');
+  assert.match(c.status().reason, /mixed content.*https:\/\//);
+  assert.notEqual(c.timer, null, 'the retry timer runs');
+  c.stop();
+});
+
+test('token provider: the same token again is asked for again before expiry, not left to expire', async () => {
+  FakeSocket.all = [];
+  const env = fakeEnv();
+  const t0 = env.Date.now();
+  const first = tokenExpiring(t0 / 1000 + 20, 'first');
+  const second = tokenExpiring(t0 / 1000 + 3600, 'second');
+  let asked = 0;
+  // A caching provider: the same token until 15 s, then a new one.
+  const c = new HubClient({ env, namespace: NS, getToken: async () => { asked += 1; return env.Date.now() - t0 < 17_000 ? first : second; } });
+  c.start();
+  await new Promise((r) => setImmediate(r));
+  const s1 = FakeSocket.all[0];
+  s1.serverOpen();
+  s1.serverSend(subscribed(0, false, 'E', s1.sent[0].id), { type: 'operation_list', namespace: NS, epoch: 'E', offset: 0, operations: [] });
+  for (let i = 0; i < 40 && !s1.sent.some((m) => m.type === 'refresh'); i++) {
+    env.advance(500);
+    await new Promise((r) => setImmediate(r));
+  }
+  const refresh = s1.sent.find((m) => m.type === 'refresh');
+  assert.equal(refresh?.token, second, `renewed before exp (asked ${asked} times)`);
+  assert.ok(env.Date.now() - t0 < 20_000, 'before the first token expired');
+  assert.equal(FakeSocket.all.length, 1);
+  c.stop();
+});
+
+test('token provider: an error page instead of a token, or a throw, → TOKEN_UNAVAILABLE, asked again with backoff, no tokenless connect', async () => {
+  FakeSocket.all = [];
+  const env = fakeEnv();
+  const good = tokenExpiring(env.Date.now() / 1000 + 3600);
+  const answers = [() => { throw new Error('provider down'); }, () => 'Internal Server Error', () => good];
+  const c = new HubClient({ env, namespace: NS, getToken: async () => answers.shift()() });
+  const statuses = [];
+  c.on('status', (s) => statuses.push(s));
+  c.start();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(FakeSocket.all.length, 0, 'no connection without a token');
+  assert.equal(c.status().errorCode, 'TOKEN_UNAVAILABLE');
+  assert.match(c.status().errorMessage, /provider down/);
+  env.advance(1250);
+  await new Promise((r) => setImmediate(r));
+  assert.match(c.status().errorMessage, /not a token: "Internal Server Error"/);
+  assert.equal(FakeSocket.all.length, 0);
+  env.advance(2500);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(FakeSocket.all.length, 1);
+  assert.equal(FakeSocket.all[0].url, `ws://hub.test:8765/ws?token=${good}`);
+  assert.equal(c.status().errorCode, null);
+  c.stop();
+});
+
+test('token provider: AUTH_FAILED asks it again (first at once, then with backoff), bounded; a refused same token counts', async () => {
+  FakeSocket.all = [];
+  const env = fakeEnv();
+  let asked = 0;
+  const bad = () => tokenExpiring(env.Date.now() / 1000 + 3600, `bad${asked}`);
+  const c = new HubClient({ env, namespace: NS, token: 'x.y.z', getToken: async () => { asked += 1; return bad(); } });
+  c.start();
+  for (let round = 0; round < 12; round++) {
+    const s = FakeSocket.all.at(-1);
+    if (s.readyState < 2) s.serverClose(1006); // the 401 probe fails it
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    env.advance(40_000);
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(asked, MAX_TOKEN_RETRIES, 'asked again, but not forever');
+  assert.equal(c.status().state, 'failed');
+  assert.equal(c.status().errorCode, 'AUTH_REQUIRED');
+  c.stop();
+});
+
+test('token provider: after a refused refresh the next renewal is timed from the token the link still holds', async () => {
+  FakeSocket.all = [];
+  const env = fakeEnv();
+  const t0 = env.Date.now();
+  const held = tokenExpiring(t0 / 1000 + 100, 'held');
+  const refused = tokenExpiring(t0 / 1000 + 3600, 'refused');
+  let asked = 0;
+  const c = new HubClient({ env, namespace: NS, token: held, machine: { heartbeatIntervalMs: 3_600_000 },
+    getToken: async () => { asked += 1; return refused; } });
+  c.start();
+  const s1 = FakeSocket.all[0];
+  s1.serverOpen();
+  s1.serverSend(subscribed(0, false, 'E', s1.sent[0].id), { type: 'operation_list', namespace: NS, epoch: 'E', offset: 0, operations: [] });
+  env.advance(renewalDelay(t0 / 1000 + 100, t0));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(asked, 1);
+  const refresh = s1.sent.find((m) => m.type === 'refresh');
+  s1.serverSend({ type: 'error', id: refresh.id, code: 'AUTH_FAILED', message: 'bad signature' });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(c.machine.token, held, 'the link keeps its token');
+  const at = c.renewTimer === null ? null : env.Date.now();
+  assert.notEqual(at, null, 'a renewal is scheduled');
+  env.advance(30_000);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(asked, 2, 'asked again before the held token expires, not an hour later');
   c.stop();
 });
