@@ -124,15 +124,15 @@ export function tokenRetryDelay(n, random) {
 /**
  * When the provider returned the token the client already holds (a caching
  * provider, asked too early): ask again in half the time left before
- * `expSec`, at least 1 s and at most {@link tokenRetryDelay}`(n)`; null once
- * less than 2 s are left (the hub's TOKEN_EXPIRED then asks again).
+ * `expSec`, at least 0.5 s and at most {@link tokenRetryDelay}`(n)`; null
+ * once less than 1 s is left (the hub's TOKEN_EXPIRED then asks again).
  * @param {number} expSec @param {number} nowMs @param {number} n @param {() => number} random
  * @returns {number|null}
  */
 export function sameTokenRetryDelay(expSec, nowMs, n, random) {
   const left = expSec * 1000 - nowMs;
-  if (left < 2000) return null;
-  return Math.max(1000, Math.min(tokenRetryDelay(n, random), Math.floor(left / 2)));
+  if (left < 1000) return null;
+  return Math.max(500, Math.min(tokenRetryDelay(n, random), Math.floor(left / 2)));
 }
 
 /** Globals whose methods need their own `this` (`Illegal invocation` otherwise). */
