@@ -173,7 +173,7 @@ function bindEnv(env) {
  *                                 (1 s, 2 s, … 30 s) while the status says TOKEN_UNAVAILABLE
  *                                 with its error; after {@link MAX_TOKEN_RETRIES} problems in a
  *                                 row the client is `failed`. Null: connect without a token.
- * @property {number} [probeTimeoutMs=5000]  how long the HTTP probe after a failed open may take;
+ * @property {number} [httpProbeTimeoutMs=5000]  how long the HTTP probe after a failed open may take;
  *                                 longer counts as "hub unreachable"
  * @property {Partial<MachineOptions>} [machine]  backoff/heartbeat tuning
  * @property {any} [env]           globals to use (WebSocket, EventSource, fetch, setTimeout,
@@ -223,7 +223,7 @@ export class HubClient {
     this.providedToken = null;
     /** @type {string|null} why `new WebSocket()` threw during the actions being performed */
     this.openError = null;
-    this.probeTimeoutMs = options.probeTimeoutMs ?? 5000;
+    this.httpProbeTimeoutMs = options.httpProbeTimeoutMs ?? 5000;
     /** @type {'start'|'renew'|'auth'} what the provider is asked again for after a problem */
     this.tokenWhy = 'start';
   }
@@ -665,7 +665,7 @@ export class HubClient {
   }
 
   /**
-   * Runs `fn` (given an abort signal) for at most `probeTimeoutMs`; rejects
+   * Runs `fn` (given an abort signal) for at most `httpProbeTimeoutMs`; rejects
    * with `timedOut: true` past it (a frozen hub must not hold a probe open
    * until it thaws and then answer as if nothing happened).
    * @template T @param {(signal: any) => Promise<T>} fn @returns {Promise<T>}
@@ -678,7 +678,7 @@ export class HubClient {
       timer = env.setTimeout(() => {
         ctl?.abort();
         reject(Object.assign(new Error('probe timed out'), { timedOut: true }));
-      }, this.probeTimeoutMs);
+      }, this.httpProbeTimeoutMs);
     });
     return /** @type {Promise<T>} */ (Promise.race([fn(ctl?.signal), timeout]))
       .finally(() => env.clearTimeout(timer));
@@ -689,7 +689,7 @@ export class HubClient {
    * HTTP, which the hub answers with the refusal the upgrade got (401
    * token, 429 a connection cap with `Retry-After`…) or 400 when it would
    * have upgraded (then something between blocks WebSocket). After SSE: the
-   * namespace's listing. Unanswered within `probeTimeoutMs`: unreachable.
+   * namespace's listing. Unanswered within `httpProbeTimeoutMs`: unreachable.
    * A page on another origin whose request the browser blocks (CORS) asks
    * again in `no-cors` mode: an (opaque) answer means the hub is up but
    * refuses this origin ({@link ORIGIN_NOT_ALLOWED}); none, that it is down.

@@ -138,7 +138,7 @@ test('a frozen hub (SIGSTOP) that thaws: the timed-out probes are no evidence of
   // A fixed 2.7 s wait between 1.5 s attempts: while frozen, every attempt
   // leaves a probe that the hub answers only when it thaws, while the client waits.
   await startClient(page, 'c', {
-    url: hub.url, namespace: 'default', probeTimeoutMs: 1000,
+    url: hub.url, namespace: 'default', httpProbeTimeoutMs: 1000,
     machine: { connectTimeoutMs: 1500, baseDelayMs: 3000, maxDelayMs: 3000, random: 0.9 },
   });
   await until(async () => (await status(page, 'c')).state === 'connected', { what: 'connected' });

@@ -1020,12 +1020,12 @@ test('urls: a path prefix in the hub URL is kept (a hub behind a reverse proxy)'
   assert.equal(hubUrl('http://h:1', 'api/v1/status').toString(), 'http://h:1/api/v1/status');
 });
 
-test('driver: the probe after a failed WebSocket asks GET /ws; unanswered within probeTimeoutMs it means "unreachable"', async () => {
+test('driver: the probe after a failed WebSocket asks GET /ws; unanswered within httpProbeTimeoutMs it means "unreachable"', async () => {
   FakeSocket.all = [];
   const env = fakeEnv();
   const urls = [];
   env.fetch = (url) => { urls.push(url); return new Promise(() => {}); }; // a frozen hub
-  const c = new HubClient({ env, namespace: NS, probeTimeoutMs: 1000, machine: { sseAfterFailures: 1 } });
+  const c = new HubClient({ env, namespace: NS, httpProbeTimeoutMs: 1000, machine: { sseAfterFailures: 1 } });
   c.start();
   FakeSocket.all[0].serverClose(1006);
   assert.equal(urls[0], 'http://hub.test:8765/ws');
