@@ -276,6 +276,10 @@ export class ConnectionMachine {
     this.outstanding = new Set();
     /** The token provider failed: waiting for the driver to get a token, not for `retryAt`. */
     this.awaitingToken = false;
+    /** `errorCode` RATE_LIMITED came from a probe: the hub refused the connection itself at the door. */
+    this.doorRefusal = false;
+    /** The `Retry-After` (ms) of that refusal: later attempts that fail before opening wait that long too. */
+    this.doorRetryMs = 0;
   }
 
   /** @returns {Status} */
@@ -417,6 +421,7 @@ export class ConnectionMachine {
     this.errorCode = null;
     this.errorMessage = null;
     this.awaitingToken = false;
+    this.doorRefusal = false;
     return this.connect(now);
   }
 
@@ -452,6 +457,7 @@ export class ConnectionMachine {
     this.errorCode = null;
     this.errorMessage = null;
     this.awaitingToken = false;
+    this.doorRefusal = false;
     if (token && this.state === 'connected' && this.transport === 'ws') {
       const id = this.nextId++;
       this.pendingRefresh = { id, token };
@@ -524,6 +530,7 @@ export class ConnectionMachine {
   onOpen(now) {
     if (this.state !== 'connecting') return [];
     this.opened = true;
+    this.doorRefusal = false;
     this.openedAt = now;
     this.lastRxAt = now;
     // Ask the hub for its heartbeat interval (and first figures) at once.
@@ -610,12 +617,23 @@ export class ConnectionMachine {
       // Refused at the door (a connection cap, the handshake rate): the hub
       // is there and WebSocket works. Wait at least as long as it asks.
       const after = Number(info.retryAfterMs);
-      const floor = Number.isFinite(after) && after > 0 ? Math.floor(after + this.opts.random() * after / 4) : 0;
+      this.doorRetryMs = Number.isFinite(after) && after > 0 ? after : 0;
+      const floor = Math.floor(this.doorRetryMs + this.opts.random() * this.doorRetryMs / 4);
       if (this.retryAt !== null) this.retryAt = Math.max(this.retryAt, now + floor);
       const limit = info.reason ? ` (${info.reason})` : '';
       this.errorCode = 'RATE_LIMITED';
       this.errorMessage = `${message ?? 'the hub refused the connection for now'}${limit}`;
+      this.doorRefusal = true;
       return [this.statusAction()];
+    }
+    /** @type {Action[]} */
+    const acts = [];
+    if (this.doorRefusal) {
+      // The door let this one through: whatever failed, it was not that.
+      this.doorRefusal = false;
+      this.errorCode = null;
+      this.errorMessage = null;
+      acts.push(this.statusAction());
     }
     if (status >= 200 && status < 500 && this.lastFailedTransport === 'ws' && this.transport === 'ws') {
       // HTTP works but the WebSocket would not open: count towards SSE.
@@ -625,7 +643,7 @@ export class ConnectionMachine {
         return [this.statusAction()];
       }
     }
-    return [];
+    return acts;
   }
 
   /**
@@ -786,15 +804,23 @@ export class ConnectionMachine {
     /** @type {Action[]} */
     const acts = [];
     if (mustClose) acts.push({ type: 'close', code: 4000, reason: why });
+    const wasOpened = this.opened;
+    let doorFloor = 0;
     if (refusal.code) {
       this.errorCode = refusal.code;
       this.errorMessage = refusal.message ?? null;
+      this.doorRefusal = false;
+    } else if (this.doorRefusal && !wasOpened) {
+      // Refused at the door again, most likely for the same reason: the
+      // status keeps saying so, and the wait honours the hub's last
+      // Retry-After, until the probe of this attempt says otherwise.
+      doorFloor = this.doorRetryMs;
     } else if (this.errorCode !== null && RETRYABLE_CODES.has(this.errorCode)) {
       // A temporary refusal explained the previous wait, not this one.
       this.errorCode = null;
       this.errorMessage = null;
+      this.doorRefusal = false;
     }
-    const wasOpened = this.opened;
     this.reason = why;
     this.lastFailedTransport = wasOpened ? null : this.transport;
     if (this.openedAt !== null && now - this.openedAt >= this.opts.minUptimeMs) this.attempt = 0;
@@ -802,7 +828,8 @@ export class ConnectionMachine {
     acts.push(...this.resetLink());
     if (this.disconnectedSince === null) this.disconnectedSince = now;
     this.replay = null;
-    const delay = refusal.delayMs ?? backoffDelay(this.attempt, this.opts.baseDelayMs, this.opts.maxDelayMs, this.opts.random);
+    let delay = refusal.delayMs ?? backoffDelay(this.attempt, this.opts.baseDelayMs, this.opts.maxDelayMs, this.opts.random);
+    if (doorFloor > 0) delay = Math.max(delay, Math.floor(doorFloor + this.opts.random() * doorFloor / 4));
     this.attempt += 1;
     this.state = 'waiting';
     this.retryAt = now + delay;

@@ -895,11 +895,27 @@ test('probe: 429 at the door (a connection cap) → waiting RATE_LIMITED, at lea
   let now = m.retryAt;
   for (let i = 0; i < 6; i++) {
     m.tick(now);
-    const p = ofType(m.onClose(1006, '', now + 5), 'probe')[0];
+    const lost = m.onClose(1006, '', now + 5);
+    assert.equal(ofType(lost, 'status')[0].status.errorCode, 'RATE_LIMITED', 'still said between refusals');
+    assert.ok(m.retryAt >= now + 5 + 1000, 'and the last Retry-After still honoured');
+    const p = ofType(lost, 'probe')[0];
     m.onProbe(429, 'RATE_LIMITED', 'full', now + 6, { link: p.link, retryAfterMs: 1000, reason: 'connections_per_user' });
     assert.equal(m.transport, 'ws', 'a refusal at the door is not a blocked WebSocket');
     now = m.retryAt;
   }
+  // The door lets the next one through (the hub answers "would upgrade"): no longer rate limited.
+  m.tick(now);
+  const p = ofType(m.onClose(1006, '', now + 5), 'probe')[0];
+  const through = m.onProbe(400, 'BAD_MESSAGE', '/ws takes WebSocket upgrades only', now + 6, { link: p.link });
+  assert.equal(ofType(through, 'status')[0].status.errorCode, null);
+  // Once a transport opens, a later failure is not blamed on the door either.
+  const m2 = failedOpen().m;
+  m2.onProbe(429, 'RATE_LIMITED', 'full', 20, { link: m2.link, retryAfterMs: 1000 });
+  m2.tick(m2.retryAt);
+  m2.onOpen(m2.retryAt);
+  assert.equal(m2.status().errorCode, 'RATE_LIMITED', 'until subscribed');
+  m2.onClose(1006, '', m2.retryAt + 1);
+  assert.equal(m2.status().errorCode, null);
 });
 
 test('probe: an answer about an older link, or none (0: down or timed out), never counts towards SSE', () => {
