@@ -3,7 +3,8 @@
 //!
 //! One line per change (`HH:MM:SS.mmm ID STATE PROGRESS% [step] message`),
 //! the snapshot as `=` lines, connection changes as `--` lines, all on
-//! stdout in order. With `--json` stdout carries only JSON, one message per
+//! stdout in order. Producer text is escaped ([`text`]): a message
+//! cannot forge a line or send the terminal a control sequence. With `--json` stdout carries only JSON, one message per
 //! line (each event as received, each snapshot as an `operation_list`
 //! message) and the `--` status lines go to stderr. It resumes exactly after
 //! reconnects (no line twice).
@@ -15,6 +16,8 @@
 //! retried. A stdout whose reader went away (`watch | head`) ends it with
 //! 0. A reader too slow for the stream loses superseded progress updates
 //! (`-- N updates skipped`), never lifecycle events.
+
+mod text;
 
 use anyhow::Context;
 use hub_client::machine::Reason;
@@ -69,9 +72,11 @@ fn clock(ms: u64) -> String {
     )
 }
 
-/// One human line for an operation state.
+/// One human line for an operation state. Producer text (step, name,
+/// message, error, even the id) is [escaped](text::escape): it cannot
+/// break the line or reach the terminal as a control sequence.
 pub fn describe(s: &OperationState) -> String {
-    let mut line = format!("{} {}", s.operation_id, s.state.as_str());
+    let mut line = format!("{} {}", text::escape(&s.operation_id), s.state.as_str());
     if let Some(p) = s.progress {
         line.push_str(&format!(" {p:.1}%"));
     }
@@ -82,16 +87,16 @@ pub fn describe(s: &OperationState) -> String {
         line.push_str(&format!(" eta {eta:.0}s"));
     }
     if let Some(step) = &s.step {
-        line.push_str(&format!(" [{step}]"));
+        line.push_str(&format!(" [{}]", text::escape(step)));
     }
     if let Some(name) = &s.name {
-        line.push_str(&format!(" {name:?}"));
+        line.push_str(&format!(" \"{}\"", text::escape(name)));
     }
     if let Some(m) = &s.message {
-        line.push_str(&format!(" - {m}"));
+        line.push_str(&format!(" - {}", text::escape(m)));
     }
     if let Some(e) = &s.error {
-        line.push_str(&format!(" error: {e}"));
+        line.push_str(&format!(" error: {}", text::escape(e)));
     }
     if s.cancel_requested == Some(true) && !s.state.is_terminal() {
         line.push_str(" (cancel requested)");
@@ -177,7 +182,10 @@ fn exit_code(status: OpStatus) -> Option<i32> {
 
 /// The stderr line for a subscription the hub refused for now.
 fn refused_for_now(code: &str, reason: Option<&str>, retry_after_ms: u64) -> String {
-    let reason = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+    let reason = reason
+        .map(|r| format!(" ({})", text::escape(r)))
+        .unwrap_or_default();
+    let code = text::escape(code);
     format!("-- subscription refused for now: {code}{reason}, retrying in {retry_after_ms} ms")
 }
 
@@ -238,7 +246,8 @@ async fn follow(args: &WatchArgs, subscriber: &Subscriber) -> io::Result<i32> {
             } => {
                 if *recovered {
                     out.status(&format!(
-                        "-- resumed (epoch {epoch}, hub at offset {offset})"
+                        "-- resumed (epoch {}, hub at offset {offset})",
+                        text::escape(epoch)
                     ))?;
                 }
             }
@@ -254,7 +263,8 @@ async fn follow(args: &WatchArgs, subscriber: &Subscriber) -> io::Result<i32> {
                 let mut ops: Vec<&OperationState> = operations.iter().collect();
                 ops.sort_by_key(|s| (s.started_at, s.operation_id.clone()));
                 if args.json {
-                    out.line(operation_list(&args.hub.namespace, epoch, *offset, &ops))?;
+                    let list = operation_list(&args.hub.namespace, epoch, *offset, &ops);
+                    out.line(text::json_safe(list.to_string()))?;
                 }
                 for s in ops {
                     if !args.json {
@@ -267,12 +277,12 @@ async fn follow(args: &WatchArgs, subscriber: &Subscriber) -> io::Result<i32> {
             }
             Update::Event(e) => {
                 if args.json {
-                    out.line(&e.raw)?;
+                    out.line(text::json_safe(e.raw.to_string()))?;
                 } else {
                     out.line(format_args!(
                         "{} {} {}",
                         clock(e.timestamp),
-                        e.kind,
+                        text::escape(&e.kind),
                         describe(&e.state)
                     ))?;
                 }
@@ -286,7 +296,11 @@ async fn follow(args: &WatchArgs, subscriber: &Subscriber) -> io::Result<i32> {
             // Hub health is not part of an operation stream.
             Update::SystemStatus { .. } | Update::CancelResult { .. } => {}
             Update::Refused { code, message } => {
-                eprintln!("progress-hub: subscription refused: {code}: {message}");
+                eprintln!(
+                    "progress-hub: subscription refused: {}: {}",
+                    text::escape(code),
+                    text::escape(message)
+                );
                 return Ok(1);
             }
             Update::RefusedForNow {
@@ -343,6 +357,23 @@ mod tests {
             describe_connection(&c),
             "-- reconnecting in 1.5s (attempt 2, closed 1012)"
         );
+    }
+
+    #[test]
+    fn producer_text_stays_on_one_line() {
+        let s: OperationState = serde_json::from_value(serde_json::json!({
+            "operation_id": "j1", "name": "N\u{202e}x", "state": "failed",
+            "step": "a\tb", "message": "m\n12:00:00.000 operation_completed x\u{1b}[31m",
+            "error": "e\r\u{9b}2J"
+        }))
+        .unwrap();
+        let line = describe(&s);
+        assert_eq!(
+            line,
+            "j1 failed [a\\tb] \"N\\u{202e}x\" - m\\n12:00:00.000 operation_completed \
+             x\\u{1b}[31m error: e\\r\\u{9b}2J"
+        );
+        assert!(!line.chars().any(text::is_unsafe));
     }
 
     #[test]

@@ -299,3 +299,91 @@ async fn frozen_hub_is_noticed_after_its_own_heartbeat_interval() {
     let out: Vec<String> = std::mem::take(&mut w.seen_out);
     assert!(out.iter().all(|l| serde_json::from_str::<Value>(l).is_ok()));
 }
+
+/// Characters line mode must never print raw: C0, DEL, C1, the line and
+/// paragraph separators, bidi embeddings/overrides/isolates.
+fn unsafe_char(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}'
+        | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+const FORGED: &str =
+    "line1\n12:00:00.000 operation_completed deploy-prod completed 100.0% \"Deploy\"\u{1b}[31m";
+
+/// Publishes `inj`'s start (name with a bidi override), a progress update
+/// whose message forges a line, and a failure whose error spans lines and
+/// holds a C1 CSI.
+async fn publish_injection(p: &mut Ws) {
+    let mut start = started("inj", "default");
+    start["name"] = json!("Deploy \u{202e}gnp.exe");
+    assert_eq!(publish(p, start, 1).await["type"], "ack");
+    let mut upd = progress("inj", "default", 2, 10.0);
+    upd["message"] = json!(FORGED);
+    upd["step"] = json!("copy\tfiles\r");
+    assert_eq!(publish(p, upd, 2).await["type"], "ack");
+    let fail = json!({"type": "operation_failed", "namespace": "default", "operation_id": "inj",
+        "seq": 3, "error": "err\nsecond line\u{9b}2J\u{2028}x"});
+    assert_eq!(publish(p, fail, 3).await["type"], "ack");
+}
+
+#[tokio::test]
+async fn line_mode_escapes_producer_text_one_line_per_change() {
+    let h = hub().start().await;
+    let url = h.ws_url();
+    let mut p = Ws::connect(&url).await;
+    let mut w = Watch::spawn(&["--url", &url, "--until-done", "inj"]);
+    w.stdout_until("with the snapshot", DEADLINE, |l| {
+        l.starts_with("-- snapshot")
+    })
+    .await;
+    publish_injection(&mut p).await;
+    let code = w.finish(Duration::from_secs(30)).await;
+    assert_eq!(code, Some(1), "failed; stdout {:?}", w.seen_out);
+    let out = &w.seen_out;
+    for l in out {
+        assert!(!l.chars().any(unsafe_char), "raw control in {l:?}");
+    }
+    // One line per change: started, progress, failed, and nothing forged.
+    let events: Vec<&String> = out.iter().filter(|l| l.contains(" inj ")).collect();
+    assert_eq!(events.len(), 3, "{out:#?}");
+    assert!(
+        !out.iter()
+            .any(|l| l.starts_with("12:00:00.000") || l.starts_with("second line")),
+        "{out:#?}"
+    );
+    let all = out.join("\n");
+    for shown in [
+        "\\n12:00:00.000 operation_completed deploy-prod",
+        "\\u{1b}[31m",
+        "[copy\\tfiles\\r]",
+        "\"Deploy \\u{202e}gnp.exe\"",
+        "error: err\\nsecond line\\u{9b}2J\\u{2028}x",
+    ] {
+        assert!(all.contains(shown), "{shown:?} not in {out:#?}");
+    }
+}
+
+#[tokio::test]
+async fn json_mode_writes_no_raw_terminal_controls() {
+    let h = hub().start().await;
+    let url = h.ws_url();
+    let mut p = Ws::connect(&url).await;
+    let mut w = Watch::spawn(&["--json", "--url", &url, "--until-done", "inj"]);
+    w.stderr_until("-- snapshot", DEADLINE, |l| l.starts_with("-- snapshot"))
+        .await;
+    publish_injection(&mut p).await;
+    assert_eq!(w.finish(Duration::from_secs(30)).await, Some(1));
+    let out = &w.seen_out;
+    assert_eq!(out.len(), 4, "{out:#?}");
+    for l in out {
+        assert!(!l.chars().any(unsafe_char), "raw control in {l:?}");
+    }
+    // The same values: JSON escapes mean the same characters.
+    let msgs: Vec<Value> = out
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(msgs[1]["state"]["name"], "Deploy \u{202e}gnp.exe");
+    assert_eq!(msgs[2]["state"]["message"], FORGED);
+    assert_eq!(msgs[3]["error"], "err\nsecond line\u{9b}2J\u{2028}x");
+}
