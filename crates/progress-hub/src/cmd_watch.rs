@@ -14,9 +14,10 @@
 //! exits 1 when the hub refuses the subscription or the credentials; a
 //! refusal for now (`RATE_LIMITED`, ...) is a `--` line on stderr and
 //! retried. A stdout whose reader went away (`watch | head`) ends it with
-//! 0. A reader too slow for the stream loses superseded progress updates
+//! 0, noticed without writing ([`reader`]). A reader too slow for the stream loses superseded progress updates
 //! (`-- N updates skipped`), never lifecycle events.
 
+mod reader;
 mod text;
 
 use anyhow::Context;
@@ -225,7 +226,17 @@ async fn follow(args: &WatchArgs, subscriber: &Subscriber) -> io::Result<i32> {
     };
     let mut sub = subscriber.subscribe(&args.hub.namespace, filter);
     let out = Out { json: args.json };
-    while let Some(next) = next(&mut sub, args.until_done.as_deref()).await {
+    // A reader that left is noticed without writing (`--json` on a quiet
+    // namespace writes nothing to stdout for hours).
+    let reader_gone = reader::stdout_closed();
+    tokio::pin!(reader_gone);
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = &mut reader_gone => return Ok(0),
+            n = next(&mut sub, args.until_done.as_deref()) => n,
+        };
+        let Some(next) = next else { break };
         let update = match next {
             Ok(u) => u,
             Err(code) => return Ok(code),

@@ -387,3 +387,25 @@ async fn json_mode_writes_no_raw_terminal_controls() {
     assert_eq!(msgs[2]["state"]["message"], FORGED);
     assert_eq!(msgs[3]["error"], "err\nsecond line\u{9b}2J\u{2028}x");
 }
+
+#[tokio::test]
+async fn json_mode_on_a_quiet_namespace_ends_with_0_when_its_reader_leaves() {
+    let h = hub().start().await;
+    let url = h.ws_url();
+    let mut child = spawn_cli("watch", &["--json", "--url", &url, "--namespace", "quiet"]);
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(DEADLINE, out.next_line())
+        .await
+        .expect("a first line")
+        .expect("read")
+        .expect("a line");
+    assert!(first.contains("\"operation_list\""), "{first}");
+    // `| head -1`: the reader leaves; nothing more is written to stdout
+    // (the namespace is quiet and status lines go to stderr).
+    drop(out);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("watch ended after its reader left")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
