@@ -14,9 +14,12 @@
 //! exits 1 when the hub refuses the subscription or the credentials; a
 //! refusal for now (`RATE_LIMITED`, ...) is a `--` line on stderr and
 //! retried. A stdout whose reader went away (`watch | head`) ends it with
-//! 0, noticed without writing ([`reader`]). A reader too slow for the stream loses superseded progress updates
+//! 0, noticed without writing ([`reader`]). A hub silent for more than
+//! one heartbeat interval gets a `-- no word from the hub ...` line
+//! ([`quiet`]), long before the connection is declared dead. A reader too slow for the stream loses superseded progress updates
 //! (`-- N updates skipped`), never lifecycle events.
 
+mod quiet;
 mod reader;
 mod text;
 
@@ -37,7 +40,10 @@ Exit status: 0 when interrupted, or when stdout's reader went away (`watch | hea
 with --until-done 0/1/3 as the operation completed/failed/was canceled;
 1 when the hub refuses the subscription or the credentials for good.
 A reader too slow for the stream loses superseded progress updates
-(`-- N updates skipped`), never lifecycle events.")]
+(`-- N updates skipped`), never lifecycle events.
+A hub silent for more than one heartbeat interval (plus slack) gets one
+`-- no word from the hub for N s; data may be stale` line, and
+`-- the hub is heard again` once it talks again.")]
 pub struct WatchArgs {
     #[command(flatten)]
     hub: HubArgs,
@@ -58,6 +64,9 @@ pub struct WatchArgs {
     #[arg(long)]
     json: bool,
 }
+
+/// How often the connection's health is looked at for a silent hub.
+const HEALTH_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Exit code for an awaited operation that was canceled.
 const EXIT_CANCELED: i32 = 3;
@@ -230,10 +239,25 @@ async fn follow(args: &WatchArgs, subscriber: &Subscriber) -> io::Result<i32> {
     // namespace writes nothing to stdout for hours).
     let reader_gone = reader::stdout_closed();
     tokio::pin!(reader_gone);
+    // A hub that stopped talking (frozen, a dead link) is only declared
+    // dead after about two heartbeat intervals; say so after one.
+    let mut silence = quiet::Quiet::default();
+    let started = std::time::Instant::now();
+    let mut health = tokio::time::interval(HEALTH_POLL);
+    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let next = tokio::select! {
             biased;
             () = &mut reader_gone => return Ok(0),
+            _ = health.tick() => {
+                let st = subscriber.client().connection_stats();
+                let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let connected = st.state == ConnState::Connected;
+                if let Some(change) = silence.observe(now, connected, st.healthy, st.frames_received) {
+                    out.status(&change.line())?;
+                }
+                continue;
+            }
             n = next(&mut sub, args.until_done.as_deref()) => n,
         };
         let Some(next) = next else { break };

@@ -409,3 +409,53 @@ async fn json_mode_on_a_quiet_namespace_ends_with_0_when_its_reader_leaves() {
         .expect("wait");
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+#[tokio::test]
+async fn a_silent_hub_is_reported_after_one_heartbeat_and_again_when_heard() {
+    // 3 s: quiet after 3 s + 0.75 s of slack, dead only after 6.75 s.
+    let h = hub().args(["--heartbeat-interval", "3s"]).start().await;
+    let url = h.ws_url();
+    let mut p = Ws::connect(&url).await;
+    let mut w = Watch::spawn(&["--url", &url]);
+    w.stdout_until("-- connected", DEADLINE, |l| l == "-- connected")
+        .await;
+    // Once a connection opened after watch's has seen three heartbeats,
+    // watch has seen two and learned the 3 s interval.
+    let mut probe = Ws::connect(&url).await;
+    for _ in 0..3 {
+        probe.next_of("heartbeat", Duration::from_secs(10)).await;
+    }
+    drop(probe);
+
+    let frozen = Continue(&h);
+    nix::sys::signal::kill(h.pid(), Signal::SIGSTOP).expect("SIGSTOP");
+    let stopped_at = Instant::now();
+    w.stdout_until("saying the hub is quiet", Duration::from_secs(6), |l| {
+        l.starts_with("-- no word from the hub for ")
+    })
+    .await;
+    let took = stopped_at.elapsed();
+    drop(frozen);
+    let quiet = w.seen_out.last().unwrap().clone();
+    assert!(quiet.ends_with("; data may be stale"), "{quiet}");
+    assert!(took >= Duration::from_secs(2), "quiet too early ({took:?})");
+    // Thawed, the hub talks again before the connection is given up.
+    let ack = publish(&mut p, started("after", "default"), 1).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    w.stdout_until("saying the hub is heard again", DEADLINE, |l| {
+        l.starts_with("-- the hub is heard again")
+    })
+    .await;
+    // The event and the health poll's line may come in either order.
+    if !w.seen_out.iter().any(|l| l.contains(" after ")) {
+        w.stdout_until("with the event", DEADLINE, |l| l.contains(" after "))
+            .await;
+    }
+    let out = &w.seen_out;
+    let quiet_lines = out.iter().filter(|l| l.starts_with("-- no word")).count();
+    assert_eq!(quiet_lines, 1, "once per silence: {out:#?}");
+    assert!(
+        !out.iter().any(|l| l.starts_with("-- reconnecting")),
+        "the connection survived: {out:#?}"
+    );
+}
