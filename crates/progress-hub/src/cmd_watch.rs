@@ -36,9 +36,12 @@ use crate::cmd_report::HubArgs;
 /// Follow operations live, one line per change.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
-Exit status: 0 when interrupted, or when stdout's reader went away (`watch | head`);
+Exit status: 0 when stdout's reader went away (`watch | head`);
 with --until-done 0/1/3 as the operation completed/failed/was canceled;
-1 when the hub refuses the subscription or the credentials for good.
+1 when the hub refuses the subscription or the credentials for good;
+2 for a usage error. Interrupted (Ctrl-C, SIGINT, SIGTERM) it dies of the
+signal, like `tail -f` (a shell reports 130 for SIGINT): an interrupted
+--until-done did not see its operation finish.
 A reader too slow for the stream loses superseded progress updates
 (`-- N updates skipped`), never lifecycle events.
 A hub silent for more than one heartbeat interval (plus slack) gets one
@@ -200,7 +203,9 @@ fn refused_for_now(code: &str, reason: Option<&str>, retry_after_ms: u64) -> Str
 }
 
 /// Watch until interrupted (or until the awaited operation finishes). A
-/// closed stdout (`watch | head`) ends it quietly with 0.
+/// closed stdout (`watch | head`) ends it quietly with 0. No signal is
+/// handled: SIGINT or SIGTERM end the process by the signal, so a script
+/// running `watch --until-done` sees an interruption, not success.
 pub async fn run(args: WatchArgs) -> anyhow::Result<i32> {
     let subscriber = Subscriber::connect(args.hub.config()).context("invalid hub settings")?;
     match follow(&args, &subscriber).await {

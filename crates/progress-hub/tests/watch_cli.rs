@@ -459,3 +459,32 @@ async fn a_silent_hub_is_reported_after_one_heartbeat_and_again_when_heard() {
         "the connection survived: {out:#?}"
     );
 }
+
+/// `watch` interrupted dies of the signal, like `tail -f` (a script's
+/// `watch --until-done` was not done), and its help says so.
+#[tokio::test]
+async fn sigint_ends_watch_by_the_signal_as_its_help_says() {
+    use std::os::unix::process::ExitStatusExt;
+    let h = hub().start().await;
+    let url = h.ws_url();
+    let mut w = Watch::spawn(&["--url", &url, "--until-done", "never"]);
+    w.stdout_until("-- connected", DEADLINE, |l| l == "-- connected")
+        .await;
+    let pid = nix::unistd::Pid::from_raw(w.child.id().expect("running") as i32);
+    nix::sys::signal::kill(pid, Signal::SIGINT).expect("SIGINT");
+    let status = tokio::time::timeout(DEADLINE, w.child.wait())
+        .await
+        .expect("watch ended")
+        .expect("wait");
+    assert_eq!(status.signal(), Some(Signal::SIGINT as i32), "{status:?}");
+
+    let help = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+        .args(["watch", "--help"])
+        .output()
+        .await
+        .expect("watch --help");
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout).replace('\n', " ");
+    assert!(!text.contains("0 when interrupted"), "{text}");
+    assert!(text.contains("dies of the signal"), "{text}");
+}
