@@ -1,7 +1,8 @@
 //! `progress-hub watch [--namespace N] [--filter GLOB] [--until-done ID]`:
 //! a line-mode live view for terminals and logs.
 //!
-//! One line per change (`HH:MM:SS.mmm ID STATE PROGRESS% [step] message`),
+//! One line per change (`HH:MM:SS.mmmZ KIND ID STATE PROGRESS% [step] message`,
+//! the hub's time in UTC),
 //! the snapshot as `=` lines, connection changes as `--` lines, all on
 //! stdout in order. Producer text is escaped ([`text`]): a message
 //! cannot forge a line or send the terminal a control sequence. With `--json` stdout carries only JSON, one message per
@@ -44,6 +45,7 @@ signal, like `tail -f` (a shell reports 130 for SIGINT): an interrupted
 --until-done did not see its operation finish.
 A reader too slow for the stream loses superseded progress updates
 (`-- N updates skipped`), never lifecycle events.
+Times in change lines are the hub's, in UTC (`HH:MM:SS.mmmZ`).
 A hub silent for more than one heartbeat interval (plus slack) gets one
 `-- no word from the hub for N s; data may be stale` line, and
 `-- the hub is heard again` once it talks again.")]
@@ -57,7 +59,8 @@ pub struct WatchArgs {
     #[arg(long = "kind")]
     kinds: Vec<String>,
     /// Exit when this operation finishes (0 completed, 1 failed, 3 canceled).
-    #[arg(long, value_name = "ID")]
+    /// An id not in the namespace yet is waited for (said once on stderr).
+    #[arg(long, value_name = "ID", value_parser = operation_id)]
     until_done: Option<String>,
     /// Print JSON only on stdout, one message per line: each event as the
     /// hub sent it, and each snapshot (first subscription, or a resume the
@@ -74,10 +77,18 @@ const HEALTH_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 /// Exit code for an awaited operation that was canceled.
 const EXIT_CANCELED: i32 = 3;
 
+/// A valid operation id (an invalid one could never finish: a usage error).
+fn operation_id(s: &str) -> Result<String, String> {
+    hub_proto::validate_operation_id(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.message)
+}
+
+/// The hub's timestamp (ms since the epoch) as UTC time of day, marked `Z`.
 fn clock(ms: u64) -> String {
     let s = ms / 1000;
     format!(
-        "{:02}:{:02}:{:02}.{:03}",
+        "{:02}:{:02}:{:02}.{:03}Z",
         (s / 3600) % 24,
         (s / 60) % 60,
         s % 60,
@@ -193,6 +204,20 @@ fn exit_code(status: OpStatus) -> Option<i32> {
     }
 }
 
+/// The stderr line for an awaited operation the first snapshot lacks.
+fn not_there_yet(id: &str, namespace: &str, filtered: bool) -> String {
+    let outside = if filtered {
+        " (or it is outside --filter/--kind)"
+    } else {
+        ""
+    };
+    format!(
+        "-- operation {} is not in namespace {} yet; waiting for it to start{outside}",
+        text::escape(id),
+        text::escape(namespace)
+    )
+}
+
 /// The stderr line for a subscription the hub refused for now.
 fn refused_for_now(code: &str, reason: Option<&str>, retry_after_ms: u64) -> String {
     let reason = reason
@@ -247,6 +272,8 @@ async fn follow(args: &WatchArgs, subscriber: &Subscriber) -> io::Result<i32> {
     // A hub that stopped talking (frozen, a dead link) is only declared
     // dead after about two heartbeat intervals; say so after one.
     let mut silence = quiet::Quiet::default();
+    // Whether the awaited operation's absence from a snapshot was said.
+    let mut warned_absent = false;
     let started = std::time::Instant::now();
     let mut health = tokio::time::interval(HEALTH_POLL);
     health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -306,13 +333,22 @@ async fn follow(args: &WatchArgs, subscriber: &Subscriber) -> io::Result<i32> {
                     let list = operation_list(&args.hub.namespace, epoch, *offset, &ops);
                     out.line(text::json_safe(list.to_string()))?;
                 }
+                let mut awaited_seen = false;
                 for s in ops {
                     if !args.json {
                         out.line(format_args!("= {}", describe(s)))?;
                     }
                     if args.until_done.as_deref() == Some(s.operation_id.as_str()) {
                         finished = Some(s);
+                        awaited_seen = true;
                     }
+                }
+                if let (Some(id), false, false) =
+                    (args.until_done.as_deref(), awaited_seen, warned_absent)
+                {
+                    warned_absent = true;
+                    let filtered = !args.filters.is_empty() || !args.kinds.is_empty();
+                    eprintln!("{}", not_there_yet(id, &args.hub.namespace, filtered));
                 }
             }
             Update::Event(e) => {
@@ -380,7 +416,18 @@ mod tests {
             describe(&s),
             "render.1 running 42.0% (42/100) eta 12s [encode] \"Render\" - frame 42 (cancel requested)"
         );
-        assert_eq!(clock(3_723_004), "01:02:03.004");
+        assert_eq!(clock(3_723_004), "01:02:03.004Z");
+        assert_eq!(
+            operation_id("deploy-2.a_b:c").as_deref(),
+            Ok("deploy-2.a_b:c")
+        );
+        assert!(operation_id("bad id!").is_err());
+        assert!(operation_id("").is_err());
+        assert_eq!(
+            not_there_yet("ghost", "default", false),
+            "-- operation ghost is not in namespace default yet; waiting for it to start"
+        );
+        assert!(not_there_yet("g", "n", true).ends_with(" (or it is outside --filter/--kind)"));
         assert_eq!(
             refused_for_now("RATE_LIMITED", Some("snapshots"), 250),
             "-- subscription refused for now: RATE_LIMITED (snapshots), retrying in 250 ms"

@@ -488,3 +488,61 @@ async fn sigint_ends_watch_by_the_signal_as_its_help_says() {
     assert!(!text.contains("0 when interrupted"), "{text}");
     assert!(text.contains("dies of the signal"), "{text}");
 }
+
+#[tokio::test]
+async fn an_invalid_until_done_id_is_a_usage_error() {
+    let h = hub().start().await;
+    let url = h.ws_url();
+    let mut w = Watch::spawn(&["--url", &url, "--until-done", "bad id!"]);
+    let code = w.finish(DEADLINE).await;
+    assert_eq!(code, Some(2), "stderr {:?}", w.seen_err);
+    let err = w.seen_err.join("\n");
+    assert!(err.contains("--until-done"), "{err}");
+    assert!(err.contains("operation_id must be"), "{err}");
+}
+
+#[tokio::test]
+async fn an_awaited_operation_not_started_yet_is_said_once_then_waited_for() {
+    let h = hub().start().await;
+    let url = h.ws_url();
+    let mut p = Ws::connect(&url).await;
+    publish(&mut p, started("other", "default"), 1).await;
+    let mut w = Watch::spawn(&["--url", &url, "--until-done", "ghost"]);
+    w.stderr_until("saying ghost is not there yet", DEADLINE, |l| {
+        l == "-- operation ghost is not in namespace default yet; waiting for it to start"
+    })
+    .await;
+    assert_eq!(
+        publish(&mut p, started("ghost", "default"), 2).await["type"],
+        "ack"
+    );
+    let done = json!({"type": "operation_completed", "namespace": "default", "operation_id": "ghost", "seq": 2});
+    assert_eq!(publish(&mut p, done, 3).await["type"], "ack");
+    assert_eq!(w.finish(Duration::from_secs(30)).await, Some(0));
+    let warned = w
+        .seen_err
+        .iter()
+        .filter(|l| l.contains("not in namespace"))
+        .count();
+    assert_eq!(warned, 1, "{:?}", w.seen_err);
+    // Change lines carry the hub's time in UTC, marked Z.
+    let ghost: Vec<&String> = w
+        .seen_out
+        .iter()
+        .filter(|l| l.contains(" ghost "))
+        .collect();
+    assert_eq!(ghost.len(), 2, "{:?}", w.seen_out);
+    for l in ghost {
+        let (time, rest) = l.split_once(' ').unwrap();
+        let b = time.as_bytes();
+        let shape = b.len() == 13
+            && [2, 5].iter().all(|&i| b[i] == b':')
+            && b[8] == b'.'
+            && b[12] == b'Z'
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| [2, 5, 8, 12].contains(&i) || c.is_ascii_digit());
+        assert!(shape, "time {time:?} in {l:?}");
+        assert!(rest.starts_with("operation_"), "{l}");
+    }
+}
