@@ -1,23 +1,24 @@
 //! `progress-hub watch [--namespace N] [--filter GLOB] [--until-done ID]`:
 //! a line-mode live view for terminals and logs.
 //!
-//! One line per change (`HH:MM:SS.mmmZ KIND ID STATE PROGRESS% [step] message`,
-//! the hub's time in UTC),
-//! the snapshot as `=` lines, connection changes as `--` lines, all on
-//! stdout in order. Producer text is escaped ([`text`]): a message
-//! cannot forge a line or send the terminal a control sequence. With `--json` stdout carries only JSON, one message per
-//! line (each event as received, each snapshot as an `operation_list`
-//! message) and the `--` status lines go to stderr. It resumes exactly after
-//! reconnects (no line twice).
+//! One line per change (`HH:MM:SS.mmmZ KIND ID STATE PROGRESS% [step]
+//! message`, the hub's time in UTC), the snapshot as `=` lines, connection
+//! changes as `--` lines, all on stdout in order. Producer text is escaped
+//! ([`text`]): a message cannot forge a line or send the terminal a control
+//! sequence. With `--json` stdout carries only JSON, one message per line
+//! (each event re-encoded from what the client decoded, each snapshot as an
+//! `operation_list` message) and the `--` status lines go to stderr. It
+//! resumes exactly after reconnects (no line twice).
 //! With `--until-done ID` it exits when that operation finishes: 0 if it
 //! completed, 1 if it failed, 3 if it was canceled (also when a slow reader
 //! made it skip the final event: the subscription's map is exact). It also
 //! exits 1 when the hub refuses the subscription or the credentials; a
 //! refusal for now (`RATE_LIMITED`, ...) is a `--` line on stderr and
 //! retried. A stdout whose reader went away (`watch | head`) ends it with
-//! 0, noticed without writing ([`reader`]). A hub silent for more than
-//! one heartbeat interval gets a `-- no word from the hub ...` line
-//! ([`quiet`]), long before the connection is declared dead. A reader too slow for the stream loses superseded progress updates
+//! 0, noticed without writing ([`reader`]). A hub silent for more than one
+//! heartbeat interval gets a `-- no word from the hub ...` line
+//! ([`quiet`]), long before the connection is declared dead. A reader too
+//! slow for the stream loses superseded progress updates
 //! (`-- N updates skipped`), never lifecycle events.
 
 mod quiet;
@@ -62,8 +63,10 @@ pub struct WatchArgs {
     /// An id not in the namespace yet is waited for (said once on stderr).
     #[arg(long, value_name = "ID", value_parser = operation_id)]
     until_done: Option<String>,
-    /// Print JSON only on stdout, one message per line: each event as the
-    /// hub sent it, and each snapshot (first subscription, or a resume the
+    /// Print JSON only on stdout, one message per line: each event with
+    /// the fields and values the hub sent, re-encoded as compact JSON (keys
+    /// sorted; number spelling and string escapes may differ from the
+    /// hub's own text), and each snapshot (first subscription, or a resume the
     /// hub could not replay) as one `operation_list` message {type,
     /// namespace, epoch, offset, operations} that replaces every state seen
     /// so far. Connection status lines (`-- ...`) go to stderr.

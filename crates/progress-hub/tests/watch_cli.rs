@@ -546,3 +546,20 @@ async fn an_awaited_operation_not_started_yet_is_said_once_then_waited_for() {
         assert!(rest.starts_with("operation_"), "{l}");
     }
 }
+
+/// `--json` re-encodes each event (hub-client hands over the decoded
+/// message, not its text): the help must not promise the hub's bytes.
+#[tokio::test]
+async fn the_json_help_says_events_are_re_encoded() {
+    let help = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+        .args(["watch", "--help"])
+        .output()
+        .await
+        .expect("watch --help");
+    let text = String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!text.contains("as the hub sent it"), "{text}");
+    assert!(text.contains("re-encoded as compact JSON"), "{text}");
+}
