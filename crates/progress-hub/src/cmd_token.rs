@@ -33,7 +33,8 @@ pub struct TokenArgs {
     /// Private key PEM (PKCS#8 RSA, P-256/P-384 or Ed25519) instead of a secret.
     #[arg(long, conflicts_with = "jwt_secret")]
     private_key: Option<PathBuf>,
-    /// `kid` header, for a hub that trusts a JWKS.
+    /// `kid` header, for a hub that trusts a JWKS (with --private-key only:
+    /// a hub's HS256 secret has no kid, and it refuses a token naming one).
     #[arg(long, requires = "private_key")]
     kid: Option<String>,
 }
@@ -68,6 +69,16 @@ fn mint(args: &TokenArgs, now: SystemTime) -> Result<String, String> {
     }
     if args.ttl.is_zero() {
         return Err("--ttl must be greater than zero".into());
+    }
+    // clap's `requires` is dropped when the required flag conflicts with a
+    // present one (--jwt-secret, also from the environment): checked here.
+    if args.kid.is_some() && args.private_key.is_none() {
+        return Err(
+            "--kid goes with --private-key (a key of the hub's JWKS): a token \
+                    signed with the hub's secret must not name a kid, the hub would \
+                    refuse it as naming an unknown key"
+                .into(),
+        );
     }
     let iat = now
         .duration_since(UNIX_EPOCH)

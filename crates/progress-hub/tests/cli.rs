@@ -768,3 +768,27 @@ async fn overridden_bad_values_exit_2_and_variable_names_are_upper_case() {
     let (_, status) = get_json(&format!("{}/api/v1/status", h.http())).await;
     assert_eq!(status["data"]["heartbeat_interval_ms"], 30_000, "{status}");
 }
+
+/// `token --kid` with a secret (flag or environment) is refused with exit
+/// 2: a hub's HS256 secret has no kid, and the kid used to be dropped
+/// silently.
+#[tokio::test]
+async fn token_refuses_a_kid_with_a_secret() {
+    for (args, env) in [
+        (&["--jwt-secret", "s3cret"][..], None),
+        (&[][..], Some("s3cret")),
+    ] {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"));
+        cmd.args(["token", "--sub", "a", "--kid", "k1"])
+            .args(args)
+            .env_remove("PROGRESS_HUB_JWT_SECRET");
+        if let Some(secret) = env {
+            cmd.env("PROGRESS_HUB_JWT_SECRET", secret);
+        }
+        let out = cmd.output().await.expect("token");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {err}");
+        assert!(out.stdout.is_empty(), "no token printed");
+        assert!(err.contains("--kid goes with --private-key"), "{err}");
+    }
+}
