@@ -89,6 +89,10 @@ impl Quiet {
         if !connected {
             self.unhealthy_since = None;
             self.reported_from = None;
+            // The next connection's handshake is word from the hub: a
+            // silence on it counts from there, not from the old one's
+            // last frame.
+            self.frames = None;
             return None;
         }
         if healthy {
@@ -172,5 +176,12 @@ mod tests {
         // Not connected is never "quiet".
         assert_eq!(q.observe(9_000, false, false, 2), None);
         assert_eq!(q.observe(19_000, false, false, 2), None);
+        // A silence on a new connection counts from its handshake.
+        assert_eq!(q.observe(20_000, true, true, 2), None);
+        assert_eq!(q.observe(40_000, true, false, 2), None);
+        assert_eq!(
+            q.observe(40_500, true, false, 2),
+            Some(Change::Quiet { silent_ms: 20_500 })
+        );
     }
 }
