@@ -372,8 +372,15 @@ async fn follow(args: &WatchArgs, subscriber: &Subscriber) -> io::Result<i32> {
             Update::Lagged(n) => {
                 out.status(&format!("-- {n} updates skipped (output too slow)"))?;
             }
-            // Hub health is not part of an operation stream.
-            Update::SystemStatus { .. } | Update::CancelResult { .. } => {}
+            // Hub health is not part of an operation stream; its
+            // heartbeat interval sets how long a silence is waited out.
+            Update::SystemStatus { data, .. } => {
+                let announced = data.get("heartbeat_interval_ms");
+                if let Some(ms) = announced.and_then(serde_json::Value::as_u64) {
+                    silence.hub_interval(ms);
+                }
+            }
+            Update::CancelResult { .. } => {}
             Update::Refused { code, message } => {
                 eprintln!(
                     "progress-hub: subscription refused: {}: {}",

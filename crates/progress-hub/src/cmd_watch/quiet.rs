@@ -8,13 +8,16 @@
 //! declared dead after about two intervals (~60 s with the 30 s default),
 //! so [`Quiet`] turns the health flag, polled by the caller, into at most
 //! one `-- no word from the hub ...` line per silence and one line when
-//! frames flow again. An unhealthy reading must hold for
-//! [`MIN_HEARTBEAT_SLACK_MS`] before it is reported, so a heartbeat a few
-//! milliseconds late does not make a pair of lines.
+//! frames flow again. hub-client's window is at most the interval the hub
+//! announced (its slack is cut off there), so an unhealthy reading must
+//! also hold for hub-client's slack of that interval
+//! ([`heartbeat_slack_ms`]: a quarter of it, at least 500 ms) before it is
+//! reported: a heartbeat a few milliseconds late makes no pair of lines,
+//! and a 30 s hub is called quiet after about 37.5 s.
 //!
 //! [`ConnectionStats::healthy`]: hub_client::ConnectionStats::healthy
 
-use hub_client::machine::MIN_HEARTBEAT_SLACK_MS;
+use hub_client::machine::{heartbeat_slack_ms, MAX_ANNOUNCED_HEARTBEAT_MS, MIN_HEARTBEAT_SLACK_MS};
 
 /// A change worth a status line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +60,10 @@ fn seconds(ms: u64) -> String {
 
 /// The silence state of one watch; fed readings of the connection's
 /// health with the time (ms, any fixed origin).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Quiet {
+    /// How long an unhealthy reading must last to be reported.
+    confirm_ms: u64,
     /// The frame counter at the last reading, and when it last moved.
     frames: Option<(u64, u64)>,
     /// Since when the readings say "connected but not healthy".
@@ -67,7 +72,25 @@ pub struct Quiet {
     reported_from: Option<u64>,
 }
 
+impl Default for Quiet {
+    fn default() -> Self {
+        Quiet {
+            confirm_ms: MIN_HEARTBEAT_SLACK_MS,
+            frames: None,
+            unhealthy_since: None,
+            reported_from: None,
+        }
+    }
+}
+
 impl Quiet {
+    /// The heartbeat interval the hub announced (`system_status`'s
+    /// `heartbeat_interval_ms`): its slack is waited out before a silence
+    /// is reported.
+    pub fn hub_interval(&mut self, interval_ms: u64) {
+        self.confirm_ms = heartbeat_slack_ms(interval_ms.min(MAX_ANNOUNCED_HEARTBEAT_MS));
+    }
+
     /// One reading: `connected`, `healthy` (hub-client's verdict) and the
     /// count of frames received so far. Returns the line to print, if any.
     /// A connection that is not up ends a silence without a line (the
@@ -102,7 +125,7 @@ impl Quiet {
             });
         }
         let since = *self.unhealthy_since.get_or_insert(now);
-        if self.reported_from.is_none() && now.saturating_sub(since) >= MIN_HEARTBEAT_SLACK_MS {
+        if self.reported_from.is_none() && now.saturating_sub(since) >= self.confirm_ms {
             self.reported_from = Some(last_frame_at);
             return Some(Change::Quiet {
                 silent_ms: now.saturating_sub(last_frame_at),
@@ -150,6 +173,26 @@ mod tests {
             Change::Quiet { silent_ms: 5_250 }.line(),
             "-- no word from the hub for 5.2 s; data may be stale"
         );
+    }
+
+    #[test]
+    fn the_announced_interval_sets_the_slack() {
+        let mut q = Quiet::default();
+        q.hub_interval(30_000);
+        assert_eq!(q.observe(0, true, true, 1), None);
+        // hub-client: unhealthy past the announced 30 s; 7.5 s more.
+        assert_eq!(q.observe(30_250, true, false, 1), None);
+        assert_eq!(q.observe(37_500, true, false, 1), None);
+        assert_eq!(
+            q.observe(37_750, true, false, 1),
+            Some(Change::Quiet { silent_ms: 37_750 })
+        );
+        // A short interval keeps the 500 ms floor.
+        let mut q = Quiet::default();
+        q.hub_interval(300);
+        assert_eq!(q.observe(0, true, true, 1), None);
+        assert_eq!(q.observe(400, true, false, 1), None);
+        assert!(q.observe(900, true, false, 1).is_some());
     }
 
     #[test]
