@@ -285,7 +285,22 @@ async fn run(
                         }
                         out.reject(ProtoError::bad("binary frames are not part of the protocol; send JSON text frames"));
                     }
-                    Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => out.touch(now),
+                    Some(Ok(Message::Ping(_))) => {
+                        out.touch(now);
+                        // tungstenite has queued the pong in its own write
+                        // buffer, which has no bound. On plain TCP the pong
+                        // is captured into the outbox (bounded by
+                        // PENDING_LIMIT); over TLS, have it written before
+                        // reading on, so a peer that pings and never reads
+                        // stalls its own reads instead of growing the hub.
+                        if wire.is_none() {
+                            if let Err(e) = flush_socket(&mut socket, stall).await {
+                                reason = e.reason();
+                                break None;
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Pong(_))) => out.touch(now),
                 }
             }
             _ = &mut notified => {
@@ -415,6 +430,20 @@ pub(crate) fn close_reason(code: CloseCode) -> &'static str {
 
 /// Sends one message through tungstenite within `limit` (on plain TCP it
 /// is captured into the outbox at once; over TLS it is written).
+/// Writes what tungstenite holds in its own buffer (a pong it queued),
+/// within `limit`.
+async fn flush_socket(
+    socket: &mut WebSocket,
+    limit: std::time::Duration,
+) -> Result<(), WriteFailed> {
+    match tokio::time::timeout(limit, futures_util::SinkExt::flush(socket)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) if timed_out(&e) => Err(WriteFailed::Stalled),
+        Ok(Err(_)) => Err(WriteFailed::Gone),
+        Err(_) => Err(WriteFailed::Stalled),
+    }
+}
+
 async fn send_within(
     socket: &mut WebSocket,
     msg: Message,

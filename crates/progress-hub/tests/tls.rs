@@ -213,3 +213,40 @@ impl Publisher for TlsProducer {
         panic!("the producer's connection ended");
     }
 }
+
+/// A wss peer that sends pings and never reads: the hub answers each with
+/// a pong it cannot write, and must stop reading rather than queue them
+/// (over plain TCP the outbox bounds them; over TLS tungstenite's own
+/// buffer would grow by a byte per byte the peer sends).
+#[tokio::test]
+async fn a_wss_peer_flooding_pings_without_reading_is_not_queued_for() {
+    let (_dir, cert_path, key_path, der) = cert_files();
+    let h = hub()
+        .args(["--tls-cert", cert_path.to_str().unwrap()])
+        .args(["--tls-key", key_path.to_str().unwrap()])
+        .start()
+        .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(h.addr.parse().unwrap()).await.unwrap();
+    let tls = connector(der)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let port = h.addr.rsplit(':').next().unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("wss://localhost:{port}/ws"), tls)
+        .await
+        .unwrap();
+    use futures_util::SinkExt;
+    let payload = vec![7u8; 125];
+    let (mut sent, limit) = (0usize, 64 << 20);
+    while sent < limit {
+        let ping = hub_testkit::Message::Ping(payload.clone().into());
+        match tokio::time::timeout(std::time::Duration::from_secs(2), ws.send(ping)).await {
+            // The hub stopped taking bytes: what it holds is bounded.
+            Err(_) | Ok(Err(_)) => return,
+            Ok(Ok(())) => sent += payload.len(),
+        }
+    }
+    panic!("the hub read {sent} bytes of pings from a peer that reads nothing, queueing a pong for each");
+}
