@@ -76,6 +76,16 @@ pub fn redacted(uri: &Uri) -> String {
     out
 }
 
+/// Longest URI a log line carries, in characters: the log queue is
+/// bounded in lines, so each line must be bounded in bytes too (a request
+/// head may hold a 32 KiB URI).
+pub const MAX_LOGGED_URI: usize = 1024;
+
+/// [`redacted`], cut to [`MAX_LOGGED_URI`] characters (the cut ends in `…`).
+pub fn logged_uri(uri: &Uri) -> String {
+    hub_proto::fields::clip(&redacted(uri), MAX_LOGGED_URI)
+}
+
 /// Paths polled by machines: logged at debug level, not info.
 fn is_probe(path: &str) -> bool {
     matches!(path, "/health" | "/ready" | "/metrics")
@@ -89,7 +99,7 @@ pub async fn layer(State(app): State<Shared>, mut req: Request, next: Next) -> R
         .and_then(client_id)
         .unwrap_or_else(generated_id);
     let method = req.method().clone();
-    let uri = redacted(req.uri());
+    let uri = logged_uri(req.uri());
     let probe = is_probe(req.uri().path());
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("http", request_id = %id, method = %method, uri = %uri);
@@ -123,6 +133,17 @@ pub async fn layer(State(app): State<Shared>, mut req: Request, next: Next) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_uris_are_cut_after_redaction() {
+        let long = format!("/api/v1/x?token=secret&pad={}", "a".repeat(40_000));
+        let u: Uri = long.parse().unwrap();
+        let logged = logged_uri(&u);
+        assert_eq!(logged.chars().count(), MAX_LOGGED_URI);
+        assert!(logged.starts_with("/api/v1/x?token=REDACTED&pad=aaa") && logged.ends_with('…'));
+        let short: Uri = "/health".parse().unwrap();
+        assert_eq!(logged_uri(&short), "/health");
+    }
 
     #[test]
     fn tokens_are_redacted() {

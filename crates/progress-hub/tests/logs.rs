@@ -79,6 +79,19 @@ async fn json_lines_carry_ids_and_never_the_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    // A 20 KB URI: its log line carries the first 1024 characters only
+    // (the log queue is bounded in lines, so lines are bounded in bytes).
+    let r = client
+        .get(format!(
+            "{}/api/v1/status?pad={}",
+            h.http(),
+            "p".repeat(20_000)
+        ))
+        .header("x-request-id", "req-long-uri")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     // The parameter's name percent-encoded: the hub decodes it (and takes
     // the token), the log must not print it either.
     let r = client
@@ -174,6 +187,20 @@ async fn json_lines_carry_ids_and_never_the_token() {
     assert!(lines.iter().any(|l| message(l) == "request"
         && field(l, "request_id").and_then(Value::as_str) == Some(generated.as_str())
         && field(l, "code").and_then(Value::as_str) == Some("NOT_FOUND")));
+    let long = lines
+        .iter()
+        .find(|l| {
+            message(l) == "request"
+                && field(l, "request_id").and_then(Value::as_str) == Some("req-long-uri")
+        })
+        .expect("the long URI's request line");
+    let uri = field(long, "uri").and_then(Value::as_str).unwrap();
+    assert!(
+        uri.chars().count() == 1024
+            && uri.starts_with("/api/v1/status?pad=ppp")
+            && uri.ends_with('…'),
+        "{uri}"
+    );
     assert!(lines.iter().any(|l| message(l) == "request"
         && field(l, "request_id").and_then(Value::as_str) == Some("req-page-404")
         && field(l, "code").and_then(Value::as_str) == Some("NOT_FOUND")));
