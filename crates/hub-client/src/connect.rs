@@ -59,6 +59,16 @@ impl Endpoint {
         let secure = match uri.scheme_str() {
             Some("ws") => false,
             Some("wss") => true,
+            Some("http") => {
+                return Err(bad(
+                    "the scheme must be ws:// or wss://: use ws://HOST:PORT/ws",
+                ))
+            }
+            Some("https") => {
+                return Err(bad(
+                    "the scheme must be ws:// or wss://: use wss://HOST:PORT/ws",
+                ))
+            }
             _ => return Err(bad("the scheme must be ws:// or wss://")),
         };
         let host = uri.host().ok_or_else(|| bad("no host"))?.to_owned();
@@ -107,7 +117,12 @@ impl Endpoint {
             Ok((ws, _response)) => Ok(ws),
             Err(WsError::Http(resp)) => {
                 let (code, message) = refusal(resp.body().as_deref());
+                let status = resp.status().as_u16();
                 let message = match &code {
+                    _ if status == 404 => {
+                        "no progress-hub WebSocket at this URL (HTTP 404): is the path /ws?"
+                            .to_owned()
+                    }
                     Some(code) => {
                         format!("upgrade refused: HTTP {}: {code}: {message}", resp.status())
                     }

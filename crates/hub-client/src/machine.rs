@@ -11,6 +11,9 @@
 //! - at most one socket is open; [`Action::OpenSocket`] is only returned when
 //!   no socket is open;
 //! - every deadline handed out is strictly in the future;
+//! - an upgrade refused with 401/403 (credentials) or another 4xx but
+//!   408/429 ([`refused_for_good`]) gives up at once (`Failed`), as do
+//!   close codes 4001 and 1008; every other failure is retried;
 //! - `Failed` is left only by [`Event::ReconnectNow`],
 //!   [`Event::DisconnectRequested`] or, after an authentication refusal,
 //!   [`Event::TokenRefreshed`];
@@ -219,6 +222,11 @@ pub enum Reason {
     AuthRejected,
     /// The hub closed with 1008 (policy violation / abuse).
     PolicyViolation,
+    /// The upgrade was answered with an HTTP status that waiting cannot
+    /// change ([`refused_for_good`]: 404 and the other 4xx but 408 and
+    /// 429; 401 and 403 are [`Reason::AuthRejected`]): no hub WebSocket
+    /// at this URL.
+    UpgradeRefused(u16),
     /// `max_retries` consecutive retries failed.
     RetriesExhausted,
     /// The backoff delay elapsed.
@@ -296,6 +304,14 @@ pub struct Machine {
     /// configured 30 s. Forgotten when a connection relying on it died
     /// for silence (the hub may beat more slowly since a restart).
     remembered_ms: Option<u64>,
+}
+
+/// Whether an HTTP status answering the WebSocket upgrade is a refusal
+/// that waiting cannot change: a 4xx other than 408 (request timeout) and
+/// 429 (too many requests). A 404 means the URL names no hub WebSocket
+/// (a wrong path); 5xx and the rest are retried like a network blip.
+pub fn refused_for_good(http_status: u16) -> bool {
+    (400..500).contains(&http_status) && !matches!(http_status, 408 | 429)
 }
 
 /// The longest wait between attempts while a flush waits
@@ -576,8 +592,10 @@ impl Machine {
             }
             (Connecting, Event::ConnectFailed { http_status }) if self.socket_open => {
                 self.socket_open = false;
-                if http_status == Some(401) {
+                if matches!(http_status, Some(401 | 403)) {
                     self.fail(Reason::AuthRejected, out);
+                } else if let Some(status) = http_status.filter(|&s| refused_for_good(s)) {
+                    self.fail(Reason::UpgradeRefused(status), out);
                 } else {
                     self.retries_failure(now, Reason::ConnectFailed(http_status), out);
                 }

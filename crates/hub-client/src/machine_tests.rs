@@ -460,7 +460,7 @@ fn any_event() -> impl Strategy<Value = Event> {
             Just(4000),
         ])
         .prop_map(|code| Event::Closed { code }),
-        2 => prop::option::of(prop_oneof![Just(401u16), Just(500), Just(503)])
+        2 => prop::option::of(prop_oneof![Just(401u16), Just(403), Just(404), Just(408), Just(429), Just(500), Just(503)])
             .prop_map(|http_status| Event::ConnectFailed { http_status }),
         1 => Just(Event::Timeout),
         1 => Just(Event::NetworkOnline),
@@ -586,6 +586,21 @@ impl World {
             }
             ConnState::Disconnected | ConnState::Failed => {
                 prop_assert!(m.poll_timeout().is_none());
+            }
+        }
+        // An upgrade refused for good gives up at once; a 408, 429 or 5xx
+        // is retried (unless retries ran out).
+        if let (
+            ConnState::Connecting,
+            Event::ConnectFailed {
+                http_status: Some(st),
+            },
+        ) = (before, event)
+        {
+            if realistic && refused_for_good(st) {
+                prop_assert_eq!(m.state(), ConnState::Failed);
+            } else if realistic && m.state() == ConnState::Failed {
+                prop_assert_eq!(m.failed_reason(), Some(Reason::RetriesExhausted));
             }
         }
         // Failed is absorbing, except for explicit exits.
@@ -947,4 +962,44 @@ fn a_reconnect_goes_by_the_interval_the_last_connection_knew() {
     m.handle(Event::Timeout, t);
     m.handle(Event::Connected, t + 10);
     assert_eq!(m.dead_after_ms(), 60_000, "the configured interval again");
+}
+
+#[test]
+fn an_upgrade_refused_for_good_fails_at_once() {
+    for (status, reason) in [
+        (404, Reason::UpgradeRefused(404)),
+        (400, Reason::UpgradeRefused(400)),
+        (410, Reason::UpgradeRefused(410)),
+        (403, Reason::AuthRejected),
+        (401, Reason::AuthRejected),
+    ] {
+        let mut m = machine();
+        m.handle(Event::ConnectRequested, 0);
+        let a = m.handle(
+            Event::ConnectFailed {
+                http_status: Some(status),
+            },
+            10,
+        );
+        let c = notifications(&a)[0];
+        assert_eq!((c.state, c.reason), (ConnState::Failed, reason), "{status}");
+        assert_eq!(m.poll_timeout(), None);
+        assert!(m.handle(Event::Timeout, 1_000_000).is_empty());
+    }
+    // Waiting can change these: retried.
+    for status in [408, 429, 500, 502, 503] {
+        let mut m = machine();
+        m.handle(Event::ConnectRequested, 0);
+        let a = m.handle(
+            Event::ConnectFailed {
+                http_status: Some(status),
+            },
+            10,
+        );
+        assert_eq!(
+            notifications(&a)[0].state,
+            ConnState::Reconnecting,
+            "{status}"
+        );
+    }
 }

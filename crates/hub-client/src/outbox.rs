@@ -18,6 +18,11 @@
 //!   re-sent start is acked as new, or `SEQ_GAP` says it is behind), the
 //!   operation is re-registered: start, a snapshot of all progress so far,
 //!   then the unacked lifecycle messages, renumbered from where the hub is.
+//! - A start acked as a duplicate although this client never wrote it
+//!   to any connection before (so not our own resend after a lost ack)
+//!   means the id is taken on the hub (an earlier or concurrent
+//!   producer): the operation is dropped with the client's own refusal
+//!   [`OPERATION_EXISTS`] and nothing more is sent for it.
 //! - A message the hub refuses for good (`BAD_MESSAGE`, `FORBIDDEN`, ...)
 //!   is dropped, never silently: its code and the hub's sentence are kept
 //!   (the latest [`MAX_REFUSALS`] of the whole outbox) for
@@ -48,7 +53,15 @@ pub struct Refusal {
     pub code: String,
     /// The hub's sentence.
     pub message: String,
+    /// The state the operation ended in, when the hub said
+    /// (`OPERATION_FINISHED`'s `data.state`).
+    pub state: Option<String>,
 }
+
+/// The code of the client's own refusal of an operation whose id the hub
+/// already has from someone else ([`Refusal::code`]): a start this client
+/// never sent before was acked as a duplicate.
+pub const OPERATION_EXISTS: &str = "OPERATION_EXISTS";
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -569,6 +582,34 @@ impl Outbox {
         if sent.is_some_and(|(gen, _)| gen != op.gen) {
             return notices;
         }
+        // Our start, acked as a duplicate, though no earlier connection
+        // (nor a transiently refused attempt) ever carried it: the hub
+        // has this id from someone else.
+        let taken = op.start.is_some()
+            && op.probe == Probe::None
+            && ack.duplicate
+            && ack.seq == 1
+            && op.acked == 0
+            && op.maybe_applied_upto == 0
+            && sent.is_none_or(|(_, seq)| seq == 1);
+        if taken {
+            let message = format!(
+                "operation {} already exists on the hub; pick another id",
+                op.id
+            );
+            self.stats.rejected += 1;
+            self.push_refusal(
+                key,
+                Refusal {
+                    code: OPERATION_EXISTS.to_owned(),
+                    message,
+                    state: None,
+                },
+            );
+            self.remove(key);
+            notices.push(Notice::Dropped(key, OPERATION_EXISTS.to_owned()));
+            return notices;
+        }
         if let Probe::Awaiting(pid) = op.probe {
             if ack.id == Some(pid) || (ack.id.is_none() && ack.seq == 1) {
                 op.probe = Probe::None;
@@ -728,16 +769,21 @@ impl Outbox {
     }
 
     fn note_refusal(&mut self, key: OpKey, err: &ErrorMessage) {
-        if self.refusals.len() >= MAX_REFUSALS {
-            self.refusals.pop_front();
-        }
-        self.refusals.push_back((
+        self.push_refusal(
             key,
             Refusal {
                 code: err.code.clone(),
                 message: err.message.clone(),
+                state: err.data_str("state").map(str::to_owned),
             },
-        ));
+        );
+    }
+
+    fn push_refusal(&mut self, key: OpKey, refusal: Refusal) {
+        if self.refusals.len() >= MAX_REFUSALS {
+            self.refusals.pop_front();
+        }
+        self.refusals.push_back((key, refusal));
     }
 
     /// The latest message of operation `key` the hub refused for good (its

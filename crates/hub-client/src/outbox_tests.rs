@@ -940,3 +940,81 @@ proptest! {
         }
     }
 }
+
+/// A start never written before, acked as a duplicate: the id belongs to
+/// another producer (an earlier run, or a concurrent one). The operation
+/// is refused as taken and nothing more is sent for it.
+#[test]
+fn a_first_start_acked_as_duplicate_is_a_taken_id() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "job", start_fields("A")).unwrap();
+    o.progress(k, pct(10.0)).unwrap();
+    o.finish(k, ProducerBody::OperationCompleted { details: None })
+        .unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(m[0]["type"], "operation_started");
+    let notices = o.on_ack(&ack_of(&m[0], true));
+    assert_eq!(
+        notices,
+        vec![Notice::Dropped(k, OPERATION_EXISTS.to_owned())]
+    );
+    let r = o.refusal(k).expect("the refusal is kept");
+    assert_eq!(r.code, OPERATION_EXISTS);
+    assert!(r.message.contains("job already exists on the hub"), "{r}");
+    // The answers to the later messages change nothing, and nothing is sent.
+    for later in &m[1..] {
+        assert!(o.on_ack(&ack_of(later, true)).is_empty());
+    }
+    assert!(drain(&mut o, 1000, &mut id).is_empty());
+    assert!(o.is_idle());
+    assert!(!o.is_running(k));
+}
+
+/// Our own start, written before a reconnect whose ack was lost, acked as
+/// a duplicate on the new connection: ours, kept.
+#[test]
+fn our_own_start_resent_after_a_lost_ack_is_accepted() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "job", start_fields("A")).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(seqs(&m), vec![s("operation_started", 1)]);
+    o.on_disconnected(); // the ack is lost
+    o.on_connected();
+    let m = drain(&mut o, 1, &mut id);
+    assert_eq!(seqs(&m), vec![s("operation_started", 1)]);
+    assert!(o.on_ack(&ack_of(&m[0], true)).is_empty());
+    assert!(o.is_running(k));
+    assert!(o.refusal(k).is_none());
+    o.progress(k, pct(50.0)).unwrap();
+    let m = drain(&mut o, 1000, &mut id);
+    assert_eq!(seqs(&m), vec![s("progress_update", 2)]);
+}
+
+/// `OPERATION_FINISHED` keeps the state the hub says the operation ended in.
+#[test]
+fn operation_finished_keeps_the_state() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.attach("default", "done");
+    o.finish(k, ProducerBody::OperationCompleted { details: None })
+        .unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    o.on_error(
+        &error_for(
+            &m[0],
+            "OPERATION_FINISHED",
+            json!({"operation_id": "done", "state": "completed"}),
+        ),
+        0,
+    );
+    let r = o.refusal(k).unwrap();
+    assert_eq!(
+        (r.code.as_str(), r.state.as_deref()),
+        ("OPERATION_FINISHED", Some("completed"))
+    );
+}

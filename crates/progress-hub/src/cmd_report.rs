@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hub_bench::args::parse_duration;
+use hub_client::outbox::OPERATION_EXISTS;
 use hub_client::{ClientConfig, OperationHandle, ProgressFields, Reporter};
 use serde_json::Value;
 
@@ -30,7 +31,7 @@ pub struct HubArgs {
     #[arg(long, env = "PROGRESS_HUB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Namespace of the operations.
-    #[arg(long, default_value = "default")]
+    #[arg(long, env = "PROGRESS_HUB_NAMESPACE", default_value = "default")]
     pub namespace: String,
 }
 
@@ -62,19 +63,22 @@ pub struct ReportArgs {
 enum ReportEvent {
     /// Start an operation; prints its id.
     Start {
-        /// Display name.
+        /// Display name (1 to 256 characters).
+        #[arg(value_parser = parse_name)]
         name: String,
-        /// Kind, for grouping and ETA history.
-        #[arg(long)]
+        /// Kind, for grouping and ETA history (1 to 128 characters).
+        #[arg(long, value_parser = parse_kind)]
         kind: Option<String>,
         /// Total units of work, a positive number (then `progress --current` gives the percentage).
         #[arg(long, value_parser = parse_total)]
         total: Option<f64>,
         /// Parent operation id.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_id)]
         parent: Option<String>,
-        /// Choose the operation id (default: a new time-ordered id).
-        #[arg(long)]
+        /// Choose the operation id (default: a new time-ordered id). An id
+        /// the hub already has is refused (exit 1) unless that operation
+        /// is still running: then this is taken as a retry of its start.
+        #[arg(long, value_parser = parse_id)]
         id: Option<String>,
         /// Metadata, a JSON object.
         #[arg(long, value_parser = parse_json)]
@@ -90,8 +94,12 @@ enum ReportEvent {
             .multiple(true)
             .args(["percent", "current", "step", "message", "details"])
     ))]
+    #[command(
+        override_usage = "progress-hub report progress [OPTIONS] <ID> <PERCENT|--current <CURRENT>|--step <STEP>|--message <MESSAGE>|--details <DETAILS>>"
+    )]
     Progress {
         /// Operation id (printed by `start`).
+        #[arg(value_parser = parse_id)]
         id: String,
         /// Percentage done (0-100).
         #[arg(value_parser = parse_percent)]
@@ -112,6 +120,7 @@ enum ReportEvent {
     /// Report success.
     Complete {
         /// Operation id.
+        #[arg(value_parser = parse_id)]
         id: String,
         /// Details, a JSON object.
         #[arg(long, value_parser = parse_json)]
@@ -120,6 +129,7 @@ enum ReportEvent {
     /// Report failure.
     Fail {
         /// Operation id.
+        #[arg(value_parser = parse_id)]
         id: String,
         /// What went wrong.
         error: String,
@@ -168,6 +178,32 @@ fn parse_total(s: &str) -> Result<f64, String> {
     }
 }
 
+/// An operation id the hub takes (checked before anything is sent: a
+/// usage error, exit 2).
+fn parse_id(s: &str) -> Result<String, String> {
+    hub_proto::validate_operation_id(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.message)
+}
+
+/// Text of 1 to `max` characters.
+fn parse_text(s: &str, what: &str, max: usize) -> Result<String, String> {
+    let n = s.chars().count();
+    if (1..=max).contains(&n) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{what} must have 1 to {max} characters, not {n}"))
+    }
+}
+
+fn parse_name(s: &str) -> Result<String, String> {
+    parse_text(s, "the name", hub_proto::decode::MAX_NAME_LEN)
+}
+
+fn parse_kind(s: &str) -> Result<String, String> {
+    parse_text(s, "the kind", hub_proto::decode::MAX_KIND_LEN)
+}
+
 fn parse_json(s: &str) -> Result<Value, String> {
     let v: Value = serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))?;
     if v.is_object() {
@@ -189,6 +225,8 @@ pub async fn run(mut args: ReportArgs) -> anyhow::Result<i32> {
     }
     let reporter = Reporter::connect(args.hub.config()).context("invalid hub settings")?;
     let ns = args.hub.namespace.clone();
+    // The terminal state this call reports, if it is one.
+    let mut ends_as: Option<&str> = None;
     let handle = match args.event {
         ReportEvent::Start {
             name,
@@ -245,6 +283,7 @@ pub async fn run(mut args: ReportArgs) -> anyhow::Result<i32> {
                 Some(d) => op.complete_with(d)?,
                 None => op.complete()?,
             }
+            ends_as = Some("completed");
             op
         }
         ReportEvent::Fail { id, error, details } => {
@@ -253,6 +292,7 @@ pub async fn run(mut args: ReportArgs) -> anyhow::Result<i32> {
                 Some(d) => op.fail_with(error, d)?,
                 None => op.fail(error)?,
             }
+            ends_as = Some("failed");
             op
         }
     };
@@ -262,7 +302,80 @@ pub async fn run(mut args: ReportArgs) -> anyhow::Result<i32> {
         d = reporter.flush(args.timeout) => d,
         () = hub_gave_up(reporter.client().state_changes()) => false,
     };
+    let refusal = handle.refusal();
+    if let Some(r) = refusal.as_ref().filter(|r| r.code == OPERATION_EXISTS) {
+        // Our start was acked as a duplicate: someone else's operation has
+        // this id, or it is our own earlier attempt whose answer was lost.
+        let id = handle.detach();
+        return Ok(start_retried(&reporter, &ns, &id, r, args.timeout).await);
+    }
+    if let Some(r) = refusal.as_ref().filter(|r| r.code == "OPERATION_FINISHED") {
+        let id = handle.detach();
+        return Ok(already_ended(&id, r, ends_as));
+    }
     Ok(finish(handle, delivered, &reporter))
+}
+
+/// `report start --id X` whose start the hub already had: a retry (after a
+/// timeout, the ack lost) while X still runs is taken as ours (0); an X
+/// that has ended is another run's, refused with its state (1).
+async fn start_retried(
+    reporter: &Reporter,
+    namespace: &str,
+    id: &str,
+    refusal: &hub_client::outbox::Refusal,
+    timeout: Duration,
+) -> i32 {
+    let state = tokio::time::timeout(
+        timeout,
+        crate::report_known::state_on_hub(reporter, namespace, id),
+    )
+    .await;
+    match state {
+        Ok(Ok(s)) if !s.state.is_terminal() => {
+            eprintln!(
+                "progress-hub: operation {id} is already on the hub and {}: taken as a retry of its start",
+                s.state.as_str()
+            );
+            0
+        }
+        Ok(Ok(s)) => {
+            eprintln!(
+                "progress-hub: operation {id} already exists on the hub and ended {}; pick another id",
+                s.state.as_str()
+            );
+            1
+        }
+        _ => {
+            eprintln!(
+                "progress-hub: the hub refused the report for {id}: {}",
+                refusal.message
+            );
+            1
+        }
+    }
+}
+
+/// `OPERATION_FINISHED` for a `complete` or `fail`: fine (0) when the
+/// operation had ended the way this call asks (a retry whose first ack was
+/// lost); otherwise 1, naming the state it ended in.
+fn already_ended(id: &str, refusal: &hub_client::outbox::Refusal, ends_as: Option<&str>) -> i32 {
+    match (refusal.state.as_deref(), ends_as) {
+        (Some(state), Some(wanted)) if state == wanted => {
+            eprintln!("progress-hub: operation {id} had already ended {state}");
+            0
+        }
+        (Some(state), _) => {
+            eprintln!(
+                "progress-hub: the hub refused the report for {id}: it had already ended {state}"
+            );
+            1
+        }
+        (None, _) => {
+            eprintln!("progress-hub: the hub refused the report for {id}: {refusal}");
+            1
+        }
+    }
 }
 
 fn finish(handle: OperationHandle, delivered: bool, reporter: &Reporter) -> i32 {
@@ -282,13 +395,37 @@ fn finish(handle: OperationHandle, delivered: bool, reporter: &Reporter) -> i32 
     }
     handle.detach();
     if !delivered {
-        eprintln!(
-            "progress-hub: not acknowledged by {} in time",
-            where_things_stand(reporter)
-        );
+        if reporter.client().state().state == hub_client::ConnState::Failed {
+            eprintln!(
+                "progress-hub: nothing was reported: {}",
+                connection_refused(reporter)
+            );
+        } else {
+            eprintln!(
+                "progress-hub: not acknowledged by {} in time",
+                where_things_stand(reporter)
+            );
+        }
         return 1;
     }
     0
+}
+
+/// Why the client gave up on the hub (state `failed`), in words:
+/// `the hub at ws://… refused the connection: upgrade refused: HTTP 401 …`.
+pub(crate) fn connection_refused(reporter: &Reporter) -> String {
+    let stats = reporter.connection_stats();
+    let why = match reporter.client().state().reason {
+        hub_client::machine::Reason::PolicyViolation => {
+            "closed the connection for a policy violation (close code 1008)".to_owned()
+        }
+        hub_client::machine::Reason::AuthRejected => "refused the credentials".to_owned(),
+        _ => "refused the connection".to_owned(),
+    };
+    match stats.last_error {
+        Some(e) => format!("the hub at {} {why}: {e}", stats.url),
+        None => format!("the hub at {} {why}", stats.url),
+    }
 }
 
 /// Resolves when the client gave up on the hub (state `failed`: it refused

@@ -188,24 +188,26 @@ fn refusal(reporter: &Reporter, op: Option<&OperationHandle>) -> Option<String> 
     let change = reporter.client().state();
     if change.state == ConnState::Failed {
         let stats = reporter.connection_stats();
-        let detail = stats.last_error;
         return Some(match change.reason {
             Reason::AuthRejected => format!(
                 "the hub at {} refused the token ({})",
                 stats.url,
-                detail.unwrap_or_else(|| "close code 4001".into())
+                stats.last_error.unwrap_or_else(|| "close code 4001".into())
             ),
-            Reason::PolicyViolation => format!(
-                "the hub at {} closed the connection for a policy violation (close code 1008)",
-                stats.url
-            ),
-            other => format!("gave up on the hub at {} ({other:?})", stats.url),
+            _ => crate::cmd_report::connection_refused(reporter),
         });
     }
     let op = op?;
-    let code = op.rejection()?;
+    // The hub's words (or the client's own, for an id already taken).
+    let why = op
+        .refusal()
+        .map(|r| match r.code.as_str() {
+            hub_client::outbox::OPERATION_EXISTS => r.message,
+            _ => r.to_string(),
+        })
+        .or_else(|| op.rejection())?;
     Some(format!(
-        "the hub at {} refused operation {} ({code})",
+        "the hub at {} refused operation {}: {why}",
         reporter.connection_stats().url,
         op.id()
     ))

@@ -40,7 +40,7 @@ pub async fn with_hub_progress(
 }
 
 /// The operation's state, from a snapshot of a subscription to it alone.
-async fn state_on_hub(
+pub(crate) async fn state_on_hub(
     reporter: &Reporter,
     namespace: &str,
     operation_id: &str,

@@ -75,10 +75,20 @@ async fn report_start_progress_complete() {
         state_of(&h, "sh.1").await["operation"]["state"],
         "completed"
     );
+    // A retry of the same ending (its first ack lost) is fine; another
+    // ending is refused with the state it ended in.
     let out = cli(&["report", "--url", &url, "complete", "sh.1"]).await;
     assert!(
-        !out.status.success(),
-        "reporting on a finished operation fails"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["report", "--url", &url, "fail", "sh.1", "boom"]).await;
+    assert_eq!(out.status.code(), Some(1), "reporting another ending fails");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already ended completed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -560,7 +570,10 @@ async fn run_says_the_hub_refused_its_token_and_does_not_wait() {
     let viewer = common::tokens::token("vic", &["viewer"], &["default"]);
     for (token, expect) in [
         ("not-a-jwt", "refused the token (upgrade refused: HTTP 401"),
-        (viewer.as_str(), "(FORBIDDEN)"),
+        (
+            viewer.as_str(),
+            "FORBIDDEN: the token does not allow this action",
+        ),
     ] {
         let out = tokio::time::timeout(
             Duration::from_secs(60),

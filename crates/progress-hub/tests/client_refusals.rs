@@ -1,0 +1,72 @@
+//! How the client commands meet a URL that can never work, through the
+//! real binary: a hub answering the WebSocket upgrade with 404 (a wrong
+//! path) stops `report`, `run` and `watch` at once instead of retrying
+//! until their timeouts; an `http://` URL is refused with the `ws://` hint.
+
+mod common;
+use common::*;
+use std::process::Output;
+
+/// Runs the binary; the deadline is far shorter than the timeouts the
+/// commands are given, so a retry until them fails the test.
+async fn cli(args: &[&str]) -> Output {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+        .args(args)
+        .env_remove("PROGRESS_HUB_URL")
+        .env_remove("PROGRESS_HUB_TOKEN")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output();
+    tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("ended without waiting for its timeout")
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const NO_WS: &str = "no progress-hub WebSocket at this URL (HTTP 404): is the path /ws?";
+
+#[tokio::test]
+async fn a_url_without_a_hub_websocket_is_refused_at_once() {
+    let h = hub().start().await;
+    let url = h.ws_url().replace("/ws", "/nope");
+    let out = cli(&["report", "--url", &url, "--timeout", "300s", "start", "n"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(NO_WS), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("in time"), "{}", stderr(&out));
+
+    let out = cli(&[
+        "run",
+        "--url",
+        &url,
+        "--flush-timeout",
+        "300s",
+        "--",
+        "sh",
+        "-c",
+        "echo ran; exit 5",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+    assert!(stderr(&out).contains(NO_WS), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+
+    let out = cli(&["watch", "--url", &url]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn an_http_url_gets_the_ws_hint() {
+    for (url, hint) in [
+        ("http://127.0.0.1:9/ws", "use ws://HOST:PORT/ws"),
+        ("https://127.0.0.1:9/ws", "use wss://HOST:PORT/ws"),
+    ] {
+        let out = cli(&["report", "--url", url, "start", "n"]).await;
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains(hint), "{}", stderr(&out));
+    }
+}
