@@ -78,6 +78,39 @@ impl ProgressParser {
         })
     }
 
+    /// Whether `line` can hold progress at all: always with a user
+    /// pattern; for the built-in rules, only with a digit before a `%`,
+    /// or digits on both sides of a `/` or an `of`. A byte scan with no
+    /// allocation, much cheaper than [`parse_line`](Self::parse_line),
+    /// which finds nothing in a line it rejects (no false negatives).
+    pub fn may_hold_progress(&self, line: &str) -> bool {
+        if self.pattern.is_some() {
+            return true;
+        }
+        // The digit next to a mark, past any whitespace (`\s` in the rules).
+        fn digit(mut chars: impl Iterator<Item = char>) -> bool {
+            chars
+                .find(|c| !c.is_whitespace())
+                .is_some_and(|c| c.is_ascii_digit())
+        }
+        let bytes = line.as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            // `%`, `/` and `o` are ASCII: `i` is a character boundary.
+            let found = match b {
+                b'%' => digit(line[..i].chars().rev()),
+                b'/' => digit(line[..i].chars().rev()) && digit(line[i + 1..].chars()),
+                b'o' if bytes.get(i + 1) == Some(&b'f') => {
+                    digit(line[..i].chars().rev()) && digit(line[i + 2..].chars())
+                }
+                _ => false,
+            };
+            if found {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Parse one line (split output on `\n` and `\r` before calling).
     pub fn parse_line(&self, line: &str) -> Option<Parsed> {
         if let Some(p) = self.pattern.as_ref().and_then(|re| user(re, line)) {
@@ -152,6 +185,18 @@ fn user(re: &Regex, line: &str) -> Option<Parsed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The prefilter never hides a line the rules would read.
+        #[test]
+        fn the_prefilter_has_no_false_negatives(line in "[0-9a-z %/.|\u{a0}\t]{0,40}") {
+            let parser = ProgressParser::new();
+            if parser.parse_line(&line).is_some() {
+                prop_assert!(parser.may_hold_progress(&line), "{:?}", line);
+            }
+        }
+    }
 
     fn p(percent: Option<f64>, current: Option<f64>, total: Option<f64>) -> Option<Parsed> {
         Some(Parsed {
@@ -190,6 +235,19 @@ mod tests {
         let parser = ProgressParser::new();
         for (line, want) in table {
             assert_eq!(parser.parse_line(line), *want, "line {line:?}");
+            if want.is_some() {
+                assert!(parser.may_hold_progress(line), "prefilter {line:?}");
+            }
+        }
+        for line in [
+            "no numbers here",
+            "INFO processed record 12 of batch",
+            "",
+            "a/b",
+            "50 %s",
+        ] {
+            let expect = line.contains("50 %");
+            assert_eq!(parser.may_hold_progress(line), expect, "{line:?}");
         }
     }
 

@@ -1,9 +1,11 @@
 //! `progress-hub run [--name N] [--kind K] [--pattern REGEX] -- CMD ARGS...`:
 //! run a command as a reported operation.
 //!
-//! The child's stdout and stderr pass through byte for byte; each line (split
+//! The child's stdout and stderr pass through byte for byte (through one
+//! pipe, to our stdout, keeping their order, when our own stdout and
+//! stderr are one destination: [`crate::run_output`]); each line (split
 //! on `\n` and `\r`, so tqdm-style redraws count) is also read by
-//! [`hub_client::ProgressParser`] for percentages, `12/300` counts, tqdm bars
+//! [`hub_client::ProgressParser`] ([`crate::run_lines`]) for percentages, `12/300` counts, tqdm bars
 //! or the user's pattern, and the latest line becomes the operation's
 //! message. Exit status 0 reports `completed`, anything else `failed`; a
 //! cancel from the hub sends SIGTERM to the child and every process it
@@ -34,6 +36,7 @@
 //! How signals are read and the command started clean of their mask:
 //! [`crate::run_signals`].
 
+use crate::run_lines::LineFeed;
 use crate::run_signals::{command_with_clean_signals, until_execd, Caught, Signals};
 use crate::run_tree::signal_tree;
 use std::os::unix::process::ExitStatusExt;
@@ -42,7 +45,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hub_client::machine::Reason;
-use hub_client::{ConnState, OperationHandle, ProgressFields, ProgressParser, Reporter};
+use hub_client::{ConnState, OperationHandle, ProgressParser, Reporter};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -93,69 +96,6 @@ fn parse_pattern(s: &str) -> Result<String, String> {
         .map_err(|e| format!("not a valid regular expression: {e}"))
 }
 
-/// Longest message taken from an output line.
-const MAX_MESSAGE: usize = 200;
-
-/// Splits output into lines on `\n` and `\r` and feeds them to the parser.
-struct LineFeed {
-    buf: Vec<u8>,
-}
-
-impl LineFeed {
-    fn push(&mut self, bytes: &[u8], parser: &ProgressParser, op: Option<&OperationHandle>) {
-        for &b in bytes {
-            if b == b'\n' || b == b'\r' {
-                self.line(parser, op);
-            } else if self.buf.len() < 64 * 1024 {
-                self.buf.push(b);
-            }
-        }
-    }
-
-    fn line(&mut self, parser: &ProgressParser, op: Option<&OperationHandle>) {
-        let Some(op) = op else {
-            self.buf.clear();
-            return;
-        };
-        let text = String::from_utf8_lossy(&self.buf);
-        let line = strip_ansi(&text);
-        let line = line.trim();
-        if !line.is_empty() {
-            let mut fields = ProgressFields {
-                message: Some(line.chars().take(MAX_MESSAGE).collect()),
-                ..Default::default()
-            };
-            if let Some(p) = parser.parse_line(line) {
-                fields.progress = p.percent;
-                fields.current = p.current;
-            }
-            let _ = op.update(fields);
-        }
-        self.buf.clear();
-    }
-}
-
-/// Remove ANSI escape sequences (colours, cursor moves) from a line.
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Copy `from` to `to` unchanged, feeding a copy to the line parser. When
 /// `to` is gone (our own stdout closed: `run -- yes | head`), it stops
 /// reading and closes `from`, so the command gets SIGPIPE (or EPIPE) on
@@ -165,7 +105,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut feed = LineFeed { buf: Vec::new() };
+    let mut feed = LineFeed::default();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
@@ -178,7 +118,7 @@ where
         }
     }
     drop(from);
-    feed.line(parser, op);
+    feed.finish(parser, op);
 }
 
 /// Why the hub will not take this run's reports, once it said so: it
@@ -304,7 +244,9 @@ async fn finish_reporting(
                 return;
             }
             flushed = &mut flush => {
-                if !flushed && !refused.check(reporter, op) {
+                // A refused operation counts as flushed (its messages
+                // were dropped): the refusal is said either way.
+                if !refused.check(reporter, op) && !flushed {
                     let stats = reporter.connection_stats();
                     eprintln!(
                         "progress-hub: the hub at {} did not acknowledge every report ({}{})",
@@ -367,17 +309,35 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let op = reporter.as_ref().and_then(|r| begin(r, &args));
     let mut refused = RefusalNotice::default();
 
+    // One pipe for both when our stdout and stderr are one destination,
+    // so that the command's lines keep their order.
+    let merged = if crate::run_output::one_destination() {
+        crate::run_output::merged_pipe().ok()
+    } else {
+        None
+    };
+    let (merged, child_out, child_err) = match merged {
+        Some((reader, out, err)) => (Some(reader), out, err),
+        None => (None, Stdio::piped(), Stdio::piped()),
+    };
     let spawned = command_with_clean_signals(&args.command)
         .stdin(Stdio::inherit())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(child_out)
+        .stderr(child_err)
         .spawn();
+    // The trampoline always starts: a command it cannot exec is found
+    // here, so that the operation says why rather than "exit code 127".
+    let spawned = match crate::run_output::cannot_run(&args.command[0]) {
+        Some(e) => Err(e),
+        None => spawned,
+    };
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("progress-hub: cannot run {:?}: {e}", args.command[0]);
+            let why = crate::run_output::describe(&e);
+            eprintln!("progress-hub: cannot run {:?}: {why}", args.command[0]);
             if let Some(op) = &op {
-                let _ = op.fail(format!("cannot run {:?}: {e}", args.command[0]));
+                let _ = op.fail(format!("cannot run {:?}: {why}", args.command[0]));
             }
             finish_reporting(
                 reporter.as_ref(),
@@ -398,10 +358,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(pid) = pid {
         until_execd(pid).await;
     }
-    let stdout = child.stdout.take().context("child stdout")?;
-    let stderr = child.stderr.take().context("child stderr")?;
+    let (stdout, stderr): (Box<dyn AsyncRead + Unpin + Send>, _) = match merged {
+        Some(reader) => (Box::new(reader), None),
+        None => (
+            Box::new(child.stdout.take().context("child stdout")?),
+            Some(child.stderr.take().context("child stderr")?),
+        ),
+    };
     let out = pump(stdout, tokio::io::stdout(), &parser, op.as_ref());
-    let err = pump(stderr, tokio::io::stderr(), &parser, op.as_ref());
+    let err = async {
+        if let Some(stderr) = stderr {
+            pump(stderr, tokio::io::stderr(), &parser, op.as_ref()).await;
+        }
+    };
 
     let mut canceled = false;
     let mut stopped_by: Option<Caught> = None;
@@ -507,13 +476,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ansi_sequences_are_removed() {
-        assert_eq!(strip_ansi("\u{1b}[32m42%\u{1b}[0m done"), "42% done");
-        assert_eq!(strip_ansi("plain"), "plain");
-        assert_eq!(strip_ansi("\u{1b}[2K\u{1b}[1G 5/10"), " 5/10");
-    }
 
     #[test]
     fn a_pattern_is_checked_with_the_flags() {

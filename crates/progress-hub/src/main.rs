@@ -9,6 +9,8 @@ mod cmd_token;
 mod cmd_top;
 mod cmd_watch;
 mod report_known;
+mod run_lines;
+mod run_output;
 mod run_signals;
 mod run_tree;
 
