@@ -20,6 +20,8 @@ pub struct DriverConfig {
     pub token: Option<String>,
     /// Namespace to subscribe to.
     pub namespace: String,
+    /// Extra trusted root certificates (PEM) for `wss://`.
+    pub tls_root_pem: Option<Vec<u8>>,
 }
 
 /// Requests from the UI to the driver.
@@ -63,6 +65,9 @@ pub fn spawn(
     let mut client = ClientConfig::new(config.url);
     if let Some(t) = config.token {
         client = client.token(t);
+    }
+    if let Some(pem) = config.tls_root_pem {
+        client = client.tls_root_pem(pem);
     }
     let subscriber = Subscriber::connect(client)?;
     let sub = subscriber.subscribe_latest(config.namespace.clone(), Filter::all());

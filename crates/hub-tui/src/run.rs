@@ -24,6 +24,8 @@ pub struct TopConfig {
     pub token: Option<String>,
     /// Namespace to watch.
     pub namespace: String,
+    /// Extra trusted root certificates (PEM) for `wss://`.
+    pub tls_root_pem: Option<Vec<u8>>,
 }
 
 fn now_ms() -> u64 {
@@ -63,6 +65,7 @@ async fn run_async(config: TopConfig) -> std::io::Result<()> {
             url: config.url,
             token: config.token,
             namespace: config.namespace,
+            tls_root_pem: config.tls_root_pem,
         },
         up_tx,
     )

@@ -92,6 +92,7 @@ async fn the_driver_feeds_the_model_cancels_and_reconnects() {
             url: url.clone(),
             token: None,
             namespace: "default".into(),
+            tls_root_pem: None,
         },
         tx,
     )
@@ -205,6 +206,7 @@ async fn a_refused_token_says_why() {
                 url: url.clone(),
                 token,
                 namespace: "default".into(),
+                tls_root_pem: None,
             },
             tx,
         )

@@ -34,6 +34,11 @@ pub struct DemoArgs {
     /// Namespace to report into.
     #[arg(long, default_value = "default")]
     namespace: String,
+    /// PEM file of extra root certificates to trust for `wss://` (a private
+    /// CA, or the hub's self-signed certificate); default: `SSL_CERT_FILE`
+    /// when set.
+    #[arg(long, env = "PROGRESS_HUB_CA_CERT", value_parser = crate::ca_cert::parse_ca_cert)]
+    ca_cert: Option<crate::ca_cert::CaCert>,
     /// Stop after this many rounds of demo operations (default: run until Ctrl-C).
     #[arg(long)]
     rounds: Option<u32>,
@@ -132,6 +137,9 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut config = ClientConfig::new(url).namespace(args.namespace.clone());
     if let Some(t) = token {
         config = config.token(t);
+    }
+    if let Some(pem) = crate::ca_cert::extra_roots(args.ca_cert.as_ref()) {
+        config = config.tls_root_pem(pem);
     }
     let reporter = Reporter::connect(config).context("connecting the reporter")?;
     check_reports_accepted(&reporter, &url_shown(&addr)).await?;

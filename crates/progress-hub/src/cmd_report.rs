@@ -33,6 +33,11 @@ pub struct HubArgs {
     /// Namespace of the operations.
     #[arg(long, env = "PROGRESS_HUB_NAMESPACE", default_value = "default")]
     pub namespace: String,
+    /// PEM file of extra root certificates to trust for `wss://` (a private
+    /// CA, or the hub's self-signed certificate); default: `SSL_CERT_FILE`
+    /// when set.
+    #[arg(long, env = "PROGRESS_HUB_CA_CERT", value_parser = crate::ca_cert::parse_ca_cert)]
+    pub ca_cert: Option<crate::ca_cert::CaCert>,
 }
 
 impl HubArgs {
@@ -41,6 +46,9 @@ impl HubArgs {
         let mut c = ClientConfig::new(&self.url).namespace(&self.namespace);
         if let Some(t) = self.token.as_deref().filter(|t| !t.is_empty()) {
             c = c.token(t);
+        }
+        if let Some(pem) = crate::ca_cert::extra_roots(self.ca_cert.as_ref()) {
+            c = c.tls_root_pem(pem);
         }
         c
     }

@@ -20,6 +20,11 @@ pub struct TopArgs {
     /// Namespace to watch.
     #[arg(long, default_value = "default")]
     pub namespace: String,
+    /// PEM file of extra root certificates to trust for `wss://` (a private
+    /// CA, or the hub's self-signed certificate); default: `SSL_CERT_FILE`
+    /// when set.
+    #[arg(long, env = "PROGRESS_HUB_CA_CERT", value_parser = crate::ca_cert::parse_ca_cert)]
+    pub ca_cert: Option<crate::ca_cert::CaCert>,
 }
 
 /// Runs the dashboard until `q`; returns the exit code. Network errors never
@@ -36,6 +41,7 @@ pub fn main(args: TopArgs) -> i32 {
         url: args.url,
         token: args.token.filter(|t| !t.is_empty()),
         namespace: args.namespace,
+        tls_root_pem: crate::ca_cert::extra_roots(args.ca_cert.as_ref()),
     };
     match hub_tui::run(config) {
         Ok(()) => 0,

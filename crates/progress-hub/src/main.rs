@@ -1,6 +1,7 @@
 //! `progress-hub`: the single binary. Each subcommand lives in its own
 //! module and delegates to a library crate.
 
+mod ca_cert;
 mod cmd_demo;
 mod cmd_report;
 mod cmd_run;

@@ -1,0 +1,99 @@
+//! The client subcommands against a hub whose TLS certificate is
+//! self-signed (as with a private CA): trusted with `--ca-cert FILE` or
+//! `SSL_CERT_FILE`, refused without.
+
+mod common;
+use common::*;
+use std::process::Output;
+
+/// A hub serving TLS with a self-signed certificate for `localhost`; the
+/// certificate's file (kept while the guard lives).
+async fn tls_hub() -> (Hub, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+    let h = hub()
+        .args([
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .start()
+        .await;
+    (h, dir, cert)
+}
+
+async fn report(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"));
+    cmd.arg("report")
+        .args(args)
+        .env_remove("PROGRESS_HUB_URL")
+        .env_remove("PROGRESS_HUB_TOKEN")
+        .env_remove("PROGRESS_HUB_CA_CERT")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("finished")
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn a_self_signed_hub_is_trusted_with_its_certificate() {
+    let (h, _dir, cert) = tls_hub().await;
+    let port = h.addr.rsplit(':').next().unwrap().to_owned();
+    let url = format!("wss://localhost:{port}/ws");
+    let cert = cert.to_str().unwrap();
+
+    // Without the certificate: the TLS handshake fails, nothing lands.
+    let out = report(
+        &["--url", &url, "--timeout", "2s", "start", "--id", "t0", "n"],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = report(
+        &["--url", &url, "--ca-cert", cert, "start", "--id", "t1", "n"],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = report(
+        &["--url", &url, "complete", "t1"],
+        &[("PROGRESS_HUB_CA_CERT", cert)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = report(
+        &["--url", &url, "start", "--id", "t2", "n"],
+        &[("SSL_CERT_FILE", cert)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // A file that cannot be used is a usage error naming it.
+    let out = report(
+        &["--url", &url, "--ca-cert", "/no/such/ca.pem", "start", "n"],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/no/such/ca.pem"), "{}", stderr(&out));
+}
