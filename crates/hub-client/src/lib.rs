@@ -12,7 +12,14 @@
 //! Reporting never waits on the network and never fails because the hub is
 //! away: calls only queue. Progress updates of one operation are conflated
 //! and throttled (at most 10 sends a second by default), lifecycle events are
-//! kept until the hub acks them and resent after a reconnect.
+//! kept until the hub acks them and resent after a reconnect. An operation
+//! id the hub already has from another producer (a start never sent
+//! before, acked as a duplicate) is not reported into: the handle's
+//! [`OperationHandle::refusal`] says `OPERATION_EXISTS` and nothing more is
+//! sent for it. A hub that refuses the credentials (401/403, close 4001),
+//! closes for abuse (1008) or answers the upgrade with another 4xx but
+//! 408/429 (404: no hub WebSocket at this URL) is given up on at once
+//! (state `failed`); everything else is retried.
 //!
 //! ```
 //! use std::time::{Duration, Instant};

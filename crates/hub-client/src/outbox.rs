@@ -22,7 +22,9 @@
 //!   to any connection before (so not our own resend after a lost ack)
 //!   means the id is taken on the hub (an earlier or concurrent
 //!   producer): the operation is dropped with the client's own refusal
-//!   [`OPERATION_EXISTS`] and nothing more is sent for it.
+//!   [`OPERATION_EXISTS`] and nothing more is sent for it. To that end the
+//!   start of an id the caller chose ([`Outbox::start_chosen`]) is sent
+//!   alone, the rest waiting for its ack; generated ids cannot be taken.
 //! - A message the hub refuses for good (`BAD_MESSAGE`, `FORBIDDEN`, ...)
 //!   is dropped, never silently: its code and the hub's sentence are kept
 //!   (the latest [`MAX_REFUSALS`] of the whole outbox) for
@@ -178,6 +180,8 @@ struct Op {
     gen: u64,
     probe: Probe,
     in_ready: bool,
+    /// Started under an id the caller chose: the start goes alone.
+    chosen_id: bool,
 }
 
 impl Op {
@@ -189,8 +193,14 @@ impl Op {
     /// id shares its seqs with whoever else reports on it (another
     /// process), so it sends one at a time: a seq taken by someone else
     /// then shows as a duplicate ack for the only message in flight.
+    ///
+    /// An operation started here under an id its caller chose (which
+    /// another producer may hold) sends its start alone until the hub has
+    /// acked it: a duplicate ack then means the id is someone
+    /// else's ([`OPERATION_EXISTS`]), and nothing of ours may have reached
+    /// their operation behind the start.
     fn window(&self, max_in_flight: u64) -> u64 {
-        if self.start.is_none() {
+        if self.start.is_none() || (self.chosen_id && self.acked == 0) {
             1
         } else {
             max_in_flight
@@ -264,6 +274,24 @@ impl Outbox {
         Ok(key)
     }
 
+    /// [`Outbox::start`] under an id the caller chose, which another
+    /// producer may already hold on the hub: nothing but the start is sent
+    /// until the hub acked it, so that nothing of ours can reach the other
+    /// producer's operation (its duplicate ack refuses ours:
+    /// [`OPERATION_EXISTS`]).
+    pub fn start_chosen(
+        &mut self,
+        namespace: &str,
+        operation_id: &str,
+        fields: StartFields,
+    ) -> Result<OpKey, ReportError> {
+        let key = self.start(namespace, operation_id, fields)?;
+        if let Some(op) = self.ops.get_mut(&key) {
+            op.chosen_id = true;
+        }
+        Ok(key)
+    }
+
     /// Take over an operation started elsewhere (e.g. by another process):
     /// its next seq is learnt from the hub's `SEQ_GAP` answer.
     pub fn attach(&mut self, namespace: &str, operation_id: &str) -> OpKey {
@@ -305,6 +333,7 @@ impl Outbox {
                 gen: 0,
                 probe: Probe::None,
                 in_ready: false,
+                chosen_id: false,
             },
         );
         self.by_name

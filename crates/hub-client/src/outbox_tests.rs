@@ -847,7 +847,12 @@ proptest! {
                 Act::Start => {
                     started += 1;
                     let name = format!("op{started}");
-                    let k = o.start("default", &name, start_fields(&name)).unwrap();
+                    // Every other one under a chosen id (its start goes alone).
+                    let k = if started.is_multiple_of(2) {
+                        o.start_chosen("default", &name, start_fields(&name)).unwrap()
+                    } else {
+                        o.start("default", &name, start_fields(&name)).unwrap()
+                    };
                     truth.push((k, name, HubOp::default()));
                 }
                 Act::Progress(i, p, st) => {
@@ -947,14 +952,18 @@ proptest! {
 #[test]
 fn a_first_start_acked_as_duplicate_is_a_taken_id() {
     let mut o = Outbox::new(OutboxConfig::default());
-    let k = o.start("default", "job", start_fields("A")).unwrap();
+    let k = o.start_chosen("default", "job", start_fields("A")).unwrap();
     o.progress(k, pct(10.0)).unwrap();
     o.finish(k, ProducerBody::OperationCompleted { details: None })
         .unwrap();
     o.on_connected();
     let mut id = 1;
     let m = drain(&mut o, 0, &mut id);
-    assert_eq!(m[0]["type"], "operation_started");
+    assert_eq!(
+        seqs(&m),
+        vec![s("operation_started", 1)],
+        "a chosen id's start goes alone"
+    );
     let notices = o.on_ack(&ack_of(&m[0], true));
     assert_eq!(
         notices,
@@ -963,10 +972,7 @@ fn a_first_start_acked_as_duplicate_is_a_taken_id() {
     let r = o.refusal(k).expect("the refusal is kept");
     assert_eq!(r.code, OPERATION_EXISTS);
     assert!(r.message.contains("job already exists on the hub"), "{r}");
-    // The answers to the later messages change nothing, and nothing is sent.
-    for later in &m[1..] {
-        assert!(o.on_ack(&ack_of(later, true)).is_empty());
-    }
+    // Nothing else is sent.
     assert!(drain(&mut o, 1000, &mut id).is_empty());
     assert!(o.is_idle());
     assert!(!o.is_running(k));
@@ -1016,5 +1022,87 @@ fn operation_finished_keeps_the_state() {
     assert_eq!(
         (r.code.as_str(), r.state.as_deref()),
         ("OPERATION_FINISHED", Some("completed"))
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// An id another producer already holds on the hub (running or ended,
+    /// with any number of messages): whatever the drops, this client's
+    /// start is never taken for its own resend, nothing of ours changes
+    /// the other operation, and the refusal says `OPERATION_EXISTS`.
+    #[test]
+    fn a_taken_id_is_never_reported_into(
+        their_seqs in 1u64..6,
+        ended in any::<bool>(),
+        acts in prop::collection::vec(prop_oneof![
+            3 => (0u8..=100).prop_map(Some),
+            1 => Just(None),
+        ], 0..20),
+        drops in prop::collection::vec(any::<bool>(), 0..20),
+    ) {
+        let mut hub = HubModel::default();
+        let theirs = HubOp {
+            last_seq: their_seqs,
+            progress: Some(7.0),
+            step: None,
+            terminal: ended.then(|| "operation_completed".to_owned()),
+        };
+        hub.ops.insert("taken".into(), theirs.clone());
+        let mut o = Outbox::new(OutboxConfig { progress_interval_ms: 0, ..Default::default() });
+        let k = o.start_chosen("default", "taken", start_fields("mine")).unwrap();
+        let mut id = 1;
+        let mut now = 0;
+        o.on_connected();
+        let mut drops = drops.into_iter();
+        for a in acts.into_iter().chain([None]) {
+            match a {
+                Some(p) => { let _ = o.progress(k, pct(p as f64)); }
+                None => { let _ = o.finish(k, ProducerBody::OperationCompleted { details: None }); }
+            }
+            now += 10;
+            o.promote_due(now);
+            let mut wire = Vec::new();
+            while let Some(t) = o.poll_transmit(now, &mut id) { wire.push(t); }
+            // (A drop before the start's first answer would make its
+            // duplicate ack ambiguous, and so taken as ours.)
+            if id > 2 && drops.next().unwrap_or(false) {
+                // Written, but the connection dies before any answer.
+                o.on_disconnected();
+                o.on_connected();
+                continue;
+            }
+            for msg in wire {
+                match ServerMessage::from_value(hub.receive(&msg)) {
+                    ServerMessage::Ack(a) => { o.on_ack(&a); }
+                    ServerMessage::Error(e) => { o.on_error(&e, now); }
+                    m => prop_assert!(false, "{:?}", m),
+                }
+            }
+        }
+        prop_assert_eq!(hub.ops.get("taken"), Some(&theirs), "the other operation is untouched");
+        prop_assert_eq!(o.refusal(k).map(|r| r.code.clone()), Some(OPERATION_EXISTS.to_owned()));
+        prop_assert!(!o.is_running(k));
+    }
+}
+
+/// Once the hub acked a chosen id's start as new, the rest flows.
+#[test]
+fn a_chosen_id_sends_the_rest_once_its_start_is_acked() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start_chosen("default", "job", start_fields("A")).unwrap();
+    o.progress(k, pct(10.0)).unwrap();
+    o.finish(k, ProducerBody::OperationCompleted { details: None })
+        .unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(seqs(&m), vec![s("operation_started", 1)]);
+    assert!(o.on_ack(&ack_of(&m[0], false)).is_empty());
+    let m = drain(&mut o, 1, &mut id);
+    assert_eq!(
+        seqs(&m),
+        vec![s("progress_update", 2), s("operation_completed", 3)]
     );
 }

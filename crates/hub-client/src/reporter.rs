@@ -158,6 +158,7 @@ impl StartBuilder {
     /// Queue `operation_started` and return the handle. Fails only on
     /// invalid arguments or a full lifecycle queue, never on the network.
     pub fn begin(self) -> Result<OperationHandle, ReportError> {
+        let chosen = self.id.is_some();
         let id = self.id.unwrap_or_else(crate::id::new_operation_id);
         validate_id(&id)?;
         validate_start(&self.fields)?;
@@ -175,7 +176,13 @@ impl StartBuilder {
             if inner.closed {
                 return Err(ReportError::Closed);
             }
-            inner.outbox.start(&self.namespace, &id, self.fields)?
+            if chosen {
+                inner
+                    .outbox
+                    .start_chosen(&self.namespace, &id, self.fields)?
+            } else {
+                inner.outbox.start(&self.namespace, &id, self.fields)?
+            }
         };
         let handle = self.reporter.handle(key, &self.namespace, &id);
         self.reporter.client.wake();
