@@ -206,6 +206,15 @@ async fn http_get_status<S: AsyncRead + AsyncWrite + Unpin>(
         .ok_or_else(|| ConnectError::io("not an HTTP answer"))
 }
 
+/// The TLS settings the client connects with: the webpki roots plus
+/// `extra_pem`'s certificates (e.g. a private CA), for callers that open
+/// their own connection to the hub (a `tokio_tungstenite::Connector`).
+pub fn tls_client_config(
+    extra_pem: Option<&[u8]>,
+) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    tls_config(extra_pem).map(Arc::new)
+}
+
 fn tls_config(extra_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, ClientError> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),

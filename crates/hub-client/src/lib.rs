@@ -119,6 +119,7 @@ pub mod wire;
 
 pub use client::Client;
 pub use config::{ClientConfig, TokenProvider, DEFAULT_MAX_INCOMING_BYTES, DEFAULT_URL};
+pub use connect::tls_client_config;
 pub use error::{ClientError, ReportError};
 pub use id::{new_operation_id, uuid_v7};
 pub use machine::{ConnState, StateChange};

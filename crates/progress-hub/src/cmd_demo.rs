@@ -84,7 +84,7 @@ enum Probe {
 
 /// Tries the WebSocket handshake at `url` (with the token, if any): a hub,
 /// nothing, or an error for a hub that refused or for anything else there.
-async fn probe(url: &str, token: Option<&str>) -> anyhow::Result<Probe> {
+async fn probe(url: &str, token: Option<&str>, roots: Option<&[u8]>) -> anyhow::Result<Probe> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Error;
     let mut request = url.into_client_request().context("--url")?;
@@ -94,7 +94,14 @@ async fn probe(url: &str, token: Option<&str>) -> anyhow::Result<Probe> {
             .context("the token cannot be sent in a header")?;
         request.headers_mut().insert("authorization", value);
     }
-    match tokio_tungstenite::connect_async(request).await {
+    // The same trusted roots as the reporter's (`--ca-cert`).
+    let connector = match roots {
+        Some(pem) => Some(tokio_tungstenite::Connector::Rustls(
+            hub_client::tls_client_config(Some(pem)).context("--ca-cert")?,
+        )),
+        None => None,
+    };
+    match tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector).await {
         Ok(_) => Ok(Probe::Hub),
         Err(Error::Io(_)) => Ok(Probe::Nothing),
         Err(Error::Http(r)) if matches!(r.status().as_u16(), 401 | 403) => {
@@ -114,7 +121,8 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let addr = authority(&args.url)?;
     let token = args.token.as_deref().filter(|t| !t.is_empty());
     let mut local = None;
-    let url = match probe(&args.url, token).await? {
+    let roots = crate::ca_cert::extra_roots(args.ca_cert.as_ref());
+    let url = match probe(&args.url, token, roots.as_deref()).await? {
         Probe::Hub => {
             println!("reporting to the hub at {}", args.url);
             args.url.clone()
@@ -138,7 +146,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(t) = token {
         config = config.token(t);
     }
-    if let Some(pem) = crate::ca_cert::extra_roots(args.ca_cert.as_ref()) {
+    if let Some(pem) = roots {
         config = config.tls_root_pem(pem);
     }
     let reporter = Reporter::connect(config).context("connecting the reporter")?;

@@ -97,3 +97,29 @@ async fn a_self_signed_hub_is_trusted_with_its_certificate() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("/no/such/ca.pem"), "{}", stderr(&out));
 }
+
+/// `demo` reaches a self-signed hub with `--ca-cert` (its probe and its
+/// reporter both trust the file).
+#[tokio::test]
+async fn demo_trusts_the_ca_cert_too() {
+    let (h, _dir, cert) = tls_hub().await;
+    let port = h.addr.rsplit(':').next().unwrap().to_owned();
+    let url = format!("wss://localhost:{port}/ws");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+        .args(["demo", "--rounds", "1", "--speed", "40", "--url", &url])
+        .args(["--ca-cert", cert.to_str().unwrap()])
+        .env_remove("PROGRESS_HUB_URL")
+        .env_remove("PROGRESS_HUB_TOKEN")
+        .env_remove("SSL_CERT_FILE")
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("demo finished")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("reporting to the hub at wss://"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
