@@ -132,18 +132,7 @@ pub fn describe(s: &OperationState) -> String {
 }
 
 fn describe_connection(c: &StateChange) -> String {
-    let why = match c.reason {
-        Reason::Closed(Some(code)) => format!("closed {code}"),
-        Reason::Closed(None) => "connection lost".into(),
-        Reason::ConnectFailed(Some(status)) => format!("refused: HTTP {status}"),
-        Reason::ConnectFailed(None) => "hub unreachable".into(),
-        Reason::ConnectTimeout => "connect timeout".into(),
-        Reason::HeartbeatTimeout => "no heartbeat".into(),
-        Reason::AuthRejected => "credentials refused".into(),
-        Reason::PolicyViolation => "closed for policy violation".into(),
-        Reason::RetriesExhausted => "gave up".into(),
-        r => format!("{r:?}").to_lowercase(),
-    };
+    let why = why(c);
     match (c.state, c.next_delay_ms) {
         (ConnState::Reconnecting, Some(d)) => format!(
             "-- reconnecting in {:.1}s (attempt {}, {why})",
@@ -154,6 +143,26 @@ fn describe_connection(c: &StateChange) -> String {
         (ConnState::Connecting, _) if c.attempt == 0 => "-- connecting".into(),
         (ConnState::Connecting, _) => format!("-- connecting (retry {})", c.attempt),
         (state, _) => format!("-- {state} ({why})"),
+    }
+}
+
+/// Why the connection changed, in words.
+fn why(c: &StateChange) -> String {
+    match c.reason {
+        Reason::Closed(Some(code)) => format!("closed {code}"),
+        Reason::Closed(None) => "connection lost".into(),
+        Reason::ConnectFailed(Some(status)) => format!("refused: HTTP {status}"),
+        Reason::ConnectFailed(None) => "hub unreachable".into(),
+        Reason::ConnectTimeout => "connect timeout".into(),
+        Reason::HeartbeatTimeout => "no heartbeat".into(),
+        Reason::AuthRejected => "credentials refused".into(),
+        Reason::PolicyViolation => "closed for policy violation".into(),
+        Reason::RetriesExhausted => "gave up".into(),
+        Reason::UpgradeRefused(404) => {
+            "no progress-hub WebSocket at this URL (HTTP 404): is the path /ws?".into()
+        }
+        Reason::UpgradeRefused(status) => format!("refused for good: HTTP {status}"),
+        r => format!("{r:?}").to_lowercase(),
     }
 }
 
@@ -305,7 +314,7 @@ async fn follow(args: &WatchArgs, subscriber: &Subscriber) -> io::Result<i32> {
             Update::Connection(c) => {
                 out.status(&describe_connection(c))?;
                 if c.state == ConnState::Failed {
-                    eprintln!("progress-hub: giving up on {}", args.hub.url);
+                    eprintln!("progress-hub: giving up on {}: {}", args.hub.url, why(c));
                     return Ok(1);
                 }
             }

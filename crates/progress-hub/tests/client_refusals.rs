@@ -57,6 +57,7 @@ async fn a_url_without_a_hub_websocket_is_refused_at_once() {
 
     let out = cli(&["watch", "--url", &url]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(NO_WS), "{}", stderr(&out));
 }
 
 #[tokio::test]
