@@ -189,6 +189,12 @@ struct StreamState {
     epoch: String,
     pending: VecDeque<OutItem>,
     buf: Vec<OutItem>,
+    /// The item of the event last handed to the response body, held until
+    /// the body asks for the next one: the event is a copy of its bytes,
+    /// and a snapshot counts against `max_snapshot_bytes` only while its
+    /// bytes live, so letting go of them before the client took the copy
+    /// would let unread SSE snapshots pass the bound.
+    in_flight: Option<OutItem>,
     done: bool,
 }
 
@@ -198,9 +204,11 @@ fn events(guard: Guard, epoch: String) -> impl Stream<Item = Result<SseEvent, In
         epoch,
         pending: VecDeque::new(),
         buf: Vec::new(),
+        in_flight: None,
         done: false,
     };
     stream::unfold(st, |mut st| async move {
+        st.in_flight = None;
         loop {
             if let Some(item) = st.pending.pop_front() {
                 let m = &st.guard.app.metrics;
@@ -224,6 +232,7 @@ fn events(guard: Guard, epoch: String) -> impl Stream<Item = Result<SseEvent, In
                 if let Some(off) = item.offset {
                     ev = ev.id(format!("{}:{off}", st.epoch));
                 }
+                st.in_flight = Some(item);
                 return Some((Ok(ev), st));
             }
             if st.done {

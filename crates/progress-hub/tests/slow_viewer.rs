@@ -369,6 +369,44 @@ async fn unread_snapshots_are_bounded_hub_wide() {
     assert_eq!(list["operations"].as_array().map(Vec::len), Some(160));
 }
 
+/// The same bound holds for SSE viewers: the stream copies a snapshot
+/// into its event, and the snapshot still counts until the client has
+/// taken that event (it stopped counting at the copy, so 40 unread SSE
+/// streams held 2 GB past a 512 MiB bound).
+#[tokio::test]
+async fn unread_sse_snapshots_are_bounded_too() {
+    use tokio::io::AsyncWriteExt;
+    let h = hub()
+        .args(["--max-snapshot-bytes", "1000000"])
+        .start()
+        .await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    start_padded(&mut p, "big", 160, 50_000).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = socket.connect(h.addr.parse().unwrap()).await.unwrap();
+    let req = format!(
+        "GET /api/v1/stream?namespace=default HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+        h.addr
+    );
+    stuck.write_all(req.as_bytes()).await.unwrap();
+    eventually("the stuck stream's subscription", DEADLINE, || async {
+        metrics_text(&h)
+            .await
+            .lines()
+            .any(|l| l == "progress_hub_subscriptions 1")
+            .then_some(())
+    })
+    .await;
+    let mut v = Ws::connect(&h.ws_url()).await;
+    let e = subscribe_until(&mut v, "error", "the SSE snapshot to be held").await;
+    assert_eq!(e["code"], "RATE_LIMITED", "{e}");
+    assert_eq!(e["data"]["reason"], "snapshots", "{e}");
+    drop(stuck);
+    let s = subscribe_until(&mut v, "subscribed", "a snapshot once the stream is gone").await;
+    assert_eq!(s["recovered"], false);
+}
+
 /// Subscribes `v` to `default` again and again until the reply's type is
 /// `ty`; panics after the deadline.
 async fn subscribe_until(v: &mut Ws, ty: &str, what: &str) -> Value {
