@@ -17,7 +17,7 @@ use crate::config::ClientConfig;
 use crate::connect::Endpoint;
 use crate::error::ClientError;
 use crate::machine::{ConnState, Machine, Reason, StateChange};
-use crate::outbox::{OpKey, Outbox};
+use crate::outbox::{OpKey, Outbox, OutboxConfig};
 use crate::stats::ConnectionStats;
 use crate::view::{Update, View};
 use crate::wire::ControlMessage;
@@ -100,6 +100,10 @@ pub(crate) struct Inner {
     pub last_error_code: Option<String>,
     /// The driver stopped: nothing will be sent any more.
     pub closed: bool,
+    /// The driver stopped without being asked to (a panic).
+    pub crashed: bool,
+    /// Lifecycle refusals already reported by a flush.
+    pub refusals_told: u64,
 }
 
 impl Inner {
@@ -205,7 +209,10 @@ impl Client {
             endpoint,
             inner: Mutex::new(Inner {
                 machine,
-                outbox: Outbox::new(config.outbox),
+                outbox: Outbox::new(OutboxConfig {
+                    max_message_bytes: config.max_message_bytes,
+                    ..config.outbox
+                }),
                 signals: HashMap::new(),
                 views: HashMap::new(),
                 control: VecDeque::new(),
@@ -218,6 +225,8 @@ impl Client {
                 last_error: None,
                 last_error_code: None,
                 closed: false,
+                crashed: false,
+                refusals_told: 0,
             }),
             config,
             wake: Notify::new(),
@@ -290,22 +299,39 @@ impl Client {
     }
 
     /// Wait until every queued message was acked, at most `timeout`.
-    /// Returns whether the queue is empty.
+    /// Returns whether everything reported reached the hub as reported:
+    /// false while messages wait, when a lifecycle message (start, complete,
+    /// fail, cancel) was refused for good by the hub since the previous
+    /// flush (see [`OperationHandle::rejection`](crate::OperationHandle::rejection)
+    /// and `refusal()`; the refusal is also logged), and when its
+    /// background task ended. A client that is still
+    /// [`Failed`](ConnState::Failed) at the end of the wait (credentials
+    /// refused with a fixed token, retries exhausted: nothing is delivered
+    /// until [`Client::reconnect_now`]) returns false and logs a warning
+    /// naming the reason.
     ///
     /// While it waits, a client that is between attempts tries again at
     /// once and no retry waits longer than half a second
     /// ([`crate::machine::Event::Hurry`]), so a hub that is back within
     /// `timeout` gets what is queued.
     pub async fn flush(&self, timeout: Duration) -> bool {
-        if !self.shared.inner.lock().outbox.is_idle() {
-            let _ = self.commands.send(Command::Hurry(timeout));
+        {
+            let inner = self.shared.inner.lock();
+            if inner.outbox.is_idle() || inner.closed {
+                drop(inner);
+                return self.flush_result();
+            }
         }
+        let _ = self.commands.send(Command::Hurry(timeout));
         let mut rx = self.shared.idle.subscribe();
         let wait = async {
             loop {
                 rx.borrow_and_update();
-                if self.shared.inner.lock().outbox.is_idle() {
-                    return;
+                {
+                    let inner = self.shared.inner.lock();
+                    if inner.outbox.is_idle() || inner.closed {
+                        return;
+                    }
                 }
                 self.shared.wake.notify_one();
                 if rx.changed().await.is_err() {
@@ -314,21 +340,52 @@ impl Client {
             }
         };
         let _ = tokio::time::timeout(timeout, wait).await;
-        self.shared.inner.lock().outbox.is_idle()
+        self.flush_result()
+    }
+
+    /// Whether everything reported reached the hub (see [`Client::flush`]).
+    fn flush_result(&self) -> bool {
+        let mut inner = self.shared.inner.lock();
+        let refused = inner.outbox.stats_lifecycle_rejected();
+        let fresh = refused - inner.refusals_told.min(refused);
+        inner.refusals_told = refused;
+        if fresh > 0 {
+            tracing::warn!(
+                refused = fresh,
+                "flush: the hub refused lifecycle messages; the operations' ends did not reach it"
+            );
+        }
+        let ok = inner.outbox.is_idle() && fresh == 0 && !inner.crashed;
+        if !ok && inner.machine.state() == ConnState::Failed {
+            tracing::warn!(reason = ?inner.machine.failed_reason(), last_error = ?inner.last_error,
+                "flush: the client gave up connecting; what is queued is not delivered");
+        }
+        ok
     }
 
     /// [`Client::flush`] for synchronous code (must not be called from
     /// within an async task).
+    ///
+    /// Called inside a tokio runtime it cannot wait (that would block the
+    /// runtime): it logs an error, fails a debug assertion, and returns
+    /// [`Client::flush`]'s answer without waiting. Use `flush(..).await` there.
     pub fn flush_blocking(&self, timeout: Duration) -> bool {
         if tokio::runtime::Handle::try_current().is_ok() {
-            return self.shared.inner.lock().outbox.is_idle();
+            tracing::error!(
+                "flush_blocking called inside a tokio runtime: not waiting (use flush().await)"
+            );
+            debug_assert!(
+                false,
+                "flush_blocking called inside a tokio runtime: use flush().await"
+            );
+            return self.flush_result();
         }
         match tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
         {
             Ok(rt) => rt.block_on(self.flush(timeout)),
-            Err(_) => self.shared.inner.lock().outbox.is_idle(),
+            Err(_) => self.flush_result(),
         }
     }
 

@@ -52,6 +52,7 @@ struct Driver {
 /// Run the connection until it is closed, or until every handle is gone and
 /// the queue is delivered (or the linger time passed).
 pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let _guard = EndGuard(shared.clone());
     let mut d = Driver {
         shared,
         socket: None,
@@ -138,6 +139,39 @@ pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiv
     }
 }
 
+/// Makes the end of the driver visible, also when it panics: a client
+/// whose task is gone must not look connected while calls queue into the
+/// void.
+struct EndGuard(Arc<Shared>);
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        let mut inner = self.0.inner.lock();
+        if !inner.closed {
+            inner.closed = true;
+            inner.crashed = true;
+            inner.note_error("the client's background task ended unexpectedly", None);
+            for v in inner.views.values_mut() {
+                v.tx = mpsc::channel(1).0;
+            }
+            let change = crate::machine::StateChange {
+                state: ConnState::Failed,
+                reason: Reason::TaskEnded,
+                attempt: 0,
+                next_delay_ms: None,
+            };
+            drop(inner);
+            tracing::error!(
+                "the hub client's background task ended unexpectedly; nothing more is sent"
+            );
+            self.0.state.send_replace(change);
+        } else {
+            drop(inner);
+        }
+        self.0.idle.send_replace(true);
+    }
+}
+
 async fn poll_opt<F: Future + Unpin>(f: &mut Option<F>) -> F::Output {
     match f {
         Some(f) => f.await,
@@ -156,7 +190,11 @@ async fn next_opt(ws: &mut Option<Ws>) -> WsItem {
 
 async fn sleep_until_ms(shared: &Shared, at: Option<u64>) {
     match at {
-        Some(ms) => tokio::time::sleep_until(shared.clock + Duration::from_millis(ms)).await,
+        // Never `Instant + huge`: a deadline far away (a token `exp` from the
+        // network) must not overflow; `sleep` saturates.
+        Some(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms.saturating_sub(shared.now_ms()))).await
+        }
         None => std::future::pending().await,
     }
 }
@@ -167,7 +205,10 @@ impl Driver {
         let now = self.shared.now_ms();
         [
             inner.machine.poll_timeout(),
-            inner.outbox.next_wakeup().map(|t| t.max(now + 1)),
+            inner
+                .outbox
+                .next_wakeup()
+                .map(|t| t.max(now.saturating_add(1))),
             linger_until,
             self.renew_at.filter(|_| self.socket.is_some()),
             inner.resubscribe.iter().map(|(at, _)| *at).min(),
@@ -373,11 +414,14 @@ impl Driver {
 
     /// Route every message of a frame; returns whether one was a heartbeat.
     fn on_text(&mut self, text: &str) -> bool {
+        // Decoded before taking the lock every reporter call shares: a
+        // large snapshot must not hold up the job's calls while it parses.
+        let messages: Vec<ServerMessage> = ServerMessage::parse_frame(text).collect();
         let now = self.shared.now_ms();
         let mut inner = self.shared.inner.lock();
         inner.frames_received += 1;
         let mut heartbeat = false;
-        for msg in ServerMessage::parse_frame(text) {
+        for msg in messages {
             match msg {
                 ServerMessage::Heartbeat(h) => {
                     heartbeat = true;
@@ -665,6 +709,14 @@ fn apply_notices(inner: &mut Inner, notices: Vec<Notice>, requested_by: Option<S
             }
             Notice::Done(key) => {
                 inner.signals.remove(&key);
+            }
+            Notice::TerminalRefused(key, code) => {
+                let refusal = inner.outbox.refusal(key).map(ToString::to_string);
+                tracing::warn!(%code, refusal = ?refusal,
+                    "the hub refused an operation's final report; on the hub it is still running");
+                if let Some(s) = inner.signals.get(&key) {
+                    s.send_modify(|sig: &mut OpSignal| sig.rejected = Some(code));
+                }
             }
             Notice::Dropped(key, code) => {
                 tracing::warn!(%code, "the hub refused an operation; its queued messages were dropped");

@@ -241,6 +241,9 @@ pub enum Reason {
     TokenRefreshed,
     /// The user closed the client.
     UserClosed,
+    /// The client's background task ended without being asked to (a bug:
+    /// a panic); nothing is sent any more.
+    TaskEnded,
 }
 
 /// A state-change notification.

@@ -7,8 +7,18 @@
 //!   cumulative per operation); after a reconnect everything unacked is sent
 //!   again, in order.
 //! - Lifecycle messages (start, complete, fail, cancel) are never dropped by
-//!   the client; when `max_lifecycle` of them are waiting, new ones are
-//!   refused with [`ReportError::QueueFull`] (counted in `queue_full`).
+//!   the client; when `max_lifecycle` of them are waiting, or the queued
+//!   operations hold `max_bytes`, new operations are refused with
+//!   [`ReportError::QueueFull`] (counted in `queue_full`). The end of an
+//!   operation the outbox holds is always taken (one per operation, so the
+//!   bound on operations bounds them too).
+//! - No message longer than the hub's limit is ever sent
+//!   ([`OutboxConfig::max_message_bytes`], lowered to the hub's
+//!   `data.limit` when it answers `MESSAGE_TOO_LARGE`): merged progress
+//!   (and the snapshot re-registration sends) keeps the newest values and
+//!   drops older text that does not fit ([`merge_bounded`]); a message
+//!   still too long is cut ([`fit`]: details first; a terminal message
+//!   keeps its state) and the cut is kept as the operation's refusal.
 //! - Progress updates are conflated: an operation has at most one pending,
 //!   unnumbered update, merged field by field, numbered only when it is
 //!   actually transmitted (at most once per `progress_interval_ms`). A
@@ -28,7 +38,13 @@
 //! - A message the hub refuses for good (`BAD_MESSAGE`, `FORBIDDEN`, ...)
 //!   is dropped, never silently: its code and the hub's sentence are kept
 //!   (the latest [`MAX_REFUSALS`] of the whole outbox) for
-//!   [`Outbox::refusal`], whether the operation stays or was dropped.
+//!   [`Outbox::refusal`], whether the operation stays or was dropped. A
+//!   refused terminal message is a [`Notice::TerminalRefused`] (the
+//!   operation goes on and may be ended again) and every lost lifecycle
+//!   message counts in [`OutboxStats::lifecycle_rejected`].
+//! - Numbers from the hub are never trusted with arithmetic: an ack for a
+//!   seq this client never numbered is ignored, a `SEQ_GAP` past
+//!   [`MAX_SEQ`] is retried later like a transient refusal.
 //!
 //! [`Machine`]: crate::machine::Machine
 
@@ -47,6 +63,154 @@ pub const ATTACH_SEQ: u64 = 1 << 40;
 
 /// Refusals kept for [`Outbox::refusal`] (the latest; older ones are forgotten).
 pub const MAX_REFUSALS: usize = 64;
+
+/// The lowest message size limit the outbox accepts from a hub: every
+/// message can be cut to fit it (a terminal message keeps its state and
+/// the start of its text).
+pub const MIN_MESSAGE_LIMIT: usize = 4096;
+
+/// Seqs above this from the hub are not believed (a hostile or broken
+/// answer): room is left so that arithmetic on seqs never overflows.
+pub const MAX_SEQ: u64 = u64::MAX / 4;
+
+/// Characters a terminal message's text is cut to when the whole message
+/// would not fit the hub's size limit.
+const SHORT_TEXT: usize = 256;
+
+/// The longest the message can be on the wire (request id and seq at
+/// their widest).
+fn encoded_len(body: &ProducerBody, namespace: &str, operation_id: &str) -> usize {
+    encode_producer(body, u64::MAX, namespace, operation_id, u64::MAX).len()
+}
+
+fn progress_len(f: &ProgressFields, namespace: &str, operation_id: &str) -> usize {
+    // `progress` is added when missing (`with_known_progress`): count it.
+    let extra = if f.progress.is_none() && f.current.is_none() {
+        32
+    } else {
+        0
+    };
+    encoded_len(
+        &ProducerBody::ProgressUpdate(f.clone()),
+        namespace,
+        operation_id,
+    ) + extra
+}
+
+/// Merge `later` into `target` without passing `limit`: when both together
+/// would be too long for one message, the newest values win and older
+/// text fields (step, message, details) are kept only while they fit.
+pub fn merge_bounded(
+    target: &mut ProgressFields,
+    later: ProgressFields,
+    limit: usize,
+    namespace: &str,
+    operation_id: &str,
+) {
+    let text = later.step.is_some() || later.message.is_some() || later.details.is_some();
+    if !text {
+        // Numbers only: the transmit check is the final bound.
+        target.merge(later);
+        return;
+    }
+    let mut merged = target.clone();
+    merged.merge(later.clone());
+    if progress_len(&merged, namespace, operation_id) <= limit {
+        *target = merged;
+        return;
+    }
+    let old = std::mem::take(target);
+    let mut newest = later;
+    if newest.progress.is_none() {
+        newest.progress = old.progress;
+    }
+    if newest.current.is_none() {
+        newest.current = old.current;
+    }
+    let fits = |f: &ProgressFields| progress_len(f, namespace, operation_id) <= limit;
+    if newest.step.is_none() && old.step.is_some() {
+        let mut c = newest.clone();
+        c.step = old.step;
+        if fits(&c) {
+            newest = c;
+        }
+    }
+    if newest.message.is_none() && old.message.is_some() {
+        let mut c = newest.clone();
+        c.message = old.message;
+        if fits(&c) {
+            newest = c;
+        }
+    }
+    if newest.details.is_none() && old.details.is_some() {
+        let mut c = newest.clone();
+        c.details = old.details;
+        if fits(&c) {
+            newest = c;
+        }
+    }
+    *target = newest;
+}
+
+/// Cut `body` until it fits `limit` bytes on the wire; returns what was
+/// cut, if anything. Progress loses its details, then message, then step;
+/// a start its metadata; a terminal message its details, then its text is
+/// cut to 256 characters (its state always goes through).
+pub fn fit(
+    body: &mut ProducerBody,
+    limit: usize,
+    namespace: &str,
+    operation_id: &str,
+) -> Option<String> {
+    let over = |b: &ProducerBody| encoded_len(b, namespace, operation_id) > limit;
+    if !over(body) {
+        return None;
+    }
+    let mut cut: Vec<&str> = Vec::new();
+    macro_rules! step {
+        ($name:literal, $apply:expr) => {
+            if over(body) {
+                #[allow(clippy::redundant_closure_call)]
+                if ($apply)(&mut *body) {
+                    cut.push($name);
+                }
+            }
+        };
+    }
+    step!("details", |b: &mut ProducerBody| match b {
+        ProducerBody::ProgressUpdate(f) => f.details.take().is_some(),
+        ProducerBody::OperationCompleted { details }
+        | ProducerBody::OperationFailed { details, .. } => details.take().is_some(),
+        _ => false,
+    });
+    step!("message", |b: &mut ProducerBody| match b {
+        ProducerBody::ProgressUpdate(f) => f.message.take().is_some(),
+        _ => false,
+    });
+    step!("step", |b: &mut ProducerBody| match b {
+        ProducerBody::ProgressUpdate(f) => f.step.take().is_some(),
+        _ => false,
+    });
+    step!("metadata", |b: &mut ProducerBody| match b {
+        ProducerBody::OperationStarted(s) => s.metadata.take().is_some(),
+        _ => false,
+    });
+    step!("text", |b: &mut ProducerBody| match b {
+        ProducerBody::OperationFailed { error, .. } => {
+            *error = hub_proto::fields::clip(error, SHORT_TEXT);
+            true
+        }
+        ProducerBody::OperationCanceled { reason: Some(r) } => {
+            *r = hub_proto::fields::clip(r, SHORT_TEXT);
+            true
+        }
+        _ => false,
+    });
+    Some(format!(
+        "cut to fit the hub's {limit}-byte message limit (dropped: {})",
+        cut.join(", ")
+    ))
+}
 
 /// A message the hub refused for good, as it said it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,13 +239,28 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// Limits of the queue. Defaults: 10,000 waiting lifecycle messages, 100 ms
-/// between progress sends per operation (≤ 10/s), 64 unacked messages in
-/// flight per operation, retry after 1 s on a transient refusal.
+/// Limits of the queue. Defaults: 10,000 waiting lifecycle messages, 64 MiB
+/// of queued operations, 64 KiB per message, 100 ms between progress sends
+/// per operation (≤ 10/s), 64 unacked messages in flight per operation,
+/// retry after 1 s on a transient refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboxConfig {
-    /// Lifecycle messages that may wait for an ack before new ones are refused.
+    /// Lifecycle messages that may wait for an ack before new operations
+    /// are refused. A terminal message (complete, fail, cancel) of an
+    /// operation the outbox already holds is always taken: it may pass
+    /// this bound by at most one per operation held.
     pub max_lifecycle: usize,
+    /// Bytes of queued operations (the encoded size of their starts and
+    /// terminal messages) past which new operations are refused with
+    /// [`ReportError::QueueFull`]; terminal messages of known operations
+    /// are still taken.
+    pub max_bytes: usize,
+    /// The largest message the hub takes (its `--max-message-size`, 64 KiB
+    /// by default). No message longer than this is ever sent: merged
+    /// progress keeps the newest values and drops older text, and a
+    /// message still too long is cut ([`Outbox::refusal`] says so). A
+    /// `MESSAGE_TOO_LARGE` from the hub lowers it to the hub's `data.limit`.
+    pub max_message_bytes: usize,
     /// Minimum time between two progress sends of one operation.
     pub progress_interval_ms: u64,
     /// Unacked messages on the wire per operation.
@@ -94,6 +273,8 @@ impl Default for OutboxConfig {
     fn default() -> Self {
         OutboxConfig {
             max_lifecycle: 10_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_message_bytes: 64 * 1024,
             progress_interval_ms: 100,
             max_in_flight: 64,
             retry_after_ms: 1_000,
@@ -112,6 +293,13 @@ pub struct OutboxStats {
     pub resent: u64,
     /// Lifecycle calls refused because the queue was full.
     pub queue_full: u64,
+    /// Lifecycle messages (start, complete, fail, cancel) the hub refused
+    /// for good: the hub does not hold the state the job reported.
+    pub lifecycle_rejected: u64,
+    /// Messages cut to fit the hub's message size limit.
+    pub shrunk: u64,
+    /// Bytes held for queued operations (see [`OutboxConfig::max_bytes`]).
+    pub bytes: u64,
     /// Operations re-registered because the hub had lost them.
     pub resurrected: u64,
     /// Messages the hub refused for good (dropped after telling the caller).
@@ -136,6 +324,10 @@ pub enum Notice {
     Done(OpKey),
     /// The hub refused the operation for good (`code`); its queue was dropped.
     Dropped(OpKey, String),
+    /// The hub refused a terminal message of the operation for good
+    /// (`code`): the operation goes on (on the hub it is still running),
+    /// and the job may report its end again.
+    TerminalRefused(OpKey, String),
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +374,8 @@ struct Op {
     in_ready: bool,
     /// Started under an id the caller chose: the start goes alone.
     chosen_id: bool,
+    /// What this operation counts in [`Outbox::bytes`].
+    bytes: u64,
 }
 
 impl Op {
@@ -233,14 +427,20 @@ pub struct Outbox {
     ops: HashMap<OpKey, Op>,
     by_name: HashMap<(String, String), OpKey>,
     ready: VecDeque<OpKey>,
-    /// Request id -> (operation, generation, seq) of messages on the wire.
-    in_flight: HashMap<u64, (OpKey, u64, u64)>,
+    /// Request id -> (operation, generation, seq, encoded size) of messages
+    /// on the wire.
+    in_flight: HashMap<u64, (OpKey, u64, u64, usize)>,
     next_key: OpKey,
     connected: bool,
     lifecycle_queued: u64,
     stats: OutboxStats,
     /// The latest refusals, oldest first (at most [`MAX_REFUSALS`]).
     refusals: VecDeque<(OpKey, Refusal)>,
+    /// The message size limit in force (the configured one, or lower when
+    /// the hub said so).
+    limit: usize,
+    /// Bytes held for queued operations.
+    bytes: u64,
 }
 
 impl Outbox {
@@ -249,8 +449,20 @@ impl Outbox {
         Outbox {
             config,
             next_key: 1,
+            limit: config.max_message_bytes,
             ..Default::default()
         }
+    }
+
+    /// The message size limit in force.
+    pub fn message_limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Lower the message size limit (the hub's own, from `MESSAGE_TOO_LARGE`).
+    pub fn set_message_limit(&mut self, limit: usize) {
+        // Never so low that a bare terminal message cannot get through.
+        self.limit = self.limit.min(limit.max(MIN_MESSAGE_LIMIT));
     }
 
     /// Register an operation and queue its `operation_started` (seq 1).
@@ -268,9 +480,15 @@ impl Outbox {
                 "operation {operation_id:?} is already reported by this client"
             )));
         }
-        self.check_room()?;
-        let key = self.insert(namespace, operation_id, Some(fields.clone()), 1);
-        self.push(key, ProducerBody::OperationStarted(fields));
+        let body = ProducerBody::OperationStarted(fields.clone());
+        let size = encoded_len(&body, namespace, operation_id) as u64;
+        self.check_room(size)?;
+        let key = self.insert(namespace, operation_id, Some(fields), 1);
+        if let Some(op) = self.ops.get_mut(&key) {
+            op.bytes = size;
+        }
+        self.bytes += size;
+        self.push(key, body);
         Ok(key)
     }
 
@@ -334,6 +552,7 @@ impl Outbox {
                 probe: Probe::None,
                 in_ready: false,
                 chosen_id: false,
+                bytes: 0,
             },
         );
         self.by_name
@@ -341,8 +560,10 @@ impl Outbox {
         key
     }
 
-    fn check_room(&mut self) -> Result<(), ReportError> {
-        if self.lifecycle_queued >= self.config.max_lifecycle as u64 {
+    fn check_room(&mut self, size: u64) -> Result<(), ReportError> {
+        if self.lifecycle_queued >= self.config.max_lifecycle as u64
+            || self.bytes.saturating_add(size) > self.config.max_bytes as u64
+        {
             self.stats.queue_full += 1;
             return Err(ReportError::QueueFull);
         }
@@ -384,10 +605,17 @@ impl Outbox {
         if op.terminal {
             return Err(ReportError::Finished);
         }
-        op.snapshot.merge(fields.clone());
+        let limit = self.limit;
+        merge_bounded(
+            &mut op.snapshot,
+            fields.clone(),
+            limit,
+            &op.namespace,
+            &op.id,
+        );
         let fresh = match &mut op.pending_progress {
             Some(p) => {
-                p.merge(fields);
+                merge_bounded(p, fields, limit, &op.namespace, &op.id);
                 false
             }
             None => {
@@ -402,14 +630,18 @@ impl Outbox {
     }
 
     /// Queue a terminal message (completed, failed, canceled), after the
-    /// pending progress update if any.
+    /// pending progress update if any. Always taken for an operation the
+    /// outbox holds, however full it is: at most one terminal message per
+    /// operation waits, and the number of operations is bounded by
+    /// [`Outbox::start`]'s limits.
     pub fn finish(&mut self, key: OpKey, body: ProducerBody) -> Result<(), ReportError> {
-        let op = self.ops.get(&key).ok_or(ReportError::Finished)?;
+        let op = self.ops.get_mut(&key).ok_or(ReportError::Finished)?;
         if op.terminal {
             return Err(ReportError::Finished);
         }
-        self.check_room()?;
-        let op = self.ops.get_mut(&key).ok_or(ReportError::Finished)?;
+        let size = encoded_len(&body, &op.namespace, &op.id) as u64;
+        op.bytes = op.bytes.saturating_add(size);
+        self.bytes = self.bytes.saturating_add(size);
         if let Some(p) = op.pending_progress.take() {
             self.push(key, ProducerBody::ProgressUpdate(p));
         }
@@ -471,7 +703,7 @@ impl Outbox {
         op.pending_progress.as_ref()?;
         let throttle = op
             .last_progress_at
-            .map_or(0, |t| t + self.config.progress_interval_ms);
+            .map_or(0, |t| t.saturating_add(self.config.progress_interval_ms));
         Some(throttle.max(op.not_before))
     }
 
@@ -526,13 +758,21 @@ impl Outbox {
         match op.probe {
             Probe::Awaiting(_) => return None,
             Probe::Needed => {
-                let start = ProducerBody::OperationStarted(op.start.clone()?);
+                let mut start = ProducerBody::OperationStarted(op.start.clone()?);
+                let cut = fit(&mut start, self.limit, &op.namespace, &op.id);
+                if cut.is_some() {
+                    if let ProducerBody::OperationStarted(s) = &start {
+                        op.start = Some(s.clone());
+                    }
+                }
                 op.probe = Probe::Awaiting(id);
                 *next_id += 1;
-                self.in_flight.insert(id, (key, op.gen, 1));
+                let text = encode_producer(&start, id, &op.namespace, &op.id, 1);
+                self.in_flight.insert(id, (key, op.gen, 1, text.len()));
                 self.stats.sent += 1;
                 self.stats.resent += 1;
-                return Some(encode_producer(&start, id, &op.namespace, &op.id, 1));
+                self.note_cut(key, cut);
+                return Some(text);
             }
             Probe::None => {}
         }
@@ -543,7 +783,7 @@ impl Outbox {
             // Nothing numbered left to send: maybe the pending progress.
             let due = op
                 .last_progress_at
-                .is_none_or(|t| now >= t + config.progress_interval_ms);
+                .is_none_or(|t| now >= t.saturating_add(config.progress_interval_ms));
             if op.pending_progress.is_none() || !due {
                 return None;
             }
@@ -556,17 +796,38 @@ impl Outbox {
             });
             op.next_seq += 1;
         }
-        let p = op.queue.iter().find(|p| p.seq > op.sent_upto)?;
+        let pos = op.queue.iter().position(|p| p.seq > op.sent_upto)?;
+        let p = &mut op.queue[pos];
+        // Never a message the hub refuses for its size.
+        let cut = fit(&mut p.body, self.limit, &op.namespace, &op.id);
         let seq = p.seq;
         let text = encode_producer(&p.body, id, &op.namespace, &op.id, seq);
         op.sent_upto = seq;
         *next_id += 1;
-        self.in_flight.insert(id, (key, op.gen, seq));
+        self.in_flight.insert(id, (key, op.gen, seq, text.len()));
         self.stats.sent += 1;
         if seq <= op.resend_upto {
             self.stats.resent += 1;
         }
+        self.note_cut(key, cut);
         Some(text)
+    }
+
+    /// A message was cut to fit the size limit: counted, and kept as the
+    /// operation's latest refusal so the job can see it.
+    fn note_cut(&mut self, key: OpKey, cut: Option<String>) {
+        if let Some(message) = cut {
+            tracing::warn!(%message, "a message was too large for the hub");
+            self.stats.shrunk += 1;
+            self.push_refusal(
+                key,
+                Refusal {
+                    code: "MESSAGE_TOO_LARGE".into(),
+                    message,
+                    state: None,
+                },
+            );
+        }
     }
 
     fn lookup(
@@ -576,7 +837,7 @@ impl Outbox {
         op_id: Option<&str>,
     ) -> Option<(OpKey, Option<(u64, u64)>)> {
         if let Some(id) = id {
-            if let Some(&(key, gen, seq)) = self.in_flight.get(&id) {
+            if let Some(&(key, gen, seq, _)) = self.in_flight.get(&id) {
                 return Some((key, Some((gen, seq))));
             }
             return None;
@@ -639,6 +900,10 @@ impl Outbox {
             notices.push(Notice::Dropped(key, OPERATION_EXISTS.to_owned()));
             return notices;
         }
+        if ack.seq >= op.next_seq {
+            // A seq this client never numbered: not an answer to us.
+            return notices;
+        }
         if let Probe::Awaiting(pid) = op.probe {
             if ack.id == Some(pid) || (ack.id.is_none() && ack.seq == 1) {
                 op.probe = Probe::None;
@@ -660,7 +925,7 @@ impl Outbox {
         // `on_error` takes as its ack (and one that was not is applied now).
         let collided = op.start.is_none()
             && ack.duplicate
-            && ack.seq == op.acked + 1
+            && Some(ack.seq) == op.acked.checked_add(1)
             && op.queue.front().is_some_and(|p| p.seq == ack.seq);
         if collided {
             // Move our messages past the seq and send again.
@@ -705,6 +970,7 @@ impl Outbox {
 
     fn remove(&mut self, key: OpKey) {
         if let Some(op) = self.ops.remove(&key) {
+            self.bytes = self.bytes.saturating_sub(op.bytes);
             self.by_name.remove(&(op.namespace, op.id));
             let lifecycle = op.queue.iter().filter(|p| p.body.is_lifecycle()).count() as u64;
             self.lifecycle_queued -= lifecycle;
@@ -713,6 +979,10 @@ impl Outbox {
 
     /// Apply an `error`; `None` when it is not about a producer message.
     pub fn on_error(&mut self, err: &ErrorMessage, now: u64) -> Option<Notice> {
+        if err.code == "MESSAGE_TOO_LARGE" {
+            self.on_too_large(err);
+            return None;
+        }
         let (key, sent) = self.lookup(
             err.id,
             err.data_str("namespace"),
@@ -734,6 +1004,13 @@ impl Outbox {
         match err.code.as_str() {
             "SEQ_GAP" => {
                 let expected = err.data_u64("expected")?;
+                if expected > MAX_SEQ {
+                    // Not believable: send again later, as after a
+                    // transient refusal (never arithmetic on it).
+                    tracing::warn!(expected, "the hub answered SEQ_GAP with an impossible seq");
+                    self.retry_later(key, now);
+                    return None;
+                }
                 self.rebase(key, expected.max(1));
                 None
             }
@@ -741,6 +1018,7 @@ impl Outbox {
                 if op.start.is_none() {
                     self.stats.rejected += 1;
                     self.note_refusal(key, err);
+                    self.count_lost_lifecycle(key);
                     self.remove(key);
                     return Some(Notice::Dropped(key, err.code.clone()));
                 }
@@ -758,33 +1036,85 @@ impl Outbox {
             "OPERATION_FINISHED" | "FORBIDDEN" | "AUTH_REQUIRED" | "AUTH_FAILED" => {
                 self.stats.rejected += 1;
                 self.note_refusal(key, err);
+                self.count_lost_lifecycle(key);
                 self.remove(key);
                 Some(Notice::Dropped(key, err.code.clone()))
             }
-            "BAD_MESSAGE" | "MESSAGE_TOO_LARGE" => {
+            "BAD_MESSAGE" => {
                 self.stats.rejected += 1;
                 self.note_refusal(key, err);
                 match seq {
                     Some(1) | None => {
+                        self.count_lost_lifecycle(key);
                         self.remove(key);
                         Some(Notice::Dropped(key, err.code.clone()))
                     }
                     Some(s) => {
-                        self.drop_message(key, s);
+                        if self.drop_message(key, s) {
+                            // The job's end did not reach the hub: it must
+                            // hear it (rejection(), flush, a warning).
+                            self.stats.lifecycle_rejected += 1;
+                            return Some(Notice::TerminalRefused(key, err.code.clone()));
+                        }
                         None
                     }
                 }
             }
             _ => {
                 // Transient (RATE_LIMITED, STORE_UNAVAILABLE, ...): send again later.
-                op.gen += 1;
-                op.resend_upto = op.resend_upto.max(op.sent_upto);
-                op.maybe_applied_upto = op.maybe_applied_upto.max(op.sent_upto);
-                op.sent_upto = op.acked;
-                op.not_before = now + self.config.retry_after_ms;
-                self.mark_ready(key);
+                self.retry_later(key, now);
                 None
             }
+        }
+    }
+
+    /// Send everything unacked of `key` again after `retry_after_ms`.
+    fn retry_later(&mut self, key: OpKey, now: u64) {
+        let Some(op) = self.ops.get_mut(&key) else {
+            return;
+        };
+        op.gen += 1;
+        op.resend_upto = op.resend_upto.max(op.sent_upto);
+        op.maybe_applied_upto = op.maybe_applied_upto.max(op.sent_upto);
+        op.sent_upto = op.acked;
+        op.not_before = now.saturating_add(self.config.retry_after_ms);
+        self.mark_ready(key);
+    }
+
+    /// The lifecycle messages of `key` still queued are lost (the
+    /// operation is dropped after a refusal for good).
+    fn count_lost_lifecycle(&mut self, key: OpKey) {
+        if let Some(op) = self.ops.get(&key) {
+            let n = op.queue.iter().filter(|p| p.body.is_lifecycle()).count() as u64;
+            self.stats.lifecycle_rejected += n;
+        }
+    }
+
+    /// `MESSAGE_TOO_LARGE` (the hub closes the connection next): learn the
+    /// hub's limit so that nothing that long is sent again (the message is
+    /// cut when it is sent again), and tell the owner of the message (the
+    /// one on the wire of that size, else every one over the limit).
+    fn on_too_large(&mut self, err: &ErrorMessage) {
+        let size = err.data_u64("size").and_then(|s| usize::try_from(s).ok());
+        let limit = err
+            .data_u64("limit")
+            .and_then(|l| usize::try_from(l).ok())
+            .or_else(|| size.map(|s| s.saturating_sub(1)));
+        if let Some(l) = limit {
+            self.set_message_limit(l);
+        }
+        let limit = self.limit;
+        let mut owners: Vec<OpKey> = self
+            .in_flight
+            .values()
+            .filter(|(_, _, _, len)| Some(*len) == size || *len > limit)
+            .map(|(key, ..)| *key)
+            .collect();
+        owners.sort_unstable();
+        owners.dedup();
+        for key in owners {
+            self.stats.rejected += 1;
+            self.note_refusal(key, err);
         }
     }
 
@@ -826,17 +1156,20 @@ impl Outbox {
             .map(|(_, r)| r)
     }
 
-    /// Remove message `seq` and renumber the ones after it.
-    fn drop_message(&mut self, key: OpKey, seq: u64) {
+    /// Remove message `seq` and renumber the ones after it; returns whether
+    /// it was a terminal message.
+    fn drop_message(&mut self, key: OpKey, seq: u64) -> bool {
         let Some(op) = self.ops.get_mut(&key) else {
-            return;
+            return false;
         };
+        let mut terminal = false;
         if let Some(pos) = op.queue.iter().position(|p| p.seq == seq) {
             let p = op.queue.remove(pos).expect("position found");
             if p.body.is_lifecycle() {
                 self.lifecycle_queued -= 1;
                 if p.body.is_terminal() {
                     op.terminal = false;
+                    terminal = true;
                 }
             }
             for later in op.queue.iter_mut().skip(pos) {
@@ -847,6 +1180,7 @@ impl Outbox {
         op.gen += 1;
         op.sent_upto = op.acked.min(seq - 1);
         self.mark_ready(key);
+        terminal
     }
 
     /// The hub holds everything below `expected` and nothing from it on:
@@ -939,6 +1273,11 @@ impl Outbox {
             .all(|op| op.queue.is_empty() && op.pending_progress.is_none())
     }
 
+    /// [`OutboxStats::lifecycle_rejected`], without the cost of [`Outbox::stats`].
+    pub fn stats_lifecycle_rejected(&self) -> u64 {
+        self.stats.lifecycle_rejected
+    }
+
     /// Counters and sizes.
     pub fn stats(&self) -> OutboxStats {
         let mut s = self.stats;
@@ -948,6 +1287,7 @@ impl Outbox {
             .map(|op| op.queue.len() as u64 + u64::from(op.pending_progress.is_some()))
             .sum();
         s.lifecycle_queued = self.lifecycle_queued;
+        s.bytes = self.bytes;
         s.operations = self.ops.len() as u64;
         s
     }

@@ -545,22 +545,222 @@ fn lifecycle_queue_is_bounded_and_says_so() {
         o.start("default", "c", start_fields("C")),
         Err(ReportError::QueueFull)
     );
-    assert_eq!(
-        o.finish(a, ProducerBody::OperationCompleted { details: None }),
-        Err(ReportError::QueueFull)
-    );
     // Progress is never refused: it is conflated.
     for i in 0..100 {
         o.progress(a, pct(i as f64)).unwrap();
     }
-    assert_eq!(o.stats().queue_full, 2);
+    // The end of a known operation is always taken, however full the queue.
+    assert!(o
+        .finish(a, ProducerBody::OperationCompleted { details: None })
+        .is_ok());
+    assert_eq!(o.stats().queue_full, 1);
+    assert_eq!(o.stats().lifecycle_queued, 3);
+    assert_eq!(
+        o.start("default", "d", start_fields("D")),
+        Err(ReportError::QueueFull)
+    );
+}
+
+#[test]
+fn the_byte_bound_refuses_new_operations_but_never_their_end() {
+    let mut o = Outbox::new(OutboxConfig {
+        max_bytes: 10_000,
+        ..Default::default()
+    });
+    let big = StartFields {
+        name: "big".into(),
+        metadata: Some(json!({"blob": "x".repeat(4_000)})),
+        ..Default::default()
+    };
+    let a = o.start("default", "a", big.clone()).unwrap();
+    let b = o.start("default", "b", big.clone()).unwrap();
+    assert_eq!(
+        o.start("default", "c", big.clone()),
+        Err(ReportError::QueueFull)
+    );
+    assert!(o.stats().bytes <= 10_000, "{:?}", o.stats());
+    for k in [a, b] {
+        o.finish(
+            k,
+            ProducerBody::OperationFailed {
+                error: "e".repeat(4_000),
+                details: None,
+            },
+        )
+        .unwrap();
+    }
+    assert!(o.stats().bytes > 10_000);
+    // Once delivered, the room is back.
+    o.on_connected();
+    let mut id = 1;
+    for m in drain(&mut o, 0, &mut id) {
+        o.on_ack(&ack_of(&m, false));
+    }
+    assert_eq!(o.stats().bytes, 0);
+    assert!(o.start("default", "c", big).is_ok());
+}
+
+#[test]
+fn merged_updates_never_pass_the_message_limit() {
+    let limit = 10_000;
+    let mut o = Outbox::new(OutboxConfig {
+        max_message_bytes: limit,
+        ..Default::default()
+    });
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.progress(
+        k,
+        ProgressFields {
+            progress: Some(10.0),
+            details: Some(json!({"d": "x".repeat(6_000)})),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    o.progress(
+        k,
+        ProgressFields {
+            message: Some("m".repeat(6_000)),
+            step: Some("copy".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(m.len(), 2);
+    let text = serde_json::to_string(&m[1]).unwrap();
+    assert!(text.len() <= limit, "{}", text.len());
+    // The newest values won; the older details were dropped.
+    assert_eq!(m[1]["message"].as_str().unwrap().len(), 6_000);
+    assert_eq!(m[1]["step"], "copy");
+    assert_eq!(m[1]["progress"], 10.0);
+    assert!(m[1].get("details").is_none());
+}
+
+#[test]
+fn the_hubs_size_refusal_lowers_the_limit_and_the_message_is_cut() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
     o.on_connected();
     let mut id = 1;
     let m = drain(&mut o, 0, &mut id);
     o.on_ack(&ack_of(&m[0], false));
-    assert!(o
-        .finish(a, ProducerBody::OperationCompleted { details: None })
-        .is_ok());
+    o.progress(
+        k,
+        ProgressFields {
+            progress: Some(5.0),
+            details: Some(json!({"d": "x".repeat(20_000)})),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    o.finish(
+        k,
+        ProducerBody::OperationCompleted {
+            details: Some(json!({"d": "y".repeat(20_000)})),
+        },
+    )
+    .unwrap();
+    let mut texts = Vec::new();
+    o.promote_due(0);
+    while let Some(t) = o.poll_transmit(0, &mut id) {
+        texts.push(t);
+    }
+    assert_eq!(texts.len(), 2);
+    // The hub (limit 8192) refuses the first, without a request id, and
+    // closes the connection.
+    let e = match ServerMessage::from_value(json!({
+        "type": "error", "code": "MESSAGE_TOO_LARGE", "message": "too large",
+        "data": {"limit": 8192, "size": texts[0].len()}
+    })) {
+        ServerMessage::Error(e) => e,
+        m => panic!("{m:?}"),
+    };
+    assert_eq!(o.on_error(&e, 0), None);
+    assert_eq!(o.message_limit(), 8192);
+    assert_eq!(o.refusal(k).unwrap().code, "MESSAGE_TOO_LARGE");
+    o.on_disconnected();
+    o.on_connected();
+    let probe = drain(&mut o, 0, &mut id);
+    assert_eq!(seqs(&probe), vec![s("operation_started", 1)]);
+    o.on_ack(&ack_of(&probe[0], true));
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(
+        seqs(&m),
+        vec![s("progress_update", 2), s("operation_completed", 3)]
+    );
+    for msg in &m {
+        assert!(serde_json::to_string(msg).unwrap().len() <= 8192);
+        assert!(msg.get("details").is_none(), "{msg}");
+    }
+    assert_eq!(o.stats().shrunk, 2);
+    o.on_ack(&ack_of(&m[1], false));
+    assert!(o.is_idle());
+}
+
+#[test]
+fn a_refused_end_is_reported_and_the_operation_goes_on() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.finish(
+        k,
+        ProducerBody::OperationCompleted {
+            details: Some(json!(3)),
+        },
+    )
+    .unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    o.on_ack(&ack_of(&m[0], false));
+    let e = error_for(&m[1], "BAD_MESSAGE", json!({"operation_id": "a"}));
+    assert_eq!(
+        o.on_error(&e, 0),
+        Some(Notice::TerminalRefused(k, "BAD_MESSAGE".into()))
+    );
+    assert_eq!(o.stats().lifecycle_rejected, 1);
+    assert!(o.is_running(k));
+    // The job may report its end again.
+    o.finish(k, ProducerBody::OperationCompleted { details: None })
+        .unwrap();
+    let m = drain(&mut o, 0, &mut id);
+    assert_eq!(seqs(&m), vec![s("operation_completed", 2)]);
+}
+
+#[test]
+fn hostile_numbers_from_the_hub_never_panic() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    let att = o.attach("default", "b");
+    o.progress(att, pct(3.0)).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    let gap = error_for(
+        &m[0],
+        "SEQ_GAP",
+        json!({"operation_id": "a", "expected": u64::MAX}),
+    );
+    assert_eq!(o.on_error(&gap, 0), None);
+    let gap = error_for(
+        &m[1],
+        "SEQ_GAP",
+        json!({"operation_id": "b", "expected": u64::MAX}),
+    );
+    assert_eq!(o.on_error(&gap, 0), None);
+    let mut ack = ack_of(&m[0], true);
+    ack.seq = u64::MAX;
+    ack.id = None;
+    o.on_ack(&ack);
+    o.progress(k, pct(4.0)).unwrap();
+    for t in (0..5).map(|i| 2_000 * i) {
+        for msg in drain(&mut o, t, &mut id) {
+            o.on_ack(&ack_of(&msg, false));
+        }
+    }
+    assert!(o.is_running(k));
 }
 
 #[test]
@@ -581,7 +781,7 @@ fn refused_messages_are_dropped_and_renumbered() {
     let mut id = 1;
     let m = drain(&mut o, 0, &mut id);
     o.on_ack(&ack_of(&m[0], false));
-    let e = error_for(&m[1], "MESSAGE_TOO_LARGE", json!({"operation_id": "a"}));
+    let e = error_for(&m[1], "BAD_MESSAGE", json!({"operation_id": "a"}));
     assert_eq!(o.on_error(&e, 0), None);
     let stale = error_for(
         &m[2],
@@ -1105,4 +1305,88 @@ fn a_chosen_id_sends_the_rest_once_its_start_is_acked() {
         seqs(&m),
         vec![s("progress_update", 2), s("operation_completed", 3)]
     );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever the updates (text and details of any size), reconnects and
+    /// a hub that forgot the operation (snapshot re-registration), no
+    /// message sent is longer than the limit, and the end always goes out.
+    #[test]
+    fn no_message_passes_the_size_limit(
+        updates in prop::collection::vec((0usize..3_000, 0usize..3_000, 0usize..3_000, any::<bool>()), 1..30),
+        wipe_at in 0usize..30,
+        end_text in 0usize..6_000,
+    ) {
+        let limit = 8_192;
+        let mut o = Outbox::new(OutboxConfig { max_message_bytes: limit, progress_interval_ms: 0, ..Default::default() });
+        let k = o.start("default", "a", start_fields("A")).unwrap();
+        o.on_connected();
+        let mut id = 1;
+        let mut now = 0;
+        let exchange = |o: &mut Outbox, now: u64, id: &mut u64, lost: bool| -> Result<(), TestCaseError> {
+            o.promote_due(now);
+            let mut sent = Vec::new();
+            while let Some(t) = o.poll_transmit(now, id) {
+                prop_assert!(t.len() <= limit, "{} bytes", t.len());
+                sent.push(serde_json::from_str::<Value>(&t).unwrap());
+            }
+            for m in sent {
+                o.on_ack(&ack_of(&m, !(lost && m["type"] == "operation_started")));
+            }
+            Ok(())
+        };
+        for (i, (a, b, c, send)) in updates.into_iter().enumerate() {
+            now += 1;
+            o.progress(k, ProgressFields {
+                progress: Some(i as f64),
+                step: (a > 0).then(|| "s".repeat(a.min(256))),
+                message: (b > 0).then(|| "m".repeat(b)),
+                details: (c > 0).then(|| json!({"d": "x".repeat(c)})),
+                ..Default::default()
+            }).unwrap();
+            if send { exchange(&mut o, now, &mut id, false)?; }
+            if i == wipe_at {
+                o.on_disconnected();
+                o.on_connected();
+                // The probe is acked as new: the hub lost the operation.
+                exchange(&mut o, now, &mut id, true)?;
+                exchange(&mut o, now, &mut id, false)?;
+            }
+        }
+        o.finish(k, ProducerBody::OperationFailed {
+            error: "e".repeat(end_text),
+            details: Some(json!({"d": "z".repeat(end_text * 2)})),
+        }).unwrap();
+        for _ in 0..3 { now += 1; exchange(&mut o, now, &mut id, false)?; }
+        prop_assert!(o.is_idle(), "{:?}", o.stats());
+    }
+
+    /// Acks and SEQ_GAPs with any numbers never panic the outbox.
+    #[test]
+    fn any_numbers_from_the_hub_are_survived(
+        answers in prop::collection::vec((any::<u64>(), any::<bool>(), any::<bool>()), 1..40),
+    ) {
+        let mut o = Outbox::new(OutboxConfig::default());
+        let k = o.start("default", "a", start_fields("A")).unwrap();
+        o.attach("default", "b");
+        o.on_connected();
+        let mut id = 1;
+        for (i, (n, dup, gap)) in answers.into_iter().enumerate() {
+            o.progress(k, pct((i % 100) as f64)).unwrap();
+            let sent = drain(&mut o, i as u64 * 200, &mut id);
+            for (j, m) in sent.iter().enumerate() {
+                if gap {
+                    let e = error_for(m, "SEQ_GAP", json!({"operation_id": m["operation_id"], "expected": n.wrapping_add(j as u64)}));
+                    o.on_error(&e, i as u64 * 200);
+                } else {
+                    let mut a = ack_of(m, dup);
+                    a.seq = n.wrapping_add(j as u64);
+                    o.on_ack(&a);
+                }
+            }
+        }
+        let _ = o.stats();
+    }
 }

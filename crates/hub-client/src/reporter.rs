@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use hub_proto::decode::MAX_NAME_LEN;
+use hub_proto::fields::{clip, MAX_TEXT_LEN};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -228,14 +230,13 @@ impl OperationHandle {
             let size = serde_json::to_string(&fields).map_or(0, |t| t.len());
             check_size(&self.reporter.client, size + self.id.len() + 128)?;
         }
-        let newly = self
-            .reporter
-            .client
-            .shared
-            .inner
-            .lock()
-            .outbox
-            .progress(self.key, fields)?;
+        let newly = {
+            let mut inner = self.reporter.client.shared.inner.lock();
+            if inner.closed {
+                return Err(ReportError::Closed);
+            }
+            inner.outbox.progress(self.key, fields)?
+        };
         if newly {
             self.reporter.client.wake();
         }
@@ -288,10 +289,9 @@ impl OperationHandle {
     }
 
     fn finish(&self, body: ProducerBody) -> Result<(), ReportError> {
-        let size =
-            crate::wire::encode_producer(&body, u64::MAX, &self.namespace, &self.id, u64::MAX)
-                .len();
-        check_size(&self.reporter.client, size)?;
+        // Never refused for its size: a message too long for the hub is cut
+        // when it is sent (details first), and `refusal()` says so.
+        let body = clip_terminal(body);
         {
             let mut inner = self.reporter.client.shared.inner.lock();
             if inner.closed {
@@ -413,7 +413,24 @@ impl Drop for OperationHandle {
     }
 }
 
+/// Free text cut to the hub's own limits (as the hub would cut it), so a
+/// long error costs neither a round trip nor a refusal.
+fn clip_terminal(body: ProducerBody) -> ProducerBody {
+    match body {
+        ProducerBody::OperationFailed { error, details } => ProducerBody::OperationFailed {
+            error: clip(&error, MAX_TEXT_LEN),
+            details,
+        },
+        ProducerBody::OperationCanceled { reason } => ProducerBody::OperationCanceled {
+            reason: reason.map(|r| clip(&r, MAX_TEXT_LEN)),
+        },
+        other => other,
+    }
+}
+
 fn sanitize(mut f: ProgressFields) -> ProgressFields {
+    f.step = f.step.map(|s| clip(&s, MAX_NAME_LEN));
+    f.message = f.message.map(|m| clip(&m, MAX_TEXT_LEN));
     f.progress = f
         .progress
         .filter(|p| p.is_finite())

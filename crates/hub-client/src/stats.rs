@@ -38,6 +38,14 @@ pub struct ConnectionStats {
     pub resurrected: u64,
     /// Messages the hub refused for good.
     pub rejected: u64,
+    /// Lifecycle messages (start, complete, fail, cancel) the hub refused
+    /// for good: operations whose reported state the hub does not hold.
+    pub lifecycle_rejected: u64,
+    /// Messages cut to fit the hub's message size limit.
+    pub shrunk: u64,
+    /// Bytes held for queued operations (bounded by
+    /// [`OutboxConfig::max_bytes`](crate::outbox::OutboxConfig::max_bytes)).
+    pub queued_bytes: u64,
     /// Successful connections after the first.
     pub reconnects: u64,
     /// Total time spent not connected.
@@ -58,9 +66,13 @@ impl ConnectionStats {
         let o = inner.outbox.stats();
         ConnectionStats {
             url: shared.config.url.clone(),
-            state: m.state(),
+            state: if inner.crashed {
+                ConnState::Failed
+            } else {
+                m.state()
+            },
             attempts: m.retries(),
-            healthy: m.healthy(now),
+            healthy: m.healthy(now) && !inner.closed,
             queue_len: o.queued,
             lifecycle_queued: o.lifecycle_queued,
             operations: o.operations,
@@ -72,6 +84,9 @@ impl ConnectionStats {
             queue_full: o.queue_full,
             resurrected: o.resurrected,
             rejected: o.rejected,
+            lifecycle_rejected: o.lifecycle_rejected,
+            shrunk: o.shrunk,
+            queued_bytes: o.bytes,
             reconnects: m.reconnects(),
             time_disconnected: Duration::from_millis(m.time_disconnected_ms(now)),
             frames_received: inner.frames_received,
