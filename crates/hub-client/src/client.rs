@@ -176,10 +176,59 @@ pub(crate) enum Command {
 ///
 /// Works inside a tokio runtime (the driver is a task) and outside one (the
 /// driver runs on its own thread), so synchronous jobs can report too.
+///
+/// **The end of a job.** When the last handle (client, reporter,
+/// subscriber, operation handle) is dropped, the client keeps delivering
+/// what is queued for up to [`ClientConfig::linger`] (10 s by default):
+/// - a client created *outside* a tokio runtime (its own thread) makes
+///   that last drop **wait** until everything queued was acked or the
+///   linger time passed, like a Kafka producer's `close`: a synchronous
+///   job that returns from `main` right after `complete()` still gets its
+///   events to a hub that is up (set `linger(Duration::ZERO)` not to wait);
+/// - a client created *inside* a runtime never blocks on drop: its task
+///   lingers in the background, but dies with the runtime, so an async
+///   job must `flush(..).await` before it returns from `main`.
+///
+/// `std::process::exit` runs no destructors: flush before it. On a
+/// `current_thread` runtime the client's task only runs while the job
+/// awaits: synchronous work that never yields starves it (nothing is sent,
+/// not even the connection attempt), so use a multi-threaded runtime or
+/// `spawn_blocking` for long synchronous work.
 #[derive(Clone)]
 pub struct Client {
     pub(crate) shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
+    /// The client's own driver thread (none inside a runtime). Declared
+    /// after `commands`: the last client's sender is gone (the driver
+    /// lingers) before this waits for the thread.
+    _thread: Option<Arc<OwnThread>>,
+}
+
+/// Waits, when the last client is dropped, for its own driver thread to
+/// deliver what is queued (at most the linger time).
+struct OwnThread {
+    done: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    linger: Duration,
+}
+
+impl Drop for OwnThread {
+    fn drop(&mut self) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Never block a runtime: the thread goes on lingering alone.
+            tracing::debug!("hub client dropped inside a runtime: not waiting for delivery");
+            return;
+        }
+        let Ok(done) = self.done.lock() else {
+            return;
+        };
+        // The driver stops by itself once idle or after `linger`; the extra
+        // second covers its closing handshake.
+        let wait = self.linger.saturating_add(Duration::from_secs(1));
+        if done.recv_timeout(wait).is_err() {
+            // Disconnected: the thread ended (the normal case). Timeout:
+            // give up waiting.
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -236,24 +285,36 @@ impl Client {
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let driver = crate::driver::run(shared.clone(), rx);
-        match tokio::runtime::Handle::try_current() {
+        let thread = match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(driver);
+                None
             }
             Err(_) => {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .map_err(|e| ClientError::Runtime(e.to_string()))?;
+                // Nothing is ever sent: the receiver sees the thread end
+                // (also by a panic) as a disconnect.
+                let (ended_tx, ended_rx) = std::sync::mpsc::channel::<()>();
                 std::thread::Builder::new()
                     .name("hub-client".into())
-                    .spawn(move || rt.block_on(driver))
+                    .spawn(move || {
+                        let _ended = ended_tx;
+                        rt.block_on(driver);
+                    })
                     .map_err(|e| ClientError::Runtime(e.to_string()))?;
+                Some(Arc::new(OwnThread {
+                    done: std::sync::Mutex::new(ended_rx),
+                    linger: shared.config.linger,
+                }))
             }
-        }
+        };
         Ok(Client {
             shared,
             commands: tx,
+            _thread: thread,
         })
     }
 

@@ -90,7 +90,11 @@ pub struct ClientConfig {
     /// [`Update::Lagged`](crate::Update::Lagged). Lifecycle events are
     /// dropped only past that bound.
     pub event_buffer: usize,
-    /// Largest message the reporter will queue (default 64 KiB, the hub's default).
+    /// Largest message sent to the hub (default 64 KiB, the hub's default
+    /// `--max-message-size`; set it to the hub's own). A single update
+    /// larger than this is refused; merged updates and terminal messages
+    /// are kept within it (see [`crate::outbox`]), and a hub answering
+    /// `MESSAGE_TOO_LARGE` with a lower `data.limit` lowers it.
     pub max_message_bytes: usize,
     /// Largest WebSocket frame or message the client accepts from the hub
     /// (default [`DEFAULT_MAX_INCOMING_BYTES`], 256 MiB: room for the
@@ -99,7 +103,10 @@ pub struct ClientConfig {
     /// [`Update::MessageTooLarge`](crate::Update::MessageTooLarge).
     pub max_incoming_bytes: usize,
     /// How long a client whose handles were all dropped keeps trying to
-    /// deliver what is queued (default 10 s).
+    /// deliver what is queued (default 10 s). A client running its own
+    /// thread (created outside a tokio runtime) makes that last drop wait
+    /// for it, at most this long (see [`Client`](crate::Client)); one in a
+    /// runtime lingers in the background only while the runtime lives.
     pub linger: Duration,
     /// Seed of the backoff jitter (default: random).
     pub backoff_seed: Option<u64>,

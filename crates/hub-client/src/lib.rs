@@ -45,9 +45,39 @@
 //! // will be delivered when the hub comes up.
 //! let stats = reporter.connection_stats();
 //! assert_eq!(stats.queue_len, 3);
+//! // Before the job exits: wait for the hub's acks (false: not delivered).
 //! assert!(!reporter.flush_blocking(Duration::from_millis(50)));
+//! # reporter.client().close(); // the hub never comes: do not linger 10 s on drop
 //! # Ok::<(), hub_client::ReportError>(())
 //! ```
+//!
+//! **Before the job exits, flush.** Calls only queue, so a job must wait
+//! for delivery before it ends: [`Reporter::flush`] (async) or
+//! [`Reporter::flush_blocking`] (synchronous code only; inside a runtime
+//! it cannot wait and logs an error). A flush returns false when anything
+//! is still queued, when the hub refused a lifecycle event since the
+//! previous flush (the operation's [`OperationHandle::rejection`] /
+//! [`OperationHandle::refusal`] say which, and a warning is logged), or
+//! when the client gave up ([`ConnState::Failed`]: credentials refused with
+//! a fixed token, retries exhausted).
+//!
+//! A job that forgets: dropping the last handle of a client that runs its
+//! own thread (created outside any tokio runtime) waits until what is
+//! queued is acked, at most [`ClientConfig::linger`] (10 s; `Duration::ZERO`
+//! not to wait). A client inside a runtime never blocks on drop; its
+//! events die with the runtime, so async jobs must `flush(..).await`.
+//! `std::process::exit` runs no destructors at all.
+//!
+//! On a `current_thread` runtime the client's task runs only while the
+//! job awaits: synchronous work that never yields starves it (it does not
+//! even connect). Use the multi-threaded runtime, or `spawn_blocking` for
+//! long synchronous work.
+//!
+//! Free text is cut to the hub's limits before it is queued (`step` 256,
+//! `message`, `error` and `reason` 4096 characters, the last one `…`), and
+//! no message longer than the hub's message size is ever sent: merged
+//! updates keep the newest values, and a message still too long loses its
+//! details (see [`outbox`]).
 //!
 //! # Watching
 //!
