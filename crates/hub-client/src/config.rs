@@ -17,19 +17,32 @@ pub const DEFAULT_MAX_INCOMING_BYTES: usize = 256 * 1024 * 1024;
 
 type TokenFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 
-/// Supplies the bearer token; consulted before every (re)connect, and again
-/// after the hub refused a token (a *different* token then allows a retry).
+/// Supplies the bearer token; consulted before every (re)connect, and
+/// after the hub refused a token (`AUTH_FAILED`, `TOKEN_EXPIRED`): asked
+/// again with the reconnect backoff (jittered, capped) until it returns a
+/// *different* token, which reconnects. A [`fixed`](TokenProvider::fixed)
+/// token is not asked again: the client stays
+/// [`Failed`](crate::ConnState::Failed) (a flush returns false and logs
+/// why) until [`Client::reconnect_now`](crate::Client::reconnect_now).
 #[derive(Clone)]
-pub struct TokenProvider(Arc<dyn Fn() -> TokenFuture + Send + Sync>);
+pub struct TokenProvider(Arc<dyn Fn() -> TokenFuture + Send + Sync>, bool);
 
 impl TokenProvider {
     /// Always the same token.
     pub fn fixed(token: impl Into<String>) -> Self {
         let token = token.into();
-        TokenProvider(Arc::new(move || {
-            let t = token.clone();
-            Box::pin(async move { Some(t) })
-        }))
+        TokenProvider(
+            Arc::new(move || {
+                let t = token.clone();
+                Box::pin(async move { Some(t) })
+            }),
+            true,
+        )
+    }
+
+    /// Whether it always gives the same token ([`TokenProvider::fixed`]).
+    pub fn is_fixed(&self) -> bool {
+        self.1
     }
 
     /// A synchronous closure (e.g. reading a file or an environment variable).
@@ -37,10 +50,13 @@ impl TokenProvider {
     where
         F: Fn() -> Option<String> + Send + Sync + 'static,
     {
-        TokenProvider(Arc::new(move || {
-            let t = f();
-            Box::pin(async move { t })
-        }))
+        TokenProvider(
+            Arc::new(move || {
+                let t = f();
+                Box::pin(async move { t })
+            }),
+            false,
+        )
     }
 
     /// An asynchronous closure (e.g. asking an identity service).
@@ -49,7 +65,7 @@ impl TokenProvider {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Option<String>> + Send + 'static,
     {
-        TokenProvider(Arc::new(move || Box::pin(f())))
+        TokenProvider(Arc::new(move || Box::pin(f())), false)
     }
 
     /// Ask for the current token.

@@ -235,6 +235,15 @@ impl Driver {
                     }
                 }
                 Action::ScheduleTimer(_) => {}
+                Action::AskToken => {
+                    // A fixed token cannot change: the client stays Failed
+                    // (flush says so) until `reconnect_now`.
+                    if let Some(p) = self.shared.config.token.clone().filter(|p| !p.is_fixed()) {
+                        if self.refreshing.is_none() {
+                            self.refreshing = Some(Box::pin(async move { p.token().await }));
+                        }
+                    }
+                }
                 Action::Notify(change) => {
                     tracing::debug!(state = %change.state, reason = ?change.reason,
                         attempt = change.attempt, next_delay_ms = ?change.next_delay_ms,
@@ -260,11 +269,6 @@ impl Driver {
                     // `Subscriber::watch`), one registered earlier got it.
                     self.shared.state.send_replace(change);
                     drop(inner);
-                    if change.state == ConnState::Failed && change.reason == Reason::AuthRejected {
-                        if let Some(p) = self.shared.config.token.clone() {
-                            self.refreshing = Some(Box::pin(async move { p.token().await }));
-                        }
-                    }
                 }
             }
         }
@@ -361,6 +365,9 @@ impl Driver {
     fn on_refreshed(&mut self, token: Option<String>) {
         if token.is_some() && token != self.last_token {
             self.apply(Event::TokenRefreshed);
+        } else {
+            tracing::debug!("the token provider has no new token yet; asking again later");
+            self.apply(Event::TokenUnchanged);
         }
     }
 

@@ -17,6 +17,10 @@
 //! - `Failed` is left only by [`Event::ReconnectNow`],
 //!   [`Event::DisconnectRequested`] or, after an authentication refusal,
 //!   [`Event::TokenRefreshed`];
+//! - after an authentication refusal the token provider is asked
+//!   ([`Action::AskToken`]) at once, then again after each
+//!   [`Event::TokenUnchanged`] with the reconnect backoff (jittered,
+//!   capped), until it has a new token: `Failed` has a deadline only then;
 //! - the retry counter resets only after a connection stayed up for
 //!   `min_uptime_ms`, never on the handshake itself.
 //!
@@ -198,6 +202,9 @@ pub enum Event {
     },
     /// The token provider returned a new token after an auth refusal.
     TokenRefreshed,
+    /// The token provider, asked after an auth refusal
+    /// ([`Action::AskToken`]), had no new token: ask again after a backoff.
+    TokenUnchanged,
     /// The user closed the client.
     DisconnectRequested,
 }
@@ -271,6 +278,11 @@ pub enum Action {
     ScheduleTimer(u64),
     /// Tell listeners about a state change.
     Notify(StateChange),
+    /// Ask the token provider for a new token (the hub refused the last
+    /// one); answer with [`Event::TokenRefreshed`] or
+    /// [`Event::TokenUnchanged`]. Without a provider that can change its
+    /// token (a fixed token), do nothing: the client stays `Failed`.
+    AskToken,
 }
 
 /// The connection state machine. Time is in milliseconds on any monotonic
@@ -300,6 +312,8 @@ pub struct Machine {
     last_announced_timeout: Option<u64>,
     /// Until when retries are kept short ([`Event::Hurry`]).
     hurry_until: u64,
+    /// Times the token provider had nothing new since the auth refusal.
+    token_asks: u32,
     /// The hub's interval as an earlier connection knew it (announced, or
     /// learned from two heartbeats): the fallback of the next connection
     /// until it knows its own, so a hub that freezes right after a
@@ -353,6 +367,7 @@ impl Machine {
             down_total_ms: 0,
             last_announced_timeout: None,
             hurry_until: 0,
+            token_asks: 0,
             remembered_ms: None,
         }
     }
@@ -559,6 +574,14 @@ impl Machine {
                 self.failed_reason = None;
                 self.schedule_retry(now, Reason::TokenRefreshed, out);
             }
+            (Failed, Event::TokenUnchanged)
+                if self.failed_reason == Some(Reason::AuthRejected) && self.deadline.is_none() =>
+            {
+                // Ask again later, like a reconnect: jittered, capped.
+                let delay = self.backoff.delay_ms(self.token_asks).max(1);
+                self.token_asks = self.token_asks.saturating_add(1);
+                self.deadline = Some(now.saturating_add(delay));
+            }
             (_, Event::DisconnectRequested) if self.state != Disconnected => {
                 if self.socket_open {
                     self.close_socket(now, out);
@@ -569,6 +592,7 @@ impl Machine {
             }
             (Connecting, Event::Connected) if self.socket_open => {
                 self.connections += 1;
+                self.token_asks = 0;
                 self.connected_at = Some(now);
                 self.last_frame_at = Some(now);
                 self.heartbeats = HeartbeatGaps::default();
@@ -683,6 +707,10 @@ impl Machine {
                 self.retries_failure(now, Reason::HeartbeatTimeout, out);
             }
             ConnState::Reconnecting => self.open(now, Reason::RetryTimer, out),
+            ConnState::Failed if self.failed_reason == Some(Reason::AuthRejected) => {
+                self.deadline = None;
+                out.push(Action::AskToken);
+            }
             ConnState::Disconnected | ConnState::Failed => self.deadline = None,
         }
     }
@@ -735,6 +763,9 @@ impl Machine {
         self.deadline = None;
         self.failed_reason = Some(reason);
         self.enter(ConnState::Failed, reason, None, out);
+        if reason == Reason::AuthRejected {
+            out.push(Action::AskToken);
+        }
     }
 
     fn enter(

@@ -348,6 +348,62 @@ fn auth_refusals_fail_and_token_refresh_retries() {
 }
 
 #[test]
+fn a_provider_without_a_new_token_is_asked_again_with_backoff() {
+    let mut m = machine();
+    m.handle(Event::ConnectRequested, 0);
+    m.handle(Event::Connected, 0);
+    let a = m.handle(Event::Closed { code: Some(4001) }, 10);
+    assert!(a.contains(&Action::AskToken), "asked at once: {a:?}");
+    let mut now = 10;
+    let mut delays = Vec::new();
+    for _ in 0..30 {
+        // The provider still has the refused token.
+        m.handle(Event::TokenUnchanged, now);
+        assert_eq!(m.state(), ConnState::Failed);
+        let at = m.poll_timeout().expect("asked again later");
+        assert!(at > now);
+        delays.push(at - now);
+        // Nothing happens before the deadline.
+        assert!(!m.handle(Event::Timeout, at - 1).contains(&Action::AskToken));
+        let a = m.handle(Event::Timeout, at);
+        assert_eq!(a, vec![Action::AskToken]);
+        assert_eq!(m.poll_timeout(), None);
+        now = at;
+    }
+    let cap = MachineConfig::default().backoff.cap_ms;
+    assert!(delays.iter().all(|d| *d <= cap), "{delays:?}");
+    assert!(
+        delays[20..].iter().any(|d| *d > delays[0]),
+        "backs off: {delays:?}"
+    );
+    // It has one at last: reconnect.
+    let a = m.handle(Event::TokenRefreshed, now);
+    assert_eq!(last_state(&a), Some(ConnState::Reconnecting));
+}
+
+#[test]
+fn other_failures_never_ask_for_a_token() {
+    let mut m = Machine::with_seed(
+        MachineConfig {
+            max_retries: Some(0),
+            ..Default::default()
+        },
+        7,
+    );
+    m.handle(Event::ConnectRequested, 0);
+    let a = m.handle(
+        Event::ConnectFailed {
+            http_status: Some(503),
+        },
+        5,
+    );
+    assert_eq!(last_state(&a), Some(ConnState::Failed));
+    assert!(!a.contains(&Action::AskToken));
+    assert!(m.handle(Event::TokenUnchanged, 6).is_empty());
+    assert_eq!(m.poll_timeout(), None);
+}
+
+#[test]
 fn policy_violation_fails_and_ignores_token_refresh() {
     let mut m = machine();
     m.handle(Event::ConnectRequested, 0);
@@ -467,6 +523,7 @@ fn any_event() -> impl Strategy<Value = Event> {
         1 => Just(Event::ReconnectNow),
         1 => (0u64..300_000).prop_map(|until| Event::Hurry { until }),
         1 => Just(Event::TokenRefreshed),
+        1 => Just(Event::TokenUnchanged),
         1 => Just(Event::DisconnectRequested),
     ]
 }
@@ -564,6 +621,11 @@ impl World {
                 }
                 Action::ScheduleTimer(at) => prop_assert!(*at > now, "timer {at} not after {now}"),
                 Action::Notify(_) => {}
+                Action::AskToken => prop_assert!(
+                    m.state() == ConnState::Failed
+                        && m.failed_reason() == Some(Reason::AuthRejected),
+                    "AskToken outside an auth failure"
+                ),
             }
         }
         prop_assert_eq!(self.open, m.socket_open());
@@ -584,9 +646,12 @@ impl World {
                     now
                 );
             }
-            ConnState::Disconnected | ConnState::Failed => {
-                prop_assert!(m.poll_timeout().is_none());
-            }
+            ConnState::Disconnected => prop_assert!(m.poll_timeout().is_none()),
+            // Only an auth failure waits for anything: the next question
+            // to the token provider.
+            ConnState::Failed => prop_assert!(
+                m.poll_timeout().is_none() || m.failed_reason() == Some(Reason::AuthRejected)
+            ),
         }
         // An upgrade refused for good gives up at once; a 408, 429 or 5xx
         // is retried (unless retries ran out).

@@ -221,8 +221,8 @@ async fn a_refused_token_fails_until_the_provider_has_a_new_one() {
         client.state().reason,
         hub_client::machine::Reason::AuthRejected
     );
-    // The provider still has the refused token: it stays failed until an
-    // explicit reconnect, which asks the provider again.
+    // The provider still has the refused token: it stays failed (asking
+    // the provider again with backoff); an explicit reconnect asks at once.
     *current.lock() = "new".into();
     client.reconnect_now();
     wait_state(&client, ConnState::Connected).await;

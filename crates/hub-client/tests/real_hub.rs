@@ -452,6 +452,61 @@ async fn a_refused_token_is_replaced_by_the_provider() {
     assert_eq!(client.state().state, ConnState::Connected);
 }
 
+/// A provider that lags (still the refused token when asked after the
+/// refusal, several times) is asked again with backoff, and the client
+/// recovers by itself once it has a good token: no `reconnect_now`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_provider_is_asked_again_until_it_has_a_good_token() {
+    let secret = "s3cret-for-tests-only-0123456789abcdef";
+    let hub = HubBuilder::new(hub_bin())
+        .args(["--jwt-secret", secret])
+        .start()
+        .await;
+    let good = mint(secret, "job");
+    let wrong = mint("another-secret-0123456789abcdef0123", "job");
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let a2 = asked.clone();
+    let provider = TokenProvider::from_fn(move || {
+        // The first five answers are the refused token.
+        let n = a2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(if n < 5 { wrong.clone() } else { good.clone() })
+    });
+    let client = Client::connect(fast(&hub.ws_url()).token_provider(provider)).unwrap();
+    let op = client.reporter().start("Patient").begin().unwrap();
+    op.complete().unwrap();
+    wait_connected(&client, 0).await;
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 6);
+    assert!(client.flush(WAIT).await);
+}
+
+/// A fixed token the hub refuses is not asked again: the client stays
+/// failed, and a flush says so (false) instead of waiting in vain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_fixed_token_fails_visibly() {
+    let secret = "s3cret-for-tests-only-0123456789abcdef";
+    let hub = HubBuilder::new(hub_bin())
+        .args(["--jwt-secret", secret])
+        .start()
+        .await;
+    let wrong = mint("another-secret-0123456789abcdef0123", "job");
+    let client = Client::connect(fast(&hub.ws_url()).token(wrong)).unwrap();
+    let op = client.reporter().start("Refused").begin().unwrap();
+    op.complete().unwrap();
+    let mut rx = client.state_changes();
+    tokio::time::timeout(WAIT, rx.wait_for(|c| c.state == ConnState::Failed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!client.flush(Duration::from_millis(300)).await);
+    let stats = client.connection_stats();
+    assert_eq!(stats.state, ConnState::Failed);
+    assert_eq!(
+        client.state().reason,
+        hub_client::machine::Reason::AuthRejected
+    );
+    assert!(stats.last_error.is_some(), "{stats:?}");
+}
+
 /// A connection outlives its tokens: before each token's `exp` the client
 /// asks the provider again and sends `refresh`, so a hub that closes
 /// connections 5 s past their token's `exp` never has to.
