@@ -382,3 +382,56 @@ async fn cancel_answers_reach_the_subscription() {
     );
     assert_eq!(sub.client().connection_stats().last_error, None);
 }
+
+/// A viewer on the same client takes a 20,000-operation (≈ 50 MB)
+/// snapshot: the job's reporter calls on that client are not held up while
+/// the frame is decoded (it is decoded outside the lock they share). The
+/// worst call is compared with the snapshot's own processing time, not
+/// with a fixed figure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reporter_calls_are_not_held_up_by_a_large_snapshot() {
+    let hub = FakeHub::start(Duration::from_secs(5)).await;
+    let blob = "b".repeat(2_500);
+    for i in 0..20_000u64 {
+        hub.publish(
+            json!({"type": "operation_started", "id": i, "namespace": "default",
+            "operation_id": format!("big-{i}"), "seq": 1, "name": "bulk",
+            "metadata": {"blob": blob}}),
+        );
+    }
+    let client = Client::connect(fast(&hub.url())).unwrap();
+    let reporter = client.reporter();
+    let op = reporter.start("Busy").begin().unwrap();
+    assert!(reporter.flush(WAIT).await);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let caller = std::thread::spawn(move || {
+        let mut worst = Duration::ZERO;
+        let mut i = 0u64;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let t0 = Instant::now();
+            op.progress((i % 100) as f64);
+            worst = worst.max(t0.elapsed());
+            i += 1;
+            std::thread::yield_now();
+        }
+        (worst, op)
+    });
+    let t0 = Instant::now();
+    let sub = client.subscriber().subscribe("default", Filter::all());
+    let end = Instant::now() + WAIT;
+    let mut rx = client.state_changes();
+    while sub.operations().len() < 20_000 {
+        assert!(Instant::now() < end, "snapshot never arrived");
+        let _ = tokio::time::timeout(Duration::from_millis(20), rx.changed()).await;
+    }
+    let snapshot_time = t0.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (worst, op) = caller.join().unwrap();
+    eprintln!("snapshot {snapshot_time:?}, worst reporter call {worst:?}");
+    assert!(
+        worst * 3 < snapshot_time,
+        "a reporter call waited {worst:?} during a {snapshot_time:?} snapshot"
+    );
+    op.complete().unwrap();
+}
