@@ -28,6 +28,8 @@ pub(crate) struct OpSignal {
     pub cancel_requested: bool,
     pub requested_by: Option<String>,
     pub rejected: Option<String>,
+    /// The hub refused the whole operation: it left the outbox.
+    pub dropped: bool,
 }
 
 /// A subscription as the driver holds it.

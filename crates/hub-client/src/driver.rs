@@ -728,7 +728,10 @@ fn apply_notices(inner: &mut Inner, notices: Vec<Notice>, requested_by: Option<S
             Notice::Dropped(key, code) => {
                 tracing::warn!(%code, "the hub refused an operation; its queued messages were dropped");
                 if let Some(s) = inner.signals.remove(&key) {
-                    s.send_modify(|sig: &mut OpSignal| sig.rejected = Some(code));
+                    s.send_modify(|sig: &mut OpSignal| {
+                        sig.rejected = Some(code);
+                        sig.dropped = true;
+                    });
                 }
             }
         }

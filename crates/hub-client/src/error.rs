@@ -8,9 +8,13 @@ pub enum ReportError {
     /// the event was not queued. Counted in `ConnectionStats::queue_full`.
     #[error("the outgoing queue is full; the event was not queued")]
     QueueFull,
-    /// The operation already finished (or the hub refused it for good).
+    /// The operation already finished.
     #[error("the operation has already finished")]
     Finished,
+    /// The hub refused the operation for good (`FORBIDDEN`,
+    /// `OPERATION_FINISHED`, ...: the code); nothing more of it is sent.
+    #[error("the hub refused the operation ({0})")]
+    Refused(String),
     /// An argument breaks the protocol's rules (name length, id characters...).
     #[error("invalid report: {0}")]
     Invalid(String),

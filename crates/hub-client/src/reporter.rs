@@ -235,7 +235,10 @@ impl OperationHandle {
             if inner.closed {
                 return Err(ReportError::Closed);
             }
-            inner.outbox.progress(self.key, fields)?
+            inner
+                .outbox
+                .progress(self.key, fields)
+                .map_err(|e| self.why(e))?
         };
         if newly {
             self.reporter.client.wake();
@@ -297,11 +300,25 @@ impl OperationHandle {
             if inner.closed {
                 return Err(ReportError::Closed);
             }
-            inner.outbox.finish(self.key, body)?;
+            inner
+                .outbox
+                .finish(self.key, body)
+                .map_err(|e| self.why(e))?;
         }
         self.finished.store(true, Ordering::Relaxed);
         self.reporter.client.wake();
         Ok(())
+    }
+
+    /// `Finished` of an operation the hub dropped is its refusal.
+    fn why(&self, e: ReportError) -> ReportError {
+        let signal = self.signal.borrow();
+        match (e, &signal.rejected) {
+            (ReportError::Finished, Some(code)) if signal.dropped => {
+                ReportError::Refused(code.clone())
+            }
+            (e, _) => e,
+        }
     }
 
     /// Report success.

@@ -295,6 +295,13 @@ impl OpStatus {
     }
 }
 
+impl std::fmt::Display for OpStatus {
+    /// The protocol's name (`running`, `completed`, ...).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The hub's operation state object (every field may be null).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OperationState {
@@ -638,6 +645,12 @@ pub fn empty_object() -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn op_status_displays_its_protocol_name() {
+        assert_eq!(OpStatus::Completed.to_string(), "completed");
+        assert_eq!(format!("{}", OpStatus::Running), "running");
+    }
 
     #[test]
     fn producer_messages_encode_as_the_protocol_says() {

@@ -507,6 +507,44 @@ async fn a_refused_fixed_token_fails_visibly() {
     assert!(stats.last_error.is_some(), "{stats:?}");
 }
 
+/// An operation the hub refuses for good (`FORBIDDEN`: a namespace the
+/// token may not report into) says so on the next call, with the code,
+/// instead of a bare "already finished".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_operation_says_so() {
+    let secret = "s3cret-for-tests-only-0123456789abcdef";
+    let hub = HubBuilder::new(hub_bin())
+        .args(["--jwt-secret", secret])
+        .start()
+        .await;
+    let token = mint_claims(
+        secret,
+        json!({"sub": "job", "exp": unix_s() + 3600, "roles": ["reporter"], "namespaces": ["team-a"]}),
+    );
+    let reporter = Reporter::connect(fast(&hub.ws_url()).token(token)).unwrap();
+    let op = reporter
+        .start("Elsewhere")
+        .namespace("team-b")
+        .begin()
+        .unwrap();
+    assert!(
+        !reporter.flush(WAIT).await,
+        "a refused start is not delivered"
+    );
+    assert_eq!(op.rejection().as_deref(), Some("FORBIDDEN"));
+    assert_eq!(
+        op.complete(),
+        Err(hub_client::ReportError::Refused("FORBIDDEN".into()))
+    );
+    assert_eq!(
+        op.update(hub_client::ProgressFields {
+            progress: Some(1.0),
+            ..Default::default()
+        }),
+        Err(hub_client::ReportError::Refused("FORBIDDEN".into()))
+    );
+}
+
 /// A connection outlives its tokens: before each token's `exp` the client
 /// asks the provider again and sends `refresh`, so a hub that closes
 /// connections 5 s past their token's `exp` never has to.
