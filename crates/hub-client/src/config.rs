@@ -215,9 +215,18 @@ impl ClientConfig {
         self
     }
 
-    /// Lifecycle messages that may wait for an ack before calls are refused.
+    /// Lifecycle messages that may wait for an ack before new operations
+    /// are refused with `QueueFull` (the end of an operation already
+    /// queued is always taken).
     pub fn max_queued_lifecycle(mut self, n: usize) -> Self {
         self.outbox.max_lifecycle = n;
+        self
+    }
+
+    /// Bytes of queued operations (encoded starts and ends) past which new
+    /// operations are refused with `QueueFull` (default 64 MiB).
+    pub fn max_queued_bytes(mut self, n: usize) -> Self {
+        self.outbox.max_bytes = n;
         self
     }
 

@@ -4,8 +4,10 @@
 /// down: messages wait in the queue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportError {
-    /// The lifecycle queue is full (the hub has been unreachable for long);
-    /// the event was not queued. Counted in `ConnectionStats::queue_full`.
+    /// The queue is full (the hub has been unreachable for long): the new
+    /// operation was not queued. Only starts are refused: the end of an
+    /// operation already queued is always taken. Counted in
+    /// `ConnectionStats::queue_full`.
     #[error("the outgoing queue is full; the event was not queued")]
     QueueFull,
     /// The operation already finished.

@@ -158,7 +158,7 @@ impl StartBuilder {
     }
 
     /// Queue `operation_started` and return the handle. Fails only on
-    /// invalid arguments or a full lifecycle queue, never on the network.
+    /// invalid arguments or a full queue, never on the network.
     pub fn begin(self) -> Result<OperationHandle, ReportError> {
         let chosen = self.id.is_some();
         let id = self.id.unwrap_or_else(crate::id::new_operation_id);
@@ -379,7 +379,10 @@ impl OperationHandle {
     }
 
     /// The error code if the hub refused this operation for good (e.g.
-    /// `OPERATION_FINISHED`, `FORBIDDEN`); its queued messages were dropped.
+    /// `OPERATION_FINISHED`, `FORBIDDEN`: its queued messages were dropped,
+    /// later calls return [`ReportError::Refused`]), or refused its end
+    /// (`BAD_MESSAGE`: on the hub it is still running; report the end
+    /// again). [`Reporter::flush`] returns false after either.
     pub fn rejection(&self) -> Option<String> {
         self.signal.borrow().rejected.clone()
     }
