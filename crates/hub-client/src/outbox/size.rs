@@ -19,23 +19,52 @@ pub(super) fn encoded_len(body: &ProducerBody, namespace: &str, operation_id: &s
     encode_producer(body, u64::MAX, namespace, operation_id, u64::MAX).len()
 }
 
-fn progress_len(f: &ProgressFields, namespace: &str, operation_id: &str) -> usize {
-    // `progress` is added when missing (`with_known_progress`): count it.
-    let extra = if f.progress.is_none() && f.current.is_none() {
-        32
-    } else {
-        0
-    };
-    encoded_len(
-        &ProducerBody::ProgressUpdate(f.clone()),
-        namespace,
-        operation_id,
-    ) + extra
+/// Counts bytes written (sizes without building the text).
+struct Count(usize);
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn json_len<T: serde::Serialize + ?Sized>(v: &T) -> usize {
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+/// The wire size of each field of an update, `"key":value,` included
+/// (0 when absent), in the order progress, current, step, message, details.
+fn field_lens(f: &ProgressFields) -> [usize; 5] {
+    fn one<T: serde::Serialize>(key: &str, v: &Option<T>) -> usize {
+        v.as_ref().map_or(0, |v| key.len() + 4 + json_len(v))
+    }
+    [
+        one("progress", &f.progress),
+        one("current", &f.current),
+        one("step", &f.step),
+        one("message", &f.message),
+        one("details", &f.details),
+    ]
+}
+
+/// The wire size of an update with these field sizes: the empty update's
+/// own size (with `progress`, added when missing by
+/// `with_known_progress`) plus its fields.
+fn update_len(base: usize, lens: &[usize; 5]) -> usize {
+    let numbers = if lens[0] == 0 && lens[1] == 0 { 32 } else { 0 };
+    base + numbers + lens.iter().sum::<usize>()
 }
 
 /// Merge `later` into `target` without passing `limit`: when both together
 /// would be too long for one message, the newest values win and older
 /// text fields (step, message, details) are kept only while they fit.
+/// Sizes are counted field by field, without building any text.
 pub fn merge_bounded(
     target: &mut ProgressFields,
     later: ProgressFields,
@@ -49,43 +78,38 @@ pub fn merge_bounded(
         target.merge(later);
         return;
     }
-    let mut merged = target.clone();
-    merged.merge(later.clone());
-    if progress_len(&merged, namespace, operation_id) <= limit {
-        *target = merged;
-        return;
-    }
-    let old = std::mem::take(target);
-    let mut newest = later;
-    if newest.progress.is_none() {
-        newest.progress = old.progress;
-    }
-    if newest.current.is_none() {
-        newest.current = old.current;
-    }
-    let fits = |f: &ProgressFields| progress_len(f, namespace, operation_id) <= limit;
-    if newest.step.is_none() && old.step.is_some() {
-        let mut c = newest.clone();
-        c.step = old.step;
-        if fits(&c) {
-            newest = c;
+    let base = encoded_len(
+        &ProducerBody::ProgressUpdate(ProgressFields::default()),
+        namespace,
+        operation_id,
+    );
+    let old = field_lens(target);
+    let new = field_lens(&later);
+    // What the plain merge would hold: the later field where it has one.
+    let mut lens: [usize; 5] = std::array::from_fn(|i| if new[i] > 0 { new[i] } else { old[i] });
+    if update_len(base, &lens) > limit {
+        // The newest values win; older text stays only while it fits
+        // (numbers always do).
+        for i in 2..5 {
+            if new[i] == 0 {
+                lens[i] = 0;
+            }
+        }
+        for i in 2..5 {
+            if new[i] == 0 && old[i] > 0 {
+                lens[i] = old[i];
+                if update_len(base, &lens) > limit {
+                    lens[i] = 0;
+                    match i {
+                        2 => target.step = None,
+                        3 => target.message = None,
+                        _ => target.details = None,
+                    }
+                }
+            }
         }
     }
-    if newest.message.is_none() && old.message.is_some() {
-        let mut c = newest.clone();
-        c.message = old.message;
-        if fits(&c) {
-            newest = c;
-        }
-    }
-    if newest.details.is_none() && old.details.is_some() {
-        let mut c = newest.clone();
-        c.details = old.details;
-        if fits(&c) {
-            newest = c;
-        }
-    }
-    *target = newest;
+    target.merge(later);
 }
 
 /// Cut `body` until it fits `limit` bytes on the wire; returns what was
@@ -146,4 +170,38 @@ pub fn fit(
         "cut to fit the hub's {limit}-byte message limit (dropped: {})",
         cut.join(", ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    proptest! {
+        /// Sizes counted field by field are the encoded message's own.
+        #[test]
+        fn field_sizes_add_up_to_the_message(
+            progress in prop::option::of(0.0f64..=100.0),
+            current in prop::option::of(0.0f64..1e12),
+            step in prop::option::of(".{0,40}"),
+            message in prop::option::of("(.|\n|\"|\\\\){0,80}"),
+            details in prop::option::of(".{0,40}"),
+        ) {
+            let f = ProgressFields {
+                progress,
+                current,
+                step,
+                message,
+                details: details.map(|d| json!({"d": d, "n": [1, 2.5]})),
+            };
+            let base = encoded_len(&ProducerBody::ProgressUpdate(ProgressFields::default()), "ns", "op");
+            let lens = field_lens(&f);
+            let numbers = if f.progress.is_none() && f.current.is_none() { 32 } else { 0 };
+            prop_assert_eq!(
+                update_len(base, &lens),
+                encoded_len(&ProducerBody::ProgressUpdate(f), "ns", "op") + numbers
+            );
+        }
+    }
 }
