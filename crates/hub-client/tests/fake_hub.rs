@@ -435,3 +435,27 @@ async fn reporter_calls_are_not_held_up_by_a_large_snapshot() {
     );
     op.complete().unwrap();
 }
+
+/// A hub answering `SEQ_GAP` with `expected: u64::MAX` (broken or
+/// hostile) does not kill the client's task (it did: an overflow panic,
+/// after which the client claimed `connected` and every call returned Ok
+/// into the void): the update is sent again later and everything is
+/// delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_seq_gap_does_not_kill_the_client() {
+    let hub = FakeHub::start(Duration::from_secs(5)).await;
+    hub.state.lock().hostile_seq_gaps = 2;
+    let client = Client::connect(fast(&hub.url())).unwrap();
+    let reporter = client.reporter();
+    let op = reporter.start("Hostile").begin().unwrap();
+    op.progress(40.0);
+    op.complete().unwrap();
+    assert!(
+        reporter.flush(WAIT).await,
+        "{:?}",
+        reporter.connection_stats()
+    );
+    assert_eq!(hub.op(op.id()).unwrap().state["state"], "completed");
+    assert_eq!(client.state().state, ConnState::Connected);
+    assert_eq!(hub.state.lock().hostile_seq_gaps, 0);
+}

@@ -41,6 +41,9 @@ pub struct HubState {
     pub silent: bool,
     pub producer_messages: u64,
     pub duplicates: u64,
+    /// Answer this many progress updates with a hostile
+    /// `SEQ_GAP {expected: u64::MAX}` (a broken or malicious hub).
+    pub hostile_seq_gaps: u32,
 }
 
 #[derive(Clone)]
@@ -192,6 +195,16 @@ fn apply_producer(st: &mut HubState, m: &Value) -> (Value, Option<Value>) {
             return (
                 json!({"type": "ack", "id": id, "namespace": "default", "operation_id": op_id,
                        "seq": seq, "offset": off, "duplicate": true}),
+                None,
+            );
+        }
+        Some(_) if ty == "progress_update" && st.hostile_seq_gaps > 0 => {
+            st.hostile_seq_gaps -= 1;
+            return (
+                err(
+                    "SEQ_GAP",
+                    json!({"operation_id": op_id, "expected": u64::MAX}),
+                ),
                 None,
             );
         }
