@@ -286,7 +286,7 @@ impl Client {
             clock: tokio::time::Instant::now(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        let driver = crate::driver::run(shared.clone(), rx);
+        let driver = crate::driver::run_guarded(shared.clone(), rx);
         let thread = match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(driver);

@@ -142,34 +142,66 @@ pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiv
 /// Makes the end of the driver visible, also when it panics: a client
 /// whose task is gone must not look connected while calls queue into the
 /// void.
+/// Here on the task being dropped without ending (its runtime shut down);
+/// a panic is caught by [`run_guarded`].
 struct EndGuard(Arc<Shared>);
 
 impl Drop for EndGuard {
     fn drop(&mut self) {
-        let mut inner = self.0.inner.lock();
-        if !inner.closed {
-            inner.closed = true;
-            inner.crashed = true;
-            inner.note_error("the client's background task ended unexpectedly", None);
-            for v in inner.views.values_mut() {
-                v.tx = mpsc::channel(1).0;
-            }
-            let change = crate::machine::StateChange {
-                state: ConnState::Failed,
-                reason: Reason::TaskEnded,
-                attempt: 0,
-                next_delay_ms: None,
-            };
-            drop(inner);
-            tracing::error!(
-                "the hub client's background task ended unexpectedly; nothing more is sent"
-            );
-            self.0.state.send_replace(change);
-        } else {
-            drop(inner);
-        }
-        self.0.idle.send_replace(true);
+        ended(&self.0, false);
     }
+}
+
+/// [`run`], and if it panics the client says so: state `Failed`
+/// ([`Reason::TaskEnded`]), calls return `Closed`, flush false, an error
+/// logged. Before, a panic left a client claiming `connected` forever.
+pub(crate) async fn run_guarded(shared: Arc<Shared>, commands: mpsc::UnboundedReceiver<Command>) {
+    use futures_util::FutureExt;
+    let s = shared.clone();
+    let res = std::panic::AssertUnwindSafe(run(shared, commands))
+        .catch_unwind()
+        .await;
+    if res.is_err() {
+        ended(&s, true);
+    }
+}
+
+/// The driver is gone without closing normally: nothing more is sent.
+fn ended(shared: &Shared, panicked: bool) {
+    let mut inner = shared.inner.lock();
+    if inner.closed && !panicked {
+        drop(inner);
+        shared.idle.send_replace(true);
+        return;
+    }
+    inner.closed = true;
+    inner.crashed |= panicked;
+    let what = if panicked {
+        "the client's background task panicked; nothing more is sent"
+    } else {
+        "the client's background task was dropped (its runtime ended); nothing more is sent"
+    };
+    inner.note_error(what, None);
+    for v in inner.views.values_mut() {
+        v.tx = mpsc::channel(1).0;
+    }
+    drop(inner);
+    if panicked {
+        tracing::error!("{what}");
+    } else {
+        tracing::debug!("{what}");
+    }
+    shared.state.send_replace(crate::machine::StateChange {
+        state: if panicked {
+            ConnState::Failed
+        } else {
+            ConnState::Disconnected
+        },
+        reason: Reason::TaskEnded,
+        attempt: 0,
+        next_delay_ms: None,
+    });
+    shared.idle.send_replace(true);
 }
 
 async fn poll_opt<F: Future + Unpin>(f: &mut Option<F>) -> F::Output {

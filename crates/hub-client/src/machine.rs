@@ -248,8 +248,9 @@ pub enum Reason {
     TokenRefreshed,
     /// The user closed the client.
     UserClosed,
-    /// The client's background task ended without being asked to (a bug:
-    /// a panic); nothing is sent any more.
+    /// The client's background task ended without being asked to: a
+    /// panic (state `Failed`) or its runtime shut down (`Disconnected`);
+    /// nothing is sent any more.
     TaskEnded,
 }
 

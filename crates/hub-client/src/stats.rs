@@ -68,6 +68,8 @@ impl ConnectionStats {
             url: shared.config.url.clone(),
             state: if inner.crashed {
                 ConnState::Failed
+            } else if inner.closed {
+                ConnState::Disconnected
             } else {
                 m.state()
             },

@@ -459,3 +459,28 @@ async fn a_hostile_seq_gap_does_not_kill_the_client() {
     assert_eq!(client.state().state, ConnState::Connected);
     assert_eq!(hub.state.lock().hostile_seq_gaps, 0);
 }
+
+/// A panic inside the client's task (here a token provider that panics)
+/// is not silent: the client is `Failed` (`TaskEnded`), new reports are
+/// refused as `Closed`, and a flush says false. Before, the client claimed
+/// to be connecting forever and every call returned Ok into the void.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_client_task_is_visible() {
+    let hub = FakeHub::start(Duration::from_secs(5)).await;
+    let provider = TokenProvider::from_fn(|| panic!("a bug in the token provider"));
+    let client = Client::connect(fast(&hub.url()).token_provider(provider)).unwrap();
+    wait_state(&client, ConnState::Failed).await;
+    assert_eq!(
+        client.state().reason,
+        hub_client::machine::Reason::TaskEnded
+    );
+    let reporter = client.reporter();
+    assert_eq!(
+        reporter.start("After").begin().err(),
+        Some(hub_client::ReportError::Closed)
+    );
+    assert!(!reporter.flush(Duration::from_millis(200)).await);
+    let stats = client.connection_stats();
+    assert_eq!(stats.state, ConnState::Failed);
+    assert!(stats.last_error.unwrap().contains("panicked"));
+}
