@@ -4,10 +4,11 @@
 
 use crate::wire::{encode_producer, ProducerBody, ProgressFields};
 
-/// The lowest message size limit the outbox accepts from a hub: every
-/// message can be cut to fit it (a terminal message keeps its state and
-/// the start of its text).
-pub const MIN_MESSAGE_LIMIT: usize = 4096;
+/// The lowest message size limit the outbox accepts from a hub (a lower
+/// `data.limit` is taken as this): messages cut by [`fit`] are well
+/// under it unless their ids and names are at their longest (a
+/// 256-character name of 4-byte characters alone is 1 KiB).
+pub const MIN_MESSAGE_LIMIT: usize = 1024;
 
 /// Characters a terminal message's text is cut to when the whole message
 /// would not fit the hub's size limit.
