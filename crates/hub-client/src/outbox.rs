@@ -234,6 +234,9 @@ struct Op {
     in_ready: bool,
     /// Started under an id the caller chose: the start goes alone.
     chosen_id: bool,
+    /// How many times the start (seq 1) was written: a duplicate ack
+    /// means "taken by someone else" only for a start written once.
+    start_writes: u32,
     /// What this operation counts in [`Outbox::bytes`].
     bytes: u64,
 }
@@ -412,6 +415,7 @@ impl Outbox {
                 probe: Probe::None,
                 in_ready: false,
                 chosen_id: false,
+                start_writes: 0,
                 bytes: 0,
             },
         );
@@ -663,6 +667,9 @@ impl Outbox {
         let seq = p.seq;
         let text = encode_producer(&p.body, id, &op.namespace, &op.id, seq);
         op.sent_upto = seq;
+        if seq == 1 {
+            op.start_writes = op.start_writes.saturating_add(1);
+        }
         *next_id += 1;
         self.in_flight.insert(id, (key, op.gen, seq, text.len()));
         self.stats.sent += 1;
@@ -741,6 +748,7 @@ impl Outbox {
             && ack.seq == 1
             && op.acked == 0
             && op.maybe_applied_upto == 0
+            && op.start_writes <= 1
             && sent.is_none_or(|(_, seq)| seq == 1);
         if taken {
             let message = format!(
