@@ -149,7 +149,9 @@ pub struct Config {
     pub handshakes_per_ip_per_second: u32,
     /// Messages one connection may send per second (token bucket, burst: the
     /// same number); more get `RATE_LIMITED` with `data.retry_after_ms`, and
-    /// the connection stays (sustained excess is abuse: close 1008). 0: unlimited.
+    /// the connection stays (sustained excess is abuse: close 1008). The
+    /// HTTP API's events and cancels get the same rate per peer address
+    /// (429 with `Retry-After` past it). 0: unlimited.
     #[serde(deserialize_with = "lenient::u32")]
     pub max_messages_per_second: u32,
     /// Producer messages the whole hub takes in per second (WebSocket and

@@ -7,7 +7,7 @@ use crate::clock::now_ms;
 use crate::engine::{Command, ListQuery, Reply, Who};
 use crate::params::Params;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hub_auth::{Action, Principal};
@@ -136,6 +136,7 @@ async fn ask<T>(
 /// `POST /api/v1/namespaces/{ns}/operations/{id}/events`.
 pub async fn post_event(
     State(app): State<Shared>,
+    ConnectInfo(crate::Remote(remote, _)): ConnectInfo<crate::Remote>,
     Path((ns, id)): Path<(String, String)>,
     Params(q): Params,
     headers: HeaderMap,
@@ -160,6 +161,9 @@ pub async fn post_event(
         ));
     }
     if let Err(e) = authorized(&app, &headers, &q, Action::Publish, &ns) {
+        return refuse_unread(e);
+    }
+    if let Err(e) = app.limits.http_message(remote.ip()) {
         return refuse_unread(e);
     }
     let max = app.cfg.max_message_size;
@@ -244,6 +248,7 @@ pub async fn post_event(
 /// `POST /api/v1/namespaces/{ns}/operations/{id}/cancel`.
 pub async fn cancel(
     State(app): State<Shared>,
+    ConnectInfo(crate::Remote(remote, _)): ConnectInfo<crate::Remote>,
     Path((ns, id)): Path<(String, String)>,
     Params(q): Params,
     headers: HeaderMap,
@@ -259,6 +264,9 @@ pub async fn cancel(
         Ok(p) => p,
         Err(e) => return error_response(e.with_operation(Some(&id)), None),
     };
+    if let Err(e) = app.limits.http_message(remote.ip()) {
+        return error_response(e.with_operation(Some(&id)), None);
+    }
     if let Err(e) = validate_operation_id(&id) {
         return error_response(e.with_operation(Some(&id)), None);
     }

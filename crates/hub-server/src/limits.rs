@@ -144,6 +144,10 @@ pub struct Limits {
     handshakes_per_second: u32,
     ingest: Option<DefaultDirectRateLimiter>,
     ingest_per_second: u32,
+    /// `max_messages_per_second` for the HTTP API, per peer address: a
+    /// request is not a connection, so the WebSocket's per-connection
+    /// bucket has nothing to hang on.
+    http_messages: Option<DefaultKeyedRateLimiter<IpAddr>>,
     messages_per_second: u32,
     per_user: usize,
     anonymous_per_ip: usize,
@@ -170,6 +174,7 @@ impl Limits {
             handshakes_per_second: cfg.handshakes_per_ip_per_second,
             ingest: quota(cfg.max_ingest_per_second).map(DefaultDirectRateLimiter::direct),
             ingest_per_second: cfg.max_ingest_per_second,
+            http_messages: quota(cfg.max_messages_per_second).map(DefaultKeyedRateLimiter::keyed),
             messages_per_second: cfg.max_messages_per_second,
             per_user: cfg.max_connections_per_user,
             anonymous_per_ip: cfg.max_anonymous_connections_per_ip,
@@ -221,6 +226,28 @@ impl Limits {
         (!self.is_exempt(ip)).then(|| MessageBucket {
             limiter: DefaultDirectRateLimiter::direct(q),
             per_second: self.messages_per_second,
+        })
+    }
+
+    /// One HTTP API request that carries a message (an event, a cancel)
+    /// from `ip`: `max_messages_per_second` per peer address, as the
+    /// WebSocket has per connection (exempt peers skip it). The error goes
+    /// out as HTTP 429 with `Retry-After`.
+    pub fn http_message(&self, ip: IpAddr) -> Result<(), ProtoError> {
+        let Some(limiter) = &self.http_messages else {
+            return Ok(());
+        };
+        if self.is_exempt(ip) {
+            return Ok(());
+        }
+        limiter.check_key(&peer_key(ip)).map_err(|not_until| {
+            self.count("messages");
+            rate_limited(
+                "messages",
+                "too many requests from this address; slow down",
+                u64::from(self.messages_per_second),
+                Some(not_until.wait_time_from(DefaultClock::default().now())),
+            )
         })
     }
 
@@ -362,7 +389,10 @@ impl Limits {
 
     /// Forgets idle per-IP state (call now and then).
     pub fn housekeeping(&self) {
-        if let Some(l) = &self.handshakes {
+        for l in [&self.handshakes, &self.http_messages]
+            .into_iter()
+            .flatten()
+        {
             l.retain_recent();
             l.shrink_to_fit();
         }

@@ -649,6 +649,60 @@ async fn messages_per_connection_are_rate_limited_and_the_connection_stays() {
     assert_eq!(p.closed(DEADLINE).await, Some(1008));
 }
 
+/// The HTTP API has no connection to hang a bucket on: its messages
+/// (events, cancels) get `max_messages_per_second` per peer address, with
+/// 429 and `Retry-After` past it (one keep-alive connection made 1,700/s).
+#[tokio::test]
+async fn http_messages_are_rate_limited_per_address() {
+    let h = hub()
+        .args(["--max-messages-per-second", "5", "--rate-limit-exempt", ""])
+        .start()
+        .await;
+    let ops = format!("{}/api/v1/namespaces/default/operations", h.http());
+    let (status, _) = post_json(
+        &format!("{ops}/h1/events"),
+        &json!({"type": "operation_started", "seq": 1, "name": "n"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    for seq in 2..=5 {
+        let (status, ack) = post_json(
+            &format!("{ops}/h1/events"),
+            &json!({"type": "progress_update", "seq": seq, "progress": seq}),
+        )
+        .await;
+        assert_eq!(status, 200, "{ack}");
+    }
+    let before = state_of(&h, None, "default", "h1").await;
+    let r = reqwest::Client::new()
+        .post(format!("{ops}/h1/events"))
+        .json(&json!({"type": "progress_update", "seq": 6, "progress": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED", "{body}");
+    assert_eq!(body["error"]["data"]["reason"], "messages", "{body}");
+    assert_eq!(body["error"]["data"]["operation_id"], "h1", "{body}");
+    let (status, _) = post_json(&format!("{ops}/h1/cancel"), &json!({})).await;
+    assert_eq!(status, 429, "a cancel counts too");
+    assert_eq!(
+        state_of(&h, None, "default", "h1").await,
+        before,
+        "nothing changed"
+    );
+    // Reads are not messages.
+    let (status, _) = get_json(&format!("{ops}/h1")).await;
+    assert_eq!(status, 200);
+}
+
 #[tokio::test]
 async fn connections_per_user_and_anonymous_per_ip_are_capped() {
     let h = hub()
