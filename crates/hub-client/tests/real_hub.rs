@@ -16,34 +16,8 @@ use hub_client::{
 use hub_testkit::{hub_bin, Hub, HubBuilder, Ws};
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn free_addr() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
-fn fast(url: &str) -> ClientConfig {
-    ClientConfig::new(url)
-        .backoff(Duration::from_millis(50), Duration::from_millis(300))
-        .progress_interval(Duration::from_millis(20))
-}
-
-/// The hub's own view, read over a separate raw connection.
-async fn hub_states(hub: &Hub) -> HashMap<String, serde_json::Value> {
-    let mut ws = Ws::connect(&hub.ws_url()).await;
-    let reply = ws
-        .request(json!({"type": "subscribe", "namespace": "default"}), 1)
-        .await;
-    assert_eq!(reply["type"], "subscribed", "{reply}");
-    let list = ws.next_of("operation_list", WAIT).await;
-    list["operations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["operation_id"].as_str().unwrap().to_owned(), s.clone()))
-        .collect()
-}
+mod real_common;
+use real_common::*;
 
 /// Collects a subscription's updates in the background, checking order.
 struct Watcher {

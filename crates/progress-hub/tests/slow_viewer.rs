@@ -332,14 +332,7 @@ async fn unread_snapshots_are_bounded_hub_wide() {
     // Its subscription (and so its snapshot) first: were the other
     // viewer's snapshot made first and still unread, the stuck one would
     // be the one refused, and hold nothing.
-    eventually("the stuck viewer's subscription", DEADLINE, || async {
-        metrics_text(&h)
-            .await
-            .lines()
-            .any(|l| l == "progress_hub_subscriptions 1")
-            .then_some(())
-    })
-    .await;
+    wait_for_subscriptions(&h, 1, "the stuck viewer's subscription").await;
     let mut v = Ws::connect(&h.ws_url()).await;
     let e = subscribe_until(&mut v, "error", "the big snapshot to be held").await;
     assert_eq!(e["code"], "RATE_LIMITED", "{e}");
@@ -375,29 +368,14 @@ async fn unread_snapshots_are_bounded_hub_wide() {
 /// streams held 2 GB past a 512 MiB bound).
 #[tokio::test]
 async fn unread_sse_snapshots_are_bounded_too() {
-    use tokio::io::AsyncWriteExt;
     let h = hub()
         .args(["--max-snapshot-bytes", "1000000"])
         .start()
         .await;
     let mut p = Ws::connect(&h.ws_url()).await;
     start_padded(&mut p, "big", 160, 50_000).await;
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stuck = socket.connect(h.addr.parse().unwrap()).await.unwrap();
-    let req = format!(
-        "GET /api/v1/stream?namespace=default HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
-        h.addr
-    );
-    stuck.write_all(req.as_bytes()).await.unwrap();
-    eventually("the stuck stream's subscription", DEADLINE, || async {
-        metrics_text(&h)
-            .await
-            .lines()
-            .any(|l| l == "progress_hub_subscriptions 1")
-            .then_some(())
-    })
-    .await;
+    let stuck = stuck_sse_stream(&h).await;
+    wait_for_subscriptions(&h, 1, "the stuck stream's subscription").await;
     let mut v = Ws::connect(&h.ws_url()).await;
     let e = subscribe_until(&mut v, "error", "the SSE snapshot to be held").await;
     assert_eq!(e["code"], "RATE_LIMITED", "{e}");

@@ -63,17 +63,9 @@ async fn sse_stream_and_resume() {
 
 #[tokio::test]
 async fn an_sse_client_that_never_reads_is_dropped() {
-    use tokio::io::AsyncWriteExt;
     let h = hub().args(["--idle-timeout", "1s"]).start().await;
     // A small receive buffer, a request, and then never a read.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stuck = socket.connect(h.addr.parse().unwrap()).await.unwrap();
-    let req = format!(
-        "GET /api/v1/stream?namespace=default HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
-        h.addr
-    );
-    stuck.write_all(req.as_bytes()).await.unwrap();
+    let stuck = stuck_sse_stream(&h).await;
     let mut p = Ws::connect(&h.ws_url()).await;
     flood_until_slow_drops(&h, &mut p, 1).await;
     drop(stuck);

@@ -107,6 +107,34 @@ pub async fn metrics_text(h: &Hub) -> String {
         .expect("the metrics text")
 }
 
+/// An SSE stream of `default` opened with a 4 KiB receive buffer and then
+/// never read (a stuck client).
+pub async fn stuck_sse_stream(h: &Hub) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = socket.connect(h.addr.parse().unwrap()).await.unwrap();
+    let req = format!(
+        "GET /api/v1/stream?namespace=default HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+        h.addr
+    );
+    stuck.write_all(req.as_bytes()).await.unwrap();
+    stuck
+}
+
+/// Waits until the hub holds `n` subscriptions (`/metrics`).
+pub async fn wait_for_subscriptions(h: &Hub, n: usize, what: &str) {
+    let line = format!("progress_hub_subscriptions {n}");
+    eventually(what, DEADLINE, || async {
+        metrics_text(h)
+            .await
+            .lines()
+            .any(|l| l == line)
+            .then_some(())
+    })
+    .await;
+}
+
 /// GET a JSON document.
 pub async fn get_json(url: &str) -> (u16, Value) {
     let r = reqwest::get(url).await.expect("GET");
