@@ -610,21 +610,9 @@ async fn a_subscription_ended_by_a_narrower_token_is_refused_and_stale() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wss_with_a_private_root_and_the_ready_wait() {
-    let dir = tempfile::tempdir().unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let cert_pem = ck.cert.pem();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, &cert_pem).unwrap();
-    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
-    let hub = HubBuilder::new(hub_bin())
-        .args([
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ])
-        .start()
-        .await;
+    let tls = hub_testkit::TlsFiles::self_signed();
+    let cert_pem = tls.cert_pem.clone();
+    let hub = HubBuilder::new(hub_bin()).args(tls.args()).start().await;
     let port = hub.addr.rsplit(':').next().unwrap();
     let url = format!("wss://localhost:{port}/ws");
 

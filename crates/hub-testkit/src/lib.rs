@@ -8,11 +8,13 @@
 mod process;
 mod raw;
 mod sse;
+mod tls;
 mod ws;
 
 pub use process::{Hub, HubBuilder};
 pub use raw::{RawHttp, RawWs};
 pub use sse::{Sse, SseEnd, SseEvent};
+pub use tls::TlsFiles;
 pub use tokio_tungstenite::tungstenite::Message;
 pub use ws::{Ws, WsError};
 

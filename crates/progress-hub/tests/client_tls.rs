@@ -8,23 +8,10 @@ use std::process::Output;
 
 /// A hub serving TLS with a self-signed certificate for `localhost`; the
 /// certificate's file (kept while the guard lives).
-async fn tls_hub() -> (Hub, tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, c.cert.pem()).unwrap();
-    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
-    let h = hub()
-        .args([
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ])
-        .start()
-        .await;
-    (h, dir, cert)
+async fn tls_hub() -> (Hub, hub_testkit::TlsFiles) {
+    let tls = hub_testkit::TlsFiles::self_signed();
+    let h = hub().args(tls.args()).start().await;
+    (h, tls)
 }
 
 async fn report(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -51,7 +38,8 @@ fn stderr(out: &Output) -> String {
 
 #[tokio::test]
 async fn a_self_signed_hub_is_trusted_with_its_certificate() {
-    let (h, _dir, cert) = tls_hub().await;
+    let (h, tls) = tls_hub().await;
+    let cert = &tls.cert;
     let port = h.addr.rsplit(':').next().unwrap().to_owned();
     let url = format!("wss://localhost:{port}/ws");
     let cert = cert.to_str().unwrap();
@@ -102,7 +90,8 @@ async fn a_self_signed_hub_is_trusted_with_its_certificate() {
 /// reporter both trust the file).
 #[tokio::test]
 async fn demo_trusts_the_ca_cert_too() {
-    let (h, _dir, cert) = tls_hub().await;
+    let (h, tls) = tls_hub().await;
+    let cert = &tls.cert;
     let port = h.addr.rsplit(':').next().unwrap().to_owned();
     let url = format!("wss://localhost:{port}/ws");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))

@@ -10,15 +10,6 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
-fn self_signed() -> (String, String, CertificateDer<'static>) {
-    let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    (
-        c.cert.pem(),
-        c.signing_key.serialize_pem(),
-        c.cert.der().clone(),
-    )
-}
-
 /// A self-signed certificate and its key written to a temporary folder
 /// (kept while the returned guard lives), and the certificate to trust.
 fn cert_files() -> (
@@ -27,13 +18,8 @@ fn cert_files() -> (
     std::path::PathBuf,
     CertificateDer<'static>,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key, der) = self_signed();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, cert).unwrap();
-    std::fs::write(&key_path, key).unwrap();
-    (dir, cert_path, key_path, der)
+    let t = hub_testkit::TlsFiles::self_signed();
+    (t.dir, t.cert, t.key, CertificateDer::from(t.cert_der))
 }
 
 fn connector(trust: CertificateDer<'static>) -> TlsConnector {
@@ -95,9 +81,10 @@ async fn https_and_wss_on_one_port_and_reload() {
     assert!(m.to_text().unwrap().contains("pong"));
 
     // Rotate: new files, SIGHUP; the old connection lives on, new ones get the new certificate.
-    let (cert2, key2, der2) = self_signed();
-    std::fs::write(&cert_path, cert2).unwrap();
-    std::fs::write(&key_path, key2).unwrap();
+    let next = hub_testkit::TlsFiles::self_signed();
+    std::fs::copy(&next.cert, &cert_path).unwrap();
+    std::fs::copy(&next.key, &key_path).unwrap();
+    let der2 = CertificateDer::from(next.cert_der.clone());
     h.signal(Signal::SIGHUP);
     eventually("the new certificate", DEADLINE, || {
         let addr = h.addr.clone();
