@@ -436,12 +436,7 @@ async fn flush_socket(
     socket: &mut WebSocket,
     limit: std::time::Duration,
 ) -> Result<(), WriteFailed> {
-    match tokio::time::timeout(limit, futures_util::SinkExt::flush(socket)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) if timed_out(&e) => Err(WriteFailed::Stalled),
-        Ok(Err(_)) => Err(WriteFailed::Gone),
-        Err(_) => Err(WriteFailed::Stalled),
-    }
+    within(limit, futures_util::SinkExt::flush(socket)).await
 }
 
 async fn send_within(
@@ -449,7 +444,15 @@ async fn send_within(
     msg: Message,
     limit: std::time::Duration,
 ) -> Result<(), WriteFailed> {
-    match tokio::time::timeout(limit, socket.send(msg)).await {
+    within(limit, socket.send(msg)).await
+}
+
+/// A write to the socket, failed when it takes more than `limit`.
+async fn within(
+    limit: std::time::Duration,
+    write: impl std::future::Future<Output = Result<(), axum::Error>>,
+) -> Result<(), WriteFailed> {
+    match tokio::time::timeout(limit, write).await {
         Ok(Ok(())) => Ok(()),
         // Over TLS the socket itself gives up on a peer that takes nothing
         // (`SharedTcp`), possibly before this timer.
