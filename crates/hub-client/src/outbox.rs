@@ -662,10 +662,17 @@ impl Outbox {
         }
         let pos = op.queue.iter().position(|p| p.seq > op.sent_upto)?;
         let p = &mut op.queue[pos];
-        // Never a message the hub refuses for its size.
-        let cut = fit(&mut p.body, self.limit, &op.namespace, &op.id);
         let seq = p.seq;
-        let text = encode_producer(&p.body, id, &op.namespace, &op.id, seq);
+        let mut text = encode_producer(&p.body, id, &op.namespace, &op.id, seq);
+        // Never a message the hub refuses for its size: encoded once, and
+        // cut (then encoded again) only when it is over.
+        let cut = if text.len() > self.limit {
+            let cut = fit(&mut p.body, self.limit, &op.namespace, &op.id);
+            text = encode_producer(&p.body, id, &op.namespace, &op.id, seq);
+            cut
+        } else {
+            None
+        };
         op.sent_upto = seq;
         if seq == 1 {
             op.start_writes = op.start_writes.saturating_add(1);
