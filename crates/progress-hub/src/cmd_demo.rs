@@ -10,10 +10,14 @@
 //! or answers something else is an error naming it, and so is a hub that
 //! refuses the demo's reports (`FORBIDDEN`), found by a first one-message
 //! operation before the jobs start.
+//!
+//! The training run is canceled the way a viewer would: a `cancel` over the
+//! demo's own WebSocket (a producer connection is also a viewer one), so it
+//! works behind TLS and under a path prefix like every other message.
 
 use anyhow::Context;
 use clap::Args;
-use hub_client::{ClientConfig, Reporter};
+use hub_client::{ClientConfig, Reporter, Subscriber};
 use serde_json::json;
 use std::time::Duration;
 
@@ -28,7 +32,8 @@ pub struct DemoArgs {
         default_value = "ws://127.0.0.1:8765/ws"
     )]
     url: String,
-    /// Bearer token (a JWT, with the `reporter` role), if the hub requires one.
+    /// Bearer token (a JWT, with the `reporter` role, and `operator` for the
+    /// training run's cancel), if the hub requires one.
     #[arg(long, env = "PROGRESS_HUB_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Namespace to report into.
@@ -72,6 +77,22 @@ fn authority(url: &str) -> anyhow::Result<String> {
         .or_else(|| url.strip_prefix("wss://"))
         .context("--url must start with ws:// or wss://")?;
     Ok(rest.split('/').next().unwrap_or(rest).to_owned())
+}
+
+/// The dashboard's address for a hub's WebSocket URL: the same host and
+/// path prefix, `http` for `ws` and `https` for `wss`
+/// (`wss://h:1/jobs/ws` → `https://h:1/jobs/`).
+fn dashboard_url(ws_url: &str) -> String {
+    let (scheme, rest) = match ws_url.strip_prefix("wss://") {
+        Some(rest) => ("https", rest),
+        None => ("http", ws_url.strip_prefix("ws://").unwrap_or(ws_url)),
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let base = rest
+        .strip_suffix("/ws")
+        .unwrap_or(rest)
+        .trim_end_matches('/');
+    format!("{scheme}://{base}/")
 }
 
 /// What answered at the hub's URL.
@@ -141,8 +162,8 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
             url
         }
     };
-    println!("watch it live: http://{addr}/  (Ctrl-C to stop)");
-    let mut config = ClientConfig::new(url).namespace(args.namespace.clone());
+    println!("watch it live: {}  (Ctrl-C to stop)", dashboard_url(&url));
+    let mut config = ClientConfig::new(url.clone()).namespace(args.namespace.clone());
     if let Some(t) = token {
         config = config.token(t);
     }
@@ -150,13 +171,12 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
         config = config.tls_root_pem(pem);
     }
     let reporter = Reporter::connect(config).context("connecting the reporter")?;
-    check_reports_accepted(&reporter, &url_shown(&addr)).await?;
+    check_reports_accepted(&reporter, &url).await?;
     let demo = Demo {
         reporter: reporter.clone(),
+        viewer: reporter.client().subscriber(),
         speed: args.speed.max(0.05),
-        addr: addr.clone(),
         namespace: args.namespace.clone(),
-        token: token.map(str::to_owned),
     };
     let mut round = 0u32;
     loop {
@@ -195,10 +215,6 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn url_shown(addr: &str) -> String {
-    format!("ws://{addr}/ws")
-}
-
 /// A first, one-message operation ("Demo session started") acked or
 /// refused before the jobs begin: a hub that accepts the connection but
 /// refuses the token's reports (`FORBIDDEN`: no `reporter` role, another
@@ -222,10 +238,10 @@ async fn check_reports_accepted(reporter: &Reporter, url: &str) -> anyhow::Resul
 #[derive(Clone)]
 struct Demo {
     reporter: Reporter,
+    /// The same connection as a viewer: sends the demo's cancel.
+    viewer: Subscriber,
     speed: f64,
-    addr: String,
     namespace: String,
-    token: Option<String>,
 }
 
 /// Reports are queued, never awaited: a demo job cannot fail on them.
@@ -296,12 +312,9 @@ impl Demo {
         };
         for epoch in 1..=100u64 {
             if epoch == 12 {
-                // Someone watching decides to stop it: cancel over the HTTP API.
-                let url = format!(
-                    "http://{}/api/v1/namespaces/{}/operations/{id}/cancel",
-                    self.addr, self.namespace
-                );
-                let _ = http_post(&url, self.token.as_deref()).await;
+                // Someone watching decides to stop it (with a token that
+                // may not cancel, the hub refuses and the run goes on).
+                self.viewer.cancel(self.namespace.clone(), id.clone());
             }
             if op.should_cancel() {
                 ignore(op.canceled(Some(&format!("stopped at epoch {epoch} on request"))));
@@ -351,15 +364,22 @@ impl Demo {
     }
 }
 
-/// A bodiless HTTP/1.1 POST over a plain TCP connection (the demo's one HTTP call).
-async fn http_post(url: &str, token: Option<&str>) -> std::io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let mut s = tokio::net::TcpStream::connect(host).await?;
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    s.write_all(format!("POST /{path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").as_bytes()).await?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await?;
-    Ok(())
+#[cfg(test)]
+mod tests {
+    use super::dashboard_url;
+
+    #[test]
+    fn the_dashboard_is_served_where_the_websocket_is() {
+        assert_eq!(
+            dashboard_url("ws://127.0.0.1:8765/ws"),
+            "http://127.0.0.1:8765/"
+        );
+        assert_eq!(
+            dashboard_url("wss://hub.example:443/ws"),
+            "https://hub.example:443/"
+        );
+        assert_eq!(dashboard_url("wss://h:1/jobs/ws?x=1"), "https://h:1/jobs/");
+        assert_eq!(dashboard_url("ws://h:1"), "http://h:1/");
+        assert_eq!(dashboard_url("ws://h:1/"), "http://h:1/");
+    }
 }

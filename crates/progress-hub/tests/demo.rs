@@ -110,3 +110,61 @@ async fn demo_tells_a_refusing_hub_from_none_and_takes_a_token() {
         .unwrap();
     assert!(!list["operations"].as_array().unwrap().is_empty(), "{list}");
 }
+
+/// `demo` against a hub serving TLS: it trusts the hub's certificate
+/// (`--ca-cert`), prints the dashboard's `https://` address, and its
+/// training run is canceled over the same connection (the cancel used to be
+/// a plain-HTTP request, which a TLS hub never saw: the run completed).
+#[tokio::test]
+async fn demo_against_a_tls_hub_cancels_over_its_own_connection() {
+    let tls = hub_testkit::TlsFiles::self_signed();
+    let h = hub().args(tls.args()).start().await;
+    let port = h.addr.rsplit(':').next().unwrap().to_owned();
+    let url = format!("wss://localhost:{port}/ws");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+        .args(["demo", "--rounds", "1", "--speed", "40", "--url", &url])
+        .arg("--ca-cert")
+        .arg(&tls.cert)
+        .env_remove("PROGRESS_HUB_URL")
+        .env_remove("PROGRESS_HUB_TOKEN")
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("demo finished")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("watch it live: https://localhost:{port}/ ")),
+        "{stdout}"
+    );
+
+    // What the hub holds, read over TLS by the client library.
+    let config = hub_client::ClientConfig::new(url).tls_root_pem(tls.cert_pem.clone());
+    let viewer = hub_client::Subscriber::connect(config).unwrap();
+    let mut sub = viewer.subscribe("default", hub_client::Filter::all());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline, sub.recv()).await {
+            Ok(Some(hub_client::Update::Snapshot { .. })) => break,
+            Ok(Some(_)) => {}
+            other => panic!("no snapshot over TLS: {other:?}"),
+        }
+    }
+    let ops = sub.operations();
+    let train: Vec<_> = ops
+        .values()
+        .filter(|o| o.operation_id.starts_with("train."))
+        .collect();
+    assert_eq!(train.len(), 1, "{ops:?}");
+    assert_eq!(
+        train[0].state,
+        hub_client::OpStatus::Canceled,
+        "{:?}",
+        train[0]
+    );
+}
