@@ -5,9 +5,9 @@ use crate::app::Shared;
 use crate::auth::{auth_error, authorize, token_of};
 use crate::clock::now_ms;
 use crate::engine::{Command, ListQuery, Reply, Who};
-use crate::params::Params;
+use crate::params::{ApiPath, Params};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hub_auth::{Action, Principal};
@@ -30,7 +30,7 @@ pub struct SentError {
 }
 
 /// `resp` with `Connection: close`: the request's body was left unread.
-fn closing(mut resp: Response) -> Response {
+pub(crate) fn closing(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp
@@ -137,7 +137,7 @@ async fn ask<T>(
 pub async fn post_event(
     State(app): State<Shared>,
     ConnectInfo(crate::Remote(remote, _)): ConnectInfo<crate::Remote>,
-    Path((ns, id)): Path<(String, String)>,
+    ApiPath((ns, id)): ApiPath<(String, String)>,
     Params(q): Params,
     headers: HeaderMap,
     body: Body,
@@ -249,7 +249,7 @@ pub async fn post_event(
 pub async fn cancel(
     State(app): State<Shared>,
     ConnectInfo(crate::Remote(remote, _)): ConnectInfo<crate::Remote>,
-    Path((ns, id)): Path<(String, String)>,
+    ApiPath((ns, id)): ApiPath<(String, String)>,
     Params(q): Params,
     headers: HeaderMap,
 ) -> Response {
@@ -313,7 +313,7 @@ fn parse_limit(
 /// `GET /api/v1/namespaces/{ns}/operations?state=&kind=&limit=`.
 pub async fn list_operations(
     State(app): State<Shared>,
-    Path(ns): Path<String>,
+    ApiPath(ns): ApiPath<String>,
     Params(q): Params,
     headers: HeaderMap,
 ) -> Response {
@@ -355,7 +355,7 @@ pub async fn list_operations(
 /// `GET /api/v1/namespaces/{ns}/operations/{id}`.
 pub async fn get_operation(
     State(app): State<Shared>,
-    Path((ns, id)): Path<(String, String)>,
+    ApiPath((ns, id)): ApiPath<(String, String)>,
     Params(q): Params,
     headers: HeaderMap,
 ) -> Response {
@@ -392,7 +392,7 @@ pub async fn get_operation(
 /// `GET /api/v1/namespaces/{ns}/events?after=&limit=`.
 pub async fn events(
     State(app): State<Shared>,
-    Path(ns): Path<String>,
+    ApiPath(ns): ApiPath<String>,
     Params(q): Params,
     headers: HeaderMap,
 ) -> Response {

@@ -201,6 +201,45 @@ async fn health_ready_not_found_and_too_large() {
     );
 }
 
+/// A path segment that does not decode to UTF-8 gets the API's JSON
+/// `BAD_MESSAGE`, on every route that takes one (it was axum's plain text).
+#[tokio::test]
+async fn a_path_segment_that_is_not_utf8_gets_a_json_error() {
+    let h = hub().start().await;
+    let base = format!("{}/api/v1/namespaces", h.http());
+    let start = json!({"type": "operation_started", "name": "n"});
+    for url in [
+        format!("{base}/ns/operations/%FF/events"),
+        format!("{base}/x%C3/operations/a/events"),
+        format!("{base}/ns/operations/%FF/cancel"),
+    ] {
+        let (s, e) = post_json(&url, &start).await;
+        assert_eq!(
+            (s, e["error"]["code"].clone()),
+            (400, json!("BAD_MESSAGE")),
+            "{url}: {e}"
+        );
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains("UTF-8"),
+            "{e}"
+        );
+    }
+    for url in [
+        format!("{base}/%FF/operations"),
+        format!("{base}/ns/operations/%FF"),
+        format!("{base}/%FF/events"),
+    ] {
+        let (s, e) = get_json(&url).await;
+        assert_eq!(
+            (s, e["error"]["code"].clone()),
+            (400, json!("BAD_MESSAGE")),
+            "{url}: {e}"
+        );
+    }
+    let (_, list) = get_json(&format!("{base}/ns/operations")).await;
+    assert_eq!(list["offset"], 0, "nothing was recorded: {list}");
+}
+
 /// Over HTTP a start may leave out `seq`: it is always seq 1, so posting the
 /// same start again (a `curl` retry) is a resend, re-acked and not applied.
 #[tokio::test]
