@@ -26,7 +26,7 @@
  * several JSON messages separated by `\n`.
  */
 
-import { ConnectionMachine, ORIGIN_NOT_ALLOWED } from './connection.js';
+import { ConnectionMachine, ORIGIN_NOT_ALLOWED, splitFrame } from './connection.js';
 import { decodeClaims } from './auth.js';
 
 export { ConnectionMachine, backoffDelay, splitFrame, CONNECTION_LOST, ORIGIN_NOT_ALLOWED, TOKEN_UNAVAILABLE } from './connection.js';
@@ -207,6 +207,8 @@ export class HubClient {
     /** @type {number|null} */ this.timerAt = null;
     /** Transports ever opened at the same time (the invariant says ≤ 1). */
     this.maxConcurrent = 0;
+    /** @type {{abort: () => void}|null} the WebSocket being tried while on SSE (`try_ws`) */
+    this.trial = null;
     this.live = 0;
     this.onWake = (/** @type {any} */ e) => {
       if (e?.type === 'visibilitychange' && env.document?.visibilityState !== 'visible') return;
@@ -275,6 +277,7 @@ export class HubClient {
   stop() {
     this.running = false;
     this.clearRenewal();
+    this.trial?.abort();
     this.run(this.machine.stop(this.now()));
     if (this.listening) {
       this.listening = false;
@@ -525,6 +528,7 @@ export class HubClient {
         if (this.conn?.kind === 'ws' && this.conn.socket.readyState === 1) this.conn.socket.send(JSON.stringify(a.message));
         break;
       case 'probe': this.probe(a); break;
+      case 'try_ws': this.tryWebSocket(a); break;
       case 'get_token': this.clearRenewal(); this.renewToken(this.tokenWhy); break;
       case 'fetch_status': this.fetchStatus(a.link); break;
       case 'reply': {
@@ -617,6 +621,52 @@ export class HubClient {
     }
     this.live += 1;
     this.maxConcurrent = Math.max(this.maxConcurrent, this.live);
+  }
+
+  /**
+   * While on SSE: does a WebSocket to the hub work again? Opens one (with
+   * the token), sends a `ping` and waits for the `pong`, so frames are
+   * known to pass both ways through whatever blocked them before, then
+   * closes it and tells the machine (which moves over when it works). No
+   * pong within `connectTimeoutMs`, a close, or a constructor that throws:
+   * it does not. Never counted as a transport: the SSE link stays the
+   * page's one connection until the machine closes it.
+   * @param {Extract<Action, {type:'try_ws'}>} a
+   */
+  tryWebSocket(a) {
+    this.trial?.abort();
+    const env = this.env;
+    /** @type {any} */ let socket = null;
+    let done = false;
+    /** @param {boolean} ok @param {boolean} report */
+    const finish = (ok, report) => {
+      if (done) return;
+      done = true;
+      env.clearTimeout(timer);
+      if (this.trial === trial) this.trial = null;
+      if (socket) {
+        socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+        try { socket.close(1000, 'tried'); } catch { /* already closed */ }
+      }
+      if (report) this.run(this.machine.onWsTry(a.link, ok, this.now()));
+    };
+    const trial = { abort: () => finish(false, false) };
+    this.trial = trial;
+    const timer = env.setTimeout(() => finish(false, true), this.machine.opts.connectTimeoutMs);
+    try {
+      socket = new env.WebSocket(wsUrl(this.base, a.token));
+    } catch {
+      finish(false, true);
+      return;
+    }
+    socket.onopen = () => {
+      try { socket.send(JSON.stringify({ type: 'ping', id: 1 })); } catch { finish(false, true); }
+    };
+    socket.onmessage = (/** @type {any} */ e) => {
+      if (typeof e.data === 'string' && splitFrame(e.data).some((m) => /** @type {any} */ (m).type === 'pong')) finish(true, true);
+    };
+    socket.onclose = () => finish(false, true);
+    socket.onerror = () => { /* a close event follows */ };
   }
 
   detach() {

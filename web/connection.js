@@ -5,8 +5,10 @@
  * a timer tick, a wake-up, …) with the current time and returns actions
  * (`open` a transport, `send`, `close`, `probe`, and notifications for the
  * app). It owns backoff, heartbeat liveness, resume from `(epoch, offset)`,
- * snapshot handling, dedupe by offset and the WebSocket → SSE fallback.
- * `client.js` is the browser driver that performs the actions.
+ * snapshot handling, dedupe by offset, the WebSocket → SSE fallback and
+ * the way back: while on SSE it tries WebSocket again now and then
+ * (`try_ws`), and once one opens and answers a ping it switches over,
+ * resuming from its offset. `client.js` is the browser driver that performs the actions.
  *
  * Wire format: protocol v1 (docs/PROTOCOL.md). A server frame may hold
  * several JSON messages separated by `\n`.
@@ -69,6 +71,9 @@
  * @property {number} [connectTimeoutMs=10000] an attempt that has not opened by then failed
  * @property {number} [probeTimeoutMs=5000]    after a wake-up, a ping must be answered this fast
  * @property {number} [sseAfterFailures=3]     WebSocket failures (hub reachable over HTTP) before trying SSE
+ * @property {number} [wsRetryMs=60000]       while on SSE, try WebSocket again after about this long
+ *   (± 25 %); doubled after each try that fails, up to `maxWsRetryMs`
+ * @property {number} [maxWsRetryMs=600000]   the longest wait between two such tries
  * @property {() => number} [random]           uniform in [0, 1); injectable for tests
  */
 
@@ -77,6 +82,7 @@
  *  | {type:'close', code: number, reason: string}
  *  | {type:'send', message: Object}
  *  | {type:'probe', transport: Transport, link: number}
+ *  | {type:'try_ws', link: number, token: string|null}
  *  | {type:'get_token'}
  *  | {type:'fetch_status', link: number}
  *  | {type:'status', status: Status}
@@ -116,6 +122,8 @@
  *   null while connected
  * @property {boolean} syncing          connected, but the replay or snapshot that brings the view up to the
  *   `subscribed` offset is not all in yet: what is shown may be behind the hub
+ * @property {boolean} upgrading        `connecting` only to move a working SSE link over to WebSocket
+ *   (a WebSocket was just proven to work): not an outage
  */
 
 /** How many recent heartbeat gaps the learned interval is the maximum of. */
@@ -209,7 +217,8 @@ export class ConnectionMachine {
   constructor(opts) {
     this.opts = {
       baseDelayMs: 500, maxDelayMs: 30000, minUptimeMs: 5000, heartbeatIntervalMs: 30000,
-      connectTimeoutMs: 10000, probeTimeoutMs: 5000, sseAfterFailures: 3, random: Math.random,
+      connectTimeoutMs: 10000, probeTimeoutMs: 5000, sseAfterFailures: 3,
+      wsRetryMs: 60000, maxWsRetryMs: 600000, random: Math.random,
       filter: null, token: null, ...opts,
     };
     /** @type {ConnState} */ this.state = 'idle';
@@ -280,6 +289,14 @@ export class ConnectionMachine {
     this.doorRefusal = false;
     /** The `Retry-After` (ms) of that refusal: later attempts that fail before opening wait that long too. */
     this.doorRetryMs = 0;
+    /** @type {number|null} while connected over SSE: when to try WebSocket again */
+    this.wsTryAt = null;
+    /** A `try_ws` was asked for on this link and not answered yet. */
+    this.wsTrying = false;
+    /** The wait before the next `try_ws` (grows while WebSocket keeps failing). */
+    this.wsRetryDelay = this.opts.wsRetryMs;
+    /** Connecting to move over from SSE to WebSocket, not after an outage. */
+    this.upgrading = false;
   }
 
   /** @returns {Status} */
@@ -292,6 +309,7 @@ export class ConnectionMachine {
       heartbeatIntervalMs: this.hbInterval, clockSkewMs: this.clockSkewMs,
       everConnected: this.everConnected, reason: this.state === 'connected' ? null : this.reason,
       syncing: this.state === 'connected' && (this.replay !== null || this.awaitingSnapshot),
+      upgrading: this.upgrading && this.state === 'connecting',
     };
   }
 
@@ -307,6 +325,7 @@ export class ConnectionMachine {
       ds.push(this.livenessDeadline());
       if (this.probeDeadline !== null) ds.push(this.probeDeadline);
       if (this.replay) ds.push(this.replay.quietAt);
+      if (this.wsTryDue() !== null) ds.push(/** @type {number} */ (this.wsTryAt));
     }
     return ds.length ? Math.min(...ds) : null;
   }
@@ -408,6 +427,7 @@ export class ConnectionMachine {
     }
     acts.push(...this.resetLink());
     this.awaitingToken = false;
+    this.upgrading = false;
     this.state = 'stopped';
     this.retryAt = null;
     if (this.disconnectedSince === null) this.disconnectedSince = now;
@@ -540,6 +560,7 @@ export class ConnectionMachine {
       this.wsBlocked = 0;
       return [...this.subscribeActions(), fetchStatus];
     }
+    this.wsTryAt = now + this.jittered(this.wsRetryDelay);
     return [fetchStatus]; // SSE: the subscription is in the URL; `subscribed` comes first.
   }
 
@@ -690,8 +711,49 @@ export class ConnectionMachine {
       if (now >= this.livenessDeadline()) return this.linkLost(now, 'no heartbeat within two intervals', true);
       if (this.probeDeadline !== null && now >= this.probeDeadline) return this.linkLost(now, 'ping unanswered', true);
       if (this.replay && now >= this.replay.quietAt) return this.finishReplay();
+      const due = this.wsTryDue();
+      if (due !== null && now >= due) {
+        this.wsTrying = true;
+        return [{ type: 'try_ws', link: this.link, token: this.token }];
+      }
     }
     return [];
+  }
+
+  /** When the next `try_ws` is due, or null (not on a live SSE link, or one is out). @returns {number|null} */
+  wsTryDue() {
+    if (this.state !== 'connected' || this.transport !== 'sse' || this.wsTrying) return null;
+    return this.wsTryAt;
+  }
+
+  /**
+   * The answer to a `try_ws`: whether a WebSocket to the hub opened and
+   * answered a ping (`ok`). Yes: the SSE link is closed and the client
+   * connects over WebSocket at once, resuming from its offset, without
+   * reporting an outage (`upgrading`); should that WebSocket not open, one
+   * failure is enough to go back to SSE. No: SSE goes on and the next try
+   * waits twice as long (up to `maxWsRetryMs`). Answers for another link
+   * are ignored.
+   * @param {number} link @param {boolean} ok @param {number} now @returns {Action[]}
+   */
+  onWsTry(link, ok, now) {
+    if (link !== this.link || !this.wsTrying || this.state !== 'connected' || this.transport !== 'sse') return [];
+    this.wsTrying = false;
+    if (!ok) {
+      this.wsRetryDelay = Math.min(this.wsRetryDelay * 2, this.opts.maxWsRetryMs);
+      this.wsTryAt = now + this.jittered(this.wsRetryDelay);
+      return [];
+    }
+    this.wsRetryDelay = this.opts.wsRetryMs;
+    this.transport = 'ws';
+    this.wsBlocked = Math.max(0, this.opts.sseAfterFailures - 1);
+    this.upgrading = true;
+    return [{ type: 'close', code: 1000, reason: 'switching to WebSocket' }, ...this.connect(now)];
+  }
+
+  /** `ms` ± 25 % (`random`). @param {number} ms @returns {number} */
+  jittered(ms) {
+    return Math.floor(ms * (0.75 + this.opts.random() / 2));
   }
 
   /**
@@ -701,7 +763,8 @@ export class ConnectionMachine {
    *   |{type:'probe', status: number, code?: string|null, message?: string|null, link?: number|null,
    *     retryAfterMs?: number|null, reason?: string|null}
    *   |{type:'open_failed', reason: string}|{type:'token_unavailable', message: string, retryAt: number|null}
-   *   |{type:'token', token: string|null}|{type:'hub_status', link: number|null, data: Record<string, any>|null}} ev
+   *   |{type:'token', token: string|null}|{type:'hub_status', link: number|null, data: Record<string, any>|null}
+   *   |{type:'ws_try', link: number, ok: boolean}} ev
    * @param {number} now
    * @returns {Action[]}
    */
@@ -721,6 +784,7 @@ export class ConnectionMachine {
       case 'token_unavailable': return this.tokenUnavailable(ev.message, ev.retryAt, now);
       case 'token': return this.setToken(ev.token, now);
       case 'hub_status': return this.onHubStatus(ev.link, ev.data, now);
+      case 'ws_try': return this.onWsTry(ev.link, ev.ok, now);
       default: return [];
     }
   }
@@ -777,6 +841,8 @@ export class ConnectionMachine {
     this.lastHeartbeatAt = null;
     this.hbGaps = [];
     this.advertisedHbMs = null;
+    this.wsTryAt = null;
+    this.wsTrying = false;
     this.link += 1;
     return orphans;
   }
@@ -804,6 +870,7 @@ export class ConnectionMachine {
     /** @type {Action[]} */
     const acts = [];
     if (mustClose) acts.push({ type: 'close', code: 4000, reason: why });
+    this.upgrading = false;
     const wasOpened = this.opened;
     let doorFloor = 0;
     if (refusal.code) {
@@ -847,6 +914,7 @@ export class ConnectionMachine {
   /** @param {number} now @param {string} code @param {string} message @returns {Action[]} */
   fail(now, code, message) {
     const acts = this.resetLink();
+    this.upgrading = false;
     this.awaitingToken = false;
     this.state = 'failed';
     this.retryAt = null;
@@ -906,6 +974,7 @@ export class ConnectionMachine {
         this.subscribed = true;
         this.state = 'connected';
         this.everConnected = true;
+        this.upgrading = false;
         this.disconnectedSince = null;
         this.lastLiveAt = now;
         this.errorCode = null;

@@ -30,6 +30,8 @@ export function indicator(s, now, healthy = true) {
       if (s.syncing) return { cls: 'syncing', symbol: '◐', text: 'Catching up…' };
       return { cls: 'connected', symbol: '●', text: s.transport === 'sse' ? 'Connected (SSE)' : 'Connected' };
     case 'connecting':
+      // Moving a working SSE link to WebSocket: still live, not an outage.
+      if (s.upgrading) return { cls: 'connected', symbol: '●', text: 'Connected (switching to WebSocket)' };
       return { cls: 'connecting', symbol: '◐', text: s.everConnected ? 'Reconnecting…' : 'Connecting…' };
     case 'waiting': {
       const secs = s.retryAt === null ? 0 : Math.max(0, Math.ceil((s.retryAt - now) / 1000));
@@ -85,7 +87,8 @@ export function pageTitle(s, namespace, healthy = true) {
   const base = `${namespace} · progress-hub`;
   /** @type {string|null} */
   let why;
-  if (s.state === 'connected') why = !healthy ? 'link quiet' : s.syncing ? 'catching up' : null;
+  if (s.upgrading) why = null; // a planned move to WebSocket, moments long
+  else if (s.state === 'connected') why = !healthy ? 'link quiet' : s.syncing ? 'catching up' : null;
   else if (s.state === 'failed') why = 'failed';
   else if (s.lastLiveAt !== null) why = 'stale';
   else why = s.state === 'waiting' ? 'disconnected' : 'connecting';

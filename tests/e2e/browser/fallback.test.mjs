@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { hubAndBrowser } from '../lib/setup.mjs';
 import { Producer } from '../lib/producer.mjs';
 import { sel, waitConnected, assertSameState, until } from '../lib/dashboard.mjs';
+import { appServer } from '../lib/app.mjs';
 
 test('WebSocket blocked, HTTP fine → live over SSE, cancel over HTTP', async (t) => {
   const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s']);
@@ -45,4 +46,84 @@ test('WebSocket blocked, HTTP fine → live over SSE, cancel over HTTP', async (
   await producer.canceled('sse.1', 'bye');
   await until(async () => (await row.getAttribute('data-state')) === 'canceled', { what: 'canceled over SSE' });
   await assertSameState(page, hub);
+});
+
+// The way back: a page that fell back to SSE while WebSocket was blocked
+// tries WebSocket again now and then (`wsRetryMs`, short here) and moves
+// over once one opens and answers a ping, resuming from its offset: no
+// outage shown, no update missed or repeated. A try that fails leaves the
+// SSE link alone. The working tree's client, on a page of another origin.
+test('WebSocket unblocked later → the client moves from SSE back to WebSocket, live throughout', async (t) => {
+  const app = await appServer();
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s',
+    '--allowed-origins', app.origin]);
+  t.after(() => app.close());
+  const page = await browser.page();
+  await page.addInitScript(() => {
+    const w = /** @type {any} */ (window);
+    const Real = window.WebSocket;
+    w.__wsBlocked = true;
+    w.__wsAttempts = 0;
+    w.WebSocket = function WebSocketBehindAProxy(/** @type {string} */ url, /** @type {any} */ protocols) {
+      w.__wsAttempts += 1;
+      if (!w.__wsBlocked) return new Real(url, protocols);
+      const fake = { readyState: 0, onerror: null, onclose: null, onopen: null, onmessage: null, send() { throw new Error('not open'); }, close() { fake.readyState = 3; } };
+      setTimeout(() => { fake.readyState = 3; fake.onerror?.({}); fake.onclose?.({ code: 1006, reason: '' }); }, 20);
+      return fake;
+    };
+  });
+  const producer = keep(await Producer.connect(hub.addr));
+  await producer.start('back.1', 'Watched across the switch', { total: 100 });
+  await page.goto(`${app.origin}/`);
+  await page.evaluate(async ({ url }) => {
+    const { HubClient } = await import('/client.js');
+    const w = /** @type {any} */ (window);
+    w.offsets = [];
+    w.statuses = [];
+    w.client = new HubClient({ url, namespace: 'default', machine: { wsRetryMs: 1500, maxWsRetryMs: 3000 } });
+    w.client.on('event', (/** @type {any} */ e) => w.offsets.push(e.offset));
+    w.client.on('snapshot', (/** @type {any} */ s) => w.offsets.push(`snapshot@${s.offset}`));
+    w.client.on('status', (/** @type {any} */ s) => w.statuses.push(s));
+    w.client.start();
+  }, { url: hub.url });
+  const status = () => page.evaluate(() => /** @type {any} */ (window).client.status());
+  await until(async () => { const s = await status(); return s.state === 'connected' && s.transport === 'sse'; },
+    { timeout: 30000, what: 'connected over SSE while WebSocket is blocked' });
+
+  // Still blocked: a try fails, and the SSE link is not touched.
+  const before = await page.evaluate(() => /** @type {any} */ (window).__wsAttempts);
+  const mark = await page.evaluate(() => /** @type {any} */ (window).statuses.length);
+  await until(async () => (await page.evaluate(() => /** @type {any} */ (window).__wsAttempts)) > before,
+    { timeout: 10000, what: 'WebSocket tried again while on SSE' });
+  await producer.progress('back.1', { current: 10 });
+  await until(async () => (await page.evaluate(() => /** @type {any} */ (window).offsets.length)) >= 2,
+    { what: 'live over SSE after a failed try' });
+  const during = await page.evaluate((m) => /** @type {any} */ (window).statuses.slice(m), mark);
+  assert.ok(during.every((/** @type {any} */ s) => s.state === 'connected' && s.transport === 'sse'),
+    `a failed try changed nothing: ${JSON.stringify(during.map((/** @type {any} */ s) => [s.state, s.transport]))}`);
+
+  // Unblocked: the client moves over, and updates sent around the move all arrive once.
+  const mark2 = await page.evaluate(() => { const w = /** @type {any} */ (window); w.__wsBlocked = false; return w.statuses.length; });
+  let n = 10;
+  await until(async () => {
+    n = Math.min(n + 1, 100);
+    await producer.progress('back.1', { current: n });
+    const s = await status();
+    return s.state === 'connected' && s.transport === 'ws';
+  }, { timeout: 15000, what: 'moved over to WebSocket' });
+  let last = 0;
+  for (let i = 0; i < 3; i++) { n = Math.min(n + 1, 100); last = (await producer.progress('back.1', { current: n })).offset; }
+  await until(async () => page.evaluate((want) => /** @type {any} */ (window).offsets.at(-1) === want, last),
+    { what: 'every update up to the last one' });
+  const { offsets, after } = await page.evaluate((m) => {
+    const w = /** @type {any} */ (window);
+    return { offsets: w.offsets, after: w.statuses.slice(m) };
+  }, mark2);
+  const events = offsets.filter((/** @type {any} */ o) => typeof o === 'number');
+  assert.equal(offsets.filter((/** @type {any} */ o) => typeof o === 'string').length, 1, 'one snapshot, at the start: the move resumed');
+  assert.deepEqual(events, [...new Set(events)], 'no update twice');
+  assert.deepEqual(events, Array.from({ length: events.length }, (_, i) => events[0] + i), 'no update missed');
+  assert.ok(after.every((/** @type {any} */ s) => s.disconnectedSince === null && (s.state === 'connected' || s.upgrading)),
+    `no outage shown during the move: ${JSON.stringify(after.map((/** @type {any} */ s) => [s.state, s.transport, s.upgrading]))}`);
+  assert.equal(await page.evaluate(() => /** @type {any} */ (window).client.maxConcurrent), 1, 'one transport at a time');
 });

@@ -565,6 +565,94 @@ test('SSE fallback after repeated WebSocket failures while HTTP works; resumes w
   assert.equal(m.request({ type: 'cancel' }).id, null, 'no socket to send on: use HTTP');
 });
 
+/** A machine connected over SSE at offset 12 (after three blocked WebSockets); `now` is when. */
+function onSse(opts = {}) {
+  const m = connected({ offset: 12, ...opts });
+  m.onClose(1006, '', 0);
+  for (let i = 0; i < 3; i++) {
+    const now = m.retryAt; m.tick(now);
+    m.onClose(1006, '', now + 1);
+    m.onProbe(200, null, null, now + 2);
+  }
+  const now = m.retryAt;
+  m.tick(now);
+  m.onOpen(now + 1);
+  m.onFrame(frame(subscribed(12, true)), now + 2);
+  assert.equal(m.state, 'connected');
+  assert.equal(m.transport, 'sse');
+  return { m, now: now + 2 };
+}
+
+test('on SSE, WebSocket is tried again after wsRetryMs (± 25 %); a failed try keeps SSE and doubles the wait', () => {
+  const { m, now } = onSse({ wsRetryMs: 1000, maxWsRetryMs: 3000 });
+  const due = m.nextDeadline();
+  assert.ok(due !== null && due >= now - 1 + 750 && due <= now - 1 + 1250, `first try near 1 s after the open (${due - now})`);
+  assert.deepEqual(m.tick(due - 1), [], 'not before it is due');
+  const tries = ofType(m.tick(due), 'try_ws');
+  assert.deepEqual(tries, [{ type: 'try_ws', link: m.link, token: null }]);
+  assert.deepEqual(m.tick(due + 1), [], 'one try at a time');
+  assert.ok(m.nextDeadline() === null || m.nextDeadline() !== due, 'no deadline for a try already out');
+  // It failed: SSE goes on, untouched, and the next try waits twice as long.
+  assert.deepEqual(m.onWsTry(tries[0].link, false, due + 10), []);
+  assert.equal(m.state, 'connected');
+  assert.equal(m.transport, 'sse');
+  const waits = [];
+  let at = due + 10;
+  for (let i = 0; i < 4; i++) {
+    const next = m.wsTryAt;
+    waits.push(next - at);
+    const t = ofType(m.tick(next), 'try_ws')[0];
+    at = next + 5;
+    m.onWsTry(t.link, false, at);
+  }
+  assert.deepEqual(waits, [2000, 3000, 3000, 3000], 'doubled, then held at maxWsRetryMs (random 0.5: no jitter)');
+});
+
+test('a WebSocket that works moves the link over: SSE closed, WS opened at once, resumed, no outage reported', () => {
+  const { m, now } = onSse({ wsRetryMs: 1000 });
+  m.onFrame(frame(ev(13)), now + 10);
+  const t = ofType(m.tick(m.wsTryAt), 'try_ws')[0];
+  const at = m.wsTryAt + 50;
+  const acts = m.onWsTry(t.link, true, at);
+  assert.deepEqual(acts.map((a) => a.type), ['close', 'open', 'status']);
+  assert.equal(acts[0].code, 1000);
+  assert.equal(ofType(acts, 'open')[0].transport, 'ws');
+  const st = ofType(acts, 'status')[0].status;
+  assert.equal(st.state, 'connecting');
+  assert.equal(st.upgrading, true, 'a planned move, not an outage');
+  assert.equal(st.disconnectedSince, null);
+  const sub = sent(m.onOpen(at + 5)).find((x) => x.type === 'subscribe');
+  assert.deepEqual(sub.resume, { epoch: 'E1', offset: 13 }, 'resumes where SSE left off');
+  const after = m.onFrame(frame(subscribed(14, true, 'E1', sub.id), ev(13), ev(14)), at + 10);
+  assert.deepEqual(ofType(after, 'event').map((a) => a.event.offset), [14], 'no duplicate of what SSE delivered');
+  assert.equal(ofType(after, 'synced')[0]?.reconnect, false, 'no "reconnected" toast for a planned move');
+  assert.equal(m.state, 'connected');
+  assert.equal(m.status().upgrading, false);
+  assert.equal(m.transport, 'ws');
+  assert.equal(m.wsTryAt, null, 'nothing more to try on WebSocket');
+});
+
+test('a try answered for an older link, or after the link changed, changes nothing', () => {
+  const { m } = onSse({ wsRetryMs: 1000 });
+  const t = ofType(m.tick(m.wsTryAt), 'try_ws')[0];
+  assert.deepEqual(m.onWsTry(t.link - 1, true, m.wsTryAt + 1), []);
+  // The SSE link drops before the answer: the answer is stale.
+  m.onClose(1006, '', m.wsTryAt + 2);
+  assert.deepEqual(m.onWsTry(t.link, true, m.retryAt), []);
+  assert.equal(m.transport, 'sse', 'the SSE link is reopened as before');
+});
+
+test('the moved-over WebSocket failing to open goes back to SSE after one probe, not three', () => {
+  const { m } = onSse({ wsRetryMs: 1000 });
+  const t = ofType(m.tick(m.wsTryAt), 'try_ws')[0];
+  const at = m.wsTryAt + 1;
+  m.onWsTry(t.link, true, at);
+  const lost = m.onClose(1006, '', at + 5);
+  assert.equal(m.status().upgrading, false, 'an attempt that failed is not shown as a move');
+  m.onProbe(200, null, null, at + 6, { link: ofType(lost, 'probe')[0].link });
+  assert.equal(m.transport, 'sse');
+});
+
 test('hub down (probe fails) never counts towards SSE', () => {
   const m = connected({});
   m.onClose(1006, '', 0);
