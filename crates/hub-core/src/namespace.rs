@@ -9,7 +9,7 @@ use crate::config::CoreConfig;
 use crate::eta::EtaEstimator;
 use crate::operation::Operation;
 use hub_proto::{
-    Ack, ErrorCode, Event, EventType, OperationState, OperationStatus, ProducerBody,
+    Ack, ErrorCode, Event, EventType, JsonObject, OperationState, OperationStatus, ProducerBody,
     ProducerMessage, ProtoError,
 };
 use serde_json::{json, Map, Value};
@@ -357,7 +357,9 @@ impl Namespace {
         insert_opt(&mut fields, "total", total.map(Value::from));
         insert_opt(&mut fields, "parent_id", parent_id.clone().map(Value::from));
         insert_opt(&mut fields, "weight", weight.map(Value::from));
-        insert_opt(&mut fields, "metadata", metadata.clone().map(Value::Object));
+        // The state keeps the object's text; the event takes the parsed one.
+        let metadata_text = metadata.as_ref().map(JsonObject::from_map);
+        insert_opt(&mut fields, "metadata", metadata.map(Value::Object));
         let mut eta = EtaEstimator::new();
         eta.observe(0.0, now);
         let mut op = Operation {
@@ -383,7 +385,7 @@ impl Namespace {
                 cancel_requested: false,
                 last_offset: offset,
                 weight,
-                metadata,
+                metadata: metadata_text,
             },
             last_seq: 0,
             started_offset: offset,
@@ -638,7 +640,7 @@ fn finish_by_hub(op: &mut Operation, ending: HubEnding, offset: u64, now: u64) -
             let details = json!({"reason": "abandoned"});
             op.set_status(OperationStatus::Failed);
             op.state.error = Some(error.clone());
-            op.state.details = details.as_object().cloned();
+            op.state.details = details.as_object().map(JsonObject::from_map);
             fields.insert("error".into(), json!(error));
             fields.insert("details".into(), details);
             EventType::OperationFailed
@@ -687,7 +689,10 @@ fn apply_body(op: &mut Operation, body: ProducerBody, now: u64) -> Map<String, V
             insert_opt(&mut fields, "current", current.map(Value::from));
             insert_opt(&mut fields, "step", step.clone().map(Value::from));
             insert_opt(&mut fields, "message", message.clone().map(Value::from));
-            insert_opt(&mut fields, "details", details.clone().map(Value::Object));
+            if let Some(d) = &details {
+                s.details = Some(JsonObject::from_map(d));
+            }
+            insert_opt(&mut fields, "details", details.map(Value::Object));
             if let Some(c) = current {
                 s.current = Some(c);
             }
@@ -709,33 +714,30 @@ fn apply_body(op: &mut Operation, body: ProducerBody, now: u64) -> Map<String, V
             if message.is_some() {
                 s.message = message;
             }
-            if details.is_some() {
-                s.details = details;
-            }
             if let Some(p) = s.progress {
                 op.eta.observe(p, now);
             }
         }
         ProducerBody::Completed { details } => {
-            insert_opt(&mut fields, "details", details.clone().map(Value::Object));
+            if let Some(d) = &details {
+                s.details = Some(JsonObject::from_map(d));
+            }
+            insert_opt(&mut fields, "details", details.map(Value::Object));
             s.state = OperationStatus::Completed;
             s.progress = Some(100.0);
             if let Some(t) = s.total {
                 s.current = Some(t);
             }
-            if details.is_some() {
-                s.details = details;
-            }
             s.finished_at = Some(now);
         }
         ProducerBody::Failed { error, details } => {
             fields.insert("error".into(), json!(error));
-            insert_opt(&mut fields, "details", details.clone().map(Value::Object));
+            if let Some(d) = &details {
+                s.details = Some(JsonObject::from_map(d));
+            }
+            insert_opt(&mut fields, "details", details.map(Value::Object));
             s.state = OperationStatus::Failed;
             s.error = Some(error);
-            if details.is_some() {
-                s.details = details;
-            }
             s.finished_at = Some(now);
         }
         ProducerBody::Canceled { reason } => {

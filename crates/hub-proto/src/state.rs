@@ -1,7 +1,7 @@
 //! The operation state object every event and snapshot carries.
 
+use crate::JsonObject;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 /// Lifecycle state of an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -75,8 +75,8 @@ pub struct OperationState {
     pub step: Option<String>,
     /// Latest human message.
     pub message: Option<String>,
-    /// Latest details object.
-    pub details: Option<Map<String, Value>>,
+    /// Latest details object (kept as its text).
+    pub details: Option<JsonObject>,
     /// Error text of a failed operation.
     pub error: Option<String>,
     /// Parent operation id.
@@ -97,6 +97,6 @@ pub struct OperationState {
     pub last_offset: u64,
     /// Weight in a parent's aggregate.
     pub weight: Option<f64>,
-    /// Free metadata from the start message.
-    pub metadata: Option<Map<String, Value>>,
+    /// Free metadata from the start message (kept as its text).
+    pub metadata: Option<JsonObject>,
 }
