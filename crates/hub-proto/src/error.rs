@@ -55,6 +55,38 @@ pub enum Component {
 }
 
 impl ErrorCode {
+    /// Every code.
+    pub const ALL: [ErrorCode; 20] = {
+        use ErrorCode::*;
+        [
+            BadMessage,
+            MessageTooLarge,
+            AuthRequired,
+            AuthFailed,
+            TokenExpired,
+            Forbidden,
+            RateLimited,
+            SeqGap,
+            UnknownOperation,
+            OperationFinished,
+            SlowClient,
+            IdleTimeout,
+            ServerShutdown,
+            StoreUnavailable,
+            NotFound,
+            BackplaneUnavailable,
+            BackplaneRecovered,
+            UpstreamFailure,
+            UpstreamRecovered,
+            CircuitOpen,
+        ]
+    };
+
+    /// The code named `name` on the wire (`"RATE_LIMITED"`), if any.
+    pub fn from_wire(name: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         use ErrorCode::*;
@@ -230,3 +262,17 @@ impl std::fmt::Display for ProtoError {
 }
 
 impl std::error::Error for ProtoError {}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn every_code_is_read_back_from_its_wire_name() {
+        for c in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_wire(c.as_str()), Some(c));
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+        assert_eq!(ErrorCode::from_wire("rate_limited"), None);
+    }
+}

@@ -146,7 +146,12 @@ pub async fn stream(
         queued: None,
     };
     app.engine.send(cmd).await;
-    Sse::new(events(guard, app.epoch.clone()))
+    let first = match first_answer(&out).await {
+        Ok(items) => items,
+        // `guard` unregisters the connection as this returns.
+        Err(e) => return refuse(error_response(e, None)),
+    };
+    Sse::new(events(guard, app.epoch.clone(), first))
         .keep_alive(
             axum::response::sse::KeepAlive::new()
                 .interval(KEEP_ALIVE)
@@ -198,11 +203,57 @@ struct StreamState {
     done: bool,
 }
 
-fn events(guard: Guard, epoch: String) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+/// Waits for the engine's answer to the stream's `subscribe` (the first
+/// message it queues): a refusal (`RATE_LIMITED` while unread snapshots
+/// fill `max_snapshot_bytes`, the subscription cap, a hub shutting down)
+/// is returned to become the HTTP error answering the request, with
+/// `Retry-After`, instead of a stream that opens, says so, and then
+/// carries nothing (an `EventSource` would hold it open for ever instead
+/// of retrying). Otherwise the messages queued so far, to send first.
+async fn first_answer(out: &Outbox) -> Result<Vec<OutItem>, ProtoError> {
+    let mut items = Vec::new();
+    loop {
+        out.drain_into(&mut items);
+        // A heartbeat may come first; the answer is `subscribed` or `error`.
+        let answer = items.iter().find(|i| {
+            i.bytes.starts_with(r#"{"type":"subscribed""#)
+                || i.bytes.starts_with(r#"{"type":"error""#)
+        });
+        match answer {
+            Some(i) if i.bytes.starts_with(r#"{"type":"error""#) => return Err(refusal(&i.bytes)),
+            Some(_) => return Ok(items),
+            None if out.closing().is_some() => return Ok(items),
+            None => out.wait().await,
+        }
+    }
+}
+
+/// The [`ProtoError`] of an encoded `error` message.
+fn refusal(bytes: &str) -> ProtoError {
+    let v: serde_json::Value = serde_json::from_str(bytes).unwrap_or_default();
+    let code = v["code"]
+        .as_str()
+        .and_then(ErrorCode::from_wire)
+        .unwrap_or(ErrorCode::ServerShutdown);
+    let mut e = ProtoError::new(code, v["message"].as_str().unwrap_or_default());
+    if !v["data"].is_null() {
+        e = e.with_data(v["data"].clone());
+    }
+    if let Some(d) = v["details"].as_str() {
+        e = e.with_details(d);
+    }
+    e
+}
+
+fn events(
+    guard: Guard,
+    epoch: String,
+    first: Vec<OutItem>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let st = StreamState {
         guard,
         epoch,
-        pending: VecDeque::new(),
+        pending: first.into(),
         buf: Vec::new(),
         in_flight: None,
         done: false,

@@ -380,9 +380,23 @@ async fn unread_sse_snapshots_are_bounded_too() {
     let e = subscribe_until(&mut v, "error", "the SSE snapshot to be held").await;
     assert_eq!(e["code"], "RATE_LIMITED", "{e}");
     assert_eq!(e["data"]["reason"], "snapshots", "{e}");
+    // Another SSE request meanwhile is refused before its stream starts,
+    // as an HTTP 429 (it was a 200 stream that said RATE_LIMITED once and
+    // then carried nothing, for ever: EventSource never retried).
+    let stream_url = format!("{}/api/v1/stream?namespace=default", h.http());
+    let r = reqwest::get(&stream_url).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED", "{body}");
+    assert_eq!(body["error"]["data"]["reason"], "snapshots", "{body}");
     drop(stuck);
     let s = subscribe_until(&mut v, "subscribed", "a snapshot once the stream is gone").await;
     assert_eq!(s["recovered"], false);
+    // Once that snapshot is read too, there is room for a stream's.
+    v.next_of("operation_list", DEADLINE).await;
+    let r = reqwest::get(&stream_url).await.unwrap();
+    assert_eq!(r.status(), 200, "a stream once there is room");
 }
 
 /// Subscribes `v` to `default` again and again until the reply's type is

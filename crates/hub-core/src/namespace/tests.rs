@@ -295,7 +295,10 @@ fn a_producer_silent_past_the_abandon_timeout_has_its_operation_failed() {
         error.starts_with("abandoned: no word from the producer for 60 s"),
         "{error}"
     );
-    assert_eq!(e.state.details.as_ref().unwrap().to_map()["reason"], "abandoned");
+    assert_eq!(
+        e.state.details.as_ref().unwrap().to_map()["reason"],
+        "abandoned"
+    );
     // Final: the producer coming back is told so; a resend is still re-acked.
     let late = apply(&mut n, progress("a", 3, 41.0), 61_000, &cfg).unwrap_err();
     assert_eq!(late.code, ErrorCode::OperationFinished);
