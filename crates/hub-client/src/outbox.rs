@@ -507,6 +507,8 @@ impl Outbox {
         op.bytes = op.bytes.saturating_add(size);
         self.bytes = self.bytes.saturating_add(size);
         if let Some(p) = op.pending_progress.take() {
+            // Like any update sent: a message alone repeats the known value.
+            let p = with_known_progress(p, op);
             self.push(key, ProducerBody::ProgressUpdate(p));
         }
         self.push(key, body);

@@ -121,6 +121,51 @@ fn progress_is_throttled_but_the_final_state_is_not() {
     );
 }
 
+/// A message-only update still waiting when the operation ends goes out
+/// before the end with the known value, as any update does (it went out
+/// bare, and the hub refused it: BAD_MESSAGE "needs progress or current").
+#[test]
+fn a_message_waiting_at_the_end_repeats_the_known_progress() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    o.progress(k, pct(10.0)).unwrap();
+    assert_eq!(drain(&mut o, 0, &mut id).len(), 2);
+    let tail = ProgressFields {
+        message: Some("tail".into()),
+        ..Default::default()
+    };
+    o.progress(k, tail.clone()).unwrap();
+    o.finish(
+        k,
+        ProducerBody::OperationFailed {
+            error: "exit code 4".into(),
+            details: None,
+        },
+    )
+    .unwrap();
+    let msgs = drain(&mut o, 1, &mut id);
+    assert_eq!(
+        seqs(&msgs),
+        vec![s("progress_update", 3), s("operation_failed", 4)]
+    );
+    assert_eq!(msgs[0]["progress"], 10.0);
+    assert_eq!(msgs[0]["message"], "tail");
+
+    // Started here with no value yet: the hub's own 0 since the start.
+    let k = o.start("default", "b", start_fields("B")).unwrap();
+    o.progress(k, tail).unwrap();
+    o.finish(k, ProducerBody::OperationCompleted { details: None })
+        .unwrap();
+    let msgs = drain(&mut o, 2, &mut id);
+    let update = msgs
+        .iter()
+        .find(|m| m["type"] == "progress_update")
+        .unwrap();
+    assert_eq!(update["progress"], 0.0, "{update}");
+}
+
 #[test]
 fn cumulative_acks_and_done() {
     let mut o = Outbox::new(OutboxConfig::default());

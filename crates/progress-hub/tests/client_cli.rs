@@ -717,6 +717,27 @@ async fn output_lines_without_a_percentage_reach_the_hub() {
             .any(|e| e["message"] == "oops" && e["progress"] == 30.0),
         "{op}"
     );
+    // The last line unfinished (no newline) and without a percentage: it
+    // went out bare right before the end, and the hub refused it.
+    let out = cli(&[
+        "run",
+        "--url",
+        &url,
+        "--id",
+        "tail",
+        "--",
+        "sh",
+        "-c",
+        "echo 10%; printf tail; exit 4",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("refused"), "{stderr}");
+    let op = state_of(&h, "tail").await;
+    assert_eq!(op["operation"]["state"], "failed", "{op}");
+    assert_eq!(op["operation"]["message"], "tail", "{op}");
+    assert_eq!(op["operation"]["progress"], 10.0, "{op}");
     let metrics = metrics_text(&h).await;
     assert!(
         metrics
