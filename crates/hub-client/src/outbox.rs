@@ -89,6 +89,11 @@ pub struct Refusal {
 /// never sent before was acked as a duplicate.
 pub const OPERATION_EXISTS: &str = "OPERATION_EXISTS";
 
+/// The code of the note a message cut to the hub's size limit leaves
+/// ([`Refusal::code`]; its message says what was cut): the message went
+/// out, cut, and was not refused.
+pub const MESSAGE_TOO_LARGE: &str = "MESSAGE_TOO_LARGE";
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.message.is_empty() {
@@ -698,7 +703,7 @@ impl Outbox {
             self.push_refusal(
                 key,
                 Refusal {
-                    code: "MESSAGE_TOO_LARGE".into(),
+                    code: MESSAGE_TOO_LARGE.into(),
                     message,
                     state: None,
                 },

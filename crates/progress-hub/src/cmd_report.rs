@@ -387,6 +387,20 @@ fn already_ended(id: &str, refusal: &hub_client::outbox::Refusal, ends_as: Optio
 }
 
 fn finish(handle: OperationHandle, delivered: bool, reporter: &Reporter) -> i32 {
+    // A message cut to the hub's size limit was delivered, cut: said, not
+    // a failure (a script retrying on exit 1 would report it twice).
+    let cut = handle
+        .refusal()
+        .filter(|r| r.code == hub_client::outbox::MESSAGE_TOO_LARGE);
+    if let (Some(r), true) = (&cut, delivered) {
+        eprintln!(
+            "progress-hub: warning: the report for {} was {}",
+            handle.id(),
+            r.message
+        );
+        handle.detach();
+        return 0;
+    }
     // A refused message is dropped by the client, which then counts as
     // delivered: the refusal decides.
     let refused = handle

@@ -71,3 +71,56 @@ async fn an_http_url_gets_the_ws_hint() {
         assert!(stderr(&out).contains(hint), "{}", stderr(&out));
     }
 }
+
+/// A report over the hub's message size limit is cut to fit and delivered:
+/// the text keeps as much as fits, and `report` warns and exits 0 (it
+/// said "refused" and exited 1, so a script retrying on failure sent it
+/// again; the message was dropped whole).
+#[tokio::test]
+async fn a_report_cut_to_the_size_limit_is_delivered_with_a_warning() {
+    let h = hub().args(["--max-message-size", "1024"]).start().await;
+    let url = h.ws_url();
+    let out = cli(&["report", "--url", &url, "start", "--id", "big", "Big"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let long = "a".repeat(2000);
+    let out = cli(&[
+        "report",
+        "--url",
+        &url,
+        "progress",
+        "big",
+        "10",
+        "--message",
+        &long,
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("message shortened"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli(&["report", "--url", &url, "fail", "big", &"e".repeat(3000)]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (_, op) = get_json(&format!(
+        "{}/api/v1/namespaces/default/operations/big",
+        h.http()
+    ))
+    .await;
+    let updates: Vec<&Value> = op["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "progress_update")
+        .collect();
+    assert_eq!(updates.len(), 1, "{op}");
+    let message = updates[0]["message"].as_str().unwrap();
+    assert!(message.len() > 700 && message.ends_with('…'), "{message}");
+    let error = op["operation"]["error"].as_str().unwrap();
+    assert_eq!(op["operation"]["state"], "failed");
+    assert!(
+        error.chars().count() > 700 && error.ends_with('…'),
+        "{error}"
+    );
+}

@@ -10,9 +10,13 @@ use crate::wire::{encode_producer, ProducerBody, ProgressFields};
 /// 256-character name of 4-byte characters alone is 1 KiB).
 pub const MIN_MESSAGE_LIMIT: usize = 1024;
 
-/// Characters a terminal message's text is cut to when the whole message
-/// would not fit the hub's size limit.
+/// Characters a terminal message's text is cut to when even its longest
+/// cut that fits is shorter (the message goes out anyway: its state must).
 const SHORT_TEXT: usize = 256;
+
+/// The fewest characters a text is shortened to before it is dropped
+/// instead (a progress message) or cut to [`SHORT_TEXT`] (an end's text).
+const MIN_KEPT: usize = 16;
 
 /// The longest the message can be on the wire (request id and seq at
 /// their widest).
@@ -114,9 +118,11 @@ pub fn merge_bounded(
 }
 
 /// Cut `body` until it fits `limit` bytes on the wire; returns what was
-/// cut, if anything. Progress loses its details, then message, then step;
-/// a start its metadata; a terminal message its details, then its text is
-/// cut to 256 characters (its state always goes through).
+/// cut, if anything. Progress loses its details, then its message is
+/// shortened to what fits (dropped when under 16 characters would not),
+/// then its step goes; a start loses its metadata; a terminal message its
+/// details, then its text is shortened to what fits, or to 256 characters
+/// (its state always goes through).
 pub fn fit(
     body: &mut ProducerBody,
     limit: usize,
@@ -144,7 +150,10 @@ pub fn fit(
         | ProducerBody::OperationFailed { details, .. } => details.take().is_some(),
         _ => false,
     });
-    step!("message", |b: &mut ProducerBody| match b {
+    if over(body) && shorten(body, progress_message, &over) {
+        cut.push("message shortened");
+    }
+    step!("message dropped", |b: &mut ProducerBody| match b {
         ProducerBody::ProgressUpdate(f) => f.message.take().is_some(),
         _ => false,
     });
@@ -156,21 +165,79 @@ pub fn fit(
         ProducerBody::OperationStarted(s) => s.metadata.take().is_some(),
         _ => false,
     });
-    step!("text", |b: &mut ProducerBody| match b {
-        ProducerBody::OperationFailed { error, .. } => {
-            *error = hub_proto::fields::clip(error, SHORT_TEXT);
-            true
+    if over(body) && shorten(body, end_text, &over) {
+        cut.push("text shortened");
+    }
+    step!(
+        "text cut to 256 characters",
+        |b: &mut ProducerBody| match end_text(b) {
+            Some(t) => {
+                let short = hub_proto::fields::clip(t, SHORT_TEXT);
+                let changed = short != *t;
+                *t = short;
+                changed
+            }
+            None => false,
         }
-        ProducerBody::OperationCanceled { reason: Some(r) } => {
-            *r = hub_proto::fields::clip(r, SHORT_TEXT);
-            true
-        }
-        _ => false,
-    });
+    );
     Some(format!(
-        "cut to fit the hub's {limit}-byte message limit (dropped: {})",
+        "cut to fit the hub's {limit}-byte message limit ({})",
         cut.join(", ")
     ))
+}
+
+/// A progress update's message.
+fn progress_message(b: &mut ProducerBody) -> Option<&mut String> {
+    match b {
+        ProducerBody::ProgressUpdate(f) => f.message.as_mut(),
+        _ => None,
+    }
+}
+
+/// A terminal message's text (a failure's error, a cancel's reason).
+fn end_text(b: &mut ProducerBody) -> Option<&mut String> {
+    match b {
+        ProducerBody::OperationFailed { error, .. } => Some(error),
+        ProducerBody::OperationCanceled { reason } => reason.as_mut(),
+        _ => None,
+    }
+}
+
+/// Cuts the text `slot` points at to the most characters (ending in `…`,
+/// at least [`MIN_KEPT`]) with which `body` is no longer `over`; leaves it
+/// as it was and returns false when no such cut exists.
+fn shorten(
+    body: &mut ProducerBody,
+    slot: fn(&mut ProducerBody) -> Option<&mut String>,
+    over: &impl Fn(&ProducerBody) -> bool,
+) -> bool {
+    let Some(whole) = slot(body).map(std::mem::take) else {
+        return false;
+    };
+    let cut_to = |b: &mut ProducerBody, n: usize| {
+        if let Some(t) = slot(b) {
+            *t = hub_proto::fields::clip(&whole, n);
+        }
+    };
+    let chars = whole.chars().count();
+    cut_to(body, MIN_KEPT);
+    if chars <= MIN_KEPT || over(body) {
+        cut_to(body, chars);
+        return false;
+    }
+    // `fits` fits and `too_long` does not (the whole text did not).
+    let (mut fits, mut too_long) = (MIN_KEPT, chars);
+    while too_long - fits > 1 {
+        let mid = fits + (too_long - fits) / 2;
+        cut_to(body, mid);
+        if over(body) {
+            too_long = mid;
+        } else {
+            fits = mid;
+        }
+    }
+    cut_to(body, fits);
+    true
 }
 
 #[cfg(test)]
@@ -179,7 +246,84 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
+    #[test]
+    fn a_long_message_is_shortened_to_what_fits_not_dropped() {
+        let mut body = ProducerBody::ProgressUpdate(ProgressFields {
+            progress: Some(10.0),
+            message: Some("é".repeat(2000)),
+            details: Some(json!({"d": "x".repeat(500)})),
+            ..Default::default()
+        });
+        let note = fit(&mut body, 1024, "default", "op-1").unwrap();
+        assert_eq!(
+            note,
+            "cut to fit the hub's 1024-byte message limit (details, message shortened)"
+        );
+        let len = encoded_len(&body, "default", "op-1");
+        assert!(len <= 1024 && len > 1024 - 4, "as much as fits: {len}");
+        let ProducerBody::ProgressUpdate(f) = &body else {
+            unreachable!()
+        };
+        assert!(f.message.as_ref().unwrap().ends_with('…'));
+        assert_eq!(f.progress, Some(10.0));
+    }
+
+    #[test]
+    fn an_ends_text_keeps_what_fits_and_a_message_that_cannot_goes() {
+        let mut body = ProducerBody::OperationFailed {
+            error: "\"'".repeat(1500),
+            details: None,
+        };
+        let note = fit(&mut body, 1024, "default", "op-1").unwrap();
+        assert!(note.ends_with("(text shortened)"), "{note}");
+        let ProducerBody::OperationFailed { error, .. } = &body else {
+            unreachable!()
+        };
+        assert!(error.chars().count() > 256, "more than the old fixed cut");
+        assert!(encoded_len(&body, "default", "op-1") <= 1024);
+
+        // A step that leaves no room for 16 characters of message: dropped.
+        let mut body = ProducerBody::ProgressUpdate(ProgressFields {
+            progress: Some(1.0),
+            step: Some("s".repeat(200)),
+            message: Some("m".repeat(900)),
+            ..Default::default()
+        });
+        let id = "o".repeat(128);
+        let note = fit(&mut body, 1024, &"n".repeat(128), &id).unwrap();
+        let ProducerBody::ProgressUpdate(f) = &body else {
+            unreachable!()
+        };
+        assert!(encoded_len(&body, &"n".repeat(128), &id) <= 1024, "{note}");
+        assert!(f.message.is_none() || f.message.as_ref().unwrap().chars().count() >= MIN_KEPT);
+    }
+
     proptest! {
+        /// Whatever is cut, what is left fits, and a shortened text is a
+        /// prefix of the original.
+        #[test]
+        fn what_fit_leaves_fits(
+            message in "(.|\n|\"){0,1500}",
+            error in "(.|\"){0,1500}",
+            limit in 1024usize..3000,
+        ) {
+            let mut update = ProducerBody::ProgressUpdate(ProgressFields {
+                progress: Some(5.0),
+                message: Some(message.clone()),
+                ..Default::default()
+            });
+            fit(&mut update, limit, "ns", "op");
+            prop_assert!(encoded_len(&update, "ns", "op") <= limit);
+            let ProducerBody::ProgressUpdate(f) = &update else { unreachable!() };
+            if let Some(m) = &f.message {
+                let kept = m.strip_suffix('…').unwrap_or(m);
+                prop_assert!(message.starts_with(kept));
+            }
+            let mut end = ProducerBody::OperationFailed { error: error.clone(), details: None };
+            fit(&mut end, limit, "ns", "op");
+            prop_assert!(encoded_len(&end, "ns", "op") <= limit);
+        }
+
         /// Sizes counted field by field are the encoded message's own.
         #[test]
         fn field_sizes_add_up_to_the_message(
