@@ -39,6 +39,24 @@ impl ConnectError {
             code: None,
         }
     }
+
+    /// A failed attempt; a refused TLS certificate is said in words that
+    /// say what to do (not rustls' debug text).
+    fn attempt(e: &(dyn std::error::Error + 'static), host: &str) -> Self {
+        let mut source = Some(e);
+        while let Some(err) = source {
+            // An `io::Error`'s `source()` skips the error it wraps.
+            let inner = err
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|i| i as &(dyn std::error::Error + 'static));
+            if let Some(words) = crate::trust::explain(inner.unwrap_or(err), host) {
+                return ConnectError::io(words);
+            }
+            source = err.source();
+        }
+        ConnectError::io(e)
+    }
 }
 
 /// A validated hub address.
@@ -134,7 +152,8 @@ impl Endpoint {
                     code,
                 })
             }
-            Err(e) => Err(ConnectError::io(e)),
+            Err(WsError::Io(e)) => Err(ConnectError::attempt(&e, &self.host)),
+            Err(e) => Err(ConnectError::attempt(&e, &self.host)),
         }
     }
 
@@ -150,7 +169,7 @@ impl Endpoint {
                 let tls = tokio_rustls::TlsConnector::from(cfg.clone())
                     .connect(name, tcp)
                     .await
-                    .map_err(ConnectError::io)?;
+                    .map_err(|e| ConnectError::attempt(&e, &self.host))?;
                 http_get_status(tls, &self.host, "/ready", token).await?
             }
         };
@@ -216,27 +235,33 @@ pub fn tls_client_config(
 }
 
 fn tls_config(extra_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, ClientError> {
+    let tls = |e: &dyn std::fmt::Display| ClientError::Tls(e.to_string());
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    let mut given = Vec::new();
     if let Some(pem) = extra_pem {
-        let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| ClientError::Tls(e.to_string()))?;
-            roots
-                .add(cert)
-                .map_err(|e| ClientError::Tls(e.to_string()))?;
-            added += 1;
+            let cert = cert.map_err(|e| tls(&e))?;
+            roots.add(cert.clone()).map_err(|e| tls(&e))?;
+            given.push(cert);
         }
-        if added == 0 {
+        if given.is_empty() {
             return Err(ClientError::Tls("no certificate in the PEM data".into()));
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| tls(&e))?;
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ClientError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
+        .map_err(|e| tls(&e))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(crate::trust::Trust::new(webpki, given)))
         .with_no_client_auth())
 }
 

@@ -137,6 +137,7 @@ mod id;
 mod reporter;
 mod stats;
 mod subscriber;
+mod trust;
 
 pub mod backlog;
 pub mod backoff;

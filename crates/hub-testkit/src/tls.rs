@@ -22,16 +22,30 @@ impl TlsFiles {
     /// A new self-signed certificate for `localhost`.
     pub fn self_signed() -> Self {
         let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        Self::write(&c.cert, &c.signing_key)
+    }
+
+    /// A new self-signed certificate for `localhost` marked as a CA
+    /// (`basicConstraints CA:TRUE`), as `openssl req -x509` makes them.
+    pub fn self_signed_ca() -> Self {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Self::write(&cert, &key)
+    }
+
+    fn write(c: &rcgen::Certificate, k: &rcgen::KeyPair) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        std::fs::write(&cert, c.cert.pem()).unwrap();
-        std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+        std::fs::write(&cert, c.pem()).unwrap();
+        std::fs::write(&key, k.serialize_pem()).unwrap();
         TlsFiles {
             dir,
             cert,
             key,
-            cert_pem: c.cert.pem(),
-            cert_der: c.cert.der().to_vec(),
+            cert_pem: c.pem(),
+            cert_der: c.der().to_vec(),
         }
     }
 

@@ -131,8 +131,10 @@ pub fn describe(s: &OperationState) -> String {
     line
 }
 
-fn describe_connection(c: &StateChange) -> String {
-    let why = why(c);
+/// `last_error`: the client's last connection error, which says more
+/// than the reason for a refused TLS certificate.
+fn describe_connection(c: &StateChange, last_error: Option<&str>) -> String {
+    let why = why(c, last_error);
     match (c.state, c.next_delay_ms) {
         (ConnState::Reconnecting, Some(d)) => format!(
             "-- reconnecting in {:.1}s (attempt {}, {why})",
@@ -147,8 +149,13 @@ fn describe_connection(c: &StateChange) -> String {
 }
 
 /// Why the connection changed, in words.
-fn why(c: &StateChange) -> String {
+fn why(c: &StateChange, last_error: Option<&str>) -> String {
     match c.reason {
+        Reason::ConnectFailed(None)
+            if last_error.is_some_and(|e| e.contains("TLS certificate")) =>
+        {
+            last_error.unwrap_or_default().to_owned()
+        }
         Reason::Closed(Some(code)) => format!("closed {code}"),
         Reason::Closed(None) => "connection lost".into(),
         Reason::ConnectFailed(Some(status)) => format!("refused: HTTP {status}"),
@@ -312,9 +319,11 @@ async fn follow(args: &WatchArgs, subscriber: &Subscriber) -> io::Result<i32> {
         let mut finished: Option<&OperationState> = None;
         match &update {
             Update::Connection(c) => {
-                out.status(&describe_connection(c))?;
+                let last_error = subscriber.client().connection_stats().last_error;
+                out.status(&describe_connection(c, last_error.as_deref()))?;
                 if c.state == ConnState::Failed {
-                    eprintln!("progress-hub: giving up on {}: {}", args.hub.url, why(c));
+                    let why = why(c, last_error.as_deref());
+                    eprintln!("progress-hub: giving up on {}: {why}", args.hub.url);
                     return Ok(1);
                 }
             }
@@ -460,8 +469,20 @@ mod tests {
             next_delay_ms: Some(1500),
         };
         assert_eq!(
-            describe_connection(&c),
+            describe_connection(&c, None),
             "-- reconnecting in 1.5s (attempt 2, closed 1012)"
+        );
+        let c = StateChange {
+            reason: Reason::ConnectFailed(None),
+            ..c
+        };
+        assert_eq!(
+            describe_connection(&c, Some("IO error: Connection refused")),
+            "-- reconnecting in 1.5s (attempt 2, hub unreachable)"
+        );
+        assert_eq!(
+            describe_connection(&c, Some("the hub's TLS certificate has expired")),
+            "-- reconnecting in 1.5s (attempt 2, the hub's TLS certificate has expired)"
         );
     }
 
