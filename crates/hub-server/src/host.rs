@@ -47,19 +47,25 @@ pub fn host_allowed(value: &str, extra: &[String]) -> bool {
     if value.is_empty() {
         return true;
     }
+    let is_port = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
     if let Some(v6) = value.strip_prefix('[') {
-        return v6
-            .split_once(']')
-            .is_some_and(|(addr, _)| addr.parse::<std::net::Ipv6Addr>().is_ok());
+        // `[addr]` or `[addr]:port`, nothing else after the bracket.
+        return v6.split_once(']').is_some_and(|(addr, rest)| {
+            addr.parse::<std::net::Ipv6Addr>().is_ok()
+                && (rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port))
+        });
     }
     let host = match value.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        Some((h, port)) if is_port(port) => h,
         _ => value,
     };
     let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    // A DNS name's characters only (`evil.test#.localhost` is not one).
+    let name = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
     host.parse::<IpAddr>().is_ok()
-        || host == "localhost"
-        || host.ends_with(".localhost")
+        || (name && (host == "localhost" || host.ends_with(".localhost")))
         || extra.contains(&host)
 }
 
@@ -146,6 +152,13 @@ mod tests {
             "[evil.test]:80",
             "app.example.evil.test",
             "example",
+            "[::1]x",
+            "[::1].evil",
+            "[::1]:",
+            "[::1]:80x",
+            "evil.test#.localhost",
+            "evil test.localhost",
+            "localhost:",
         ] {
             assert!(!host_allowed(bad, &extra), "{bad}");
         }

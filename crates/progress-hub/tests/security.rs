@@ -1634,6 +1634,12 @@ async fn an_open_loopback_hub_refuses_foreign_host_names() {
     assert!(metrics_text(&h).await.contains(
         r#"progress_hub_connections_refused_total{transport="websocket",reason="host"} 1"#
     ));
+    // Names that only look like allowed ones.
+    for host in ["[::1]x", "[::1].evil.test", "evil.test#.localhost"] {
+        let (status, body) =
+            get_with(&h.addr, "/api/v1/status", &format!("Host: {host}\r\n")).await;
+        assert_host_refused(status, &body, host);
+    }
     // Probes answer whatever the Host.
     for path in ["/health", "/ready"] {
         assert_eq!(get_with(&h.addr, path, &evil).await.0, 200, "{path}");
