@@ -59,8 +59,8 @@ impl HubArgs {
 pub struct ReportArgs {
     #[command(flatten)]
     hub: HubArgs,
-    /// How long to wait for the hub to acknowledge (e.g. 10s, 500ms).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// How long to wait for the hub to acknowledge (e.g. 10s, 500ms; more than 0).
+    #[arg(long, default_value = "10s", value_parser = parse_wait)]
     timeout: Duration,
     #[command(subcommand)]
     event: ReportEvent,
@@ -188,6 +188,28 @@ fn parse_total(s: &str) -> Result<f64, String> {
 
 /// An operation id the hub takes (checked before anything is sent: a
 /// usage error, exit 2).
+impl HubArgs {
+    /// A usage error (said, exit 2) for a namespace the protocol does not
+    /// allow, for the commands that would only learn it from the hub's
+    /// refusal (`run` runs its command anyway, unreported, and says so).
+    pub fn namespace_usage_error(&self) -> Option<i32> {
+        let e = hub_proto::validate_namespace(&self.namespace).err()?;
+        eprintln!(
+            "progress-hub: invalid --namespace / PROGRESS_HUB_NAMESPACE {:?}: {}",
+            self.namespace, e.message
+        );
+        Some(2)
+    }
+}
+
+/// A wait longer than zero.
+fn parse_wait(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be longer than 0".into()),
+        d => Ok(d),
+    }
+}
+
 fn parse_id(s: &str) -> Result<String, String> {
     hub_proto::validate_operation_id(s)
         .map(|()| s.to_owned())
@@ -224,6 +246,9 @@ fn parse_json(s: &str) -> Result<Value, String> {
 /// Run the subcommand; returns the exit code (0 delivered, 1 not delivered
 /// or any of it refused by the hub).
 pub async fn run(mut args: ReportArgs) -> anyhow::Result<i32> {
+    if let Some(code) = args.hub.namespace_usage_error() {
+        return Ok(code);
+    }
     // A start's id is chosen here, so that it can be printed whatever
     // becomes of the report.
     if let ReportEvent::Start { id, .. } = &mut args.event {

@@ -53,11 +53,12 @@ A hub silent for more than one heartbeat interval (plus slack) gets one
 pub struct WatchArgs {
     #[command(flatten)]
     hub: HubArgs,
-    /// Only operations whose id matches this glob (`*`, `?`; repeatable).
-    #[arg(long = "filter", value_name = "GLOB")]
+    /// Only operations whose id matches this glob (`*`, `?`; repeatable;
+    /// 1 to 256 characters, at most 64 of them).
+    #[arg(long = "filter", value_name = "GLOB", value_parser = glob)]
     filters: Vec<String>,
-    /// Only operations of this kind (repeatable).
-    #[arg(long = "kind")]
+    /// Only operations of this kind (repeatable; at most 64).
+    #[arg(long = "kind", value_parser = kind)]
     kinds: Vec<String>,
     /// Exit when this operation finishes (0 completed, 1 failed, 3 canceled).
     /// An id not in the namespace yet is waited for (said once on stderr).
@@ -251,6 +252,14 @@ fn refused_for_now(code: &str, reason: Option<&str>, retry_after_ms: u64) -> Str
 /// handled: SIGINT or SIGTERM end the process by the signal, so a script
 /// running `watch --until-done` sees an interruption, not success.
 pub async fn run(args: WatchArgs) -> anyhow::Result<i32> {
+    if let Some(code) = args.hub.namespace_usage_error() {
+        return Ok(code);
+    }
+    let most = hub_proto::FilterSpec::MAX_ENTRIES;
+    if args.filters.len() > most || args.kinds.len() > most {
+        eprintln!("progress-hub: at most {most} --filter and {most} --kind");
+        return Ok(2);
+    }
     let subscriber = Subscriber::connect(args.hub.config()).context("invalid hub settings")?;
     match follow(&args, &subscriber).await {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
@@ -426,6 +435,28 @@ async fn follow(args: &WatchArgs, subscriber: &Subscriber) -> io::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// A `--filter` glob the hub takes.
+fn glob(s: &str) -> Result<String, String> {
+    one_entry(s, "operations")
+}
+
+/// A `--kind` the hub takes.
+fn kind(s: &str) -> Result<String, String> {
+    one_entry(s, "kinds")
+}
+
+/// `s` as the one entry of a filter list, checked by the protocol's rules.
+fn one_entry(s: &str, list: &str) -> Result<String, String> {
+    let mut spec = hub_proto::FilterSpec::default();
+    match list {
+        "operations" => spec.operations.push(s.to_owned()),
+        _ => spec.kinds.push(s.to_owned()),
+    }
+    spec.validate()
+        .map(|()| s.to_owned())
+        .map_err(|e| e.message)
 }
 
 #[cfg(test)]

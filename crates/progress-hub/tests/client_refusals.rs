@@ -72,6 +72,60 @@ async fn an_http_url_gets_the_ws_hint() {
     }
 }
 
+/// A namespace the protocol does not allow (also from
+/// `PROGRESS_HUB_NAMESPACE`), a zero `--timeout` and a `--filter` the hub
+/// would refuse are usage errors (exit 2) said before anything is sent,
+/// not after a round trip with a message about a generated id. (`run`
+/// runs its command whatever becomes of the reporting.)
+#[tokio::test]
+async fn bad_settings_are_usage_errors() {
+    let url = "ws://127.0.0.1:9/ws";
+    let long = "g".repeat(257);
+    for (args, env, named) in [
+        (
+            &["report", "--url", url, "start", "n"][..],
+            Some("bad ns"),
+            "namespace",
+        ),
+        (
+            &["report", "--url", url, "--namespace", "", "start", "n"],
+            None,
+            "namespace",
+        ),
+        (
+            &["watch", "--url", url, "--namespace", "a/b"],
+            None,
+            "namespace",
+        ),
+        (
+            &["report", "--url", url, "--timeout", "0s", "start", "n"],
+            None,
+            "--timeout",
+        ),
+        (&["watch", "--url", url, "--filter", ""], None, "--filter"),
+        (
+            &["watch", "--url", url, "--filter", &long],
+            None,
+            "--filter",
+        ),
+    ] {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"));
+        c.args(args)
+            .env_remove("PROGRESS_HUB_URL")
+            .env_remove("PROGRESS_HUB_NAMESPACE");
+        if let Some(ns) = env {
+            c.env("PROGRESS_HUB_NAMESPACE", ns);
+        }
+        let out = tokio::time::timeout(Duration::from_secs(30), c.output())
+            .await
+            .expect("a usage error is said at once")
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(named), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "nothing printed, nothing sent");
+    }
+}
+
 /// A report over the hub's message size limit is cut to fit and delivered:
 /// the text keeps as much as fits, and `report` warns and exits 0 (it
 /// said "refused" and exited 1, so a script retrying on failure sent it
