@@ -798,14 +798,17 @@ impl Outbox {
                 return notices;
             }
         }
-        // A duplicate ack for an attached operation's message: someone else
-        // took the seq if we never sent it before this connection. If we
-        // did (the ack of the first send was lost), it may be ours or
-        // theirs: it is sent again past it either way. A progress update
-        // twice is harmless; a terminal message that was applied the
-        // first time gets `OPERATION_FINISHED` naming its own state, which
-        // `on_error` takes as its ack (and one that was not is applied now).
-        let collided = op.start.is_none()
+        // A duplicate ack for a message never sent before this connection:
+        // someone else (a `report` process on the same operation) took the
+        // seq. For an attached operation the same holds when we did send
+        // it before (the ack of the first send was lost): it may be ours
+        // or theirs, and it is sent again past it either way. A progress
+        // update twice is harmless; a terminal message that was applied
+        // the first time gets `OPERATION_FINISHED` naming its own state,
+        // which `on_error` takes as its ack (and one that was not is
+        // applied now). For an operation started here, a duplicate of a
+        // seq sent before is our own resend, applied once.
+        let collided = (op.start.is_none() || ack.seq > op.maybe_applied_upto)
             && ack.duplicate
             && Some(ack.seq) == op.acked.checked_add(1)
             && op.queue.front().is_some_and(|p| p.seq == ack.seq);

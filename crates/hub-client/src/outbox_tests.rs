@@ -492,6 +492,43 @@ fn attached_operation_moves_past_a_seq_another_reporter_took() {
     assert_eq!(o.on_ack(&ack_of(&m[0], false)), vec![Notice::Done(k)]);
 }
 
+/// An operation started here, reported on by another process too (a
+/// `report progress` taking a seq): the duplicate ack of a seq this client
+/// never sent before is theirs, so its message moves past it instead of
+/// being counted as delivered (the end of the operation was lost so).
+/// A duplicate of a seq it did send before a reconnect stays its own.
+#[test]
+fn a_started_operation_moves_past_a_seq_another_producer_took() {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", "a", start_fields("A")).unwrap();
+    o.on_connected();
+    let mut id = 1;
+    let m = drain(&mut o, 0, &mut id);
+    o.on_ack(&ack_of(&m[0], false));
+    o.finish(k, ProducerBody::OperationCompleted { details: None })
+        .unwrap();
+    let m = drain(&mut o, 1, &mut id);
+    assert_eq!(seqs(&m), vec![s("operation_completed", 2)]);
+    // Someone else's message took seq 2.
+    assert!(o.on_ack(&ack_of(&m[0], true)).is_empty(), "not done");
+    assert_eq!(o.stats().collisions, 1);
+    let m = drain(&mut o, 2, &mut id);
+    assert_eq!(seqs(&m), vec![s("operation_completed", 3)]);
+    // Its ack is lost with the connection; resent, it is acked as a duplicate.
+    o.on_disconnected();
+    o.on_connected();
+    let m = drain(&mut o, 3, &mut id);
+    assert_eq!(seqs(&m), vec![s("operation_started", 1)], "the probe first");
+    o.on_ack(&ack_of(&m[0], true));
+    let m = drain(&mut o, 4, &mut id);
+    assert_eq!(seqs(&m), vec![s("operation_completed", 3)]);
+    assert_eq!(
+        o.on_ack(&ack_of(&m[0], true)),
+        vec![Notice::Done(k)],
+        "our own resend"
+    );
+}
+
 /// A completion sent, then the connection drops before its ack; resent
 /// (same seq) after the reconnect, it gets a duplicate ack.
 fn completion_resent_after_a_reconnect(id_name: &str) -> (Outbox, OpKey, u64, Value) {

@@ -519,6 +519,37 @@ async fn a_forbidden_operation_says_so() {
     );
 }
 
+/// A job's operation that another producer also reports on (a `report
+/// progress` in a script, here a raw connection) with the seq it learns
+/// from the hub: the job's completion, numbered with the same seq, is
+/// acked as a duplicate. It used to count as delivered, and the operation
+/// stayed running for ever; it now moves past the seq and ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_whose_seq_another_producer_took_still_ends_the_operation() {
+    let hub = HubBuilder::new(hub_bin()).start().await;
+    let reporter = Reporter::connect(fast(&hub.ws_url())).unwrap();
+    let op = reporter.start("Shared").id("shared").begin().unwrap();
+    assert!(reporter.flush(WAIT).await);
+    let mut other = Ws::connect(&hub.ws_url()).await;
+    let ack = other
+        .request(
+            json!({"type": "progress_update", "operation_id": "shared", "seq": 2,
+                   "progress": 50, "message": "from a script"}),
+            1,
+        )
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    op.complete().unwrap();
+    assert!(reporter.flush(WAIT).await);
+    let states = hub_states(&hub).await;
+    assert_eq!(
+        states["shared"]["state"], "completed",
+        "{:?}",
+        states["shared"]
+    );
+    assert_eq!(states["shared"]["message"], "from a script");
+}
+
 /// A connection outlives its tokens: before each token's `exp` the client
 /// asks the provider again and sends `refresh`, so a hub that closes
 /// connections 5 s past their token's `exp` never has to.
