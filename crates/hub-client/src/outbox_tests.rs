@@ -60,6 +60,15 @@ fn seqs(msgs: &[Value]) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// An outbox with operation `name` started and a connection up; the
+/// next request id.
+fn connected_op(name: &str) -> (Outbox, OpKey, u64) {
+    let mut o = Outbox::new(OutboxConfig::default());
+    let k = o.start("default", name, start_fields("A")).unwrap();
+    o.on_connected();
+    (o, k, 1)
+}
+
 fn s(t: &str, seq: u64) -> (String, u64) {
     (t.to_owned(), seq)
 }
@@ -93,10 +102,7 @@ fn progress_is_conflated_while_disconnected() {
 
 #[test]
 fn progress_is_throttled_but_the_final_state_is_not() {
-    let mut o = Outbox::new(OutboxConfig::default());
-    let k = o.start("default", "a", start_fields("A")).unwrap();
-    o.on_connected();
-    let mut id = 1;
+    let (mut o, k, mut id) = connected_op("a");
     o.progress(k, pct(1.0)).unwrap();
     assert_eq!(drain(&mut o, 0, &mut id).len(), 2);
     o.progress(k, pct(2.0)).unwrap();
@@ -126,10 +132,7 @@ fn progress_is_throttled_but_the_final_state_is_not() {
 /// bare, and the hub refused it: BAD_MESSAGE "needs progress or current").
 #[test]
 fn a_message_waiting_at_the_end_repeats_the_known_progress() {
-    let mut o = Outbox::new(OutboxConfig::default());
-    let k = o.start("default", "a", start_fields("A")).unwrap();
-    o.on_connected();
-    let mut id = 1;
+    let (mut o, k, mut id) = connected_op("a");
     o.progress(k, pct(10.0)).unwrap();
     assert_eq!(drain(&mut o, 0, &mut id).len(), 2);
     let tail = ProgressFields {
@@ -224,10 +227,7 @@ fn reconnect_resends_unacked_in_order() {
 
 #[test]
 fn known_operations_are_probed_with_their_start_after_reconnect() {
-    let mut o = Outbox::new(OutboxConfig::default());
-    let k = o.start("default", "a", start_fields("A")).unwrap();
-    o.on_connected();
-    let mut id = 1;
+    let (mut o, k, mut id) = connected_op("a");
     let m = drain(&mut o, 0, &mut id);
     o.on_ack(&ack_of(&m[0], false));
     o.progress(k, pct(50.0)).unwrap();
@@ -258,10 +258,7 @@ fn known_operations_are_probed_with_their_start_after_reconnect() {
 
 #[test]
 fn lost_operation_is_resurrected_from_the_probe() {
-    let mut o = Outbox::new(OutboxConfig::default());
-    let k = o.start("default", "a", start_fields("A")).unwrap();
-    o.on_connected();
-    let mut id = 1;
+    let (mut o, k, mut id) = connected_op("a");
     o.progress(
         k,
         ProgressFields {
@@ -327,10 +324,7 @@ fn unknown_operation_rebuilds_from_one() {
 
 #[test]
 fn seq_gap_resends_from_expected() {
-    let mut o = Outbox::new(OutboxConfig::default());
-    let k = o.start("default", "a", start_fields("A")).unwrap();
-    o.on_connected();
-    let mut id = 1;
+    let (mut o, k, mut id) = connected_op("a");
     let mut all = drain(&mut o, 0, &mut id);
     for t in [100, 200, 300] {
         o.progress(k, pct(t as f64 / 10.0)).unwrap();
@@ -499,10 +493,7 @@ fn attached_operation_moves_past_a_seq_another_reporter_took() {
 /// A duplicate of a seq it did send before a reconnect stays its own.
 #[test]
 fn a_started_operation_moves_past_a_seq_another_producer_took() {
-    let mut o = Outbox::new(OutboxConfig::default());
-    let k = o.start("default", "a", start_fields("A")).unwrap();
-    o.on_connected();
-    let mut id = 1;
+    let (mut o, k, mut id) = connected_op("a");
     let m = drain(&mut o, 0, &mut id);
     o.on_ack(&ack_of(&m[0], false));
     o.finish(k, ProducerBody::OperationCompleted { details: None })
@@ -723,10 +714,7 @@ fn merged_updates_never_pass_the_message_limit() {
 
 #[test]
 fn the_hubs_size_refusal_lowers_the_limit_and_the_message_is_cut() {
-    let mut o = Outbox::new(OutboxConfig::default());
-    let k = o.start("default", "a", start_fields("A")).unwrap();
-    o.on_connected();
-    let mut id = 1;
+    let (mut o, k, mut id) = connected_op("a");
     let m = drain(&mut o, 0, &mut id);
     o.on_ack(&ack_of(&m[0], false));
     o.progress(
@@ -936,10 +924,7 @@ fn refusals_kept_are_bounded() {
 
 #[test]
 fn finished_on_the_hub_drops_the_operation() {
-    let mut o = Outbox::new(OutboxConfig::default());
-    let k = o.start("default", "a", start_fields("A")).unwrap();
-    o.on_connected();
-    let mut id = 1;
+    let (mut o, k, mut id) = connected_op("a");
     let m = drain(&mut o, 0, &mut id);
     o.on_ack(&ack_of(&m[0], false));
     o.progress(k, pct(1.0)).unwrap();
@@ -971,10 +956,7 @@ fn transient_refusal_retries_later() {
 
 #[test]
 fn cancel_flag_in_acks_is_reported() {
-    let mut o = Outbox::new(OutboxConfig::default());
-    let k = o.start("default", "a", start_fields("A")).unwrap();
-    o.on_connected();
-    let mut id = 1;
+    let (mut o, k, mut id) = connected_op("a");
     let m = drain(&mut o, 0, &mut id);
     let mut ack = ack_of(&m[0], false);
     ack.cancel_requested = true;

@@ -3,31 +3,53 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// Every error code the hub sends (`error.code`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[allow(missing_docs)]
-pub enum ErrorCode {
-    BadMessage,
-    MessageTooLarge,
-    AuthRequired,
-    AuthFailed,
-    TokenExpired,
-    Forbidden,
-    RateLimited,
-    SeqGap,
-    UnknownOperation,
-    OperationFinished,
-    SlowClient,
-    IdleTimeout,
-    ServerShutdown,
-    StoreUnavailable,
-    NotFound,
-    BackplaneUnavailable,
-    BackplaneRecovered,
-    UpstreamFailure,
-    UpstreamRecovered,
-    CircuitOpen,
+/// Declares [`ErrorCode`] with each code's wire name, once: the enum,
+/// [`ErrorCode::ALL`] and [`ErrorCode::as_str`] come from the one list.
+macro_rules! error_codes {
+    ($($code:ident => $wire:literal,)*) => {
+        /// Every error code the hub sends (`error.code`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        #[allow(missing_docs)]
+        pub enum ErrorCode {
+            $($code,)*
+        }
+
+        impl ErrorCode {
+            /// Every code.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$code,)*];
+
+            /// The code as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$code => $wire,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    BadMessage => "BAD_MESSAGE",
+    MessageTooLarge => "MESSAGE_TOO_LARGE",
+    AuthRequired => "AUTH_REQUIRED",
+    AuthFailed => "AUTH_FAILED",
+    TokenExpired => "TOKEN_EXPIRED",
+    Forbidden => "FORBIDDEN",
+    RateLimited => "RATE_LIMITED",
+    SeqGap => "SEQ_GAP",
+    UnknownOperation => "UNKNOWN_OPERATION",
+    OperationFinished => "OPERATION_FINISHED",
+    SlowClient => "SLOW_CLIENT",
+    IdleTimeout => "IDLE_TIMEOUT",
+    ServerShutdown => "SERVER_SHUTDOWN",
+    StoreUnavailable => "STORE_UNAVAILABLE",
+    NotFound => "NOT_FOUND",
+    BackplaneUnavailable => "BACKPLANE_UNAVAILABLE",
+    BackplaneRecovered => "BACKPLANE_RECOVERED",
+    UpstreamFailure => "UPSTREAM_FAILURE",
+    UpstreamRecovered => "UPSTREAM_RECOVERED",
+    CircuitOpen => "CIRCUIT_OPEN",
 }
 
 /// How bad an error is (`error.severity`).
@@ -55,63 +77,9 @@ pub enum Component {
 }
 
 impl ErrorCode {
-    /// Every code.
-    pub const ALL: [ErrorCode; 20] = {
-        use ErrorCode::*;
-        [
-            BadMessage,
-            MessageTooLarge,
-            AuthRequired,
-            AuthFailed,
-            TokenExpired,
-            Forbidden,
-            RateLimited,
-            SeqGap,
-            UnknownOperation,
-            OperationFinished,
-            SlowClient,
-            IdleTimeout,
-            ServerShutdown,
-            StoreUnavailable,
-            NotFound,
-            BackplaneUnavailable,
-            BackplaneRecovered,
-            UpstreamFailure,
-            UpstreamRecovered,
-            CircuitOpen,
-        ]
-    };
-
     /// The code named `name` on the wire (`"RATE_LIMITED"`), if any.
     pub fn from_wire(name: &str) -> Option<ErrorCode> {
-        ErrorCode::ALL.into_iter().find(|c| c.as_str() == name)
-    }
-
-    /// The code as it appears on the wire.
-    pub fn as_str(self) -> &'static str {
-        use ErrorCode::*;
-        match self {
-            BadMessage => "BAD_MESSAGE",
-            MessageTooLarge => "MESSAGE_TOO_LARGE",
-            AuthRequired => "AUTH_REQUIRED",
-            AuthFailed => "AUTH_FAILED",
-            TokenExpired => "TOKEN_EXPIRED",
-            Forbidden => "FORBIDDEN",
-            RateLimited => "RATE_LIMITED",
-            SeqGap => "SEQ_GAP",
-            UnknownOperation => "UNKNOWN_OPERATION",
-            OperationFinished => "OPERATION_FINISHED",
-            SlowClient => "SLOW_CLIENT",
-            IdleTimeout => "IDLE_TIMEOUT",
-            ServerShutdown => "SERVER_SHUTDOWN",
-            StoreUnavailable => "STORE_UNAVAILABLE",
-            NotFound => "NOT_FOUND",
-            BackplaneUnavailable => "BACKPLANE_UNAVAILABLE",
-            BackplaneRecovered => "BACKPLANE_RECOVERED",
-            UpstreamFailure => "UPSTREAM_FAILURE",
-            UpstreamRecovered => "UPSTREAM_RECOVERED",
-            CircuitOpen => "CIRCUIT_OPEN",
-        }
+        ErrorCode::ALL.iter().copied().find(|c| c.as_str() == name)
     }
 
     /// The HTTP status the HTTP API answers this code with.
@@ -269,7 +237,7 @@ mod tests {
 
     #[test]
     fn every_code_is_read_back_from_its_wire_name() {
-        for c in ErrorCode::ALL {
+        for &c in ErrorCode::ALL {
             assert_eq!(ErrorCode::from_wire(c.as_str()), Some(c));
             assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
         }

@@ -255,11 +255,7 @@ async fn concurrent_reports_on_one_operation_all_land() {
     assert!(done.status.success(), "{done:?}");
     let op = state_of(&h, "shared").await;
     let events = op["events"].as_array().unwrap();
-    let updates = events
-        .iter()
-        .filter(|e| e["type"] == "progress_update")
-        .count();
-    assert_eq!(updates, 8, "{op}");
+    assert_eq!(events_of_type(&op, "progress_update").len(), 8, "{op}");
     assert_eq!(op["operation"]["state"], "completed");
     let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
     assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
@@ -705,12 +701,7 @@ async fn output_lines_without_a_percentage_reach_the_hub() {
     .await;
     assert_eq!(out.status.code(), Some(3));
     let op = state_of(&h, "noisy").await;
-    let updates: Vec<&Value> = op["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "progress_update")
-        .collect();
+    let updates = events_of_type(&op, "progress_update");
     assert!(
         updates
             .iter()

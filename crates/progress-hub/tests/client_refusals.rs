@@ -162,12 +162,7 @@ async fn a_report_cut_to_the_size_limit_is_delivered_with_a_warning() {
         h.http()
     ))
     .await;
-    let updates: Vec<&Value> = op["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "progress_update")
-        .collect();
+    let updates = events_of_type(&op, "progress_update");
     assert_eq!(updates.len(), 1, "{op}");
     let message = updates[0]["message"].as_str().unwrap();
     assert!(message.len() > 700 && message.ends_with('…'), "{message}");

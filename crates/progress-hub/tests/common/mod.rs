@@ -142,6 +142,15 @@ pub async fn get_json(url: &str) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// The events of type `ty` in an operation's detail document
+/// (`GET .../operations/{id}`: `{operation, events}`).
+pub fn events_of_type<'a>(op: &'a Value, ty: &str) -> Vec<&'a Value> {
+    op["events"]
+        .as_array()
+        .map(|events| events.iter().filter(|e| e["type"] == ty).collect())
+        .unwrap_or_default()
+}
+
 /// POST JSON.
 pub async fn post_json(url: &str, body: &Value) -> (u16, Value) {
     let r = reqwest::Client::new()
