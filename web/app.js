@@ -122,7 +122,7 @@ function refreshTitle() {
 function refreshStale() {
   const s = client.status();
   // Also while the missed events are still coming in after a reconnect.
-  const stale = !s.upgrading && (s.state !== 'connected' || s.syncing) && s.lastLiveAt !== null;
+  const stale = !s.switching && (s.state !== 'connected' || s.syncing) && s.lastLiveAt !== null;
   document.body.classList.toggle('stale', stale);
   // Stale data is shown as of its last live moment: elapsed times stop there.
   view.setStale(stale ? staleText(s.lastLiveAt, Date.now()) : '', stale ? s.lastLiveAt : null);

@@ -628,7 +628,7 @@ export class HubClient {
    * the token), sends a `ping` and waits for the `pong`, so frames are
    * known to pass both ways through whatever blocked them before, then
    * closes it and tells the machine (which moves over when it works). No
-   * pong within `connectTimeoutMs`, a close, or a constructor that throws:
+   * pong within `probeTimeoutMs`, a close, or a constructor that throws:
    * it does not. Never counted as a transport: the SSE link stays the
    * page's one connection until the machine closes it.
    * @param {Extract<Action, {type:'try_ws'}>} a
@@ -652,7 +652,7 @@ export class HubClient {
     };
     const trial = { abort: () => finish(false, false) };
     this.trial = trial;
-    const timer = env.setTimeout(() => finish(false, true), this.machine.opts.connectTimeoutMs);
+    const timer = env.setTimeout(() => finish(false, true), this.machine.opts.probeTimeoutMs);
     try {
       socket = new env.WebSocket(wsUrl(this.base, a.token));
     } catch {

@@ -8,7 +8,8 @@
  * snapshot handling, dedupe by offset, the WebSocket → SSE fallback and
  * the way back: while on SSE it tries WebSocket again now and then
  * (`try_ws`), and once one opens and answers a ping it switches over,
- * resuming from its offset. `client.js` is the browser driver that performs the actions.
+ * resuming from its offset; a switch that does not hold goes straight
+ * back to SSE and the tries slow down. `client.js` is the browser driver that performs the actions.
  *
  * Wire format: protocol v1 (docs/PROTOCOL.md). A server frame may hold
  * several JSON messages separated by `\n`.
@@ -72,7 +73,9 @@
  * @property {number} [probeTimeoutMs=5000]    after a wake-up, a ping must be answered this fast
  * @property {number} [sseAfterFailures=3]     WebSocket failures (hub reachable over HTTP) before trying SSE
  * @property {number} [wsRetryMs=60000]       while on SSE, try WebSocket again after about this long
- *   (± 25 %); doubled after each try that fails, up to `maxWsRetryMs`
+ *   (± 25 %, at least 1 s; 0: never); doubled after each try or switch that fails, up to
+ *   `maxWsRetryMs`; a switched-to WebSocket that dies within this long of the switch (or
+ *   `minUptimeMs`, the longer) counts as a failed switch
  * @property {number} [maxWsRetryMs=600000]   the longest wait between two such tries
  * @property {() => number} [random]           uniform in [0, 1); injectable for tests
  */
@@ -122,8 +125,9 @@
  *   null while connected
  * @property {boolean} syncing          connected, but the replay or snapshot that brings the view up to the
  *   `subscribed` offset is not all in yet: what is shown may be behind the hub
- * @property {boolean} upgrading        `connecting` only to move a working SSE link over to WebSocket
- *   (a WebSocket was just proven to work): not an outage
+ * @property {boolean} switching        `connecting` only to move a working link to the other transport:
+ *   to WebSocket once one was proven to work, or back to SSE when that switch did not hold. Not an
+ *   outage; it lasts at most `probeTimeoutMs`, then it is one
  */
 
 /** How many recent heartbeat gaps the learned interval is the maximum of. */
@@ -293,10 +297,22 @@ export class ConnectionMachine {
     this.wsTryAt = null;
     /** A `try_ws` was asked for on this link and not answered yet. */
     this.wsTrying = false;
+    const retry = Number(this.opts.wsRetryMs);
+    /** Whether WebSocket is tried again while on SSE (`wsRetryMs` > 0). */
+    this.wsTries = retry > 0 && retry !== Infinity;
     /** The wait before the next `try_ws` (grows while WebSocket keeps failing). */
-    this.wsRetryDelay = this.opts.wsRetryMs;
-    /** Connecting to move over from SSE to WebSocket, not after an outage. */
-    this.upgrading = false;
+    this.wsRetryDelay = Math.max(1000, Number.isFinite(retry) ? retry : 60000);
+    /** Connecting only to move a working link to the other transport (see `Status.switching`). */
+    this.switching = false;
+    /**
+     * Where a switch to WebSocket stands: `moving` until its subscription
+     * is answered, `proving` until it has held for {@link switchHoldMs};
+     * null otherwise.
+     * @type {null|'moving'|'proving'}
+     */
+    this.switchState = null;
+    /** When the switched-to WebSocket was subscribed. @type {number|null} */
+    this.switchedAt = null;
   }
 
   /** @returns {Status} */
@@ -309,7 +325,7 @@ export class ConnectionMachine {
       heartbeatIntervalMs: this.hbInterval, clockSkewMs: this.clockSkewMs,
       everConnected: this.everConnected, reason: this.state === 'connected' ? null : this.reason,
       syncing: this.state === 'connected' && (this.replay !== null || this.awaitingSnapshot),
-      upgrading: this.upgrading && this.state === 'connecting',
+      switching: this.switching && this.state === 'connecting',
     };
   }
 
@@ -320,6 +336,9 @@ export class ConnectionMachine {
     if (this.state === 'waiting' && this.retryAt !== null && !this.awaitingToken) ds.push(this.retryAt);
     if (this.state === 'connecting' && !this.opened && this.attemptStartedAt !== null) {
       ds.push(this.attemptStartedAt + this.opts.connectTimeoutMs);
+    }
+    if (this.switching && this.state === 'connecting' && this.attemptStartedAt !== null) {
+      ds.push(this.attemptStartedAt + this.opts.probeTimeoutMs);
     }
     if (this.opened && (this.state === 'connecting' || this.state === 'connected')) {
       ds.push(this.livenessDeadline());
@@ -427,7 +446,8 @@ export class ConnectionMachine {
     }
     acts.push(...this.resetLink());
     this.awaitingToken = false;
-    this.upgrading = false;
+    this.switching = false;
+    this.switchState = null;
     this.state = 'stopped';
     this.retryAt = null;
     if (this.disconnectedSince === null) this.disconnectedSince = now;
@@ -560,7 +580,7 @@ export class ConnectionMachine {
       this.wsBlocked = 0;
       return [...this.subscribeActions(), fetchStatus];
     }
-    this.wsTryAt = now + this.jittered(this.wsRetryDelay);
+    if (this.wsTries) this.wsTryAt = now + this.jittered(this.wsRetryDelay);
     return [fetchStatus]; // SSE: the subscription is in the URL; `subscribed` comes first.
   }
 
@@ -703,6 +723,11 @@ export class ConnectionMachine {
   /** A timer fired. @param {number} now @returns {Action[]} */
   tick(now) {
     if (this.state === 'waiting' && !this.awaitingToken && this.retryAt !== null && now >= this.retryAt) return this.connect(now);
+    if (this.switching && this.state === 'connecting' && this.attemptStartedAt !== null
+        && now >= this.attemptStartedAt + this.opts.probeTimeoutMs) {
+      // A switch may claim the link is live only this long.
+      return this.linkLost(now, 'switch timed out', true);
+    }
     if (this.state === 'connecting' && !this.opened && this.attemptStartedAt !== null
         && now >= this.attemptStartedAt + this.opts.connectTimeoutMs) {
       return this.linkLost(now, 'connect timeout', true);
@@ -730,8 +755,11 @@ export class ConnectionMachine {
    * The answer to a `try_ws`: whether a WebSocket to the hub opened and
    * answered a ping (`ok`). Yes: the SSE link is closed and the client
    * connects over WebSocket at once, resuming from its offset, without
-   * reporting an outage (`upgrading`); should that WebSocket not open, one
-   * failure is enough to go back to SSE. No: SSE goes on and the next try
+   * reporting an outage (`switching`). The switch holds once that
+   * WebSocket has stayed up for {@link switchHoldMs}; if it does not
+   * open, is not subscribed within `probeTimeoutMs`, or dies before then,
+   * the client goes straight back to SSE (again without an outage) and
+   * the next try waits twice as long. No: SSE goes on and the next try
    * waits twice as long (up to `maxWsRetryMs`). Answers for another link
    * are ignored.
    * @param {number} link @param {boolean} ok @param {number} now @returns {Action[]}
@@ -740,15 +768,42 @@ export class ConnectionMachine {
     if (link !== this.link || !this.wsTrying || this.state !== 'connected' || this.transport !== 'sse') return [];
     this.wsTrying = false;
     if (!ok) {
-      this.wsRetryDelay = Math.min(this.wsRetryDelay * 2, this.opts.maxWsRetryMs);
+      this.slowDownTries();
       this.wsTryAt = now + this.jittered(this.wsRetryDelay);
       return [];
     }
-    this.wsRetryDelay = this.opts.wsRetryMs;
     this.transport = 'ws';
-    this.wsBlocked = Math.max(0, this.opts.sseAfterFailures - 1);
-    this.upgrading = true;
+    this.attempt = 0;
+    this.switching = true;
+    this.switchState = 'moving';
     return [{ type: 'close', code: 1000, reason: 'switching to WebSocket' }, ...this.connect(now)];
+  }
+
+  /** How long a switched-to WebSocket must hold for the switch to count. @returns {number} */
+  switchHoldMs() {
+    return Math.max(this.opts.minUptimeMs, Number(this.opts.wsRetryMs) || 0);
+  }
+
+  /** The next try waits twice as long (up to `maxWsRetryMs`). */
+  slowDownTries() {
+    this.wsRetryDelay = Math.min(this.wsRetryDelay * 2, Math.max(1000, this.opts.maxWsRetryMs));
+  }
+
+  /**
+   * The link just lost was a switch to WebSocket that did not hold: back
+   * to SSE at once, resuming from the offset, shown as a switch (not an
+   * outage), with the tries slowed down.
+   * @param {number} now @param {string} why @param {boolean} mustClose @returns {Action[]}
+   */
+  switchBack(now, why, mustClose) {
+    /** @type {Action[]} */
+    const acts = mustClose ? [{ type: 'close', code: 4000, reason: why }] : [];
+    this.transport = 'sse';
+    this.attempt = 0;
+    this.slowDownTries();
+    this.switching = true;
+    this.reason = why;
+    return acts.concat(this.connect(now));
   }
 
   /** `ms` ± 25 % (`random`). @param {number} ms @returns {number} */
@@ -869,8 +924,14 @@ export class ConnectionMachine {
   linkLost(now, why, mustClose = true, refusal = {}) {
     /** @type {Action[]} */
     const acts = [];
+    const switchFailed = this.switchState === 'moving'
+      || (this.switchState === 'proving' && this.switchedAt !== null && now - this.switchedAt < this.switchHoldMs());
+    // A switch that held this long is a success: the tries start afresh next time.
+    if (this.switchState === 'proving' && !switchFailed) this.wsRetryDelay = Math.max(1000, Number(this.opts.wsRetryMs) || 0);
+    this.switchState = null;
+    this.switching = false;
+    if (switchFailed && this.transport === 'ws' && !refusal.code) return this.switchBack(now, why, mustClose);
     if (mustClose) acts.push({ type: 'close', code: 4000, reason: why });
-    this.upgrading = false;
     const wasOpened = this.opened;
     let doorFloor = 0;
     if (refusal.code) {
@@ -914,7 +975,8 @@ export class ConnectionMachine {
   /** @param {number} now @param {string} code @param {string} message @returns {Action[]} */
   fail(now, code, message) {
     const acts = this.resetLink();
-    this.upgrading = false;
+    this.switching = false;
+    this.switchState = null;
     this.awaitingToken = false;
     this.state = 'failed';
     this.retryAt = null;
@@ -974,7 +1036,11 @@ export class ConnectionMachine {
         this.subscribed = true;
         this.state = 'connected';
         this.everConnected = true;
-        this.upgrading = false;
+        this.switching = false;
+        if (this.switchState === 'moving') {
+          this.switchState = 'proving';
+          this.switchedAt = now;
+        }
         this.disconnectedSince = null;
         this.lastLiveAt = now;
         this.errorCode = null;

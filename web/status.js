@@ -30,8 +30,10 @@ export function indicator(s, now, healthy = true) {
       if (s.syncing) return { cls: 'syncing', symbol: '◐', text: 'Catching up…' };
       return { cls: 'connected', symbol: '●', text: s.transport === 'sse' ? 'Connected (SSE)' : 'Connected' };
     case 'connecting':
-      // Moving a working SSE link to WebSocket: still live, not an outage.
-      if (s.upgrading) return { cls: 'connected', symbol: '●', text: 'Connected (switching to WebSocket)' };
+      // Moving a working link to the other transport: not an outage.
+      if (s.switching) {
+        return { cls: 'connected', symbol: '●', text: s.transport === 'ws' ? 'Connected (switching to WebSocket)' : 'Connected (back to SSE)' };
+      }
       return { cls: 'connecting', symbol: '◐', text: s.everConnected ? 'Reconnecting…' : 'Connecting…' };
     case 'waiting': {
       const secs = s.retryAt === null ? 0 : Math.max(0, Math.ceil((s.retryAt - now) / 1000));
@@ -87,7 +89,7 @@ export function pageTitle(s, namespace, healthy = true) {
   const base = `${namespace} · progress-hub`;
   /** @type {string|null} */
   let why;
-  if (s.upgrading) why = null; // a planned move to WebSocket, moments long
+  if (s.switching) why = null; // a move to the other transport, moments long
   else if (s.state === 'connected') why = !healthy ? 'link quiet' : s.syncing ? 'catching up' : null;
   else if (s.state === 'failed') why = 'failed';
   else if (s.lastLiveAt !== null) why = 'stale';

@@ -123,7 +123,71 @@ test('WebSocket unblocked later → the client moves from SSE back to WebSocket,
   assert.equal(offsets.filter((/** @type {any} */ o) => typeof o === 'string').length, 1, 'one snapshot, at the start: the move resumed');
   assert.deepEqual(events, [...new Set(events)], 'no update twice');
   assert.deepEqual(events, Array.from({ length: events.length }, (_, i) => events[0] + i), 'no update missed');
-  assert.ok(after.every((/** @type {any} */ s) => s.disconnectedSince === null && (s.state === 'connected' || s.upgrading)),
-    `no outage shown during the move: ${JSON.stringify(after.map((/** @type {any} */ s) => [s.state, s.transport, s.upgrading]))}`);
+  assert.ok(after.every((/** @type {any} */ s) => s.disconnectedSince === null && (s.state === 'connected' || s.switching)),
+    `no outage shown during the move: ${JSON.stringify(after.map((/** @type {any} */ s) => [s.state, s.transport, s.switching]))}`);
   assert.equal(await page.evaluate(() => /** @type {any} */ (window).client.maxConcurrent), 1, 'one transport at a time');
+});
+
+// A switch that does not hold (a balancer where only some backends pass
+// upgrades: the try gets through, the switch's own WebSocket does not):
+// the client goes straight back to SSE, resuming, with no outage shown,
+// and tries again later, slower. Nothing is missed meanwhile.
+test('a switch to WebSocket that fails goes straight back to SSE without an outage', async (t) => {
+  const app = await appServer();
+  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s',
+    '--allowed-origins', app.origin]);
+  t.after(() => app.close());
+  const page = await browser.page();
+  await page.addInitScript(() => {
+    const w = /** @type {any} */ (window);
+    const Real = window.WebSocket;
+    // Blocked at first (to fall back to SSE); then every other socket passes.
+    w.__mode = 'blocked';
+    w.__passed = 0;
+    w.WebSocket = function FlakyBalancer(/** @type {string} */ url, /** @type {any} */ protocols) {
+      if (w.__mode === 'alternate' && (w.__passed += 1) % 2 === 1) return new Real(url, protocols);
+      const fake = { readyState: 0, onerror: null, onclose: null, onopen: null, onmessage: null, send() { throw new Error('not open'); }, close() { fake.readyState = 3; } };
+      setTimeout(() => { fake.readyState = 3; fake.onerror?.({}); fake.onclose?.({ code: 1006, reason: '' }); }, 20);
+      return fake;
+    };
+  });
+  const producer = keep(await Producer.connect(hub.addr));
+  await producer.start('flaky.1', 'Behind a flaky balancer', { total: 1000 });
+  await page.goto(`${app.origin}/`);
+  await page.evaluate(async ({ url }) => {
+    const { HubClient } = await import('/client.js');
+    const w = /** @type {any} */ (window);
+    w.offsets = [];
+    w.statuses = [];
+    w.client = new HubClient({ url, namespace: 'default', machine: { wsRetryMs: 1000, maxWsRetryMs: 4000 } });
+    w.client.on('event', (/** @type {any} */ e) => w.offsets.push(e.offset));
+    w.client.on('status', (/** @type {any} */ s) => w.statuses.push(s));
+    w.client.start();
+  }, { url: hub.url });
+  const status = () => page.evaluate(() => /** @type {any} */ (window).client.status());
+  await until(async () => { const s = await status(); return s.state === 'connected' && s.transport === 'sse'; },
+    { timeout: 30000, what: 'connected over SSE' });
+  const mark = await page.evaluate(() => { const w = /** @type {any} */ (window); w.__mode = 'alternate'; return w.statuses.length; });
+  // Two switches tried and failed, while updates flow.
+  let n = 0;
+  let last = 0;
+  await until(async () => {
+    n += 1;
+    last = (await producer.progress('flaky.1', { current: n })).offset;
+    return page.evaluate(() => /** @type {any} */ (window).statuses
+      .filter((/** @type {any} */ s) => s.switching && s.transport === 'sse').length >= 2);
+  }, { timeout: 20000, what: 'two switches back to SSE' });
+  await until(async () => { const s = await status(); return s.state === 'connected' && s.transport === 'sse'; },
+    { what: 'on SSE again' });
+  last = (await producer.progress('flaky.1', { current: n + 1 })).offset;
+  await until(async () => page.evaluate((want) => /** @type {any} */ (window).offsets.at(-1) === want, last),
+    { what: 'the latest update' });
+  const { offsets, after } = await page.evaluate((m) => {
+    const w = /** @type {any} */ (window);
+    return { offsets: w.offsets, after: w.statuses.slice(m) };
+  }, mark);
+  assert.deepEqual(offsets, Array.from({ length: offsets.length }, (_, i) => offsets[0] + i), 'nothing missed or repeated');
+  assert.ok(after.every((/** @type {any} */ s) => s.disconnectedSince === null),
+    `no outage shown: ${JSON.stringify(after.map((/** @type {any} */ s) => [s.state, s.transport, s.switching]))}`);
+  assert.ok(await page.evaluate(() => /** @type {any} */ (window).client.machine.wsRetryDelay) > 1000, 'tries slowed down');
 });

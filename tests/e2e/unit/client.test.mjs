@@ -619,7 +619,7 @@ test('a WebSocket that works moves the link over: SSE closed, WS opened at once,
   assert.equal(ofType(acts, 'open')[0].transport, 'ws');
   const st = ofType(acts, 'status')[0].status;
   assert.equal(st.state, 'connecting');
-  assert.equal(st.upgrading, true, 'a planned move, not an outage');
+  assert.equal(st.switching, true, 'a planned move, not an outage');
   assert.equal(st.disconnectedSince, null);
   const sub = sent(m.onOpen(at + 5)).find((x) => x.type === 'subscribe');
   assert.deepEqual(sub.resume, { epoch: 'E1', offset: 13 }, 'resumes where SSE left off');
@@ -627,7 +627,7 @@ test('a WebSocket that works moves the link over: SSE closed, WS opened at once,
   assert.deepEqual(ofType(after, 'event').map((a) => a.event.offset), [14], 'no duplicate of what SSE delivered');
   assert.equal(ofType(after, 'synced')[0]?.reconnect, false, 'no "reconnected" toast for a planned move');
   assert.equal(m.state, 'connected');
-  assert.equal(m.status().upgrading, false);
+  assert.equal(m.status().switching, false);
   assert.equal(m.transport, 'ws');
   assert.equal(m.wsTryAt, null, 'nothing more to try on WebSocket');
 });
@@ -642,15 +642,78 @@ test('a try answered for an older link, or after the link changed, changes nothi
   assert.equal(m.transport, 'sse', 'the SSE link is reopened as before');
 });
 
-test('the moved-over WebSocket failing to open goes back to SSE after one probe, not three', () => {
-  const { m } = onSse({ wsRetryMs: 1000 });
+/** `onSse`, then a try that works and the switch to WebSocket under way (`at`: when). */
+function switching(opts = {}) {
+  const { m } = onSse({ wsRetryMs: 1000, ...opts });
   const t = ofType(m.tick(m.wsTryAt), 'try_ws')[0];
   const at = m.wsTryAt + 1;
   m.onWsTry(t.link, true, at);
-  const lost = m.onClose(1006, '', at + 5);
-  assert.equal(m.status().upgrading, false, 'an attempt that failed is not shown as a move');
-  m.onProbe(200, null, null, at + 6, { link: ofType(lost, 'probe')[0].link });
-  assert.equal(m.transport, 'sse');
+  assert.equal(m.transport, 'ws');
+  return { m, at };
+}
+
+/** Asserts `acts` reopen SSE at once, resuming, shown as a switch, not an outage. */
+function backOnSse(m, acts) {
+  const open = ofType(acts, 'open')[0];
+  assert.equal(open?.transport, 'sse', JSON.stringify(acts));
+  assert.equal(open.lastEventId, 'E1:12', 'resumes where it was');
+  assert.equal(ofType(acts, 'probe').length, 0, 'no probe: the hub is there');
+  const st = m.status();
+  assert.equal(st.state, 'connecting');
+  assert.equal(st.switching, true);
+  assert.equal(st.disconnectedSince, null, 'no outage');
+  assert.equal(st.attempt, 0);
+}
+
+test('a switch whose WebSocket does not open goes straight back to SSE, no outage, and the tries slow down', () => {
+  const { m, at } = switching();
+  assert.equal(m.wsRetryDelay, 1000);
+  backOnSse(m, m.onClose(1006, '', at + 5));
+  assert.equal(m.wsRetryDelay, 2000, 'the next try waits twice as long');
+  m.onOpen(at + 6);
+  m.onFrame(frame(subscribed(12, true)), at + 7);
+  assert.equal(m.state, 'connected');
+  assert.equal(m.status().switching, false);
+  assert.ok(m.wsTryAt >= at + 7 + 1500 - 1, `next try in about 2 s (${m.wsTryAt - at})`);
+});
+
+test('a switch that opens but is not subscribed within probeTimeoutMs goes back to SSE', () => {
+  const { m, at } = switching({ probeTimeoutMs: 3000 });
+  m.onOpen(at + 5);
+  assert.equal(m.nextDeadline() <= at + 3000, true, 'the switch has a deadline');
+  assert.deepEqual(m.tick(at + 2999).filter((a) => a.type !== 'status'), []);
+  const acts = m.tick(at + 3000);
+  assert.equal(ofType(acts, 'close')[0]?.code, 4000);
+  backOnSse(m, acts);
+});
+
+test('a switched-to WebSocket that dies before it held goes back to SSE; one that held reconnects as WebSocket', () => {
+  // Dies 500 ms after the switch (the hold is max(minUptimeMs, wsRetryMs) = 5 s).
+  let { m, at } = switching();
+  let sub = sent(m.onOpen(at + 5)).find((x) => x.type === 'subscribe');
+  m.onFrame(frame(subscribed(12, true, 'E1', sub.id)), at + 10);
+  assert.equal(m.state, 'connected');
+  backOnSse(m, m.onClose(1006, '', at + 510));
+  assert.equal(m.wsRetryDelay, 2000);
+
+  // Holds 6 s, then dies: an ordinary loss, retried over WebSocket, and the tries start afresh.
+  ({ m, at } = switching());
+  sub = sent(m.onOpen(at + 5)).find((x) => x.type === 'subscribe');
+  m.onFrame(frame(subscribed(12, true, 'E1', sub.id)), at + 10);
+  const acts = m.onClose(1006, '', at + 6010);
+  assert.equal(m.transport, 'ws');
+  assert.equal(m.state, 'waiting');
+  assert.equal(ofType(acts, 'open').length, 0);
+  assert.equal(m.status().disconnectedSince, at + 6010, 'an outage like any other');
+  assert.equal(m.wsRetryDelay, 1000);
+});
+
+test('wsRetryMs 0 never tries WebSocket again; below 1 s it is 1 s', () => {
+  const { m } = onSse({ wsRetryMs: 0 });
+  assert.equal(m.wsTryAt, null);
+  assert.deepEqual(m.tick(10_000_000).filter((a) => a.type === 'try_ws'), []);
+  const { m: fast, now } = onSse({ wsRetryMs: 10 });
+  assert.ok(fast.wsTryAt >= now - 1 + 750, `clamped to 1 s ± 25 % (${fast.wsTryAt - now})`);
 });
 
 test('hub down (probe fails) never counts towards SSE', () => {
