@@ -40,7 +40,8 @@ pub(crate) fn closing(mut resp: Response) -> Response {
 pub fn error_response(e: ProtoError, status: Option<u16>) -> Response {
     let status = StatusCode::from_u16(status.unwrap_or_else(|| e.code.http_status()))
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let retry = e.code == ErrorCode::RateLimited;
+    // A limit, or a hub that cannot take this now (RFC 9110: with 503 too).
+    let retry = e.code == ErrorCode::RateLimited || status == StatusCode::SERVICE_UNAVAILABLE;
     let body = json!({"error": {"code": e.code, "message": e.message, "details": e.details, "data": e.data}});
     let mut resp = json_response(status, body.to_string());
     let reason = e.data_str("reason").map(str::to_owned);

@@ -197,6 +197,13 @@ impl Outbox {
         }
     }
 
+    /// The connection was refused before it was [`Outbox::opened`] (an
+    /// SSE stream whose subscription was refused): it is never counted,
+    /// and [`Outbox::finished`] does nothing for it.
+    pub fn refused(&self) {
+        self.role.fetch_or(GONE, Ordering::AcqRel);
+    }
+
     /// Counts the connection out (once): connected gauge and disconnection reason.
     pub fn finished(&self, reason: &str) {
         let prev = self.role.fetch_or(GONE, Ordering::AcqRel);

@@ -124,7 +124,6 @@ pub async fn stream(
     });
     let out = app.new_outbox(true);
     out.set_token_expiry(principal.expires_at);
-    out.opened(handshake);
     let span = tracing::info_span!("conn", remote = %remote, sub = %principal.sub, id = out.id, transport = "sse");
     span.in_scope(|| tracing::debug!("sse connected"));
     // The guard exists before the first await: a client that goes away
@@ -148,9 +147,14 @@ pub async fn stream(
     app.engine.send(cmd).await;
     let first = match first_answer(&out).await {
         Ok(items) => items,
-        // `guard` unregisters the connection as this returns.
-        Err(e) => return refuse(error_response(e, None)),
+        Err(e) => {
+            // Never counted as a connection; `guard` unregisters it as
+            // this returns.
+            out.refused();
+            return refuse(error_response(e, None));
+        }
     };
+    out.opened(handshake);
     Sse::new(events(guard, app.epoch.clone(), first))
         .keep_alive(
             axum::response::sse::KeepAlive::new()
@@ -209,19 +213,26 @@ struct StreamState {
 /// is returned to become the HTTP error answering the request, with
 /// `Retry-After`, instead of a stream that opens, says so, and then
 /// carries nothing (an `EventSource` would hold it open for ever instead
-/// of retrying). Otherwise the messages queued so far, to send first.
+/// of retrying). Otherwise the messages queued so far, to send first,
+/// `subscribed` first of all (a heartbeat queued before it goes after it:
+/// the stream starts with `subscribed`).
 async fn first_answer(out: &Outbox) -> Result<Vec<OutItem>, ProtoError> {
     let mut items = Vec::new();
     loop {
         out.drain_into(&mut items);
-        // A heartbeat may come first; the answer is `subscribed` or `error`.
-        let answer = items.iter().find(|i| {
+        // The answer is `subscribed` or `error`; a heartbeat may come first.
+        let answer = items.iter().position(|i| {
             i.bytes.starts_with(r#"{"type":"subscribed""#)
                 || i.bytes.starts_with(r#"{"type":"error""#)
         });
         match answer {
-            Some(i) if i.bytes.starts_with(r#"{"type":"error""#) => return Err(refusal(&i.bytes)),
-            Some(_) => return Ok(items),
+            Some(at) if items[at].bytes.starts_with(r#"{"type":"error""#) => {
+                return Err(refusal(&items[at].bytes))
+            }
+            Some(at) => {
+                items[..=at].rotate_right(1);
+                return Ok(items);
+            }
             None if out.closing().is_some() => return Ok(items),
             None => out.wait().await,
         }

@@ -97,7 +97,19 @@ async fn ready_is_503_with_the_failing_check_and_since_during_shutdown() {
         "{}/api/v1/namespaces/default/operations/later/events",
         h.http()
     );
-    let (s, refused) = post_json(&later, &started("later", "default")).await;
+    let r = reqwest::Client::new()
+        .post(&later)
+        .json(&started("later", "default"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..]),
+        "a 503 says when to come back"
+    );
+    let s = r.status().as_u16();
+    let refused: Value = r.json().await.unwrap();
     assert_eq!(s, 503, "{refused}");
     assert_eq!(refused["error"]["code"], "SERVER_SHUTDOWN");
     assert_eq!(

@@ -390,6 +390,14 @@ async fn unread_sse_snapshots_are_bounded_too() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "RATE_LIMITED", "{body}");
     assert_eq!(body["error"]["data"]["reason"], "snapshots", "{body}");
+    // Refused, so never counted as accepted (only the stuck stream is).
+    let metrics = metrics_text(&h).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == r#"progress_hub_connections_accepted_total{transport="sse"} 1"#),
+        "{metrics}"
+    );
     drop(stuck);
     let s = subscribe_until(&mut v, "subscribed", "a snapshot once the stream is gone").await;
     assert_eq!(s["recovered"], false);

@@ -137,3 +137,25 @@ async fn a_quiet_stream_carries_keep_alive_comments() {
     }
     assert!(start.elapsed() < Duration::from_secs(5), "{seen}");
 }
+
+/// The stream starts with `subscribed` even when a heartbeat was queued
+/// before the engine answered its subscription (a big namespace, a short
+/// heartbeat interval): it came first now and then.
+#[tokio::test]
+async fn a_stream_starts_with_subscribed_whatever_was_queued_first() {
+    let h = hub()
+        .args(["--heartbeat-interval", "1ms", "--idle-timeout", "60s"])
+        .start()
+        .await;
+    let mut p = Ws::connect(&h.ws_url()).await;
+    start_padded(&mut p, "op", 3000, 10).await;
+    let url = format!("{}/api/v1/stream?namespace=default", h.http());
+    let firsts = futures_util::future::join_all((0..40).map(|_| async {
+        let mut sse = Sse::connect(&url, None).await.expect("an event stream");
+        sse.next(DEADLINE).await.expect("a first event").data
+    }))
+    .await;
+    for first in firsts {
+        assert_eq!(first["type"], "subscribed", "{first}");
+    }
+}
