@@ -35,6 +35,38 @@ impl TlsFiles {
         Self::write(&cert, &key)
     }
 
+    /// A self-signed certificate for `localhost` that expired in 2021.
+    pub fn self_signed_expired() -> Self {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Self::write(&cert, &key)
+    }
+
+    /// A certificate for `name` issued by a new private CA: `cert.pem` is
+    /// the full chain (the certificate, then the CA's), as servers are
+    /// given it; `cert_pem` / `cert_der` are the server's certificate.
+    pub fn issued_for(name: &str) -> Self {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let files = Self::write(&leaf, &key);
+        std::fs::write(&files.cert, format!("{}{}", leaf.pem(), ca.pem())).unwrap();
+        files
+    }
+
     fn write(c: &rcgen::Certificate, k: &rcgen::KeyPair) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));

@@ -163,3 +163,49 @@ async fn a_self_signed_ca_certificate_is_trusted_as_the_hubs_own() {
     assert!(err.contains("--ca-cert"), "{err}");
     assert!(!err.contains("CaUsedAsEndEntity"), "no debug text: {err}");
 }
+
+/// Only a self-signed certificate is trusted as itself, and still for its
+/// names and dates: one for `localhost` reached as 127.0.0.1, or expired,
+/// is refused saying why; a server certificate from a full-chain file
+/// given as the CA file is trusted through its CA, for its own names
+/// only (pinned as such, it was trusted for any host).
+#[tokio::test]
+async fn a_pinned_certificate_is_still_checked_for_its_names_and_dates() {
+    let tls = hub_testkit::TlsFiles::self_signed();
+    let h = hub().args(tls.args()).start().await;
+    let port = h.addr.rsplit(':').next().unwrap().to_owned();
+    let cert = tls.cert.to_str().unwrap();
+    let by_ip = format!("wss://127.0.0.1:{port}/ws");
+    let args = ["--url", &by_ip, "--ca-cert", cert, "--timeout", "2s"];
+    let out = report(&[&args[..], &["start", "--id", "ip", "n"]].concat(), &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not valid for 127.0.0.1"),
+        "{}",
+        stderr(&out)
+    );
+
+    let expired = hub_testkit::TlsFiles::self_signed_expired();
+    let h = hub().args(expired.args()).start().await;
+    let port = h.addr.rsplit(':').next().unwrap().to_owned();
+    let url = format!("wss://localhost:{port}/ws");
+    let cert = expired.cert.to_str().unwrap();
+    let args = ["--url", &url, "--ca-cert", cert, "--timeout", "2s"];
+    let out = report(&[&args[..], &["start", "--id", "old", "n"]].concat(), &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("has expired"), "{}", stderr(&out));
+
+    let other = hub_testkit::TlsFiles::issued_for("other.example");
+    let h = hub().args(other.args()).start().await;
+    let port = h.addr.rsplit(':').next().unwrap().to_owned();
+    let url = format!("wss://localhost:{port}/ws");
+    let chain = other.cert.to_str().unwrap();
+    let args = ["--url", &url, "--ca-cert", chain, "--timeout", "2s"];
+    let out = report(&[&args[..], &["start", "--id", "far", "n"]].concat(), &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not valid for localhost"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -119,10 +119,12 @@ pub fn merge_bounded(
 
 /// Cut `body` until it fits `limit` bytes on the wire; returns what was
 /// cut, if anything. Progress loses its details, then its message is
-/// shortened to what fits (dropped when under 16 characters would not),
-/// then its step goes; a start loses its metadata; a terminal message its
-/// details, then its text is shortened to what fits, or to 256 characters
-/// (its state always goes through).
+/// shortened to what fits; when not even 16 characters of it would, its
+/// step goes and the message is shortened again, or dropped last; a start
+/// loses its metadata; a terminal message its details, then its text is
+/// shortened to what fits, or to 256 characters (its state always goes
+/// through). What was cut is said: "details dropped", "message
+/// shortened", ...
 pub fn fit(
     body: &mut ProducerBody,
     limit: usize,
@@ -144,10 +146,19 @@ pub fn fit(
             }
         };
     }
-    step!("details", |b: &mut ProducerBody| match b {
+    step!("details dropped", |b: &mut ProducerBody| match b {
         ProducerBody::ProgressUpdate(f) => f.details.take().is_some(),
         ProducerBody::OperationCompleted { details }
         | ProducerBody::OperationFailed { details, .. } => details.take().is_some(),
+        _ => false,
+    });
+    if over(body) && shorten(body, progress_message, &over) {
+        cut.push("message shortened");
+    }
+    // No room for even a short message: the step goes first, then the
+    // message is tried again.
+    step!("step dropped", |b: &mut ProducerBody| match b {
+        ProducerBody::ProgressUpdate(f) => f.step.take().is_some(),
         _ => false,
     });
     if over(body) && shorten(body, progress_message, &over) {
@@ -157,11 +168,7 @@ pub fn fit(
         ProducerBody::ProgressUpdate(f) => f.message.take().is_some(),
         _ => false,
     });
-    step!("step", |b: &mut ProducerBody| match b {
-        ProducerBody::ProgressUpdate(f) => f.step.take().is_some(),
-        _ => false,
-    });
-    step!("metadata", |b: &mut ProducerBody| match b {
+    step!("metadata dropped", |b: &mut ProducerBody| match b {
         ProducerBody::OperationStarted(s) => s.metadata.take().is_some(),
         _ => false,
     });
@@ -257,7 +264,7 @@ mod tests {
         let note = fit(&mut body, 1024, "default", "op-1").unwrap();
         assert_eq!(
             note,
-            "cut to fit the hub's 1024-byte message limit (details, message shortened)"
+            "cut to fit the hub's 1024-byte message limit (details dropped, message shortened)"
         );
         let len = encoded_len(&body, "default", "op-1");
         assert!(len <= 1024 && len > 1024 - 4, "as much as fits: {len}");
@@ -282,20 +289,25 @@ mod tests {
         assert!(error.chars().count() > 256, "more than the old fixed cut");
         assert!(encoded_len(&body, "default", "op-1") <= 1024);
 
-        // A step that leaves no room for 16 characters of message: dropped.
+        // A step that leaves no room for 16 characters of message goes,
+        // and the message is shortened to what fits without it.
         let mut body = ProducerBody::ProgressUpdate(ProgressFields {
-            progress: Some(1.0),
-            step: Some("s".repeat(200)),
-            message: Some("m".repeat(900)),
+            progress: Some(20.0),
+            step: Some("😀".repeat(240)),
+            message: Some("m".repeat(3000)),
             ..Default::default()
         });
-        let id = "o".repeat(128);
-        let note = fit(&mut body, 1024, &"n".repeat(128), &id).unwrap();
+        let note = fit(&mut body, 1024, "default", "op-1").unwrap();
+        assert!(
+            note.ends_with("(step dropped, message shortened)"),
+            "{note}"
+        );
         let ProducerBody::ProgressUpdate(f) = &body else {
             unreachable!()
         };
-        assert!(encoded_len(&body, &"n".repeat(128), &id) <= 1024, "{note}");
-        assert!(f.message.is_none() || f.message.as_ref().unwrap().chars().count() >= MIN_KEPT);
+        assert!(encoded_len(&body, "default", "op-1") <= 1024);
+        assert!(f.step.is_none());
+        assert!(f.message.as_ref().unwrap().chars().count() > 800, "{f:?}");
     }
 
     proptest! {
