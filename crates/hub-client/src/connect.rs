@@ -51,7 +51,10 @@ impl ConnectError {
                 .and_then(|io| io.get_ref())
                 .map(|i| i as &(dyn std::error::Error + 'static));
             if let Some(words) = crate::trust::explain(inner.unwrap_or(err), host) {
-                return ConnectError::io(words);
+                return ConnectError {
+                    code: Some(crate::trust::TLS_CERTIFICATE.to_owned()),
+                    ..ConnectError::io(words)
+                };
             }
             source = err.source();
         }

@@ -158,5 +158,6 @@ pub use progress_parse::{Parsed, ProgressParser};
 pub use reporter::{validate_id, OperationHandle, Reporter, StartBuilder};
 pub use stats::ConnectionStats;
 pub use subscriber::{Subscriber, Subscription};
+pub use trust::TLS_CERTIFICATE;
 pub use view::Update;
 pub use wire::{Event, Filter, OpStatus, OperationState, Position, ProgressFields};

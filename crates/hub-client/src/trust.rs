@@ -20,6 +20,11 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
+/// The client-side error code ([`crate::ConnectionStats::last_error_code`])
+/// of an attempt that failed on the hub's TLS certificate: retrying will
+/// not help until the certificate, or what the client trusts, changes.
+pub const TLS_CERTIFICATE: &str = "TLS_CERTIFICATE";
+
 /// The webpki verifier, plus the given self-signed certificates as themselves.
 #[derive(Debug)]
 pub(crate) struct Trust {

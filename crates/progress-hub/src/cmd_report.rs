@@ -333,7 +333,7 @@ pub async fn run(mut args: ReportArgs) -> anyhow::Result<i32> {
     // client gives up on it at once (said by `finish`).
     let delivered = tokio::select! {
         d = reporter.flush(args.timeout) => d,
-        () = hub_gave_up(reporter.client().state_changes()) => false,
+        () = hub_gave_up(reporter.client()) => false,
     };
     let refusal = handle.refusal();
     if let Some(r) = refusal.as_ref().filter(|r| r.code == OPERATION_EXISTS) {
@@ -442,7 +442,7 @@ fn finish(handle: OperationHandle, delivered: bool, reporter: &Reporter) -> i32 
     }
     handle.detach();
     if !delivered {
-        if reporter.client().state().state == hub_client::ConnState::Failed {
+        if refused_for_good(reporter.client()) {
             eprintln!(
                 "progress-hub: nothing was reported: {}",
                 connection_refused(reporter)
@@ -467,6 +467,9 @@ pub(crate) fn connection_refused(reporter: &Reporter) -> String {
             "closed the connection for a policy violation (close code 1008)".to_owned()
         }
         hub_client::machine::Reason::AuthRejected => "refused the credentials".to_owned(),
+        _ if stats.last_error_code.as_deref() == Some(hub_client::TLS_CERTIFICATE) => {
+            "is not trusted".to_owned()
+        }
         _ => "refused the connection".to_owned(),
     };
     match stats.last_error {
@@ -476,15 +479,28 @@ pub(crate) fn connection_refused(reporter: &Reporter) -> String {
 }
 
 /// Resolves when the client gave up on the hub (state `failed`: it refused
-/// the token or closed for a policy violation).
-pub(crate) async fn hub_gave_up(mut states: tokio::sync::watch::Receiver<hub_client::StateChange>) {
-    if states
-        .wait_for(|c| c.state == hub_client::ConnState::Failed)
-        .await
-        .is_err()
-    {
-        std::future::pending::<()>().await;
+/// the token or closed for a policy violation), or when the hub's TLS
+/// certificate was refused (the client would retry, and a short-lived
+/// command would only wait out its timeout for a certificate that will
+/// not change meanwhile).
+pub(crate) async fn hub_gave_up(client: &hub_client::Client) {
+    let mut states = client.state_changes();
+    loop {
+        states.borrow_and_update();
+        if refused_for_good(client) {
+            return;
+        }
+        if states.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
+}
+
+/// Whether the client gave up on the hub, or the hub's TLS certificate was
+/// refused on the last attempt.
+pub(crate) fn refused_for_good(client: &hub_client::Client) -> bool {
+    client.state().state == hub_client::ConnState::Failed
+        || client.connection_stats().last_error_code.as_deref() == Some(hub_client::TLS_CERTIFICATE)
 }
 
 /// The hub's URL and the connection's state, with its last error:

@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hub_client::machine::Reason;
-use hub_client::{ConnState, OperationHandle, ProgressParser, Reporter};
+use hub_client::{OperationHandle, ProgressParser, Reporter};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -123,10 +123,11 @@ where
 
 /// Why the hub will not take this run's reports, once it said so: it
 /// refused the token (HTTP 401 or close 4001) or closed for a policy
-/// violation (1008), and the client gave up; or it refused the operation.
+/// violation (1008), and the client gave up; its TLS certificate was
+/// refused; or it refused the operation.
 fn refusal(reporter: &Reporter, op: Option<&OperationHandle>) -> Option<String> {
     let change = reporter.client().state();
-    if change.state == ConnState::Failed {
+    if crate::cmd_report::refused_for_good(reporter.client()) {
         let stats = reporter.connection_stats();
         return Some(match change.reason {
             Reason::AuthRejected => format!(
@@ -228,7 +229,7 @@ async fn finish_reporting(
         return;
     }
     let flush = reporter.flush(timeout);
-    let gave_up = crate::cmd_report::hub_gave_up(reporter.client().state_changes());
+    let gave_up = crate::cmd_report::hub_gave_up(reporter.client());
     let slow = tokio::time::sleep(Duration::from_secs(1));
     tokio::pin!(flush, gave_up, slow);
     let mut told_slow = false;

@@ -47,7 +47,7 @@ pub(crate) async fn state_on_hub(
 ) -> anyhow::Result<OperationState> {
     let subscriber = reporter.client().subscriber();
     let mut sub = subscriber.subscribe(namespace, Filter::operations(operation_id));
-    let gave_up = crate::cmd_report::hub_gave_up(reporter.client().state_changes());
+    let gave_up = crate::cmd_report::hub_gave_up(reporter.client());
     tokio::pin!(gave_up);
     loop {
         let update = tokio::select! {

@@ -16,7 +16,8 @@ async fn tls_hub() -> (Hub, hub_testkit::TlsFiles) {
 
 async fn report(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"));
-    cmd.arg("report")
+    cmd.kill_on_drop(true)
+        .arg("report")
         .args(args)
         .env_remove("PROGRESS_HUB_URL")
         .env_remove("PROGRESS_HUB_TOKEN")
@@ -44,9 +45,20 @@ async fn a_self_signed_hub_is_trusted_with_its_certificate() {
     let url = format!("wss://localhost:{port}/ws");
     let cert = cert.to_str().unwrap();
 
-    // Without the certificate: the TLS handshake fails, nothing lands.
+    // Without the certificate: the TLS handshake fails, nothing lands, and
+    // `report` says so at once instead of retrying until its timeout (far
+    // past the test's own deadline).
     let out = report(
-        &["--url", &url, "--timeout", "2s", "start", "--id", "t0", "n"],
+        &[
+            "--url",
+            &url,
+            "--timeout",
+            "300s",
+            "start",
+            "--id",
+            "t0",
+            "n",
+        ],
         &[],
     )
     .await;
@@ -207,5 +219,35 @@ async fn a_pinned_certificate_is_still_checked_for_its_names_and_dates() {
         stderr(&out).contains("not valid for localhost"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// `run` against a hub whose certificate is not trusted runs its command,
+/// says why nothing is reported, and does not wait out `--flush-timeout`
+/// (far past the test's own deadline) for a certificate that will not
+/// change meanwhile.
+#[tokio::test]
+async fn run_says_at_once_that_the_hubs_certificate_is_not_trusted() {
+    let (h, _tls) = tls_hub().await;
+    let port = h.addr.rsplit(':').next().unwrap().to_owned();
+    let url = format!("wss://localhost:{port}/ws");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+        .kill_on_drop(true)
+        .args(["run", "--url", &url, "--flush-timeout", "300s", "--"])
+        .args(["sh", "-c", "echo ran; exit 3"])
+        .env_remove("PROGRESS_HUB_URL")
+        .env_remove("PROGRESS_HUB_CA_CERT")
+        .env_remove("SSL_CERT_FILE")
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("run ended without waiting for its flush timeout")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+    let err = stderr(&out);
+    assert!(
+        err.contains("is not trusted") && err.contains("not reported"),
+        "{err}"
     );
 }
