@@ -48,12 +48,16 @@ test('WebSocket blocked, HTTP fine → live over SSE, cancel over HTTP', async (
   await assertSameState(page, hub);
 });
 
-// The way back: a page that fell back to SSE while WebSocket was blocked
-// tries WebSocket again now and then (`wsRetryMs`, short here) and moves
-// over once one opens and answers a ping, resuming from its offset: no
-// outage shown, no update missed or repeated. A try that fails leaves the
-// SSE link alone. The working tree's client, on a page of another origin.
-test('WebSocket unblocked later → the client moves from SSE back to WebSocket, live throughout', async (t) => {
+/**
+ * The working tree's client on a page of another origin, behind a fake
+ * proxy for WebSocket: `window.__policy` says which sockets pass
+ * (`blocked`: none, `open`: all, `alternate`: every other one), and
+ * `window.__wsAttempts` counts them. The client records its events'
+ * offsets (and `snapshot@N` for snapshots) in `window.offsets` and its
+ * statuses in `window.statuses`. Returns once it is connected over SSE.
+ * @param {import('node:test').TestContext} t @param {Record<string, number>} machine
+ */
+async function clientBehindAProxy(t, machine) {
   const app = await appServer();
   const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s',
     '--allowed-origins', app.origin]);
@@ -62,33 +66,44 @@ test('WebSocket unblocked later → the client moves from SSE back to WebSocket,
   await page.addInitScript(() => {
     const w = /** @type {any} */ (window);
     const Real = window.WebSocket;
-    w.__wsBlocked = true;
+    w.__policy = 'blocked';
     w.__wsAttempts = 0;
     w.WebSocket = function WebSocketBehindAProxy(/** @type {string} */ url, /** @type {any} */ protocols) {
       w.__wsAttempts += 1;
-      if (!w.__wsBlocked) return new Real(url, protocols);
+      const pass = w.__policy === 'open' || (w.__policy === 'alternate' && (w.__passed = (w.__passed ?? 0) + 1) % 2 === 1);
+      if (pass) return new Real(url, protocols);
       const fake = { readyState: 0, onerror: null, onclose: null, onopen: null, onmessage: null, send() { throw new Error('not open'); }, close() { fake.readyState = 3; } };
       setTimeout(() => { fake.readyState = 3; fake.onerror?.({}); fake.onclose?.({ code: 1006, reason: '' }); }, 20);
       return fake;
     };
   });
   const producer = keep(await Producer.connect(hub.addr));
-  await producer.start('back.1', 'Watched across the switch', { total: 100 });
   await page.goto(`${app.origin}/`);
-  await page.evaluate(async ({ url }) => {
+  await page.evaluate(async ({ url, machine }) => {
     const { HubClient } = await import('/client.js');
     const w = /** @type {any} */ (window);
     w.offsets = [];
     w.statuses = [];
-    w.client = new HubClient({ url, namespace: 'default', machine: { wsRetryMs: 1500, maxWsRetryMs: 3000 } });
+    w.client = new HubClient({ url, namespace: 'default', machine });
     w.client.on('event', (/** @type {any} */ e) => w.offsets.push(e.offset));
     w.client.on('snapshot', (/** @type {any} */ s) => w.offsets.push(`snapshot@${s.offset}`));
     w.client.on('status', (/** @type {any} */ s) => w.statuses.push(s));
     w.client.start();
-  }, { url: hub.url });
+  }, { url: hub.url, machine });
   const status = () => page.evaluate(() => /** @type {any} */ (window).client.status());
   await until(async () => { const s = await status(); return s.state === 'connected' && s.transport === 'sse'; },
     { timeout: 30000, what: 'connected over SSE while WebSocket is blocked' });
+  return { page, producer, status };
+}
+
+// The way back: a page that fell back to SSE while WebSocket was blocked
+// tries WebSocket again now and then (`wsRetryMs`, short here) and moves
+// over once one opens and answers a ping, resuming from its offset: no
+// outage shown, no update missed or repeated. A try that fails leaves the
+// SSE link alone. The working tree's client, on a page of another origin.
+test('WebSocket unblocked later → the client moves from SSE back to WebSocket, live throughout', async (t) => {
+  const { page, producer, status } = await clientBehindAProxy(t, { wsRetryMs: 1500, maxWsRetryMs: 3000 });
+  await producer.start('back.1', 'Watched across the switch', { total: 100 });
 
   // Still blocked: a try fails, and the SSE link is not touched.
   const before = await page.evaluate(() => /** @type {any} */ (window).__wsAttempts);
@@ -103,7 +118,7 @@ test('WebSocket unblocked later → the client moves from SSE back to WebSocket,
     `a failed try changed nothing: ${JSON.stringify(during.map((/** @type {any} */ s) => [s.state, s.transport]))}`);
 
   // Unblocked: the client moves over, and updates sent around the move all arrive once.
-  const mark2 = await page.evaluate(() => { const w = /** @type {any} */ (window); w.__wsBlocked = false; return w.statuses.length; });
+  const mark2 = await page.evaluate(() => { const w = /** @type {any} */ (window); w.__policy = 'open'; return w.statuses.length; });
   let n = 10;
   await until(async () => {
     n = Math.min(n + 1, 100);
@@ -133,41 +148,9 @@ test('WebSocket unblocked later → the client moves from SSE back to WebSocket,
 // the client goes straight back to SSE, resuming, with no outage shown,
 // and tries again later, slower. Nothing is missed meanwhile.
 test('a switch to WebSocket that fails goes straight back to SSE without an outage', async (t) => {
-  const app = await appServer();
-  const { hub, browser, keep } = await hubAndBrowser(t, ['--memory', '--heartbeat-interval', '1s',
-    '--allowed-origins', app.origin]);
-  t.after(() => app.close());
-  const page = await browser.page();
-  await page.addInitScript(() => {
-    const w = /** @type {any} */ (window);
-    const Real = window.WebSocket;
-    // Blocked at first (to fall back to SSE); then every other socket passes.
-    w.__mode = 'blocked';
-    w.__passed = 0;
-    w.WebSocket = function FlakyBalancer(/** @type {string} */ url, /** @type {any} */ protocols) {
-      if (w.__mode === 'alternate' && (w.__passed += 1) % 2 === 1) return new Real(url, protocols);
-      const fake = { readyState: 0, onerror: null, onclose: null, onopen: null, onmessage: null, send() { throw new Error('not open'); }, close() { fake.readyState = 3; } };
-      setTimeout(() => { fake.readyState = 3; fake.onerror?.({}); fake.onclose?.({ code: 1006, reason: '' }); }, 20);
-      return fake;
-    };
-  });
-  const producer = keep(await Producer.connect(hub.addr));
+  const { page, producer, status } = await clientBehindAProxy(t, { wsRetryMs: 1000, maxWsRetryMs: 4000 });
   await producer.start('flaky.1', 'Behind a flaky balancer', { total: 1000 });
-  await page.goto(`${app.origin}/`);
-  await page.evaluate(async ({ url }) => {
-    const { HubClient } = await import('/client.js');
-    const w = /** @type {any} */ (window);
-    w.offsets = [];
-    w.statuses = [];
-    w.client = new HubClient({ url, namespace: 'default', machine: { wsRetryMs: 1000, maxWsRetryMs: 4000 } });
-    w.client.on('event', (/** @type {any} */ e) => w.offsets.push(e.offset));
-    w.client.on('status', (/** @type {any} */ s) => w.statuses.push(s));
-    w.client.start();
-  }, { url: hub.url });
-  const status = () => page.evaluate(() => /** @type {any} */ (window).client.status());
-  await until(async () => { const s = await status(); return s.state === 'connected' && s.transport === 'sse'; },
-    { timeout: 30000, what: 'connected over SSE' });
-  const mark = await page.evaluate(() => { const w = /** @type {any} */ (window); w.__mode = 'alternate'; return w.statuses.length; });
+  const mark = await page.evaluate(() => { const w = /** @type {any} */ (window); w.__policy = 'alternate'; return w.statuses.length; });
   // Two switches tried and failed, while updates flow.
   let n = 0;
   let last = 0;
@@ -184,7 +167,7 @@ test('a switch to WebSocket that fails goes straight back to SSE without an outa
     { what: 'the latest update' });
   const { offsets, after } = await page.evaluate((m) => {
     const w = /** @type {any} */ (window);
-    return { offsets: w.offsets, after: w.statuses.slice(m) };
+    return { offsets: w.offsets.filter((/** @type {any} */ o) => typeof o === 'number'), after: w.statuses.slice(m) };
   }, mark);
   assert.deepEqual(offsets, Array.from({ length: offsets.length }, (_, i) => offsets[0] + i), 'nothing missed or repeated');
   assert.ok(after.every((/** @type {any} */ s) => s.disconnectedSince === null),
