@@ -203,21 +203,13 @@ impl Limits {
     /// a flood costs no signature checks). The error goes out as HTTP 429
     /// with `Retry-After`.
     pub fn handshake(&self, ip: IpAddr) -> Result<(), ProtoError> {
-        let Some(limiter) = &self.handshakes else {
-            return Ok(());
-        };
-        if self.is_exempt(ip) {
-            return Ok(());
-        }
-        limiter.check_key(&peer_key(ip)).map_err(|not_until| {
-            self.count("handshakes");
-            rate_limited(
-                "handshakes",
-                "too many connection attempts from this address; retry later",
-                u64::from(self.handshakes_per_second),
-                Some(not_until.wait_time_from(DefaultClock::default().now())),
-            )
-        })
+        self.per_address(
+            self.handshakes.as_ref(),
+            ip,
+            "handshakes",
+            "too many connection attempts from this address; retry later",
+            self.handshakes_per_second,
+        )
     }
 
     /// The message bucket for a new connection from `ip` (none: unlimited).
@@ -234,18 +226,38 @@ impl Limits {
     /// WebSocket has per connection (exempt peers skip it). The error goes
     /// out as HTTP 429 with `Retry-After`.
     pub fn http_message(&self, ip: IpAddr) -> Result<(), ProtoError> {
-        let Some(limiter) = &self.http_messages else {
+        self.per_address(
+            self.http_messages.as_ref(),
+            ip,
+            "messages",
+            "too many requests from this address; slow down",
+            self.messages_per_second,
+        )
+    }
+
+    /// One request from `ip` against a per-address `limiter` (none:
+    /// unlimited; exempt peers skip it): past it, `RATE_LIMITED` naming
+    /// `reason` and `per_second`, with the wait, counted under `reason`.
+    fn per_address(
+        &self,
+        limiter: Option<&DefaultKeyedRateLimiter<IpAddr>>,
+        ip: IpAddr,
+        reason: &str,
+        message: &str,
+        per_second: u32,
+    ) -> Result<(), ProtoError> {
+        let Some(limiter) = limiter else {
             return Ok(());
         };
         if self.is_exempt(ip) {
             return Ok(());
         }
         limiter.check_key(&peer_key(ip)).map_err(|not_until| {
-            self.count("messages");
+            self.count(reason);
             rate_limited(
-                "messages",
-                "too many requests from this address; slow down",
-                u64::from(self.messages_per_second),
+                reason,
+                message,
+                u64::from(per_second),
                 Some(not_until.wait_time_from(DefaultClock::default().now())),
             )
         })
