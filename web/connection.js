@@ -300,8 +300,10 @@ export class ConnectionMachine {
     const retry = Number(this.opts.wsRetryMs);
     /** Whether WebSocket is tried again while on SSE (`wsRetryMs` > 0). */
     this.wsTries = retry > 0 && retry !== Infinity;
+    /** `wsRetryMs` as used: at least 1 s (0 when there are no tries). */
+    this.wsRetryBase = this.wsTries ? Math.max(1000, retry) : 0;
     /** The wait before the next `try_ws` (grows while WebSocket keeps failing). */
-    this.wsRetryDelay = Math.max(1000, Number.isFinite(retry) ? retry : 60000);
+    this.wsRetryDelay = this.wsRetryBase;
     /** Connecting only to move a working link to the other transport (see `Status.switching`). */
     this.switching = false;
     /**
@@ -781,7 +783,7 @@ export class ConnectionMachine {
 
   /** How long a switched-to WebSocket must hold for the switch to count. @returns {number} */
   switchHoldMs() {
-    return Math.max(this.opts.minUptimeMs, Number(this.opts.wsRetryMs) || 0);
+    return Math.max(this.opts.minUptimeMs, this.wsRetryBase);
   }
 
   /** The next try waits twice as long (up to `maxWsRetryMs`). */
@@ -927,7 +929,7 @@ export class ConnectionMachine {
     const switchFailed = this.switchState === 'moving'
       || (this.switchState === 'proving' && this.switchedAt !== null && now - this.switchedAt < this.switchHoldMs());
     // A switch that held this long is a success: the tries start afresh next time.
-    if (this.switchState === 'proving' && !switchFailed) this.wsRetryDelay = Math.max(1000, Number(this.opts.wsRetryMs) || 0);
+    if (this.switchState === 'proving' && !switchFailed) this.wsRetryDelay = this.wsRetryBase;
     this.switchState = null;
     this.switching = false;
     if (switchFailed && this.transport === 'ws' && !refusal.code) return this.switchBack(now, why, mustClose);

@@ -47,9 +47,7 @@ impl Trust {
     fn may_pin(&self, end_entity: &CertificateDer<'_>, e: &rustls::Error) -> bool {
         let no_chain = match e {
             rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => true,
-            rustls::Error::InvalidCertificate(CertificateError::Other(o)) => {
-                format!("{o:?}").contains("CaUsedAsEndEntity")
-            }
+            rustls::Error::InvalidCertificate(c) => ca_used_as_end_entity(c),
             _ => false,
         };
         no_chain
@@ -148,6 +146,12 @@ fn pinned_checks(
     Ok(())
 }
 
+/// webpki's `CaUsedAsEndEntity`, which rustls passes on wrapped as
+/// `Other` (no variant of its own).
+fn ca_used_as_end_entity(c: &CertificateError) -> bool {
+    matches!(c, CertificateError::Other(o) if format!("{o:?}").contains("CaUsedAsEndEntity"))
+}
+
 /// What to tell the user when the TLS handshake failed on the hub's
 /// certificate (`None` for any other error). `host` is the URL's.
 pub(crate) fn explain(error: &(dyn std::error::Error + 'static), host: &str) -> Option<String> {
@@ -175,8 +179,7 @@ fn certificate_words(c: &CertificateError, host: &str) -> String {
             "the hub's TLS certificate is not signed by the key of the certificate or CA \
              given for it (is it the right file?): {GIVE}"
         ),
-        // webpki's own error, wrapped by rustls.
-        CertificateError::Other(o) if format!("{o:?}").contains("CaUsedAsEndEntity") => format!(
+        c if ca_used_as_end_entity(c) => format!(
             "the hub's TLS certificate is a CA certificate used as its own \
              (as `openssl req -x509` makes them): {GIVE}"
         ),
