@@ -6,27 +6,6 @@ mod common;
 use common::*;
 use std::process::Output;
 
-async fn cli(args: &[&str]) -> Output {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
-        .args(args)
-        .env_remove("PROGRESS_HUB_URL")
-        .env_remove("PROGRESS_HUB_TOKEN")
-        .output();
-    tokio::time::timeout(Duration::from_secs(60), out)
-        .await
-        .expect("finished")
-        .unwrap()
-}
-
-async fn state_of(h: &Hub, id: &str) -> Value {
-    get_json(&format!(
-        "{}/api/v1/namespaces/default/operations/{id}",
-        h.http()
-    ))
-    .await
-    .1
-}
-
 #[tokio::test]
 async fn report_start_progress_complete() {
     let h = hub().start().await;
@@ -66,13 +45,13 @@ async fn report_start_progress_complete() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let op = state_of(&h, "sh.1").await;
+    let op = operation_detail(&h, "sh.1").await;
     assert_eq!(op["operation"]["progress"], 50.0);
     assert_eq!(op["operation"]["step"], "copying");
     let out = cli(&["report", "--url", &url, "complete", "sh.1"]).await;
     assert!(out.status.success());
     assert_eq!(
-        state_of(&h, "sh.1").await["operation"]["state"],
+        operation_detail(&h, "sh.1").await["operation"]["state"],
         "completed"
     );
     // A retry of the same ending (its first ack lost) is fine; another
@@ -116,7 +95,7 @@ async fn run_passes_output_through_and_reports_the_outcome() {
         "step 10%\n3/4 files\ndone\n",
         "output passes through untouched"
     );
-    let op = state_of(&h, "ok.1").await;
+    let op = operation_detail(&h, "ok.1").await;
     assert_eq!(op["operation"]["state"], "completed");
     assert!(op["events"].as_array().unwrap().len() >= 2);
 
@@ -137,7 +116,7 @@ async fn run_passes_output_through_and_reports_the_outcome() {
         Some(3),
         "the command's exit code is the tool's"
     );
-    let op = state_of(&h, "bad.1").await;
+    let op = operation_detail(&h, "bad.1").await;
     assert_eq!(op["operation"]["state"], "failed");
 
     let out = cli(&["watch", "--url", &url, "--until-done", "bad.1"]).await;
@@ -188,7 +167,7 @@ async fn run_forwards_a_hub_cancel_as_sigterm() {
         .unwrap()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("got-term"));
-    let op = state_of(&h, "long.1").await;
+    let op = operation_detail(&h, "long.1").await;
     assert_eq!(op["operation"]["state"], "canceled");
 }
 
@@ -253,7 +232,7 @@ async fn concurrent_reports_on_one_operation_all_land() {
     }
     let done = cli(&["report", "--url", &url, "complete", "shared"]).await;
     assert!(done.status.success(), "{done:?}");
-    let op = state_of(&h, "shared").await;
+    let op = operation_detail(&h, "shared").await;
     let events = op["events"].as_array().unwrap();
     assert_eq!(events_of_type(&op, "progress_update").len(), 8, "{op}");
     assert_eq!(op["operation"]["state"], "completed");
@@ -419,7 +398,7 @@ async fn run_passes_a_signal_from_a_process_on_once_and_reports_canceled() {
             1,
             "{sig} reached the command once: {so:?}"
         );
-        let op = state_of(&h, id).await;
+        let op = operation_detail(&h, id).await;
         assert_eq!(op["operation"]["state"], "canceled", "{op}");
         assert!(op["events"].to_string().contains(sig.as_str()), "{op}");
     }
@@ -484,7 +463,7 @@ async fn run_does_not_pass_on_a_ctrl_c_from_the_terminal() {
         "one Ctrl-C, one SIGINT for the command: {seen:?}"
     );
     assert_eq!(status.code(), Some(130), "{seen:?}");
-    let op = state_of(&h, "tty.1").await;
+    let op = operation_detail(&h, "tty.1").await;
     assert_eq!(op["operation"]["state"], "canceled", "{op}");
 }
 
@@ -633,7 +612,9 @@ async fn the_command_starts_with_no_signal_blocked_and_dies_of_sigterm() {
     let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
     eventually("the operation to start", DEADLINE, || {
         let h = &h;
-        async move { (state_of(h, "sleeper").await["operation"]["state"] == "running").then_some(()) }
+        async move {
+            (operation_detail(h, "sleeper").await["operation"]["state"] == "running").then_some(())
+        }
     })
     .await;
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
@@ -642,7 +623,7 @@ async fn the_command_starts_with_no_signal_blocked_and_dies_of_sigterm() {
         .expect("sleep died of the SIGTERM")
         .unwrap();
     assert_eq!(status.code(), Some(143));
-    let op = state_of(&h, "sleeper").await;
+    let op = operation_detail(&h, "sleeper").await;
     assert_eq!(op["operation"]["state"], "canceled", "{op}");
 }
 
@@ -700,7 +681,7 @@ async fn output_lines_without_a_percentage_reach_the_hub() {
     ])
     .await;
     assert_eq!(out.status.code(), Some(3));
-    let op = state_of(&h, "noisy").await;
+    let op = operation_detail(&h, "noisy").await;
     let updates = events_of_type(&op, "progress_update");
     assert!(
         updates
@@ -725,7 +706,7 @@ async fn output_lines_without_a_percentage_reach_the_hub() {
     assert_eq!(out.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("refused"), "{stderr}");
-    let op = state_of(&h, "tail").await;
+    let op = operation_detail(&h, "tail").await;
     assert_eq!(op["operation"]["state"], "failed", "{op}");
     assert_eq!(op["operation"]["message"], "tail", "{op}");
     assert_eq!(op["operation"]["progress"], 10.0, "{op}");
@@ -770,7 +751,7 @@ async fn report_progress_with_only_text_lands() {
         r#"{"a":1}"#,
     ])
     .await);
-    let op = state_of(&h, "d1").await;
+    let op = operation_detail(&h, "d1").await;
     assert_eq!(op["operation"]["message"], "hello", "{op}");
     assert_eq!(op["operation"]["step"], "s2", "{op}");
     assert_eq!(op["operation"]["progress"], 30.0, "the value stays: {op}");
@@ -782,7 +763,7 @@ async fn report_progress_with_only_text_lands() {
     .await);
     ok(&cli(&["report", "--url", &url, "progress", "t1", "--current", "4"]).await);
     ok(&cli(&["report", "--url", &url, "progress", "t1", "--message", "m"]).await);
-    let op = state_of(&h, "t1").await;
+    let op = operation_detail(&h, "t1").await;
     assert_eq!(
         (
             op["operation"]["progress"].clone(),
@@ -796,7 +777,7 @@ async fn report_progress_with_only_text_lands() {
     // moves the units with it: 75 % of 10.)
     ok(&cli(&["report", "--url", &url, "progress", "t1", "75"]).await);
     ok(&cli(&["report", "--url", &url, "progress", "t1", "--message", "n"]).await);
-    let op = state_of(&h, "t1").await;
+    let op = operation_detail(&h, "t1").await;
     let op = &op["operation"];
     assert_eq!(
         (
@@ -869,7 +850,7 @@ async fn report_exits_1_for_a_refused_update_and_2_for_a_bad_value() {
         let out = cli(&args).await;
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
     }
-    let op = state_of(&h, "r1").await;
+    let op = operation_detail(&h, "r1").await;
     assert_eq!(
         op["events"].as_array().unwrap().len(),
         1,

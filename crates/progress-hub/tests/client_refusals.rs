@@ -5,23 +5,13 @@
 
 mod common;
 use common::*;
-use std::process::Output;
 
-/// Runs the binary; the deadline is far shorter than the timeouts the
-/// commands are given, so a retry until them fails the test.
+/// Far shorter than the timeouts the commands are given: a retry until
+/// them fails the test.
 async fn cli(args: &[&str]) -> Output {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
-        .args(args)
-        .env_remove("PROGRESS_HUB_URL")
-        .env_remove("PROGRESS_HUB_TOKEN")
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .output();
-    tokio::time::timeout(Duration::from_secs(30), out)
-        .await
-        .expect("ended without waiting for its timeout")
-        .unwrap()
+    cli_within(args, Duration::from_secs(30)).await
 }
+use std::process::Output;
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

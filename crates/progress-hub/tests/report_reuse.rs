@@ -9,31 +9,8 @@ mod common;
 use common::*;
 use std::process::Output;
 
-async fn cli(args: &[&str]) -> Output {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
-        .args(args)
-        .env_remove("PROGRESS_HUB_URL")
-        .env_remove("PROGRESS_HUB_TOKEN")
-        .env_remove("PROGRESS_HUB_NAMESPACE")
-        .env_remove("RUST_LOG")
-        .output();
-    tokio::time::timeout(Duration::from_secs(60), out)
-        .await
-        .expect("finished")
-        .unwrap()
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-async fn operation(h: &Hub, id: &str) -> Value {
-    get_json(&format!(
-        "{}/api/v1/namespaces/default/operations/{id}",
-        h.http()
-    ))
-    .await
-    .1
 }
 
 /// A CI retry with the same `--id`: the second `run` must not report into
@@ -81,7 +58,7 @@ async fn run_with_the_id_of_a_finished_operation_is_refused() {
         err.contains("operation ci-job already exists on the hub; pick another id"),
         "{err}"
     );
-    let op = operation(&h, "ci-job").await;
+    let op = operation_detail(&h, "ci-job").await;
     assert_eq!(op["operation"]["name"], "attempt 1");
     assert_eq!(op["operation"]["state"], "failed");
 }
@@ -117,7 +94,7 @@ async fn run_with_the_id_of_a_running_operation_is_refused() {
         .unwrap();
     // The long run's operation is on the hub before the short one starts.
     eventually("the long run's operation", DEADLINE, || async {
-        (operation(&h, "shared").await["operation"]["state"] == "running").then_some(())
+        (operation_detail(&h, "shared").await["operation"]["state"] == "running").then_some(())
     })
     .await;
     let short = cli(&[
@@ -135,7 +112,7 @@ async fn run_with_the_id_of_a_running_operation_is_refused() {
     let err = stderr(&short);
     assert_eq!(short.status.code(), Some(0), "{err}");
     assert!(err.contains("already exists on the hub"), "{err}");
-    let op = operation(&h, "shared").await;
+    let op = operation_detail(&h, "shared").await;
     assert_eq!(op["operation"]["name"], "long job");
     assert_eq!(op["operation"]["state"], "running", "{op}");
     // The long run ends (its stdin closed) and reports its own outcome.
@@ -145,7 +122,7 @@ async fn run_with_the_id_of_a_running_operation_is_refused() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(9));
-    let op = operation(&h, "shared").await;
+    let op = operation_detail(&h, "shared").await;
     assert_eq!(op["operation"]["name"], "long job");
     assert_eq!(op["operation"]["state"], "failed", "{op}");
 }
@@ -179,7 +156,7 @@ async fn report_start_tells_a_retry_from_a_reuse() {
         err.contains("job.7 already exists on the hub and ended completed; pick another id"),
         "{err}"
     );
-    let op = operation(&h, "job.7").await;
+    let op = operation_detail(&h, "job.7").await;
     assert_eq!(op["operation"]["name"], "first");
     assert_eq!(op["operation"]["state"], "completed");
 }

@@ -7,15 +7,6 @@ mod common;
 use common::*;
 use std::io::Read;
 
-async fn operation(h: &Hub, id: &str) -> Value {
-    get_json(&format!(
-        "{}/api/v1/namespaces/default/operations/{id}",
-        h.http()
-    ))
-    .await
-    .1
-}
-
 /// `run ARGS` with its stdout and stderr on one pipe (as `2>&1` does):
 /// its exit code and everything it wrote, in order.
 async fn run_merged(args: Vec<String>) -> (Option<i32>, String) {
@@ -62,7 +53,7 @@ async fn stdout_and_stderr_keep_their_order_when_they_are_one_file() {
     let mut want: String = (0..200).map(|i| format!("o{i}\ne{i}\n")).collect();
     want.push_str("40%\n");
     assert_eq!(out, want);
-    let op = operation(&h, "merged").await;
+    let op = operation_detail(&h, "merged").await;
     assert_eq!(op["operation"]["state"], "completed", "{op}");
     let events = op["events"].as_array().unwrap();
     assert!(
@@ -99,7 +90,7 @@ async fn a_command_that_cannot_be_executed_says_why() {
         stderr.contains("cannot run \"no-such-command-xyz\": not found"),
         "{stderr}"
     );
-    let op = operation(&h, "nx").await;
+    let op = operation_detail(&h, "nx").await;
     assert_eq!(op["operation"]["state"], "failed", "{op}");
     assert_eq!(
         op["operation"]["error"], "cannot run \"no-such-command-xyz\": not found",

@@ -142,6 +142,43 @@ pub async fn get_json(url: &str) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// `GET /api/v1/namespaces/default/operations/{id}`: `{operation, events}`
+/// (an error document for an unknown one).
+pub async fn operation_detail(h: &Hub, id: &str) -> Value {
+    get_json(&format!(
+        "{}/api/v1/namespaces/default/operations/{id}",
+        h.http()
+    ))
+    .await
+    .1
+}
+
+/// Runs the binary with `args` and no hub settings from the environment
+/// (URL, token, namespace, CA, log filter), and its output; the child is
+/// killed if it outlives `deadline` (the test then fails).
+pub async fn cli_within(args: &[&str], deadline: Duration) -> std::process::Output {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_progress-hub"))
+        .args(args)
+        .kill_on_drop(true)
+        .env_remove("PROGRESS_HUB_URL")
+        .env_remove("PROGRESS_HUB_TOKEN")
+        .env_remove("PROGRESS_HUB_NAMESPACE")
+        .env_remove("PROGRESS_HUB_CA_CERT")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output();
+    tokio::time::timeout(deadline, out)
+        .await
+        .expect("the command ended within the test's deadline")
+        .unwrap()
+}
+
+/// [`cli_within`] a minute.
+pub async fn cli(args: &[&str]) -> std::process::Output {
+    cli_within(args, Duration::from_secs(60)).await
+}
+
 /// The events of type `ty` in an operation's detail document
 /// (`GET .../operations/{id}`: `{operation, events}`).
 pub fn events_of_type<'a>(op: &'a Value, ty: &str) -> Vec<&'a Value> {
